@@ -1,0 +1,381 @@
+//! Stand-ins for Banyan's backends, for `banyan dev`, the end-to-end tests and the benchmarks.
+//!
+//! [`DevStack::start`] serves, each on its own TCP port:
+//!
+//! - the **monolith**: the legacy Django app's REST API as `devstack/MONOLITH_API.md` describes it
+//!   (token auth, DRF pagination and errors, visibility, `PATCH`, the legacy analytics and draft
+//!   views), plus a small admin surface under `/__devstack/` (call counters, fault knobs);
+//! - the **`EventService`** (gRPC): an in-memory append-only event log with stats, pages and live
+//!   streams, and an optional background generator of events;
+//! - the **`DraftService`** (gRPC): drafts in memory with optimistic concurrency.
+//!
+//! All three serve one seeded [`Dataset`], so the monolith's legacy views and the services agree.
+//! Each backend has a [`Fault`] knob (latency, error rate, hang, refused connections), settable
+//! at start, through [`DevStack::faults`] or over HTTP, and every call is counted in a
+//! [`CallLog`] so tests can prove batching and identity propagation.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), banyan_devstack::DevStackError> {
+//! use banyan_devstack::{Backend, DevStack, DevStackConfig, Fault};
+//! use std::time::Duration;
+//!
+//! let stack = DevStack::start(DevStackConfig::default()).await?;
+//! let token = &stack.dataset().users[0].token;
+//! // ... call stack.monolith_url() with `Authorization: Token {token}` ...
+//! stack.faults().set(Backend::Events, Fault::latency(Duration::from_millis(200)));
+//! assert_eq!(stack.calls().count("EventService/GetTemplateStats"), 0);
+//! stack.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Never used by production code paths.
+
+pub mod calls;
+pub mod dataset;
+mod drafts;
+mod events;
+pub mod faults;
+mod grpc_guard;
+mod listener;
+mod monolith;
+mod rng;
+mod time;
+
+/// The generated protobuf types, gRPC servers and gRPC clients of the services.
+pub mod proto {
+    /// `banyan.events.v1`: the event store.
+    #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+    pub mod events {
+        tonic::include_proto!("banyan.events.v1");
+    }
+    /// `banyan.drafts.v1`: the draft store.
+    #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+    pub mod drafts {
+        tonic::include_proto!("banyan.drafts.v1");
+    }
+}
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use calls::CallLog;
+pub use dataset::Dataset;
+pub use drafts::USER_ID_METADATA;
+pub use events::EventGeneratorConfig;
+pub use faults::{Backend, Fault, Faults};
+pub use proto::drafts::BlockKind;
+pub use proto::events::EventKind;
+
+use crate::drafts::{DraftStore, DraftsApi};
+use crate::events::{EventStore, EventsApi};
+use crate::grpc_guard::GrpcGuardLayer;
+use crate::listener::FaultyListener;
+use crate::proto::drafts::draft_service_server::DraftServiceServer;
+use crate::proto::events::NewEmailEvent;
+use crate::proto::events::event_service_server::EventServiceServer;
+
+/// How long [`DevStack::shutdown`] waits for the servers to finish before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn localhost() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+/// How to start a [`DevStack`]. The default: seed 42, no event generator, no faults, and every
+/// backend on an ephemeral port of 127.0.0.1.
+///
+/// Deserializes from TOML or JSON with every field optional, e.g.
+/// `{"seed": 7, "faults": {"events": {"latency": "300ms"}}, "monolith_addr": "127.0.0.1:8001"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevStackConfig {
+    /// Seed of the dataset (and of the event generator and fault rolls).
+    pub seed: u64,
+    /// The background event generator (off by default).
+    pub event_generator: EventGeneratorConfig,
+    /// Faults active from the start; backends not named have none.
+    pub faults: BTreeMap<Backend, Fault>,
+    /// Where the monolith stand-in listens.
+    pub monolith_addr: SocketAddr,
+    /// Where the `EventService` listens.
+    pub events_addr: SocketAddr,
+    /// Where the `DraftService` listens.
+    pub drafts_addr: SocketAddr,
+}
+
+impl Default for DevStackConfig {
+    fn default() -> Self {
+        Self {
+            seed: dataset::DEFAULT_SEED,
+            event_generator: EventGeneratorConfig::default(),
+            faults: BTreeMap::new(),
+            monolith_addr: localhost(),
+            events_addr: localhost(),
+            drafts_addr: localhost(),
+        }
+    }
+}
+
+/// Why a [`DevStack`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DevStackError {
+    /// A stand-in could not listen on its address.
+    #[error("cannot listen on {addr} for the {backend} stand-in: {source}")]
+    Bind {
+        /// The stand-in.
+        backend: Backend,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is not usable.
+    #[error("invalid devstack configuration: {0}")]
+    Config(String),
+    /// Generating the dataset failed (a bug).
+    #[error("generating the dataset failed: {0}")]
+    Dataset(String),
+}
+
+/// What the stand-ins share: the data, the knobs, the counters.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dataset: Arc<Dataset>,
+    pub(crate) faults: Faults,
+    pub(crate) calls: CallLog,
+    pub(crate) events: EventStore,
+    pub(crate) drafts: DraftStore,
+    /// Cancelled when the devstack shuts down: ends servers, streams, hangs and the generator.
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// The running stand-ins. Dropping it stops them too (without waiting); prefer
+/// [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct DevStack {
+    shared: Arc<Shared>,
+    monolith_addr: SocketAddr,
+    events_addr: SocketAddr,
+    drafts_addr: SocketAddr,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+async fn bind(backend: Backend, addr: SocketAddr) -> Result<TcpListener, DevStackError> {
+    TcpListener::bind(addr).await.map_err(|source| DevStackError::Bind { backend, addr, source })
+}
+
+fn local_addr(
+    backend: Backend,
+    listener: &TcpListener,
+    asked: SocketAddr,
+) -> Result<SocketAddr, DevStackError> {
+    listener.local_addr().map_err(|source| DevStackError::Bind { backend, addr: asked, source })
+}
+
+impl DevStack {
+    /// Generates the dataset, binds the three stand-ins and starts serving. When it returns,
+    /// every stand-in accepts connections.
+    pub async fn start(config: DevStackConfig) -> Result<DevStack, DevStackError> {
+        for (backend, fault) in &config.faults {
+            fault.validate().map_err(|e| DevStackError::Config(format!("faults.{backend}: {e}")))?;
+        }
+        let rate = config.event_generator.rate_per_second;
+        if !(rate.is_finite() && rate >= 0.0) {
+            return Err(DevStackError::Config(format!(
+                "event_generator.rate_per_second must be a number >= 0, got {rate}"
+            )));
+        }
+        let monolith = bind(Backend::Monolith, config.monolith_addr).await?;
+        let events = bind(Backend::Events, config.events_addr).await?;
+        let drafts = bind(Backend::Drafts, config.drafts_addr).await?;
+        let monolith_addr = local_addr(Backend::Monolith, &monolith, config.monolith_addr)?;
+        let events_addr = local_addr(Backend::Events, &events, config.events_addr)?;
+        let drafts_addr = local_addr(Backend::Drafts, &drafts, config.drafts_addr)?;
+
+        let seed = config.seed;
+        let started = std::time::Instant::now();
+        let shared = tokio::task::spawn_blocking(move || {
+            let dataset = Dataset::generate(seed, chrono::Utc::now());
+            let events = EventStore::new(&dataset);
+            let drafts = DraftStore::new(&dataset);
+            (dataset, events, drafts)
+        })
+        .await
+        .map(|(dataset, events, drafts)| Shared {
+            dataset: Arc::new(dataset),
+            faults: Faults::new(seed, &config.faults),
+            calls: CallLog::default(),
+            events,
+            drafts,
+            shutdown: CancellationToken::new(),
+        })
+        .map_err(|e| DevStackError::Dataset(e.to_string()))?;
+        let shared = Arc::new(shared);
+        tracing::debug!(elapsed = ?started.elapsed(), events = shared.dataset.events.len(), "devstack dataset ready");
+
+        let mut tasks = Vec::new();
+
+        let app = monolith::router(shared.clone(), monolith_addr);
+        let listener = FaultyListener::new(monolith, shared.clone(), Backend::Monolith);
+        let stop = shared.shutdown.clone();
+        tasks.push((
+            "monolith",
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+                if let Err(error) = serve.await {
+                    tracing::error!(%error, "devstack monolith stand-in failed");
+                }
+            }),
+        ));
+
+        let incoming = FaultyListener::new(events, shared.clone(), Backend::Events).into_incoming();
+        let server = tonic::transport::Server::builder()
+            .layer(GrpcGuardLayer::new(shared.clone(), Backend::Events))
+            .add_service(EventServiceServer::new(EventsApi::new(shared.clone())));
+        let stop = shared.shutdown.clone();
+        tasks.push((
+            "events",
+            tokio::spawn(async move {
+                let serve = server.serve_with_incoming_shutdown(Box::pin(incoming), stop.cancelled_owned());
+                if let Err(error) = serve.await {
+                    tracing::error!(%error, "devstack EventService stand-in failed");
+                }
+            }),
+        ));
+
+        let incoming = FaultyListener::new(drafts, shared.clone(), Backend::Drafts).into_incoming();
+        let server = tonic::transport::Server::builder()
+            .layer(GrpcGuardLayer::new(shared.clone(), Backend::Drafts))
+            .add_service(DraftServiceServer::new(DraftsApi::new(shared.clone())));
+        let stop = shared.shutdown.clone();
+        tasks.push((
+            "drafts",
+            tokio::spawn(async move {
+                let serve = server.serve_with_incoming_shutdown(Box::pin(incoming), stop.cancelled_owned());
+                if let Err(error) = serve.await {
+                    tracing::error!(%error, "devstack DraftService stand-in failed");
+                }
+            }),
+        ));
+
+        if rate > 0.0 {
+            tasks.push((
+                "event generator",
+                tokio::spawn(events::run_generator(shared.clone(), config.event_generator.clone())),
+            ));
+        }
+
+        tracing::info!(
+            monolith = %monolith_addr,
+            events = %events_addr,
+            drafts = %drafts_addr,
+            seed,
+            "devstack started"
+        );
+        Ok(DevStack { shared, monolith_addr, events_addr, drafts_addr, tasks })
+    }
+
+    /// The monolith's base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn monolith_url(&self) -> String {
+        format!("http://{}", self.monolith_addr)
+    }
+
+    /// The `EventService`'s URL, `http://127.0.0.1:PORT`.
+    pub fn events_url(&self) -> String {
+        format!("http://{}", self.events_addr)
+    }
+
+    /// The `DraftService`'s URL, `http://127.0.0.1:PORT`.
+    pub fn drafts_url(&self) -> String {
+        format!("http://{}", self.drafts_addr)
+    }
+
+    /// The monolith's socket address.
+    pub fn monolith_addr(&self) -> SocketAddr {
+        self.monolith_addr
+    }
+
+    /// The `EventService`'s socket address.
+    pub fn events_addr(&self) -> SocketAddr {
+        self.events_addr
+    }
+
+    /// The `DraftService`'s socket address.
+    pub fn drafts_addr(&self) -> SocketAddr {
+        self.drafts_addr
+    }
+
+    /// The fault knobs: `faults().set(Backend::Events, Fault::hang())`, `faults().clear(..)`.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// The call counters.
+    pub fn calls(&self) -> &CallLog {
+        &self.shared.calls
+    }
+
+    /// The seeded data, in its initial state (later writes through the APIs are not reflected).
+    pub fn dataset(&self) -> &Dataset {
+        &self.shared.dataset
+    }
+
+    /// The number of `StreamEvents` calls being served now.
+    pub fn active_event_streams(&self) -> usize {
+        self.shared.events.active_streams()
+    }
+
+    /// Appends events now, exactly as a gRPC `AppendEvents` would (same validation, same live
+    /// broadcast), without counting a call; returns their sequences in order. Each event gets a
+    /// recipient `test-{n}@example.com` (`n` = its position in the batch) and the store's clock.
+    ///
+    /// # Panics
+    ///
+    /// If an event's kind is [`EventKind::Unspecified`] (the gRPC call answers
+    /// `INVALID_ARGUMENT`), or the batch has more than 10,000 events.
+    pub async fn append_events(&self, events: Vec<(u64, EventKind)>) -> Vec<u64> {
+        let batch = events
+            .into_iter()
+            .enumerate()
+            .map(|(n, (template, kind))| NewEmailEvent {
+                template_id: template.to_string(),
+                kind: kind.into(),
+                recipient: format!("test-{n}@example.com"),
+                occurred_at: None,
+            })
+            .collect();
+        match self.shared.events.append(batch) {
+            Ok(sequences) => sequences,
+            Err(status) => panic!("DevStack::append_events: {}", status.message()),
+        }
+    }
+
+    /// Stops every stand-in: ends open streams and hung requests, lets the servers finish
+    /// (waiting at most 5 seconds), then aborts what is left.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.cancel();
+        let tasks = std::mem::take(&mut self.tasks);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for (name, mut task) in tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(task = name, "devstack task did not stop in time; aborting it");
+                task.abort();
+            }
+        }
+        tracing::info!("devstack stopped");
+    }
+}
+
+impl Drop for DevStack {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}

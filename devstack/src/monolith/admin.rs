@@ -1,0 +1,102 @@
+//! `/__devstack/`: counters and fault knobs for a human with curl. Not counted, no faults.
+//!
+//! - `GET /__devstack/calls`: the call counters, `{"GET /api/v1/me/": 3, ...}`
+//! - `DELETE /__devstack/calls`: resets them
+//! - `GET /__devstack/faults`: every backend's fault
+//! - `PUT /__devstack/faults/{backend}` with a `Fault` as JSON (`{"latency": "300ms",
+//!   "error_rate": 0.2, "hang": false, "refuse_connections": false}`, every field optional):
+//!   sets it; `DELETE` clears it
+//! - `GET /__devstack/users`: the seeded users with their tokens and memberships
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::MonolithState;
+use super::error::ApiError;
+use crate::faults::{Backend, Fault};
+
+pub(super) fn router() -> Router<Arc<MonolithState>> {
+    Router::new()
+        .route("/__devstack/calls", get(calls).delete(reset_calls))
+        .route("/__devstack/faults", get(faults))
+        .route("/__devstack/faults/{backend}", get(fault).put(set_fault).delete(clear_fault))
+        .route("/__devstack/users", get(users))
+}
+
+async fn calls(State(state): State<Arc<MonolithState>>) -> Response {
+    Json(state.shared.calls.snapshot()).into_response()
+}
+
+async fn reset_calls(State(state): State<Arc<MonolithState>>) -> StatusCode {
+    state.shared.calls.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn faults(State(state): State<Arc<MonolithState>>) -> Response {
+    Json(state.shared.faults.snapshot()).into_response()
+}
+
+fn backend(name: &str) -> Result<Backend, ApiError> {
+    name.parse()
+        .map_err(|e: crate::faults::UnknownBackend| ApiError::Detail(StatusCode::NOT_FOUND, e.to_string()))
+}
+
+async fn fault(
+    State(state): State<Arc<MonolithState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let backend = backend(&name)?;
+    Ok(Json(state.shared.faults.get(backend)).into_response())
+}
+
+async fn set_fault(
+    State(state): State<Arc<MonolithState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let backend = backend(&name)?;
+    let fault: Fault =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("not a fault: {e}")))?;
+    fault.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    state.shared.faults.set(backend, fault);
+    Ok(Json(state.shared.faults.get(backend)).into_response())
+}
+
+async fn clear_fault(
+    State(state): State<Arc<MonolithState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let backend = backend(&name)?;
+    state.shared.faults.clear(backend);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn users(State(state): State<Arc<MonolithState>>) -> Json<Value> {
+    let dataset = &state.shared.dataset;
+    let users: Vec<Value> = dataset
+        .users
+        .iter()
+        .map(|u| {
+            let memberships: Vec<Value> = dataset
+                .memberships
+                .iter()
+                .filter(|m| m.user == u.id)
+                .map(|m| json!({ "workspace": m.workspace, "role": m.role.as_str() }))
+                .collect();
+            json!({
+                "id": u.id,
+                "username": u.username,
+                "token": u.token,
+                "memberships": memberships,
+            })
+        })
+        .collect();
+    Json(Value::Array(users))
+}

@@ -1,0 +1,127 @@
+//! The axum application: shared state, routes, and the tower stack every request passes through.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use banyan_resolvers::{BanyanSchema, QueryLimits, RoutingTable};
+use banyan_sources::Sources;
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::graphql_http;
+use crate::limits::AliasLimit;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) schema: BanyanSchema,
+    pub(crate) sources: Sources,
+    pub(crate) auth: Authenticator,
+    /// The GraphiQL page, when enabled.
+    pub(crate) graphiql: Option<Arc<str>>,
+    /// False once shutdown begins, so load balancers stop sending traffic.
+    pub(crate) ready: Arc<AtomicBool>,
+}
+
+/// Extra things `banyan dev` shows in GraphiQL.
+#[derive(Debug, Clone, Default)]
+pub struct GraphiqlDefaults {
+    /// An `Authorization` header value to pre-fill (a seeded user's token).
+    pub authorization: Option<String>,
+}
+
+impl AppState {
+    pub(crate) fn new(config: &Config, sources: Sources, graphiql: &GraphiqlDefaults) -> Self {
+        let limits = QueryLimits {
+            max_depth: config.limits.max_depth,
+            max_complexity: config.limits.max_complexity,
+            ..QueryLimits::default()
+        };
+        let schema = banyan_resolvers::build_schema_with(
+            sources.clone(),
+            RoutingTable::default(),
+            limits,
+            |builder| builder.extension(AliasLimit { max: config.limits.max_aliases }),
+        );
+        let graphiql = config.server.graphiql.then(|| graphiql_page(graphiql).into());
+        Self {
+            schema,
+            auth: Authenticator::new(sources.monolith.clone(), &config.auth),
+            sources,
+            graphiql,
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+fn graphiql_page(defaults: &GraphiqlDefaults) -> String {
+    let mut source = async_graphql::http::GraphiQLSource::build()
+        .endpoint("/graphql")
+        .subscription_endpoint("/graphql")
+        .title("Banyan");
+    if let Some(authorization) = &defaults.authorization {
+        source =
+            source.header("Authorization", authorization).ws_connection_param("Authorization", authorization);
+    }
+    source.finish()
+}
+
+/// The whole application, layers included.
+pub(crate) fn router(state: AppState, config: &Config) -> Router {
+    let request_id = HeaderName::from_static(banyan_sources::identity::REQUEST_ID_HEADER);
+    let graphql = get(graphql_http::get)
+        .post(graphql_http::post)
+        .fallback(|method: http::Method| async move { graphql_http::method_not_allowed(&method) });
+    Router::new()
+        .route("/graphql", graphql)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        // Layers run top to bottom for a request.
+        .layer(
+            ServiceBuilder::new()
+                // Every request gets an id (kept if the client sent one), echoed in the response
+                // and passed to the backends.
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                // One span per request, with method, path and status.
+                .layer(TraceLayer::new_for_http())
+                // Browsers from other origins only where configured.
+                .layer(cors_layer(config))
+                // A bound on the whole request; WebSocket connections outlive it once upgraded.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    config.server.request_timeout,
+                ))
+                // Bodies beyond the limit are refused with 413 before they are read.
+                .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
+        )
+}
+
+fn cors_layer(config: &Config) -> CorsLayer {
+    let origins: Vec<http::HeaderValue> =
+        config.cors.allowed_origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers([http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::ACCEPT])
+        .allow_credentials(true)
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    }
+}

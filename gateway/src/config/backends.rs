@@ -1,0 +1,145 @@
+//! `[backends]`: how to reach the monolith and the gRPC services.
+
+use std::time::Duration;
+
+use banyan_sources::{GrpcOptions, MonolithOptions, SourcesOptions};
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `[backends]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// `[backends.monolith]`: the legacy REST API.
+    #[serde(default = "default_monolith")]
+    pub monolith: HttpBackendConfig,
+    /// `[backends.events]`: the event store (gRPC).
+    #[serde(default = "default_events")]
+    pub events: GrpcBackendConfig,
+    /// `[backends.drafts]`: the draft store (gRPC).
+    #[serde(default = "default_drafts")]
+    pub drafts: GrpcBackendConfig,
+}
+
+/// `[backends.monolith]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpBackendConfig {
+    /// Base URL. Default `http://127.0.0.1:8000`.
+    pub url: String,
+    /// Deadline for one call. Default `"5s"`.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Deadline for opening a connection. Default `"1s"`.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+/// `[backends.events]` and `[backends.drafts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcBackendConfig {
+    /// The service's URL. Defaults: events `http://127.0.0.1:50051`, drafts `http://127.0.0.1:50052`.
+    pub url: String,
+    /// Deadline for one call. Default `"5s"`.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Deadline for opening a connection. Default `"1s"`.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_monolith() -> HttpBackendConfig {
+    HttpBackendConfig {
+        url: "http://127.0.0.1:8000".to_owned(),
+        timeout: default_timeout(),
+        connect_timeout: default_connect_timeout(),
+    }
+}
+fn default_events() -> GrpcBackendConfig {
+    grpc("http://127.0.0.1:50051")
+}
+fn default_drafts() -> GrpcBackendConfig {
+    grpc("http://127.0.0.1:50052")
+}
+fn grpc(url: &str) -> GrpcBackendConfig {
+    GrpcBackendConfig {
+        url: url.to_owned(),
+        timeout: default_timeout(),
+        connect_timeout: default_connect_timeout(),
+    }
+}
+
+impl Default for BackendsConfig {
+    fn default() -> Self {
+        Self { monolith: default_monolith(), events: default_events(), drafts: default_drafts() }
+    }
+}
+
+impl Default for HttpBackendConfig {
+    fn default() -> Self {
+        default_monolith()
+    }
+}
+
+impl BackendsConfig {
+    /// Backends at these URLs, with default deadlines.
+    pub fn at(monolith: &str, events: &str, drafts: &str) -> Self {
+        Self {
+            monolith: HttpBackendConfig { url: monolith.to_owned(), ..default_monolith() },
+            events: grpc(events),
+            drafts: grpc(drafts),
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        check_url("backends.monolith.url", &self.monolith.url)?;
+        check_url("backends.events.url", &self.events.url)?;
+        check_url("backends.drafts.url", &self.drafts.url)?;
+        for (key, timeout) in [
+            ("backends.monolith.timeout", self.monolith.timeout),
+            ("backends.events.timeout", self.events.timeout),
+            ("backends.drafts.timeout", self.drafts.timeout),
+        ] {
+            if timeout.is_zero() {
+                return Err(ConfigError::Invalid { key, message: "must be more than 0".to_owned() });
+            }
+        }
+        Ok(())
+    }
+
+    /// The options the backend clients are built from.
+    pub fn sources_options(&self) -> SourcesOptions {
+        let grpc = |c: &GrpcBackendConfig| GrpcOptions {
+            url: c.url.clone(),
+            timeout: c.timeout,
+            connect_timeout: c.connect_timeout,
+        };
+        SourcesOptions {
+            monolith: MonolithOptions {
+                base_url: self.monolith.url.clone(),
+                timeout: self.monolith.timeout,
+                connect_timeout: self.monolith.connect_timeout,
+            },
+            events: grpc(&self.events),
+            drafts: grpc(&self.drafts),
+        }
+    }
+}
+
+fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| ConfigError::Invalid { key, message: format!("{url:?} is not a URL: {e}") })?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(()),
+        _ => Err(ConfigError::Invalid { key, message: format!("{url:?} is not an http(s) URL with a host") }),
+    }
+}

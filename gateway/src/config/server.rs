@@ -1,0 +1,55 @@
+//! `[server]`: where Banyan listens and how it treats a request as a whole.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:4000`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Serve GraphiQL to browsers on `GET /graphql`. Default `true`.
+    #[serde(default = "default_graphiql")]
+    pub graphiql: bool,
+    /// Deadline for a whole HTTP request (not for WebSocket connections). Default `"30s"`.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Largest request body accepted, in bytes. Default `1048576` (1 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long a shutdown waits for requests in flight. Default `"10s"`.
+    #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4000))
+}
+fn default_graphiql() -> bool {
+    true
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            graphiql: default_graphiql(),
+            request_timeout: default_request_timeout(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_grace: default_shutdown_grace(),
+        }
+    }
+}

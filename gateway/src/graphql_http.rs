@@ -1,0 +1,449 @@
+//! GraphQL over HTTP, per the GraphQL-over-HTTP specification: `POST /graphql` with a JSON body,
+//! `GET /graphql?query=` for queries only, `application/graphql-response+json` and
+//! `application/json` responses with their status codes. GraphiQL and WebSocket upgrades share
+//! the GET route and are handed off here.
+//!
+//! One request reads top to bottom: negotiate the response type, read the parameters,
+//! identify the caller, execute, render.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Name, Variables};
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::response::{Html, IntoResponse, Response};
+use banyan_resolvers::RequestScope;
+use banyan_sources::loaders::Loaders;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+use crate::auth::AuthError;
+
+/// `application/graphql-response+json`, the spec's own response type.
+pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
+/// `application/json`, for legacy clients.
+pub(crate) const JSON: &str = "application/json; charset=utf-8";
+
+/// The response media type agreed with the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Media {
+    /// `application/graphql-response+json`: request errors get 4xx statuses.
+    GraphqlResponse,
+    /// `application/json`: every GraphQL response is 200.
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => GRAPHQL_RESPONSE_JSON,
+            Self::Json => JSON,
+        }
+    }
+}
+
+/// A request refused before execution.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// `None`: a GraphQL request error (400 for `graphql-response+json`, 200 for `json`).
+    status: Option<StatusCode>,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn request(code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: None, code, message: message.into() }
+    }
+
+    fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status: Some(status), code, message: message.into() }
+    }
+
+    fn render(self, media: Media) -> Response {
+        let status = self.status.unwrap_or(match media {
+            Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+            Media::Json => StatusCode::OK,
+        });
+        let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": self.code } }] });
+        let mut response = json_response(status, media, &body);
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            }
+            StatusCode::METHOD_NOT_ALLOWED => {
+                response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// The parameters of a GraphQL request, from a POST body or a GET query string.
+#[derive(Debug, Default)]
+pub(crate) struct GraphqlParams {
+    query: String,
+    operation_name: Option<String>,
+    variables: Map<String, Value>,
+    extensions: Map<String, Value>,
+}
+
+/// `POST /graphql`.
+pub(crate) async fn post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let media = match negotiate(&headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.render(Media::Json),
+    };
+    let params = match check_content_type(&headers)
+        .and_then(|()| read_body(body))
+        .and_then(|b| params_from_body(&b))
+    {
+        Ok(params) => params,
+        Err(refusal) => return refusal.render(media),
+    };
+    execute(&app, media, &headers, params).await
+}
+
+/// `GET /graphql`: a WebSocket upgrade, GraphiQL for a browser, or a query in the URL.
+pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if is_websocket_upgrade(&parts.headers) {
+        return match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(upgrade) => crate::ws::upgrade(app, upgrade, &parts.headers).await,
+            Err(rejection) => rejection.into_response(),
+        };
+    }
+    let raw_query = parts.uri.query().unwrap_or_default();
+    if let Some(page) = &app.graphiql
+        && wants_html(&parts.headers)
+        && !raw_query.contains("query=")
+    {
+        return Html(page.to_string()).into_response();
+    }
+    let media = match negotiate(&parts.headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.render(Media::Json),
+    };
+    let params = match params_from_url(raw_query).and_then(only_queries) {
+        Ok(params) => params,
+        Err(refusal) => return refusal.render(media),
+    };
+    execute(&app, media, &parts.headers, params).await
+}
+
+async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: GraphqlParams) -> Response {
+    let scope = match identify(app, headers).await {
+        Ok(scope) => scope,
+        Err(refusal) => return refusal.render(media),
+    };
+    let mut request = async_graphql::Request::new(params.query)
+        .variables(Variables::from_json(Value::Object(params.variables)));
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    request.extensions = async_graphql::Extensions(
+        params
+            .extensions
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
+            .collect::<HashMap<_, _>>(),
+    );
+    if let Some(scope) = scope {
+        request = request.data(scope);
+    }
+    let response = app.schema.execute(request).await;
+    render(media, response)
+}
+
+/// The caller's scope; `None` for an anonymous request (which may still ask for `__typename`
+/// and introspection; data fields answer `UNAUTHENTICATED`).
+async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<RequestScope>, Refusal> {
+    let credential = app.auth.credential(headers).map_err(auth_refusal)?;
+    let Some(token) = credential else { return Ok(None) };
+    let request_id = headers
+        .get(banyan_sources::identity::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let caller = app.auth.caller(token, request_id).await.map_err(auth_refusal)?;
+    let loaders = Loaders::new(&app.sources, &caller, chrono::Utc::now());
+    Ok(Some(RequestScope { caller, loaders }))
+}
+
+fn auth_refusal(error: AuthError) -> Refusal {
+    match error {
+        AuthError::InvalidCredential | AuthError::MalformedHeader => {
+            Refusal::status(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", error.to_string())
+        }
+        AuthError::Backend(source) => {
+            tracing::warn!(error = %source, "checking a credential failed");
+            Refusal::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                source.code(),
+                "the identity backend is unavailable; try again",
+            )
+        }
+    }
+}
+
+fn render(media: Media, response: async_graphql::Response) -> Response {
+    // A request error (parse, validation, limits, unknown operation) has no data and no error
+    // with a path; field errors always carry one.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let headers = response.http_headers.clone();
+    let mut http_response = if request_error {
+        let status = match media {
+            Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+            Media::Json => StatusCode::OK,
+        };
+        json_response(status, media, &json!({ "errors": response.errors }))
+    } else {
+        match serde_json::to_value(&response) {
+            Ok(body) => json_response(StatusCode::OK, media, &body),
+            Err(e) => {
+                tracing::error!(error = %e, "serializing a response");
+                Refusal::status(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal error")
+                    .render(media)
+            }
+        }
+    };
+    http_response.headers_mut().extend(headers);
+    http_response
+}
+
+fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
+}
+
+/// Picks the response type from `Accept`: the spec's type when the client takes it at least as
+/// gladly as JSON, JSON for wildcards or no header, 406 when neither is acceptable.
+pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Media, Refusal> {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if accept.is_empty() {
+        return Ok(Media::Json);
+    }
+    let mut best: Option<(f32, u8, Media)> = None; // (q, explicitness, media)
+    for item in accept {
+        let mut pieces = item.split(';').map(str::trim);
+        let range = pieces.next().unwrap_or_default().to_ascii_lowercase();
+        let q =
+            pieces.filter_map(|p| p.strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        if q <= 0.0 {
+            continue;
+        }
+        let candidate = match range.as_str() {
+            "application/graphql-response+json" => (q, 2, Media::GraphqlResponse),
+            "application/json" => (q, 1, Media::Json),
+            "application/*" | "*/*" => (q, 0, Media::Json),
+            _ => continue,
+        };
+        if best.is_none_or(|(bq, bx, _)| (candidate.0, candidate.1) > (bq, bx)) {
+            best = Some(candidate);
+        }
+    }
+    best.map(|(_, _, media)| media).ok_or_else(|| {
+        Refusal::status(
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "accept application/graphql-response+json or application/json",
+        )
+    })
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
+    let unsupported = |message: &str| {
+        Refusal::status(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", message)
+    };
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(unsupported("send the request as Content-Type: application/json"));
+    };
+    let value = value.to_str().map_err(|_| unsupported("the Content-Type header is not text"))?;
+    let mut pieces = value.split(';').map(str::trim);
+    if !pieces.next().unwrap_or_default().eq_ignore_ascii_case("application/json") {
+        return Err(unsupported("send the request as Content-Type: application/json"));
+    }
+    for param in pieces {
+        if let Some((name, charset)) = param.split_once('=') {
+            let charset = charset.trim_matches('"');
+            if name.trim().eq_ignore_ascii_case("charset") && !charset.eq_ignore_ascii_case("utf-8") {
+                return Err(unsupported("the request body must be UTF-8"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Result<Bytes, Refusal> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::status(status, "PAYLOAD_TOO_LARGE", "the request body is too large")
+        } else {
+            Refusal::status(status, "BAD_REQUEST", rejection.body_text())
+        }
+    })
+}
+
+fn params_from_body(body: &[u8]) -> Result<GraphqlParams, Refusal> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Refusal::request("BAD_REQUEST", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(Refusal::request("BAD_REQUEST", "the body must be a JSON object"));
+    };
+    let query = match object.remove("query") {
+        Some(Value::String(query)) => query,
+        None | Some(Value::Null) => {
+            return Err(Refusal::request("BAD_REQUEST", "the `query` parameter is missing"));
+        }
+        Some(_) => return Err(Refusal::request("BAD_REQUEST", "the `query` parameter must be a string")),
+    };
+    let operation_name = match object.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(_) => {
+            return Err(Refusal::request("BAD_REQUEST", "the `operationName` parameter must be a string"));
+        }
+    };
+    Ok(GraphqlParams {
+        query,
+        operation_name,
+        variables: map_param(object.remove("variables"), "variables")?,
+        extensions: map_param(object.remove("extensions"), "extensions")?,
+    })
+}
+
+fn map_param(value: Option<Value>, name: &str) -> Result<Map<String, Value>, Refusal> {
+    match value {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(map)) => Ok(map),
+        Some(_) => Err(Refusal::request("BAD_REQUEST", format!("the `{name}` parameter must be an object"))),
+    }
+}
+
+fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query)
+        .map_err(|e| Refusal::request("BAD_REQUEST", format!("the query string is malformed: {e}")))?;
+    let mut params = GraphqlParams::default();
+    let mut query = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "query" => query = Some(value),
+            "operationName" => params.operation_name = Some(value).filter(|v| !v.is_empty()),
+            "variables" | "extensions" => {
+                let parsed = serde_json::from_str(&value).map_err(|e| {
+                    Refusal::request("BAD_REQUEST", format!("`{key}` is not valid JSON: {e}"))
+                })?;
+                let map = map_param(Some(parsed), &key)?;
+                if key == "variables" {
+                    params.variables = map;
+                } else {
+                    params.extensions = map;
+                }
+            }
+            _ => {}
+        }
+    }
+    params.query =
+        query.ok_or_else(|| Refusal::request("BAD_REQUEST", "the `query` parameter is missing"))?;
+    Ok(params)
+}
+
+/// GET may only read: a mutation (or subscription) over GET is 405.
+fn only_queries(params: GraphqlParams) -> Result<GraphqlParams, Refusal> {
+    // A document that does not parse is left for execution to report.
+    let Ok(document) = async_graphql::parser::parse_query(&params.query) else {
+        return Ok(params);
+    };
+    let operation_type = match (&document.operations, &params.operation_name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(&Name::new(name)).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    match operation_type {
+        Some(OperationType::Mutation | OperationType::Subscription) => Err(Refusal::status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "only queries may be sent with GET; send mutations with POST",
+        )),
+        _ => Ok(params),
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
+}
+
+/// Methods other than GET and POST on `/graphql`.
+pub(crate) fn method_not_allowed(method: &Method) -> Response {
+    Refusal::status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not supported on /graphql; use POST (or GET for queries)"),
+    )
+    .render(Media::Json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("header"));
+        headers
+    }
+
+    #[test]
+    fn negotiation_follows_the_spec() {
+        assert_eq!(negotiate(&HeaderMap::new()).ok(), Some(Media::Json));
+        assert_eq!(negotiate(&accept("*/*")).ok(), Some(Media::Json));
+        assert_eq!(negotiate(&accept("application/json")).ok(), Some(Media::Json));
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json, application/json;q=0.9")).ok(),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(&accept("application/graphql-response+json;q=0.5, application/json")).ok(),
+            Some(Media::Json)
+        );
+        assert!(negotiate(&accept("text/plain")).is_err());
+        assert!(negotiate(&accept("application/json;q=0")).is_err());
+    }
+
+    #[test]
+    fn body_parameters_are_checked() {
+        assert!(params_from_body(br#"{"query":"{a}","variables":null,"extensions":{}}"#).is_ok());
+        for bad in [
+            &br#"[]"#[..],
+            br#"{"query":1}"#,
+            br#"{"query":"{a}","variables":"x"}"#,
+            br#"{"query":"{a}","operationName":0}"#,
+            b"{",
+        ] {
+            assert!(params_from_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

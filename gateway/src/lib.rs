@@ -1,0 +1,16 @@
+//! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
+//! GraphiQL ([`graphql_http`], [`ws`]), its configuration ([`config`]), identity ([`auth`]) and
+//! limits, and starting and stopping it ([`server`]). The `banyan` binary (src/main.rs) is the CLI
+//! on top.
+
+mod app;
+pub mod auth;
+pub mod config;
+mod graphql_http;
+mod limits;
+pub mod server;
+mod ws;
+
+pub use app::GraphiqlDefaults;
+pub use config::Config;
+pub use server::{RunningGateway, StartError};

@@ -1,0 +1,92 @@
+//! GraphQL subscriptions over WebSocket (`graphql-transport-ws`, and the older `graphql-ws`).
+//! The caller is identified once per connection: from the `connection_init` payload
+//! (`{"Authorization": "Token <key>"}`), or else from the upgrade request's header or cookie.
+
+use async_graphql::Data;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::{FromRequestParts, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use banyan_resolvers::RequestScope;
+use banyan_sources::loaders::Loaders;
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::auth::parse_authorization;
+
+/// Upgrades the connection and serves subscriptions on it until either side closes.
+pub(crate) async fn upgrade(app: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
+    let protocol = {
+        let mut request = http::Request::new(());
+        *request.headers_mut() = headers.clone();
+        let (mut parts, ()) = request.into_parts();
+        match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
+            Ok(protocol) => protocol,
+            Err(rejection) => return rejection.into_response(),
+        }
+    };
+    let upgrade_credential = app.auth.credential(headers).ok().flatten();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        let schema = app.schema.clone();
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| connection_data(app, payload, upgrade_credential))
+            .serve()
+    })
+}
+
+async fn connection_data(
+    app: AppState,
+    payload: Value,
+    upgrade_credential: Option<String>,
+) -> async_graphql::Result<Data> {
+    let mut data = Data::default();
+    let credential = match payload_credential(&payload) {
+        Some(Ok(token)) => Some(token),
+        Some(Err(())) => {
+            return Err(async_graphql::Error::new(
+                "the Authorization value must be `Token <key>` or `Bearer <key>`",
+            ));
+        }
+        None => upgrade_credential,
+    };
+    if let Some(token) = credential {
+        let caller =
+            app.auth.caller(token, None).await.map_err(|e| async_graphql::Error::new(e.to_string()))?;
+        let loaders = Loaders::new(&app.sources, &caller, chrono::Utc::now());
+        data.insert(RequestScope { caller, loaders });
+    }
+    Ok(data)
+}
+
+/// The credential in a `connection_init` payload, under `Authorization` (any case) or
+/// `headers.Authorization`, as some clients nest it.
+fn payload_credential(payload: &Value) -> Option<Result<String, ()>> {
+    let find = |object: &serde_json::Map<String, Value>| {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
+            .and_then(|(_, value)| value.as_str().map(str::to_owned))
+    };
+    let object = payload.as_object()?;
+    let value = find(object).or_else(|| object.get("headers").and_then(Value::as_object).and_then(find))?;
+    Some(parse_authorization(&value).map_err(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn credential_from_payload() {
+        assert_eq!(payload_credential(&json!({"Authorization": "Token k"})), Some(Ok("k".to_owned())));
+        assert_eq!(
+            payload_credential(&json!({"headers": {"authorization": "Bearer k"}})),
+            Some(Ok("k".to_owned()))
+        );
+        assert_eq!(payload_credential(&json!({"Authorization": "k"})), Some(Err(())));
+        assert_eq!(payload_credential(&json!({})), None);
+        assert_eq!(payload_credential(&Value::Null), None);
+    }
+}

@@ -1,0 +1,79 @@
+//! Banyan's GraphQL schema, code first with async-graphql: the object types ([`types`]), the
+//! roots ([`Query`], [`Mutation`], [`Subscription`]), the routing of migrated fields to the
+//! monolith or a service ([`routing`]), and [`build_schema`], which puts them together.
+//!
+//! Resolvers never call a backend directly for a list: they go through the per-request loaders
+//! in `banyan_sources::loaders`, so a page of templates costs one call per backend method.
+
+mod context;
+pub mod error;
+mod ids;
+mod mutation;
+mod query;
+pub mod routing;
+mod subscription;
+mod types;
+
+use async_graphql::Schema;
+use banyan_sources::Sources;
+
+pub use context::RequestScope;
+pub use mutation::Mutation;
+pub use query::Query;
+pub use routing::RoutingTable;
+pub use subscription::Subscription;
+
+/// Banyan's executable schema.
+pub type BanyanSchema = Schema<Query, Mutation, Subscription>;
+
+/// Limits applied to every operation.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// Deepest selection nesting allowed.
+    pub max_depth: usize,
+    /// Highest complexity (one per field, list fields weighted by page size) allowed.
+    pub max_complexity: usize,
+    /// Deepest nesting of lists and input objects inside one value the parser accepts.
+    pub max_recursive_depth: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self { max_depth: 12, max_complexity: 5_000, max_recursive_depth: 32 }
+    }
+}
+
+/// Builds the schema over `sources`, routing migrated fields by `routing`.
+pub fn build_schema(sources: Sources, routing: RoutingTable, limits: QueryLimits) -> BanyanSchema {
+    build_schema_with(sources, routing, limits, |builder| builder)
+}
+
+/// [`build_schema`], letting the caller add to the builder (the gateway's extensions).
+pub fn build_schema_with(
+    sources: Sources,
+    routing: RoutingTable,
+    limits: QueryLimits,
+    customize: impl FnOnce(SchemaBuilder) -> SchemaBuilder,
+) -> BanyanSchema {
+    customize(schema_builder())
+        .data(sources)
+        .data(routing)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.max_recursive_depth)
+        .finish()
+}
+
+/// The schema's SDL, as committed in `schema/schema.graphql`. Needs no backends.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+/// The builder of Banyan's schema.
+pub type SchemaBuilder = async_graphql::SchemaBuilder<Query, Mutation, Subscription>;
+
+fn schema_builder() -> SchemaBuilder {
+    Schema::build(Query, Mutation, Subscription)
+        .register_output_type::<types::Node>()
+        .extension(async_graphql::extensions::Tracing)
+}

@@ -1,0 +1,100 @@
+//! `Query`: the entry points for reading.
+
+use async_graphql::{Context, ID, Object, Result};
+use banyan_sources::Sources;
+use banyan_sources::domain::{TemplateId, UserId, WorkspaceId};
+
+use crate::context::scope;
+use crate::error::SourceResultExt;
+use crate::ids::{self, NodeType};
+use crate::types::{
+    Node, TemplateConnection, TemplateObject, UserObject, WorkspaceObject, template_connection,
+};
+
+/// The root of every read.
+pub struct Query;
+
+/// The root of every read.
+#[Object]
+impl Query {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
+        let scope = scope(ctx)?;
+        let sources = ctx.data::<Sources>()?;
+        let me =
+            sources.monolith.me(&scope.caller.token, scope.caller.request_id.as_deref()).await.graphql()?;
+        Ok(UserObject(me))
+    }
+
+    /// The workspaces the signed-in user belongs to.
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<WorkspaceObject>> {
+        let scope = scope(ctx)?;
+        let sources = ctx.data::<Sources>()?;
+        let workspaces = sources.monolith.workspaces(&scope.caller).await.graphql()?;
+        Ok(workspaces.into_iter().map(WorkspaceObject).collect())
+    }
+
+    /// One workspace; null when it does not exist or the signed-in user is not a member.
+    async fn workspace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace's global id.")] id: ID,
+    ) -> Result<Option<WorkspaceObject>> {
+        let key = ids::decode(&id, NodeType::Workspace)?;
+        workspace(ctx, WorkspaceId(key)).await
+    }
+
+    /// One template; null when it does not exist or is not visible to the signed-in user.
+    async fn template(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The template's global id.")] id: ID,
+    ) -> Result<Option<TemplateObject>> {
+        let key = ids::decode(&id, NodeType::Template)?;
+        template(ctx, TemplateId(key)).await
+    }
+
+    /// A workspace's templates, most recently updated first.
+    async fn templates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The workspace's global id.")] workspace_id: ID,
+        #[graphql(desc = "Only templates whose name or subject contains this, case-insensitive.")]
+        search: Option<String>,
+        #[graphql(desc = "How many templates to return, 1 to 100.", default = 20)] first: i32,
+        #[graphql(desc = "Return the templates after this cursor (a previous `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> Result<TemplateConnection> {
+        let key = ids::decode(&workspace_id, NodeType::Workspace)?;
+        template_connection(ctx, WorkspaceId(key), search, first, after).await
+    }
+
+    /// Any object by its global id; null when it does not exist or is not visible.
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id from any `id` field.")] id: ID,
+    ) -> Result<Option<Node>> {
+        let (node_type, key) = ids::decode_any(&id)?;
+        Ok(match node_type {
+            NodeType::User => {
+                let scope = scope(ctx)?;
+                scope.loaders.users.load_one(UserId(key)).await.graphql()?.map(|u| Node::User(UserObject(u)))
+            }
+            NodeType::Workspace => workspace(ctx, WorkspaceId(key)).await?.map(Node::Workspace),
+            NodeType::Template => template(ctx, TemplateId(key)).await?.map(Node::Template),
+        })
+    }
+}
+
+async fn workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
+    let scope = scope(ctx)?;
+    let sources = ctx.data::<Sources>()?;
+    Ok(sources.monolith.workspace(&scope.caller, id).await.graphql()?.map(WorkspaceObject))
+}
+
+async fn template(ctx: &Context<'_>, id: TemplateId) -> Result<Option<TemplateObject>> {
+    let scope = scope(ctx)?;
+    Ok(scope.loaders.templates.load_one(id).await.graphql()?.map(TemplateObject))
+}

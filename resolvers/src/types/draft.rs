@@ -1,0 +1,126 @@
+//! `Draft`, its blocks, and the outcome of an edit.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union};
+use banyan_sources::domain::{Block, BlockKind, Draft};
+use chrono::{DateTime, Utc};
+
+use crate::types::{UserObject, int, load_user};
+
+/// The working copy of a template's content.
+pub(crate) struct DraftObject(pub(crate) Draft);
+
+/// The working copy of a template's content.
+#[Object(name = "Draft")]
+impl DraftObject {
+    /// Increases with every edit; an edit names the version it was made against.
+    async fn version(&self) -> i32 {
+        int(self.0.version)
+    }
+
+    /// The content blocks, in display order.
+    async fn blocks(&self) -> Vec<BlockObject> {
+        self.0.blocks.iter().cloned().map(BlockObject).collect()
+    }
+
+    /// When the draft last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Who changed it last; null with an error when the user directory is unavailable.
+    async fn updated_by(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
+        load_user(ctx, self.0.updated_by).await
+    }
+}
+
+/// What a block renders as.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "BlockKind")]
+pub(crate) enum BlockKindEnum {
+    /// A heading line.
+    Heading,
+    /// A paragraph of text.
+    Text,
+    /// An image; the content is its URL.
+    Image,
+    /// A call-to-action button; the content is its label.
+    Button,
+    /// A horizontal rule; the content is empty.
+    Divider,
+}
+
+impl From<BlockKind> for BlockKindEnum {
+    fn from(kind: BlockKind) -> Self {
+        match kind {
+            BlockKind::Heading => Self::Heading,
+            BlockKind::Text => Self::Text,
+            BlockKind::Image => Self::Image,
+            BlockKind::Button => Self::Button,
+            BlockKind::Divider => Self::Divider,
+        }
+    }
+}
+
+impl From<BlockKindEnum> for BlockKind {
+    fn from(kind: BlockKindEnum) -> Self {
+        match kind {
+            BlockKindEnum::Heading => Self::Heading,
+            BlockKindEnum::Text => Self::Text,
+            BlockKindEnum::Image => Self::Image,
+            BlockKindEnum::Button => Self::Button,
+            BlockKindEnum::Divider => Self::Divider,
+        }
+    }
+}
+
+/// One content block of a draft.
+pub(crate) struct BlockObject(Block);
+
+/// One content block of a draft.
+#[Object(name = "Block")]
+impl BlockObject {
+    /// The block's id, stable within its draft.
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// What it renders as.
+    async fn kind(&self) -> BlockKindEnum {
+        self.0.kind.into()
+    }
+
+    /// Text, image URL or button label, per kind.
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+}
+
+/// The outcome of a draft edit: the new draft, or a conflict the editor can resolve.
+#[derive(Union)]
+pub(crate) enum DraftEditResult {
+    /// The edit was applied.
+    Updated(DraftUpdated),
+    /// Someone else changed the draft first; nothing was applied.
+    Conflict(DraftVersionConflict),
+}
+
+/// The edit was applied.
+#[derive(SimpleObject)]
+pub(crate) struct DraftUpdated {
+    /// The draft with the edit, at its new version.
+    pub(crate) draft: DraftObject,
+}
+
+/// The draft changed since the version the edit was made against; nothing was applied. Reload
+/// (or use `currentDraft`), reapply the edit, and send it with the current version.
+#[derive(SimpleObject)]
+pub(crate) struct DraftVersionConflict {
+    /// A sentence for the editor's UI.
+    pub(crate) message: String,
+    /// The version the edit was made against.
+    pub(crate) expected_version: i32,
+    /// The draft's version now.
+    pub(crate) current_version: i32,
+    /// The draft as it is now; null if it could not be loaded.
+    pub(crate) current_draft: Option<DraftObject>,
+}

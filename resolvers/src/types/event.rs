@@ -1,0 +1,107 @@
+//! `EmailEvent` and pages of them.
+
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use banyan_sources::domain::{EmailEvent, EventKind, EventPage};
+use chrono::{DateTime, Utc};
+
+use crate::context::scope;
+use crate::error::SourceResultExt;
+use crate::ids::{self, NodeType};
+use crate::types::TemplateObject;
+
+/// What happened to an email.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "EmailEventKind")]
+pub(crate) enum EventKindEnum {
+    /// Handed to the provider.
+    Sent,
+    /// Accepted by the recipient's server.
+    Delivered,
+    /// Opened by the recipient.
+    Opened,
+    /// A link in it was clicked.
+    Clicked,
+    /// Rejected by the recipient's server.
+    Bounced,
+}
+
+impl From<EventKind> for EventKindEnum {
+    fn from(kind: EventKind) -> Self {
+        match kind {
+            EventKind::Sent => Self::Sent,
+            EventKind::Delivered => Self::Delivered,
+            EventKind::Opened => Self::Opened,
+            EventKind::Clicked => Self::Clicked,
+            EventKind::Bounced => Self::Bounced,
+        }
+    }
+}
+
+/// Something that happened to one email rendered from a template.
+pub(crate) struct EmailEventObject(pub(crate) EmailEvent);
+
+/// Something that happened to one email rendered from a template.
+#[Object(name = "EmailEvent")]
+impl EmailEventObject {
+    /// Position in the event store's append order; later events have greater numbers.
+    async fn sequence(&self) -> ID {
+        ID(self.0.sequence.to_string())
+    }
+
+    /// What happened.
+    async fn kind(&self) -> EventKindEnum {
+        self.0.kind.into()
+    }
+
+    /// The recipient's address.
+    async fn recipient(&self) -> &str {
+        &self.0.recipient
+    }
+
+    /// When it happened.
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+
+    /// The global id of the template the email was rendered from.
+    async fn template_id(&self) -> ID {
+        ids::encode(NodeType::Template, self.0.template_id.0)
+    }
+
+    /// The template the email was rendered from.
+    async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
+        let scope = scope(ctx)?;
+        Ok(scope.loaders.templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+    }
+}
+
+/// Where a page of events ends.
+#[derive(SimpleObject)]
+pub(crate) struct EventPageInfo {
+    /// Whether older events follow.
+    has_next_page: bool,
+    /// Pass as `after` to get the next (older) page; null on the last page.
+    end_cursor: Option<String>,
+}
+
+/// A page of events, newest first. The event store pages by opaque token, so there is one cursor
+/// per page (`pageInfo.endCursor`) rather than one per event.
+#[derive(SimpleObject)]
+pub(crate) struct EmailEventConnection {
+    /// The events of this page.
+    nodes: Vec<EmailEventObject>,
+    /// Where the page ends.
+    page_info: EventPageInfo,
+}
+
+impl From<EventPage> for EmailEventConnection {
+    fn from(page: EventPage) -> Self {
+        Self {
+            page_info: EventPageInfo {
+                has_next_page: page.next_page_token.is_some(),
+                end_cursor: page.next_page_token,
+            },
+            nodes: page.events.into_iter().map(EmailEventObject).collect(),
+        }
+    }
+}

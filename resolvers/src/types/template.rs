@@ -1,0 +1,279 @@
+//! `Template`, its statuses, and the paginated list of a workspace's templates.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use std::collections::HashSet;
+
+use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField, SimpleObject};
+use banyan_sources::Sources;
+use banyan_sources::domain::{Template, TemplateStatus, UserId, WorkspaceId};
+use banyan_sources::loaders::StatsKey;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+
+use crate::context::scope;
+use crate::error::{SourceResultExt, coded, codes};
+use crate::ids::{self, NodeType};
+use crate::routing::{MigratedField, Route, RoutingTable};
+use crate::types::{
+    DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
+    load_user,
+};
+
+/// The most templates or events one page may hold.
+pub(crate) const MAX_PAGE: i32 = 100;
+
+/// An email template.
+pub(crate) struct TemplateObject(pub(crate) Template);
+
+/// An email template.
+#[Object(name = "Template")]
+impl TemplateObject {
+    /// The template's global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Template, self.0.id.0)
+    }
+
+    /// Name to display.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The email's subject line.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// Where the template is in its life.
+    async fn status(&self) -> TemplateStatusEnum {
+        self.0.status.into()
+    }
+
+    /// Who created it; null with an error when the user directory is unavailable.
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
+        load_user(ctx, self.0.created_by).await
+    }
+
+    /// When it was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When its name, subject or status last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    /// Whether the signed-in user may rename it or edit its draft.
+    async fn viewer_can_edit(&self) -> bool {
+        self.0.can_edit
+    }
+
+    /// The workspace that owns it.
+    async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<WorkspaceObject>> {
+        let scope = scope(ctx)?;
+        let sources = ctx.data::<Sources>()?;
+        let workspace = sources.monolith.workspace(&scope.caller, self.0.workspace_id).await.graphql()?;
+        Ok(workspace.map(WorkspaceObject))
+    }
+
+    /// How its emails fared over a window. Null with an error when the stats backend fails.
+    /// (Migrated field `Template.stats`.)
+    async fn stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The window to count over.", default_with = "StatsWindowEnum::Last7Days")]
+        window: StatsWindowEnum,
+    ) -> Result<Option<TemplateStatsObject>> {
+        let scope = scope(ctx)?;
+        let key = StatsKey { template: self.0.id, window: window.into() };
+        let stats = match route(ctx, MigratedField::TemplateStats) {
+            Route::Service => scope.loaders.stats.load_one(key).await,
+            Route::Legacy => scope.loaders.legacy_stats.load_one(key).await,
+        }
+        .graphql()?;
+        Ok(stats.map(|stats| TemplateStatsObject { stats, window }))
+    }
+
+    /// The working copy of its content; null when it has none, or with an error when the
+    /// draft backend fails. (Migrated field `Template.draft`.)
+    async fn draft(&self, ctx: &Context<'_>) -> Result<Option<DraftObject>> {
+        let scope = scope(ctx)?;
+        let draft = match route(ctx, MigratedField::TemplateDraft) {
+            Route::Service => scope.loaders.drafts.load_one(self.0.id).await,
+            Route::Legacy => scope.loaders.legacy_drafts.load_one(self.0.id).await,
+        }
+        .graphql()?;
+        Ok(draft.map(DraftObject))
+    }
+
+    /// Its email events, newest first. Null with an error when the event store fails.
+    async fn recent_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many events to return, 1 to 100.", default = 20)] first: i32,
+        #[graphql(desc = "Return the events after this cursor (a previous `pageInfo.endCursor`).")]
+        after: Option<String>,
+    ) -> Result<Option<EmailEventConnection>> {
+        let page_size = page_size(first)?;
+        let scope = scope(ctx)?;
+        let sources = ctx.data::<Sources>()?;
+        let page = sources
+            .events
+            .list_events(&scope.caller, self.0.id, page_size as u32, after.as_deref())
+            .await
+            .graphql()?;
+        Ok(Some(EmailEventConnection::from(page)))
+    }
+}
+
+fn route(ctx: &Context<'_>, field: MigratedField) -> Route {
+    ctx.data_opt::<RoutingTable>().map_or(Route::Service, |table| table.route(field))
+}
+
+/// `first` checked against the page limits.
+pub(crate) fn page_size(first: i32) -> Result<i32> {
+    if (1..=MAX_PAGE).contains(&first) {
+        Ok(first)
+    } else {
+        Err(coded(codes::BAD_USER_INPUT, format!("`first` must be between 1 and {MAX_PAGE}, not {first}")))
+    }
+}
+
+/// Where a template is in its life.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "TemplateStatus")]
+pub(crate) enum TemplateStatusEnum {
+    /// Being written; not sent yet.
+    Draft,
+    /// In use for sending.
+    Active,
+    /// Retired; kept for its history.
+    Archived,
+}
+
+impl From<TemplateStatus> for TemplateStatusEnum {
+    fn from(status: TemplateStatus) -> Self {
+        match status {
+            TemplateStatus::Draft => Self::Draft,
+            TemplateStatus::Active => Self::Active,
+            TemplateStatus::Archived => Self::Archived,
+        }
+    }
+}
+
+/// Extra fields on a page of templates.
+#[derive(SimpleObject)]
+pub(crate) struct TemplateConnectionFields {
+    /// How many templates match, across all pages.
+    total_count: i32,
+}
+
+/// A page of templates (Relay connection).
+pub(crate) type TemplateConnection =
+    Connection<String, TemplateObject, TemplateConnectionFields, EmptyFields>;
+
+/// One page of a workspace's templates. The monolith pages by number, so the cursor is an opaque
+/// offset and a page is read from the one or two monolith pages that cover it.
+pub(crate) async fn template_connection(
+    ctx: &Context<'_>,
+    workspace: WorkspaceId,
+    search: Option<String>,
+    first: i32,
+    after: Option<String>,
+) -> Result<TemplateConnection> {
+    let first = page_size(first)? as u64;
+    let scope = scope(ctx)?;
+    let sources = ctx.data::<Sources>()?;
+    let start = match &after {
+        Some(cursor) => decode_offset(cursor)? + 1,
+        None => 0,
+    };
+    let first_page = start / first + 1;
+    let mut page = sources
+        .monolith
+        .templates_page(&scope.caller, workspace, search.as_deref(), first_page, first)
+        .await
+        .graphql()?;
+    let total = page.total;
+    let mut items = page.items.split_off(usize::try_from(start % first).unwrap_or(0).min(page.items.len()));
+    let covered_until = first_page * first;
+    if start % first != 0 && covered_until < total {
+        let next = sources
+            .monolith
+            .templates_page(&scope.caller, workspace, search.as_deref(), first_page + 1, first)
+            .await
+            .graphql()?;
+        items.extend(next.items);
+    }
+    items.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    prefetch_page(ctx, &items).await;
+    let has_next = start + (items.len() as u64) < total;
+    let mut connection = Connection::with_additional_fields(
+        start > 0,
+        has_next,
+        TemplateConnectionFields { total_count: super::int(total) },
+    );
+    connection.edges.extend(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, template)| Edge::new(encode_offset(start + i as u64), TemplateObject(template))),
+    );
+    Ok(connection)
+}
+
+/// Loads what the page's templates will ask for (authors, stats per window) in one call per
+/// backend method, before their fields resolve. The loaders batch on their own too, but only
+/// within a short window that a large page can outlast; the prefetch makes one call per page
+/// certain, and the loaders' per-request cache answers the fields. Failures are left for the
+/// fields themselves to report.
+async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
+    let Ok(scope) = scope(ctx) else { return };
+    let look_ahead = ctx.look_ahead();
+    let nodes = [look_ahead.field("edges").field("node"), look_ahead.field("nodes")];
+    let authors = async {
+        if nodes.iter().any(|node| node.field("createdBy").exists()) {
+            let ids: HashSet<UserId> = templates.iter().map(|t| t.created_by).collect();
+            let _ = scope.loaders.users.load_many(ids).await;
+        }
+    };
+    let windows: HashSet<StatsWindowEnum> = nodes
+        .iter()
+        .flat_map(|node| node.field("stats").selection_fields())
+        .map(|field| stats_window(&field))
+        .collect();
+    let stats = futures::future::join_all(windows.into_iter().map(|window| {
+        let keys = templates.iter().map(move |t| StatsKey { template: t.id, window: window.into() });
+        async move {
+            let _ = match route(ctx, MigratedField::TemplateStats) {
+                Route::Service => scope.loaders.stats.load_many(keys).await.map(drop),
+                Route::Legacy => scope.loaders.legacy_stats.load_many(keys).await.map(drop),
+            };
+        }
+    }));
+    futures::future::join(authors, stats).await;
+}
+
+/// The `window` argument of a selected `stats` field, or its default.
+fn stats_window(field: &SelectionField<'_>) -> StatsWindowEnum {
+    let arguments = field.arguments().unwrap_or_default();
+    arguments
+        .iter()
+        .find(|(name, _)| name.as_str() == "window")
+        .and_then(|(_, value)| StatsWindowEnum::parse(Some(value.clone())).ok())
+        .unwrap_or(StatsWindowEnum::Last7Days)
+}
+
+fn encode_offset(offset: u64) -> String {
+    STANDARD.encode(format!("offset:{offset}"))
+}
+
+fn decode_offset(cursor: &str) -> Result<u64> {
+    STANDARD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| coded(codes::BAD_USER_INPUT, format!("{cursor:?} is not a valid cursor")))
+}

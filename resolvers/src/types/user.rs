@@ -1,0 +1,39 @@
+//! `User`.
+
+use async_graphql::{ID, Object};
+use banyan_sources::domain::User;
+use chrono::{DateTime, Utc};
+
+use crate::ids::{self, NodeType};
+
+/// A person who can sign in.
+pub(crate) struct UserObject(pub(crate) User);
+
+/// A person who can sign in.
+#[Object(name = "User")]
+impl UserObject {
+    /// The user's global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::User, self.0.id.0)
+    }
+
+    /// Login name.
+    async fn username(&self) -> &str {
+        &self.0.username
+    }
+
+    /// Email address.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    /// Name to display.
+    async fn full_name(&self) -> &str {
+        &self.0.full_name
+    }
+
+    /// When the account was created.
+    async fn date_joined(&self) -> DateTime<Utc> {
+        self.0.date_joined
+    }
+}

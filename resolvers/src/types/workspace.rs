@@ -1,0 +1,112 @@
+//! `Workspace` and its members.
+
+use async_graphql::{Context, Enum, ID, Object, Result};
+use banyan_sources::domain::{Membership, Role, UserId, Workspace};
+use chrono::{DateTime, Utc};
+
+use crate::context::scope;
+use crate::error::SourceResultExt;
+use crate::ids::{self, NodeType};
+use crate::types::{TemplateConnection, UserObject, template_connection};
+
+/// A team's space; it owns templates and has members.
+pub(crate) struct WorkspaceObject(pub(crate) Workspace);
+
+/// A team's space; it owns templates and has members.
+#[Object(name = "Workspace")]
+impl WorkspaceObject {
+    /// The workspace's global id.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Workspace, self.0.id.0)
+    }
+
+    /// Name to display.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// URL-safe short name.
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    /// When the workspace was created.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// Everyone who belongs to the workspace, with their role.
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<MemberObject>> {
+        let scope = scope(ctx)?;
+        let sources = ctx.data::<banyan_sources::Sources>()?;
+        let members = sources.monolith.workspace_members(&scope.caller, self.0.id).await.graphql()?;
+        Ok(members.into_iter().map(MemberObject).collect())
+    }
+
+    /// The workspace's templates, most recently updated first.
+    async fn templates(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only templates whose name or subject contains this, case-insensitive.")]
+        search: Option<String>,
+        #[graphql(desc = "How many templates to return, 1 to 100.", default = 20)] first: i32,
+        #[graphql(desc = "Return the templates after this cursor (a previous `endCursor`).")] after: Option<
+            String,
+        >,
+    ) -> Result<TemplateConnection> {
+        template_connection(ctx, self.0.id, search, first, after).await
+    }
+}
+
+/// What a member may do in a workspace.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "WorkspaceRole")]
+pub(crate) enum RoleEnum {
+    /// Full control, including billing and deletion.
+    Owner,
+    /// Manages members and content.
+    Admin,
+    /// Edits content.
+    Editor,
+    /// Reads only.
+    Viewer,
+}
+
+impl From<Role> for RoleEnum {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => Self::Owner,
+            Role::Admin => Self::Admin,
+            Role::Editor => Self::Editor,
+            Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
+/// A user's membership of a workspace.
+pub(crate) struct MemberObject(Membership);
+
+/// A user's membership of a workspace.
+#[Object(name = "WorkspaceMember")]
+impl MemberObject {
+    /// The member; null with an error when the user directory is unavailable.
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
+        load_user(ctx, self.0.user_id).await
+    }
+
+    /// What the member may do.
+    async fn role(&self) -> RoleEnum {
+        self.0.role.into()
+    }
+
+    /// When the user joined the workspace.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+/// A user through the batch loader.
+pub(crate) async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserObject>> {
+    let scope = scope(ctx)?;
+    Ok(scope.loaders.users.load_one(id).await.graphql()?.map(UserObject))
+}

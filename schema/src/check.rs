@@ -1,0 +1,242 @@
+//! `schema check`: diff two schemas, find which contract operations each change touches,
+//! validate the contract against the new schema, and decide whether CI should stop.
+//!
+//! Exit-code rules ([`CheckReport::exit_code`]):
+//!
+//! * **1** when a breaking change touches a contract operation, when a contract operation does
+//!   not validate against the new schema (or breaks a contract rule), or, with
+//!   [`CheckOptions::strict`], when there is any breaking change at all;
+//! * **0** otherwise: breaking changes no operation touches are warnings, dangerous changes are
+//!   warnings when they touch an operation and notices otherwise, safe changes are notices;
+//! * **2** is for input errors ([`SchemaError`](crate::SchemaError),
+//!   [`ContractError`](crate::ContractError)), which the CLI maps itself.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::contract::{Contract, OperationType};
+use crate::diff::{Change, Level, diff};
+use crate::problem::{Problem, Severity};
+use crate::sdl::Sdl;
+use crate::usage::{Collector, Usage};
+use crate::validate::operation_errors;
+use crate::{EXIT_FAILURE, EXIT_OK};
+
+/// Options of [`check`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Fail on every breaking change, even one no contract operation touches.
+    pub strict: bool,
+}
+
+/// A contract operation a change touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TouchedOperation {
+    /// The component.
+    pub component: String,
+    /// The operation name (`None` when anonymous).
+    pub operation: Option<String>,
+    /// The operation kind.
+    pub operation_type: OperationType,
+    /// The contract file where the use is (the operation's file, or the file of the fragment
+    /// through which the operation uses the changed element).
+    pub file: String,
+    /// 1-based line of the use.
+    pub line: usize,
+    /// 1-based column of the use.
+    pub column: usize,
+}
+
+impl TouchedOperation {
+    /// `Component/Operation`.
+    pub fn display_name(&self) -> String {
+        let name = self.operation.as_deref().unwrap_or("<anonymous>");
+        if self.component.is_empty() { name.to_owned() } else { format!("{}/{name}", self.component) }
+    }
+
+    /// `file:line:col`.
+    pub fn position(&self) -> String {
+        format!("{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A change with its verdict and the operations it touches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedChange {
+    /// The change.
+    #[serde(flatten)]
+    pub change: Change,
+    /// `error` fails the check; `warning` and `notice` do not.
+    pub severity: Severity,
+    /// The contract operations the change touches.
+    pub operations: Vec<TouchedOperation>,
+}
+
+/// The result of [`check`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// The old schema's path label.
+    pub old_schema: String,
+    /// The new schema's path label.
+    pub new_schema: String,
+    /// Whether `strict` was on.
+    pub strict: bool,
+    /// Number of contract operations.
+    pub operation_count: usize,
+    /// Every change, breaking first.
+    pub changes: Vec<CheckedChange>,
+    /// Contract operations that do not validate against the new schema (and contract rule
+    /// violations).
+    pub operation_errors: Vec<Problem>,
+}
+
+/// Counts for a summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Breaking changes.
+    pub breaking: usize,
+    /// Dangerous changes.
+    pub dangerous: usize,
+    /// Safe changes.
+    pub safe: usize,
+    /// Breaking changes that touch at least one contract operation.
+    pub breaking_touching_operations: usize,
+    /// Dangerous changes that touch at least one contract operation.
+    pub dangerous_touching_operations: usize,
+    /// Changes whose severity is `error`.
+    pub errors: usize,
+    /// Changes whose severity is `warning`.
+    pub warnings: usize,
+    /// Operation errors.
+    pub operation_errors: usize,
+    /// Contract operations checked.
+    pub operations: usize,
+}
+
+impl CheckReport {
+    /// 1 when CI should stop the change, else 0 (see the module docs).
+    pub fn exit_code(&self) -> i32 {
+        if self.failed() { EXIT_FAILURE } else { EXIT_OK }
+    }
+
+    /// Whether the check fails.
+    pub fn failed(&self) -> bool {
+        !self.operation_errors.is_empty() || self.changes.iter().any(|c| c.severity == Severity::Error)
+    }
+
+    /// The counts.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            operation_errors: self.operation_errors.len(),
+            operations: self.operation_count,
+            ..Summary::default()
+        };
+        for c in &self.changes {
+            let touched = !c.operations.is_empty();
+            match c.change.level {
+                Level::Breaking => {
+                    s.breaking += 1;
+                    s.breaking_touching_operations += usize::from(touched);
+                }
+                Level::Dangerous => {
+                    s.dangerous += 1;
+                    s.dangerous_touching_operations += usize::from(touched);
+                }
+                Level::Safe => s.safe += 1,
+            }
+            match c.severity {
+                Severity::Error => s.errors += 1,
+                Severity::Warning => s.warnings += 1,
+                Severity::Notice => {}
+            }
+        }
+        s
+    }
+
+    /// Changes of one level, in report order.
+    pub fn changes_of(&self, level: Level) -> impl Iterator<Item = &CheckedChange> {
+        self.changes.iter().filter(move |c| c.change.level == level)
+    }
+}
+
+/// Runs the whole check: [`diff`], usage of every operation (in both schemas, so renamed or
+/// retyped elements are found through either), touches, and validation against `new`.
+pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -> CheckReport {
+    let changes = diff(old, new);
+    let n = contract.operations().len();
+
+    let mut usages: Vec<Usage> = {
+        let mut c = Collector::new(old.schema(), contract, false);
+        (0..n).map(|i| c.operation(i)).collect()
+    };
+    {
+        let mut c = Collector::new(new.schema(), contract, false);
+        for (i, u) in usages.iter_mut().enumerate() {
+            u.merge(&c.operation(i));
+        }
+    }
+
+    // Index: key → operations using it, to test only candidate operations per change.
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, u) in usages.iter().enumerate() {
+        for k in u.keys() {
+            index.entry(k).or_default().push(i);
+        }
+    }
+
+    let mut checked = Vec::with_capacity(changes.len());
+    for change in changes {
+        let candidates: Vec<usize> = match change.touch.required_keys() {
+            Some(keys) => {
+                let mut v: Vec<usize> = keys.iter().filter_map(|k| index.get(k)).flatten().copied().collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+            None => (0..n).collect(),
+        };
+        let mut operations = Vec::new();
+        for i in candidates {
+            let u = &usages[i];
+            if !change.touch.matches(u) {
+                continue;
+            }
+            let op = &contract.operations()[i];
+            let site = change.touch.site(u);
+            let file = contract
+                .file_index_of(site)
+                .and_then(|fi| contract.file(fi))
+                .map(|f| f.path.clone())
+                .unwrap_or_else(|| op.file.clone());
+            let (line, column) = contract.line_col(site).unwrap_or((op.line, op.column));
+            operations.push(TouchedOperation {
+                component: op.component.clone(),
+                operation: op.name.clone(),
+                operation_type: op.operation_type,
+                file,
+                line,
+                column,
+            });
+        }
+        let touched = !operations.is_empty();
+        let severity = match change.level {
+            Level::Breaking if touched || options.strict => Severity::Error,
+            Level::Breaking => Severity::Warning,
+            Level::Dangerous if touched => Severity::Warning,
+            _ => Severity::Notice,
+        };
+        checked.push(CheckedChange { change, severity, operations });
+    }
+
+    // Within a level, what fails first, then what warns.
+    checked.sort_by(|a, b| (a.change.level, a.severity).cmp(&(b.change.level, b.severity)));
+    CheckReport {
+        old_schema: old.path().to_owned(),
+        new_schema: new.path().to_owned(),
+        strict: options.strict,
+        operation_count: n,
+        changes: checked,
+        operation_errors: operation_errors(new, contract),
+    }
+}

@@ -1,0 +1,437 @@
+//! The frontend contract: the operations each SPA component sends, one directory per component
+//! (`<Component>/<Operation>.graphql`, one or more operations and fragments per file).
+//!
+//! Fragments live in one namespace across the whole contract: a fragment may be defined in the
+//! same file as the operation spreading it, in another file of the same component, or in a
+//! shared file (a top-level file or any other directory).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use apollo_compiler::ast::{self, Definition};
+use apollo_compiler::collections::IndexMap;
+use apollo_compiler::parser::{FileId, Parser, SourceMap, SourceSpan};
+use apollo_compiler::{Name, Node};
+use serde::{Deserialize, Serialize};
+
+use crate::problem::{self, Problem, Severity};
+
+/// The kind of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperationType {
+    /// `query`
+    Query,
+    /// `mutation`
+    Mutation,
+    /// `subscription`
+    Subscription,
+}
+
+impl OperationType {
+    /// `query`, `mutation` or `subscription`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationType::Query => "query",
+            OperationType::Mutation => "mutation",
+            OperationType::Subscription => "subscription",
+        }
+    }
+}
+
+impl fmt::Display for OperationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<ast::OperationType> for OperationType {
+    fn from(t: ast::OperationType) -> Self {
+        match t {
+            ast::OperationType::Query => OperationType::Query,
+            ast::OperationType::Mutation => OperationType::Mutation,
+            ast::OperationType::Subscription => OperationType::Subscription,
+        }
+    }
+}
+
+/// One contract file given in memory (see [`Contract::from_sources`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractSource {
+    /// Path label used in messages, e.g. `frontend-contract/TemplateList/ListTemplates.graphql`.
+    pub path: String,
+    /// The component the file belongs to (empty for shared top-level files).
+    pub component: String,
+    /// The GraphQL text.
+    pub text: String,
+}
+
+/// One operation of the contract.
+#[derive(Debug, Clone)]
+pub struct ContractOperation {
+    /// The component (first directory under the contract root; empty for top-level files).
+    pub component: String,
+    /// The operation name; `None` for an anonymous operation (which the contract rules reject).
+    pub name: Option<String>,
+    /// Query, mutation or subscription.
+    pub operation_type: OperationType,
+    /// The file's path label.
+    pub file: String,
+    /// 1-based line of the operation's name (or of its start, when anonymous).
+    pub line: usize,
+    /// 1-based column of the same.
+    pub column: usize,
+    pub(crate) file_index: usize,
+    pub(crate) node: Node<ast::OperationDefinition>,
+}
+
+impl ContractOperation {
+    /// `Component/Operation` (or `Operation` for a top-level file; `<anonymous>` when unnamed).
+    pub fn display_name(&self) -> String {
+        let name = self.name.as_deref().unwrap_or("<anonymous>");
+        if self.component.is_empty() { name.to_owned() } else { format!("{}/{name}", self.component) }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ContractFile {
+    pub(crate) path: String,
+    pub(crate) component: String,
+    pub(crate) document: ast::Document,
+    /// Per definition: whether it takes part in schema validation (the first definition of
+    /// each name; not anonymous operations, duplicates or type-system definitions).
+    pub(crate) included: Vec<bool>,
+}
+
+/// The loaded contract.
+#[derive(Debug, Clone)]
+pub struct Contract {
+    files: Vec<ContractFile>,
+    operations: Vec<ContractOperation>,
+    fragments: HashMap<Name, (usize, Node<ast::FragmentDefinition>)>,
+    rule_problems: Vec<Problem>,
+    sources: SourceMap,
+    file_ids: HashMap<FileId, usize>,
+}
+
+/// Why the contract could not be loaded. The CLI maps every variant to exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// A file or directory could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The contract root is not a directory.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// Files do not parse as GraphQL.
+    #[error("the contract has syntax errors:\n{}", problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Syntax {
+        /// Every syntax error, with `file:line:col`.
+        problems: Vec<Problem>,
+    },
+}
+
+impl ContractError {
+    /// The located problems (empty for I/O errors).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ContractError::Syntax { problems } => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContractError + '_ {
+    move |source| ContractError::Io { path: label(path), source }
+}
+
+fn label(path: &Path) -> String {
+    path.display().to_string().replace('\\', "/")
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ContractError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io_err(dir))?;
+    entries.sort();
+    for path in entries {
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("graphql" | "gql")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Contract {
+    /// Loads every `*.graphql` / `*.gql` file under `dir` (recursively, skipping hidden
+    /// entries). The component of a file is the first directory below `dir`. Path labels are
+    /// `dir` joined with the file's relative path, so pass `dir` relative to the repository
+    /// root (e.g. `frontend-contract`) for annotations that resolve.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Contract, ContractError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            if !dir.exists() {
+                return Err(ContractError::Io {
+                    path: label(dir),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                });
+            }
+            return Err(ContractError::NotADirectory(label(dir)));
+        }
+        let mut paths = Vec::new();
+        collect_files(dir, &mut paths)?;
+        let mut sources = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            let mut comps = rel.components();
+            let first = comps.next();
+            let component = match (first, comps.next()) {
+                (Some(c), Some(_)) => c.as_os_str().to_string_lossy().into_owned(),
+                _ => String::new(),
+            };
+            sources.push(ContractSource { path: label(&path), component, text });
+        }
+        Contract::from_sources(sources)
+    }
+
+    /// Builds a contract from files in memory (sorted by path, so the result does not depend
+    /// on the order given).
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = ContractSource>,
+    ) -> Result<Contract, ContractError> {
+        let mut sources: Vec<ContractSource> = sources.into_iter().collect();
+        sources.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut files = Vec::with_capacity(sources.len());
+        let mut syntax = Vec::new();
+        let mut parser = Parser::new();
+        for src in sources {
+            match parser.parse_ast(src.text, &src.path) {
+                Ok(document) => files.push(ContractFile {
+                    path: src.path,
+                    component: src.component,
+                    included: vec![false; document.definitions.len()],
+                    document,
+                }),
+                Err(e) => {
+                    let mut problems = problem::from_diagnostics(&e.errors, "SYNTAX_ERROR", &src.path);
+                    for p in &mut problems {
+                        p.component = Some(src.component.clone());
+                    }
+                    syntax.extend(problems);
+                }
+            }
+        }
+        if !syntax.is_empty() {
+            return Err(ContractError::Syntax { problems: syntax });
+        }
+
+        let mut all_sources: IndexMap<FileId, Arc<apollo_compiler::parser::SourceFile>> = IndexMap::default();
+        let mut file_ids = HashMap::new();
+        for (i, f) in files.iter().enumerate() {
+            for (id, sf) in f.document.sources.iter() {
+                all_sources.insert(*id, sf.clone());
+                file_ids.insert(*id, i);
+            }
+        }
+        let sources: SourceMap = Arc::new(all_sources);
+
+        let mut operations = Vec::new();
+        let mut fragments: HashMap<Name, (usize, Node<ast::FragmentDefinition>)> = HashMap::new();
+        let mut op_names: HashMap<Name, Option<SourceSpan>> = HashMap::new();
+        let mut rule_problems = Vec::new();
+        let at = |span: Option<SourceSpan>| problem::line_col(&sources, span);
+        for (fi, file) in files.iter_mut().enumerate() {
+            let rule = |code: &str, message: String, span: Option<SourceSpan>, def: Option<String>| {
+                let pos = at(span);
+                Problem {
+                    severity: Severity::Error,
+                    code: code.to_owned(),
+                    message,
+                    file: file.path.clone(),
+                    line: pos.map(|p| p.0),
+                    column: pos.map(|p| p.1),
+                    component: Some(file.component.clone()),
+                    definition: def,
+                }
+            };
+            let mut included = vec![false; file.document.definitions.len()];
+            for (di, def) in file.document.definitions.iter().enumerate() {
+                match def {
+                    Definition::OperationDefinition(op) => {
+                        let name_span = op.name.as_ref().and_then(|n| n.location());
+                        let span = name_span.or(op.location());
+                        let (line, column) = at(span).unwrap_or((1, 1));
+                        operations.push(ContractOperation {
+                            component: file.component.clone(),
+                            name: op.name.as_ref().map(|n| n.to_string()),
+                            operation_type: op.operation_type.into(),
+                            file: file.path.clone(),
+                            line,
+                            column,
+                            file_index: fi,
+                            node: op.clone(),
+                        });
+                        match &op.name {
+                            None => rule_problems.push(rule(
+                                "ANONYMOUS_OPERATION",
+                                "contract operations must be named".to_owned(),
+                                span,
+                                None,
+                            )),
+                            Some(name) => match op_names.get(name) {
+                                Some(prev) => {
+                                    let prev = describe(&sources, *prev);
+                                    rule_problems.push(rule(
+                                        "DUPLICATE_OPERATION_NAME",
+                                        format!("operation name `{name}` is already used at {prev}; operation names must be unique across the contract"),
+                                        span,
+                                        Some(name.to_string()),
+                                    ));
+                                }
+                                None => {
+                                    op_names.insert(name.clone(), span);
+                                    included[di] = true;
+                                }
+                            },
+                        }
+                    }
+                    Definition::FragmentDefinition(frag) => {
+                        let span = frag.name.location().or(frag.location());
+                        match fragments.get(&frag.name) {
+                            Some((_, prev)) => {
+                                let prev = describe(&sources, prev.name.location().or(prev.location()));
+                                rule_problems.push(rule(
+                                    "DUPLICATE_FRAGMENT_NAME",
+                                    format!("fragment name `{}` is already used at {prev}; fragment names must be unique across the contract", frag.name),
+                                    span,
+                                    Some(frag.name.to_string()),
+                                ));
+                            }
+                            None => {
+                                fragments.insert(frag.name.clone(), (fi, frag.clone()));
+                                included[di] = true;
+                            }
+                        }
+                    }
+                    other => rule_problems.push(rule(
+                        "NOT_EXECUTABLE",
+                        format!(
+                            "{} does not belong in the contract: only operations and fragments do",
+                            describe_definition(other)
+                        ),
+                        other.location(),
+                        other.name().map(|n| n.to_string()),
+                    )),
+                }
+            }
+            file.included = included;
+        }
+        Ok(Contract { files, operations, fragments, rule_problems, sources, file_ids })
+    }
+
+    /// Every operation, in file order then source order.
+    pub fn operations(&self) -> &[ContractOperation] {
+        &self.operations
+    }
+
+    /// Number of files.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether the contract has no operation.
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+
+    /// Names of every fragment defined in the contract, sorted.
+    pub fn fragment_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.fragments.keys().map(|n| n.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// Contract rule violations found at load (anonymous operations, duplicate operation or
+    /// fragment names, type-system definitions in a contract file).
+    pub fn rule_problems(&self) -> &[Problem] {
+        &self.rule_problems
+    }
+
+    pub(crate) fn files(&self) -> &[ContractFile] {
+        &self.files
+    }
+
+    pub(crate) fn file(&self, index: usize) -> Option<&ContractFile> {
+        self.files.get(index)
+    }
+
+    pub(crate) fn fragment(&self, name: &str) -> Option<(usize, &Node<ast::FragmentDefinition>)> {
+        self.fragments.get(name).map(|(i, f)| (*i, f))
+    }
+
+    pub(crate) fn file_index_of(&self, span: Option<SourceSpan>) -> Option<usize> {
+        self.file_ids.get(&span?.file_id()).copied()
+    }
+
+    pub(crate) fn line_col(&self, span: Option<SourceSpan>) -> Option<(usize, usize)> {
+        problem::line_col(&self.sources, span)
+    }
+
+    /// The operation or fragment of file `file_index` whose text contains byte `offset`.
+    pub(crate) fn definition_at(&self, file_index: usize, offset: usize) -> Option<String> {
+        let file = self.files.get(file_index)?;
+        file.document.definitions.iter().find_map(|d| {
+            let loc = d.location()?;
+            if (loc.offset()..=loc.end_offset()).contains(&offset) {
+                d.name().map(|n| n.to_string())
+            } else {
+                None
+            }
+        })
+    }
+}
+
+fn describe(sources: &SourceMap, span: Option<SourceSpan>) -> String {
+    let file = problem::file_label(sources, span).unwrap_or_default();
+    match problem::line_col(sources, span) {
+        Some((l, c)) => format!("{file}:{l}:{c}"),
+        None => file,
+    }
+}
+
+fn describe_definition(d: &Definition) -> String {
+    let what = match d {
+        Definition::DirectiveDefinition(_) => "a directive definition",
+        Definition::SchemaDefinition(_) => "a schema definition",
+        Definition::ScalarTypeDefinition(_) => "a scalar type definition",
+        Definition::ObjectTypeDefinition(_) => "an object type definition",
+        Definition::InterfaceTypeDefinition(_) => "an interface type definition",
+        Definition::UnionTypeDefinition(_) => "a union type definition",
+        Definition::EnumTypeDefinition(_) => "an enum type definition",
+        Definition::InputObjectTypeDefinition(_) => "an input object type definition",
+        Definition::OperationDefinition(_) => "an operation",
+        Definition::FragmentDefinition(_) => "a fragment",
+        _ => "a type system extension",
+    };
+    match d.name() {
+        Some(n) => format!("{what} (`{n}`)"),
+        None => what.to_owned(),
+    }
+}

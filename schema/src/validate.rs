@@ -1,0 +1,126 @@
+//! Validation of the contract against a schema: every operation must validate (apollo-compiler's
+//! executable validation), operation and fragment names must be unique across the contract,
+//! and use of deprecated fields, arguments, input fields and enum values is a warning.
+
+use apollo_compiler::ExecutableDocument;
+use apollo_compiler::ast;
+use apollo_compiler::diagnostic::ToCliReport;
+use apollo_compiler::validation::DiagnosticList;
+use serde::Serialize;
+
+use crate::contract::Contract;
+use crate::problem::{self, Problem, Severity};
+use crate::sdl::Sdl;
+use crate::usage::Collector;
+use crate::{EXIT_FAILURE, EXIT_OK};
+
+/// The result of [`validate_contract`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationReport {
+    /// The schema's path label.
+    pub schema: String,
+    /// Number of contract operations.
+    pub operations: usize,
+    /// Errors: invalid operations and contract rule violations. Any error fails (exit 1).
+    pub errors: Vec<Problem>,
+    /// Warnings: deprecated usage. Never fail.
+    pub warnings: Vec<Problem>,
+}
+
+impl ValidationReport {
+    /// 1 when there is an error, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.errors.is_empty() { EXIT_OK } else { EXIT_FAILURE }
+    }
+
+    /// Whether there is no error.
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Validates every contract operation against `schema`.
+pub fn validate_contract(schema: &Sdl, contract: &Contract) -> ValidationReport {
+    let errors = operation_errors(schema, contract);
+    let mut collector = Collector::new(schema.schema(), contract, true);
+    for i in 0..contract.operations().len() {
+        collector.operation(i);
+    }
+    let mut warnings = collector.take_deprecations();
+    sort_problems(&mut warnings);
+    warnings.dedup();
+    ValidationReport {
+        schema: schema.path().to_owned(),
+        operations: contract.operations().len(),
+        errors,
+        warnings,
+    }
+}
+
+pub(crate) fn sort_problems(v: &mut [Problem]) {
+    v.sort_by(|a, b| (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message)));
+}
+
+/// Contract rule violations plus apollo-compiler's build and validation errors, located and
+/// attributed to the operation or fragment they sit in.
+pub(crate) fn operation_errors(schema: &Sdl, contract: &Contract) -> Vec<Problem> {
+    let mut out: Vec<Problem> = contract.rule_problems().to_vec();
+    let valid_schema = schema.schema();
+    let mut build_errors = DiagnosticList::new(valid_schema.sources.clone());
+    let mut builder = ExecutableDocument::builder(Some(valid_schema), &mut build_errors);
+    let mut any = false;
+    for file in contract.files() {
+        let definitions: Vec<ast::Definition> = file
+            .document
+            .definitions
+            .iter()
+            .zip(&file.included)
+            .filter(|(_, inc)| **inc)
+            .map(|(d, _)| d.clone())
+            .collect();
+        if definitions.is_empty() {
+            continue;
+        }
+        any = true;
+        let mut doc = ast::Document::new();
+        doc.sources = file.document.sources.clone();
+        doc.definitions = definitions;
+        builder.add_ast_document(&doc, false);
+    }
+    let document = builder.build();
+    if any {
+        convert(contract, &build_errors, &mut out);
+        if let Err(e) = document.validate(valid_schema) {
+            convert(contract, &e.errors, &mut out);
+        }
+    }
+    sort_problems(&mut out);
+    out.dedup_by(|a, b| a.file == b.file && a.line == b.line && a.message == b.message);
+    out
+}
+
+fn convert(contract: &Contract, list: &DiagnosticList, out: &mut Vec<Problem>) {
+    for d in list.iter() {
+        let span = d.error.location();
+        let pos = problem::line_col(d.sources, span);
+        let file_index = contract.file_index_of(span);
+        let file = file_index.and_then(|i| contract.file(i));
+        let definition = match (file_index, span) {
+            (Some(i), Some(s)) => contract.definition_at(i, s.offset()),
+            _ => None,
+        };
+        out.push(Problem {
+            severity: Severity::Error,
+            code: "INVALID_OPERATION".to_owned(),
+            message: problem::one_line(&d.error.to_string()),
+            file: file
+                .map(|f| f.path.clone())
+                .or_else(|| problem::file_label(d.sources, span))
+                .unwrap_or_default(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            component: file.map(|f| f.component.clone()),
+            definition,
+        });
+    }
+}

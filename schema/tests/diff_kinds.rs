@@ -1,0 +1,418 @@
+//! One schema pair per change kind (table-driven): each pair must produce exactly the listed
+//! changes, with the kind's level; a snapshot records messages and positions for review.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use banyan_schema::{ChangeKind, Level, Side, diff, load_sdl};
+
+struct Case {
+    name: &'static str,
+    old: &'static str,
+    new: &'static str,
+    /// Every expected change: (kind, coordinate).
+    expect: &'static [(&'static str, &'static str)],
+}
+
+const Q: &str = "type Query { a: Int }\n";
+
+macro_rules! case {
+    ($name:literal, $old:expr, $new:expr, [$(($k:literal, $c:literal)),* $(,)?]) => {
+        Case { name: $name, old: $old, new: $new, expect: &[$(($k, $c)),*] }
+    };
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        // ----- breaking -----
+        case!(
+            "type removed",
+            "type Query { a: Int }\ntype Foo { x: Int }",
+            "type Query { a: Int }",
+            [("TYPE_REMOVED", "Foo")]
+        ),
+        case!(
+            "type changed kind",
+            "type Query { a: Int }\ntype Foo { x: Int }",
+            "type Query { a: Int }\ninterface Foo { x: Int }",
+            [("TYPE_CHANGED_KIND", "Foo")]
+        ),
+        case!(
+            "type removed from union",
+            "type Query { u: U }\ntype A { x: Int }\ntype B { y: Int }\nunion U = A | B",
+            "type Query { u: U }\ntype A { x: Int }\ntype B { y: Int }\nunion U = A",
+            [("TYPE_REMOVED_FROM_UNION", "U")]
+        ),
+        case!(
+            "enum value removed",
+            "type Query { e: E }\nenum E { ONE TWO }",
+            "type Query { e: E }\nenum E { ONE }",
+            [("VALUE_REMOVED_FROM_ENUM", "E.TWO")]
+        ),
+        case!(
+            "required input field added",
+            "type Query { f(i: I): Int }\ninput I { a: Int }",
+            "type Query { f(i: I): Int }\ninput I { a: Int\n b: Int! }",
+            [("REQUIRED_INPUT_FIELD_ADDED", "I.b")]
+        ),
+        case!(
+            "implemented interface removed",
+            "type Query { n: N }\ninterface N { id: ID }\ntype T implements N { id: ID }",
+            "type Query { n: N }\ninterface N { id: ID }\ntype T { id: ID }",
+            [("IMPLEMENTED_INTERFACE_REMOVED", "T")]
+        ),
+        case!("field removed", "type Query { a: Int\n b: Int }", Q, [("FIELD_REMOVED", "Query.b")]),
+        case!(
+            "input field removed",
+            "type Query { f(i: I): Int }\ninput I { a: Int\n b: Int }",
+            "type Query { f(i: I): Int }\ninput I { a: Int }",
+            [("FIELD_REMOVED", "I.b")]
+        ),
+        case!(
+            "field changed kind",
+            "type Query { a: Int }",
+            "type Query { a: String }",
+            [("FIELD_CHANGED_KIND", "Query.a")]
+        ),
+        case!(
+            "input field changed kind",
+            "type Query { f(i: I): Int }\ninput I { a: Int }",
+            "type Query { f(i: I): Int }\ninput I { a: Int! }",
+            [("FIELD_CHANGED_KIND", "I.a")]
+        ),
+        case!(
+            "required argument added",
+            "type Query { a: Int }",
+            "type Query { a(x: Int!): Int }",
+            [("REQUIRED_ARG_ADDED", "Query.a(x:)")]
+        ),
+        case!(
+            "argument removed",
+            "type Query { a(x: Int): Int }",
+            "type Query { a: Int }",
+            [("ARG_REMOVED", "Query.a(x:)")]
+        ),
+        case!(
+            "argument changed kind",
+            "type Query { a(x: Int): Int }",
+            "type Query { a(x: Int!): Int }",
+            [("ARG_CHANGED_KIND", "Query.a(x:)")]
+        ),
+        case!(
+            "directive removed",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            Q,
+            [("DIRECTIVE_REMOVED", "@d")]
+        ),
+        case!(
+            "directive argument removed",
+            "type Query { a: Int }\ndirective @d(x: Int) on FIELD",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            [("DIRECTIVE_ARG_REMOVED", "@d(x:)")]
+        ),
+        case!(
+            "required directive argument added",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            "type Query { a: Int }\ndirective @d(x: Int!) on FIELD",
+            [("REQUIRED_DIRECTIVE_ARG_ADDED", "@d(x:)")]
+        ),
+        case!(
+            "directive argument changed kind",
+            "type Query { a: Int }\ndirective @d(x: Int) on FIELD",
+            "type Query { a: Int }\ndirective @d(x: [Int]) on FIELD",
+            [("ARG_CHANGED_KIND", "@d(x:)")]
+        ),
+        case!(
+            "directive no longer repeatable",
+            "type Query { a: Int }\ndirective @d repeatable on FIELD",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            [("DIRECTIVE_REPEATABLE_REMOVED", "@d")]
+        ),
+        case!(
+            "directive location removed",
+            "type Query { a: Int }\ndirective @d on FIELD | QUERY",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            [("DIRECTIVE_LOCATION_REMOVED", "@d")]
+        ),
+        case!(
+            "root operation type changed",
+            "schema { query: Query mutation: M }\ntype Query { a: Int }\ntype M { a: Int }",
+            "schema { query: Query }\ntype Query { a: Int }\ntype M { a: Int }",
+            [("ROOT_OPERATION_TYPE_CHANGED", "M")]
+        ),
+        // ----- dangerous -----
+        case!(
+            "enum value added",
+            "type Query { e: E }\nenum E { ONE }",
+            "type Query { e: E }\nenum E { ONE TWO }",
+            [("VALUE_ADDED_TO_ENUM", "E.TWO")]
+        ),
+        case!(
+            "type added to union",
+            "type Query { u: U }\ntype A { x: Int }\ntype B { y: Int }\nunion U = A",
+            "type Query { u: U }\ntype A { x: Int }\ntype B { y: Int }\nunion U = A | B",
+            [("TYPE_ADDED_TO_UNION", "U")]
+        ),
+        case!(
+            "optional input field added",
+            "type Query { f(i: I): Int }\ninput I { a: Int }",
+            "type Query { f(i: I): Int }\ninput I { a: Int\n b: Int! = 1 }",
+            [("OPTIONAL_INPUT_FIELD_ADDED", "I.b")]
+        ),
+        case!(
+            "optional argument added",
+            "type Query { a: Int }",
+            "type Query { a(x: Int): Int }",
+            [("OPTIONAL_ARG_ADDED", "Query.a(x:)")]
+        ),
+        case!(
+            "interface added to object",
+            "type Query { t: T }\ninterface N { id: ID }\ntype T { id: ID }",
+            "type Query { t: T }\ninterface N { id: ID }\ntype T implements N { id: ID }",
+            [("INTERFACE_ADDED_TO_OBJECT", "T")]
+        ),
+        case!(
+            "interface added to interface",
+            "type Query { t: J }\ninterface N { id: ID }\ninterface J { id: ID }",
+            "type Query { t: J }\ninterface N { id: ID }\ninterface J implements N { id: ID }",
+            [("INTERFACE_ADDED_TO_OBJECT", "J")]
+        ),
+        case!(
+            "argument default value changed",
+            "type Query { a(x: Int = 1): Int }",
+            "type Query { a(x: Int = 2): Int }",
+            [("ARG_CHANGED_DEFAULT_VALUE", "Query.a(x:)")]
+        ),
+        case!(
+            "argument default value removed",
+            "type Query { a(x: Int = 1): Int }",
+            "type Query { a(x: Int): Int }",
+            [("ARG_CHANGED_DEFAULT_VALUE", "Query.a(x:)")]
+        ),
+        case!(
+            "argument object default reordered is no change",
+            "type Query { a(x: I = {p: 1, q: 2}): Int }\ninput I { p: Int q: Int }",
+            "type Query { a(x: I = {q: 2, p: 1}): Int }\ninput I { p: Int q: Int }",
+            []
+        ),
+        case!(
+            "directive argument default changed",
+            "type Query { a: Int }\ndirective @d(x: Int = 1) on FIELD",
+            "type Query { a: Int }\ndirective @d(x: Int = 2) on FIELD",
+            [("ARG_CHANGED_DEFAULT_VALUE", "@d(x:)")]
+        ),
+        case!(
+            "input field default changed",
+            "type Query { f(i: I): Int }\ninput I { a: Int = 1 }",
+            "type Query { f(i: I): Int }\ninput I { a: Int = 5 }",
+            [("INPUT_FIELD_DEFAULT_VALUE_CHANGED", "I.a")]
+        ),
+        // ----- safe -----
+        case!("type added", Q, "type Query { a: Int }\ntype Foo { x: Int }", [("TYPE_ADDED", "Foo")]),
+        case!("field added", Q, "type Query { a: Int\n b: Int }", [("FIELD_ADDED", "Query.b")]),
+        case!(
+            "directive added",
+            Q,
+            "type Query { a: Int }\ndirective @d on FIELD",
+            [("DIRECTIVE_ADDED", "@d")]
+        ),
+        case!(
+            "optional directive argument added",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            "type Query { a: Int }\ndirective @d(x: Int) on FIELD",
+            [("DIRECTIVE_ARG_ADDED", "@d(x:)")]
+        ),
+        case!(
+            "directive location added",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            "type Query { a: Int }\ndirective @d on FIELD | QUERY",
+            [("DIRECTIVE_LOCATION_ADDED", "@d")]
+        ),
+        case!(
+            "directive became repeatable",
+            "type Query { a: Int }\ndirective @d on FIELD",
+            "type Query { a: Int }\ndirective @d repeatable on FIELD",
+            [("DIRECTIVE_REPEATABLE_ADDED", "@d")]
+        ),
+        case!(
+            "descriptions changed",
+            "\"q\" type Query { \"a\" a(\"x\" x: Int): E }\n\"e\" enum E { \"one\" ONE }\n\"d\" directive @d on FIELD",
+            "\"Q\" type Query { a(\"X\" x: Int): E }\nenum E { \"ONE\" ONE }\n\"D\" directive @d on FIELD",
+            [
+                ("DESCRIPTION_CHANGED", "Query"),
+                ("DESCRIPTION_CHANGED", "Query.a"),
+                ("DESCRIPTION_CHANGED", "Query.a(x:)"),
+                ("DESCRIPTION_CHANGED", "E"),
+                ("DESCRIPTION_CHANGED", "E.ONE"),
+                ("DESCRIPTION_CHANGED", "@d"),
+            ]
+        ),
+        case!(
+            "deprecations added",
+            "type Query { a(x: Int): E }\nenum E { ONE }\ninput I { p: Int }\ntype T { f(i: I): Int }",
+            "type Query { a(x: Int @deprecated): E @deprecated(reason: \"use b\") }\nenum E { ONE @deprecated }\ninput I { p: Int @deprecated }\ntype T { f(i: I): Int }",
+            [
+                ("DEPRECATION_ADDED", "Query.a"),
+                ("DEPRECATION_ADDED", "Query.a(x:)"),
+                ("DEPRECATION_ADDED", "E.ONE"),
+                ("DEPRECATION_ADDED", "I.p"),
+            ]
+        ),
+        case!(
+            "deprecation removed",
+            "type Query { a: Int @deprecated }",
+            Q,
+            [("DEPRECATION_REMOVED", "Query.a")]
+        ),
+        case!(
+            "deprecation reason changed",
+            "type Query { a: Int @deprecated(reason: \"old\") }",
+            "type Query { a: Int @deprecated(reason: \"new\") }",
+            [("DEPRECATION_REASON_CHANGED", "Query.a")]
+        ),
+        case!(
+            "output field made non-null",
+            "type Query { a: Int }",
+            "type Query { a: Int! }",
+            [("FIELD_TYPE_CHANGED_SAFE", "Query.a")]
+        ),
+        case!(
+            "argument made nullable",
+            "type Query { a(x: Int!): Int }",
+            "type Query { a(x: Int): Int }",
+            [("ARG_TYPE_CHANGED_SAFE", "Query.a(x:)")]
+        ),
+        case!(
+            "identical schemas",
+            "type Query { a(x: Int = 1): [Int!]! }\ndirective @d(x: Int) repeatable on FIELD",
+            "type Query { a(x: Int = 1): [Int!]! }\ndirective @d(x: Int) repeatable on FIELD",
+            []
+        ),
+        case!(
+            "definition order and formatting are not changes",
+            "type Query { a: Int, b: String }\nenum E { X Y }\ntype T { e: E }",
+            "type T {\n  e: E\n}\nenum E {\n  X\n  Y\n}\ntype Query {\n  a: Int\n  b: String\n}",
+            []
+        ),
+    ]
+}
+
+#[test]
+fn every_change_kind() {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut snapshot = String::new();
+    for case in cases() {
+        let old =
+            load_sdl("old.graphql", case.old).unwrap_or_else(|e| panic!("{}: old schema: {e}", case.name));
+        let new =
+            load_sdl("new.graphql", case.new).unwrap_or_else(|e| panic!("{}: new schema: {e}", case.name));
+        let changes = diff(&old, &new);
+        let got: BTreeSet<(&str, &str)> =
+            changes.iter().map(|c| (c.kind.as_str(), c.coordinate.as_str())).collect();
+        let want: BTreeSet<(&str, &str)> = case.expect.iter().copied().collect();
+        assert_eq!(got, want, "case `{}`", case.name);
+        let _ = writeln!(snapshot, "# {}", case.name);
+        for c in &changes {
+            assert_eq!(c.level, c.kind.level(), "{}", case.name);
+            let loc = c.location.as_ref().expect("every change here has a location");
+            // Removals point into the old file, everything else into the new one.
+            let removal = matches!(
+                c.kind,
+                ChangeKind::TypeRemoved
+                    | ChangeKind::FieldRemoved
+                    | ChangeKind::ArgRemoved
+                    | ChangeKind::DirectiveRemoved
+                    | ChangeKind::DirectiveArgRemoved
+                    | ChangeKind::ValueRemovedFromEnum
+                    | ChangeKind::TypeRemovedFromUnion
+                    | ChangeKind::ImplementedInterfaceRemoved
+            ) || (c.kind == ChangeKind::RootOperationTypeChanged);
+            let expected_side = if removal { Side::Old } else { Side::New };
+            assert_eq!(loc.side, expected_side, "{}: {}", case.name, c.message);
+            let _ = writeln!(
+                snapshot,
+                "{:<9} {:<34} {:<14} {}:{}:{}  {}",
+                c.level.as_str(),
+                c.kind.as_str(),
+                c.coordinate,
+                match loc.side {
+                    Side::Old => "old",
+                    Side::New => "new",
+                },
+                loc.line,
+                loc.column,
+                c.message
+            );
+            seen.insert(c.kind.as_str());
+        }
+    }
+    let missing: Vec<&str> =
+        ChangeKind::ALL.iter().map(|k| k.as_str()).filter(|k| !seen.contains(k)).collect();
+    assert!(missing.is_empty(), "kinds without a case: {missing:?}");
+    insta::assert_snapshot!(snapshot);
+}
+
+#[test]
+fn levels_match_graphql_js() {
+    use ChangeKind::*;
+    let breaking = [
+        TypeRemoved,
+        TypeChangedKind,
+        TypeRemovedFromUnion,
+        ValueRemovedFromEnum,
+        RequiredInputFieldAdded,
+        ImplementedInterfaceRemoved,
+        FieldRemoved,
+        FieldChangedKind,
+        RequiredArgAdded,
+        ArgRemoved,
+        ArgChangedKind,
+        DirectiveRemoved,
+        DirectiveArgRemoved,
+        RequiredDirectiveArgAdded,
+        DirectiveRepeatableRemoved,
+        DirectiveLocationRemoved,
+    ];
+    let dangerous = [
+        ValueAddedToEnum,
+        TypeAddedToUnion,
+        OptionalInputFieldAdded,
+        OptionalArgAdded,
+        InterfaceAddedToObject,
+        ArgChangedDefaultValue,
+    ];
+    for k in breaking {
+        assert_eq!(k.level(), Level::Breaking, "{k}");
+    }
+    for k in dangerous {
+        assert_eq!(k.level(), Level::Dangerous, "{k}");
+    }
+    // Stable machine names, as in JSON.
+    assert_eq!(serde_json::to_string(&ChangeKind::RequiredArgAdded).unwrap(), "\"REQUIRED_ARG_ADDED\"");
+}
+
+#[test]
+fn removal_is_anchored_on_the_new_parent() {
+    let old = load_sdl("old.graphql", "type Query { a: Int }\n\ntype T {\n  x: Int\n  y: Int\n}").unwrap();
+    let new = load_sdl("new.graphql", "type Query { a: Int }\ntype T {\n  x: Int\n}").unwrap();
+    let changes = diff(&old, &new);
+    assert_eq!(changes.len(), 1);
+    let c = &changes[0];
+    let loc = c.location.as_ref().unwrap();
+    assert_eq!((loc.side, loc.file.as_str(), loc.line, loc.column), (Side::Old, "old.graphql", 5, 3));
+    let anchor = c.anchor.as_ref().unwrap();
+    assert_eq!(
+        (anchor.side, anchor.file.as_str(), anchor.line, anchor.column),
+        (Side::New, "new.graphql", 2, 6)
+    );
+}
+
+#[test]
+fn changes_are_sorted_breaking_first() {
+    let old =
+        load_sdl("old.graphql", "type Query { a: Int\n b: Int }\nenum E { X }\ntype Z { e: E }").unwrap();
+    let new =
+        load_sdl("new.graphql", "type Query { a: Int\n c: Int }\nenum E { X Y }\ntype Z { e: E }").unwrap();
+    let levels: Vec<Level> = diff(&old, &new).iter().map(|c| c.level).collect();
+    assert_eq!(levels, vec![Level::Breaking, Level::Dangerous, Level::Safe]);
+}

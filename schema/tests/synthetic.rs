@@ -1,0 +1,24 @@
+//! Keeps the benchmark's generator honest: its schemas are valid, its operations validate
+//! against the old schema, and its changes cover many kinds.
+
+use std::collections::BTreeSet;
+
+use banyan_schema::{CheckOptions, Contract, check, load_sdl, validate_contract};
+
+#[path = "../benches/support/synth.rs"]
+mod synth;
+
+#[test]
+fn generated_inputs_are_valid_and_varied() {
+    let (old, new, files) = synth::generate(600, 60, 300);
+    let old = load_sdl("old.graphql", &old).unwrap();
+    let new = load_sdl("new.graphql", &new).unwrap();
+    let contract = Contract::from_sources(files).unwrap();
+    assert_eq!(contract.operations().len(), 60);
+    let valid = validate_contract(&old, &contract);
+    assert!(valid.errors.is_empty(), "{:#?}", &valid.errors[..valid.errors.len().min(5)]);
+    let report = check(&old, &new, &contract, CheckOptions::default());
+    let kinds: BTreeSet<&str> = report.changes.iter().map(|c| c.change.kind.as_str()).collect();
+    assert!(kinds.len() >= 12, "{kinds:?}");
+    assert!(report.summary().breaking_touching_operations > 0);
+}

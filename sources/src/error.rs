@@ -1,0 +1,139 @@
+//! What can go wrong when calling a backend, in terms a resolver can act on.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The backends Banyan calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Backend {
+    /// The legacy monolith's REST API.
+    Monolith,
+    /// The event store (gRPC `banyan.events.v1.EventService`).
+    Events,
+    /// The draft store (gRPC `banyan.drafts.v1.DraftService`).
+    Drafts,
+}
+
+impl Backend {
+    /// The backend's short name, as used in metrics, logs and error extensions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Monolith => "monolith",
+            Self::Events => "events",
+            Self::Drafts => "drafts",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed backend call. `Clone` because DataLoader hands one error to every waiting key.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    /// The backend did not answer before the deadline.
+    #[error("{backend} did not answer within {timeout:?}")]
+    Timeout {
+        /// Which backend.
+        backend: Backend,
+        /// The deadline that passed.
+        timeout: Duration,
+    },
+    /// The backend could not be reached or said it is unavailable.
+    #[error("{backend} is unavailable: {detail}")]
+    Unavailable {
+        /// Which backend.
+        backend: Backend,
+        /// What happened, for the log only.
+        detail: String,
+    },
+    /// The caller's credential was missing or not accepted.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller may see the resource but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist or the caller may not see it.
+    #[error("not found")]
+    NotFound,
+    /// The backend rejected the input; the message is safe to show.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A write named a version that is no longer current.
+    #[error("the draft changed since version {expected}; it is at version {current}")]
+    VersionConflict {
+        /// The version the writer expected.
+        expected: u64,
+        /// The version now.
+        current: u64,
+    },
+    /// The backend answered something we could not understand or did not expect.
+    #[error("{backend} answered unexpectedly: {detail}")]
+    BadResponse {
+        /// Which backend.
+        backend: Backend,
+        /// What was wrong, for the log only.
+        detail: String,
+    },
+}
+
+impl SourceError {
+    /// A stable code for clients (GraphQL `extensions.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "BACKEND_TIMEOUT",
+            Self::Unavailable { .. } => "BACKEND_UNAVAILABLE",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::InvalidInput(_) => "BAD_USER_INPUT",
+            Self::VersionConflict { .. } => "VERSION_CONFLICT",
+            Self::BadResponse { .. } => "BACKEND_ERROR",
+        }
+    }
+
+    /// The backend at fault, when the failure is the backend's rather than the caller's.
+    pub fn failed_backend(&self) -> Option<Backend> {
+        match self {
+            Self::Timeout { backend, .. }
+            | Self::Unavailable { backend, .. }
+            | Self::BadResponse { backend, .. } => Some(*backend),
+            _ => None,
+        }
+    }
+
+    /// A message safe to show a client: backend failures say which backend and nothing internal.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Timeout { backend, .. } => format!("the {backend} backend did not answer in time"),
+            Self::Unavailable { backend, .. } => format!("the {backend} backend is unavailable"),
+            Self::BadResponse { backend, .. } => {
+                format!("the {backend} backend answered unexpectedly")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Maps a gRPC status from `backend` into a [`SourceError`].
+pub(crate) fn from_status(backend: Backend, status: &tonic::Status) -> SourceError {
+    use tonic::Code;
+    match status.code() {
+        Code::NotFound => SourceError::NotFound,
+        Code::InvalidArgument | Code::OutOfRange => SourceError::InvalidInput(status.message().to_owned()),
+        Code::Unauthenticated => SourceError::Unauthenticated,
+        Code::PermissionDenied => SourceError::Forbidden(status.message().to_owned()),
+        Code::DeadlineExceeded => {
+            SourceError::Unavailable { backend, detail: format!("deadline exceeded: {}", status.message()) }
+        }
+        Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
+            SourceError::Unavailable { backend, detail: format!("{:?}: {}", status.code(), status.message()) }
+        }
+        _ => {
+            SourceError::BadResponse { backend, detail: format!("{:?}: {}", status.code(), status.message()) }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The event store's client (`banyan.events.v1.EventService`).
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use tonic::transport::Channel;
+
+use crate::domain::{EmailEvent, EventKind, EventPage, StatsWindow, TemplateId, TemplateStats};
+use crate::error::{Backend, SourceError, from_status};
+use crate::grpc::{self, GrpcOptions};
+use crate::identity::Caller;
+use crate::proto::events as pb;
+
+const BACKEND: Backend = Backend::Events;
+
+/// Live events, as the event store streams them; ends when dropped (the gRPC call is cancelled).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<EmailEvent, SourceError>> + Send>>;
+
+/// A client for the event store over one shared channel. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventsClient {
+    client: pb::event_service_client::EventServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl EventsClient {
+    /// Builds the client; the channel connects on first use.
+    pub fn new(options: &GrpcOptions) -> Result<Self, SourceError> {
+        let channel = grpc::channel(BACKEND, options)?;
+        Ok(Self {
+            client: pb::event_service_client::EventServiceClient::new(channel),
+            timeout: options.timeout,
+        })
+    }
+
+    /// Stats for many templates over a window ending `now`, in one call, in request order.
+    pub async fn template_stats(
+        &self,
+        caller: &Caller,
+        ids: &[TemplateId],
+        window: StatsWindow,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TemplateStats>, SourceError> {
+        let message = pb::GetTemplateStatsRequest {
+            template_ids: ids.iter().map(|id| id.to_string()).collect(),
+            window: Some(pb::TimeWindow {
+                start: Some(grpc::to_timestamp(now - window.duration())),
+                end: Some(grpc::to_timestamp(now)),
+            }),
+        };
+        let mut client = self.client.clone();
+        let request = grpc::request(message, caller, self.timeout);
+        let response = grpc::call(
+            BACKEND,
+            "EventService/GetTemplateStats",
+            self.timeout,
+            client.get_template_stats(request),
+        )
+        .await?;
+        response
+            .stats
+            .into_iter()
+            .map(|s| {
+                Ok(TemplateStats {
+                    template_id: grpc::parse_template_id(BACKEND, &s.template_id)?,
+                    sent: s.sent,
+                    delivered: s.delivered,
+                    opened: s.opened,
+                    clicked: s.clicked,
+                    bounced: s.bounced,
+                    unique_opens: s.unique_opens,
+                })
+            })
+            .collect()
+    }
+
+    /// One page of a template's events, newest first.
+    pub async fn list_events(
+        &self,
+        caller: &Caller,
+        template: TemplateId,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<EventPage, SourceError> {
+        let message = pb::ListEventsRequest {
+            template_id: template.to_string(),
+            page_size,
+            page_token: page_token.unwrap_or_default().to_owned(),
+        };
+        let mut client = self.client.clone();
+        let request = grpc::request(message, caller, self.timeout);
+        let response =
+            grpc::call(BACKEND, "EventService/ListEvents", self.timeout, client.list_events(request)).await?;
+        Ok(EventPage {
+            events: response.events.into_iter().map(event_from_wire).collect::<Result<_, _>>()?,
+            next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// Follows new events of `templates` (after `after_sequence`, or from now on when 0).
+    ///
+    /// The deadline covers opening the stream only; the stream then lives until dropped, which
+    /// cancels the gRPC call.
+    pub async fn stream_events(
+        &self,
+        caller: &Caller,
+        templates: &[TemplateId],
+        after_sequence: u64,
+    ) -> Result<EventStream, SourceError> {
+        let message = pb::StreamEventsRequest {
+            template_ids: templates.iter().map(|id| id.to_string()).collect(),
+            after_sequence,
+        };
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(message);
+        // A stream has no overall deadline; copy identity metadata from a unary-shaped request.
+        *request.metadata_mut() = grpc::request((), caller, self.timeout).metadata().clone();
+        request.metadata_mut().remove("grpc-timeout");
+        let streaming =
+            grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
+                .await?;
+        Ok(streaming
+            .map(|item| match item {
+                Ok(response) => response
+                    .event
+                    .ok_or_else(|| SourceError::BadResponse {
+                        backend: BACKEND,
+                        detail: "a streamed message has no event".to_owned(),
+                    })
+                    .and_then(event_from_wire),
+                Err(status) => Err(from_status(BACKEND, &status)),
+            })
+            .boxed())
+    }
+}
+
+fn event_from_wire(event: pb::EmailEvent) -> Result<EmailEvent, SourceError> {
+    let kind = match pb::EventKind::try_from(event.kind) {
+        Ok(pb::EventKind::Sent) => EventKind::Sent,
+        Ok(pb::EventKind::Delivered) => EventKind::Delivered,
+        Ok(pb::EventKind::Opened) => EventKind::Opened,
+        Ok(pb::EventKind::Clicked) => EventKind::Clicked,
+        Ok(pb::EventKind::Bounced) => EventKind::Bounced,
+        Ok(pb::EventKind::Unspecified) | Err(_) => {
+            return Err(SourceError::BadResponse {
+                backend: BACKEND,
+                detail: format!("unknown event kind {}", event.kind),
+            });
+        }
+    };
+    Ok(EmailEvent {
+        sequence: event.sequence,
+        template_id: grpc::parse_template_id(BACKEND, &event.template_id)?,
+        kind,
+        recipient: event.recipient,
+        occurred_at: grpc::from_timestamp(BACKEND, event.occurred_at)?,
+    })
+}

@@ -1,0 +1,95 @@
+//! What the two gRPC clients share: channels, deadlines, metadata, and timestamp conversion.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
+
+use crate::error::{Backend, SourceError, from_status};
+use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA};
+
+/// How to reach one gRPC service.
+#[derive(Debug, Clone)]
+pub struct GrpcOptions {
+    /// The service's URL, e.g. `http://127.0.0.1:50051`.
+    pub url: String,
+    /// Deadline for one unary call (and for a stream to start).
+    pub timeout: Duration,
+    /// Deadline for opening a connection.
+    pub connect_timeout: Duration,
+}
+
+/// One lazily connected HTTP/2 channel per service, shared by every request.
+pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel, SourceError> {
+    let endpoint = Endpoint::from_shared(options.url.clone()).map_err(|e| SourceError::Unavailable {
+        backend,
+        detail: format!("invalid URL {:?}: {e}", options.url),
+    })?;
+    Ok(endpoint
+        .connect_timeout(options.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// Wraps a message with the caller's identity, the request id and the deadline.
+pub(crate) fn request<T>(message: T, caller: &Caller, timeout: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(timeout);
+    let metadata = request.metadata_mut();
+    metadata.insert(USER_ID_METADATA, MetadataValue::from(caller.user_id.0));
+    if let Some(id) = caller.request_id.as_deref().and_then(|id| id.parse().ok()) {
+        metadata.insert(REQUEST_ID_HEADER, id);
+    }
+    request
+}
+
+/// Runs one call under the deadline. The `grpc-timeout` header tells the server; this makes sure
+/// the client gives up too, even when the server ignores it.
+pub(crate) async fn call<T>(
+    backend: Backend,
+    rpc: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, SourceError> {
+    let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
+    match tokio::time::timeout(timeout, call.instrument(span)).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(from_status(backend, &status)),
+        Err(_) => Err(SourceError::Timeout { backend, timeout }),
+    }
+}
+
+pub(crate) fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        // Always in 0..1e9, so it fits.
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn from_timestamp(
+    backend: Backend,
+    timestamp: Option<prost_types::Timestamp>,
+) -> Result<DateTime<Utc>, SourceError> {
+    let timestamp = timestamp
+        .ok_or_else(|| SourceError::BadResponse { backend, detail: "a timestamp is missing".to_owned() })?;
+    let nanos = u32::try_from(timestamp.nanos).ok();
+    nanos.and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos)).ok_or_else(|| {
+        SourceError::BadResponse { backend, detail: format!("timestamp out of range: {timestamp:?}") }
+    })
+}
+
+pub(crate) fn parse_template_id(
+    backend: Backend,
+    id: &str,
+) -> Result<crate::domain::TemplateId, SourceError> {
+    id.parse().map(crate::domain::TemplateId).map_err(|_| SourceError::BadResponse {
+        backend,
+        detail: format!("template id {id:?} is not a number"),
+    })
+}

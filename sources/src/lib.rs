@@ -1,0 +1,66 @@
+//! Banyan's backends, with no GraphQL in sight: the monolith's REST client ([`monolith`]), the
+//! gRPC clients of the event store ([`events`]) and the draft store ([`drafts`]), the domain types
+//! they all return ([`domain`]), the per-request batch loaders ([`loaders`]), and how the caller's
+//! identity, deadlines and errors travel ([`identity`], [`error`]).
+
+pub mod domain;
+pub mod drafts;
+pub mod error;
+pub mod events;
+mod grpc;
+pub mod identity;
+pub mod loaders;
+pub mod monolith;
+
+pub use error::{Backend, SourceError};
+pub use grpc::GrpcOptions;
+pub use identity::Caller;
+pub use monolith::MonolithOptions;
+
+/// Generated protobuf types and gRPC clients for the services' APIs.
+pub mod proto {
+    /// `banyan.events.v1`: the event store.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod events {
+        tonic::include_proto!("banyan.events.v1");
+    }
+    /// `banyan.drafts.v1`: the draft store.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod drafts {
+        tonic::include_proto!("banyan.drafts.v1");
+    }
+}
+
+/// Every backend client, built once at start-up and shared by all requests. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The legacy monolith.
+    pub monolith: monolith::MonolithClient,
+    /// The event store.
+    pub events: events::EventsClient,
+    /// The draft store.
+    pub drafts: drafts::DraftsClient,
+}
+
+/// How to reach every backend.
+#[derive(Debug, Clone)]
+pub struct SourcesOptions {
+    /// The monolith.
+    pub monolith: MonolithOptions,
+    /// The event store.
+    pub events: GrpcOptions,
+    /// The draft store.
+    pub drafts: GrpcOptions,
+}
+
+impl Sources {
+    /// Builds every client; connections open lazily, so a backend that is down does not stop
+    /// start-up (its fields fail until it is back).
+    pub fn new(options: &SourcesOptions) -> Result<Self, SourceError> {
+        Ok(Self {
+            monolith: monolith::MonolithClient::new(&options.monolith)?,
+            events: events::EventsClient::new(&options.events)?,
+            drafts: drafts::DraftsClient::new(&options.drafts)?,
+        })
+    }
+}

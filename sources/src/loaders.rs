@@ -1,0 +1,183 @@
+//! Batch loaders (async-graphql's DataLoader): every key a request asks for within one tick is
+//! loaded with one backend call per backend method, so a list of 100 templates costs one call,
+//! not 100. Loaders are built per request: they carry the caller, and their cache must not outlive
+//! the request.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::Sources;
+use crate::domain::{Draft, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
+use crate::error::SourceError;
+use crate::identity::Caller;
+
+/// How many per-template calls a legacy (one-at-a-time) loader makes at once.
+const LEGACY_CONCURRENCY: usize = 8;
+
+/// Users by id, from the monolith's `?id__in=` filter.
+pub struct UserLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<UserId> for UserLoader {
+    type Value = User;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, SourceError> {
+        let users = self.sources.monolith.users_by_ids(&self.caller, keys).await?;
+        Ok(users.into_iter().map(|user| (user.id, user)).collect())
+    }
+}
+
+/// Templates by id, from the monolith's `?id__in=` filter; invisible ones are absent.
+pub struct TemplateLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<TemplateId> for TemplateLoader {
+    type Value = Template;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Template>, SourceError> {
+        let templates = self.sources.monolith.templates_by_ids(&self.caller, keys).await?;
+        Ok(templates.into_iter().map(|t| (t.id, t)).collect())
+    }
+}
+
+/// Which template's stats, over which window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatsKey {
+    /// The template.
+    pub template: TemplateId,
+    /// The window, ending at the request's start.
+    pub window: StatsWindow,
+}
+
+/// Template stats from the event store: one `GetTemplateStats` call per window asked for.
+pub struct StatsLoader {
+    sources: Sources,
+    caller: Caller,
+    now: DateTime<Utc>,
+}
+
+impl Loader<StatsKey> for StatsLoader {
+    type Value = TemplateStats;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+        let mut by_window: HashMap<StatsWindow, Vec<TemplateId>> = HashMap::new();
+        for key in keys {
+            by_window.entry(key.window).or_default().push(key.template);
+        }
+        let mut loaded = HashMap::with_capacity(keys.len());
+        for (window, ids) in by_window {
+            let stats = self.sources.events.template_stats(&self.caller, &ids, window, self.now).await?;
+            loaded.extend(stats.into_iter().map(|s| (StatsKey { template: s.template_id, window }, s)));
+        }
+        Ok(loaded)
+    }
+}
+
+/// Template stats from the monolith's legacy analytics view, which takes one template per call.
+pub struct LegacyStatsLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<StatsKey> for LegacyStatsLoader {
+    type Value = TemplateStats;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+        futures::stream::iter(keys.iter().copied())
+            .map(|key| async move {
+                let stats =
+                    self.sources.monolith.legacy_analytics(&self.caller, key.template, key.window).await?;
+                Ok::<_, SourceError>((key, stats))
+            })
+            .buffer_unordered(LEGACY_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
+
+/// Drafts from the draft store: one `BatchGetDrafts` call; templates with no draft are absent.
+pub struct DraftLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<TemplateId> for DraftLoader {
+    type Value = Draft;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+        let drafts = self.sources.drafts.batch_get(&self.caller, keys).await?;
+        Ok(drafts.into_iter().map(|d| (d.template_id, d)).collect())
+    }
+}
+
+/// Drafts from the monolith's legacy draft view, which takes one template per call.
+pub struct LegacyDraftLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<TemplateId> for LegacyDraftLoader {
+    type Value = Draft;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+        let drafts: Vec<Option<Draft>> = futures::stream::iter(keys.iter().copied())
+            .map(|id| self.sources.monolith.legacy_draft(&self.caller, id))
+            .buffer_unordered(LEGACY_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(drafts.into_iter().flatten().map(|d| (d.template_id, d)).collect())
+    }
+}
+
+/// A loader that remembers what it loaded for the rest of the request, so a key asked for twice
+/// (the same author on many templates, a prefetched page) costs one call.
+pub type CachedLoader<T> = DataLoader<T, HashMapCache>;
+
+/// The loaders of one request, all acting for one caller.
+pub struct Loaders {
+    /// Users by id (monolith).
+    pub users: CachedLoader<UserLoader>,
+    /// Templates by id (monolith).
+    pub templates: CachedLoader<TemplateLoader>,
+    /// Stats from the event store.
+    pub stats: CachedLoader<StatsLoader>,
+    /// Stats from the monolith's legacy view.
+    pub legacy_stats: CachedLoader<LegacyStatsLoader>,
+    /// Drafts from the draft store.
+    pub drafts: CachedLoader<DraftLoader>,
+    /// Drafts from the monolith's legacy view.
+    pub legacy_drafts: CachedLoader<LegacyDraftLoader>,
+}
+
+impl Loaders {
+    /// Loaders for one request by `caller`, with stats windows ending at `now`.
+    pub fn new(sources: &Sources, caller: &Caller, now: DateTime<Utc>) -> Self {
+        let sources = sources.clone();
+        let caller = caller.clone();
+        Self {
+            users: cached(UserLoader { sources: sources.clone(), caller: caller.clone() }),
+            templates: cached(TemplateLoader { sources: sources.clone(), caller: caller.clone() }),
+            stats: cached(StatsLoader { sources: sources.clone(), caller: caller.clone(), now }),
+            legacy_stats: cached(LegacyStatsLoader { sources: sources.clone(), caller: caller.clone() }),
+            drafts: cached(DraftLoader { sources: sources.clone(), caller: caller.clone() }),
+            legacy_drafts: cached(LegacyDraftLoader { sources, caller }),
+        }
+    }
+}
+
+fn cached<T: Send + Sync + 'static>(loader: T) -> DataLoader<T, HashMapCache> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+}

@@ -1,0 +1,176 @@
+//! The end-to-end test kit: a [`TestStack`] is the real gateway in front of the real devstack
+//! (a REST monolith and two tonic services), every one on its own ephemeral port on 127.0.0.1,
+//! with helpers to send GraphQL over HTTP and read what each backend received.
+
+use std::time::Duration;
+
+use banyan_devstack::{DevStack, DevStackConfig};
+use banyan_gateway::config::BackendsConfig;
+use banyan_gateway::{Config, RunningGateway};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The user the tests act as by default: owner of workspaces 1 and 2, not a member of 3.
+pub const OWNER: u64 = 1;
+
+/// A gateway and its devstack, stopped on [`TestStack::stop`] (or when dropped).
+pub struct TestStack {
+    /// The stand-in backends, with their fault knobs and call counters.
+    pub devstack: DevStack,
+    /// The gateway under test.
+    pub gateway: RunningGateway,
+    http: reqwest::Client,
+}
+
+/// A GraphQL response over HTTP.
+#[derive(Debug)]
+pub struct GraphqlResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The `Content-Type` header.
+    pub content_type: String,
+    /// The body, as JSON (`Value::Null` when it is not JSON).
+    pub body: Value,
+}
+
+impl GraphqlResponse {
+    /// `body.data`.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of every error, in order.
+    pub fn error_codes(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["extensions"]["code"].as_str().unwrap_or("<no code>").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestStack {
+    /// A devstack with its defaults (no event generator, no faults) and a default gateway.
+    pub async fn start() -> Self {
+        Self::start_with(DevStackConfig::default(), |_| {}).await
+    }
+
+    /// A stack with this devstack configuration and the gateway configuration as `configure`
+    /// leaves it (backends and listen address are filled in first).
+    pub async fn start_with(devstack: DevStackConfig, configure: impl FnOnce(&mut Config)) -> Self {
+        let devstack = DevStack::start(devstack).await.expect("the devstack starts");
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().expect("a socket address");
+        config.backends =
+            BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
+        for backend in [
+            &mut config.backends.monolith.timeout,
+            &mut config.backends.events.timeout,
+            &mut config.backends.drafts.timeout,
+        ] {
+            *backend = Duration::from_secs(2);
+        }
+        configure(&mut config);
+        let gateway = RunningGateway::start(&config).await.expect("the gateway starts");
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("an HTTP client");
+        Self { devstack, gateway, http }
+    }
+
+    /// `http://127.0.0.1:PORT/graphql`.
+    pub fn graphql_url(&self) -> String {
+        format!("http://{}/graphql", self.gateway.addr())
+    }
+
+    /// `ws://127.0.0.1:PORT/graphql`.
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/graphql", self.gateway.addr())
+    }
+
+    /// The token of a seeded user.
+    pub fn token(&self, user_id: u64) -> String {
+        self.devstack
+            .dataset()
+            .users
+            .iter()
+            .find(|u| u.id == user_id)
+            .map(|u| u.token.clone())
+            .expect("a seeded user")
+    }
+
+    /// A plain HTTP client with a 20 s timeout, for requests the helpers don't cover.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// POSTs a GraphQL request as `user` (anonymous when `None`).
+    pub async fn graphql_as(&self, user: Option<u64>, query: &str, variables: Value) -> GraphqlResponse {
+        let mut request = self
+            .http
+            .post(self.graphql_url())
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(user) = user {
+            request = request.header("authorization", format!("Token {}", self.token(user)));
+        }
+        read(request.send().await.expect("the gateway answers")).await
+    }
+
+    /// POSTs a GraphQL request as [`OWNER`].
+    pub async fn graphql(&self, query: &str, variables: Value) -> GraphqlResponse {
+        self.graphql_as(Some(OWNER), query, variables).await
+    }
+
+    /// Stops the gateway, then the devstack.
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+        self.devstack.shutdown().await;
+    }
+}
+
+/// Reads an HTTP response as a [`GraphqlResponse`].
+pub async fn read(response: reqwest::Response) -> GraphqlResponse {
+    let status = response.status();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    GraphqlResponse { status, content_type, body }
+}
+
+/// The global id of a template, as the schema encodes it.
+pub fn template_id(id: u64) -> String {
+    global_id("Template", id)
+}
+
+/// The global id of a user.
+pub fn user_id(id: u64) -> String {
+    global_id("User", id)
+}
+
+/// The global id of a workspace.
+pub fn workspace_id(id: u64) -> String {
+    global_id("Workspace", id)
+}
+
+fn global_id(type_name: &str, id: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{type_name}:{id}"))
+}
+
+/// The operations of `frontend-contract/`, each with the fragments it uses, as the persisted
+/// manifest has them: `(name, body)`.
+pub fn contract_operations() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend-contract");
+    let contract = banyan_schema::Contract::load(&dir).expect("the contract loads");
+    banyan_schema::build_manifest(&contract)
+        .expect("the manifest builds")
+        .operations
+        .into_iter()
+        .map(|op| (op.name, op.body))
+        .collect()
+}

@@ -1,0 +1,148 @@
+//! `templateEvents` over WebSocket (graphql-transport-ws): live events arrive, and when the
+//! client leaves, the gRPC stream behind it ends.
+
+use std::time::Duration;
+
+use banyan_devstack::EventKind;
+use banyan_tests::{OWNER, TestStack, contract_operations, template_id};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(stack: &TestStack, init_payload: Value) -> Socket {
+    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
+    send(&mut socket, json!({ "type": "connection_init", "payload": init_payload })).await;
+    socket
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::text(message.to_string())).await.expect("sent");
+}
+
+/// The next JSON message, skipping pings; `None` when the socket closes.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        let message =
+            timeout(Duration::from_secs(10), socket.next()).await.expect("a message within 10 s")?;
+        match message.ok()? {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                if value["type"] == "ping" {
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    condition()
+}
+
+#[tokio::test]
+async fn live_events_arrive_and_the_stream_ends_when_the_client_leaves() {
+    let stack = TestStack::start().await;
+    let (_, feed) = contract_operations()
+        .into_iter()
+        .find(|(name, _)| name == "TemplateEventsFeed")
+        .expect("in the contract");
+    let mut socket =
+        connect(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    assert_eq!(next(&mut socket).await.expect("an answer")["type"], "connection_ack");
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": feed, "variables": { "templateIds": [template_id(1), template_id(2)] } } }),
+    )
+    .await;
+    assert!(
+        wait_for(|| stack.devstack.active_event_streams() == 1).await,
+        "the gateway opened one gRPC stream"
+    );
+
+    let sequences = stack
+        .devstack
+        .append_events(vec![(1, EventKind::Opened), (3, EventKind::Opened), (2, EventKind::Clicked)])
+        .await;
+    let mut received = Vec::new();
+    while received.len() < 2 {
+        let message = next(&mut socket).await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        received.push(message["payload"]["data"]["templateEvents"].clone());
+    }
+    assert_eq!(received[0]["templateId"], template_id(1));
+    assert_eq!(received[0]["kind"], "OPENED");
+    assert_eq!(received[0]["sequence"], sequences[0].to_string());
+    assert_eq!(received[1]["templateId"], template_id(2), "template 3's event is not followed");
+    assert_eq!(received[1]["kind"], "CLICKED");
+
+    socket.close(None).await.expect("closed");
+    drop(socket);
+    assert!(
+        wait_for(|| stack.devstack.active_event_streams() == 0).await,
+        "the gRPC stream ended with the client"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn completing_a_subscription_ends_its_stream_but_not_the_connection() {
+    let stack = TestStack::start().await;
+    let mut socket =
+        connect(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    assert_eq!(next(&mut socket).await.expect("an answer")["type"], "connection_ack");
+    let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }";
+    send(&mut socket, json!({ "id": "a", "type": "subscribe", "payload": { "query": query, "variables": { "ids": [template_id(4)] } } })).await;
+    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    send(&mut socket, json!({ "id": "a", "type": "complete" })).await;
+    assert!(
+        wait_for(|| stack.devstack.active_event_streams() == 0).await,
+        "complete cancels the gRPC stream"
+    );
+    socket.close(None).await.expect("closed");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn subscribing_to_an_invisible_template_is_refused() {
+    let stack = TestStack::start().await;
+    let foreign =
+        stack.devstack.dataset().templates.iter().find(|t| t.workspace == 3).expect("a template").id;
+    let mut socket =
+        connect(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    assert_eq!(next(&mut socket).await.expect("an answer")["type"], "connection_ack");
+    let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }";
+    send(&mut socket, json!({ "id": "x", "type": "subscribe", "payload": { "query": query, "variables": { "ids": [template_id(foreign)] } } })).await;
+    let message = next(&mut socket).await.expect("an answer");
+    let errors = if message["type"] == "error" {
+        message["payload"].clone()
+    } else {
+        message["payload"]["errors"].clone()
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "NOT_FOUND", "{message}");
+    assert_eq!(stack.devstack.active_event_streams(), 0);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_token_in_connection_init_closes_the_connection() {
+    let stack = TestStack::start().await;
+    let mut socket =
+        connect(&stack, json!({ "Authorization": "Token 0000000000000000000000000000000000000000" })).await;
+    assert_eq!(next(&mut socket).await, None, "no connection_ack for a bad token");
+    stack.stop().await;
+}
