@@ -150,7 +150,10 @@ async fn stale_versions_conflict_with_details() {
     // The version is checked before the block: a stale write to a deleted block still conflicts.
     let stale_delete =
         DeleteBlockRequest { template_id: "5".into(), expected_version: 0, block_id: "b999".into() };
-    assert_eq!(client.delete_block(as_user(1, stale_delete)).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(
+        client.delete_block(as_user(1, stale_delete)).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
 }
 
 #[tokio::test]
@@ -165,7 +168,10 @@ async fn bad_writes_are_refused() {
         content: "x".into(),
     };
     assert_eq!(client.update_block(as_user(1, update("50", "b1"))).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(client.update_block(as_user(1, update("nope", "b1"))).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        client.update_block(as_user(1, update("nope", "b1"))).await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert_eq!(client.update_block(as_user(1, update("6", "b99"))).await.unwrap_err().code(), Code::NotFound);
     let unspecified = InsertBlockRequest {
         template_id: "6".into(),

@@ -28,7 +28,8 @@ async fn auth_follows_drf_token_authentication() {
         (format!("Token {token} extra"), "Invalid token header. Token string should not contain spaces."),
     ];
     for (header, detail) in cases {
-        let (status, body) = read(client.get(&me).header("authorization", &header).send().await.unwrap()).await;
+        let (status, body) =
+            read(client.get(&me).header("authorization", &header).send().await.unwrap()).await;
         assert_eq!((status, body), (401, json!({ "detail": detail })), "{header}");
     }
 
@@ -145,9 +146,7 @@ async fn filters_by_workspace_and_search() {
         .templates
         .iter()
         .filter(|t| t.workspace <= 2)
-        .filter(|t| {
-            t.name.to_lowercase().contains("spring") || t.subject.to_lowercase().contains("spring")
-        })
+        .filter(|t| t.name.to_lowercase().contains("spring") || t.subject.to_lowercase().contains("spring"))
         .count();
     assert!(expected > 0);
     let (_, page) = api.get("/api/v1/templates/?search=SPRING").await;
@@ -187,11 +186,14 @@ async fn visibility_hides_with_404_never_403() {
     let mut sorted = users.clone();
     sorted.sort_unstable();
     assert_eq!(users, sorted);
-    assert_eq!(members["results"][0], json!({
-        "user": 1,
-        "role": "owner",
-        "joined_at": members["results"][0]["joined_at"].clone(),
-    }));
+    assert_eq!(
+        members["results"][0],
+        json!({
+            "user": 1,
+            "role": "owner",
+            "joined_at": members["results"][0]["joined_at"].clone(),
+        })
+    );
     let (_, users) = owner.get("/api/v1/users/?page_size=100").await;
     assert_eq!(ids(&users), stack.dataset().visible_users(OWNER_USER));
 
@@ -231,7 +233,10 @@ async fn patch_validates_like_a_drf_serializer() {
         (json!({"name": "   "}), json!({"name": ["This field may not be blank."]})),
         (json!({"name": null}), json!({"name": ["This field may not be null."]})),
         (json!({"name": ["a"]}), json!({"name": ["Not a valid string."]})),
-        (json!({"name": "x".repeat(201)}), json!({"name": ["Ensure this field has no more than 200 characters."]})),
+        (
+            json!({"name": "x".repeat(201)}),
+            json!({"name": ["Ensure this field has no more than 200 characters."]}),
+        ),
         (json!({"status": "deleted"}), json!({"status": ["\"deleted\" is not a valid choice."]})),
         (
             json!({"name": "", "status": "x"}),
@@ -332,7 +337,8 @@ async fn calls_are_counted_per_route_with_headers() {
     assert_eq!(calls.total(), 0);
     assert!(calls.last_headers("GET /api/v1/templates/{id}/").is_none());
 
-    let (_, users) = read(reqwest::get(format!("{}/__devstack/users", stack.monolith_url())).await.unwrap()).await;
+    let (_, users) =
+        read(reqwest::get(format!("{}/__devstack/users", stack.monolith_url())).await.unwrap()).await;
     assert_eq!(users[0]["token"], api.token.as_str());
     assert_eq!(calls.total(), 0);
 }

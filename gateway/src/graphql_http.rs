@@ -44,29 +44,27 @@ impl Media {
     }
 }
 
-/// A request refused before execution.
+/// An HTTP request refused before GraphQL sees it: malformed (400 whatever the media type, as
+/// the spec asks for bodies that are not JSON or parameters of the wrong shape), or refused by a
+/// rule of HTTP (401, 405, 406, 413, 415, 503).
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    /// `None`: a GraphQL request error (400 for `graphql-response+json`, 200 for `json`).
-    status: Option<StatusCode>,
+    status: StatusCode,
     code: &'static str,
     message: String,
 }
 
 impl Refusal {
-    fn request(code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: None, code, message: message.into() }
+    fn malformed(message: impl Into<String>) -> Self {
+        Self::status(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
     }
 
     fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: Some(status), code, message: message.into() }
+        Self { status, code, message: message.into() }
     }
 
     fn render(self, media: Media) -> Response {
-        let status = self.status.unwrap_or(match media {
-            Media::GraphqlResponse => StatusCode::BAD_REQUEST,
-            Media::Json => StatusCode::OK,
-        });
+        let status = self.status;
         let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": self.code } }] });
         let mut response = json_response(status, media, &body);
         match status {
@@ -302,22 +300,22 @@ fn read_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> R
 
 fn params_from_body(body: &[u8]) -> Result<GraphqlParams, Refusal> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Refusal::request("BAD_REQUEST", format!("the body is not valid JSON: {e}")))?;
+        .map_err(|e| Refusal::malformed(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut object) = value else {
-        return Err(Refusal::request("BAD_REQUEST", "the body must be a JSON object"));
+        return Err(Refusal::malformed("the body must be a JSON object"));
     };
     let query = match object.remove("query") {
         Some(Value::String(query)) => query,
         None | Some(Value::Null) => {
-            return Err(Refusal::request("BAD_REQUEST", "the `query` parameter is missing"));
+            return Err(Refusal::malformed("the `query` parameter is missing"));
         }
-        Some(_) => return Err(Refusal::request("BAD_REQUEST", "the `query` parameter must be a string")),
+        Some(_) => return Err(Refusal::malformed("the `query` parameter must be a string")),
     };
     let operation_name = match object.remove("operationName") {
         None | Some(Value::Null) => None,
         Some(Value::String(name)) => Some(name),
         Some(_) => {
-            return Err(Refusal::request("BAD_REQUEST", "the `operationName` parameter must be a string"));
+            return Err(Refusal::malformed("the `operationName` parameter must be a string"));
         }
     };
     Ok(GraphqlParams {
@@ -332,13 +330,13 @@ fn map_param(value: Option<Value>, name: &str) -> Result<Map<String, Value>, Ref
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => Ok(map),
-        Some(_) => Err(Refusal::request("BAD_REQUEST", format!("the `{name}` parameter must be an object"))),
+        Some(_) => Err(Refusal::malformed(format!("the `{name}` parameter must be an object"))),
     }
 }
 
 fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query)
-        .map_err(|e| Refusal::request("BAD_REQUEST", format!("the query string is malformed: {e}")))?;
+        .map_err(|e| Refusal::malformed(format!("the query string is malformed: {e}")))?;
     let mut params = GraphqlParams::default();
     let mut query = None;
     for (key, value) in pairs {
@@ -347,7 +345,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
             "operationName" => params.operation_name = Some(value).filter(|v| !v.is_empty()),
             "variables" | "extensions" => {
                 let parsed = serde_json::from_str(&value).map_err(|e| {
-                    Refusal::request("BAD_REQUEST", format!("`{key}` is not valid JSON: {e}"))
+                    Refusal::malformed(format!("`{key}` is not valid JSON: {e}"))
                 })?;
                 let map = map_param(Some(parsed), &key)?;
                 if key == "variables" {
@@ -360,7 +358,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
         }
     }
     params.query =
-        query.ok_or_else(|| Refusal::request("BAD_REQUEST", "the `query` parameter is missing"))?;
+        query.ok_or_else(|| Refusal::malformed("the `query` parameter is missing"))?;
     Ok(params)
 }
 

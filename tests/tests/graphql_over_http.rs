@@ -102,18 +102,19 @@ async fn post_requests_need_json() {
     // 9ABE: no Content-Type is 4xx.
     let response = post(&stack, None, None, None).await;
     assert!(response.status.is_client_error(), "{}", response.status);
-    // 7267: a body is required.
-    let response = post(&stack, Some(JSON), Some(JSON), None).await;
-    assert!(response.body.get("errors").is_some(), "{:?}", response.body);
-    let response = post(&stack, Some(JSON), Some(GQL), None).await;
-    assert_eq!(response.status, 400);
+    // 7267, A5BF: a body is required.
+    for accept in [GQL, JSON] {
+        let response = post(&stack, Some(JSON), Some(accept), None).await;
+        assert_eq!(response.status, 400, "{accept}");
+        assert!(response.body.get("errors").is_some(), "{:?}", response.body);
+    }
     // Not JSON at all.
     assert_eq!(post(&stack, Some("text/plain"), None, Some(typename())).await.status, 415);
     stack.stop().await;
 }
 
 #[tokio::test]
-async fn parameters_are_checked_with_the_right_status_per_media_type() {
+async fn malformed_parameters_are_400_and_good_ones_run() {
     let stack = TestStack::start().await;
     let invalid_values = [json!({ "obj": "ect" }), json!(0), json!(false), json!(["array"])];
     let mut bodies: Vec<(String, Value)> =
@@ -131,14 +132,14 @@ async fn parameters_are_checked_with_the_right_status_per_media_type() {
             .push((format!("extensions {value}"), json!({ "query": "{ __typename }", "extensions": value })));
     }
     for (what, body) in &bodies {
-        // 6610, 4F5x, E3Ex, 69Bx, 904x: 400 with graphql-response+json, and no data (34D6).
-        let strict = post(&stack, Some(JSON), Some(GQL), Some(body.to_string())).await;
-        assert_eq!(strict.status, 400, "{what}");
-        assert!(strict.body.get("data").is_none(), "{what}: {:?}", strict.body);
-        // 3715, 9FEx, FB9x, F05x, 368x: 200 with errors with application/json.
-        let legacy = post(&stack, Some(JSON), Some(JSON), Some(body.to_string())).await;
-        assert_eq!(legacy.status, 200, "{what}");
-        assert!(legacy.body.get("errors").is_some(), "{what}: {:?}", legacy.body);
+        // 423L, LKJx, 6C0x, 476x, 58Bx, 3E3A: a malformed request is 400 whatever the media type,
+        // with an error and no data.
+        for accept in [Some(GQL), Some(JSON), None] {
+            let response = post(&stack, Some(JSON), accept, Some(body.to_string())).await;
+            assert_eq!(response.status, 400, "{what}, accept {accept:?}");
+            assert!(response.body["errors"][0]["message"].is_string(), "{what}: {:?}", response.body);
+            assert!(response.body.get("data").is_none(), "{what}: {:?}", response.body);
+        }
     }
     // 13EE, B8B3, 94Bx/022x, 28B9, 1B7A: what is allowed runs without errors.
     let allowed = [
@@ -161,19 +162,25 @@ async fn parameters_are_checked_with_the_right_status_per_media_type() {
 #[tokio::test]
 async fn request_errors_are_400_for_graphql_response_json_and_200_for_json() {
     let stack = TestStack::start().await;
+    // BCF8, B7N8: a body that is not JSON is 400 for both media types.
+    for accept in [GQL, JSON] {
+        let response = post(&stack, Some(JSON), Some(accept), Some("{ \"not a JSON".to_owned())).await;
+        assert_eq!(response.status, 400, "{accept}");
+    }
+    // GraphQL request errors: 400 with graphql-response+json, 200 with JSON.
     let cases = [
-        ("JSON parse failure", "{ \"not a JSON".to_owned()),
+        ("variable coercion failure", json!({ "query": "query($n: Int!) { __typename }", "variables": { "n": "x" } }).to_string()),
         ("document parse failure", json!({ "query": "{" }).to_string()),
         ("validation failure", json!({ "query": "{ 8f31403dfe404bccbb0e835f2629c6a7 }" }).to_string()),
         ("unknown operation", json!({ "query": "query A { __typename }", "operationName": "B" }).to_string()),
     ];
     for (what, body) in cases {
-        // 2163, 556A, 74FF (and D586, 5E5B: no data).
+        // 556A, 74FF, 86EE (and D586, 5E5B: no data).
         let strict = post(&stack, Some(JSON), Some(GQL), Some(body.clone())).await;
         assert_eq!(strict.status, 400, "{what}");
         assert!(strict.body.get("data").is_none(), "{what}: {:?}", strict.body);
         assert!(strict.body["errors"][0]["message"].is_string(), "{what}");
-        // D477, 572B, FDE2.
+        // 572B, FDE2, 7B9B.
         let legacy = post(&stack, Some(JSON), Some(JSON), Some(body)).await;
         assert_eq!(legacy.status, 200, "{what}");
         assert!(legacy.body.get("errors").is_some(), "{what}");
