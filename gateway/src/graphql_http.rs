@@ -344,9 +344,8 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
             "query" => query = Some(value),
             "operationName" => params.operation_name = Some(value).filter(|v| !v.is_empty()),
             "variables" | "extensions" => {
-                let parsed = serde_json::from_str(&value).map_err(|e| {
-                    Refusal::malformed(format!("`{key}` is not valid JSON: {e}"))
-                })?;
+                let parsed = serde_json::from_str(&value)
+                    .map_err(|e| Refusal::malformed(format!("`{key}` is not valid JSON: {e}")))?;
                 let map = map_param(Some(parsed), &key)?;
                 if key == "variables" {
                     params.variables = map;
@@ -357,8 +356,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
             _ => {}
         }
     }
-    params.query =
-        query.ok_or_else(|| Refusal::malformed("the `query` parameter is missing"))?;
+    params.query = query.ok_or_else(|| Refusal::malformed("the `query` parameter is missing"))?;
     Ok(params)
 }
 

@@ -98,7 +98,10 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     use banyan_gateway::config::BackendsConfig;
 
     let devstack = DevStack::start(DevStackConfig {
-        event_generator: EventGeneratorConfig { rate_per_second: event_rate, ..EventGeneratorConfig::default() },
+        event_generator: EventGeneratorConfig {
+            rate_per_second: event_rate,
+            ..EventGeneratorConfig::default()
+        },
         ..DevStackConfig::default()
     })
     .await

@@ -11,7 +11,7 @@
 //! * **2** is for input errors ([`SchemaError`](crate::SchemaError),
 //!   [`ContractError`](crate::ContractError)), which the CLI maps itself.
 
-use std::collections::HashMap;
+use apollo_compiler::collections::HashMap;
 
 use serde::Serialize;
 
@@ -20,10 +20,10 @@ use crate::diff::{Change, Level, diff};
 use crate::problem::{Problem, Severity};
 use crate::sdl::Sdl;
 use crate::usage::{Collector, Usage};
-use crate::validate::operation_errors;
+use crate::validate::{default_parallelism, finish, plan_chunks, validate_chunk};
 use crate::{EXIT_FAILURE, EXIT_OK};
 
-/// Options of [`check`].
+/// Options of [`check()`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Fail on every breaking change, even one no contract operation touches.
@@ -73,7 +73,7 @@ pub struct CheckedChange {
     pub operations: Vec<TouchedOperation>,
 }
 
-/// The result of [`check`].
+/// The result of [`check()`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
     /// The old schema's path label.
@@ -160,25 +160,59 @@ impl CheckReport {
     }
 }
 
-/// Runs the whole check: [`diff`], usage of every operation (in both schemas, so renamed or
-/// retyped elements are found through either), touches, and validation against `new`.
+/// Runs the whole check: [`diff()`], usage of every operation, touches, and validation against
+/// `new`.
+///
+/// Usage is resolved in the old schema, which the operations were written against; an
+/// operation that does not fully resolve there (say, it already uses a field the new schema
+/// adds) is resolved in the new schema as well and the two usages are merged.
 pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -> CheckReport {
+    // Validation of the contract against the new schema is independent of the rest: run it
+    // beside the diff and the usage walks.
+    let chunks = plan_chunks(contract, default_parallelism());
+    let (checked, operation_errors) = std::thread::scope(|scope| {
+        let validations: Vec<_> =
+            chunks.iter().map(|chunk| scope.spawn(|| validate_chunk(new, contract, chunk))).collect();
+        let checked = classify(old, new, contract, options);
+        let mut errors = contract.rule_problems().to_vec();
+        for v in validations {
+            errors.extend(v.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        (checked, finish(errors))
+    });
+    CheckReport {
+        old_schema: old.path().to_owned(),
+        new_schema: new.path().to_owned(),
+        strict: options.strict,
+        operation_count: contract.operations().len(),
+        changes: checked,
+        operation_errors,
+    }
+}
+
+/// Diff, usage, touches and severities.
+fn classify(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -> Vec<CheckedChange> {
     let changes = diff(old, new);
     let n = contract.operations().len();
 
-    let mut usages: Vec<Usage> = {
-        let mut c = Collector::new(old.schema(), contract, false);
-        (0..n).map(|i| c.operation(i)).collect()
-    };
-    {
-        let mut c = Collector::new(new.schema(), contract, false);
-        for (i, u) in usages.iter_mut().enumerate() {
-            u.merge(&c.operation(i));
-        }
-    }
+    // Usage is resolved in the old schema, which the operations were written against. An
+    // operation that does not fully resolve there (one written for the new schema, or an
+    // invalid one) is resolved in the new schema too, and the two are merged.
+    let mut in_old = Collector::new(old.schema(), contract, false);
+    let mut in_new: Option<Collector<'_>> = None;
+    let usages: Vec<Usage> = (0..n)
+        .map(|i| {
+            let mut u = in_old.operation(i);
+            if u.unresolved {
+                let c = in_new.get_or_insert_with(|| Collector::new(new.schema(), contract, false));
+                u.merge(&c.operation(i));
+            }
+            u
+        })
+        .collect();
 
     // Index: key → operations using it, to test only candidate operations per change.
-    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::default();
     for (i, u) in usages.iter().enumerate() {
         for k in u.keys() {
             index.entry(k).or_default().push(i);
@@ -230,13 +264,6 @@ pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -
     }
 
     // Within a level, what fails first, then what warns.
-    checked.sort_by(|a, b| (a.change.level, a.severity).cmp(&(b.change.level, b.severity)));
-    CheckReport {
-        old_schema: old.path().to_owned(),
-        new_schema: new.path().to_owned(),
-        strict: options.strict,
-        operation_count: n,
-        changes: checked,
-        operation_errors: operation_errors(new, contract),
-    }
+    checked.sort_by_key(|c| (c.change.level, c.severity));
+    checked
 }

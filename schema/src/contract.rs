@@ -84,6 +84,7 @@ pub struct ContractOperation {
     /// 1-based column of the same.
     pub column: usize,
     pub(crate) file_index: usize,
+    pub(crate) def_index: usize,
     pub(crate) node: Node<ast::OperationDefinition>,
 }
 
@@ -110,7 +111,8 @@ pub(crate) struct ContractFile {
 pub struct Contract {
     files: Vec<ContractFile>,
     operations: Vec<ContractOperation>,
-    fragments: HashMap<Name, (usize, Node<ast::FragmentDefinition>)>,
+    /// Fragment name → (file index, definition index, definition), first definition only.
+    fragments: HashMap<Name, (usize, usize, Node<ast::FragmentDefinition>)>,
     rule_problems: Vec<Problem>,
     sources: SourceMap,
     file_ids: HashMap<FileId, usize>,
@@ -222,6 +224,9 @@ impl Contract {
         let mut syntax = Vec::new();
         let mut parser = Parser::new();
         for src in sources {
+            if is_blank(&src.text) {
+                continue; // nothing but whitespace and comments
+            }
             match parser.parse_ast(src.text, &src.path) {
                 Ok(document) => files.push(ContractFile {
                     path: src.path,
@@ -253,7 +258,7 @@ impl Contract {
         let sources: SourceMap = Arc::new(all_sources);
 
         let mut operations = Vec::new();
-        let mut fragments: HashMap<Name, (usize, Node<ast::FragmentDefinition>)> = HashMap::new();
+        let mut fragments: HashMap<Name, (usize, usize, Node<ast::FragmentDefinition>)> = HashMap::new();
         let mut op_names: HashMap<Name, Option<SourceSpan>> = HashMap::new();
         let mut rule_problems = Vec::new();
         let at = |span: Option<SourceSpan>| problem::line_col(&sources, span);
@@ -286,6 +291,7 @@ impl Contract {
                             line,
                             column,
                             file_index: fi,
+                            def_index: di,
                             node: op.clone(),
                         });
                         match &op.name {
@@ -315,7 +321,7 @@ impl Contract {
                     Definition::FragmentDefinition(frag) => {
                         let span = frag.name.location().or(frag.location());
                         match fragments.get(&frag.name) {
-                            Some((_, prev)) => {
+                            Some((_, _, prev)) => {
                                 let prev = describe(&sources, prev.name.location().or(prev.location()));
                                 rule_problems.push(rule(
                                     "DUPLICATE_FRAGMENT_NAME",
@@ -325,7 +331,7 @@ impl Contract {
                                 ));
                             }
                             None => {
-                                fragments.insert(frag.name.clone(), (fi, frag.clone()));
+                                fragments.insert(frag.name.clone(), (fi, di, frag.clone()));
                                 included[di] = true;
                             }
                         }
@@ -383,7 +389,31 @@ impl Contract {
     }
 
     pub(crate) fn fragment(&self, name: &str) -> Option<(usize, &Node<ast::FragmentDefinition>)> {
-        self.fragments.get(name).map(|(i, f)| (*i, f))
+        self.fragments.get(name).map(|(i, _, f)| (*i, f))
+    }
+
+    /// (file index, definition index) of a fragment's first definition.
+    pub(crate) fn fragment_position(&self, name: &str) -> Option<(usize, usize)> {
+        self.fragments.get(name).map(|(f, d, _)| (*f, *d))
+    }
+
+    /// Names of the fragments a selection set uses, directly or through other fragments
+    /// (fragments the contract does not define are left out).
+    pub(crate) fn fragment_closure(&self, selections: &[ast::Selection]) -> Vec<Name> {
+        let mut seen: std::collections::HashSet<Name> = std::collections::HashSet::new();
+        let mut stack = Vec::new();
+        spreads(selections, &mut stack);
+        let mut out = Vec::new();
+        while let Some(name) = stack.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some((_, _, def)) = self.fragments.get(&name) {
+                spreads(&def.selection_set, &mut stack);
+                out.push(name);
+            }
+        }
+        out
     }
 
     pub(crate) fn file_index_of(&self, span: Option<SourceSpan>) -> Option<usize> {
@@ -434,4 +464,23 @@ fn describe_definition(d: &Definition) -> String {
         Some(n) => format!("{what} (`{n}`)"),
         None => what.to_owned(),
     }
+}
+
+/// Fragment spreads of a selection set (not through fragments).
+pub(crate) fn spreads(selections: &[ast::Selection], out: &mut Vec<Name>) {
+    for s in selections {
+        match s {
+            ast::Selection::Field(f) => spreads(&f.selection_set, out),
+            ast::Selection::FragmentSpread(s) => out.push(s.fragment_name.clone()),
+            ast::Selection::InlineFragment(i) => spreads(&i.selection_set, out),
+        }
+    }
+}
+
+/// Whether a file holds nothing but whitespace and `#` comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|l| {
+        let l = l.trim_start_matches(['\u{feff}', ' ', '\t', ',', '\r']);
+        l.is_empty() || l.starts_with('#')
+    })
 }

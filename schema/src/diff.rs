@@ -491,6 +491,9 @@ impl<'a> Differ<'a> {
     }
 
     fn same_type(&mut self, name: &Name, old_ty: &'a ExtendedType, new_ty: &'a ExtendedType) {
+        if old_ty == new_ty {
+            return; // equality ignores source locations
+        }
         let new_span = new_ty.name().location().or(new_ty.location());
         if std::mem::discriminant(old_ty) != std::mem::discriminant(new_ty) {
             self.at_new(
@@ -670,8 +673,12 @@ impl<'a> Differ<'a> {
         new_span: Option<SourceSpan>,
     ) {
         for (v, o) in old {
+            let n = new.get(v);
+            if n == Some(o) {
+                continue;
+            }
             let coordinate = format!("{name}.{v}");
-            match new.get(v) {
+            match n {
                 None => self.at_old(
                     ChangeKind::ValueRemovedFromEnum,
                     coordinate.clone(),
@@ -725,8 +732,12 @@ impl<'a> Differ<'a> {
         type_span: Option<SourceSpan>,
     ) {
         for (f, o) in old {
+            let n = new.get(f);
+            if n == Some(o) {
+                continue;
+            }
             let coordinate = format!("{type_name}.{f}");
-            let Some(n) = new.get(f) else {
+            let Some(n) = n else {
                 let was =
                     if deprecation_reason(&o.directives).is_some() { " (it was deprecated)" } else { "" };
                 self.at_old(
@@ -806,9 +817,13 @@ impl<'a> Differ<'a> {
         let owner_touch = || Touch::key(owner_coord.to_owned(), owner_mask);
         for o in old {
             let a = &o.name;
+            let n = new.iter().find(|n| n.name == *a);
+            if n == Some(o) {
+                continue;
+            }
             let coordinate = format!("{owner_coord}({a}:)");
             let arg_touch = Touch::key(coordinate.clone(), mask::INPUT | mask::DIRECTIVE);
-            let Some(n) = new.iter().find(|n| n.name == *a) else {
+            let Some(n) = n else {
                 let kind = match owner {
                     ArgOwner::Field(_) => ChangeKind::ArgRemoved,
                     ArgOwner::Directive(_) => ChangeKind::DirectiveArgRemoved,
@@ -934,9 +949,13 @@ impl<'a> Differ<'a> {
     ) {
         let type_touch = || Touch::key(type_name.to_string(), mask::INPUT | mask::LITERAL);
         for (f, o) in old {
+            let n = new.get(f);
+            if n == Some(o) {
+                continue;
+            }
             let coordinate = format!("{type_name}.{f}");
             let field_touch = Touch::key(coordinate.clone(), mask::INPUT);
-            let Some(n) = new.get(f) else {
+            let Some(n) = n else {
                 self.at_old(
                     ChangeKind::FieldRemoved,
                     coordinate.clone(),

@@ -1,10 +1,10 @@
 //! Banyan's schema contract tooling, on SDL and operation text alone (no async-graphql).
 //!
 //! * [`load_sdl`] parses and validates a schema (errors carry `file:line:col`).
-//! * [`diff`] lists every change between two schemas, classified as breaking, dangerous or
+//! * [`diff()`] lists every change between two schemas, classified as breaking, dangerous or
 //!   safe (graphql-js's change kinds, with input and output positions told apart).
 //! * [`Contract::load`] reads the frontend contract (`<Component>/<Operation>.graphql`).
-//! * [`check`] combines both: which contract operations each change touches, whether every
+//! * [`check()`] combines both: which contract operations each change touches, whether every
 //!   operation still validates against the new schema, and the exit code CI should use
 //!   ([`CheckReport::exit_code`]); [`CheckReport::render`] prints it as text, JSON, GitHub
 //!   annotations or Markdown.
@@ -44,8 +44,8 @@ pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperat
 pub use contract::{Contract, ContractError, ContractOperation, ContractSource, OperationType};
 pub use diff::{Change, ChangeKind, Level, SdlPosition, Side, diff};
 pub use manifest::{
-    MANIFEST_FORMAT, Manifest, ManifestError, ManifestStatus, PersistedOperation, build_manifest,
-    operation_id,
+    MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestError, ManifestStatus, PersistedOperation,
+    build_manifest, operation_id,
 };
 pub use problem::{Problem, Severity};
 pub use render::Format;

@@ -22,8 +22,11 @@ use apollo_compiler::ast;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::contract::{Contract, OperationType};
+use crate::contract::{Contract, OperationType, spreads};
 use crate::problem::{Problem, Severity};
+
+/// The manifest's file name inside the contract directory.
+pub const MANIFEST_FILE: &str = "persisted-operations.json";
 
 /// The manifest's `format` value.
 pub const MANIFEST_FORMAT: &str = "apollo-persisted-query-manifest";
@@ -170,8 +173,8 @@ pub fn build_manifest(contract: &Contract) -> Result<Manifest, ManifestError> {
     for op in contract.operations() {
         let Some(name) = &op.name else { continue };
         // Fragments used, transitively.
-        let mut used: BTreeSet<String> = BTreeSet::new();
-        let mut stack: Vec<String> = Vec::new();
+        let mut used: BTreeSet<apollo_compiler::Name> = BTreeSet::new();
+        let mut stack: Vec<apollo_compiler::Name> = Vec::new();
         spreads(&op.node.selection_set, &mut stack);
         while let Some(f) = stack.pop() {
             if !used.insert(f.clone()) {
@@ -213,14 +216,4 @@ pub fn build_manifest(contract: &Contract) -> Result<Manifest, ManifestError> {
     }
     operations.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Manifest { format: MANIFEST_FORMAT.to_owned(), version: 1, operations })
-}
-
-fn spreads(selections: &[ast::Selection], out: &mut Vec<String>) {
-    for s in selections {
-        match s {
-            ast::Selection::Field(f) => spreads(&f.selection_set, out),
-            ast::Selection::FragmentSpread(s) => out.push(s.fragment_name.to_string()),
-            ast::Selection::InlineFragment(i) => spreads(&i.selection_set, out),
-        }
-    }
 }

@@ -3,11 +3,14 @@
 //! operation (through fragments, inline fragments, interfaces and unions, variables' input
 //! types recursively, and literal input values).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::{self, Write as _};
 use std::rc::Rc;
 
+use apollo_compiler::collections::HashSet as FastSet;
+
 use apollo_compiler::ast::{self, OperationType as AstOperationType, Type, Value};
-use apollo_compiler::collections::HashMap as ApolloHashMap;
+use apollo_compiler::collections::HashMap;
 use apollo_compiler::parser::SourceSpan;
 use apollo_compiler::schema::{ExtendedType, Implementers};
 use apollo_compiler::{Name, Node, Schema};
@@ -77,32 +80,63 @@ impl Use {
 }
 
 /// Coordinates an operation uses.
+/// Interned coordinate strings, shared by the usages one collector builds.
+#[derive(Debug, Default)]
+pub(crate) struct Interner(FastSet<Rc<str>>);
+
+impl Interner {
+    fn get(&mut self, key: &str) -> Rc<str> {
+        if let Some(k) = self.0.get(key) {
+            return k.clone();
+        }
+        let k: Rc<str> = Rc::from(key);
+        self.0.insert(k.clone());
+        k
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Usage {
-    map: HashMap<String, Use>,
+    map: HashMap<Rc<str>, Use>,
+    /// Scratch buffer for keys built with [`Usage::add_fmt`].
+    scratch: String,
+    /// Whether something in the operation did not resolve in the schema (an unknown type,
+    /// field, argument, fragment, enum value...).
+    pub(crate) unresolved: bool,
 }
 
 impl Usage {
-    fn add(&mut self, key: &str, mask: u8, span: Option<SourceSpan>) {
+    fn with_capacity(n: usize) -> Usage {
+        Usage { map: HashMap::with_capacity_and_hasher(n, Default::default()), ..Usage::default() }
+    }
+
+    fn add(&mut self, interner: &mut Interner, key: &str, mask: u8, span: Option<SourceSpan>) {
         if let Some(u) = self.map.get_mut(key) {
             u.add(mask, span);
         } else {
-            self.map.insert(key.to_owned(), Use::new(mask, span));
+            self.map.insert(interner.get(key), Use::new(mask, span));
         }
     }
 
-    fn add_owned(&mut self, key: String, mask: u8, span: Option<SourceSpan>) {
-        match self.map.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().add(mask, span),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(Use::new(mask, span));
-            }
-        }
+    /// Adds a key built from `args` (allocating only when the key is new).
+    fn add_fmt(
+        &mut self,
+        interner: &mut Interner,
+        args: fmt::Arguments<'_>,
+        mask: u8,
+        span: Option<SourceSpan>,
+    ) {
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        let _ = key.write_fmt(args);
+        self.add(interner, &key, mask, span);
+        self.scratch = key;
     }
 
     pub(crate) fn merge(&mut self, other: &Usage) {
+        self.unresolved |= other.unresolved;
         for (k, u) in &other.map {
-            if let Some(mine) = self.map.get_mut(k.as_str()) {
+            if let Some(mine) = self.map.get_mut(&**k) {
                 mine.merge(u);
             } else {
                 self.map.insert(k.clone(), *u);
@@ -115,7 +149,7 @@ impl Usage {
     }
 
     pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(|k| k.as_str())
+        self.map.keys().map(|k| &**k)
     }
 }
 
@@ -218,7 +252,7 @@ pub fn operation_usage(schema: &Sdl, contract: &Contract) -> Vec<OperationUsage>
                 .map
                 .iter()
                 .filter(|(k, v)| v.mask & mask::OUTPUT != 0 && k.contains('.'))
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| k.to_string())
                 .collect();
             OperationUsage {
                 component: op.component.clone(),
@@ -236,10 +270,11 @@ pub fn operation_usage(schema: &Sdl, contract: &Contract) -> Vec<OperationUsage>
 pub(crate) struct Collector<'a> {
     schema: &'a Schema,
     contract: &'a Contract,
-    implementers: ApolloHashMap<Name, Implementers>,
+    implementers: HashMap<Name, Implementers>,
     fragments: HashMap<Name, Rc<Usage>>,
     in_progress: HashSet<Name>,
     input_closures: HashMap<Name, Rc<Vec<String>>>,
+    interner: Interner,
     /// Deprecated usages, when collecting them.
     deprecations: Option<Vec<Problem>>,
     /// (file index, definition name) being walked, for deprecation messages.
@@ -252,9 +287,10 @@ impl<'a> Collector<'a> {
             schema,
             contract,
             implementers: schema.implementers_map(),
-            fragments: HashMap::new(),
+            fragments: HashMap::default(),
             in_progress: HashSet::new(),
-            input_closures: HashMap::new(),
+            input_closures: HashMap::default(),
+            interner: Interner::default(),
             deprecations: deprecations.then(Vec::new),
             context: (0, None),
         }
@@ -266,7 +302,7 @@ impl<'a> Collector<'a> {
 
     /// Usage of the contract's operation number `index`.
     pub(crate) fn operation(&mut self, index: usize) -> Usage {
-        let mut u = Usage::default();
+        let mut u = Usage::with_capacity(128);
         let Some(op) = self.contract.operations().get(index) else {
             return u;
         };
@@ -274,10 +310,11 @@ impl<'a> Collector<'a> {
         self.context = (op.file_index, op.name.clone());
         let span = def.name.as_ref().and_then(|n| n.location()).or(def.location());
         let kind = def.operation_type;
-        u.add_owned(format!("schema:{}", kind.name()), mask::OUTPUT, span);
+        u.add_fmt(&mut self.interner, format_args!("schema:{}", kind.name()), mask::OUTPUT, span);
         let root = self.schema.root_operation(kind).cloned();
-        if let Some(root) = &root {
-            u.add(root, mask::OUTPUT, span);
+        match &root {
+            Some(root) => u.add(&mut self.interner, root, mask::OUTPUT, span),
+            None => u.unresolved = true,
         }
         for var in &def.variables {
             self.input_reach(&mut u, var.ty.inner_named_type(), var.location());
@@ -307,7 +344,7 @@ impl<'a> Collector<'a> {
         let saved = std::mem::replace(&mut self.context, (file_index, Some(name.to_string())));
         let mut u = Usage::default();
         let tc = &def.type_condition;
-        u.add(tc, mask::CONDITION, tc.location().or(def.location()));
+        u.add(&mut self.interner, tc, mask::CONDITION, tc.location().or(def.location()));
         self.directives(&mut u, &def.directives, "FRAGMENT_DEFINITION");
         self.selections(&mut u, Some(tc), &def.selection_set);
         self.context = saved;
@@ -323,15 +360,17 @@ impl<'a> Collector<'a> {
                 ast::Selection::Field(f) => self.field(u, parent, f),
                 ast::Selection::FragmentSpread(s) => {
                     self.directives(u, &s.directives, "FRAGMENT_SPREAD");
-                    if let Some(fu) = self.fragment(&s.fragment_name) {
-                        u.merge(&fu);
+                    match self.fragment(&s.fragment_name) {
+                        Some(fu) => u.merge(&fu),
+                        None => u.unresolved = true,
                     }
                 }
                 ast::Selection::InlineFragment(i) => {
                     self.directives(u, &i.directives, "INLINE_FRAGMENT");
                     let inner = match &i.type_condition {
                         Some(tc) => {
-                            u.add(tc, mask::CONDITION, tc.location().or(i.location()));
+                            u.add(&mut self.interner, tc, mask::CONDITION, tc.location().or(i.location()));
+                            u.unresolved |= !self.schema.types.contains_key(tc);
                             Some(tc)
                         }
                         None => parent,
@@ -349,20 +388,20 @@ impl<'a> Collector<'a> {
             return; // __typename, __schema, __type: introspection, no schema coordinate
         }
         let Some(parent) = parent else {
+            u.unresolved = true;
             self.selections(u, None, &f.selection_set);
             return;
         };
         let span = name.location().or(f.location());
-        let coordinate = format!("{parent}.{name}");
         let schema = self.schema;
-        let def = match schema.types.get(parent) {
-            Some(ExtendedType::Object(o)) => o.fields.get(name),
-            Some(ExtendedType::Interface(i)) => i.fields.get(name),
-            _ => None,
+        let (def, is_interface) = match schema.types.get(parent) {
+            Some(ExtendedType::Object(o)) => (o.fields.get(name), false),
+            Some(ExtendedType::Interface(i)) => (i.fields.get(name), true),
+            _ => (None, false),
         };
         // Implementations of an interface field are selected too.
         let mut impls: Vec<Name> = Vec::new();
-        if let Some(imp) = self.implementers.get(parent) {
+        if let Some(imp) = is_interface.then(|| self.implementers.get(parent)).flatten() {
             for t in imp.objects.iter().chain(imp.interfaces.iter()) {
                 let has = match schema.types.get(t) {
                     Some(ExtendedType::Object(o)) => o.fields.contains_key(name),
@@ -375,63 +414,82 @@ impl<'a> Collector<'a> {
             }
         }
         for t in &impls {
-            u.add_owned(format!("{t}.{name}"), mask::OUTPUT, span);
+            u.add_fmt(&mut self.interner, format_args!("{t}.{name}"), mask::OUTPUT, span);
         }
         if let Some(def) = def
             && let Some(reason) = deprecation_reason(&def.directives)
         {
             self.deprecated(
                 "DEPRECATED_FIELD",
-                format!("field `{coordinate}` is deprecated: {reason}"),
+                format!("field `{parent}.{name}` is deprecated: {reason}"),
                 span,
             );
         }
         for arg in &f.arguments {
             let arg_span = arg.name.location().or(arg.location());
             for t in &impls {
-                u.add_owned(format!("{t}.{name}({}:)", arg.name), mask::INPUT, arg_span);
+                u.add_fmt(
+                    &mut self.interner,
+                    format_args!("{t}.{name}({}:)", arg.name),
+                    mask::INPUT,
+                    arg_span,
+                );
             }
-            let arg_coord = format!("{coordinate}({}:)", arg.name);
             if let Some(arg_def) = def.and_then(|d| d.argument_by_name(&arg.name)) {
                 if let Some(reason) = deprecation_reason(&arg_def.directives) {
                     self.deprecated(
                         "DEPRECATED_ARGUMENT",
-                        format!("argument `{arg_coord}` is deprecated: {reason}"),
+                        format!("argument `{parent}.{name}({}:)` is deprecated: {reason}", arg.name),
                         arg_span,
                     );
                 }
                 self.value(u, &arg.value, &arg_def.ty);
+            } else {
+                u.unresolved = true;
             }
-            u.add_owned(arg_coord, mask::INPUT, arg_span);
+            u.add_fmt(
+                &mut self.interner,
+                format_args!("{parent}.{name}({}:)", arg.name),
+                mask::INPUT,
+                arg_span,
+            );
         }
-        u.add_owned(coordinate, mask::OUTPUT, span);
+        u.add_fmt(&mut self.interner, format_args!("{parent}.{name}"), mask::OUTPUT, span);
         match def {
             Some(def) => {
                 let ty = def.ty.inner_named_type();
-                u.add(ty, mask::OUTPUT, span);
+                u.add(&mut self.interner, ty, mask::OUTPUT, span);
                 self.selections(u, Some(ty), &f.selection_set);
             }
-            None => self.selections(u, None, &f.selection_set),
+            None => {
+                u.unresolved = true;
+                self.selections(u, None, &f.selection_set)
+            }
         }
     }
 
     fn directives(&mut self, u: &mut Usage, list: &ast::DirectiveList, location: &str) {
         for (i, d) in list.iter().enumerate() {
             let span = d.name.location().or(d.location());
-            let coordinate = format!("@{}", d.name);
+            let dn = &d.name;
             if list.iter().take(i).any(|prev| prev.name == d.name) {
-                u.add_owned(format!("{coordinate}#repeated"), mask::DIRECTIVE, span);
+                u.add_fmt(&mut self.interner, format_args!("@{dn}#repeated"), mask::DIRECTIVE, span);
             }
-            u.add_owned(format!("{coordinate}#{location}"), mask::DIRECTIVE, span);
+            u.add_fmt(&mut self.interner, format_args!("@{dn}#{location}"), mask::DIRECTIVE, span);
             let def = self.schema.directive_definitions.get(&d.name);
             for arg in &d.arguments {
                 let arg_span = arg.name.location().or(arg.location());
-                u.add_owned(format!("{coordinate}({}:)", arg.name), mask::DIRECTIVE, arg_span);
+                u.add_fmt(
+                    &mut self.interner,
+                    format_args!("@{dn}({}:)", arg.name),
+                    mask::DIRECTIVE,
+                    arg_span,
+                );
                 if let Some(arg_def) = def.and_then(|d| d.argument_by_name(&arg.name)) {
                     self.value(u, &arg.value, &arg_def.ty);
                 }
             }
-            u.add_owned(coordinate, mask::DIRECTIVE, span);
+            u.add_fmt(&mut self.interner, format_args!("@{dn}"), mask::DIRECTIVE, span);
         }
     }
 
@@ -446,7 +504,7 @@ impl<'a> Collector<'a> {
             }
         };
         for k in keys.iter() {
-            u.add(k, mask::INPUT, span);
+            u.add(&mut self.interner, k, mask::INPUT, span);
         }
     }
 
@@ -483,7 +541,7 @@ impl<'a> Collector<'a> {
                 }
             }
             Value::Object(fields) => {
-                u.add(named, mask::LITERAL, span);
+                u.add(&mut self.interner, named, mask::LITERAL, span);
                 let schema = self.schema;
                 let io = match schema.types.get(named) {
                     Some(ExtendedType::InputObject(io)) => Some(io),
@@ -491,36 +549,38 @@ impl<'a> Collector<'a> {
                 };
                 for (fname, fv) in fields {
                     let fspan = fname.location().or(span);
-                    let coordinate = format!("{named}.{fname}");
                     if let Some(fd) = io.and_then(|io| io.fields.get(fname)) {
                         if let Some(reason) = deprecation_reason(&fd.directives) {
                             self.deprecated(
                                 "DEPRECATED_INPUT_FIELD",
-                                format!("input field `{coordinate}` is deprecated: {reason}"),
+                                format!("input field `{named}.{fname}` is deprecated: {reason}"),
                                 fspan,
                             );
                         }
                         self.value(u, fv, &fd.ty);
+                    } else {
+                        u.unresolved = true;
                     }
-                    u.add_owned(coordinate, mask::INPUT, fspan);
+                    u.add_fmt(&mut self.interner, format_args!("{named}.{fname}"), mask::INPUT, fspan);
                 }
             }
             Value::Enum(val) => {
-                u.add(named, mask::LITERAL, span);
-                let coordinate = format!("{named}.{val}");
-                if let Some(ExtendedType::Enum(e)) = self.schema.types.get(named)
-                    && let Some(vd) = e.values.get(val)
-                    && let Some(reason) = deprecation_reason(&vd.directives)
-                {
-                    self.deprecated(
+                u.add(&mut self.interner, named, mask::LITERAL, span);
+                let def = match self.schema.types.get(named) {
+                    Some(ExtendedType::Enum(e)) => e.values.get(val),
+                    _ => None,
+                };
+                match def.and_then(|vd| deprecation_reason(&vd.directives)) {
+                    Some(reason) => self.deprecated(
                         "DEPRECATED_ENUM_VALUE",
-                        format!("enum value `{coordinate}` is deprecated: {reason}"),
+                        format!("enum value `{named}.{val}` is deprecated: {reason}"),
                         span,
-                    );
+                    ),
+                    None => u.unresolved |= def.is_none(),
                 }
-                u.add_owned(coordinate, mask::INPUT, span);
+                u.add_fmt(&mut self.interner, format_args!("{named}.{val}"), mask::INPUT, span);
             }
-            _ => u.add(named, mask::LITERAL, span),
+            _ => u.add(&mut self.interner, named, mask::LITERAL, span),
         }
     }
 

@@ -64,17 +64,96 @@ pub(crate) fn sort_problems(v: &mut [Problem]) {
 /// Contract rule violations plus apollo-compiler's build and validation errors, located and
 /// attributed to the operation or fragment they sit in.
 pub(crate) fn operation_errors(schema: &Sdl, contract: &Contract) -> Vec<Problem> {
+    let chunks = plan_chunks(contract, default_parallelism());
     let mut out: Vec<Problem> = contract.rule_problems().to_vec();
+    if chunks.len() <= 1 {
+        for chunk in &chunks {
+            out.extend(validate_chunk(schema, contract, chunk));
+        }
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                chunks.iter().map(|chunk| scope.spawn(|| validate_chunk(schema, contract, chunk))).collect();
+            for h in handles {
+                out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+        });
+    }
+    finish(out)
+}
+
+/// Sorts and removes duplicates (a fragment validated in two chunks reports twice).
+pub(crate) fn finish(mut out: Vec<Problem>) -> Vec<Problem> {
+    sort_problems(&mut out);
+    out.dedup_by(|a, b| a.file == b.file && a.line == b.line && a.message == b.message);
+    out
+}
+
+/// How many threads validation may use.
+pub(crate) fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
+}
+
+/// Which definitions of each file a chunk validates (`mask[file][definition]`).
+pub(crate) type Chunk = Vec<Vec<bool>>;
+
+/// Splits the contract into up to `n` independently valid documents: each holds a share of
+/// the operations plus every fragment those use; the first also holds the fragments no
+/// operation uses (so they are reported as unused). Small contracts are not split.
+pub(crate) fn plan_chunks(contract: &Contract, n: usize) -> Vec<Chunk> {
+    let ops: Vec<&crate::ContractOperation> = contract
+        .operations()
+        .iter()
+        .filter(|op| {
+            contract
+                .files()
+                .get(op.file_index)
+                .and_then(|f| f.included.get(op.def_index))
+                .copied()
+                .unwrap_or(false)
+        })
+        .collect();
+    let n = if ops.len() < 100 { 1 } else { n.max(1) };
+    let empty: Chunk = contract.files().iter().map(|f| vec![false; f.included.len()]).collect();
+    let mut chunks = vec![empty; n];
+    let mut used_anywhere = chunks[0].clone();
+    let per = ops.len().div_ceil(n).max(1);
+    for (i, op) in ops.iter().enumerate() {
+        let chunk = &mut chunks[(i / per).min(n - 1)];
+        chunk[op.file_index][op.def_index] = true;
+        for name in contract.fragment_closure(&op.node.selection_set) {
+            if let Some((f, d)) = contract.fragment_position(&name) {
+                chunk[f][d] = true;
+                used_anywhere[f][d] = true;
+            }
+        }
+    }
+    // Fragments nobody uses (and any other included definition not placed yet) go to the
+    // first chunk.
+    for (fi, file) in contract.files().iter().enumerate() {
+        for (di, inc) in file.included.iter().enumerate() {
+            let placed = chunks.iter().any(|c| c[fi][di]);
+            if *inc && !placed && !used_anywhere[fi][di] {
+                chunks[0][fi][di] = true;
+            }
+        }
+    }
+    chunks
+}
+
+/// apollo-compiler's build and validation errors for the definitions of one chunk.
+pub(crate) fn validate_chunk(schema: &Sdl, contract: &Contract, chunk: &Chunk) -> Vec<Problem> {
+    let mut out = Vec::new();
     let valid_schema = schema.schema();
     let mut build_errors = DiagnosticList::new(valid_schema.sources.clone());
     let mut builder = ExecutableDocument::builder(Some(valid_schema), &mut build_errors);
     let mut any = false;
-    for file in contract.files() {
+    for (file, mask) in contract.files().iter().zip(chunk) {
         let definitions: Vec<ast::Definition> = file
             .document
             .definitions
             .iter()
-            .zip(&file.included)
+            .zip(mask)
             .filter(|(_, inc)| **inc)
             .map(|(d, _)| d.clone())
             .collect();
@@ -94,8 +173,6 @@ pub(crate) fn operation_errors(schema: &Sdl, contract: &Contract) -> Vec<Problem
             convert(contract, &e.errors, &mut out);
         }
     }
-    sort_problems(&mut out);
-    out.dedup_by(|a, b| a.file == b.file && a.line == b.line && a.message == b.message);
     out
 }
 

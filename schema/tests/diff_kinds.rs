@@ -1,5 +1,6 @@
 //! One schema pair per change kind (table-driven): each pair must produce exactly the listed
 //! changes, with the kind's level; a snapshot records messages and positions for review.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

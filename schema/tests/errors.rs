@@ -1,5 +1,6 @@
 //! Parse and validation errors carry `file:line:col`; contract rules; contract validation
 //! against a schema (deprecated usage as warnings).
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use banyan_schema::{
     Contract, ContractError, ContractSource, EXIT_FAILURE, EXIT_OK, Format, SchemaError, Severity, load_sdl,
@@ -56,6 +57,18 @@ fn contract_syntax_error_position() {
     assert_eq!(p.file, "frontend-contract/B/Broken.graphql");
     assert_eq!(p.line, Some(3));
     assert_eq!(p.component.as_deref(), Some("B"));
+}
+
+#[test]
+fn blank_contract_files_are_skipped() {
+    let contract = Contract::from_sources([
+        src("A/Empty.graphql", ""),
+        src("A/Comments.graphql", "# nothing here yet\n\n  # really\n"),
+        src("A/Op.graphql", "query Op { a }"),
+    ])
+    .unwrap();
+    assert_eq!(contract.file_count(), 1);
+    assert_eq!(contract.operations().len(), 1);
 }
 
 #[test]

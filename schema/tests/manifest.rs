@@ -1,5 +1,6 @@
 //! The persisted-operations manifest: Apollo's format, deterministic bodies and ids, sorted
 //! operations, staleness.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use banyan_schema::{
     Contract, ContractSource, MANIFEST_FORMAT, ManifestError, ManifestStatus, OperationType, build_manifest,

@@ -1,6 +1,7 @@
 //! Type changes are judged by position: output fields accept what narrows the values a client
 //! can receive; arguments, input fields and directive arguments accept what widens the values
 //! a client can send. List wrapping changes are breaking everywhere.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use banyan_schema::{ChangeKind, Level, diff, load_sdl};
 

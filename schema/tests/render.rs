@@ -1,4 +1,5 @@
 //! Output formats and exit codes, on the fixture schemas and contract.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use banyan_schema::{
     CheckOptions, Contract, ContractSource, EXIT_FAILURE, EXIT_OK, Format, Severity, check, load_sdl,

@@ -1,5 +1,6 @@
 //! Keeps the benchmark's generator honest: its schemas are valid, its operations validate
 //! against the old schema, and its changes cover many kinds.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use std::collections::BTreeSet;
 

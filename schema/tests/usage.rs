@@ -1,6 +1,7 @@
 //! Which operations a change touches: usage through fragments (same file, other file of the
 //! component, shared), inline fragments, interfaces and unions, variables' input types
 //! (recursively), literal enum values and input objects, directives.
+#![allow(clippy::unwrap_used)] // tests unwrap on purpose
 
 use banyan_schema::{CheckOptions, Contract, ContractSource, Severity, check, load_sdl, operation_usage};
 
@@ -277,4 +278,17 @@ fragment Card on Template { name }
         assert!(coords.contains(&expected), "{expected} missing from {coords:?}");
     }
     assert!(!coords.iter().any(|c| c.contains('#') || c.starts_with("schema:")));
+}
+
+#[test]
+fn operations_written_for_the_new_schema_resolve_there() {
+    let old = load_sdl("old.graphql", "type Query { a: Int e: E }\nenum E { X }").unwrap();
+    let new =
+        load_sdl("new.graphql", "type Query { a: Int e: E t: T }\ntype T { e2: E }\nenum E { X Y }").unwrap();
+    let c = contract(&[("A/UsesNew.graphql", "query UsesNew { t { e2 } }")]);
+    let report = check(&old, &new, &c, CheckOptions::default());
+    let added = report.changes.iter().find(|c| c.change.kind.as_str() == "VALUE_ADDED_TO_ENUM").unwrap();
+    assert_eq!(added.operations[0].display_name(), "A/UsesNew");
+    assert_eq!(added.operations[0].position(), "frontend-contract/A/UsesNew.graphql:1:21");
+    assert!(report.operation_errors.is_empty());
 }

@@ -108,7 +108,7 @@ impl DraftsClient {
                     }),
                 }
             }
-            Ok(Err(status)) => Err(from_status(BACKEND, &status)),
+            Ok(Err(status)) => Err(from_status(BACKEND, self.timeout, &status)),
             Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout: self.timeout }),
         }
     }

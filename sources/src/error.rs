@@ -118,17 +118,26 @@ impl SourceError {
     }
 }
 
-/// Maps a gRPC status from `backend` into a [`SourceError`].
-pub(crate) fn from_status(backend: Backend, status: &tonic::Status) -> SourceError {
+/// Maps a gRPC status from `backend`, called with deadline `timeout`, into a [`SourceError`].
+pub(crate) fn from_status(backend: Backend, timeout: Duration, status: &tonic::Status) -> SourceError {
+    use std::error::Error;
     use tonic::Code;
+    // Whichever side noticed the deadline first (the server honouring `grpc-timeout`, or the
+    // client), it is a timeout.
+    if status.code() == Code::DeadlineExceeded || caused_by::<tonic::TimeoutExpired>(status) {
+        return SourceError::Timeout { backend, timeout };
+    }
+    // A status with a source was made on this side of the wire from a transport failure (a
+    // connection refused, reset or dropped), whatever code tonic gave it: the backend is
+    // unreachable, not misbehaving.
+    if let Some(source) = status.source() {
+        return SourceError::Unavailable { backend, detail: format!("{:?}: {source}", status.code()) };
+    }
     match status.code() {
         Code::NotFound => SourceError::NotFound,
         Code::InvalidArgument | Code::OutOfRange => SourceError::InvalidInput(status.message().to_owned()),
         Code::Unauthenticated => SourceError::Unauthenticated,
         Code::PermissionDenied => SourceError::Forbidden(status.message().to_owned()),
-        Code::DeadlineExceeded => {
-            SourceError::Unavailable { backend, detail: format!("deadline exceeded: {}", status.message()) }
-        }
         Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
             SourceError::Unavailable { backend, detail: format!("{:?}: {}", status.code(), status.message()) }
         }
@@ -136,4 +145,16 @@ pub(crate) fn from_status(backend: Backend, status: &tonic::Status) -> SourceErr
             SourceError::BadResponse { backend, detail: format!("{:?}: {}", status.code(), status.message()) }
         }
     }
+}
+
+/// Whether `E` is anywhere in the status's chain of sources.
+fn caused_by<E: std::error::Error + 'static>(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<E>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -121,8 +121,9 @@ impl EventsClient {
         let streaming =
             grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
                 .await?;
+        let timeout = self.timeout;
         Ok(streaming
-            .map(|item| match item {
+            .map(move |item| match item {
                 Ok(response) => response
                     .event
                     .ok_or_else(|| SourceError::BadResponse {
@@ -130,7 +131,7 @@ impl EventsClient {
                         detail: "a streamed message has no event".to_owned(),
                     })
                     .and_then(event_from_wire),
-                Err(status) => Err(from_status(BACKEND, &status)),
+                Err(status) => Err(from_status(BACKEND, timeout, &status)),
             })
             .boxed())
     }

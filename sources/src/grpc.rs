@@ -59,7 +59,7 @@ pub(crate) async fn call<T>(
     let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
     match tokio::time::timeout(timeout, call.instrument(span)).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => Err(from_status(backend, &status)),
+        Ok(Err(status)) => Err(from_status(backend, timeout, &status)),
         Err(_) => Err(SourceError::Timeout { backend, timeout }),
     }
 }

@@ -169,7 +169,10 @@ async fn request_errors_are_400_for_graphql_response_json_and_200_for_json() {
     }
     // GraphQL request errors: 400 with graphql-response+json, 200 with JSON.
     let cases = [
-        ("variable coercion failure", json!({ "query": "query($n: Int!) { __typename }", "variables": { "n": "x" } }).to_string()),
+        (
+            "variable coercion failure",
+            json!({ "query": "query($n: Int!) { __typename }", "variables": { "n": "x" } }).to_string(),
+        ),
         ("document parse failure", json!({ "query": "{" }).to_string()),
         ("validation failure", json!({ "query": "{ 8f31403dfe404bccbb0e835f2629c6a7 }" }).to_string()),
         ("unknown operation", json!({ "query": "query A { __typename }", "operationName": "B" }).to_string()),

@@ -348,7 +348,7 @@ fn mutate(m: &Model, n: usize, rng: &mut Rng) -> Model {
                 }
             }
             // argument added (required or optional), removed, default changed
-            5 | 6 | 7 if !implements_something => {
+            5..=7 if !implements_something => {
                 let ty = &mut m.types[t];
                 let i = 1 + rng.below(ty.fields.len() - 1);
                 let f = &mut ty.fields[i];
