@@ -6,6 +6,7 @@
 mod app;
 pub mod auth;
 pub mod config;
+pub mod contract_cli;
 mod graphql_http;
 mod limits;
 pub mod server;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use banyan_gateway::contract_cli::{self, Output, OutputFormat};
 use banyan_gateway::{Config, RunningGateway};
 use clap::{Parser, Subcommand};
 
@@ -41,12 +42,103 @@ enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
+    /// Work with the frontend contract (the operations the SPA's components send).
+    Contract {
+        #[command(subcommand)]
+        command: ContractCommand,
+    },
 }
 
 #[derive(Subcommand)]
 enum SchemaCommand {
     /// Print the schema's SDL, as committed in schema/schema.graphql.
     Print,
+    /// List every change between two SDL files, classified as breaking, dangerous or safe.
+    /// Exits 1 when any change is breaking, 2 when a file does not parse or validate.
+    Diff {
+        /// The schema before.
+        old: PathBuf,
+        /// The schema after.
+        new: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// The CI gate: classify the changes, list the contract operations each one touches, and
+    /// validate every operation against the new schema. Exits 1 when a breaking change touches
+    /// an operation or an operation no longer validates (any breaking change with --strict),
+    /// 2 when an input cannot be loaded.
+    Check {
+        /// The schema before (e.g. the main branch's schema/schema.graphql).
+        #[arg(long)]
+        base: PathBuf,
+        /// The schema after; default: the schema the code builds.
+        #[arg(long)]
+        new: Option<PathBuf>,
+        /// The contract folder.
+        #[arg(long, default_value = "frontend-contract")]
+        contract: PathBuf,
+        /// Fail on any breaking change, touched by an operation or not.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
+    /// Validate every contract operation against the schema; names must be unique; deprecated
+    /// usage is a warning. Exits 1 on any error.
+    Validate {
+        /// The contract folder.
+        #[arg(long, default_value = "frontend-contract")]
+        contract: PathBuf,
+        /// The schema to validate against; default: the schema the code builds.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Write the persisted-operations manifest (Apollo's format) into the contract folder.
+    Manifest {
+        /// The contract folder.
+        #[arg(long, default_value = "frontend-contract")]
+        contract: PathBuf,
+        /// Write nothing; exit 1 when the committed manifest is stale.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// How a report is printed.
+#[derive(clap::Args)]
+struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Colour in text output.
+    #[arg(long, value_enum, default_value_t = Colour::Auto)]
+    colour: Colour,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Colour {
+    /// When stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
+
+impl OutputArgs {
+    fn output(&self) -> Output {
+        use std::io::IsTerminal;
+        let colour = match self.colour {
+            Colour::Always => true,
+            Colour::Never => false,
+            Colour::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Output { format: self.format, colour }
+    }
 }
 
 fn main() -> ExitCode {
@@ -84,11 +176,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gateway.run_until_signal().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { command: SchemaCommand::Print } => {
+        Command::Schema { command } => Ok(exit(schema_command(command))),
+        Command::Contract { command } => Ok(exit(contract_command(command))),
+    }
+}
+
+fn schema_command(command: SchemaCommand) -> i32 {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match command {
+        SchemaCommand::Print => {
             print!("{}", banyan_resolvers::sdl());
-            Ok(ExitCode::SUCCESS)
+            0
+        }
+        SchemaCommand::Diff { old, new, output } => {
+            contract_cli::schema_diff(&old, &new, output.output(), &mut out, &mut err)
+        }
+        SchemaCommand::Check { base, new, contract, strict, output } => contract_cli::schema_check(
+            &base,
+            new.as_deref(),
+            &contract,
+            strict,
+            output.output(),
+            &mut out,
+            &mut err,
+        ),
+    }
+}
+
+fn contract_command(command: ContractCommand) -> i32 {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match command {
+        ContractCommand::Validate { contract, schema, output } => {
+            contract_cli::contract_validate(schema.as_deref(), &contract, output.output(), &mut out, &mut err)
+        }
+        ContractCommand::Manifest { contract, check } => {
+            contract_cli::contract_manifest(&contract, check, &mut out, &mut err)
         }
     }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 #[cfg(feature = "devstack")]

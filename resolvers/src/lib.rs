@@ -31,7 +31,7 @@ pub type BanyanSchema = Schema<Query, Mutation, Subscription>;
 pub struct QueryLimits {
     /// Deepest selection nesting allowed.
     pub max_depth: usize,
-    /// Highest complexity (one per field, list fields weighted by page size) allowed.
+    /// Highest complexity allowed (each selected field counts 1).
     pub max_complexity: usize,
     /// Deepest nesting of lists and input objects inside one value the parser accepts.
     pub max_recursive_depth: usize,
