@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use banyan_sources::{GrpcOptions, MonolithOptions, SourcesOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
 /// `[backends]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendsConfig {
     /// `[backends.monolith]`: the legacy REST API.
@@ -23,7 +23,7 @@ pub struct BackendsConfig {
 }
 
 /// `[backends.monolith]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpBackendConfig {
     /// Base URL. Default `http://127.0.0.1:8000`.
@@ -37,7 +37,7 @@ pub struct HttpBackendConfig {
 }
 
 /// `[backends.events]` and `[backends.drafts]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcBackendConfig {
     /// The service's URL. Defaults: events `http://127.0.0.1:50051`, drafts `http://127.0.0.1:50052`.

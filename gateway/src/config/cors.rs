@@ -1,11 +1,11 @@
 //! `[cors]`: which browser origins may call Banyan.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
 /// `[cors]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
     /// Origins allowed to call from a browser, e.g. `["https://app.example.com"]`. Default `[]`:

@@ -11,8 +11,8 @@ mod server;
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
-use serde::Deserialize;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
 
 pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
@@ -37,7 +37,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[server]`: where and how to listen.
@@ -60,7 +60,8 @@ pub struct Config {
 impl Config {
     /// Reads `path` (TOML), then `BANYAN_*` environment variables over it, and validates.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = Figment::new()
+        // Defaults first, so a section that sets one key keeps the defaults of the others.
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file_exact(path))
             .merge(Env::prefixed("BANYAN_").split("__"))
             .extract()
@@ -71,7 +72,10 @@ impl Config {
 
     /// Parses TOML text (for tests and examples), and validates.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = Figment::new().merge(Toml::string(text)).extract().map_err(Box::new)?;
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -109,6 +113,52 @@ mod tests {
         assert!(error.to_string().contains("backends.monolith.url"), "{error}");
         let error = Config::from_toml("[limits]\nmax_depth = 0\n").unwrap_err();
         assert!(error.to_string().contains("limits.max_depth"), "{error}");
+    }
+
+    /// Every key, dotted (`server.listen`), from a JSON view of a config.
+    fn keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(object) => {
+                for (key, value) in object {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    keys(value, &path, out);
+                }
+            }
+            None => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn every_key_is_in_the_example_and_the_readme() {
+        let mut expected = Vec::new();
+        keys(&serde_json::to_value(Config::default()).expect("serializes"), "", &mut expected);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example: serde_json::Value =
+            Figment::from(Toml::file_exact(root.join("banyan.example.toml"))).extract().expect("parses");
+        let mut in_example = Vec::new();
+        keys(&example, "", &mut in_example);
+        in_example.sort();
+        expected.sort();
+        assert_eq!(in_example, expected, "banyan.example.toml lists every key, and only those");
+
+        let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+        for key in &expected {
+            let generic = match key.split('.').collect::<Vec<_>>().as_slice() {
+                [section, _, field] => format!("{section}.<name>.{field}"),
+                _ => key.clone(),
+            };
+            assert!(
+                readme.contains(&format!("`{key}`")) || readme.contains(&format!("`{generic}`")),
+                "README.md documents `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn a_section_with_one_key_keeps_the_other_defaults() {
+        let config = Config::from_toml("[backends.drafts]\ntimeout = \"2s\"\n").expect("valid");
+        assert_eq!(config.backends.drafts.url, "http://127.0.0.1:50052");
+        assert_eq!(config.backends.drafts.connect_timeout, std::time::Duration::from_secs(1));
     }
 
     #[test]
