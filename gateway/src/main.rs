@@ -268,6 +268,9 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("BANYAN_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+        // async-graphql's per-field spans are many (a page of 50 templates makes hundreds): opt in
+        // with BANYAN_LOG=info,async_graphql=info when tracing a slow query.
+        EnvFilter::try_from_env("BANYAN_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,async_graphql=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use prost::Message;
 use tonic::transport::Channel;
+use tracing::Instrument;
 
 use crate::domain::{Block, BlockKind, Draft, DraftEdit, TemplateId, UserId};
 use crate::error::{Backend, SourceError, from_status};
@@ -93,7 +94,8 @@ impl DraftsClient {
         rpc: &'static str,
         call: impl Future<Output = Result<tonic::Response<pb::DraftResponse>, tonic::Status>>,
     ) -> Result<pb::DraftResponse, SourceError> {
-        let outcome = tokio::time::timeout(self.timeout, call).await;
+        let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
+        let outcome = tokio::time::timeout(self.timeout, call.instrument(span)).await;
         match outcome {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {

@@ -125,6 +125,20 @@ impl TestStack {
         self.graphql_as(Some(OWNER), query, variables).await
     }
 
+    /// GETs a path of the monolith's REST API directly (not through the gateway) as `user`: the
+    /// legacy views are an independent computation to check the gateway's answers against.
+    pub async fn monolith_get(&self, user: u64, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.devstack.monolith_url()))
+            .header("authorization", format!("Token {}", self.token(user)))
+            .send()
+            .await
+            .expect("the monolith answers")
+            .json()
+            .await
+            .expect("the monolith answers JSON")
+    }
+
     /// Stops the gateway, then the devstack.
     pub async fn stop(self) {
         self.gateway.shutdown().await;

@@ -85,24 +85,13 @@ async fn template_list_pages_through_a_workspace_with_authors_and_stats() {
 
     // Authors are the dataset's, and stats agree with the monolith's own analytics view.
     let dataset = stack.devstack.dataset();
-    let monolith = stack.devstack.monolith_url();
-    let token = stack.token(OWNER);
     for edge in edges.iter().take(5) {
         let node = &edge["node"];
         let id = decode_id(node["id"].as_str().expect("an id"));
         let template = dataset.templates.iter().find(|t| t.id == id).expect("a seeded template");
         let author = dataset.users.iter().find(|u| u.id == template.created_by).expect("a seeded author");
         assert_eq!(node["createdBy"]["fullName"], author.full_name.as_str());
-        let legacy: Value = stack
-            .http()
-            .get(format!("{monolith}/api/v1/templates/{id}/analytics/?window=7d"))
-            .header("authorization", format!("Token {token}"))
-            .send()
-            .await
-            .expect("the monolith answers")
-            .json()
-            .await
-            .expect("JSON");
+        let legacy = stack.monolith_get(OWNER, &format!("/api/v1/templates/{id}/analytics/?window=7d")).await;
         assert_eq!(node["stats"]["sent"], legacy["sent"], "template {id}");
         assert_eq!(node["stats"]["delivered"], legacy["delivered"], "template {id}");
     }
@@ -167,16 +156,7 @@ async fn template_editor_shows_the_draft_the_draft_store_holds() {
     let stack = TestStack::start().await;
     let editor = stack.graphql(&operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
     let draft = &editor.data()["template"]["draft"];
-    let legacy: Value = stack
-        .http()
-        .get(format!("{}/api/v1/templates/1/draft/", stack.devstack.monolith_url()))
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .send()
-        .await
-        .expect("the monolith answers")
-        .json()
-        .await
-        .expect("JSON");
+    let legacy = stack.monolith_get(OWNER, "/api/v1/templates/1/draft/").await;
     assert_eq!(draft["version"], legacy["version"]);
     let blocks = draft["blocks"].as_array().expect("blocks");
     let legacy_blocks = legacy["blocks"].as_array().expect("blocks");
@@ -232,16 +212,7 @@ async fn analytics_dashboard_agrees_with_the_legacy_view_and_pages_events() {
     let query = operation("AnalyticsDashboard");
     let dashboard = stack.graphql(&query, json!({ "id": template_id(2), "window": "LAST_30_DAYS" })).await;
     let template = &dashboard.data()["template"];
-    let legacy: Value = stack
-        .http()
-        .get(format!("{}/api/v1/templates/2/analytics/?window=30d", stack.devstack.monolith_url()))
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .send()
-        .await
-        .expect("the monolith answers")
-        .json()
-        .await
-        .expect("JSON");
+    let legacy = stack.monolith_get(OWNER, "/api/v1/templates/2/analytics/?window=30d").await;
     for (field, legacy_field) in [
         ("sent", "sent"),
         ("delivered", "delivered"),
