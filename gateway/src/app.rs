@@ -53,7 +53,8 @@ impl AppState {
             limits,
             |builder| builder.extension(AliasLimit { max: config.limits.max_aliases }),
         );
-        let graphiql = config.server.graphiql.then(|| graphiql_page(graphiql).into());
+        let graphiql =
+            config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
         Self {
             schema,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
@@ -64,7 +65,8 @@ impl AppState {
     }
 }
 
-fn graphiql_page(defaults: &GraphiqlDefaults) -> String {
+/// async-graphql's GraphiQL page, with its asset host swapped for the configured one.
+fn graphiql_page(defaults: &GraphiqlDefaults, cdn: &str) -> String {
     let mut source = async_graphql::http::GraphiQLSource::build()
         .endpoint("/graphql")
         .subscription_endpoint("/graphql")
@@ -73,7 +75,7 @@ fn graphiql_page(defaults: &GraphiqlDefaults) -> String {
         source =
             source.header("Authorization", authorization).ws_connection_param("Authorization", authorization);
     }
-    source.finish()
+    source.finish().replace("https://unpkg.com", cdn.trim_end_matches('/'))
 }
 
 /// The whole application, layers included.

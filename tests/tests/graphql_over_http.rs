@@ -228,11 +228,18 @@ async fn limits_refuse_expensive_documents() {
 
 #[tokio::test]
 async fn browsers_get_graphiql_and_probes_get_health() {
-    let stack = TestStack::start().await;
+    let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), |config| {
+        config.server.graphiql_cdn = "https://npm.internal.example/".to_owned();
+    })
+    .await;
     let page =
         stack.http().get(stack.graphql_url()).header("accept", "text/html").send().await.expect("answers");
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap_or_default().to_lowercase().contains("graphiql"));
+    let html = page.text().await.unwrap_or_default();
+    assert!(html.contains("graphiql.min.js"), "the GraphiQL page");
+    assert!(html.contains("subscriptionUrl"), "GraphiQL subscribes over WebSocket on the same URL");
+    assert!(!html.contains("https://unpkg.com"), "assets come from the configured CDN");
+    assert!(html.contains("https://npm.internal.example/graphiql@"), "assets come from the configured CDN");
     for path in ["healthz", "readyz"] {
         let response = stack
             .http()

@@ -15,6 +15,11 @@ pub struct ServerConfig {
     /// Serve GraphiQL to browsers on `GET /graphql`. Default `true`.
     #[serde(default = "default_graphiql")]
     pub graphiql: bool,
+    /// Where GraphiQL's page loads its scripts and styles (React and GraphiQL, as npm packages
+    /// laid out like unpkg: `<base>/graphiql@4/graphiql.min.js`). Point it at an internal mirror
+    /// where browsers cannot reach the internet. Default `"https://unpkg.com"`.
+    #[serde(default = "default_graphiql_cdn")]
+    pub graphiql_cdn: String,
     /// Deadline for a whole HTTP request (not for WebSocket connections). Default `"30s"`.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -32,6 +37,9 @@ fn default_listen() -> SocketAddr {
 fn default_graphiql() -> bool {
     true
 }
+fn default_graphiql_cdn() -> String {
+    "https://unpkg.com".to_owned()
+}
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -47,6 +55,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             graphiql: default_graphiql(),
+            graphiql_cdn: default_graphiql_cdn(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_grace: default_shutdown_grace(),
