@@ -48,17 +48,13 @@ pub struct Output {
 
 /// `banyan schema diff OLD NEW`: every change, classified; exit 1 when any is breaking.
 pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let (old, new) = match (load_sdl_file(old), load_sdl_file(new)) {
-        (Ok(old), Ok(new)) => (old, new),
-        (Err(e), _) | (_, Err(e)) => return input_error(err, &e),
-    };
-    let empty = match Contract::from_sources([]) {
-        Ok(contract) => contract,
-        Err(e) => return input_error(err, &e),
-    };
-    let report = check(&old, &new, &empty, CheckOptions { strict: true });
-    write_report(out, &report.render(output.format.format(output.colour)));
-    if report.changes_of(Level::Breaking).next().is_some() { EXIT_FAILURE } else { EXIT_OK }
+    exit_code(err, || {
+        let (old, new) = (loaded(load_sdl_file(old))?, loaded(load_sdl_file(new))?);
+        let no_contract = loaded(Contract::from_sources([]))?;
+        let report = check(&old, &new, &no_contract, CheckOptions { strict: true });
+        write_report(out, &report.render(output.format.format(output.colour)));
+        Ok(if report.changes_of(Level::Breaking).next().is_some() { EXIT_FAILURE } else { EXIT_OK })
+    })
 }
 
 /// `banyan schema check`: the CI gate.
@@ -71,21 +67,14 @@ pub fn schema_check(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let old = match load_sdl_file(base) {
-        Ok(old) => old,
-        Err(e) => return input_error(err, &e),
-    };
-    let new = match new_schema(new) {
-        Ok(new) => new,
-        Err(e) => return input_error(err, &e),
-    };
-    let contract = match Contract::load(contract_dir) {
-        Ok(contract) => contract,
-        Err(e) => return input_error(err, &e),
-    };
-    let report = check(&old, &new, &contract, CheckOptions { strict });
-    write_report(out, &report.render(output.format.format(output.colour)));
-    report.exit_code()
+    exit_code(err, || {
+        let old = loaded(load_sdl_file(base))?;
+        let new = loaded(new_schema(new))?;
+        let contract = loaded(Contract::load(contract_dir))?;
+        let report = check(&old, &new, &contract, CheckOptions { strict });
+        write_report(out, &report.render(output.format.format(output.colour)));
+        Ok(report.exit_code())
+    })
 }
 
 /// `banyan contract validate`: every operation validates against the schema.
@@ -96,17 +85,13 @@ pub fn contract_validate(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let schema = match new_schema(schema) {
-        Ok(schema) => schema,
-        Err(e) => return input_error(err, &e),
-    };
-    let contract = match Contract::load(contract_dir) {
-        Ok(contract) => contract,
-        Err(e) => return input_error(err, &e),
-    };
-    let report = validate_contract(&schema, &contract);
-    write_report(out, &report.render(output.format.format(output.colour)));
-    report.exit_code()
+    exit_code(err, || {
+        let schema = loaded(new_schema(schema))?;
+        let contract = loaded(Contract::load(contract_dir))?;
+        let report = validate_contract(&schema, &contract);
+        write_report(out, &report.render(output.format.format(output.colour)));
+        Ok(report.exit_code())
+    })
 }
 
 /// `banyan contract manifest`: writes the persisted-operations manifest into the contract
@@ -117,52 +102,34 @@ pub fn contract_manifest(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
-    let contract = match Contract::load(contract_dir) {
-        Ok(contract) => contract,
-        Err(e) => return input_error(err, &e),
-    };
-    let manifest = match build_manifest(&contract) {
-        Ok(manifest) => manifest,
-        Err(e) => return input_error(err, &e),
-    };
     let path: PathBuf = contract_dir.join(MANIFEST_FILE);
+    let loaded_manifest =
+        loaded(Contract::load(contract_dir)).and_then(|contract| loaded(build_manifest(&contract)));
+    let manifest = match loaded_manifest {
+        Ok(manifest) => manifest,
+        Err(message) => return exit_code(err, || Err(message)),
+    };
     let committed = std::fs::read_to_string(&path).ok();
-    let status = manifest.compare(committed.as_deref());
-    if check_only {
-        return match status {
-            ManifestStatus::UpToDate => {
-                write_report(out, &format!("{} is up to date\n", path.display()));
-                EXIT_OK
-            }
-            stale => {
-                write_report(
-                    err,
-                    &format!(
-                        "{} is not up to date: {}\nrun `banyan contract manifest`\n",
-                        path.display(),
-                        stale.describe()
-                    ),
-                );
-                EXIT_FAILURE
-            }
-        };
-    }
-    if status == ManifestStatus::UpToDate {
-        write_report(out, &format!("{} is up to date\n", path.display()));
-        return EXIT_OK;
-    }
-    match std::fs::write(&path, manifest.to_json()) {
-        Ok(()) => {
-            write_report(
-                out,
-                &format!("wrote {} ({} operations)\n", path.display(), manifest.operations.len()),
-            );
+    match manifest.compare(committed.as_deref()) {
+        ManifestStatus::UpToDate => {
+            write_report(out, &format!("{} is up to date\n", path.display()));
             EXIT_OK
         }
-        Err(e) => {
-            write_report(err, &format!("error: writing {}: {e}\n", path.display()));
-            EXIT_INPUT_ERROR
+        stale if check_only => {
+            let why = stale.describe();
+            write_report(
+                err,
+                &format!("{} is not up to date: {why}\nrun `banyan contract manifest`\n", path.display()),
+            );
+            EXIT_FAILURE
         }
+        _ => exit_code(err, || {
+            std::fs::write(&path, manifest.to_json())
+                .map_err(|e| format!("writing {}: {e}", path.display()))?;
+            let count = manifest.operations.len();
+            write_report(out, &format!("wrote {} ({count} operations)\n", path.display()));
+            Ok(EXIT_OK)
+        }),
     }
 }
 
@@ -174,9 +141,16 @@ fn new_schema(path: Option<&Path>) -> Result<Sdl, banyan_schema::SchemaError> {
     }
 }
 
-fn input_error(err: &mut dyn Write, error: &dyn std::fmt::Display) -> i32 {
-    write_report(err, &format!("error: {error}\n"));
-    EXIT_INPUT_ERROR
+/// Runs a command body; an input that could not be loaded (or written) is exit 2 with its message.
+fn exit_code(err: &mut dyn Write, body: impl FnOnce() -> Result<i32, String>) -> i32 {
+    body().unwrap_or_else(|message| {
+        write_report(err, &format!("error: {message}\n"));
+        EXIT_INPUT_ERROR
+    })
+}
+
+fn loaded<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, String> {
+    result.map_err(|e| e.to_string())
 }
 
 fn write_report(to: &mut dyn Write, text: &str) {
