@@ -269,11 +269,30 @@ fn encode_offset(offset: u64) -> String {
     STANDARD.encode(format!("offset:{offset}"))
 }
 
+/// Far past any real list; bounds the page arithmetic for cursors a client made up.
+const MAX_OFFSET: u64 = 10_000_000;
+
 fn decode_offset(cursor: &str) -> Result<u64> {
     STANDARD
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+        .filter(|offset| *offset <= MAX_OFFSET)
         .ok_or_else(|| coded(codes::BAD_USER_INPUT, format!("{cursor:?} is not a valid cursor")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_made_up_ones_are_refused() {
+        assert_eq!(decode_offset(&encode_offset(42)).ok(), Some(42));
+        for bad in
+            ["", "bm9wZQ==", &STANDARD.encode("offset:-1"), &STANDARD.encode(format!("offset:{}", u64::MAX))]
+        {
+            assert!(decode_offset(bad).is_err(), "{bad}");
+        }
+    }
 }
