@@ -1,7 +1,7 @@
 //! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
-//! GraphiQL ([`graphql_http`], [`ws`]), its configuration ([`config`]), identity ([`auth`]) and
-//! limits, and starting and stopping it ([`server`]). The `banyan` binary (src/main.rs) is the CLI
-//! on top.
+//! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
+//! limits, and starting and stopping it ([`server`]); plus the schema-contract commands
+//! ([`contract_cli`]). The `banyan` binary (src/main.rs) is the CLI on top.
 
 mod app;
 pub mod auth;

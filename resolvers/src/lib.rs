@@ -1,4 +1,4 @@
-//! Banyan's GraphQL schema, code first with async-graphql: the object types ([`types`]), the
+//! Banyan's GraphQL schema, code first with async-graphql: the object types (`types`), the
 //! roots ([`Query`], [`Mutation`], [`Subscription`]), the routing of migrated fields to the
 //! monolith or a service ([`routing`]), and [`build_schema`], which puts them together.
 //!
