@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub(crate) graphiql: Option<Arc<str>>,
     /// False once shutdown begins, so load balancers stop sending traffic.
     pub(crate) ready: Arc<AtomicBool>,
+    /// How long a WebSocket may stay open without `connection_init`.
+    pub(crate) websocket_init_timeout: std::time::Duration,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -61,6 +63,7 @@ impl AppState {
             sources,
             graphiql,
             ready: Arc::new(AtomicBool::new(true)),
+            websocket_init_timeout: config.server.websocket_init_timeout,
         }
     }
 }

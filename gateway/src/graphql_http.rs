@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Name, Variables};
+use async_graphql_axum::GraphQLProtocol;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
@@ -113,8 +114,12 @@ pub(crate) async fn post(
 pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
-        return match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
-            Ok(upgrade) => crate::ws::upgrade(app, upgrade, &parts.headers).await,
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        return match GraphQLProtocol::from_request_parts(&mut parts, &app).await {
+            Ok(protocol) => crate::ws::upgrade(app, upgrade, protocol, &parts.headers),
             Err(rejection) => rejection.into_response(),
         };
     }

@@ -5,32 +5,52 @@
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::extract::{FromRequestParts, WebSocketUpgrade};
-use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::WebSocketUpgrade;
+use axum::response::Response;
 use banyan_resolvers::RequestScope;
 use banyan_sources::loaders::Loaders;
+use futures::StreamExt;
 use http::HeaderMap;
 use serde_json::Value;
 
 use crate::app::AppState;
 use crate::auth::parse_authorization;
 
-/// Upgrades the connection and serves subscriptions on it until either side closes.
-pub(crate) async fn upgrade(app: AppState, upgrade: WebSocketUpgrade, headers: &HeaderMap) -> Response {
-    let protocol = {
-        let mut request = http::Request::new(());
-        *request.headers_mut() = headers.clone();
-        let (mut parts, ()) = request.into_parts();
-        match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
-            Ok(protocol) => protocol,
-            Err(rejection) => return rejection.into_response(),
-        }
-    };
+/// Upgrades the connection and serves subscriptions on it until either side closes. A client
+/// that has not sent `connection_init` within `init_timeout` is disconnected, so idle sockets
+/// cannot pile up.
+pub(crate) fn upgrade(
+    app: AppState,
+    upgrade: WebSocketUpgrade,
+    protocol: GraphQLProtocol,
+    headers: &HeaderMap,
+) -> Response {
     let upgrade_credential = app.auth.credential(headers).ok().flatten();
+    let init_timeout = app.websocket_init_timeout;
     upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
         let schema = app.schema.clone();
-        GraphQLWebSocket::new(socket, schema, protocol)
-            .on_connection_init(move |payload| connection_data(app, payload, upgrade_credential))
+        let (sink, stream) = socket.split();
+        let initialized = Arc::new(AtomicBool::new(false));
+        let give_up = {
+            let initialized = initialized.clone();
+            async move {
+                tokio::time::sleep(init_timeout).await;
+                if initialized.load(Ordering::Acquire) {
+                    std::future::pending::<()>().await;
+                }
+                tracing::debug!("closing a WebSocket that sent no connection_init");
+            }
+        };
+        // Ending the incoming stream ends the connection.
+        let stream = stream.take_until(give_up);
+        GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+            .on_connection_init(move |payload| {
+                initialized.store(true, Ordering::Release);
+                connection_data(app, payload, upgrade_credential)
+            })
             .serve()
     })
 }

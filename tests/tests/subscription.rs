@@ -44,6 +44,15 @@ async fn next(socket: &mut Socket) -> Option<Value> {
     }
 }
 
+/// The next JSON message, pings and pongs included.
+async fn next_including_pings(socket: &mut Socket) -> Option<Value> {
+    let message = timeout(Duration::from_secs(10), socket.next()).await.expect("a message within 10 s")?;
+    match message.ok()? {
+        Message::Text(text) => Some(serde_json::from_str(text.as_str()).expect("JSON")),
+        _ => None,
+    }
+}
+
 async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
     for _ in 0..100 {
         if condition() {
@@ -144,5 +153,28 @@ async fn a_bad_token_in_connection_init_closes_the_connection() {
     let mut socket =
         connect(&stack, json!({ "Authorization": "Token 0000000000000000000000000000000000000000" })).await;
     assert_eq!(next(&mut socket).await, None, "no connection_ack for a bad token");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_socket_that_never_sends_connection_init_is_closed() {
+    let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), |config| {
+        config.server.websocket_init_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut socket).await, None, "the gateway closes the socket");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after the init timeout, not never");
+
+    // A client that does send connection_init in time keeps its connection past the timeout.
+    let mut socket =
+        connect(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    assert_eq!(next(&mut socket).await.expect("an answer")["type"], "connection_ack");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    send(&mut socket, json!({ "type": "ping" })).await;
+    assert_eq!(next_including_pings(&mut socket).await.expect("an answer")["type"], "pong");
     stack.stop().await;
 }

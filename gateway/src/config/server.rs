@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes. Default `1048576` (1 MiB).
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How long a WebSocket may stay open before sending `connection_init`. Default `"10s"`.
+    #[serde(default = "default_websocket_init_timeout", with = "humantime_serde")]
+    pub websocket_init_timeout: Duration,
     /// How long a shutdown waits for requests in flight. Default `"10s"`.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -46,6 +49,9 @@ fn default_request_timeout() -> Duration {
 fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
+fn default_websocket_init_timeout() -> Duration {
+    Duration::from_secs(10)
+}
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
@@ -58,6 +64,7 @@ impl Default for ServerConfig {
             graphiql_cdn: default_graphiql_cdn(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
+            websocket_init_timeout: default_websocket_init_timeout(),
             shutdown_grace: default_shutdown_grace(),
         }
     }
