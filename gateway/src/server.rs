@@ -1,7 +1,8 @@
 //! Starting and stopping the gateway: bind, serve, and drain gracefully on shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use banyan_sources::Sources;
 use tokio::net::TcpListener;
@@ -32,7 +33,8 @@ pub struct RunningGateway {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
-    state: AppState,
+    /// The readiness flag `/readyz` reports; cleared when shutdown begins.
+    ready: Arc<AtomicBool>,
     grace: std::time::Duration,
 }
 
@@ -46,7 +48,8 @@ impl RunningGateway {
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
         let state = AppState::new(config, sources, &graphiql);
-        let router = app::router(state.clone(), config);
+        let ready = state.ready.clone();
+        let router = app::router(state, config);
         let listen = config.server.listen;
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
@@ -60,7 +63,7 @@ impl RunningGateway {
                 .await
         });
         tracing::info!(%addr, "Banyan is listening");
-        Ok(Self { addr, stop: Some(stop), task: Some(task), state, grace: config.server.shutdown_grace })
+        Ok(Self { addr, stop: Some(stop), task: Some(task), ready, grace: config.server.shutdown_grace })
     }
 
     /// The address it listens on.
@@ -71,7 +74,7 @@ impl RunningGateway {
     /// Stops taking new requests, lets requests in flight finish (bounded by the configured
     /// grace), and returns when the server has stopped.
     pub async fn shutdown(mut self) {
-        self.state.ready.store(false, Ordering::Relaxed);
+        self.ready.store(false, Ordering::Relaxed);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
