@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use banyan_resolvers::RequestScope;
-use banyan_sources::loaders::Loaders;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
@@ -175,8 +174,7 @@ async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<RequestS
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let caller = app.auth.caller(token, request_id).await.map_err(auth_refusal)?;
-    let loaders = Loaders::new(&app.sources, &caller, chrono::Utc::now());
-    Ok(Some(RequestScope { caller, loaders }))
+    Ok(Some(RequestScope::new(&app.sources, caller)))
 }
 
 fn auth_refusal(error: AuthError) -> Refusal {

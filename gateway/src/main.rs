@@ -19,16 +19,26 @@ struct Cli {
     command: Option<Command>,
 }
 
+/// Email events per second `banyan dev` generates unless told otherwise.
+#[cfg(feature = "devstack")]
+const DEV_EVENT_RATE: f64 = 5.0;
+
+/// Where `banyan dev` listens unless told otherwise: the server's own default.
+#[cfg(feature = "devstack")]
+fn default_listen() -> SocketAddr {
+    banyan_gateway::config::ServerConfig::default().listen
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Start the embedded devstack (stand-in monolith and services on loopback) and the gateway.
     #[cfg(feature = "devstack")]
     Dev {
         /// Where the gateway listens.
-        #[arg(long, default_value = "127.0.0.1:4000")]
+        #[arg(long, default_value_t = default_listen())]
         listen: SocketAddr,
         /// Email events the devstack appends per second, so subscriptions show live data.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = DEV_EVENT_RATE)]
         event_rate: f64,
     },
     /// Serve against real backends.
@@ -162,9 +172,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "devstack")]
-    let command = cli
-        .command
-        .unwrap_or(Command::Dev { listen: SocketAddr::from(([127, 0, 0, 1], 4000)), event_rate: 5.0 });
+    let command =
+        cli.command.unwrap_or(Command::Dev { listen: default_listen(), event_rate: DEV_EVENT_RATE });
     #[cfg(not(feature = "devstack"))]
     let command = cli.command.unwrap_or(Command::Serve { config: PathBuf::from("banyan.toml") });
     match command {

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::WebSocketUpgrade;
 use axum::response::Response;
 use banyan_resolvers::RequestScope;
-use banyan_sources::loaders::Loaders;
 use futures::StreamExt;
 use http::HeaderMap;
 use serde_json::Value;
@@ -73,8 +72,7 @@ async fn connection_data(
     if let Some(token) = credential {
         let caller =
             app.auth.caller(token, None).await.map_err(|e| async_graphql::Error::new(e.to_string()))?;
-        let loaders = Loaders::new(&app.sources, &caller, chrono::Utc::now());
-        data.insert(RequestScope { caller, loaders });
+        data.insert(RequestScope::new(&app.sources, caller));
     }
     Ok(data)
 }

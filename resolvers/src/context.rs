@@ -1,8 +1,8 @@
 //! What each request brings to the resolvers: the caller and their loaders.
 
 use async_graphql::{Context, Error};
-use banyan_sources::Caller;
 use banyan_sources::loaders::Loaders;
+use banyan_sources::{Caller, Sources};
 
 use crate::error::unauthenticated;
 
@@ -14,6 +14,15 @@ pub struct RequestScope {
     pub caller: Caller,
     /// Loaders acting for `caller`, alive for this request only.
     pub loaders: Loaders,
+}
+
+impl RequestScope {
+    /// The scope of a request (or WebSocket connection) by `caller` starting now: stats windows
+    /// end at this moment for every field of it.
+    pub fn new(sources: &Sources, caller: Caller) -> Self {
+        let loaders = Loaders::new(sources, &caller, chrono::Utc::now());
+        Self { caller, loaders }
+    }
 }
 
 /// The request's scope, or `UNAUTHENTICATED`.

@@ -31,16 +31,12 @@ pub(crate) fn from_source(error: SourceError) -> Error {
     }
     let code = error.code();
     let backend = error.failed_backend();
-    let mut graphql = Error::new(error.public_message()).extend_with(|_, e| {
+    Error::new(error.public_message()).extend_with(|_, e| {
         e.set("code", code);
         if let Some(backend) = backend {
             e.set("backend", backend.name());
         }
-    });
-    if let SourceError::VersionConflict { current, .. } = error {
-        graphql = graphql.extend_with(|_, e| e.set("currentVersion", current));
-    }
-    graphql
+    })
 }
 
 /// `?`-friendly conversion for resolver bodies.

@@ -114,10 +114,7 @@ impl EventsClient {
             after_sequence,
         };
         let mut client = self.client.clone();
-        let mut request = tonic::Request::new(message);
-        // A stream has no overall deadline; copy identity metadata from a unary-shaped request.
-        *request.metadata_mut() = grpc::request((), caller, self.timeout).metadata().clone();
-        request.metadata_mut().remove("grpc-timeout");
+        let request = grpc::streaming_request(message, caller);
         let streaming =
             grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
                 .await?;

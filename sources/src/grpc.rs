@@ -38,8 +38,15 @@ pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel
 
 /// Wraps a message with the caller's identity, the request id and the deadline.
 pub(crate) fn request<T>(message: T, caller: &Caller, timeout: Duration) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
+    let mut request = streaming_request(message, caller);
     request.set_timeout(timeout);
+    request
+}
+
+/// Wraps a message with the caller's identity and the request id, but no deadline: for a stream,
+/// which lives as long as its client wants.
+pub(crate) fn streaming_request<T>(message: T, caller: &Caller) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
     metadata.insert(USER_ID_METADATA, MetadataValue::from(caller.user_id.0));
     if let Some(id) = caller.request_id.as_deref().and_then(|id| id.parse().ok()) {
