@@ -67,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use calls::CallLog;
 pub use dataset::Dataset;
-pub use drafts::USER_ID_METADATA;
+pub use drafts::{DRAFTS_ERROR_DOMAIN, USER_ID_METADATA, VERSION_CONFLICT_REASON};
 pub use events::EventGeneratorConfig;
 pub use faults::{Backend, Fault, Faults};
 pub use proto::drafts::BlockKind;

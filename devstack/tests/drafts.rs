@@ -6,12 +6,11 @@ mod common;
 use banyan_devstack::dataset::{OWNER_USER, has_draft};
 use banyan_devstack::proto::drafts::{
     BatchGetDraftsRequest, BlockKind, DeleteBlockRequest, Draft, InsertBlockRequest, UpdateBlockRequest,
-    VersionConflict,
 };
 use common::{Api, as_user, drafts_client, start};
-use prost::Message;
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 fn legacy_type(kind: i32) -> &'static str {
     match BlockKind::try_from(kind).unwrap() {
@@ -144,8 +143,15 @@ async fn stale_versions_conflict_with_details() {
     };
     let status = client.update_block(as_user(1, stale)).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let conflict = VersionConflict::decode(status.details()).unwrap();
-    assert_eq!(conflict, VersionConflict { expected_version: current + 10, current_version: current });
+    // gRPC's rich error model: a google.rpc.Status whose ErrorInfo names the conflict.
+    let details = status.check_error_details().unwrap();
+    let info = details.error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, banyan_devstack::VERSION_CONFLICT_REASON);
+    assert_eq!(info.domain, banyan_devstack::DRAFTS_ERROR_DOMAIN);
+    assert_eq!(info.metadata["expectedVersion"], (current + 10).to_string());
+    assert_eq!(info.metadata["currentVersion"], current.to_string());
+    let violations = &details.precondition_failure().expect("a PreconditionFailure").violations;
+    assert_eq!(violations[0].subject, "templates/5/draft");
 
     // The version is checked before the block: a stale write to a deleted block still conflicts.
     let stale_delete =
