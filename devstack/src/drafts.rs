@@ -89,11 +89,6 @@ impl DraftStore {
         self.drafts.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The current draft of a template.
-    pub(crate) fn get(&self, template_id: &str) -> Option<Draft> {
-        self.read().get(template_id).map(|d| d.to_proto(template_id))
-    }
-
     /// The drafts of these templates that have one, in the given order.
     fn get_many(&self, template_ids: &[String]) -> Vec<Draft> {
         let drafts = self.read();
@@ -205,6 +200,7 @@ impl DraftService for DraftsApi {
             }
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 
@@ -228,6 +224,7 @@ impl DraftService for DraftsApi {
             d.blocks.insert(at, Block { id, kind: kind.into(), content: r.content });
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 
@@ -242,6 +239,7 @@ impl DraftService for DraftsApi {
             d.blocks.remove(at);
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 }

@@ -196,3 +196,24 @@ async fn bad_writes_are_refused() {
     assert_eq!(stack.calls().count("DraftService/UpdateBlock"), 4);
     assert_eq!(stack.calls().count("DraftService/InsertBlock"), 1);
 }
+
+#[tokio::test]
+async fn with_the_legacy_sync_off_the_legacy_draft_falls_behind() {
+    let stack = start().await;
+    let api = Api::new(&stack, OWNER_USER);
+    let mut client = drafts_client(&stack).await;
+    let v = stack.dataset().draft(6).unwrap().version;
+    stack.set_legacy_sync(false);
+    let update = UpdateBlockRequest {
+        template_id: "6".into(),
+        expected_version: v,
+        block_id: "b1".into(),
+        content: "Only the service knows".into(),
+    };
+    let draft = client.update_block(as_user(1, update)).await.unwrap().into_inner().draft.unwrap();
+    assert_eq!(draft.version, v + 1);
+    let (status, legacy) = api.get("/api/v1/templates/6/draft/").await;
+    assert_eq!(status, 200);
+    assert_eq!(legacy["version"], v, "the monolith's own row was not written");
+    assert_ne!(legacy["blocks"][0]["content"], "Only the service knows");
+}
