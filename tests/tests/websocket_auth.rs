@@ -139,3 +139,18 @@ async fn refused_credentials_close_with_4403() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_silent_past_the_init_timeout_closes_with_4408() {
+    let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), |config| {
+        config.server.websocket_init_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
+    let ending = read_until_close(&mut socket).await;
+    assert!(ending.messages.is_empty(), "{:?}", ending.messages);
+    assert_eq!(ending.close, Some((4408, "Connection initialisation timeout".to_owned())));
+    stack.stop().await;
+}

@@ -35,6 +35,9 @@ enum Refused {
     Csrf(String),
 }
 
+/// One DRF authentication class: a user, no opinion (`None`), or a refusal.
+type Authentication = fn(&Parts, &MonolithState) -> Result<Option<Caller>, Refused>;
+
 const NOT_PROVIDED: &str = "Authentication credentials were not provided.";
 
 impl FromRequestParts<Arc<MonolithState>> for Caller {
@@ -47,8 +50,7 @@ impl FromRequestParts<Arc<MonolithState>> for Caller {
         // DRF tries each authentication class in order; the first that returns a user wins, the
         // first that raises ends the search.
         let session_first = state.session_authentication_first;
-        let order: [fn(&Parts, &MonolithState) -> Result<Option<Caller>, Refused>; 2] =
-            if session_first { [session, token] } else { [token, session] };
+        let order: [Authentication; 2] = if session_first { [session, token] } else { [token, session] };
         for authenticate in order {
             match authenticate(parts, state) {
                 Ok(Some(caller)) => return Ok(caller),
