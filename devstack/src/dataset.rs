@@ -12,7 +12,9 @@
 //!   3. User 2 is `owner` of 3 and `admin` of 1. User [`VIEWER_ONLY_USER`] (3) is only a `viewer`
 //!   of workspace 1. User 4 is `editor` of 2 and `viewer` of 3. User [`NO_WORKSPACE_USER`] (30)
 //!   belongs to no workspace. Users `5..=29` get seeded memberships (each in at least one).
-//! - Every user's token is [`token_for`]`(seed, user_id)`: 40 lowercase hex characters.
+//! - Every user's token is [`token_for`]`(seed, user_id)`: 40 lowercase hex characters. Every
+//!   user also has a signed-in browser session, [`session_for`]`(seed, user_id)`: 32 characters of
+//!   `a-z0-9` like a Django session key, never equal to any token.
 //! - Every template has a draft except those whose id is a multiple of 50 ([`has_draft`]); a draft
 //!   has 3 to 8 blocks with ids `b1`, `b2`, ... and the first block is a heading.
 //! - Roughly 100,000 email events, all within 90 days before [`Dataset::anchor`], none within one
@@ -72,6 +74,15 @@ pub fn token_for(seed: u64, user_id: u64) -> String {
     token
 }
 
+/// The key of a user's Django session (the `sessionid` cookie's value): 32 characters of
+/// `a-z0-9`, as Django makes them, a pure function of the seed and the user id, and never a token
+/// (tokens are hex, 40 characters long).
+pub fn session_for(seed: u64, user_id: u64) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = SplitMix64::new(seed ^ user_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x7365_7373_696F_6E73);
+    (0..32).map(|_| char::from(ALPHABET[rng.below(ALPHABET.len() as u64) as usize])).collect()
+}
+
 /// A user of the monolith.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -87,6 +98,8 @@ pub struct User {
     pub date_joined: DateTime<Utc>,
     /// The key for `Authorization: Token <key>`; see [`token_for`].
     pub token: String,
+    /// The user's signed-in browser session, the `sessionid` cookie; see [`session_for`].
+    pub session_id: String,
 }
 
 /// A workspace (tenant) of the monolith.
@@ -531,6 +544,7 @@ fn gen_users(rng: &mut SplitMix64, seed: u64, anchor: DateTime<Utc>) -> Vec<User
                 full_name: format!("{first} {last}"),
                 date_joined: anchor - days(rng.range(400, 1000)) - seconds(rng.below(86_400)),
                 token: token_for(seed, id),
+                session_id: session_for(seed, id),
             }
         })
         .collect()
@@ -795,6 +809,9 @@ mod tests {
         }
         let tokens: HashSet<&str> = d.users.iter().map(|u| u.token.as_str()).collect();
         assert_eq!(tokens.len(), 30);
+        let sessions: HashSet<&str> = d.users.iter().map(|u| u.session_id.as_str()).collect();
+        assert_eq!(sessions.len(), 30);
+        assert!(sessions.iter().all(|s| s.len() == 32 && !tokens.contains(s)));
         assert!(d.users.iter().all(|u| {
             u.token.len() == 40 && u.token.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         }));

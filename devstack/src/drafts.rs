@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
-use prost::Message as _;
 use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, PreconditionViolation, StatusExt};
 
 use crate::Shared;
 use crate::dataset::Dataset;
 use crate::proto::drafts::draft_service_server::DraftService;
 use crate::proto::drafts::{
     BatchGetDraftsRequest, BatchGetDraftsResponse, Block, BlockKind, DeleteBlockRequest, Draft,
-    DraftResponse, InsertBlockRequest, UpdateBlockRequest, VersionConflict,
+    DraftResponse, InsertBlockRequest, UpdateBlockRequest,
 };
 use crate::time;
 
@@ -89,11 +89,6 @@ impl DraftStore {
         self.drafts.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The current draft of a template.
-    pub(crate) fn get(&self, template_id: &str) -> Option<Draft> {
-        self.read().get(template_id).map(|d| d.to_proto(template_id))
-    }
-
     /// The drafts of these templates that have one, in the given order.
     fn get_many(&self, template_ids: &[String]) -> Vec<Draft> {
         let drafts = self.read();
@@ -101,7 +96,7 @@ impl DraftStore {
     }
 
     /// Runs one write: finds the draft (NOT_FOUND), checks the version (FAILED_PRECONDITION with
-    /// a `VersionConflict`), applies `change` (which may refuse), then bumps the version and
+    /// an `ErrorInfo` with reason `VERSION_CONFLICT`), applies `change` (which may refuse), then bumps the version and
     /// stamps the author.
     fn write(
         &self,
@@ -115,7 +110,7 @@ impl DraftStore {
             .get_mut(template_id)
             .ok_or_else(|| Status::not_found(format!("no draft for template {template_id:?}")))?;
         if record.version != expected_version {
-            return Err(version_conflict(expected_version, record.version));
+            return Err(version_conflict(template_id, expected_version, record.version));
         }
         let mut next = record.clone();
         change(&mut next)?;
@@ -127,14 +122,29 @@ impl DraftStore {
     }
 }
 
-/// `FAILED_PRECONDITION` whose details are the prost-encoded [`VersionConflict`].
-fn version_conflict(expected_version: u64, current_version: u64) -> Status {
-    let details = VersionConflict { expected_version, current_version }.encode_to_vec();
-    Status::with_details(
-        Code::FailedPrecondition,
-        format!("draft is at version {current_version}, not {expected_version}"),
-        details.into(),
-    )
+/// `google.rpc.ErrorInfo.reason` of a stale `expected_version` (see `drafts.proto`).
+pub const VERSION_CONFLICT_REASON: &str = "VERSION_CONFLICT";
+/// `google.rpc.ErrorInfo.domain` of the draft store's errors.
+pub const DRAFTS_ERROR_DOMAIN: &str = "drafts.banyan.v1";
+
+/// `FAILED_PRECONDITION` in gRPC's rich error model: an `ErrorInfo` a client can act on
+/// (reason, domain, both versions in its metadata), and a `PreconditionFailure` for people.
+fn version_conflict(template_id: &str, expected_version: u64, current_version: u64) -> Status {
+    let message = format!("draft is at version {current_version}, not {expected_version}");
+    let mut details = ErrorDetails::with_error_info(
+        VERSION_CONFLICT_REASON,
+        DRAFTS_ERROR_DOMAIN,
+        HashMap::from([
+            ("expectedVersion".to_string(), expected_version.to_string()),
+            ("currentVersion".to_string(), current_version.to_string()),
+        ]),
+    );
+    details.set_precondition_failure(vec![PreconditionViolation::new(
+        "VERSION",
+        format!("templates/{template_id}/draft"),
+        message.clone(),
+    )]);
+    Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
 /// The user a write is made for, from the request metadata the gateway sends.
@@ -190,6 +200,7 @@ impl DraftService for DraftsApi {
             }
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 
@@ -213,6 +224,7 @@ impl DraftService for DraftsApi {
             d.blocks.insert(at, Block { id, kind: kind.into(), content: r.content });
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 
@@ -227,6 +239,7 @@ impl DraftService for DraftsApi {
             d.blocks.remove(at);
             Ok(())
         })?;
+        self.shared.replicate_draft(&draft);
         Ok(Response::new(DraftResponse { draft: Some(draft) }))
     }
 }

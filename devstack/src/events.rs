@@ -50,11 +50,11 @@ pub struct EventGeneratorConfig {
 /// One stored event.
 #[derive(Debug, Clone)]
 pub(crate) struct StoredEvent {
-    sequence: u64,
-    template_id: Arc<str>,
-    kind: EventKind,
-    recipient: Arc<str>,
-    occurred_at: DateTime<Utc>,
+    pub(crate) sequence: u64,
+    pub(crate) template_id: Arc<str>,
+    pub(crate) kind: EventKind,
+    pub(crate) recipient: Arc<str>,
+    pub(crate) occurred_at: DateTime<Utc>,
 }
 
 impl StoredEvent {
@@ -180,9 +180,9 @@ impl EventStore {
         self.active_streams.load(Ordering::SeqCst)
     }
 
-    /// Validates and appends a batch atomically (all or nothing) and returns the sequences, in
-    /// request order. Both the gRPC `AppendEvents` and `DevStack::append_events` come here.
-    pub(crate) fn append(&self, batch: Vec<NewEmailEvent>) -> Result<Vec<u64>, Status> {
+    /// Validates and appends a batch atomically (all or nothing) and returns the stored events, in
+    /// request order. Only the ingestion pipeline ([`Shared::ingest`]) calls it.
+    pub(crate) fn append(&self, batch: Vec<NewEmailEvent>) -> Result<Vec<StoredEvent>, Status> {
         if batch.len() > MAX_APPEND {
             return Err(Status::invalid_argument(format!(
                 "at most {MAX_APPEND} events per batch, got {}",
@@ -196,7 +196,7 @@ impl EventStore {
             .collect::<Result<Vec<NewEvent>, Status>>()?;
         let now = time::now();
         let mut log = self.write();
-        let mut sequences = Vec::with_capacity(batch.len());
+        let mut stored = Vec::with_capacity(batch.len());
         for new in batch {
             let template_id = log
                 .by_template
@@ -209,13 +209,13 @@ impl EventStore {
                 recipient: Arc::from(new.recipient),
                 occurred_at: new.occurred_at.unwrap_or(now),
             };
-            sequences.push(event.sequence);
             // Sent under the write lock, so subscribers see events in sequence order. No
             // receiver is not an error.
             let _ = self.live.send(event.clone());
-            log.push(event);
+            log.push(event.clone());
+            stored.push(event);
         }
-        Ok(sequences)
+        Ok(stored)
     }
 
     /// Counts of each template's events with `start <= occurred_at < end`, in the given order.
@@ -364,7 +364,7 @@ impl EventService for EventsApi {
         &self,
         request: Request<AppendEventsRequest>,
     ) -> Result<Response<AppendEventsResponse>, Status> {
-        let sequences = self.shared.events.append(request.into_inner().events)?;
+        let sequences = self.shared.ingest(request.into_inner().events)?;
         Ok(Response::new(AppendEventsResponse { sequences }))
     }
 
@@ -590,7 +590,7 @@ pub(crate) async fn run_generator(shared: Arc<Shared>, config: EventGeneratorCon
         if batch.is_empty() {
             continue;
         }
-        if let Err(status) = shared.events.append(batch) {
+        if let Err(status) = shared.ingest(batch) {
             tracing::warn!(%status, "event generator append failed");
         }
     }

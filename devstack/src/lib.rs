@@ -9,7 +9,10 @@
 //!   streams, and an optional background generator of events;
 //! - the **`DraftService`** (gRPC): drafts in memory with optimistic concurrency.
 //!
-//! All three serve one seeded [`Dataset`], so the monolith's legacy views and the services agree.
+//! All three are seeded from one [`Dataset`]. The monolith keeps its own copy of the events and
+//! drafts (as a Django app has its own tables) and computes its legacy views from it; a dual write
+//! keeps that copy in step with the services, so the two sides agree until
+//! [`DevStack::set_legacy_sync`] lets them drift apart.
 //! Each backend has a [`Fault`] knob (latency, error rate, hang, refused connections), settable
 //! at start, through [`DevStack::faults`] or over HTTP, and every call is counted in a
 //! [`CallLog`] so tests can prove batching and identity propagation.
@@ -36,6 +39,7 @@ mod drafts;
 mod events;
 pub mod faults;
 mod grpc_guard;
+mod legacy;
 mod listener;
 mod monolith;
 mod rng;
@@ -67,7 +71,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use calls::CallLog;
 pub use dataset::Dataset;
-pub use drafts::USER_ID_METADATA;
+pub use drafts::{DRAFTS_ERROR_DOMAIN, USER_ID_METADATA, VERSION_CONFLICT_REASON};
 pub use events::EventGeneratorConfig;
 pub use faults::{Backend, Fault, Faults};
 pub use proto::drafts::BlockKind;
@@ -76,6 +80,7 @@ pub use proto::events::EventKind;
 use crate::drafts::{DraftStore, DraftsApi};
 use crate::events::{EventStore, EventsApi};
 use crate::grpc_guard::GrpcGuardLayer;
+use crate::legacy::LegacyTables;
 use crate::listener::FaultyListener;
 use crate::proto::drafts::draft_service_server::DraftServiceServer;
 use crate::proto::events::NewEmailEvent;
@@ -108,6 +113,10 @@ pub struct DevStackConfig {
     pub events_addr: SocketAddr,
     /// Where the `DraftService` listens.
     pub drafts_addr: SocketAddr,
+    /// Whether the monolith lists Django REST framework's `SessionAuthentication` before
+    /// `TokenAuthentication`. Then, as DRF does, a request it cannot authenticate is answered
+    /// `403` instead of `401` (the first class sends no `WWW-Authenticate` challenge). Default false.
+    pub session_authentication_first: bool,
 }
 
 impl Default for DevStackConfig {
@@ -119,6 +128,7 @@ impl Default for DevStackConfig {
             monolith_addr: localhost(),
             events_addr: localhost(),
             drafts_addr: localhost(),
+            session_authentication_first: false,
         }
     }
 }
@@ -153,6 +163,10 @@ pub(crate) struct Shared {
     pub(crate) calls: CallLog,
     pub(crate) events: EventStore,
     pub(crate) drafts: DraftStore,
+    /// The monolith's own tables of events and drafts.
+    pub(crate) legacy: LegacyTables,
+    /// See [`DevStackConfig::session_authentication_first`].
+    pub(crate) session_authentication_first: bool,
     /// Cancelled when the devstack shuts down: ends servers, streams, hangs and the generator.
     pub(crate) shutdown: CancellationToken,
 }
@@ -206,15 +220,18 @@ impl DevStack {
             let dataset = Dataset::generate(seed, chrono::Utc::now());
             let events = EventStore::new(&dataset);
             let drafts = DraftStore::new(&dataset);
-            (dataset, events, drafts)
+            let legacy = LegacyTables::new(&dataset);
+            (dataset, events, drafts, legacy)
         })
         .await
-        .map(|(dataset, events, drafts)| Shared {
+        .map(|(dataset, events, drafts, legacy)| Shared {
             dataset: Arc::new(dataset),
             faults: Faults::new(seed, &config.faults),
             calls: CallLog::default(),
             events,
             drafts,
+            legacy,
+            session_authentication_first: config.session_authentication_first,
             shutdown: CancellationToken::new(),
         })
         .map_err(|e| DevStackError::Dataset(e.to_string()))?;
@@ -334,7 +351,8 @@ impl DevStack {
     }
 
     /// Appends events now, exactly as a gRPC `AppendEvents` would (same validation, same live
-    /// broadcast), without counting a call; returns their sequences in order. Each event gets a
+    /// broadcast, same dual write to the monolith's table), without counting a call; returns their
+    /// sequences in order. Each event gets a
     /// recipient `test-{n}@example.com` (`n` = its position in the batch) and the store's clock.
     ///
     /// # Panics
@@ -352,10 +370,18 @@ impl DevStack {
                 occurred_at: None,
             })
             .collect();
-        match self.shared.events.append(batch) {
+        match self.shared.ingest(batch) {
             Ok(sequences) => sequences,
             Err(status) => panic!("DevStack::append_events: {}", status.message()),
         }
+    }
+
+    /// Turns the dual write to the monolith's own tables on (the default) or off. While it is
+    /// off, ingested events and saved drafts reach only the services, so the legacy analytics and
+    /// draft views fall behind: a discrepancy between the two sides, on purpose. Turning it back
+    /// on does not copy what was missed.
+    pub fn set_legacy_sync(&self, enabled: bool) {
+        self.shared.legacy.set_sync(enabled);
     }
 
     /// Stops every stand-in: ends open streams and hung requests, lets the servers finish
@@ -371,6 +397,26 @@ impl DevStack {
             }
         }
         tracing::info!("devstack stopped");
+    }
+}
+
+impl Shared {
+    /// The ingestion pipeline: appends to the event store and, while the dual write is on,
+    /// inserts the same events (same times) into the monolith's own table.
+    pub(crate) fn ingest(&self, batch: Vec<NewEmailEvent>) -> Result<Vec<u64>, tonic::Status> {
+        let stored = self.events.append(batch)?;
+        if self.legacy.syncing() {
+            self.legacy
+                .insert_events(stored.iter().map(|e| (&*e.template_id, e.kind, &e.recipient, e.occurred_at)));
+        }
+        Ok(stored.iter().map(|e| e.sequence).collect())
+    }
+
+    /// The dual write of a draft the draft store saved.
+    pub(crate) fn replicate_draft(&self, draft: &proto::drafts::Draft) {
+        if self.legacy.syncing() {
+            self.legacy.save_draft(draft);
+        }
     }
 }
 

@@ -6,12 +6,11 @@ mod common;
 use banyan_devstack::dataset::{OWNER_USER, has_draft};
 use banyan_devstack::proto::drafts::{
     BatchGetDraftsRequest, BlockKind, DeleteBlockRequest, Draft, InsertBlockRequest, UpdateBlockRequest,
-    VersionConflict,
 };
 use common::{Api, as_user, drafts_client, start};
-use prost::Message;
 use serde_json::{Value, json};
 use tonic::Code;
+use tonic_types::StatusExt;
 
 fn legacy_type(kind: i32) -> &'static str {
     match BlockKind::try_from(kind).unwrap() {
@@ -144,8 +143,15 @@ async fn stale_versions_conflict_with_details() {
     };
     let status = client.update_block(as_user(1, stale)).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    let conflict = VersionConflict::decode(status.details()).unwrap();
-    assert_eq!(conflict, VersionConflict { expected_version: current + 10, current_version: current });
+    // gRPC's rich error model: a google.rpc.Status whose ErrorInfo names the conflict.
+    let details = status.check_error_details().unwrap();
+    let info = details.error_info().expect("an ErrorInfo");
+    assert_eq!(info.reason, banyan_devstack::VERSION_CONFLICT_REASON);
+    assert_eq!(info.domain, banyan_devstack::DRAFTS_ERROR_DOMAIN);
+    assert_eq!(info.metadata["expectedVersion"], (current + 10).to_string());
+    assert_eq!(info.metadata["currentVersion"], current.to_string());
+    let violations = &details.precondition_failure().expect("a PreconditionFailure").violations;
+    assert_eq!(violations[0].subject, "templates/5/draft");
 
     // The version is checked before the block: a stale write to a deleted block still conflicts.
     let stale_delete =
@@ -189,4 +195,25 @@ async fn bad_writes_are_refused() {
     assert_eq!(drafts[0].version, v);
     assert_eq!(stack.calls().count("DraftService/UpdateBlock"), 4);
     assert_eq!(stack.calls().count("DraftService/InsertBlock"), 1);
+}
+
+#[tokio::test]
+async fn with_the_legacy_sync_off_the_legacy_draft_falls_behind() {
+    let stack = start().await;
+    let api = Api::new(&stack, OWNER_USER);
+    let mut client = drafts_client(&stack).await;
+    let v = stack.dataset().draft(6).unwrap().version;
+    stack.set_legacy_sync(false);
+    let update = UpdateBlockRequest {
+        template_id: "6".into(),
+        expected_version: v,
+        block_id: "b1".into(),
+        content: "Only the service knows".into(),
+    };
+    let draft = client.update_block(as_user(1, update)).await.unwrap().into_inner().draft.unwrap();
+    assert_eq!(draft.version, v + 1);
+    let (status, legacy) = api.get("/api/v1/templates/6/draft/").await;
+    assert_eq!(status, 200);
+    assert_eq!(legacy["version"], v, "the monolith's own row was not written");
+    assert_ne!(legacy["blocks"][0]["content"], "Only the service knows");
 }

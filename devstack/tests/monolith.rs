@@ -5,6 +5,7 @@
 mod common;
 
 use banyan_devstack::dataset::{NO_WORKSPACE_USER, OWNER_USER, Role, VIEWER_ONLY_USER};
+use banyan_devstack::{DevStack, DevStackConfig};
 use common::{Api, ids, read, start};
 use serde_json::{Value, json};
 
@@ -340,5 +341,117 @@ async fn calls_are_counted_per_route_with_headers() {
     let (_, users) =
         read(reqwest::get(format!("{}/__devstack/users", stack.monolith_url())).await.unwrap()).await;
     assert_eq!(users[0]["token"], api.token.as_str());
+    assert_eq!(users[0]["session_id"], stack.dataset().user(OWNER_USER).unwrap().session_id.as_str());
     assert_eq!(calls.total(), 0);
+}
+
+/// A CSRF secret as Django's `get_token` makes them: 32 characters of `a-zA-Z0-9`.
+const CSRF_SECRET: &str = "Q7wErTy8uIoP1aSdFgHjKlZxCvBnM042";
+
+#[tokio::test]
+async fn sessions_follow_drf_session_authentication_with_its_csrf_check() {
+    let stack = start().await;
+    let client = reqwest::Client::new();
+    let owner = stack.dataset().user(OWNER_USER).unwrap().clone();
+    assert_ne!(owner.session_id, owner.token, "a session id is not a token");
+    let url = |path: &str| format!("{}{path}", stack.monolith_url());
+
+    // A signed-in session reads without any CSRF proof (GET is safe).
+    let (status, me) = read(
+        client
+            .get(url("/api/v1/me/"))
+            .header("cookie", format!("sessionid={}", owner.session_id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, me["id"].clone()), (200, json!(OWNER_USER)));
+    // A token is not a session key, and a session key is not a token.
+    let (status, _) = read(
+        client
+            .get(url("/api/v1/me/"))
+            .header("cookie", format!("sessionid={}", owner.token))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = read(
+        client
+            .get(url("/api/v1/me/"))
+            .header("authorization", format!("Token {}", owner.session_id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body), (401, json!({"detail": "Invalid token."})));
+
+    // A write by session needs the CSRF cookie and a matching X-CSRFToken header.
+    let patch = |cookie: String, csrf: Option<&str>| {
+        let mut request = client
+            .patch(url("/api/v1/templates/3/"))
+            .header("cookie", cookie)
+            .json(&json!({"name": "Renamed by session"}));
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrftoken", csrf);
+        }
+        request.send()
+    };
+    let session = format!("sessionid={}", owner.session_id);
+    let with_csrf = format!("sessionid={}; csrftoken={CSRF_SECRET}", owner.session_id);
+    let refusals = [
+        (patch(session.clone(), Some(CSRF_SECRET)), "CSRF Failed: CSRF cookie not set."),
+        (patch(with_csrf.clone(), None), "CSRF Failed: CSRF token missing."),
+        (
+            patch(with_csrf.clone(), Some("Q7wErTy8uIoP1aSdFgHjKlZxCvBnM043")),
+            "CSRF Failed: CSRF token from the 'X-Csrftoken' HTTP header incorrect.",
+        ),
+    ];
+    for (request, detail) in refusals {
+        let (status, body) = read(request.await.unwrap()).await;
+        assert_eq!((status, body), (403, json!({ "detail": detail })));
+    }
+    assert_eq!(stack.calls().count("PATCH /api/v1/templates/{id}/"), 3);
+    let (status, body) = read(patch(with_csrf, Some(CSRF_SECRET)).await.unwrap()).await;
+    assert_eq!((status, body["name"].clone()), (200, json!("Renamed by session")));
+
+    // A token needs no CSRF proof: CSRF protects cookies, which a browser sends by itself.
+    let (status, _) =
+        Api::new(&stack, OWNER_USER).patch("/api/v1/templates/3/", &json!({"name": "By token"})).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn with_session_authentication_first_unauthenticated_requests_are_403() {
+    let config = DevStackConfig { session_authentication_first: true, ..DevStackConfig::default() };
+    let stack = DevStack::start(config).await.unwrap();
+    let client = reqwest::Client::new();
+    let me = format!("{}/api/v1/me/", stack.monolith_url());
+    let owner = stack.dataset().user(OWNER_USER).unwrap().clone();
+    let cases = [
+        (None, "Authentication credentials were not provided."),
+        (Some("Token 0000000000000000000000000000000000000000".to_owned()), "Invalid token."),
+    ];
+    for (authorization, detail) in cases {
+        let mut request = client.get(&me);
+        if let Some(authorization) = &authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.headers().get("www-authenticate").is_none(), "no challenge: DRF coerces to 403");
+        let (status, body) = read(response).await;
+        assert_eq!((status, body), (403, json!({ "detail": detail })), "{authorization:?}");
+    }
+    // Credentials that are right still work, either way.
+    let (status, _) = Api::new(&stack, OWNER_USER).get("/api/v1/me/").await;
+    assert_eq!(status, 200);
+    let (status, _) = read(
+        client.get(&me).header("cookie", format!("sessionid={}", owner.session_id)).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    stack.shutdown().await;
 }

@@ -116,10 +116,13 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
 fn cors_layer(config: &Config) -> CorsLayer {
     let origins: Vec<http::HeaderValue> =
         config.cors.allowed_origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+    let mut headers = vec![http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::ACCEPT];
+    // A browser signed in with a Django session sends its CSRF header, for the monolith.
+    headers.extend(HeaderName::from_bytes(config.auth.csrf_header.as_bytes()).ok());
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([http::Method::GET, http::Method::POST])
-        .allow_headers([http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::ACCEPT])
+        .allow_headers(headers)
         .allow_credentials(true)
 }
 

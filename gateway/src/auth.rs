@@ -1,16 +1,29 @@
 //! Who is calling: the credential from the request (`Authorization: Token`/`Bearer`, or the
 //! session cookie), checked against the monolith once and then cached briefly, so a page of
 //! GraphQL requests costs one identity check, not one per request.
-
-use std::sync::Arc;
+//!
+//! HTTP and WebSocket share [`Authenticator::identify`] and one table from a failed check to what
+//! the client sees ([`AuthError::refusal`]): an HTTP status or a WebSocket close code, an
+//! `extensions.code`, and a message with nothing internal in it. The internal detail (a backend's
+//! URL or body) goes to the log, with the request id.
 
 use banyan_sources::domain::UserId;
+use banyan_sources::identity::REQUEST_ID_HEADER;
 use banyan_sources::monolith::MonolithClient;
-use banyan_sources::{Caller, SourceError};
-use http::HeaderMap;
+use banyan_sources::{Caller, Credential, SessionCredential, SourceError};
+use http::{HeaderMap, HeaderName, StatusCode};
 use moka::future::Cache;
 
 use crate::config::AuthConfig;
+
+/// graphql-transport-ws's close code for a connection refused for its credential ("Forbidden").
+pub const CLOSE_FORBIDDEN: u16 = 4403;
+/// RFC 6455's "Try Again Later" (1013): the identity backend is down or slow for now. Clients
+/// such as graphql-ws retry it, as they should; they do not retry 4500 or 1011.
+pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// RFC 6455's "Internal Error" (1011): the identity backend answered something unexpected, which
+/// retrying is not expected to fix.
+pub const CLOSE_INTERNAL_ERROR: u16 = 1011;
 
 /// Why a request has no caller.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,12 +39,74 @@ pub enum AuthError {
     Backend(SourceError),
 }
 
+/// What a client is told when its identity check fails, the same for HTTP and WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthRefusal {
+    /// The HTTP status of a refused request.
+    pub status: StatusCode,
+    /// The close code of a refused WebSocket connection.
+    pub close_code: u16,
+    /// The stable `extensions.code`.
+    pub code: &'static str,
+    /// A message safe to show (also the WebSocket close reason).
+    pub message: &'static str,
+}
+
+impl AuthError {
+    /// How this failure is shown to a client.
+    pub fn refusal(&self) -> AuthRefusal {
+        let refusal = |status, close_code, code, message| AuthRefusal { status, close_code, code, message };
+        match self {
+            Self::InvalidCredential => refusal(
+                StatusCode::UNAUTHORIZED,
+                CLOSE_FORBIDDEN,
+                "UNAUTHENTICATED",
+                "the credential is not valid",
+            ),
+            Self::MalformedHeader => refusal(
+                StatusCode::UNAUTHORIZED,
+                CLOSE_FORBIDDEN,
+                "UNAUTHENTICATED",
+                "the Authorization value must be `Token <key>` or `Bearer <key>`",
+            ),
+            Self::Backend(SourceError::Timeout { .. }) => refusal(
+                StatusCode::GATEWAY_TIMEOUT,
+                CLOSE_TRY_AGAIN_LATER,
+                "BACKEND_TIMEOUT",
+                "the identity backend did not answer in time; try again",
+            ),
+            Self::Backend(SourceError::BadResponse { .. }) => refusal(
+                StatusCode::BAD_GATEWAY,
+                CLOSE_INTERNAL_ERROR,
+                "BACKEND_ERROR",
+                "the identity backend answered unexpectedly",
+            ),
+            // `me` maps every caller-side answer to `Unauthenticated` or `BadResponse`, so what is
+            // left is the backend being unreachable.
+            Self::Backend(_) => refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                CLOSE_TRY_AGAIN_LATER,
+                "BACKEND_UNAVAILABLE",
+                "the identity backend is unavailable; try again",
+            ),
+        }
+    }
+}
+
+/// The names under which a browser's Django session arrives (and is sent on).
+#[derive(Debug, Clone)]
+struct SessionNames {
+    session_cookie: String,
+    csrf_cookie: String,
+    csrf_header: Option<HeaderName>,
+}
+
 /// Checks credentials, with a short-lived cache of the answers.
 #[derive(Clone)]
 pub struct Authenticator {
     monolith: MonolithClient,
     cache: Cache<String, UserId>,
-    session_cookie: Arc<str>,
+    names: std::sync::Arc<SessionNames>,
 }
 
 impl Authenticator {
@@ -43,33 +118,87 @@ impl Authenticator {
                 .max_capacity(config.identity_cache_capacity)
                 .time_to_live(config.identity_cache_ttl)
                 .build(),
-            session_cookie: config.session_cookie.as_str().into(),
+            names: std::sync::Arc::new(SessionNames {
+                session_cookie: config.session_cookie.clone(),
+                csrf_cookie: config.csrf_cookie.clone(),
+                // Validated with the configuration.
+                csrf_header: HeaderName::from_bytes(config.csrf_header.as_bytes()).ok(),
+            }),
         }
     }
 
-    /// The credential carried by `headers`, if any.
-    pub fn credential(&self, headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    /// The credential carried by `headers`, if any: the `Authorization` header, or else the
+    /// session cookie with the CSRF proof that came with it.
+    pub fn credential(&self, headers: &HeaderMap) -> Result<Option<Credential>, AuthError> {
         if let Some(value) = headers.get(http::header::AUTHORIZATION) {
             let value = value.to_str().map_err(|_| AuthError::MalformedHeader)?;
-            return parse_authorization(value).map(Some);
+            return parse_authorization(value).map(|key| Some(Credential::Token(key)));
         }
-        Ok(cookie(headers, &self.session_cookie))
+        let names = &self.names;
+        let Some(session_id) = cookie(headers, &names.session_cookie) else { return Ok(None) };
+        let csrf_cookie = cookie(headers, &names.csrf_cookie).map(|value| (names.csrf_cookie.clone(), value));
+        let forwarded = [names.csrf_header.clone(), Some(http::header::ORIGIN), Some(http::header::REFERER)];
+        let csrf_headers = forwarded
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                let value = headers.get(&name)?.to_str().ok()?.to_owned();
+                Some((name.as_str().to_owned(), value))
+            })
+            .collect();
+        Ok(Some(Credential::Session(SessionCredential {
+            cookie_name: names.session_cookie.clone(),
+            session_id,
+            csrf_cookie,
+            csrf_headers,
+        })))
+    }
+
+    /// The one identity check of HTTP requests and WebSocket connections: no credential is an
+    /// anonymous caller (`None`); a credential is checked (or found in the cache); a failure is
+    /// logged here, with the request id and its internal detail, and returned for
+    /// [`AuthError::refusal`] to show.
+    pub async fn identify(
+        &self,
+        credential: Result<Option<Credential>, AuthError>,
+        request_id: Option<String>,
+    ) -> Result<Option<Caller>, AuthError> {
+        let outcome = match credential {
+            Ok(None) => Ok(None),
+            Ok(Some(credential)) => self.caller(credential, request_id.clone()).await.map(Some),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = &outcome {
+            let request_id = request_id.as_deref().unwrap_or("-");
+            match error {
+                AuthError::Backend(source) => {
+                    tracing::warn!(request_id, error = %source, "checking a credential failed");
+                }
+                refused => tracing::debug!(request_id, reason = %refused, "credential refused"),
+            }
+        }
+        outcome
     }
 
     /// The caller a credential belongs to.
-    pub async fn caller(&self, token: String, request_id: Option<String>) -> Result<Caller, AuthError> {
+    async fn caller(&self, credential: Credential, request_id: Option<String>) -> Result<Caller, AuthError> {
         let user_id = self
             .cache
-            .try_get_with(token.clone(), async {
-                self.monolith.me(&token, request_id.as_deref()).await.map(|user| user.id)
+            .try_get_with(credential.identity_key(), async {
+                self.monolith.me(&credential, request_id.as_deref()).await.map(|user| user.id)
             })
             .await
-            .map_err(|e: Arc<SourceError>| match &*e {
+            .map_err(|e: std::sync::Arc<SourceError>| match &*e {
                 SourceError::Unauthenticated => AuthError::InvalidCredential,
                 other => AuthError::Backend(other.clone()),
             })?;
-        Ok(Caller { token, user_id, request_id })
+        Ok(Caller { credential, user_id, request_id })
     }
+}
+
+/// The request id the request-id layer put on the request.
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// `Token <key>` or `Bearer <key>`, scheme case-insensitive.
@@ -114,5 +243,23 @@ mod tests {
         headers.insert(http::header::COOKIE, "theme=dark; sessionid=k3y; x=1".parse().expect("header"));
         assert_eq!(cookie(&headers, "sessionid").as_deref(), Some("k3y"));
         assert_eq!(cookie(&headers, "csrftoken"), None);
+    }
+
+    #[test]
+    fn refusals_hide_the_backends_detail() {
+        let detail = "error sending request for url (http://10.0.0.7:8000/api/v1/me/): 502 <html>";
+        let backend = banyan_sources::Backend::Monolith;
+        let failures = [
+            SourceError::Unavailable { backend, detail: detail.to_owned() },
+            SourceError::BadResponse { backend, detail: detail.to_owned() },
+            SourceError::Timeout { backend, timeout: std::time::Duration::from_secs(5) },
+        ];
+        for failure in failures {
+            let refusal = AuthError::Backend(failure).refusal();
+            assert!(refusal.status.is_server_error());
+            assert!(!refusal.message.contains("10.0.0.7") && !refusal.message.contains("html"));
+            assert!(refusal.message.len() <= 123, "a close reason fits a close frame");
+        }
+        assert_eq!(AuthError::InvalidCredential.refusal().close_code, CLOSE_FORBIDDEN);
     }
 }

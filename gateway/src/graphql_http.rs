@@ -46,7 +46,7 @@ impl Media {
 
 /// An HTTP request refused before GraphQL sees it: malformed (400 whatever the media type, as
 /// the spec asks for bodies that are not JSON or parameters of the wrong shape), or refused by a
-/// rule of HTTP (401, 405, 406, 413, 415, 503).
+/// rule of HTTP (401, 405, 406, 413, 415), or by a failed identity check (502, 503, 504).
 #[derive(Debug)]
 pub(crate) struct Refusal {
     status: StatusCode,
@@ -167,30 +167,17 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
 /// The caller's scope; `None` for an anonymous request (which may still ask for `__typename`
 /// and introspection; data fields answer `UNAUTHENTICATED`).
 async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<RequestScope>, Refusal> {
-    let credential = app.auth.credential(headers).map_err(auth_refusal)?;
-    let Some(token) = credential else { return Ok(None) };
-    let request_id = headers
-        .get(banyan_sources::identity::REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let caller = app.auth.caller(token, request_id).await.map_err(auth_refusal)?;
-    Ok(Some(RequestScope::new(&app.sources, caller)))
+    let credential = app.auth.credential(headers);
+    let caller =
+        app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)?;
+    Ok(caller.map(|caller| RequestScope::new(&app.sources, caller)))
 }
 
+/// The status, code and safe message of a failed identity check (the same table as the
+/// WebSocket's close codes); the detail was logged by `identify`.
 fn auth_refusal(error: AuthError) -> Refusal {
-    match error {
-        AuthError::InvalidCredential | AuthError::MalformedHeader => {
-            Refusal::status(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", error.to_string())
-        }
-        AuthError::Backend(source) => {
-            tracing::warn!(error = %source, "checking a credential failed");
-            Refusal::status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                source.code(),
-                "the identity backend is unavailable; try again",
-            )
-        }
-    }
+    let refusal = error.refusal();
+    Refusal::status(refusal.status, refusal.code, refusal.message)
 }
 
 fn render(media: Media, response: async_graphql::Response) -> Response {

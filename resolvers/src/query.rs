@@ -21,8 +21,11 @@ impl Query {
     async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
         let scope = scope(ctx)?;
         let sources = ctx.data::<Sources>()?;
-        let me =
-            sources.monolith.me(&scope.caller.token, scope.caller.request_id.as_deref()).await.graphql()?;
+        let me = sources
+            .monolith
+            .me(&scope.caller.credential, scope.caller.request_id.as_deref())
+            .await
+            .graphql()?;
         Ok(UserObject(me))
     }
 

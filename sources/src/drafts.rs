@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use prost::Message;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 use tracing::Instrument;
 
 use crate::domain::{Block, BlockKind, Draft, DraftEdit, TemplateId, UserId};
@@ -48,7 +48,8 @@ impl DraftsClient {
     }
 
     /// Applies one edit made against `expected_version`; a stale version is
-    /// [`SourceError::VersionConflict`] with the current version.
+    /// [`SourceError::VersionConflict`] with the current version (decoded from the status's
+    /// rich error details, see [`failed_precondition`]).
     pub async fn edit(
         &self,
         caller: &Caller,
@@ -99,20 +100,42 @@ impl DraftsClient {
         match outcome {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                match pb::VersionConflict::decode(status.details()) {
-                    Ok(conflict) => Err(SourceError::VersionConflict {
-                        expected: conflict.expected_version,
-                        current: conflict.current_version,
-                    }),
-                    Err(e) => Err(SourceError::BadResponse {
-                        backend: BACKEND,
-                        detail: format!("{rpc}: FAILED_PRECONDITION without a VersionConflict: {e}"),
-                    }),
-                }
+                Err(failed_precondition(rpc, &status))
             }
             Ok(Err(status)) => Err(from_status(BACKEND, self.timeout, &status)),
             Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout: self.timeout }),
         }
+    }
+}
+
+/// `google.rpc.ErrorInfo.reason` of a stale `expected_version` (see `drafts.proto`).
+const VERSION_CONFLICT_REASON: &str = "VERSION_CONFLICT";
+/// `google.rpc.ErrorInfo.domain` of the draft store's errors.
+const ERROR_DOMAIN: &str = "drafts.banyan.v1";
+
+/// A `FAILED_PRECONDITION` from a write: a [`SourceError::VersionConflict`] only when the rich
+/// error details hold the draft store's `VERSION_CONFLICT` `ErrorInfo` with both versions; any
+/// other precondition failure (no details, details in another format, another reason) is the
+/// backend's error, not the caller's conflict.
+fn failed_precondition(rpc: &str, status: &tonic::Status) -> SourceError {
+    let unexpected = |why: String| SourceError::BadResponse {
+        backend: BACKEND,
+        detail: format!("{rpc}: FAILED_PRECONDITION ({}) {why}", status.message()),
+    };
+    let details = match status.check_error_details() {
+        Ok(details) => details,
+        Err(e) => return unexpected(format!("with details that are not a google.rpc.Status: {e}")),
+    };
+    let Some(info) = details.error_info() else {
+        return unexpected("without an ErrorInfo".to_owned());
+    };
+    if info.reason != VERSION_CONFLICT_REASON || info.domain != ERROR_DOMAIN {
+        return unexpected(format!("with ErrorInfo {}/{}", info.domain, info.reason));
+    }
+    let version = |key: &str| info.metadata.get(key).and_then(|v| v.parse::<u64>().ok());
+    match (version("expectedVersion"), version("currentVersion")) {
+        (Some(expected), Some(current)) => SourceError::VersionConflict { expected, current },
+        _ => unexpected(format!("with a VERSION_CONFLICT missing its versions: {:?}", info.metadata)),
     }
 }
 
@@ -157,4 +180,72 @@ fn draft_from_wire(draft: pb::Draft) -> Result<Draft, SourceError> {
             detail: format!("updated_by {:?} is not a user id", draft.updated_by),
         })?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic::Code;
+    use tonic_types::{ErrorDetails, PreconditionViolation};
+
+    use super::*;
+
+    fn conflict_info(metadata: &[(&str, &str)]) -> ErrorDetails {
+        let metadata: HashMap<String, String> =
+            metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        ErrorDetails::with_error_info(VERSION_CONFLICT_REASON, ERROR_DOMAIN, metadata)
+    }
+
+    fn decode(status: &tonic::Status) -> SourceError {
+        failed_precondition("DraftService/UpdateBlock", status)
+    }
+
+    #[test]
+    fn a_conflict_carries_both_versions() {
+        let status = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "draft is at version 7, not 5",
+            conflict_info(&[("expectedVersion", "5"), ("currentVersion", "7")]),
+        );
+        assert!(matches!(decode(&status), SourceError::VersionConflict { expected: 5, current: 7 }));
+    }
+
+    #[test]
+    fn a_precondition_failure_without_a_conflict_is_a_backend_error() {
+        let no_details = tonic::Status::new(Code::FailedPrecondition, "no");
+        // What the draft store used to send: a bare prost message as the details, which is not a
+        // google.rpc.Status.
+        let foreign_format = tonic::Status::with_details(
+            Code::FailedPrecondition,
+            "legacy",
+            vec![0x08, 0x05, 0x10, 0x07].into(),
+        );
+        let other_detail = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "precondition only",
+            ErrorDetails::with_precondition_failure(vec![PreconditionViolation::new("VERSION", "x", "y")]),
+        );
+        let other_reason = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "locked",
+            ErrorDetails::with_error_info("DRAFT_LOCKED", ERROR_DOMAIN, HashMap::new()),
+        );
+        let other_domain = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "elsewhere",
+            ErrorDetails::with_error_info(VERSION_CONFLICT_REASON, "example.com", HashMap::new()),
+        );
+        let missing_version = tonic::Status::with_error_details(
+            Code::FailedPrecondition,
+            "half",
+            conflict_info(&[("expectedVersion", "5"), ("currentVersion", "seven")]),
+        );
+        for status in [no_details, foreign_format, other_detail, other_reason, other_domain, missing_version]
+        {
+            let error = decode(&status);
+            assert_eq!(error.code(), "BACKEND_ERROR", "{}: {error:?}", status.message());
+            assert_eq!(error.failed_backend(), Some(Backend::Drafts));
+        }
+    }
 }

@@ -14,7 +14,7 @@ pub mod monolith;
 
 pub use error::{Backend, SourceError};
 pub use grpc::GrpcOptions;
-pub use identity::Caller;
+pub use identity::{Caller, Credential, SessionCredential};
 pub use monolith::MonolithOptions;
 
 /// Generated protobuf types and gRPC clients for the services' APIs.

@@ -14,7 +14,7 @@ use crate::domain::{
     TemplateStats, TemplateStatus, User, UserId, Workspace, WorkspaceId,
 };
 use crate::error::{Backend, SourceError};
-use crate::identity::{Caller, REQUEST_ID_HEADER};
+use crate::identity::{Caller, Credential, REQUEST_ID_HEADER};
 
 /// The largest page the monolith serves; batch lookups are chunked to it.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -56,11 +56,26 @@ impl MonolithClient {
         })
     }
 
-    /// The user a token belongs to; [`SourceError::Unauthenticated`] when it belongs to no one.
-    pub async fn me(&self, token: &str, request_id: Option<&str>) -> Result<User, SourceError> {
-        let user: wire::User =
-            self.send(Method::GET, "/api/v1/me/", &[], None::<&()>, token, request_id).await?;
-        user.try_into()
+    /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
+    /// one. Both 401 and 403 mean that here: DRF answers 403 instead of 401 when the view's first
+    /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
+    pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
+        let answer: Result<wire::User, SourceError> =
+            self.send(Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id).await;
+        match answer {
+            Ok(user) => user.try_into(),
+            Err(SourceError::Unauthenticated | SourceError::Forbidden(_)) => {
+                Err(SourceError::Unauthenticated)
+            }
+            // Any other refusal of "who am I" is not the caller's doing.
+            Err(
+                SourceError::NotFound | SourceError::InvalidInput(_) | SourceError::VersionConflict { .. },
+            ) => Err(SourceError::BadResponse {
+                backend: Backend::Monolith,
+                detail: "/api/v1/me/ refused a request it should always answer".to_owned(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// The visible users among `ids`, in any order; invisible and unknown ids are left out.
@@ -161,7 +176,7 @@ impl MonolithClient {
             wire::TemplatePatch { name: patch.name.clone(), status: patch.status.map(wire::status_name) };
         let path = format!("/api/v1/templates/{id}/");
         let template: wire::Template = self
-            .send(Method::PATCH, &path, &[], Some(&body), &caller.token, caller.request_id.as_deref())
+            .send(Method::PATCH, &path, &[], Some(&body), &caller.credential, caller.request_id.as_deref())
             .await?;
         template.try_into()
     }
@@ -201,7 +216,8 @@ impl MonolithClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, SourceError> {
-        self.send(Method::GET, path, query, None::<&()>, &caller.token, caller.request_id.as_deref()).await
+        self.send(Method::GET, path, query, None::<&()>, &caller.credential, caller.request_id.as_deref())
+            .await
     }
 
     /// Follows `next` links until the list ends (bounded, so a broken backend cannot loop us).
@@ -232,18 +248,18 @@ impl MonolithClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&B>,
-        token: &str,
+        credential: &Credential,
         request_id: Option<&str>,
     ) -> Result<T, SourceError> {
         let span = tracing::debug_span!("monolith", http.method = %method, path);
         let timeout = self.timeout;
         let call = async {
-            let mut request = self
+            let request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base_url))
-                .header(reqwest::header::AUTHORIZATION, format!("Token {token}"))
                 .header(reqwest::header::ACCEPT, "application/json")
                 .query(query);
+            let mut request = authenticate(request, &method, credential);
             if let Some(request_id) = request_id {
                 request = request.header(REQUEST_ID_HEADER, request_id);
             }
@@ -258,6 +274,34 @@ impl MonolithClient {
         match tokio::time::timeout(timeout, call.instrument(span)).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Timeout { backend: Backend::Monolith, timeout }),
+        }
+    }
+}
+
+/// Presents the caller's credential the way the monolith takes it: a token as `Authorization`,
+/// a session as a `Cookie` header; on a write (an unsafe method) a session also carries the
+/// caller's CSRF cookie and headers, which Django's CSRF check compares.
+fn authenticate(
+    request: reqwest::RequestBuilder,
+    method: &Method,
+    credential: &Credential,
+) -> reqwest::RequestBuilder {
+    match credential {
+        Credential::Token(key) => request.header(reqwest::header::AUTHORIZATION, format!("Token {key}")),
+        Credential::Session(session) => {
+            let mut cookie = format!("{}={}", session.cookie_name, session.session_id);
+            let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+            if safe {
+                return request.header(reqwest::header::COOKIE, cookie);
+            }
+            if let Some((name, value)) = &session.csrf_cookie {
+                cookie.push_str(&format!("; {name}={value}"));
+            }
+            let mut request = request.header(reqwest::header::COOKIE, cookie);
+            for (name, value) in &session.csrf_headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            request
         }
     }
 }

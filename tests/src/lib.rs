@@ -125,8 +125,8 @@ impl TestStack {
         self.graphql_as(Some(OWNER), query, variables).await
     }
 
-    /// GETs a path of the monolith's REST API directly (not through the gateway) as `user`: the
-    /// legacy views are an independent computation to check the gateway's answers against.
+    /// GETs a path of the monolith's REST API directly (not through the gateway) as `user`, e.g.
+    /// a legacy view, to check it against a recount of the seeded data.
     pub async fn monolith_get(&self, user: u64, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.devstack.monolith_url()))
@@ -137,6 +137,45 @@ impl TestStack {
             .json()
             .await
             .expect("the monolith answers JSON")
+    }
+
+    /// Executes a GraphQL request as `user` through Banyan's own resolvers and sources, with
+    /// `routing` instead of the gateway's default table (every migrated field on its service): how
+    /// a test reads a migrated field through its legacy implementation. The backends are this
+    /// stack's devstack.
+    pub async fn execute_with_routing(
+        &self,
+        routing: banyan_resolvers::RoutingTable,
+        user: u64,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let timeout = Duration::from_secs(5);
+        let grpc = |url: String| banyan_sources::GrpcOptions { url, timeout, connect_timeout: timeout };
+        let sources = banyan_sources::Sources::new(&banyan_sources::SourcesOptions {
+            monolith: banyan_sources::MonolithOptions {
+                base_url: self.devstack.monolith_url(),
+                timeout,
+                connect_timeout: timeout,
+            },
+            events: grpc(self.devstack.events_url()),
+            drafts: grpc(self.devstack.drafts_url()),
+        })
+        .expect("the backend clients build");
+        let schema = banyan_resolvers::build_schema(
+            sources.clone(),
+            routing,
+            banyan_resolvers::QueryLimits::default(),
+        );
+        let caller = banyan_sources::Caller {
+            credential: banyan_sources::Credential::Token(self.token(user)),
+            user_id: banyan_sources::domain::UserId(user),
+            request_id: None,
+        };
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables))
+            .data(banyan_resolvers::RequestScope::new(&sources, caller));
+        serde_json::to_value(schema.execute(request).await).expect("a response serializes")
     }
 
     /// Stops the gateway, then the devstack.

@@ -1,7 +1,8 @@
 //! Who may see what: no token, no data; another workspace's data is invisible; viewers cannot
 //! write; and the caller's identity reaches every backend.
 
-use banyan_tests::{OWNER, TestStack, template_id, workspace_id};
+use banyan_devstack::DevStackConfig;
+use banyan_tests::{GraphqlResponse, OWNER, TestStack, template_id, workspace_id};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -39,22 +40,112 @@ async fn a_bad_token_is_401() {
     stack.stop().await;
 }
 
+/// POSTs a GraphQL request with exactly these extra headers (no `Authorization` unless given).
+async fn post_with(
+    stack: &TestStack,
+    headers: &[(&str, String)],
+    query: &str,
+    variables: Value,
+) -> GraphqlResponse {
+    let mut request = stack
+        .http()
+        .post(stack.graphql_url())
+        .header("accept", "application/graphql-response+json")
+        .json(&json!({ "query": query, "variables": variables }));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    banyan_tests::read(request.send().await.expect("the gateway answers")).await
+}
+
+/// A CSRF secret as Django's `get_token` makes them: 32 characters of `a-zA-Z0-9`.
+const CSRF_SECRET: &str = "k2Jd8sLq0ZxV7bNm4PwE6rTy1UiO9aHc";
+
+const RENAME: &str = "mutation($id: ID!, $name: String!) { renameTemplate(id: $id, name: $name) { name } }";
+
 #[tokio::test]
-async fn the_session_cookie_works_like_a_token() {
+async fn a_session_cookie_signs_in_as_a_django_session() {
     let stack = TestStack::start().await;
-    let response = banyan_tests::read(
-        stack
-            .http()
-            .post(stack.graphql_url())
-            .header("content-type", "application/json")
-            .header("cookie", format!("theme=dark; sessionid={}", stack.token(OWNER)))
-            .body(r#"{"query":"{ me { username } }"}"#)
-            .send()
-            .await
-            .expect("answers"),
+    let owner = stack.devstack.dataset().user(OWNER).expect("seeded").clone();
+    assert_ne!(owner.session_id, owner.token, "the devstack's session ids are not tokens");
+    let cookie = format!("theme=dark; sessionid={}", owner.session_id);
+    let response = post_with(&stack, &[("cookie", cookie)], "{ me { username } }", json!({})).await;
+    assert_eq!(response.data()["me"]["username"], owner.username.as_str(), "{:?}", response.body);
+
+    // The monolith saw the session as a Cookie, not as a token.
+    let me = stack.devstack.calls().last_headers("GET /api/v1/me/").expect("the identity was checked");
+    assert_eq!(me.get("cookie"), Some(&format!("sessionid={}", owner.session_id)));
+    assert_eq!(me.get("authorization"), None);
+
+    // A token is not a session id: as a cookie it signs no one in.
+    let wrong =
+        post_with(&stack, &[("cookie", format!("sessionid={}", owner.token))], "{ me { id } }", json!({}))
+            .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.error_codes(), ["UNAUTHENTICATED"]);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_mutation_by_session_carries_the_callers_csrf_proof() {
+    let stack = TestStack::start().await;
+    let owner = stack.devstack.dataset().user(OWNER).expect("seeded").clone();
+    let variables = |name: &str| json!({ "id": template_id(3), "name": name });
+
+    // Without the CSRF header, Django refuses the write: FORBIDDEN on the field, not a 5xx.
+    let cookie = format!("sessionid={}; csrftoken={CSRF_SECRET}", owner.session_id);
+    let refused = post_with(&stack, &[("cookie", cookie.clone())], RENAME, variables("No proof")).await;
+    assert_eq!(refused.status, 200);
+    assert_eq!(refused.error_codes(), ["FORBIDDEN"], "{:?}", refused.body);
+    assert_eq!(refused.data()["renameTemplate"], Value::Null);
+
+    // With the cookie and the matching X-CSRFToken header, it goes through.
+    let headers = [("cookie", cookie), ("x-csrftoken", CSRF_SECRET.to_owned())];
+    let renamed = post_with(&stack, &headers, RENAME, variables("Renamed in a browser")).await;
+    assert!(renamed.body.get("errors").is_none(), "{:?}", renamed.body);
+    assert_eq!(renamed.data()["renameTemplate"]["name"], "Renamed in a browser");
+    let patch = stack
+        .devstack
+        .calls()
+        .last_headers("PATCH /api/v1/templates/{id}/")
+        .expect("the monolith was called");
+    assert_eq!(
+        patch.get("cookie"),
+        Some(&format!("sessionid={}; csrftoken={CSRF_SECRET}", owner.session_id))
+    );
+    assert_eq!(patch.get("x-csrftoken").map(String::as_str), Some(CSRF_SECRET));
+    assert_eq!(patch.get("authorization"), None);
+    // Reads (here the identity check) carry only the session: CSRF proof is for writes.
+    let read = stack.devstack.calls().last_headers("GET /api/v1/me/").expect("the identity was checked");
+    assert_eq!(read.get("cookie"), Some(&format!("sessionid={}", owner.session_id)));
+    assert_eq!(read.get("x-csrftoken"), None);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn drf_answering_403_to_an_unknown_credential_is_still_unauthenticated() {
+    let devstack = DevStackConfig { session_authentication_first: true, ..DevStackConfig::default() };
+    let stack = TestStack::start_with(devstack, |_| {}).await;
+    let owner = stack.devstack.dataset().user(OWNER).expect("seeded").clone();
+    let unknown = [
+        ("authorization", "Token 0000000000000000000000000000000000000000".to_owned()),
+        ("cookie", "sessionid=expiredexpiredexpiredexpired0000".to_owned()),
+    ];
+    for (name, value) in unknown {
+        let response = post_with(&stack, &[(name, value)], "{ me { id } }", json!({})).await;
+        assert_eq!(response.status, 401, "{name}: {:?}", response.body);
+        assert_eq!(response.error_codes(), ["UNAUTHENTICATED"], "{name}");
+    }
+    // The monolith did answer 403 to them.
+    assert_eq!(stack.devstack.calls().count("GET /api/v1/me/"), 2);
+    let session = post_with(
+        &stack,
+        &[("cookie", format!("sessionid={}", owner.session_id))],
+        "{ me { id } }",
+        json!({}),
     )
     .await;
-    assert!(response.data()["me"]["username"].is_string(), "{:?}", response.body);
+    assert!(session.body.get("errors").is_none(), "{:?}", session.body);
     stack.stop().await;
 }
 

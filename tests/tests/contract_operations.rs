@@ -1,9 +1,102 @@
 //! Every operation in `frontend-contract/` runs through the real gateway against the devstack,
-//! and what comes back is checked against the devstack's own data (the monolith's REST views
-//! are an independent computation of the same facts).
+//! and what comes back is checked against the seeded data itself: stats are recounted here, with
+//! a plain loop over the seeded events, and compared with Banyan's answer through the service
+//! route, through the legacy route, and with the monolith's legacy view (which counts its own
+//! copy of the events).
 
+use banyan_devstack::EventKind;
+use banyan_devstack::dataset::Dataset;
+use banyan_resolvers::RoutingTable;
+use banyan_resolvers::routing::{MigratedField, Route};
 use banyan_tests::{OWNER, TestStack, contract_operations, template_id, user_id, workspace_id};
 use serde_json::{Value, json};
+
+/// The six counts of one template's events over a window, recounted from rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Recount {
+    sent: u64,
+    delivered: u64,
+    opened: u64,
+    clicked: u64,
+    bounced: u64,
+    unique_opens: u64,
+}
+
+impl Recount {
+    /// `(GraphQL field, legacy field, value)` for each count.
+    fn fields(self) -> [(&'static str, &'static str, u64); 6] {
+        [
+            ("sent", "sent", self.sent),
+            ("delivered", "delivered", self.delivered),
+            ("opened", "opened", self.opened),
+            ("clicked", "clicked", self.clicked),
+            ("bounced", "bounced", self.bounced),
+            ("uniqueOpens", "unique_opens", self.unique_opens),
+        ]
+    }
+
+    fn rate(self, n: u64) -> f64 {
+        if self.delivered == 0 { 0.0 } else { n as f64 / self.delivered as f64 }
+    }
+}
+
+/// Recounts a template's seeded events of the last `days` days (the window ends now; no seeded
+/// event lies within an hour of a window boundary, so the anchor stands for now).
+fn recount(dataset: &Dataset, template: u64, days: i64) -> Recount {
+    let rows = dataset.events.iter().map(|e| (e.template, e.kind, &*e.recipient, e.occurred_at));
+    recount_rows(rows, template, dataset.anchor - chrono::Duration::days(days))
+}
+
+fn recount_rows<'a>(
+    rows: impl Iterator<Item = (u64, EventKind, &'a str, chrono::DateTime<chrono::Utc>)>,
+    template: u64,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Recount {
+    let mut counts = Recount::default();
+    let mut openers: Vec<&str> = Vec::new();
+    for (row_template, kind, recipient, occurred_at) in rows {
+        if row_template != template || occurred_at < since {
+            continue;
+        }
+        match kind {
+            EventKind::Sent => counts.sent += 1,
+            EventKind::Delivered => counts.delivered += 1,
+            EventKind::Opened => {
+                counts.opened += 1;
+                if !openers.contains(&recipient) {
+                    openers.push(recipient);
+                }
+            }
+            EventKind::Clicked => counts.clicked += 1,
+            EventKind::Bounced => counts.bounced += 1,
+            EventKind::Unspecified => {}
+        }
+    }
+    counts.unique_opens = openers.len() as u64;
+    counts
+}
+
+/// Checks GraphQL `stats` (camelCase) against a recount, rates included.
+fn assert_stats(stats: &Value, expected: Recount, what: &str) {
+    for (field, _, value) in expected.fields() {
+        if !stats[field].is_null() {
+            assert_eq!(stats[field], value, "{what}: {field}");
+        }
+    }
+    for (field, n) in [("openRate", expected.opened), ("clickRate", expected.clicked)] {
+        let rate = stats[field].as_f64().unwrap_or_else(|| panic!("{what}: {field} is a number"));
+        assert!((rate - expected.rate(n)).abs() < 1e-9, "{what}: {field} {rate}");
+    }
+}
+
+/// Checks the monolith's legacy analytics (snake_case) against a recount.
+fn assert_legacy(legacy: &Value, expected: Recount, what: &str) {
+    for (_, field, value) in expected.fields() {
+        assert_eq!(legacy[field], value, "{what}: legacy {field}");
+    }
+    let rate = legacy["open_rate"].as_f64().expect("a rate");
+    assert!((rate - expected.rate(expected.opened)).abs() < 1e-9, "{what}: legacy open_rate");
+}
 
 /// Variables for each contract operation, as the component would send them.
 fn variables_for(name: &str) -> Option<Value> {
@@ -83,7 +176,8 @@ async fn template_list_pages_through_a_workspace_with_authors_and_stats() {
     let edges = templates["edges"].as_array().expect("edges");
     assert_eq!(edges.len(), 50);
 
-    // Authors are the dataset's, and stats agree with the monolith's own analytics view.
+    // Authors are the dataset's; stats are the recount of the seeded events, and so is the
+    // monolith's own analytics view.
     let dataset = stack.devstack.dataset();
     for edge in edges.iter().take(5) {
         let node = &edge["node"];
@@ -91,10 +185,15 @@ async fn template_list_pages_through_a_workspace_with_authors_and_stats() {
         let template = dataset.templates.iter().find(|t| t.id == id).expect("a seeded template");
         let author = dataset.users.iter().find(|u| u.id == template.created_by).expect("a seeded author");
         assert_eq!(node["createdBy"]["fullName"], author.full_name.as_str());
+        let expected = recount(dataset, id, 7);
+        assert_stats(&node["stats"], expected, &format!("template {id}"));
         let legacy = stack.monolith_get(OWNER, &format!("/api/v1/templates/{id}/analytics/?window=7d")).await;
-        assert_eq!(node["stats"]["sent"], legacy["sent"], "template {id}");
-        assert_eq!(node["stats"]["delivered"], legacy["delivered"], "template {id}");
+        assert_legacy(&legacy, expected, &format!("template {id}"));
     }
+    assert!(
+        edges.iter().take(5).any(|e| e["node"]["stats"]["sent"].as_u64() > Some(0)),
+        "some template had sends in the last 7 days"
+    );
 
     // The next page continues where the first ended, in the same order.
     let cursor = templates["pageInfo"]["endCursor"].as_str().expect("a cursor");
@@ -156,18 +255,22 @@ async fn template_editor_shows_the_draft_the_draft_store_holds() {
     let stack = TestStack::start().await;
     let editor = stack.graphql(&operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
     let draft = &editor.data()["template"]["draft"];
+    let seeded = stack.devstack.dataset().draft(1).expect("template 1 has a seeded draft");
     let legacy = stack.monolith_get(OWNER, "/api/v1/templates/1/draft/").await;
-    assert_eq!(draft["version"], legacy["version"]);
+    assert_eq!(draft["version"], seeded.version);
+    assert_eq!(legacy["version"], seeded.version);
     let blocks = draft["blocks"].as_array().expect("blocks");
     let legacy_blocks = legacy["blocks"].as_array().expect("blocks");
-    assert_eq!(blocks.len(), legacy_blocks.len());
-    for (block, legacy_block) in blocks.iter().zip(legacy_blocks) {
-        assert_eq!(block["id"], legacy_block["id"]);
-        assert_eq!(block["content"], legacy_block["content"]);
-        assert_eq!(
-            block["kind"].as_str().map(str::to_lowercase),
-            legacy_block["type"].as_str().map(str::to_owned)
-        );
+    assert_eq!(blocks.len(), seeded.blocks.len());
+    assert_eq!(legacy_blocks.len(), seeded.blocks.len());
+    for ((block, legacy_block), seeded_block) in blocks.iter().zip(legacy_blocks).zip(&seeded.blocks) {
+        let kind = format!("{:?}", seeded_block.kind).to_lowercase();
+        assert_eq!(block["id"], seeded_block.id.as_str());
+        assert_eq!(block["content"], seeded_block.content.as_str());
+        assert_eq!(block["kind"].as_str().map(str::to_lowercase), Some(kind.clone()));
+        assert_eq!(legacy_block["id"], seeded_block.id.as_str());
+        assert_eq!(legacy_block["content"], seeded_block.content.as_str());
+        assert_eq!(legacy_block["type"], kind.as_str());
     }
 
     // A template without a draft (ids that are multiples of 50) has a null draft and no error.
@@ -207,26 +310,17 @@ async fn update_draft_block_applies_and_a_stale_version_is_a_typed_conflict() {
 }
 
 #[tokio::test]
-async fn analytics_dashboard_agrees_with_the_legacy_view_and_pages_events() {
+async fn analytics_dashboard_stats_are_the_recount_of_the_seeded_events_and_pages_events() {
     let stack = TestStack::start().await;
     let query = operation("AnalyticsDashboard");
     let dashboard = stack.graphql(&query, json!({ "id": template_id(2), "window": "LAST_30_DAYS" })).await;
     let template = &dashboard.data()["template"];
-    let legacy = stack.monolith_get(OWNER, "/api/v1/templates/2/analytics/?window=30d").await;
-    for (field, legacy_field) in [
-        ("sent", "sent"),
-        ("delivered", "delivered"),
-        ("opened", "opened"),
-        ("clicked", "clicked"),
-        ("bounced", "bounced"),
-        ("uniqueOpens", "unique_opens"),
-    ] {
-        assert_eq!(template["stats"][field], legacy[legacy_field], "{field}");
-    }
+    let expected = recount(stack.devstack.dataset(), 2, 30);
+    assert!(expected.sent > 0 && expected.opened > 0, "a template with traffic: {expected:?}");
+    assert_stats(&template["stats"], expected, "service route");
     assert_eq!(template["stats"]["window"], "LAST_30_DAYS");
-    let rate = template["stats"]["openRate"].as_f64().expect("a rate");
-    let legacy_rate = legacy["open_rate"].as_f64().expect("a rate");
-    assert!((rate - legacy_rate).abs() < 1e-9);
+    let legacy = stack.monolith_get(OWNER, "/api/v1/templates/2/analytics/?window=30d").await;
+    assert_legacy(&legacy, expected, "legacy view");
 
     let events = template["recentEvents"]["nodes"].as_array().expect("events");
     assert_eq!(events.len(), 20);
@@ -263,4 +357,102 @@ fn decode_id(id: &str) -> u64 {
     let text = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(id).expect("base64"))
         .expect("utf-8");
     text.split_once(':').and_then(|(_, n)| n.parse().ok()).expect("Type:number")
+}
+
+/// Every window, several templates, and every route: the service route through the gateway,
+/// Banyan's legacy route (its resolvers reading the monolith's analytics view), and the view
+/// itself, each against the recount.
+#[tokio::test]
+async fn stats_on_every_route_are_the_recount_of_the_seeded_events() {
+    let stack = TestStack::start().await;
+    let legacy_routing = RoutingTable::default().with(MigratedField::TemplateStats, Route::Legacy);
+    let query = "query($id: ID!, $window: StatsWindow!) { template(id: $id) { stats(window: $window) {
+        sent delivered opened clicked bounced uniqueOpens openRate clickRate } } }";
+    let windows = [
+        ("LAST_24_HOURS", "24h", 1),
+        ("LAST_7_DAYS", "7d", 7),
+        ("LAST_30_DAYS", "30d", 30),
+        ("LAST_90_DAYS", "90d", 90),
+    ];
+    for (window, legacy_window, days) in windows {
+        for id in [1_u64, 17, 250] {
+            let what = format!("template {id} over {window}");
+            let expected = recount(stack.devstack.dataset(), id, days);
+            let variables = json!({ "id": template_id(id), "window": window });
+            let service = stack.graphql(query, variables.clone()).await;
+            assert!(service.body.get("errors").is_none(), "{what}: {:?}", service.body);
+            assert_stats(&service.data()["template"]["stats"], expected, &format!("{what}, service route"));
+            let legacy_route =
+                stack.execute_with_routing(legacy_routing.clone(), OWNER, query, variables).await;
+            assert!(legacy_route.get("errors").is_none(), "{what}: {legacy_route:?}");
+            assert_stats(
+                &legacy_route["data"]["template"]["stats"],
+                expected,
+                &format!("{what}, legacy route"),
+            );
+            let path = format!("/api/v1/templates/{id}/analytics/?window={legacy_window}");
+            assert_legacy(&stack.monolith_get(OWNER, &path).await, expected, &what);
+        }
+    }
+    stack.stop().await;
+}
+
+/// The oracle is independent: when the monolith's copy misses events (the dual write is off),
+/// the service route still equals the recount and the legacy route does not.
+#[tokio::test]
+async fn the_two_sides_can_disagree_and_the_recount_tells_which_is_right() {
+    let stack = TestStack::start().await;
+    stack.devstack.set_legacy_sync(false);
+    let extra =
+        [(5, EventKind::Sent), (5, EventKind::Delivered), (5, EventKind::Opened), (5, EventKind::Clicked)];
+    stack.devstack.append_events(extra.to_vec()).await;
+    let seeded = recount(stack.devstack.dataset(), 5, 7);
+    // The appended events (recipients test-0.. test-3, at "now") recounted by the same loop.
+    let now = chrono::Utc::now();
+    let recipients: Vec<String> = (0..extra.len()).map(|n| format!("test-{n}@example.com")).collect();
+    let appended = recount_rows(
+        extra.iter().zip(&recipients).map(|((t, k), r)| (*t, *k, r.as_str(), now)),
+        5,
+        now - chrono::Duration::days(7),
+    );
+    let with_new = Recount {
+        sent: seeded.sent + appended.sent,
+        delivered: seeded.delivered + appended.delivered,
+        opened: seeded.opened + appended.opened,
+        clicked: seeded.clicked + appended.clicked,
+        bounced: seeded.bounced + appended.bounced,
+        unique_opens: seeded.unique_opens + appended.unique_opens,
+    };
+    assert_ne!(with_new, seeded);
+    let query = "query($id: ID!) { template(id: $id) { stats(window: LAST_7_DAYS) {
+        sent delivered opened clicked bounced uniqueOpens openRate clickRate } } }";
+    let variables = json!({ "id": template_id(5) });
+    let service = stack.graphql(query, variables.clone()).await;
+    assert_stats(&service.data()["template"]["stats"], with_new, "service route");
+    let legacy_routing = RoutingTable::default().with(MigratedField::TemplateStats, Route::Legacy);
+    let legacy = stack.execute_with_routing(legacy_routing, OWNER, query, variables).await;
+    assert_stats(&legacy["data"]["template"]["stats"], seeded, "legacy route, behind");
+    assert_ne!(service.data()["template"]["stats"], legacy["data"]["template"]["stats"]);
+    stack.stop().await;
+}
+
+#[test]
+fn the_recount_counts_what_it_is_given() {
+    // A tiny hand-made table: one send delivered, opened twice by one recipient, clicked; one
+    // bounce; one old event outside the window; one event of another template.
+    let now = chrono::Utc::now();
+    let old = now - chrono::Duration::days(10);
+    let rows = [
+        (1, EventKind::Sent, "a", now),
+        (1, EventKind::Delivered, "a", now),
+        (1, EventKind::Opened, "a", now),
+        (1, EventKind::Opened, "a", now),
+        (1, EventKind::Clicked, "a", now),
+        (1, EventKind::Sent, "b", now),
+        (1, EventKind::Bounced, "b", now),
+        (1, EventKind::Opened, "c", old),
+        (2, EventKind::Opened, "d", now),
+    ];
+    let counts = recount_rows(rows.into_iter(), 1, now - chrono::Duration::days(7));
+    assert_eq!(counts, Recount { sent: 2, delivered: 1, opened: 2, clicked: 1, bounced: 1, unique_opens: 1 });
 }

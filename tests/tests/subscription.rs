@@ -152,7 +152,13 @@ async fn a_bad_token_in_connection_init_closes_the_connection() {
     let stack = TestStack::start().await;
     let mut socket =
         connect(&stack, json!({ "Authorization": "Token 0000000000000000000000000000000000000000" })).await;
-    assert_eq!(next(&mut socket).await, None, "no connection_ack for a bad token");
+    let frame = timeout(Duration::from_secs(10), socket.next()).await.expect("a frame within 10 s");
+    let Some(Ok(Message::Close(Some(close)))) = frame else {
+        panic!("no connection_ack for a bad token, but a close frame: {frame:?}");
+    };
+    // graphql-transport-ws's "Forbidden", not async-graphql's generic 1002.
+    assert_eq!(u16::from(close.code), 4403);
+    assert_eq!(close.reason.as_str(), "the credential is not valid");
     stack.stop().await;
 }
 

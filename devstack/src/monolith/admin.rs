@@ -6,7 +6,9 @@
 //! - `PUT /__devstack/faults/{backend}` with a `Fault` as JSON (`{"latency": "300ms",
 //!   "error_rate": 0.2, "hang": false, "refuse_connections": false}`, every field optional):
 //!   sets it; `DELETE` clears it
-//! - `GET /__devstack/users`: the seeded users with their tokens and memberships
+//! - `GET /__devstack/users`: the seeded users with their tokens, sessions and memberships
+//! - `GET /__devstack/legacy-sync`, `PUT` with `{"enabled": false}`: the dual write to the
+//!   monolith's own event and draft tables
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub(super) fn router() -> Router<Arc<MonolithState>> {
         .route("/__devstack/faults", get(faults))
         .route("/__devstack/faults/{backend}", get(fault).put(set_fault).delete(clear_fault))
         .route("/__devstack/users", get(users))
+        .route("/__devstack/legacy-sync", get(legacy_sync).put(set_legacy_sync))
 }
 
 async fn calls(State(state): State<Arc<MonolithState>>) -> Response {
@@ -94,9 +97,29 @@ async fn users(State(state): State<Arc<MonolithState>>) -> Json<Value> {
                 "id": u.id,
                 "username": u.username,
                 "token": u.token,
+                "session_id": u.session_id,
                 "memberships": memberships,
             })
         })
         .collect();
     Json(Value::Array(users))
+}
+
+async fn legacy_sync(State(state): State<Arc<MonolithState>>) -> Json<Value> {
+    Json(json!({ "enabled": state.shared.legacy.syncing() }))
+}
+
+async fn set_legacy_sync(
+    State(state): State<Arc<MonolithState>>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LegacySync {
+        enabled: bool,
+    }
+    let wanted: LegacySync = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"enabled\": true|false}}: {e}")))?;
+    state.shared.legacy.set_sync(wanted.enabled);
+    Ok(legacy_sync(State(state)).await)
 }

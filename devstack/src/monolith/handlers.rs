@@ -17,7 +17,6 @@ use super::auth::{Caller, IdPath};
 use super::error::ApiError;
 use super::query::RequestUrl;
 use crate::dataset::{Membership, Template, TemplateStatus, User, Workspace};
-use crate::proto::drafts::BlockKind;
 use crate::time::{self, rfc3339};
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -379,8 +378,8 @@ struct AnalyticsOut {
 /// The analytics windows and their lengths.
 const WINDOWS: [(&str, i64); 4] = [("24h", 24), ("7d", 7 * 24), ("30d", 30 * 24), ("90d", 90 * 24)];
 
-/// `GET /api/v1/templates/{id}/analytics/?window=7d`: counted from the event store, over the
-/// window that ends now.
+/// `GET /api/v1/templates/{id}/analytics/?window=7d`: counted from the monolith's own event
+/// table (not the event store), over the window that ends now.
 pub(super) async fn analytics(
     State(state): State<Arc<MonolithState>>,
     caller: Caller,
@@ -394,8 +393,7 @@ pub(super) async fn analytics(
     };
     let end = time::now();
     let start = end - Duration::hours(*hours);
-    let key = template.id.to_string();
-    let counts = state.shared.events.stats([key.as_str()], start, end).pop().unwrap_or_default();
+    let counts = state.shared.legacy.analytics(template.id, start, end);
     let rate = |n: u64| {
         if counts.delivered == 0 { 0.0 } else { n as f64 / counts.delivered as f64 }
     };
@@ -431,34 +429,24 @@ struct DraftOut {
     updated_by: Option<u64>,
 }
 
-fn block_type(kind: i32) -> &'static str {
-    match BlockKind::try_from(kind) {
-        Ok(BlockKind::Heading) => "heading",
-        Ok(BlockKind::Text) => "text",
-        Ok(BlockKind::Image) => "image",
-        Ok(BlockKind::Button) => "button",
-        Ok(BlockKind::Divider) => "divider",
-        Ok(BlockKind::Unspecified) | Err(_) => "unknown",
-    }
-}
-
-/// `GET /api/v1/templates/{id}/draft/`: the legacy view of the draft store's draft.
+/// `GET /api/v1/templates/{id}/draft/`: the monolith's own draft row (kept in step with the draft
+/// store by the dual write).
 pub(super) async fn draft(
     State(state): State<Arc<MonolithState>>,
     caller: Caller,
     IdPath(id): IdPath,
 ) -> ApiResult {
     let template = state.visible_template(caller, id)?;
-    let draft = state.shared.drafts.get(&template.id.to_string()).ok_or_else(ApiError::not_found)?;
+    let draft = state.shared.legacy.draft(template.id).ok_or_else(ApiError::not_found)?;
     to_json(DraftOut {
         template: template.id,
         version: draft.version,
         blocks: draft
             .blocks
             .into_iter()
-            .map(|b| BlockOut { kind: block_type(b.kind), id: b.id, content: b.content })
+            .map(|b| BlockOut { kind: b.block_type, id: b.id, content: b.content })
             .collect(),
-        updated_at: draft.updated_at.as_ref().and_then(time::from_timestamp).map(|t| rfc3339(&t)),
+        updated_at: draft.updated_at.map(|t| rfc3339(&t)),
         updated_by: draft.updated_by.trim().parse().ok(),
     })
 }

@@ -30,8 +30,12 @@ pub(crate) struct MonolithState {
     shared: Arc<Shared>,
     /// The templates as they are now (`PATCH` changes them).
     templates: RwLock<BTreeMap<u64, Template>>,
-    /// Token to user id.
+    /// Token to user id (DRF's `authtoken_token` table).
     tokens: HashMap<String, u64>,
+    /// Session key to user id (Django's `django_session` table, signed-in sessions only).
+    sessions: HashMap<String, u64>,
+    /// See `DevStackConfig::session_authentication_first`.
+    session_authentication_first: bool,
     /// Where the stand-in listens; the host of absolute URLs when a request has no `Host`.
     addr: SocketAddr,
 }
@@ -39,6 +43,10 @@ pub(crate) struct MonolithState {
 impl MonolithState {
     fn user_for_token(&self, token: &str) -> Option<u64> {
         self.tokens.get(token).copied()
+    }
+
+    fn user_for_session(&self, session_key: &str) -> Option<u64> {
+        self.sessions.get(session_key).copied()
     }
 
     fn templates(&self) -> RwLockReadGuard<'_, BTreeMap<u64, Template>> {
@@ -58,6 +66,8 @@ pub(crate) fn router(shared: Arc<Shared>, addr: SocketAddr) -> Router {
     let state = Arc::new(MonolithState {
         templates: RwLock::new(dataset.templates.iter().map(|t| (t.id, t.clone())).collect()),
         tokens: dataset.users.iter().map(|u| (u.token.clone(), u.id)).collect(),
+        sessions: dataset.users.iter().map(|u| (u.session_id.clone(), u.id)).collect(),
+        session_authentication_first: shared.session_authentication_first,
         addr,
         shared,
     });

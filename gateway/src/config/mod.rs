@@ -85,6 +85,7 @@ impl Config {
         self.backends.validate()?;
         self.limits.validate()?;
         self.cors.validate()?;
+        self.auth.validate()?;
         Ok(())
     }
 }
