@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message};
 use axum::response::Response;
 use banyan_resolvers::RequestScope;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -29,30 +30,44 @@ pub(crate) fn upgrade(
 ) -> Response {
     let upgrade_credential = app.auth.credential(headers).ok().flatten();
     let init_timeout = app.websocket_init_timeout;
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
         let schema = app.schema.clone();
-        let (sink, stream) = socket.split();
+        let (mut sink, stream) = socket.split();
         let initialized = Arc::new(AtomicBool::new(false));
+        let timed_out = Arc::new(AtomicBool::new(false));
         let give_up = {
-            let initialized = initialized.clone();
+            let (initialized, timed_out) = (initialized.clone(), timed_out.clone());
             async move {
                 tokio::time::sleep(init_timeout).await;
                 if initialized.load(Ordering::Acquire) {
                     std::future::pending::<()>().await;
                 }
+                timed_out.store(true, Ordering::Release);
                 tracing::debug!("closing a WebSocket that sent no connection_init");
             }
         };
         // Ending the incoming stream ends the connection.
         let stream = stream.take_until(give_up);
-        GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+        GraphQLWebSocket::new_with_pair(&mut sink, stream, schema, protocol)
             .on_connection_init(move |payload| {
                 initialized.store(true, Ordering::Release);
                 connection_data(app, payload, upgrade_credential)
             })
             .serve()
+            .await;
+        if timed_out.load(Ordering::Acquire) {
+            // graphql-transport-ws: "4408: Connection initialisation timeout".
+            let close = CloseFrame {
+                code: INIT_TIMEOUT_CLOSE_CODE,
+                reason: "Connection initialisation timeout".into(),
+            };
+            let _ = sink.send(Message::Close(Some(close))).await;
+        }
     })
 }
+
+/// The close code for a socket that sent no `connection_init` in time (graphql-transport-ws).
+const INIT_TIMEOUT_CLOSE_CODE: u16 = 4408;
 
 async fn connection_data(
     app: AppState,
