@@ -200,6 +200,7 @@ mod tests {
     /// Runs `check` on `Config::load` of `toml` with exactly the environment variables `vars`
     /// (the rest of the process's environment cleared), in a jail: the environment is
     /// process-global, and figment's `Jail` runs one such test at a time and restores it after.
+    #[allow(clippy::result_large_err)] // figment::Jail's closure returns figment's own Result
     fn load_with_env(toml: &str, vars: &[(&str, &str)], check: impl FnOnce(Result<Config, ConfigError>)) {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
