@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use banyan_gateway::config::LogFormat;
 use banyan_gateway::contract_cli::{self, Output, OutputFormat};
 use banyan_gateway::{Config, RunningGateway};
 use clap::{Parser, Subcommand};
@@ -153,40 +154,77 @@ impl OutputArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     #[cfg(feature = "devstack")]
     let command =
         cli.command.unwrap_or(Command::Dev { listen: default_listen(), event_rate: DEV_EVENT_RATE });
     #[cfg(not(feature = "devstack"))]
     let command = cli.command.unwrap_or(Command::Serve { config: PathBuf::from("banyan.toml") });
+    // `serve` reads its configuration first: it says how to log.
+    let (command, log_format) = match command {
+        #[cfg(feature = "devstack")]
+        Command::Dev { listen, event_rate } => (Run::Dev { listen, event_rate }, LogFormat::Text),
+        Command::Serve { config: path } => match Config::load(&path) {
+            Ok(config) => {
+                let log_format = config.server.log_format;
+                (Run::Serve(Box::new(config)), log_format)
+            }
+            Err(e) => {
+                eprintln!("error: loading {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        Command::Schema { command } => (Run::Schema(command), LogFormat::Text),
+        Command::Contract { command } => (Run::Contract(command), LogFormat::Text),
+    };
+    init_tracing(log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            fatal(log_format, &anyhow::Error::new(e).context("starting the async runtime"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(code) => code,
+        Err(e) => {
+            fatal(log_format, &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A [`Command`], with `serve`'s configuration loaded.
+enum Run {
+    #[cfg(feature = "devstack")]
+    Dev {
+        listen: SocketAddr,
+        event_rate: f64,
+    },
+    Serve(Box<Config>),
+    Schema(SchemaCommand),
+    Contract(ContractCommand),
+}
+
+/// Reports the error that stops the process: on stderr as text, or as a log line where logs are
+/// JSON, so a log collector sees it too.
+fn fatal(log_format: LogFormat, error: &anyhow::Error) {
+    match log_format {
+        LogFormat::Text => eprintln!("error: {error:#}"),
+        LogFormat::Json => tracing::error!(error = format!("{error:#}"), "Banyan stopped"),
+    }
+}
+
+async fn run(command: Run) -> anyhow::Result<ExitCode> {
     match command {
         #[cfg(feature = "devstack")]
-        Command::Dev { listen, event_rate } => dev(listen, event_rate).await,
-        Command::Serve { config } => {
-            let config = Config::load(&config).with_context(|| format!("loading {}", config.display()))?;
+        Run::Dev { listen, event_rate } => dev(listen, event_rate).await,
+        Run::Serve(config) => {
             let gateway = RunningGateway::start(&config).await?;
             gateway.run_until_signal().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema { command } => Ok(exit(schema_command(command))),
-        Command::Contract { command } => Ok(exit(contract_command(command))),
+        Run::Schema(command) => Ok(exit(schema_command(command))),
+        Run::Contract(command) => Ok(exit(contract_command(command))),
     }
 }
 
@@ -274,12 +312,24 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing() {
+/// Logs go to stderr, filtered by `BANYAN_LOG`: as text, coloured only when stderr is a terminal
+/// and `NO_COLOR` is unset (not under systemd, Kubernetes or a pipe), or as one JSON object per
+/// line.
+fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter =
         // async-graphql's per-field spans are many (a page of 50 templates makes hundreds): opt in
         // with BANYAN_LOG=info,async_graphql=info when tracing a slow query.
         EnvFilter::try_from_env("BANYAN_LOG")
             .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,async_graphql=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            logs.with_ansi(colour).init();
+        }
+        // `message` and the event's fields at the top level, where log collectors look.
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
 }

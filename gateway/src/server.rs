@@ -35,6 +35,8 @@ pub struct RunningGateway {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
+    /// How long to keep serving, not ready, before closing the listener.
+    delay: std::time::Duration,
     grace: std::time::Duration,
 }
 
@@ -63,7 +65,14 @@ impl RunningGateway {
                 .await
         });
         tracing::info!(%addr, "Banyan is listening");
-        Ok(Self { addr, stop: Some(stop), task: Some(task), ready, grace: config.server.shutdown_grace })
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+            ready,
+            delay: config.server.shutdown_delay,
+            grace: config.server.shutdown_grace,
+        })
     }
 
     /// The address it listens on.
@@ -71,10 +80,15 @@ impl RunningGateway {
         self.addr
     }
 
-    /// Stops taking new requests, lets requests in flight finish (bounded by the configured
-    /// grace), and returns when the server has stopped.
+    /// Turns `/readyz` to 503 and keeps serving for `server.shutdown_delay`, so load balancers
+    /// stop sending traffic first; then stops taking new connections, lets requests in flight
+    /// finish (bounded by `server.shutdown_grace`), and returns when the server has stopped.
     pub async fn shutdown(mut self) {
         self.ready.store(false, Ordering::Relaxed);
+        if !self.delay.is_zero() {
+            tracing::info!(delay = ?self.delay, "not ready; serving until the shutdown delay ends");
+            tokio::time::sleep(self.delay).await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Starts `banyan dev` (events at 200/s) on a free loopback port, runs check.mjs against its
-# GraphiQL, and stops it. Needs node, npm and Chromium (Debian's `chromium` package).
+# GraphiQL in headless Chromium, and stops it. Installs what it needs when absent: node and npm
+# (Debian's packages), Debian's chromium (or set CHROMIUM to a browser), and the npm packages of
+# package-lock.json. Fails, never skips, when any of them cannot be had.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-(cd "$here" && npm install --no-audit --no-fund --silent)
+. "$root/scripts/lib/tools.sh"
+need_node 20 # playwright-core's minimum
+need_chromium
+(cd "$here" && npm ci --no-audit --no-fund --silent)
 . "$root/scripts/lib/banyan-dev.sh"
 start_banyan_dev "$root" --event-rate 200
 node "$here/check.mjs" "$BANYAN_URL" "${1:-$here/graphiql.png}"

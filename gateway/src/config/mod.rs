@@ -1,6 +1,7 @@
-//! Banyan's configuration: one struct per concern, read from a TOML file and `BANYAN_*`
-//! environment variables (e.g. `BANYAN_SERVER__LISTEN=0.0.0.0:4000`), validated before anything
-//! starts. Every key is documented in the README and in `banyan.example.toml`.
+//! Banyan's configuration: one struct per concern, read from a TOML file and
+//! `BANYAN_<SECTION>__<KEY>` environment variables (e.g. `BANYAN_SERVER__LISTEN=0.0.0.0:4000`),
+//! validated before anything starts. Every key is documented in the README and in
+//! `banyan.example.toml`.
 
 mod auth;
 mod backends;
@@ -10,15 +11,19 @@ mod server;
 
 use std::path::Path;
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
-pub use server::ServerConfig;
+pub use server::{LogFormat, ServerConfig};
+
+/// What every configuration variable's name starts with.
+pub const ENV_PREFIX: &str = "BANYAN_";
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +63,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads `path` (TOML), then `BANYAN_*` environment variables over it, and validates.
+    /// Reads `path` (TOML), then the `BANYAN_<SECTION>__<KEY>` environment variables over it, and
+    /// validates. A `BANYAN_` variable without `__` in its name (`BANYAN_LOG`, a deployment's
+    /// `BANYAN_VERSION`) is not configuration and is left alone; one with `__` names a key, and a
+    /// misspelt section or key is an error that names the variable.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         // Defaults first, so a section that sets one key keeps the defaults of the others.
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file_exact(path))
-            .merge(Env::prefixed("BANYAN_").split("__"))
+            .merge(EnvOverrides::from_process())
             .extract()
             .map_err(Box::new)?;
         config.validate()?;
@@ -87,6 +95,34 @@ impl Config {
         self.cors.validate()?;
         self.auth.validate()?;
         Ok(())
+    }
+}
+
+/// The environment variables that name a configuration key: `BANYAN_<SECTION>__<KEY>`, nested
+/// keys continuing with `__` (`BANYAN_BACKENDS__MONOLITH__URL`). Every key sits in a section, so
+/// a variable without `__` cannot be one and is someone else's (`BANYAN_LOG` is the log filter).
+struct EnvOverrides {
+    env: Env,
+}
+
+impl EnvOverrides {
+    fn from_process() -> Self {
+        Self { env: Env::prefixed(ENV_PREFIX).filter(|key| key.as_str().contains("__")).split("__") }
+    }
+}
+
+impl Provider for EnvOverrides {
+    /// Names a key in an error as the variable that set it (`BANYAN_SERVER__LISTN`), not as
+    /// figment's dotted path.
+    fn metadata(&self) -> Metadata {
+        Metadata::named("the environment").interpolater(|_: &Profile, keys: &[&str]| {
+            let name: Vec<String> = keys.iter().map(|key| key.to_ascii_uppercase()).collect();
+            format!("{ENV_PREFIX}{}", name.join("__"))
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.env.data()
     }
 }
 
@@ -160,6 +196,81 @@ mod tests {
         let config = Config::from_toml("[backends.drafts]\ntimeout = \"2s\"\n").expect("valid");
         assert_eq!(config.backends.drafts.url, "http://127.0.0.1:50052");
         assert_eq!(config.backends.drafts.connect_timeout, std::time::Duration::from_secs(1));
+    }
+
+    /// Runs `check` on `Config::load` of `toml` with exactly the environment variables `vars`
+    /// (the rest of the process's environment cleared), in a jail: the environment is
+    /// process-global, and figment's `Jail` runs one such test at a time and restores it after.
+    #[allow(clippy::result_large_err)] // figment::Jail's closure returns figment's own Result
+    fn load_with_env(toml: &str, vars: &[(&str, &str)], check: impl FnOnce(Result<Config, ConfigError>)) {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            for (name, value) in vars {
+                jail.set_env(name, value);
+            }
+            let path = jail.directory().join("banyan.toml");
+            std::fs::write(&path, toml).map_err(|e| e.to_string())?;
+            check(Config::load(&path));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn banyan_variables_that_name_no_key_are_not_configuration() {
+        let vars = [("BANYAN_LOG", "debug"), ("BANYAN_VERSION", "1.2.3"), ("BANYAN_BIN", "/usr/bin/banyan")];
+        load_with_env("[server]\nlisten = \"127.0.0.1:4100\"\n", &vars, |loaded| {
+            let config = loaded.expect("BANYAN_LOG, BANYAN_VERSION and BANYAN_BIN are not config keys");
+            assert_eq!(config.server.listen, "127.0.0.1:4100".parse().expect("an address"));
+        });
+    }
+
+    #[test]
+    fn section_key_variables_override_the_file() {
+        let vars = [
+            ("BANYAN_LOG", "debug"),
+            ("BANYAN_SERVER__LISTEN", "0.0.0.0:4200"),
+            ("BANYAN_SERVER__LOG_FORMAT", "json"),
+            ("BANYAN_BACKENDS__MONOLITH__URL", "http://monolith:8000"),
+            ("BANYAN_LIMITS__MAX_DEPTH", "7"),
+            ("banyan_auth__session_cookie", "sid"),
+            ("BANYAN_CORS__ALLOWED_ORIGINS", "[\"https://app.example.com\"]"),
+        ];
+        let toml = "[server]\nlisten = \"127.0.0.1:4100\"\ngraphiql = false\n[limits]\nmax_depth = 3\n";
+        load_with_env(toml, &vars, |loaded| {
+            let config = loaded.expect("valid overrides");
+            assert_eq!(config.server.listen, "0.0.0.0:4200".parse().expect("an address"));
+            assert_eq!(config.server.log_format, LogFormat::Json);
+            assert!(!config.server.graphiql, "keys the environment does not set keep the file's value");
+            assert_eq!(config.backends.monolith.url, "http://monolith:8000");
+            assert_eq!(config.backends.monolith.timeout, std::time::Duration::from_secs(5), "default kept");
+            assert_eq!(config.limits.max_depth, 7);
+            assert_eq!(config.auth.session_cookie, "sid");
+            assert_eq!(config.cors.allowed_origins, ["https://app.example.com"]);
+        });
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_an_error_that_names_it() {
+        // (variable, the misspelt part, how the error names the variable: up to the misspelling)
+        for (variable, misspelt, named) in [
+            ("BANYAN_SERVER__LISTN", "listn", "\"BANYAN_SERVER__LISTN\""),
+            ("BANYAN_BACKENDS__MONOLITH__ULR", "ulr", "\"BANYAN_BACKENDS__MONOLITH__ULR\""),
+            ("BANYAN_SERVR__LISTEN", "servr", "\"BANYAN_SERVR\""),
+        ] {
+            load_with_env("", &[(variable, "127.0.0.1:1"), ("BANYAN_LOG", "debug")], |loaded| {
+                let error = loaded.expect_err("a misspelt key is refused").to_string();
+                assert!(error.contains(&format!("unknown field: found `{misspelt}`")), "{variable}: {error}");
+                assert!(error.contains(named), "the error names {variable}: {error}");
+            });
+        }
+    }
+
+    #[test]
+    fn a_bad_value_from_the_environment_names_its_key() {
+        load_with_env("", &[("BANYAN_LIMITS__MAX_DEPTH", "0")], |loaded| {
+            let error = loaded.expect_err("max_depth 0 is refused").to_string();
+            assert!(error.contains("limits.max_depth"), "{error}");
+        });
     }
 
     #[test]

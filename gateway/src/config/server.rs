@@ -29,9 +29,30 @@ pub struct ServerConfig {
     /// How long a WebSocket may stay open before sending `connection_init`. Default `"10s"`.
     #[serde(default = "default_websocket_init_timeout", with = "humantime_serde")]
     pub websocket_init_timeout: Duration,
+    /// How long, once shutdown begins, Banyan keeps serving with `/readyz` answering 503 before
+    /// it stops accepting connections, so load balancers stop sending traffic first. Default
+    /// `"0s"`.
+    #[serde(default = "default_shutdown_delay", with = "humantime_serde")]
+    pub shutdown_delay: Duration,
     /// How long a shutdown waits for requests in flight. Default `"10s"`.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How log lines are written to stderr: `"text"` (for people; coloured only on a terminal)
+    /// or `"json"` (one object per line, for log collectors). Default `"text"`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when stderr is a terminal and `NO_COLOR` is unset.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`, the event's fields,
+    /// and the spans it happened in.
+    Json,
 }
 
 fn default_listen() -> SocketAddr {
@@ -52,6 +73,9 @@ fn default_max_body_bytes() -> usize {
 fn default_websocket_init_timeout() -> Duration {
     Duration::from_secs(10)
 }
+fn default_shutdown_delay() -> Duration {
+    Duration::ZERO
+}
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
@@ -65,7 +89,9 @@ impl Default for ServerConfig {
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
             websocket_init_timeout: default_websocket_init_timeout(),
+            shutdown_delay: default_shutdown_delay(),
             shutdown_grace: default_shutdown_grace(),
+            log_format: LogFormat::default(),
         }
     }
 }

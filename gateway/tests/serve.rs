@@ -1,0 +1,190 @@
+//! `banyan serve` as a process, as systemd or Kubernetes runs it: configured by a file and the
+//! environment, with stderr a pipe, not a terminal.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long to wait for the next log line before calling the process stuck: a bound against
+/// hangs, not a measurement.
+const LINE_WAIT: Duration = Duration::from_secs(60);
+
+/// The address in the file: TEST-NET-1 is never local, so binding it fails. A server that comes
+/// up at all took its address from `BANYAN_SERVER__LISTEN`.
+const UNBINDABLE: &str = "192.0.2.1:4000";
+
+/// A running `banyan serve`, its stderr read line by line (raw bytes) on a thread.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<Vec<u8>>,
+    seen: Vec<Vec<u8>>,
+}
+
+/// Writes `toml` to a scratch file and starts `banyan serve --config` on it with exactly the
+/// environment `vars` (nothing inherited, so neither the caller's `NO_COLOR` nor a stray
+/// `BANYAN_` variable changes the outcome), stderr piped.
+fn serve(name: &str, toml: &str, vars: &[(&str, &str)]) -> Served {
+    let config = scratch_file(name, toml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_banyan"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("banyan starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).split(b'\n') {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Served { child, lines, seen: Vec::new() }
+}
+
+fn scratch_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("banyan-serve-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("a temp file");
+    path
+}
+
+impl Served {
+    /// The first line from now on that `matches`; panics if stderr ends first.
+    fn line_where(&mut self, matches: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = match self.lines.recv_timeout(LINE_WAIT) {
+                Ok(line) => line,
+                Err(e) => panic!("no matching log line ({e}); stderr so far:\n{}", self.stderr_so_far()),
+            };
+            self.seen.push(line.clone());
+            let text = String::from_utf8_lossy(&line).into_owned();
+            if matches(&text) {
+                return text;
+            }
+        }
+    }
+
+    fn stderr_so_far(&self) -> String {
+        self.seen.iter().map(|line| String::from_utf8_lossy(line).into_owned() + "\n").collect()
+    }
+
+    /// Stops the process and returns every line it wrote to stderr.
+    fn stop(mut self) -> Vec<Vec<u8>> {
+        // Only this test's own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The pipe is closed now: the reader thread drains what is left and ends.
+        while let Ok(line) = self.lines.recv_timeout(LINE_WAIT) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+}
+
+/// `GET path` over a plain socket with an `x-request-id`; the status line and headers.
+fn get(addr: SocketAddr, path: &str, request_id: &str) -> String {
+    let mut socket = TcpStream::connect(addr).expect("the server accepts");
+    socket.set_read_timeout(Some(LINE_WAIT)).expect("a read timeout");
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {request_id}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("an answer");
+    response
+}
+
+#[test]
+fn serve_ignores_banyan_variables_that_are_not_config_keys_and_logs_without_colour_to_a_pipe() {
+    let toml = format!("[server]\nlisten = \"{UNBINDABLE}\"\n");
+    let mut served = serve(
+        "text",
+        &toml,
+        &[
+            ("BANYAN_LOG", "info,tower_http=debug"),
+            ("BANYAN_VERSION", "1.2.3"),
+            ("BANYAN_BIN", "/usr/local/bin/banyan"),
+            ("BANYAN_SERVER__LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let listening = served.line_where(|line| line.contains("Banyan is listening"));
+    let addr: SocketAddr = listening
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("`addr=` in {listening:?}"));
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "listening on the override's address: {addr}");
+    assert!(get(addr, "/readyz", "text-1").starts_with("HTTP/1.1 200"), "it serves");
+    // BANYAN_LOG was read as the log filter: tower_http's debug lines are there.
+    served.line_where(|line| line.contains("finished processing request"));
+
+    let lines = served.stop();
+    let coloured: Vec<String> = lines
+        .iter()
+        .filter(|line| line.contains(&0x1b))
+        .map(|line| String::from_utf8_lossy(line).escape_debug().to_string())
+        .collect();
+    assert!(coloured.is_empty(), "ANSI escapes on a pipe: {coloured:#?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_their_fields_and_spans() {
+    let toml = format!("[server]\nlisten = \"{UNBINDABLE}\"\nlog_format = \"json\"\n");
+    let mut served = serve(
+        "json",
+        &toml,
+        &[("BANYAN_LOG", "info,tower_http=debug"), ("BANYAN_SERVER__LISTEN", "127.0.0.1:0")],
+    );
+    let listening: Value =
+        serde_json::from_str(&served.line_where(|line| line.contains("Banyan is listening"))).expect("JSON");
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    assert_eq!(listening["message"], "Banyan is listening", "{listening}");
+    assert_eq!(listening["target"], "banyan_gateway::server", "{listening}");
+    let addr: SocketAddr = listening["addr"]
+        .as_str()
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("an `addr` field: {listening}"));
+    assert!(get(addr, "/readyz", "json-1").starts_with("HTTP/1.1 200"), "it serves");
+    let finished: Value =
+        serde_json::from_str(&served.line_where(|line| line.contains("finished processing request")))
+            .expect("JSON");
+    assert_eq!(finished["level"], "DEBUG", "{finished}");
+    assert_eq!(finished["span"]["name"], "request", "the request's span: {finished}");
+    assert_eq!(finished["span"]["uri"], "/readyz", "{finished}");
+
+    let lines = served.stop();
+    assert!(lines.len() >= 3, "{} lines", lines.len());
+    for line in &lines {
+        let text = String::from_utf8_lossy(line);
+        let object: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        for field in ["timestamp", "level", "target", "message"] {
+            assert!(object[field].is_string(), "`{field}` in {text}");
+        }
+        assert!(!line.contains(&0x1b), "no ANSI escapes in JSON: {text}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_misspelt_variable_and_names_it() {
+    let mut served =
+        serve("misspelt", "", &[("BANYAN_LOG", "debug"), ("BANYAN_SERVER__LISTN", "127.0.0.1:0")]);
+    let status = served.child.wait().expect("banyan exits");
+    let lines = served.stop();
+    let stderr: String = lines.iter().map(|line| String::from_utf8_lossy(line).into_owned() + "\n").collect();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown field: found `listn`"), "{stderr}");
+    assert!(stderr.contains("BANYAN_SERVER__LISTN"), "{stderr}");
+}
