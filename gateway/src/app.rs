@@ -19,12 +19,15 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql_http;
-use crate::limits::AliasLimit;
+use crate::limits::{DocumentLimits, LimitsExtension};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) schema: BanyanSchema,
+    /// What one document may ask for (the schema's extension applies them; GET reads them to
+    /// parse safely before execution).
+    pub(crate) limits: DocumentLimits,
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
@@ -44,21 +47,18 @@ pub struct GraphiqlDefaults {
 
 impl AppState {
     pub(crate) fn new(config: &Config, sources: Sources, graphiql: &GraphiqlDefaults) -> Self {
-        let limits = QueryLimits {
-            max_depth: config.limits.max_depth,
-            max_complexity: config.limits.max_complexity,
-            ..QueryLimits::default()
-        };
+        let limits = DocumentLimits::from(&config.limits);
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             RoutingTable::default(),
-            limits,
-            |builder| builder.extension(AliasLimit { max: config.limits.max_aliases }),
+            QueryLimits { max_recursive_depth: limits.max_nesting },
+            |builder| builder.extension(LimitsExtension { limits }),
         );
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
         Self {
             schema,
+            limits,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
             sources,
             graphiql,
