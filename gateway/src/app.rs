@@ -20,6 +20,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::graphql_http;
 use crate::limits::{DocumentLimits, LimitsExtension};
+use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -52,7 +53,8 @@ impl AppState {
             sources.clone(),
             RoutingTable::default(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
-            |builder| builder.extension(LimitsExtension { limits }),
+            // The limits first: the order extension reads the document they parsed and bounded.
+            |builder| builder.extension(LimitsExtension { limits }).extension(SelectionOrder),
         );
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
