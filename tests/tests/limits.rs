@@ -88,6 +88,14 @@ async fn small_hostile_documents_are_refused_and_the_gateway_lives() {
     assert_refused(&stack, &list_literal_2000_deep(), "NESTING_TOO_DEEP").await;
     assert_refused(&stack, &input_object_3000_deep(), "NESTING_TOO_DEEP").await;
     assert_refused(&stack, &fragment_fan_out_30(), "TOO_MANY_FRAGMENT_SPREADS").await;
+    // 600 deep in a directive argument aborted a debug build's process (stack overflow after
+    // parsing); 2,000 and 3,000 deep did the same to a release build.
+    assert_refused(
+        &stack,
+        &format!("{{ __typename @include(if: {}) }}", nest("[", "true", "]", 600)),
+        "NESTING_TOO_DEEP",
+    )
+    .await;
     // The probe of the project's hooks: a list in a directive argument.
     assert_refused(
         &stack,
