@@ -35,6 +35,8 @@ pub(crate) struct AppState {
     pub(crate) graphiql: Option<Arc<str>>,
     /// False once shutdown begins, so load balancers stop sending traffic.
     pub(crate) ready: Arc<AtomicBool>,
+    /// Largest WebSocket message, as `server.max_body_bytes` bounds a request body.
+    pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
     pub(crate) websocket_init_timeout: std::time::Duration,
 }
@@ -65,6 +67,7 @@ impl AppState {
             sources,
             graphiql,
             ready: Arc::new(AtomicBool::new(true)),
+            max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
         }
     }

@@ -115,7 +115,10 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
-            Ok(upgrade) => upgrade,
+            // A subscribe message is bounded like a POST body (axum's default is 64 MiB).
+            Ok(upgrade) => {
+                upgrade.max_message_size(app.max_message_bytes).max_frame_size(app.max_message_bytes)
+            }
             Err(rejection) => return rejection.into_response(),
         };
         return match GraphQLProtocol::from_request_parts(&mut parts, &app).await {

@@ -302,3 +302,86 @@ async fn depth_introspection_and_complexity_limits_each_fire_with_their_code() {
     assert_eq!(response.status, 200, "{:?}", response.body.get("errors"));
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn json_parameters_nest_only_as_deep_as_serde_json_allows() {
+    let stack = TestStack::start().await;
+    // serde_json refuses nesting beyond 128 before anything converts the value recursively.
+    let deep = nest("[", "1", "]", 10_000);
+    for parameter in ["variables", "extensions"] {
+        let body = format!("{{\"query\":\"{{ __typename }}\",\"{parameter}\":{{\"v\":{deep}}}}}");
+        let response = stack
+            .http()
+            .post(stack.graphql_url())
+            .header("content-type", JSON)
+            .header("accept", GQL)
+            .body(body)
+            .send()
+            .await
+            .expect("answers");
+        let response = read(response).await;
+        assert_eq!(response.status, 400, "{parameter}");
+        assert_eq!(response.error_codes(), ["BAD_REQUEST"], "{parameter}");
+        let value = format!("{{\"v\":{deep}}}");
+        let response = stack
+            .http()
+            .get(stack.graphql_url())
+            .query(&[("query", "{ __typename }"), (parameter, value.as_str())])
+            .header("accept", GQL)
+            .send()
+            .await
+            .expect("answers");
+        let response = read(response).await;
+        assert_eq!(response.status, 400, "GET {parameter}");
+        assert_eq!(response.error_codes(), ["BAD_REQUEST"], "GET {parameter}");
+    }
+    assert_serving(&stack).await;
+    stack.stop().await;
+}
+
+/// How the gateway ended the connection after `message`: the close code, or `None` when the
+/// socket ended without a close frame.
+async fn close_code_after(stack: &TestStack, message: String) -> Option<u16> {
+    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrades");
+    let init = json!({ "type": "connection_init", "payload": {} });
+    socket.send(Message::text(init.to_string())).await.expect("sent");
+    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    // The gateway may close before the whole message is written.
+    let _ = socket.send(Message::text(message)).await;
+    for _ in 0..10 {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("an answer within 10 s")
+        {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(Message::Text(text))) => {
+                panic!("no answer expected: {}", text.chars().take(300).collect::<String>())
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return None,
+        }
+    }
+    panic!("the connection stayed open");
+}
+
+#[tokio::test]
+async fn websocket_messages_are_bounded_like_bodies() {
+    let stack = TestStack::start().await;
+    // Variables nested past serde_json's limit: the message is not a protocol message (1002).
+    let deep = nest("[", "1", "]", 10_000);
+    let message = format!(
+        "{{\"id\":\"1\",\"type\":\"subscribe\",\"payload\":{{\"query\":\"subscription {{ __typename }}\",\"variables\":{{\"v\":{deep}}}}}}}"
+    );
+    assert_eq!(close_code_after(&stack, message).await, Some(1002));
+    // A message larger than `server.max_body_bytes` (1 MiB) is not read: the connection drops
+    // (tungstenite's capacity error ends it without a close frame, or with 1009 "message too
+    // big"); with axum's default of 64 MiB it was parsed and answered.
+    let query = format!("subscription {{ __typename }} # {}", "x".repeat(1_100_000));
+    let message = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string();
+    let code = close_code_after(&stack, message).await;
+    assert!(matches!(code, None | Some(1009)), "{code:?}");
+    assert_serving(&stack).await;
+    stack.stop().await;
+}
