@@ -55,6 +55,9 @@ pub(crate) mod codes {
     pub(crate) const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
 }
 
+/// Most validation errors reported for one document, as graphql-js's `validate` (`maxErrors`).
+pub(crate) const MAX_REPORTED_ERRORS: usize = 100;
+
 /// How many of `fields`, `interfaces`, `possibleTypes` and `inputFields` introspection may nest
 /// along one path: graphql-js's `MaxIntrospectionDepthRule` refuses three.
 const MAX_INTROSPECTION_LISTS: usize = 2;
@@ -456,17 +459,23 @@ impl Extension for LimitsChecker {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await.map_err(|errors| {
+        let result = next.run(ctx).await.map_err(|mut errors| {
+            // As graphql-js's `validate` does: a document can break a rule once per token, and
+            // each error costs the response far more bytes than its token cost the request.
+            if errors.len() > MAX_REPORTED_ERRORS {
+                errors.truncate(MAX_REPORTED_ERRORS);
+                errors.push(ServerError::new(
+                    "Too many validation errors, error limit reached. Validation aborted.",
+                    None,
+                ));
+            }
+            for error in &mut errors {
+                let extensions = error.extensions.get_or_insert_with(Default::default);
+                if extensions.get("code").is_none() {
+                    extensions.set("code", codes::GRAPHQL_VALIDATION_FAILED);
+                }
+            }
             errors
-                .into_iter()
-                .map(|mut error| {
-                    let extensions = error.extensions.get_or_insert_with(Default::default);
-                    if extensions.get("code").is_none() {
-                        extensions.set("code", codes::GRAPHQL_VALIDATION_FAILED);
-                    }
-                    error
-                })
-                .collect::<Vec<_>>()
         })?;
         if result.complexity > self.limits.max_complexity {
             let error =

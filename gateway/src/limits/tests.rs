@@ -304,6 +304,21 @@ fn hostile(kind: usize, rng: &mut Rng) -> String {
             (0..count).map(|i| format!("query Q{i} {{ a{i}: __typename }} ")).collect()
         }
         12 => format!("{{ {} }}", "__typename ".repeat(rng.between(10_001, 90_000))),
+        13 => {
+            // Many arguments, repeated or not: one validation error each, reported up to a cap.
+            let count = rng.between(1_000, 60_000);
+            let arguments: String = if rng.below(2) == 0 {
+                "a: 1 ".repeat(count)
+            } else {
+                (0..count).map(|i| format!("a{i}: 1 ")).collect()
+            };
+            format!("{{ __type(name: \"Query\" {arguments}) {{ name }} }}")
+        }
+        14 => {
+            let count = rng.between(1_000, 40_000);
+            let variables: String = (0..count).map(|i| format!("$v{i}: Int ")).collect();
+            format!("query ({variables}) {{ __typename }}")
+        }
         _ => {
             // Deep brackets hidden after a string that really closes, and a block string with
             // an escaped delimiter.
@@ -330,7 +345,7 @@ const REFUSALS: [&str; 9] = [
 async fn hostile_documents_are_refused_with_a_code() {
     let state = schema_with(|_| {});
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let kinds = 14;
+    let kinds = 16;
     for round in 0..3 * kinds {
         let kind = round % kinds;
         let query = hostile(kind, &mut rng);
@@ -343,6 +358,7 @@ async fn hostile_documents_are_refused_with_a_code() {
             response.to_string().chars().take(300).collect::<String>()
         );
         assert!(response.get("data").is_none_or(Value::is_null), "kind {kind}: a request error");
+        assert!(codes.len() <= MAX_REPORTED_ERRORS + 1, "kind {kind}: {} errors", codes.len());
     }
     // Still serving.
     let response = run(&state, "{ __typename }", Value::Null).await;
@@ -365,4 +381,19 @@ async fn variables_and_extensions_nest_only_as_deep_as_serde_json_allows() {
     let first =
         futures::StreamExt::next(&mut state.schema.execute_stream(request)).await.expect("a response");
     assert!(!first.errors.is_empty(), "a coercion error, no crash");
+}
+
+#[tokio::test]
+async fn validation_reports_at_most_a_hundred_errors() {
+    let state = schema_with(|_| {});
+    let arguments: String = (0..5_000).map(|i| format!("a{i}: 1 ")).collect();
+    let response =
+        run(&state, &format!("{{ __type(name: \"Query\" {arguments}) {{ name }} }}"), Value::Null).await;
+    let errors = response["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+    assert_eq!(
+        errors[MAX_REPORTED_ERRORS]["message"],
+        "Too many validation errors, error limit reached. Validation aborted."
+    );
+    assert!(codes(&response).iter().all(|code| code == "GRAPHQL_VALIDATION_FAILED"));
 }
