@@ -18,8 +18,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::config::LimitsConfig;
 use crate::graphql_http;
-use crate::limits::{DocumentLimits, LimitsExtension};
+use crate::limits::LimitsExtension;
 use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
@@ -28,7 +29,7 @@ pub(crate) struct AppState {
     pub(crate) schema: BanyanSchema,
     /// What one document may ask for (the schema's extension applies them; GET reads them to
     /// parse safely before execution).
-    pub(crate) limits: DocumentLimits,
+    pub(crate) limits: LimitsConfig,
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
@@ -50,7 +51,7 @@ pub struct GraphiqlDefaults {
 
 impl AppState {
     pub(crate) fn new(config: &Config, sources: Sources, graphiql: &GraphiqlDefaults) -> Self {
-        let limits = DocumentLimits::from(&config.limits);
+        let limits = config.limits;
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             RoutingTable::default(),

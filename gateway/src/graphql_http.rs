@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthError;
-use crate::limits::DocumentLimits;
+use crate::config::LimitsConfig;
 
 /// `application/graphql-response+json`, the spec's own response type.
 pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -385,7 +385,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
 }
 
 /// GET may only read: a mutation (or subscription) over GET is 405.
-fn only_queries(params: GraphqlParams, limits: &DocumentLimits) -> Result<GraphqlParams, Refusal> {
+fn only_queries(params: GraphqlParams, limits: &LimitsConfig) -> Result<GraphqlParams, Refusal> {
     // Parsed within the same limits as execution, so no document reaches the parser unbounded;
     // one that does not parse, or breaks a limit, is left for execution to report with its code.
     let Ok(document) = crate::limits::parse_bounded(&params.query, limits) else {

@@ -66,38 +66,9 @@ const MAX_INTROSPECTION_LISTS: usize = 2;
 /// multiplies the size of an introspection answer.
 const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
 
-/// The limits, as configured.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DocumentLimits {
-    pub(crate) max_nesting: usize,
-    pub(crate) max_fragment_spreads: usize,
-    pub(crate) max_selections: usize,
-    pub(crate) max_aliases: usize,
-    pub(crate) max_depth: usize,
-    pub(crate) max_introspection_depth: usize,
-    pub(crate) max_complexity: usize,
-}
-
-impl From<&LimitsConfig> for DocumentLimits {
-    fn from(config: &LimitsConfig) -> Self {
-        Self {
-            max_nesting: config.max_nesting,
-            max_fragment_spreads: config.max_fragment_spreads,
-            max_selections: config.max_selections,
-            max_aliases: config.max_aliases,
-            max_depth: config.max_depth,
-            max_introspection_depth: config.max_introspection_depth,
-            max_complexity: config.max_complexity,
-        }
-    }
-}
-
 /// Why a document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum LimitError {
-    /// The parser's own error.
-    #[error("{0}")]
-    Parse(String),
     #[error("the document nests deeper than {max} levels")]
     NestingTooDeep { max: usize },
     #[error("the document expands to more than {max} fragment spreads")]
@@ -125,7 +96,6 @@ impl LimitError {
     /// The stable `extensions.code`.
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            Self::Parse(_) => codes::GRAPHQL_PARSE_FAILED,
             Self::NestingTooDeep { .. } => codes::NESTING_TOO_DEEP,
             Self::TooManyFragmentSpreads { .. } => codes::TOO_MANY_FRAGMENT_SPREADS,
             Self::TooManySelections { .. } => codes::TOO_MANY_SELECTIONS,
@@ -139,15 +109,15 @@ impl LimitError {
         }
     }
 
-    fn into_server_error(self, parse_error: Option<async_graphql::parser::Error>) -> ServerError {
-        let code = self.code();
-        let mut error = match parse_error {
-            Some(parse_error) => ServerError::from(parse_error),
-            None => ServerError::new(self.to_string(), None),
-        };
-        error.extensions.get_or_insert_with(Default::default).set("code", code);
-        error
+    fn into_server_error(self) -> ServerError {
+        with_code(ServerError::new(self.to_string(), None), self.code())
     }
+}
+
+/// `error` with `extensions.code` set to `code`.
+fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+    error.extensions.get_or_insert_with(Default::default).set("code", code);
+    error
 }
 
 /// Bounds nesting of every kind in the text of a document, in one pass and before any parser:
@@ -212,11 +182,11 @@ pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
 }
 
 /// Scans, parses and measures a document: the whole of steps 1 to 3 of the module docs.
-pub(crate) fn parse_bounded(query: &str, limits: &DocumentLimits) -> Result<ExecutableDocument, ServerError> {
-    check_nesting(query, limits.max_nesting).map_err(|e| e.into_server_error(None))?;
+pub(crate) fn parse_bounded(query: &str, limits: &LimitsConfig) -> Result<ExecutableDocument, ServerError> {
+    check_nesting(query, limits.max_nesting).map_err(LimitError::into_server_error)?;
     let document = async_graphql::parser::parse_query(query)
-        .map_err(|e| LimitError::Parse(e.to_string()).into_server_error(Some(e)))?;
-    check_document(&document, limits).map_err(|e| e.into_server_error(None))?;
+        .map_err(|e| with_code(ServerError::from(e), codes::GRAPHQL_PARSE_FAILED))?;
+    check_document(&document, limits).map_err(LimitError::into_server_error)?;
     Ok(document)
 }
 
@@ -247,7 +217,7 @@ enum FragmentState {
 
 struct Measurer<'a> {
     document: &'a ExecutableDocument,
-    limits: &'a DocumentLimits,
+    limits: &'a LimitsConfig,
     fragments: HashMap<&'a str, FragmentState>,
 }
 
@@ -360,10 +330,7 @@ impl Measure {
 
 /// Step 3 of the module docs: fragment expansion, cycles, nesting through spreads, aliases,
 /// depth and introspection depth, in time linear in the document.
-pub(crate) fn check_document(
-    document: &ExecutableDocument,
-    limits: &DocumentLimits,
-) -> Result<(), LimitError> {
+pub(crate) fn check_document(document: &ExecutableDocument, limits: &LimitsConfig) -> Result<(), LimitError> {
     let mut measurer = Measurer { document, limits, fragments: HashMap::new() };
     // Validation walks every fragment definition and every operation, each expanded: bound the
     // sum of all of them.
@@ -422,9 +389,9 @@ fn count_in(set: &SelectionSet) -> usize {
         .sum()
 }
 
-/// The extension that applies [`DocumentLimits`] to every request, over HTTP and WebSocket.
+/// The extension that applies `[limits]` to every request, over HTTP and WebSocket.
 pub(crate) struct LimitsExtension {
-    pub(crate) limits: DocumentLimits,
+    pub(crate) limits: LimitsConfig,
 }
 
 impl ExtensionFactory for LimitsExtension {
@@ -434,7 +401,7 @@ impl ExtensionFactory for LimitsExtension {
 }
 
 struct LimitsChecker {
-    limits: DocumentLimits,
+    limits: LimitsConfig,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -469,18 +436,18 @@ impl Extension for LimitsChecker {
                     None,
                 ));
             }
-            for error in &mut errors {
-                let extensions = error.extensions.get_or_insert_with(Default::default);
-                if extensions.get("code").is_none() {
-                    extensions.set("code", codes::GRAPHQL_VALIDATION_FAILED);
-                }
-            }
             errors
+                .into_iter()
+                .map(|error| match error.extensions.as_ref().and_then(|e| e.get("code")) {
+                    Some(_) => error,
+                    None => with_code(error, codes::GRAPHQL_VALIDATION_FAILED),
+                })
+                .collect::<Vec<_>>()
         })?;
         if result.complexity > self.limits.max_complexity {
             let error =
                 LimitError::QueryTooComplex { found: result.complexity, max: self.limits.max_complexity };
-            return Err(vec![error.into_server_error(None)]);
+            return Err(vec![error.into_server_error()]);
         }
         Ok(result)
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::ConfigError;
 
 /// `[limits]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Deepest nesting of fields, not counting introspection. Default `12`.
@@ -94,5 +94,21 @@ impl LimitsConfig {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_bounded_below_what_the_stack_can_take() {
+        let at_ceiling = LimitsConfig { max_nesting: NESTING_CEILING, ..LimitsConfig::default() };
+        assert!(at_ceiling.validate().is_ok());
+        let above = LimitsConfig { max_nesting: NESTING_CEILING + 1, ..LimitsConfig::default() };
+        let error = above.validate().expect_err("refused");
+        assert!(error.to_string().contains("limits.max_nesting"), "{error}");
+        let zero = LimitsConfig { max_selections: 0, ..LimitsConfig::default() };
+        assert!(zero.validate().expect_err("refused").to_string().contains("limits.max_selections"));
     }
 }

@@ -14,8 +14,8 @@ use crate::config::Config;
 pub(crate) const INTROSPECTION_QUERY: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/introspection-query.graphql"));
 
-fn limits() -> DocumentLimits {
-    DocumentLimits::from(&LimitsConfig::default())
+fn limits() -> LimitsConfig {
+    LimitsConfig::default()
 }
 
 fn measure(query: &str) -> Result<(), LimitError> {
@@ -91,7 +91,7 @@ fn a_big_fragment_spread_many_times_is_counted() {
     let fields: String = (0..200).map(|i| format!("f{i}: __typename ")).collect();
     let spreads = "...F ".repeat(60);
     let query = format!("{{ {spreads} }} fragment F on Query {{ {fields} }}");
-    let limits = DocumentLimits { max_aliases: usize::MAX, ..limits() };
+    let limits = LimitsConfig { max_aliases: usize::MAX, ..limits() };
     let document = parse_query(&query).expect("parses");
     assert_eq!(check_document(&document, &limits), Err(LimitError::TooManySelections { max: 10_000 }));
 }
@@ -141,7 +141,7 @@ fn depth_is_measured_through_fragments_and_apart_for_introspection() {
 fn the_standard_introspection_query_fits_and_deep_introspection_does_not() {
     assert_eq!(measure(INTROSPECTION_QUERY), Ok(()));
     // Its introspection depth is 15: __schema types fields args type, 9 × ofType, name.
-    let tight = DocumentLimits { max_introspection_depth: 14, ..limits() };
+    let tight = LimitsConfig { max_introspection_depth: 14, ..limits() };
     let document = parse_query(INTROSPECTION_QUERY).expect("parses");
     assert_eq!(
         check_document(&document, &tight),
