@@ -71,6 +71,8 @@ const INTROSPECTION_LISTS: [&str; 4] = ["fields", "interfaces", "possibleTypes",
 pub(crate) enum LimitError {
     #[error("the document nests deeper than {max} levels")]
     NestingTooDeep { max: usize },
+    #[error("a block string (`\"\"\"`) is not closed")]
+    UnterminatedBlockString,
     #[error("the document expands to more than {max} fragment spreads")]
     TooManyFragmentSpreads { max: usize },
     #[error("the document expands to more than {max} selections")]
@@ -97,6 +99,7 @@ impl LimitError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::NestingTooDeep { .. } => codes::NESTING_TOO_DEEP,
+            Self::UnterminatedBlockString => codes::GRAPHQL_PARSE_FAILED,
             Self::TooManyFragmentSpreads { .. } => codes::TOO_MANY_FRAGMENT_SPREADS,
             Self::TooManySelections { .. } => codes::TOO_MANY_SELECTIONS,
             Self::FragmentCycle(_) => codes::FRAGMENT_CYCLE,
@@ -123,7 +126,8 @@ fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
 /// Bounds nesting of every kind in the text of a document, in one pass and before any parser:
 /// `{` (selection sets, input objects), `[` (lists, list types) and `(` (arguments, variable
 /// definitions). Brackets inside strings, block strings and comments do not count, as the parser
-/// does not see them either. Unbalanced brackets are left for the parser to report.
+/// does not see them either. Unbalanced brackets are left for the parser to report. Each byte is
+/// looked at once.
 pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
@@ -136,18 +140,11 @@ pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
                 }
             }
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                // A block string ends at the next `"""` that is not escaped as `\"""`.
-                i += 3;
-                while i < bytes.len() {
-                    if bytes[i..].starts_with(b"\\\"\"\"") {
-                        i += 4;
-                    } else if bytes[i..].starts_with(b"\"\"\"") {
-                        i += 3;
-                        break;
-                    } else {
-                        i += 1;
-                    }
-                }
+                // A block string ends at the next `"""` that is not escaped as `\"""`. Without
+                // one, the document is malformed (GraphQL's lexer reads `"""` greedily), though
+                // async-graphql's parser would backtrack and read `""` then an ordinary string:
+                // refuse it here, so the scan never has to follow that reading.
+                i = block_string_end(bytes, i + 3).ok_or(LimitError::UnterminatedBlockString)?;
                 continue;
             }
             b'"' => {
@@ -179,6 +176,21 @@ pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
         i += 1;
     }
     Ok(())
+}
+
+/// Where the block string whose content starts at `start` ends (after its closing `"""`).
+fn block_string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(b"\\\"\"\"") {
+            i += 4;
+        } else if bytes[i..].starts_with(b"\"\"\"") {
+            return Some(i + 3);
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Scans, parses and measures a document: the whole of steps 1 to 3 of the module docs.

@@ -77,6 +77,17 @@ fn the_scan_skips_strings_block_strings_and_comments_but_nothing_else() {
 }
 
 #[test]
+fn an_unterminated_block_string_is_refused() {
+    // async-graphql's parser would read `""` and then the ordinary string `" "`, and recurse
+    // into the brackets after it: GraphQL's lexer reads `"""` greedily and refuses the document.
+    let deep = "[".repeat(40);
+    for text in [format!("[\"\"\" \" {deep}"), format!("\"\"\"\n{deep}"), "\"\"\"a\\\"\"\"".to_owned()] {
+        assert_eq!(check_nesting(&text, 4), Err(LimitError::UnterminatedBlockString), "{text}");
+    }
+    assert_eq!(LimitError::UnterminatedBlockString.code(), "GRAPHQL_PARSE_FAILED");
+}
+
+#[test]
 fn fragment_fan_out_is_counted_without_expanding_it() {
     // 30 fragments each spreading the previous one twice: 2^30 expansions.
     let mut query = String::from("{ ...F29 } fragment F0 on Query { __typename }");
