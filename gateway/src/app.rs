@@ -18,19 +18,26 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::config::LimitsConfig;
 use crate::graphql_http;
-use crate::limits::AliasLimit;
+use crate::limits::LimitsExtension;
+use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) schema: BanyanSchema,
+    /// What one document may ask for (the schema's extension applies them; GET reads them to
+    /// parse safely before execution).
+    pub(crate) limits: LimitsConfig,
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
     pub(crate) graphiql: Option<Arc<str>>,
     /// False once shutdown begins, so load balancers stop sending traffic.
     pub(crate) ready: Arc<AtomicBool>,
+    /// Largest WebSocket message, as `server.max_body_bytes` bounds a request body.
+    pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
     pub(crate) websocket_init_timeout: std::time::Duration,
 }
@@ -44,25 +51,24 @@ pub struct GraphiqlDefaults {
 
 impl AppState {
     pub(crate) fn new(config: &Config, sources: Sources, graphiql: &GraphiqlDefaults) -> Self {
-        let limits = QueryLimits {
-            max_depth: config.limits.max_depth,
-            max_complexity: config.limits.max_complexity,
-            ..QueryLimits::default()
-        };
+        let limits = config.limits;
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             RoutingTable::default(),
-            limits,
-            |builder| builder.extension(AliasLimit { max: config.limits.max_aliases }),
+            QueryLimits { max_recursive_depth: limits.max_nesting },
+            // The limits first: the order extension reads the document they parsed and bounded.
+            |builder| builder.extension(LimitsExtension { limits }).extension(SelectionOrder),
         );
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
         Self {
             schema,
+            limits,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
             sources,
             graphiql,
             ready: Arc::new(AtomicBool::new(true)),
+            max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
         }
     }

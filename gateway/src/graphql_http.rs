@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthError;
+use crate::config::LimitsConfig;
 
 /// `application/graphql-response+json`, the spec's own response type.
 pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -114,7 +115,10 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
     let (mut parts, _body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
-            Ok(upgrade) => upgrade,
+            // A subscribe message is bounded like a POST body (axum's default is 64 MiB).
+            Ok(upgrade) => {
+                upgrade.max_message_size(app.max_message_bytes).max_frame_size(app.max_message_bytes)
+            }
             Err(rejection) => return rejection.into_response(),
         };
         return match GraphQLProtocol::from_request_parts(&mut parts, &app).await {
@@ -133,7 +137,7 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
-    let params = match params_from_url(raw_query).and_then(only_queries) {
+    let params = match params_from_url(raw_query).and_then(|params| only_queries(params, &app.limits)) {
         Ok(params) => params,
         Err(refusal) => return refusal.render(media),
     };
@@ -186,29 +190,46 @@ fn render(media: Media, response: async_graphql::Response) -> Response {
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let headers = response.http_headers.clone();
-    let mut http_response = if request_error {
-        let status = match media {
-            Media::GraphqlResponse => StatusCode::BAD_REQUEST,
-            Media::Json => StatusCode::OK,
-        };
-        json_response(status, media, &json!({ "errors": response.errors }))
-    } else {
-        match serde_json::to_value(&response) {
-            Ok(body) => json_response(StatusCode::OK, media, &body),
-            Err(e) => {
-                tracing::error!(error = %e, "serializing a response");
-                Refusal::status(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal error")
-                    .render(media)
-            }
+    let status = match (request_error, media) {
+        (true, Media::GraphqlResponse) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    let body = ResponseBody {
+        errors: &response.errors,
+        data: (!request_error).then_some(&response.data),
+        extensions: &response.extensions,
+    };
+    // Straight to bytes: async-graphql's objects keep the order of the selection set, which a
+    // detour through `serde_json::Value` (a sorted map) would lose.
+    let mut http_response = match serde_json::to_vec(&body) {
+        Ok(bytes) => bytes_response(status, media, bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing a response");
+            Refusal::status(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR", "internal error")
+                .render(media)
         }
     };
-    http_response.headers_mut().extend(headers);
+    http_response.headers_mut().extend(response.http_headers);
     http_response
 }
 
+/// A GraphQL response body: `errors` first when there are any, as the specification suggests,
+/// then `data` (absent for a request error), then `extensions`.
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [async_graphql::ServerError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
 fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes_response(status, media, serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn bytes_response(status: StatusCode, media: Media, bytes: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, HeaderValue::from_static(media.content_type()))], bytes).into_response()
 }
 
@@ -351,9 +372,10 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
 }
 
 /// GET may only read: a mutation (or subscription) over GET is 405.
-fn only_queries(params: GraphqlParams) -> Result<GraphqlParams, Refusal> {
-    // A document that does not parse is left for execution to report.
-    let Ok(document) = async_graphql::parser::parse_query(&params.query) else {
+fn only_queries(params: GraphqlParams, limits: &LimitsConfig) -> Result<GraphqlParams, Refusal> {
+    // Parsed within the same limits as execution, so no document reaches the parser unbounded;
+    // one that does not parse, or breaks a limit, is left for execution to report with its code.
+    let Ok(document) = crate::limits::parse_bounded(&params.query, limits) else {
         return Ok(params);
     };
     let operation_type = match (&document.operations, &params.operation_name) {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod contract_cli;
 mod graphql_http;
 mod limits;
+mod response_order;
 pub mod server;
 mod ws;
 

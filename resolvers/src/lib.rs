@@ -26,20 +26,20 @@ pub use subscription::Subscription;
 /// Banyan's executable schema.
 pub type BanyanSchema = Schema<Query, Mutation, Subscription>;
 
-/// Limits applied to every operation.
+/// The limits async-graphql itself applies to every operation.
+///
+/// Depth (apart for introspection), complexity, aliases, nesting and fragment expansion are the
+/// gateway's, checked by its limits extension before async-graphql parses a document.
 #[derive(Debug, Clone, Copy)]
 pub struct QueryLimits {
-    /// Deepest selection nesting allowed.
-    pub max_depth: usize,
-    /// Highest complexity allowed (each selected field counts 1).
-    pub max_complexity: usize,
-    /// Deepest nesting of lists and input objects inside one value the parser accepts.
+    /// Deepest nesting of selection sets (through fragment spreads) async-graphql accepts after
+    /// parsing; a backstop behind the gateway's own, stricter, check.
     pub max_recursive_depth: usize,
 }
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { max_depth: 12, max_complexity: 5_000, max_recursive_depth: 32 }
+        Self { max_recursive_depth: 32 }
     }
 }
 
@@ -58,8 +58,6 @@ pub fn build_schema_with(
     customize(schema_builder())
         .data(sources)
         .data(routing)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_recursive_depth)
         .finish()
 }

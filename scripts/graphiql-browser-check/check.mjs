@@ -1,6 +1,7 @@
-// Opens Banyan's GraphiQL page in headless Chromium, runs a `templateEvents` subscription from
-// it (GraphiQL's own WebSocket client, with the token `banyan dev` pre-fills), waits for a live
-// event in the result pane, and saves a screenshot. The page's CDN assets are served from this
+// Opens Banyan's GraphiQL page in headless Chromium, checks that its docs explorer lists the
+// fields of `Query` (GraphiQL loaded the schema with graphql-js's standard introspection query),
+// runs a `templateEvents` subscription from it (GraphiQL's own WebSocket client, with the token
+// `banyan dev` pre-fills), waits for a live event in the result pane, and saves a screenshot. The page's CDN assets are served from this
 // folder's node_modules, so no internet is needed.
 // Usage: node check.mjs http://127.0.0.1:4000/graphql [screenshot.png]
 import { chromium } from 'playwright-core';
@@ -34,6 +35,21 @@ try {
   });
   await page.addInitScript((q) => localStorage.setItem('graphiql:query', q), query);
   await page.goto(url);
+
+  // The docs explorer: root types, then Query's fields. Empty when introspection fails.
+  await page.click('.graphiql-sidebar button[aria-label*="Documentation Explorer"]', { timeout: 20000 });
+  await page.click('.graphiql-doc-explorer-content a.graphiql-doc-explorer-type-name:text-is("Query")', {
+    timeout: 20000,
+  });
+  await page.waitForSelector('.graphiql-doc-explorer-field-name', { timeout: 20000 });
+  const title = await page.textContent('.graphiql-doc-explorer-title');
+  const fields = await page.$$eval('.graphiql-doc-explorer-field-name', (nodes) => nodes.map((n) => n.textContent));
+  const expected = ['me', 'workspaces', 'templates'];
+  if (title?.trim() !== 'Query' || !expected.every((field) => fields.includes(field))) {
+    throw new Error(`the docs explorer shows ${title}: ${fields.join(', ')}; expected Query with ${expected.join(', ')}`);
+  }
+  console.log(`GraphiQL's docs explorer lists the fields of Query: ${fields.join(', ')}`);
+
   await page.click('.graphiql-execute-button', { timeout: 20000 });
   await page.waitForFunction(
     () => document.querySelector('.result-window')?.textContent.includes('"sequence"'),

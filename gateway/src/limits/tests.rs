@@ -1,0 +1,410 @@
+//! The limits at the library level: the scan, the measure, and hostile documents run through
+//! the real schema with its extensions (no sockets; `tests/tests/limits.rs` sends a few of them
+//! to a running gateway).
+
+use async_graphql::parser::parse_query;
+use serde_json::Value;
+
+use super::*;
+use crate::app::{AppState, GraphiqlDefaults};
+use crate::config::Config;
+
+/// graphql-js's `getIntrospectionQuery` with every option of the issue on (descriptions,
+/// specifiedByUrl, directiveIsRepeatable, schemaDescription, inputValueDeprecation).
+pub(crate) const INTROSPECTION_QUERY: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/introspection-query.graphql"));
+
+fn limits() -> LimitsConfig {
+    LimitsConfig::default()
+}
+
+fn measure(query: &str) -> Result<(), LimitError> {
+    check_document(&parse_query(query).expect("parses"), &limits())
+}
+
+/// `open` repeated `n` times, then `middle`, then `close` repeated `n` times.
+fn nest(open: &str, middle: &str, close: &str, n: usize) -> String {
+    format!("{}{middle}{}", open.repeat(n), close.repeat(n))
+}
+
+#[test]
+fn the_scan_counts_every_kind_of_bracket() {
+    assert_eq!(check_nesting(&nest("[", "1", "]", 32), 32), Ok(()));
+    for (open, close) in [("[", "]"), ("{", "}"), ("(", ")"), ("{a:", "}")] {
+        assert_eq!(
+            check_nesting(&nest(open, "1", close, 33), 32),
+            Err(LimitError::NestingTooDeep { max: 32 }),
+            "{open}"
+        );
+    }
+    // Mixed kinds add up.
+    assert!(check_nesting(&nest("{a(x:[", "1", "])}", 11), 32).is_err());
+    assert!(check_nesting(&nest("{a(x:[", "1", "])}", 10), 32).is_ok());
+    // Closing brackets free their level.
+    assert_eq!(check_nesting(&"{a}".repeat(1000), 1), Ok(()));
+}
+
+#[test]
+fn the_scan_skips_strings_block_strings_and_comments_but_nothing_else() {
+    let deep = "[".repeat(40);
+    for hidden in [
+        format!("\"{deep}\""),
+        format!("\"\\\"{deep}\""),
+        format!("\"\"\"{deep}\"\"\""),
+        format!("\"\"\"\\\"\"\"{deep}\"\"\""),
+        format!("# {deep}\n"),
+        format!("# {deep}\r"),
+    ] {
+        assert_eq!(check_nesting(&format!("{{ a(x: {hidden}) }}"), 4), Ok(()), "{hidden}");
+    }
+    for visible in [
+        // The string closed before the brackets.
+        format!("\"a\" {deep}"),
+        // An escaped backslash does not escape the quote after it.
+        format!("\"\\\\\" {deep}"),
+        // A string ends at a line break: the parser sees what follows.
+        format!("\"a\n{deep}"),
+        format!("\"a\\\n{deep}"),
+        // A block string closes at `"""`, and a comment at a line break.
+        format!("\"\"\"a\"\"\" {deep}"),
+        format!("# a\n{deep}"),
+        format!("# a\r{deep}"),
+        // `""` is an empty string, not the start of a block string.
+        format!("\"\" {deep}"),
+    ] {
+        assert!(check_nesting(&visible, 4).is_err(), "{visible:?}");
+    }
+}
+
+#[test]
+fn an_unterminated_block_string_is_refused() {
+    // async-graphql's parser would read `""` and then the ordinary string `" "`, and recurse
+    // into the brackets after it: GraphQL's lexer reads `"""` greedily and refuses the document.
+    let deep = "[".repeat(40);
+    for text in [format!("[\"\"\" \" {deep}"), format!("\"\"\"\n{deep}"), "\"\"\"a\\\"\"\"".to_owned()] {
+        assert_eq!(check_nesting(&text, 4), Err(LimitError::UnterminatedBlockString), "{text}");
+    }
+    assert_eq!(LimitError::UnterminatedBlockString.code(), "GRAPHQL_PARSE_FAILED");
+}
+
+#[test]
+fn fragment_fan_out_is_counted_without_expanding_it() {
+    // 30 fragments each spreading the previous one twice: 2^30 expansions.
+    let mut query = String::from("{ ...F29 } fragment F0 on Query { __typename }");
+    for i in 1..30 {
+        query.push_str(&format!(" fragment F{i} on Query {{ ...F{p} ...F{p} }}", p = i - 1));
+    }
+    assert_eq!(measure(&query), Err(LimitError::TooManyFragmentSpreads { max: 1000 }));
+}
+
+#[test]
+fn a_big_fragment_spread_many_times_is_counted() {
+    let fields: String = (0..200).map(|i| format!("f{i}: __typename ")).collect();
+    let spreads = "...F ".repeat(60);
+    let query = format!("{{ {spreads} }} fragment F on Query {{ {fields} }}");
+    let limits = LimitsConfig { max_aliases: usize::MAX, ..limits() };
+    let document = parse_query(&query).expect("parses");
+    assert_eq!(check_document(&document, &limits), Err(LimitError::TooManySelections { max: 10_000 }));
+}
+
+#[test]
+fn cycles_are_refused_not_followed() {
+    assert_eq!(measure("{ ...A } fragment A on Query { ...A }"), Err(LimitError::FragmentCycle("A".into())));
+    let error = measure("{ ...A } fragment A on Query { ...B } fragment B on Query { __typename ...A }");
+    assert!(matches!(error, Err(LimitError::FragmentCycle(_))), "{error:?}");
+    // An unused cycle too: validation walks every fragment.
+    let error = measure("{ __typename } fragment A on Query { ... on Query { ...A } }");
+    assert!(matches!(error, Err(LimitError::FragmentCycle(_))), "{error:?}");
+}
+
+#[test]
+fn nesting_through_fragment_spreads_is_bounded() {
+    // 40 fragments in a chain: each level is shallow in the text, deep once expanded.
+    let mut query = String::from("{ ...F0 }");
+    for i in 0..40 {
+        query.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
+    }
+    query.push_str(" fragment F40 on Query { __typename }");
+    assert_eq!(measure(&query), Err(LimitError::NestingTooDeep { max: 32 }));
+    // The same chain measured from a fragment first (cached), then from the operation.
+    let reordered = query.replacen("{ ...F0 }", "query First { ...F30 } query Second { ...F0 }", 1);
+    assert_eq!(measure(&reordered), Err(LimitError::NestingTooDeep { max: 32 }));
+}
+
+#[test]
+fn depth_is_measured_through_fragments_and_apart_for_introspection() {
+    let twelve = format!("{{ {} }}", nest("a { ", "b", " }", 11));
+    assert_eq!(measure(&twelve), Ok(()));
+    let thirteen = format!("{{ {} }}", nest("a { ", "b", " }", 12));
+    assert_eq!(measure(&thirteen), Err(LimitError::QueryTooDeep { found: 13, max: 12 }));
+    // The same thirteen levels, split by a fragment and an inline fragment.
+    let split = format!(
+        "{{ ...F }} fragment F on Query {{ {} }}",
+        nest("a { ", &format!("... on Query {{ {} }}", nest("b { ", "c", " }", 5)), " }", 7)
+    );
+    assert_eq!(measure(&split), Err(LimitError::QueryTooDeep { found: 13, max: 12 }));
+    // `__typename` is not a level, as in async-graphql.
+    let with_typename = format!("{{ {} }}", nest("a { ", "__typename", " }", 12));
+    assert_eq!(measure(&with_typename), Ok(()));
+}
+
+#[test]
+fn the_standard_introspection_query_fits_and_deep_introspection_does_not() {
+    assert_eq!(measure(INTROSPECTION_QUERY), Ok(()));
+    // Its introspection depth is 15: __schema types fields args type, 9 × ofType, name.
+    let tight = LimitsConfig { max_introspection_depth: 14, ..limits() };
+    let document = parse_query(INTROSPECTION_QUERY).expect("parses");
+    assert_eq!(
+        check_document(&document, &tight),
+        Err(LimitError::IntrospectionTooDeep { found: 15, max: 14 })
+    );
+    // Deep, but only through ofType: refused by depth.
+    let of_types = format!("{{ __schema {{ types {{ {} }} }} }}", nest("ofType { ", "name", " }", 18));
+    assert_eq!(measure(&of_types), Err(LimitError::IntrospectionTooDeep { found: 21, max: 20 }));
+    // Shallow, but multiplying type lists: graphql-js's rule.
+    let lists = "{ __type(name: \"Query\") { fields { type { fields { type { fields { name } } } } } } }";
+    assert_eq!(measure(lists), Err(LimitError::IntrospectionListsTooDeep { found: 3 }));
+    let lists_through_fragments = "{ __schema { types { ...T } } } \
+        fragment T on __Type { interfaces { possibleTypes { ... on __Type { inputFields { name } } } } }";
+    assert_eq!(measure(lists_through_fragments), Err(LimitError::IntrospectionListsTooDeep { found: 3 }));
+    // A data field named `fields` is no introspection list.
+    assert_eq!(measure("{ fields { fields { fields { fields { a } } } } }"), Ok(()));
+}
+
+#[test]
+fn aliases_are_counted_as_written() {
+    let document = parse_query(
+        "query A { a: me { b: id } ...F ... on Query { c: me { id } } } fragment F on Query { d: me { id } }",
+    )
+    .expect("parses");
+    assert_eq!(count_aliases(&document), 4);
+}
+
+// ---- Through the schema and its extensions ----
+
+fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
+    let mut config = Config::default();
+    configure(&mut config);
+    let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
+    AppState::new(&config, sources, &GraphiqlDefaults::default())
+}
+
+/// Executes `query` and returns the JSON response, as the HTTP layer would serialize it.
+async fn run(state: &AppState, query: &str, variables: Value) -> Value {
+    let request =
+        async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
+    serde_json::to_value(state.schema.execute(request).await).expect("serializes")
+}
+
+fn codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| {
+            errors.iter().map(|e| e["extensions"]["code"].as_str().unwrap_or("<none>").to_owned()).collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_schema_answers_the_standard_introspection_query() {
+    let state = schema_with(|_| {});
+    let response = run(&state, INTROSPECTION_QUERY, Value::Null).await;
+    assert!(response.get("errors").is_none(), "{:?}", response.get("errors"));
+    let types = response["data"]["__schema"]["types"].as_array().expect("types");
+    let query_type = types.iter().find(|t| t["name"] == "Query").expect("Query is listed");
+    assert!(query_type["fields"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+#[tokio::test]
+async fn each_limit_answers_with_its_code() {
+    let state = schema_with(|_| {});
+    let cases = [
+        (format!("{{ __typename @include(if: {}) }}", nest("[", "true", "]", 40)), "NESTING_TOO_DEEP"),
+        ("{ __typename ".to_owned(), "GRAPHQL_PARSE_FAILED"),
+        ("{ ...A } fragment A on Query { ...A }".to_owned(), "FRAGMENT_CYCLE"),
+        ("{ nope }".to_owned(), "GRAPHQL_VALIDATION_FAILED"),
+    ];
+    for (query, code) in &cases {
+        let response = run(&state, query, Value::Null).await;
+        assert_eq!(codes(&response), [*code], "{query}");
+        assert!(response.get("data").is_none_or(Value::is_null), "{query}");
+    }
+    // Complexity: async-graphql counts it, the extension refuses it with a code.
+    let small = schema_with(|config| config.limits.max_complexity = 3);
+    let response = run(&small, "{ __schema { queryType { name kind } } }", Value::Null).await;
+    assert_eq!(codes(&response), ["QUERY_TOO_COMPLEX"]);
+    let response = run(&small, "{ __schema { queryType { name } } }", Value::Null).await;
+    assert!(response.get("errors").is_none(), "{response}");
+}
+
+#[tokio::test]
+async fn documents_at_the_nesting_ceiling_do_not_exhaust_the_stack() {
+    // The test thread has the same 2 MiB stack as a tokio worker. At the highest nesting the
+    // configuration allows, a list literal and an input object run through parsing and
+    // validation.
+    let state = schema_with(|config| config.limits.max_nesting = 128);
+    for value in [nest("[", "\"x\"", "]", 126), nest("{a:", "1", "}", 126)] {
+        let response = run(&state, &format!("{{ __type(name: {value}) {{ name }} }}"), Value::Null).await;
+        assert!(response["errors"].as_array().is_some_and(|e| !e.is_empty()), "a type error, no crash");
+    }
+}
+
+/// A small deterministic generator (xorshift), so the property test needs no dependency and
+/// every run sees the same documents.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn between(&mut self, low: usize, high: usize) -> usize {
+        low + self.below(high - low + 1)
+    }
+}
+
+/// A hostile document of kind `kind` (see the match), its size drawn from `rng`.
+fn hostile(kind: usize, rng: &mut Rng) -> String {
+    let deep = [33, 100, 1_000, 10_000, 100_000][rng.below(5)];
+    match kind {
+        0 => format!("{{ __typename @include(if: {}) }}", nest("[", "true", "]", deep)),
+        1 => format!("{{ __type(name: {}) {{ name }} }}", nest("{a:", "1", "}", deep)),
+        2 => format!("{{ {} }}", nest("a { ", "b", " }", deep)),
+        3 => format!("{{ {} }}", nest("... on Query { ", "__typename", " }", deep)),
+        4 => format!("{{ a{} }}", nest("(", "x: 1", ")", deep)),
+        5 => format!("query ($v: {}) {{ __typename }}", nest("[", "Int", "]", deep)),
+        6 => format!("query ($v: [Int] = {}) {{ __typename }}", nest("[", "1", "]", deep)),
+        7 => {
+            // Fragment fan-out: each fragment spreads the previous one 2 to 4 times.
+            let count = rng.between(12, 60);
+            let fan = rng.between(2, 4);
+            let mut query = format!("{{ ...F{} }} fragment F0 on Query {{ __typename }}", count - 1);
+            for i in 1..count {
+                query.push_str(&format!(
+                    " fragment F{i} on Query {{ {} }}",
+                    format!("...F{} ", i - 1).repeat(fan)
+                ));
+            }
+            query
+        }
+        8 => {
+            // A chain of fragments, far deeper than the text shows.
+            let count = rng.between(40, 20_000);
+            let mut query = String::from("{ ...F0 }");
+            for i in 0..count {
+                query.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
+            }
+            query + &format!(" fragment F{count} on Query {{ __typename }}")
+        }
+        9 => {
+            // A fragment cycle, long or short.
+            let count = rng.between(1, 5_000);
+            let mut query = String::from("{ ...F0 }");
+            for i in 0..count {
+                query.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", (i + 1) % count));
+            }
+            query
+        }
+        // Sizes up to the HTTP body limit (1 MiB by default).
+        10 => format!("{{ {} }}", "x".repeat(rng.between(100_000, 1_000_000))),
+        11 => {
+            let count = rng.between(1_000, 30_000);
+            (0..count).map(|i| format!("query Q{i} {{ a{i}: __typename }} ")).collect()
+        }
+        12 => format!("{{ {} }}", "__typename ".repeat(rng.between(10_001, 90_000))),
+        13 => {
+            // Many arguments, repeated or not: one validation error each, reported up to a cap.
+            let count = rng.between(1_000, 60_000);
+            let arguments: String = if rng.below(2) == 0 {
+                "a: 1 ".repeat(count)
+            } else {
+                (0..count).map(|i| format!("a{i}: 1 ")).collect()
+            };
+            format!("{{ __type(name: \"Query\" {arguments}) {{ name }} }}")
+        }
+        14 => {
+            let count = rng.between(1_000, 40_000);
+            let variables: String = (0..count).map(|i| format!("$v{i}: Int ")).collect();
+            format!("query ({variables}) {{ __typename }}")
+        }
+        _ => {
+            // Deep brackets hidden after a string that really closes, and a block string with
+            // an escaped delimiter.
+            format!("{{ a(x: \"\\\"\", y: \"\"\"\\\"\"\"\"\"\", z: {}) }}", nest("[", "1", "]", deep))
+        }
+    }
+}
+
+/// The codes a hostile document may be refused with: a limit, or the parser or validation when
+/// the document is not even well-formed GraphQL.
+const REFUSALS: [&str; 9] = [
+    "GRAPHQL_VALIDATION_FAILED",
+    "NESTING_TOO_DEEP",
+    "TOO_MANY_FRAGMENT_SPREADS",
+    "TOO_MANY_SELECTIONS",
+    "FRAGMENT_CYCLE",
+    "TOO_MANY_ALIASES",
+    "QUERY_TOO_DEEP",
+    "GRAPHQL_PARSE_FAILED",
+    "QUERY_TOO_COMPLEX",
+];
+
+#[tokio::test]
+async fn hostile_documents_are_refused_with_a_code() {
+    let state = schema_with(|_| {});
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let kinds = 16;
+    for round in 0..3 * kinds {
+        let kind = round % kinds;
+        let query = hostile(kind, &mut rng);
+        let response = run(&state, &query, Value::Null).await;
+        let codes = codes(&response);
+        assert!(
+            !codes.is_empty() && codes.iter().all(|code| REFUSALS.contains(&code.as_str())),
+            "kind {kind} ({} bytes): {codes:?} {}",
+            query.len(),
+            response.to_string().chars().take(300).collect::<String>()
+        );
+        assert!(response.get("data").is_none_or(Value::is_null), "kind {kind}: a request error");
+        assert!(codes.len() <= MAX_REPORTED_ERRORS + 1, "kind {kind}: {} errors", codes.len());
+    }
+    // Still serving.
+    let response = run(&state, "{ __typename }", Value::Null).await;
+    assert_eq!(response["data"]["__typename"], "Query");
+}
+
+#[tokio::test]
+async fn variables_and_extensions_nest_only_as_deep_as_serde_json_allows() {
+    // serde_json refuses JSON nested deeper than 128 before any conversion recurses; at 120 the
+    // value reaches async-graphql, whose coercion recurses as deep without harm.
+    let too_deep = nest("[", "1", "]", 200);
+    assert!(serde_json::from_str::<Value>(&too_deep).is_err());
+    let state = schema_with(|_| {});
+    let variables: Value = serde_json::from_str(&format!("{{\"v\": {}}}", nest("[", "1", "]", 120)))
+        .expect("within serde_json's limit");
+    let request = async_graphql::Request::new(
+        "subscription ($v: [ID!]!) { templateEvents(templateIds: $v) { sequence } }",
+    )
+    .variables(async_graphql::Variables::from_json(variables));
+    let first =
+        futures::StreamExt::next(&mut state.schema.execute_stream(request)).await.expect("a response");
+    assert!(!first.errors.is_empty(), "a coercion error, no crash");
+}
+
+#[tokio::test]
+async fn validation_reports_at_most_a_hundred_errors() {
+    let state = schema_with(|_| {});
+    let arguments: String = (0..5_000).map(|i| format!("a{i}: 1 ")).collect();
+    let response =
+        run(&state, &format!("{{ __type(name: \"Query\" {arguments}) {{ name }} }}"), Value::Null).await;
+    let errors = response["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+    assert_eq!(
+        errors[MAX_REPORTED_ERRORS]["message"],
+        "Too many validation errors, error limit reached. Validation aborted."
+    );
+    assert!(codes(&response).iter().all(|code| code == "GRAPHQL_VALIDATION_FAILED"));
+}

@@ -1,0 +1,232 @@
+//! Response objects in the order of the selection set, as the GraphQL specification asks
+//! (CollectFields keeps the order of the document).
+//!
+//! async-graphql 7 resolves an object's fields concurrently and inserts each into the object
+//! when it completes, so a field waiting on a backend lands after one that did not. This
+//! extension builds the order each object should have from the operation (aliases, fragment
+//! spreads and inline fragments flattened as CollectFields does) and reorders the data of every
+//! response, for HTTP and WebSocket alike.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextSubscribe,
+};
+use async_graphql::futures_util::stream::{BoxStream, StreamExt};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Request, Response, ServerResult, Value};
+
+/// Guards the recursion of plan building; the limits extension, which runs first, already
+/// refuses fragment cycles and deeper documents.
+const MAX_PLAN_DEPTH: usize = 256;
+
+/// The response keys of one object, in order, each with the plan of its own value.
+#[derive(Debug, Default)]
+struct Plan {
+    keys: Vec<(Name, Plan)>,
+}
+
+impl Plan {
+    /// The plan of the objects that `sets` (one field's selection sets, merged) select.
+    fn build(document: &ExecutableDocument, sets: &[&SelectionSet], depth: usize) -> Self {
+        if depth > MAX_PLAN_DEPTH {
+            return Self::default();
+        }
+        let mut collected = Collected::default();
+        for set in sets {
+            collect(document, set, &mut collected, depth);
+        }
+        let keys = collected
+            .keys
+            .into_iter()
+            .map(|(key, subsets)| {
+                let plan = if subsets.is_empty() {
+                    Self::default()
+                } else {
+                    Self::build(document, &subsets, depth + 1)
+                };
+                (key, plan)
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// Puts the keys of `value`'s objects in the planned order, through lists.
+    fn apply(&self, value: &mut Value) {
+        match value {
+            Value::Object(object) if !self.keys.is_empty() => {
+                let mut remaining = std::mem::take(object);
+                for (key, plan) in &self.keys {
+                    if let Some(mut child) = remaining.swap_remove(key) {
+                        plan.apply(&mut child);
+                        object.insert(key.clone(), child);
+                    }
+                }
+                // Nothing should be left; keep whatever is rather than lose it.
+                object.extend(remaining);
+            }
+            Value::List(items) => items.iter_mut().for_each(|item| self.apply(item)),
+            _ => {}
+        }
+    }
+}
+
+/// Response keys in order of first appearance, each with the selection sets its fields carry.
+#[derive(Default)]
+struct Collected<'a> {
+    keys: Vec<(Name, Vec<&'a SelectionSet>)>,
+    index: HashMap<Name, usize>,
+}
+
+/// CollectFields: the response keys of `set` in order of first appearance, fragments flattened.
+fn collect<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    collected: &mut Collected<'a>,
+    depth: usize,
+) {
+    if depth > MAX_PLAN_DEPTH {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                let key = field.alias.as_ref().unwrap_or(&field.name).node.clone();
+                let next = collected.keys.len();
+                let index = *collected.index.entry(key.clone()).or_insert(next);
+                if index == next {
+                    collected.keys.push((key, Vec::new()));
+                }
+                if !field.selection_set.node.items.is_empty() {
+                    collected.keys[index].1.push(&field.selection_set.node);
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                collect(document, &fragment.node.selection_set.node, collected, depth + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    collect(document, &fragment.node.selection_set.node, collected, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+/// The plan of the operation `request` runs, when its document is parsed and names one.
+fn plan_for(request: &mut Request) -> Option<Plan> {
+    let operation_name = request.operation_name.clone();
+    let document = request.parsed_query().ok()?;
+    let operation = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(operation), _) => operation,
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str())?,
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()?
+        }
+        (DocumentOperations::Multiple(_), None) => return None,
+    };
+    Some(Plan::build(document, &[&operation.node.selection_set.node], 0))
+}
+
+/// Registers [`SelectionOrderExtension`]; register it after the limits, which bound the document.
+pub(crate) struct SelectionOrder;
+
+impl ExtensionFactory for SelectionOrder {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(SelectionOrderExtension { plan: Arc::default() })
+    }
+}
+
+/// One per request: the plan made at `prepare_request`, applied to every response.
+pub(crate) struct SelectionOrderExtension {
+    plan: Arc<Mutex<Option<Arc<Plan>>>>,
+}
+
+impl SelectionOrderExtension {
+    fn current_plan(plan: &Mutex<Option<Arc<Plan>>>) -> Option<Arc<Plan>> {
+        plan.lock().ok().and_then(|plan| plan.clone())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for SelectionOrderExtension {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if let Some(plan) = plan_for(&mut request)
+            && let Ok(mut slot) = self.plan.lock()
+        {
+            *slot = Some(Arc::new(plan));
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        if let Some(plan) = Self::current_plan(&self.plan) {
+            plan.apply(&mut response.data);
+        }
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let plan = self.plan.clone();
+        next.run(ctx, stream)
+            .map(move |mut response| {
+                if let Some(plan) = Self::current_plan(&plan) {
+                    plan.apply(&mut response.data);
+                }
+                response
+            })
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(value: &Value) -> Vec<&str> {
+        match value {
+            Value::Object(object) => object.keys().map(Name::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn objects_follow_the_selection_set_through_aliases_fragments_and_lists() {
+        let mut request = Request::new(
+            "query Q { b: me { z a ...U } ... on Query { a } list { y x } } \
+             fragment U on User { m ... on User { b z } }",
+        )
+        .operation_name("Q");
+        let plan = plan_for(&mut request).expect("a plan");
+        let mut data = Value::from_json(serde_json::json!({
+            "list": [{ "x": 1, "y": 2 }, { "x": 3, "y": 4 }],
+            "a": 1,
+            "b": { "b": 1, "a": 2, "m": 3, "z": 4 },
+        }))
+        .expect("a value");
+        plan.apply(&mut data);
+        assert_eq!(keys(&data), ["b", "a", "list"]);
+        let Value::Object(root) = &data else { panic!("an object") };
+        assert_eq!(keys(&root["b"]), ["z", "a", "m", "b"]);
+        let Value::List(items) = &root["list"] else { panic!("a list") };
+        assert!(items.iter().all(|item| keys(item) == ["y", "x"]));
+    }
+}

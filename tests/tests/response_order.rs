@@ -1,0 +1,152 @@
+//! Response objects keep the order of the selection set (issue 6, item 12), read from the raw
+//! body: a parsed `serde_json::Value` would sort its keys and hide the order under test.
+
+use std::fmt;
+
+use banyan_tests::{OWNER, TestStack};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::json;
+
+/// JSON with objects as ordered lists of entries.
+#[derive(Debug)]
+enum Ordered {
+    Object(Vec<(String, Ordered)>),
+    Array(Vec<Ordered>),
+    Scalar,
+}
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OrderedVisitor)
+    }
+}
+
+struct OrderedVisitor;
+
+impl<'de> Visitor<'de> for OrderedVisitor {
+    type Value = Ordered;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((key, value)) = map.next_entry::<String, Ordered>()? {
+            entries.push((key, value));
+        }
+        Ok(Ordered::Object(entries))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Ordered, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Ordered>()? {
+            items.push(item);
+        }
+        Ok(Ordered::Array(items))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+    fn visit_unit<E>(self) -> Result<Ordered, E> {
+        Ok(Ordered::Scalar)
+    }
+}
+
+impl Ordered {
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            Self::Object(entries) => entries.iter().map(|(key, _)| key.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn get(&self, key: &str) -> &Ordered {
+        match self {
+            Self::Object(entries) => {
+                entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or(&Ordered::Scalar)
+            }
+            _ => &Ordered::Scalar,
+        }
+    }
+
+    fn items(&self) -> &[Ordered] {
+        match self {
+            Self::Array(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+#[tokio::test]
+async fn objects_keep_the_order_of_the_selection_set() {
+    let stack = TestStack::start().await;
+    // Not alphabetical anywhere; aliases, a fragment, an inline fragment, lists within lists.
+    let query = r#"
+        query Order {
+          me { username fullName id }
+          ws: workspaces {
+            name
+            id
+            ...Contents
+          }
+          __typename
+        }
+        fragment Contents on Workspace {
+          tpl: templates(first: 3) {
+            totalCount
+            nodes { status name ... on Template { id } createdBy { username id } }
+          }
+          members { role user { username id } }
+        }
+    "#;
+    let response = stack
+        .http()
+        .post(stack.graphql_url())
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.expect("a body");
+    let body: Ordered = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body.keys(), ["data"], "no errors");
+    let data = body.get("data");
+    assert_eq!(data.keys(), ["me", "ws", "__typename"]);
+    assert_eq!(data.get("me").keys(), ["username", "fullName", "id"]);
+
+    let workspaces = data.get("ws").items();
+    assert!(workspaces.len() >= 2, "the owner has two workspaces");
+    let mut templates_seen = 0;
+    let mut members_seen = 0;
+    for workspace in workspaces {
+        assert_eq!(workspace.keys(), ["name", "id", "tpl", "members"]);
+        assert_eq!(workspace.get("tpl").keys(), ["totalCount", "nodes"]);
+        for template in workspace.get("tpl").get("nodes").items() {
+            templates_seen += 1;
+            assert_eq!(template.keys(), ["status", "name", "id", "createdBy"]);
+            assert_eq!(template.get("createdBy").keys(), ["username", "id"]);
+        }
+        for member in workspace.get("members").items() {
+            members_seen += 1;
+            assert_eq!(member.keys(), ["role", "user"]);
+            assert_eq!(member.get("user").keys(), ["username", "id"]);
+        }
+    }
+    assert!(templates_seen >= 2 && members_seen >= 2, "lists in lists were checked");
+    stack.stop().await;
+}
