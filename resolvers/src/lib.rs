@@ -5,6 +5,7 @@
 //! Resolvers never call a backend directly for a list: they go through the per-request loaders
 //! in `banyan_sources::loaders`, so a page of templates costs one call per backend method.
 
+mod completion;
 mod context;
 pub mod error;
 mod ids;
@@ -76,4 +77,7 @@ fn schema_builder() -> SchemaBuilder {
     Schema::build(Query, Mutation, Subscription)
         .register_output_type::<types::Node>()
         .extension(async_graphql::extensions::Tracing)
+        // async-graphql drops failed fields from their parent instead of nulling them: put
+        // them back and propagate nulls as the specification asks (see `completion`).
+        .extension(completion::NullCompletion)
 }
