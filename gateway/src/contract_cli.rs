@@ -6,8 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use banyan_schema::{
-    CheckOptions, Contract, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK, Format, Level, MANIFEST_FILE,
-    ManifestStatus, Sdl, build_manifest, check, load_sdl, load_sdl_file, validate_contract,
+    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, Contract, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK,
+    Format, Level, MANIFEST_FILE, ManifestStatus, Sdl, build_manifest, check, load_sdl, load_sdl_file,
+    schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -57,23 +58,48 @@ pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, 
     })
 }
 
+/// What `banyan schema check` compares, and how it judges.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckArgs<'a> {
+    /// The base schema.
+    pub base: &'a Path,
+    /// The new schema; `None`: the schema the code builds.
+    pub new: Option<&'a Path>,
+    /// The contract folder.
+    pub contract: &'a Path,
+    /// Fail on any breaking change.
+    pub strict: bool,
+    /// The accepted-changes file; `None`: [`ACCEPTED_CHANGES_FILE`] when it exists.
+    pub accepted: Option<&'a Path>,
+}
+
 /// `banyan schema check`: the CI gate.
-pub fn schema_check(
-    base: &Path,
-    new: Option<&Path>,
-    contract_dir: &Path,
-    strict: bool,
-    output: Output,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> i32 {
+pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let old = loaded(load_sdl_file(base))?;
-        let new = loaded(new_schema(new))?;
-        let contract = loaded(Contract::load(contract_dir))?;
-        let report = check(&old, &new, &contract, CheckOptions { strict });
+        let old = loaded(load_sdl_file(args.base))?;
+        let new = loaded(new_schema(args.new))?;
+        let contract = loaded(Contract::load(args.contract))?;
+        let accepted = match args.accepted {
+            Some(path) => loaded(AcceptedChanges::load(path))?,
+            None if Path::new(ACCEPTED_CHANGES_FILE).is_file() => {
+                loaded(AcceptedChanges::load(ACCEPTED_CHANGES_FILE))?
+            }
+            None => AcceptedChanges::none(),
+        };
+        let report = check(&old, &new, &contract, CheckOptions { strict: args.strict })
+            .with_accepted(&accepted, old.hash());
         write_report(out, &report.render(output.format.format(output.colour)));
         Ok(report.exit_code())
+    })
+}
+
+/// `banyan schema hash FILE`: the hash that keys accepted changes to a base schema.
+pub fn schema_hash_of(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    exit_code(err, || {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        write_report(out, &format!("{}\n", schema_hash(&text)));
+        Ok(EXIT_OK)
     })
 }
 

@@ -91,8 +91,18 @@ enum SchemaCommand {
         /// Fail on any breaking change, touched by an operation or not.
         #[arg(long)]
         strict: bool,
+        /// Reviewed changes to let through (keyed by the base schema's hash); default:
+        /// schema/accepted-changes.toml when it exists.
+        #[arg(long)]
+        accepted: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// Print the hash of an SDL file that keys accepted changes to it as a base (`sha256:…` of
+    /// the text with line endings, trailing blanks and the final newline normalised).
+    Hash {
+        /// The SDL file (e.g. the base branch's schema/schema.graphql).
+        file: PathBuf,
     },
 }
 
@@ -238,15 +248,17 @@ fn schema_command(command: SchemaCommand) -> i32 {
         SchemaCommand::Diff { old, new, output } => {
             contract_cli::schema_diff(&old, &new, output.output(), &mut out, &mut err)
         }
-        SchemaCommand::Check { base, new, contract, strict, output } => contract_cli::schema_check(
-            &base,
-            new.as_deref(),
-            &contract,
-            strict,
-            output.output(),
-            &mut out,
-            &mut err,
-        ),
+        SchemaCommand::Check { base, new, contract, strict, accepted, output } => {
+            let args = contract_cli::CheckArgs {
+                base: &base,
+                new: new.as_deref(),
+                contract: &contract,
+                strict,
+                accepted: accepted.as_deref(),
+            };
+            contract_cli::schema_check(args, output.output(), &mut out, &mut err)
+        }
+        SchemaCommand::Hash { file } => contract_cli::schema_hash_of(&file, &mut out, &mut err),
     }
 }
 

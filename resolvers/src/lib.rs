@@ -5,6 +5,7 @@
 //! Resolvers never call a backend directly for a list: they go through the per-request loaders
 //! in `banyan_sources::loaders`, so a page of templates costs one call per backend method.
 
+mod completion;
 mod context;
 pub mod error;
 mod ids;
@@ -56,6 +57,11 @@ pub fn build_schema_with(
     customize: impl FnOnce(SchemaBuilder) -> SchemaBuilder,
 ) -> BanyanSchema {
     customize(schema_builder())
+        // Registered last, so it runs innermost: async-graphql drops failed fields from their
+        // parent instead of nulling them; this puts them back and propagates nulls as the
+        // specification asks (see `completion`) before any outer extension (the gateway's
+        // response ordering) sees the response.
+        .extension(completion::NullCompletion)
         .data(sources)
         .data(routing)
         .limit_recursive_depth(limits.max_recursive_depth)

@@ -57,16 +57,20 @@ struct DeleteDraftBlockInput {
 }
 
 /// The root of every write.
+///
+/// Every mutation field is nullable: a failed write answers `null` with its error beside the
+/// results of the document's other mutations, instead of nulling all of `data` (mutations run
+/// one after another, so earlier ones have already happened).
 #[Object]
 impl Mutation {
     /// Gives a template a new name (1 to 200 characters). Errors: `NOT_FOUND`, `FORBIDDEN` for
-    /// viewers, `BAD_USER_INPUT` for an empty or too long name.
+    /// viewers, `BAD_USER_INPUT` for an empty or too long name; null with the error.
     async fn rename_template(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The template's global id.")] id: ID,
         #[graphql(desc = "The new name.")] name: String,
-    ) -> Result<TemplateObject> {
+    ) -> Result<Option<TemplateObject>> {
         let key = ids::decode(&id, NodeType::Template)?;
         let name = name.trim().to_owned();
         let chars = name.chars().count();
@@ -78,7 +82,7 @@ impl Mutation {
         let patch = TemplatePatch { name: Some(name), status: None };
         let template =
             sources.monolith.update_template(&scope.caller, TemplateId(key), &patch).await.graphql()?;
-        Ok(TemplateObject(template))
+        Ok(Some(TemplateObject(template)))
     }
 
     /// Replaces the content of one block. A stale `expectedVersion` is not an error: the result is
@@ -87,9 +91,9 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         input: UpdateDraftBlockInput,
-    ) -> Result<DraftEditResult> {
+    ) -> Result<Option<DraftEditResult>> {
         let edit = DraftEdit::UpdateBlock { block_id: input.block_id.0, content: input.content };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await
+        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 
     /// Inserts a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -97,11 +101,11 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         input: InsertDraftBlockInput,
-    ) -> Result<DraftEditResult> {
+    ) -> Result<Option<DraftEditResult>> {
         let index = u32::try_from(input.index)
             .map_err(|_| coded(codes::BAD_USER_INPUT, "`index` must not be negative"))?;
         let edit = DraftEdit::InsertBlock { index, kind: input.kind.into(), content: input.content };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await
+        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 
     /// Removes a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -109,9 +113,9 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         input: DeleteDraftBlockInput,
-    ) -> Result<DraftEditResult> {
+    ) -> Result<Option<DraftEditResult>> {
         let edit = DraftEdit::DeleteBlock { block_id: input.block_id.0 };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await
+        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 }
 

@@ -17,8 +17,8 @@ pub struct Query;
 /// The root of every read.
 #[Object]
 impl Query {
-    /// The signed-in user.
-    async fn me(&self, ctx: &Context<'_>) -> Result<UserObject> {
+    /// The signed-in user; null (with an error) when the monolith cannot say.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
         let scope = scope(ctx)?;
         let sources = ctx.data::<Sources>()?;
         let me = sources
@@ -26,15 +26,16 @@ impl Query {
             .me(&scope.caller.credential, scope.caller.request_id.as_deref())
             .await
             .graphql()?;
-        Ok(UserObject(me))
+        Ok(Some(UserObject(me)))
     }
 
-    /// The workspaces the signed-in user belongs to.
-    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<WorkspaceObject>> {
+    /// The workspaces the signed-in user belongs to; null (with an error) when the monolith
+    /// cannot say.
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<WorkspaceObject>>> {
         let scope = scope(ctx)?;
         let sources = ctx.data::<Sources>()?;
         let workspaces = sources.monolith.workspaces(&scope.caller).await.graphql()?;
-        Ok(workspaces.into_iter().map(WorkspaceObject).collect())
+        Ok(Some(workspaces.into_iter().map(WorkspaceObject).collect()))
     }
 
     /// One workspace; null when it does not exist or the signed-in user is not a member.
@@ -57,7 +58,8 @@ impl Query {
         template(ctx, TemplateId(key)).await
     }
 
-    /// A workspace's templates, most recently updated first.
+    /// A workspace's templates, most recently updated first; null (with an error) when the
+    /// monolith cannot say.
     async fn templates(
         &self,
         ctx: &Context<'_>,
@@ -68,9 +70,9 @@ impl Query {
         #[graphql(desc = "Return the templates after this cursor (a previous `endCursor`).")] after: Option<
             String,
         >,
-    ) -> Result<TemplateConnection> {
+    ) -> Result<Option<TemplateConnection>> {
         let key = ids::decode(&workspace_id, NodeType::Workspace)?;
-        template_connection(ctx, WorkspaceId(key), search, first, after).await
+        template_connection(ctx, WorkspaceId(key), search, first, after).await.map(Some)
     }
 
     /// Any object by its global id; null when it does not exist or is not visible.

@@ -15,6 +15,7 @@ use apollo_compiler::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::accepted::{Acceptance, AcceptedChanges, Unused, UnusedAcceptance};
 use crate::contract::{Contract, OperationType};
 use crate::diff::{Change, Level, diff};
 use crate::problem::{Problem, Severity};
@@ -71,6 +72,9 @@ pub struct CheckedChange {
     pub severity: Severity,
     /// The contract operations the change touches.
     pub operations: Vec<TouchedOperation>,
+    /// The accepted-changes entry that lets this change through (its severity is then
+    /// `notice`), if any.
+    pub accepted: Option<Acceptance>,
 }
 
 /// The result of [`check()`].
@@ -89,6 +93,10 @@ pub struct CheckReport {
     /// Contract operations that do not validate against the new schema (and contract rule
     /// violations).
     pub operation_errors: Vec<Problem>,
+    /// The accepted-changes file applied (see [`CheckReport::with_accepted`]), if any.
+    pub accepted_file: Option<String>,
+    /// Entries of that file that applied to no change (stale or unmatched): warnings.
+    pub unused_acceptances: Vec<UnusedAcceptance>,
 }
 
 /// Counts for a summary line.
@@ -112,6 +120,10 @@ pub struct Summary {
     pub operation_errors: usize,
     /// Contract operations checked.
     pub operations: usize,
+    /// Changes let through by an accepted-changes entry.
+    pub accepted: usize,
+    /// Accepted-changes entries that applied to no change.
+    pub unused_acceptances: usize,
 }
 
 impl CheckReport {
@@ -130,9 +142,11 @@ impl CheckReport {
         let mut s = Summary {
             operation_errors: self.operation_errors.len(),
             operations: self.operation_count,
+            unused_acceptances: self.unused_acceptances.len(),
             ..Summary::default()
         };
         for c in &self.changes {
+            s.accepted += usize::from(c.accepted.is_some());
             let touched = !c.operations.is_empty();
             match c.change.level {
                 Level::Breaking => {
@@ -152,6 +166,41 @@ impl CheckReport {
             }
         }
         s
+    }
+
+    /// Applies accepted changes: every change whose coordinate and kind an entry names, when
+    /// the entry's `base` is `base_hash` (the [`Sdl::hash`] of this check's old schema), is
+    /// marked accepted and becomes a notice, so it no longer fails the check. Entries that
+    /// apply to nothing are listed in [`CheckReport::unused_acceptances`].
+    #[must_use]
+    pub fn with_accepted(mut self, accepted: &AcceptedChanges, base_hash: &str) -> Self {
+        self.accepted_file = accepted.path().map(str::to_owned);
+        for entry in accepted.entries() {
+            let why = if entry.base != base_hash {
+                Some(Unused::Stale)
+            } else {
+                let mut matched = false;
+                for c in &mut self.changes {
+                    if c.change.coordinate == entry.coordinate && c.change.kind.as_str() == entry.kind {
+                        matched = true;
+                        if c.accepted.is_none() {
+                            c.accepted = Some(Acceptance {
+                                file: entry.file.clone(),
+                                line: entry.line,
+                                reason: entry.reason.clone(),
+                            });
+                            c.severity = Severity::Notice;
+                        }
+                    }
+                }
+                (!matched).then_some(Unused::Unmatched)
+            };
+            if let Some(why) = why {
+                self.unused_acceptances.push(UnusedAcceptance { entry: entry.clone(), why });
+            }
+        }
+        self.changes.sort_by_key(|c| (c.change.level, c.severity));
+        self
     }
 
     /// Changes of one level, in report order.
@@ -187,6 +236,8 @@ pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -
         operation_count: contract.operations().len(),
         changes: checked,
         operation_errors,
+        accepted_file: None,
+        unused_acceptances: Vec::new(),
     }
 }
 
@@ -260,7 +311,7 @@ fn classify(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) ->
             Level::Dangerous if touched => Severity::Warning,
             _ => Severity::Notice,
         };
-        checked.push(CheckedChange { change, severity, operations });
+        checked.push(CheckedChange { change, severity, operations, accepted: None });
     }
 
     // Within a level, what fails first, then what warns.

@@ -1,8 +1,11 @@
 //! Diff of two schemas and classification of every change as breaking, dangerous or safe.
 //!
 //! The change kinds and their levels follow graphql-js's `findBreakingChanges` /
-//! `findDangerousChanges` (same machine names where graphql-js has one), plus the safe kinds
-//! (additions, descriptions, deprecations, type changes that are compatible for clients).
+//! `findDangerousChanges` (same machine names and levels where graphql-js has the kind), plus
+//! kinds of Banyan's own where it judges differently or graphql-js is silent: the safe kinds
+//! (additions, descriptions, deprecations, type changes that are compatible for clients), an
+//! argument or input field that becomes required by losing its default (breaking), and
+//! `@oneOf` added (breaking) or removed (safe). schema/README.md lists them.
 //!
 //! Type changes depend on position:
 //!
@@ -24,7 +27,7 @@ use apollo_compiler::schema::{Component, ComponentName, ExtendedType, FieldDefin
 use apollo_compiler::{Node, collections::IndexMap, collections::IndexSet};
 use serde::Serialize;
 
-use crate::sdl::Sdl;
+use crate::sdl::{Sdl, is_one_of};
 use crate::usage::{Touch, mask};
 
 /// How a change affects clients.
@@ -115,8 +118,17 @@ change_kinds! {
     DirectiveRepeatableRemoved = "DIRECTIVE_REPEATABLE_REMOVED" => Breaking,
     /// A location was removed from a directive.
     DirectiveLocationRemoved = "DIRECTIVE_LOCATION_REMOVED" => Breaking,
-    /// The root type of an operation kind changed or was removed.
+    /// The root type of an operation kind changed or was removed. Not in graphql-js.
     RootOperationTypeChanged = "ROOT_OPERATION_TYPE_CHANGED" => Breaking,
+    /// A non-null argument (field or directive) lost its default value: it is now required,
+    /// and operations that omit it no longer validate. Not in graphql-js (which calls it
+    /// `ARG_DEFAULT_VALUE_CHANGE`, dangerous).
+    ArgBecameRequired = "ARG_BECAME_REQUIRED" => Breaking,
+    /// A non-null input field lost its default value: it is now required. Not in graphql-js.
+    InputFieldBecameRequired = "INPUT_FIELD_BECAME_REQUIRED" => Breaking,
+    /// An existing input object type became `@oneOf`: values with no field, several fields or
+    /// a null field are refused. Not in graphql-js.
+    OneOfAdded = "ONE_OF_ADDED" => Breaking,
     /// A value was added to an enum.
     ValueAddedToEnum = "VALUE_ADDED_TO_ENUM" => Dangerous,
     /// An object type was added to a union.
@@ -126,11 +138,13 @@ change_kinds! {
     /// An optional argument was added to a field.
     OptionalArgAdded = "OPTIONAL_ARG_ADDED" => Dangerous,
     /// An object or interface type now implements another interface.
-    InterfaceAddedToObject = "INTERFACE_ADDED_TO_OBJECT" => Dangerous,
-    /// An argument's (field or directive) default value changed, was added or was removed.
-    ArgChangedDefaultValue = "ARG_CHANGED_DEFAULT_VALUE" => Dangerous,
-    /// An input field's default value changed, was added or was removed.
-    InputFieldDefaultValueChanged = "INPUT_FIELD_DEFAULT_VALUE_CHANGED" => Dangerous,
+    ImplementedInterfaceAdded = "IMPLEMENTED_INTERFACE_ADDED" => Dangerous,
+    /// An argument's (field or directive) default value changed, was added or was removed
+    /// (and the argument did not become required).
+    ArgDefaultValueChange = "ARG_DEFAULT_VALUE_CHANGE" => Dangerous,
+    /// An input field's default value changed, was added or was removed (and the field did not
+    /// become required). Not in graphql-js.
+    InputFieldDefaultValueChange = "INPUT_FIELD_DEFAULT_VALUE_CHANGE" => Dangerous,
     /// A type was added.
     TypeAdded = "TYPE_ADDED" => Safe,
     /// An output field was added.
@@ -155,6 +169,13 @@ change_kinds! {
     FieldTypeChangedSafe = "FIELD_TYPE_CHANGED_SAFE" => Safe,
     /// An argument's type changed in a way no client can notice.
     ArgTypeChangedSafe = "ARG_TYPE_CHANGED_SAFE" => Safe,
+    /// An input object type is no longer `@oneOf`: every value that had exactly one field is
+    /// still accepted. Not in graphql-js.
+    OneOfRemoved = "ONE_OF_REMOVED" => Safe,
+    /// A field was added to a `@oneOf` input object: callers keep sending one of the old
+    /// fields, and a oneOf field has no default, so nothing a caller sends changes meaning.
+    /// (graphql-js reports it as `OPTIONAL_INPUT_FIELD_ADDED`, dangerous.) Not in graphql-js.
+    OneOfInputFieldAdded = "ONE_OF_INPUT_FIELD_ADDED" => Safe,
 }
 
 impl fmt::Display for ChangeKind {
@@ -523,8 +544,36 @@ impl<'a> Differ<'a> {
                 self.enum_values(name, &o.values, &n.values, new_span)
             }
             (ExtendedType::InputObject(o), ExtendedType::InputObject(n)) => {
-                self.input_fields(name, &o.fields, &n.fields, new_span)
+                self.one_of(name, is_one_of(old_ty), is_one_of(new_ty), new_span);
+                self.input_fields(name, &o.fields, &n.fields, is_one_of(new_ty), new_span)
             }
+            _ => {}
+        }
+    }
+
+    fn one_of(&mut self, name: &Name, old: bool, new: bool, new_span: Option<SourceSpan>) {
+        match (old, new) {
+            (false, true) => self.at_new(
+                ChangeKind::OneOfAdded,
+                name.to_string(),
+                format!("Input object type `{name}` is now @oneOf."),
+                format!(
+                    "the operation sends `{name}` (a literal without exactly one non-null field, or a variable whose value may have several); it is now refused"
+                ),
+                new_span,
+                Touch::Any(vec![
+                    Touch::key(name.to_string(), mask::INPUT),
+                    Touch::key(format!("{name}#not-one-of"), mask::LITERAL),
+                ]),
+            ),
+            (true, false) => self.at_new(
+                ChangeKind::OneOfRemoved,
+                name.to_string(),
+                format!("Input object type `{name}` is no longer @oneOf."),
+                String::new(),
+                new_span,
+                Touch::Never,
+            ),
             _ => {}
         }
     }
@@ -611,7 +660,7 @@ impl<'a> Differ<'a> {
             if !old.contains(n) {
                 let i = &n.name;
                 self.at_new(
-                    ChangeKind::InterfaceAddedToObject,
+                    ChangeKind::ImplementedInterfaceAdded,
                     name.to_string(),
                     format!("`{name}` now implements interface `{i}`."),
                     format!(
@@ -874,18 +923,36 @@ impl<'a> Differ<'a> {
                 o.default_value.as_ref().map(|v| canonical_value(v)),
                 n.default_value.as_ref().map(|v| canonical_value(v)),
             );
-            if od != nd {
+            // Where an operation leaves the argument unset: omitted, or a nullable variable
+            // with no default that the client may leave out.
+            let unset_touch = Touch::key(format!("{coordinate}#unset"), mask::INPUT | mask::DIRECTIVE);
+            if !o.is_required() && n.is_required() && safe_for_input(&o.ty, &n.ty) {
+                self.at_new(
+                    ChangeKind::ArgBecameRequired,
+                    coordinate.clone(),
+                    format!(
+                        "Argument `{coordinate}` of type `{}` lost its default value {} and is now required.",
+                        n.ty,
+                        show_default(o.default_value.as_ref())
+                    ),
+                    format!(
+                        "the operation uses `{owner_coord}` without `{a}` (or with a variable that may be unset); it no longer validates"
+                    ),
+                    span,
+                    unset_touch,
+                );
+            } else if od != nd {
                 let (from, to) =
                     (show_default(o.default_value.as_ref()), show_default(n.default_value.as_ref()));
                 self.at_new(
-                    ChangeKind::ArgChangedDefaultValue,
+                    ChangeKind::ArgDefaultValueChange,
                     coordinate.clone(),
                     format!("The default value of argument `{coordinate}` changed from {from} to {to}."),
                     format!(
-                        "the operation uses `{owner_coord}` without `{a}`, so it now gets the default {to} instead of {from}"
+                        "the operation uses `{owner_coord}` without `{a}` (or with a variable that may be unset), so it now gets the default {to} instead of {from}"
                     ),
                     span,
-                    Touch::All(vec![owner_touch(), Touch::Not(Box::new(arg_touch.clone()))]),
+                    unset_touch,
                 );
             }
             self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
@@ -945,6 +1012,7 @@ impl<'a> Differ<'a> {
         type_name: &Name,
         old: &IndexMap<Name, Component<ast::InputValueDefinition>>,
         new: &IndexMap<Name, Component<ast::InputValueDefinition>>,
+        new_is_one_of: bool,
         type_span: Option<SourceSpan>,
     ) {
         let type_touch = || Touch::key(type_name.to_string(), mask::INPUT | mask::LITERAL);
@@ -1004,24 +1072,40 @@ impl<'a> Differ<'a> {
                 o.default_value.as_ref().map(|v| canonical_value(v)),
                 n.default_value.as_ref().map(|v| canonical_value(v)),
             );
-            if od != nd {
+            // Where an operation may leave the field unset: a literal without it (or with a
+            // variable that may be unset), or any variable that carries the type (its value is
+            // not in the operation).
+            let unset_touch = Touch::Any(vec![
+                Touch::key(type_name.to_string(), mask::INPUT),
+                Touch::key(format!("{coordinate}#unset"), mask::LITERAL),
+            ]);
+            if !o.is_required() && n.is_required() && safe_for_input(&o.ty, &n.ty) {
+                self.at_new(
+                    ChangeKind::InputFieldBecameRequired,
+                    coordinate.clone(),
+                    format!(
+                        "Input field `{coordinate}` of type `{}` lost its default value {} and is now required.",
+                        n.ty,
+                        show_default(o.default_value.as_ref())
+                    ),
+                    format!(
+                        "the operation sends `{type_name}` and may omit `{f}`; such a value is now refused"
+                    ),
+                    span,
+                    unset_touch,
+                );
+            } else if od != nd {
                 let (from, to) =
                     (show_default(o.default_value.as_ref()), show_default(n.default_value.as_ref()));
                 self.at_new(
-                    ChangeKind::InputFieldDefaultValueChanged,
+                    ChangeKind::InputFieldDefaultValueChange,
                     coordinate.clone(),
                     format!("The default value of input field `{coordinate}` changed from {from} to {to}."),
                     format!(
                         "the operation sends `{type_name}` and may omit `{f}`, which now defaults to {to} instead of {from}"
                     ),
                     span,
-                    Touch::Any(vec![
-                        Touch::key(type_name.to_string(), mask::INPUT),
-                        Touch::All(vec![
-                            Touch::key(type_name.to_string(), mask::LITERAL),
-                            Touch::Not(Box::new(field_touch.clone())),
-                        ]),
-                    ]),
+                    unset_touch,
                 );
             }
             self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
@@ -1033,7 +1117,18 @@ impl<'a> Differ<'a> {
             }
             let coordinate = format!("{type_name}.{f}");
             let required = n.is_required();
-            let (kind, message, impact) = if required {
+            let (kind, message, impact) = if new_is_one_of {
+                // A oneOf field is nullable with no default (checked when loading): callers
+                // keep sending exactly one of the other fields, which mean what they meant.
+                (
+                    ChangeKind::OneOfInputFieldAdded,
+                    format!(
+                        "Field `{coordinate}` of type `{}` was added to @oneOf input `{type_name}`.",
+                        n.ty
+                    ),
+                    String::new(),
+                )
+            } else if required {
                 (
                     ChangeKind::RequiredInputFieldAdded,
                     format!("Required input field `{coordinate}` of type `{}` was added.", n.ty),
@@ -1050,7 +1145,8 @@ impl<'a> Differ<'a> {
                     ),
                 )
             };
-            self.at_new(kind, coordinate, message, impact, n.name.location(), type_touch());
+            let touch = if kind == ChangeKind::OneOfInputFieldAdded { Touch::Never } else { type_touch() };
+            self.at_new(kind, coordinate, message, impact, n.name.location(), touch);
         }
     }
 
@@ -1074,7 +1170,8 @@ impl<'a> Differ<'a> {
                 );
                 continue;
             };
-            if o.is_built_in() && n.is_built_in() {
+            // `@oneOf` is built in (added on load when a schema does not define it).
+            if (o.is_built_in() && n.is_built_in()) || name == "oneOf" {
                 continue;
             }
             let span = n.name.location();

@@ -13,6 +13,8 @@
 //! * [`build_manifest`] builds the persisted-operations manifest;
 //!   [`Manifest::compare`] tells whether a committed one is stale.
 //! * [`operation_usage`] lists the schema coordinates each operation uses.
+//! * [`AcceptedChanges`] reads `schema/accepted-changes.toml`, reviewed changes keyed by the
+//!   base schema's [`schema_hash`]; [`CheckReport::with_accepted`] lets them through.
 //!
 //! ```
 //! use banyan_schema::{CheckOptions, Contract, ContractSource, Format, check, load_sdl};
@@ -30,6 +32,7 @@
 //! let _text = report.render(Format::Text { colour: false });
 //! ```
 
+pub mod accepted;
 pub mod check;
 pub mod contract;
 pub mod diff;
@@ -40,6 +43,10 @@ pub mod sdl;
 pub mod usage;
 pub mod validate;
 
+pub use accepted::{
+    ACCEPTED_CHANGES_FILE, Acceptance, AcceptedChanges, AcceptedChangesError, AcceptedEntry, Unused,
+    UnusedAcceptance,
+};
 pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check};
 pub use contract::{Contract, ContractError, ContractOperation, ContractSource, OperationType};
 pub use diff::{Change, ChangeKind, Level, SdlPosition, Side, diff};
@@ -49,7 +56,7 @@ pub use manifest::{
 };
 pub use problem::{Problem, Severity};
 pub use render::Format;
-pub use sdl::{SchemaError, Sdl, load_sdl, load_sdl_file};
+pub use sdl::{SchemaError, Sdl, load_sdl, load_sdl_file, schema_hash};
 pub use usage::{OperationUsage, operation_usage};
 pub use validate::{ValidationReport, validate_contract};
 

@@ -15,7 +15,8 @@
 //!   "summary": {
 //!     "breaking": 1, "dangerous": 1, "safe": 2,
 //!     "breaking_touching_operations": 1, "dangerous_touching_operations": 1,
-//!     "errors": 1, "warnings": 1, "operation_errors": 0, "operations": 3
+//!     "errors": 1, "warnings": 1, "operation_errors": 0, "operations": 3,
+//!     "accepted": 0, "unused_acceptances": 0
 //!   },
 //!   "changes": [
 //!     {
@@ -32,8 +33,15 @@
 //!          "operation_type": "query",
 //!          "file": "frontend-contract/TemplateList/ListTemplates.graphql",
 //!          "line": 5, "column": 7}
-//!       ]
+//!       ],
+//!       "accepted": null                     // or {"file", "line", "reason"}: let through
 //!     }
+//!   ],
+//!   "accepted_file": "schema/accepted-changes.toml",   // or null
+//!   "unused_acceptances": [                  // entries that applied to no change (warnings)
+//!     {"base": "sha256:…", "coordinate": "Query.me", "kind": "FIELD_CHANGED_KIND",
+//!      "reason": "…", "file": "schema/accepted-changes.toml", "line": 4,
+//!      "why": "stale"}                       // stale (another base) | unmatched
 //!   ],
 //!   "operation_errors": [
 //!     {"severity": "error", "code": "INVALID_OPERATION", "message": "...",
@@ -56,6 +64,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::accepted::UnusedAcceptance;
 use crate::check::{CheckReport, CheckedChange, Summary};
 use crate::diff::{Level, SdlPosition, Side};
 use crate::problem::{Problem, Severity};
@@ -161,6 +170,8 @@ struct CheckJson<'a> {
     summary: Summary,
     changes: &'a [CheckedChange],
     operation_errors: &'a [Problem],
+    accepted_file: Option<&'a str>,
+    unused_acceptances: &'a [UnusedAcceptance],
 }
 
 impl CheckReport {
@@ -178,6 +189,8 @@ impl CheckReport {
                 summary: self.summary(),
                 changes: &self.changes,
                 operation_errors: &self.operation_errors,
+                accepted_file: self.accepted_file.as_deref(),
+                unused_acceptances: &self.unused_acceptances,
             }),
             Format::Github => self.github(),
             Format::Markdown => self.markdown(),
@@ -186,15 +199,20 @@ impl CheckReport {
 
     fn verdict_line(&self) -> (bool, String) {
         let s = self.summary();
+        let open_breaking = |touched: bool| {
+            self.changes_of(Level::Breaking)
+                .filter(|c| c.accepted.is_none() && c.operations.is_empty() != touched)
+                .count()
+        };
+        let (touching, untouched) = (open_breaking(true), open_breaking(false));
         let mut reasons = Vec::new();
-        if s.breaking_touching_operations > 0 {
+        if touching > 0 {
             reasons.push(format!(
                 "{} {} contract operations",
-                plural(s.breaking_touching_operations, "breaking change", "breaking changes"),
-                if s.breaking_touching_operations == 1 { "touches" } else { "touch" }
+                plural(touching, "breaking change", "breaking changes"),
+                if touching == 1 { "touches" } else { "touch" }
             ));
         }
-        let untouched = s.breaking - s.breaking_touching_operations;
         if self.strict && untouched > 0 {
             reasons.push(format!(
                 "{} no operation uses (strict)",
@@ -208,6 +226,16 @@ impl CheckReport {
             return (false, format!("FAILED: {}.", reasons.join("; ")));
         }
         let mut notes = Vec::new();
+        if s.accepted > 0 {
+            notes.push(format!("{} accepted", plural(s.accepted, "change", "changes")));
+        }
+        if s.unused_acceptances > 0 {
+            notes.push(format!(
+                "{} that {} to nothing",
+                plural(s.unused_acceptances, "accepted-changes entry", "accepted-changes entries"),
+                if s.unused_acceptances == 1 { "applies" } else { "apply" }
+            ));
+        }
         if untouched > 0 {
             notes.push(format!(
                 "{} no contract operation uses",
@@ -250,9 +278,15 @@ impl CheckReport {
             let _ = writeln!(out, "\n{}", st.bold(&format!("{} ({})", level_title(level), changes.len())));
             for c in changes {
                 let ch = &c.change;
-                let _ =
-                    writeln!(out, "  {} {}  {}", st.severity(c.severity), ch.kind, st.bold(&ch.coordinate));
+                let label = match &c.accepted {
+                    Some(_) => st.paint("32", "accepted"),
+                    None => st.severity(c.severity),
+                };
+                let _ = writeln!(out, "  {label} {}  {}", ch.kind, st.bold(&ch.coordinate));
                 let _ = writeln!(out, "          {}", ch.message);
+                if let Some(a) = &c.accepted {
+                    let _ = writeln!(out, "          accepted: {} ({}:{})", a.reason, a.file, a.line);
+                }
                 if let Some(p) = &ch.location {
                     let _ =
                         writeln!(out, "          {}", st.dim(&format!("at {} ({})", pos(p), side_label(p))));
@@ -311,6 +345,19 @@ impl CheckReport {
                 );
             }
         }
+        if !self.unused_acceptances.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n{}",
+                st.bold(&format!(
+                    "Accepted-changes entries that apply to nothing ({})",
+                    self.unused_acceptances.len()
+                ))
+            );
+            for u in &self.unused_acceptances {
+                let _ = writeln!(out, "  {} {}", st.severity_word(Severity::Warning), u.describe());
+            }
+        }
         let (ok, line) = self.verdict_line();
         let _ =
             writeln!(out, "\n{} {}", st.verdict(ok, &line), st.dim(&format!("(exit {})", self.exit_code())));
@@ -324,10 +371,13 @@ impl CheckReport {
             let level = match c.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
-                Severity::Notice if ch.level == Level::Dangerous => "notice",
+                Severity::Notice if ch.level == Level::Dangerous || c.accepted.is_some() => "notice",
                 Severity::Notice => continue,
             };
-            let title = format!("{} change: {}", ch.level, ch.kind);
+            let title = match &c.accepted {
+                Some(_) => format!("accepted {} change: {}", ch.level, ch.kind),
+                None => format!("{} change: {}", ch.level, ch.kind),
+            };
             let users = if c.operations.is_empty() {
                 " No contract operation uses it.".to_owned()
             } else {
@@ -337,7 +387,11 @@ impl CheckReport {
                     capitalise(&ch.impact)
                 )
             };
-            let message = format!("{}{}", ch.message, users.trim_end());
+            let accepted = match &c.accepted {
+                Some(a) => format!(" Accepted ({}:{}): {}", a.file, a.line, a.reason),
+                None => String::new(),
+            };
+            let message = format!("{}{}{accepted}", ch.message, users.trim_end());
             // A removal is located in the old file: anchor it on the new file instead.
             let schema_pos = match &ch.location {
                 Some(p) if p.side == Side::New => Some(p),
@@ -349,8 +403,12 @@ impl CheckReport {
                 annotation(level, &self.new_schema, schema_pos.map(|p| (p.line, p.column)), &title, &message)
             );
             for op in &c.operations {
-                let message =
-                    format!("{} is affected: {} {}", op.display_name(), ch.message, capitalise(&ch.impact));
+                let message = format!(
+                    "{} is affected: {} {}{accepted}",
+                    op.display_name(),
+                    ch.message,
+                    capitalise(&ch.impact)
+                );
                 let _ = writeln!(
                     out,
                     "{}",
@@ -360,6 +418,20 @@ impl CheckReport {
         }
         for p in &self.operation_errors {
             let _ = writeln!(out, "{}", problem_annotation(p, "Invalid contract operation"));
+        }
+        for u in &self.unused_acceptances {
+            let e = &u.entry;
+            let _ = writeln!(
+                out,
+                "{}",
+                annotation(
+                    "warning",
+                    &e.file,
+                    Some((e.line, 1)),
+                    "Accepted change applies to nothing",
+                    &u.describe()
+                )
+            );
         }
         let (_, line) = self.verdict_line();
         let _ = writeln!(out, "::notice title=Schema check::{}", escape_data(&line));
@@ -395,10 +467,20 @@ impl CheckReport {
             let _ = writeln!(out, "|---|---|---|---|");
             for c in changes {
                 let ch = &c.change;
-                let sev = match c.severity {
-                    Severity::Error => "❌",
-                    Severity::Warning => "⚠️",
-                    Severity::Notice => "ℹ️",
+                let sev = match (c.severity, &c.accepted) {
+                    (_, Some(_)) => "☑️ accepted",
+                    (Severity::Error, _) => "❌",
+                    (Severity::Warning, _) => "⚠️",
+                    (Severity::Notice, _) => "ℹ️",
+                };
+                let accepted = match &c.accepted {
+                    Some(a) => format!(
+                        "<br>accepted (`{}:{}`): {}",
+                        md_code_text(&a.file),
+                        a.line,
+                        md_cell(&a.reason)
+                    ),
+                    None => String::new(),
                 };
                 let at = ch
                     .location
@@ -425,7 +507,7 @@ impl CheckReport {
                 };
                 let _ = writeln!(
                     out,
-                    "| {sev} | {} <br>`{}` | {} | {} |",
+                    "| {sev} | {} <br>`{}`{accepted} | {} | {} |",
                     md_cell(&ch.message),
                     ch.kind,
                     at,
@@ -452,6 +534,17 @@ impl CheckReport {
             );
             for p in &self.operation_errors {
                 let _ = writeln!(out, "- `{}`: {}", md_code_text(&p.position()), md_cell(&problem_label(p)));
+            }
+            let _ = writeln!(out);
+        }
+        if !self.unused_acceptances.is_empty() {
+            let _ = writeln!(
+                out,
+                "### Accepted-changes entries that apply to nothing ({})\n",
+                self.unused_acceptances.len()
+            );
+            for u in &self.unused_acceptances {
+                let _ = writeln!(out, "- ⚠️ {}", md_cell(&u.describe()));
             }
             let _ = writeln!(out);
         }

@@ -3,17 +3,21 @@
 
 use std::path::Path;
 
-use apollo_compiler::Schema;
+use apollo_compiler::ast::{DirectiveDefinition, DirectiveLocation};
 use apollo_compiler::parser::SourceSpan;
-use apollo_compiler::validation::Valid;
+use apollo_compiler::schema::ExtendedType;
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{Node, Schema, name};
+use sha2::{Digest, Sha256};
 
-use crate::problem::{self, Problem};
+use crate::problem::{self, Problem, Severity};
 
 /// A parsed and validated schema, with the path label it was loaded under.
 #[derive(Debug, Clone)]
 pub struct Sdl {
     path: String,
     schema: Valid<Schema>,
+    hash: String,
 }
 
 /// Why an SDL file could not be loaded. The CLI maps every variant to exit code 2
@@ -55,19 +59,96 @@ fn render_problems(problems: &[Problem]) -> String {
 
 /// Parses and validates `text` as SDL. `path_label` names the file in every message (use the
 /// path relative to the repository root so GitHub annotations resolve).
+///
+/// `@oneOf` (built in since the September 2025 GraphQL specification) is known even when the
+/// text does not define it, and its rules are checked: every field of a oneOf input object is
+/// nullable and has no default.
 pub fn load_sdl(path_label: &str, text: &str) -> Result<Sdl, SchemaError> {
-    match Schema::parse_and_validate(text, path_label) {
-        Ok(schema) => Ok(Sdl { path: path_label.to_owned(), schema }),
-        Err(with_errors) => {
-            let mut problems = problem::from_diagnostics(&with_errors.errors, "INVALID_SCHEMA", path_label);
-            for p in &mut problems {
-                if p.message.starts_with("syntax error") {
-                    p.code = "SYNTAX_ERROR".to_owned();
-                }
+    let invalid = |errors: &DiagnosticList| {
+        let mut problems = problem::from_diagnostics(errors, "INVALID_SCHEMA", path_label);
+        for p in &mut problems {
+            if p.message.starts_with("syntax error") {
+                p.code = "SYNTAX_ERROR".to_owned();
             }
-            Err(SchemaError::Invalid { path: path_label.to_owned(), problems })
+        }
+        SchemaError::Invalid { path: path_label.to_owned(), problems }
+    };
+    let mut schema = Schema::parse(text, path_label).map_err(|with_errors| invalid(&with_errors.errors))?;
+    if !schema.directive_definitions.contains_key("oneOf") {
+        schema.directive_definitions.insert(name!("oneOf"), one_of_definition());
+    }
+    let schema = schema.validate().map_err(|with_errors| invalid(&with_errors.errors))?;
+    let one_of_problems = one_of_rules(&schema, path_label);
+    if !one_of_problems.is_empty() {
+        return Err(SchemaError::Invalid { path: path_label.to_owned(), problems: one_of_problems });
+    }
+    Ok(Sdl { path: path_label.to_owned(), schema, hash: schema_hash(text) })
+}
+
+/// `directive @oneOf on INPUT_OBJECT`, as the specification defines it.
+fn one_of_definition() -> Node<DirectiveDefinition> {
+    Node::new(DirectiveDefinition {
+        description: Some(
+            "Indicates exactly one field must be supplied and this field must not be `null`.".into(),
+        ),
+        name: name!("oneOf"),
+        arguments: Vec::new(),
+        repeatable: false,
+        locations: vec![DirectiveLocation::InputObject],
+    })
+}
+
+/// Whether an input object type is a oneOf input object.
+pub(crate) fn is_one_of(ty: &ExtendedType) -> bool {
+    matches!(ty, ExtendedType::InputObject(io) if io.directives.has("oneOf"))
+}
+
+/// The specification's rules for oneOf input objects: each field nullable, none with a default.
+fn one_of_rules(schema: &Schema, path_label: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (type_name, ty) in &schema.types {
+        let ExtendedType::InputObject(io) = ty else { continue };
+        if !is_one_of(ty) {
+            continue;
+        }
+        for (field_name, field) in &io.fields {
+            let why = if field.ty.is_non_null() {
+                "must be nullable"
+            } else if field.default_value.is_some() {
+                "must not have a default value"
+            } else {
+                continue;
+            };
+            let pos = problem::line_col(&schema.sources, field.name.location());
+            problems.push(Problem {
+                severity: Severity::Error,
+                code: "INVALID_SCHEMA".to_owned(),
+                message: format!("`{type_name}.{field_name}` is a field of a @oneOf input object: it {why}"),
+                file: path_label.to_owned(),
+                line: pos.map(|p| p.0),
+                column: pos.map(|p| p.1),
+                component: None,
+                definition: Some(type_name.to_string()),
+            });
         }
     }
+    problems
+}
+
+/// The hash that keys accepted changes to a base schema: `sha256:` and the lowercase hex
+/// SHA-256 of the SDL text normalised so that only meaningful bytes count: a leading UTF-8
+/// byte-order mark is dropped, `\r\n` and `\r` become `\n`, trailing spaces and tabs are
+/// removed from every line, trailing empty lines are removed, and the text ends with exactly
+/// one `\n`. (So `git show`, which drops the final newline, and a checkout agree.)
+pub fn schema_hash(text: &str) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut normalised: String =
+        text.split('\n').map(|line| line.trim_end_matches([' ', '\t'])).collect::<Vec<_>>().join("\n");
+    let kept = normalised.trim_end_matches('\n').len();
+    normalised.truncate(kept);
+    normalised.push('\n');
+    format!("sha256:{}", hex::encode(Sha256::digest(normalised.as_bytes())))
 }
 
 /// Reads `path` and calls [`load_sdl`] with the path as its label.
@@ -83,6 +164,11 @@ impl Sdl {
     /// The path label the schema was loaded under.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// [`schema_hash`] of the text the schema was loaded from.
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 
     /// The validated apollo-compiler schema.

@@ -164,8 +164,6 @@ pub(crate) enum Touch {
     All(Vec<Touch>),
     /// Any of them.
     Any(Vec<Touch>),
-    /// Not this one.
-    Not(Box<Touch>),
 }
 
 impl Touch {
@@ -180,14 +178,13 @@ impl Touch {
             Touch::Key(k, m) => usage.get(k).is_some_and(|u| u.mask & m != 0),
             Touch::All(v) => v.iter().all(|t| t.matches(usage)),
             Touch::Any(v) => v.iter().any(|t| t.matches(usage)),
-            Touch::Not(t) => !t.matches(usage),
         }
     }
 
     /// Where the first positive key that matches is used.
     pub(crate) fn site(&self, usage: &Usage) -> Option<SourceSpan> {
         match self {
-            Touch::Never | Touch::Not(_) => None,
+            Touch::Never => None,
             Touch::Key(k, m) => usage.get(k).and_then(|u| u.span(*m)),
             Touch::All(v) | Touch::Any(v) => v.iter().find_map(|t| t.site(usage)),
         }
@@ -208,7 +205,6 @@ impl Touch {
                 }
                 Some(out)
             }
-            Touch::Not(_) => None,
         }
     }
 }
@@ -279,6 +275,11 @@ pub(crate) struct Collector<'a> {
     deprecations: Option<Vec<Problem>>,
     /// (file index, definition name) being walked, for deprecation messages.
     context: (usize, Option<String>),
+    /// The variables of the operation being walked: name → (type is nullable, has a default).
+    variables: HashMap<Name, (bool, bool)>,
+    /// Whether a fragment is being walked: its usage is shared by every operation that spreads
+    /// it, so its variables are judged without an operation (as possibly unset and nullable).
+    in_fragment: bool,
 }
 
 impl<'a> Collector<'a> {
@@ -293,6 +294,8 @@ impl<'a> Collector<'a> {
             interner: Interner::default(),
             deprecations: deprecations.then(Vec::new),
             context: (0, None),
+            variables: HashMap::default(),
+            in_fragment: false,
         }
     }
 
@@ -308,6 +311,11 @@ impl<'a> Collector<'a> {
         };
         let def = &op.node;
         self.context = (op.file_index, op.name.clone());
+        self.variables = def
+            .variables
+            .iter()
+            .map(|v| (v.name.clone(), (!v.ty.is_non_null(), v.default_value.is_some())))
+            .collect();
         let span = def.name.as_ref().and_then(|n| n.location()).or(def.location());
         let kind = def.operation_type;
         u.add_fmt(&mut self.interner, format_args!("schema:{}", kind.name()), mask::OUTPUT, span);
@@ -342,12 +350,14 @@ impl<'a> Collector<'a> {
         }
         let (file_index, def) = self.contract.fragment(name)?;
         let saved = std::mem::replace(&mut self.context, (file_index, Some(name.to_string())));
+        let saved_in_fragment = std::mem::replace(&mut self.in_fragment, true);
         let mut u = Usage::default();
         let tc = &def.type_condition;
         u.add(&mut self.interner, tc, mask::CONDITION, tc.location().or(def.location()));
         self.directives(&mut u, &def.directives, "FRAGMENT_DEFINITION");
         self.selections(&mut u, Some(tc), &def.selection_set);
         self.context = saved;
+        self.in_fragment = saved_in_fragment;
         self.in_progress.remove(name);
         let u = Rc::new(u);
         self.fragments.insert(name.clone(), u.clone());
@@ -454,6 +464,21 @@ impl<'a> Collector<'a> {
                 arg_span,
             );
         }
+        if let Some(def) = def {
+            let owner = format!("{parent}.{name}");
+            self.unset_arguments(u, &owner, &def.arguments, &f.arguments, mask::INPUT, span);
+        }
+        for t in &impls {
+            let impl_def = match schema.types.get(t) {
+                Some(ExtendedType::Object(o)) => o.fields.get(name),
+                Some(ExtendedType::Interface(i)) => i.fields.get(name),
+                _ => None,
+            };
+            if let Some(impl_def) = impl_def {
+                let owner = format!("{t}.{name}");
+                self.unset_arguments(u, &owner, &impl_def.arguments, &f.arguments, mask::INPUT, span);
+            }
+        }
         u.add_fmt(&mut self.interner, format_args!("{parent}.{name}"), mask::OUTPUT, span);
         match def {
             Some(def) => {
@@ -488,6 +513,10 @@ impl<'a> Collector<'a> {
                 if let Some(arg_def) = def.and_then(|d| d.argument_by_name(&arg.name)) {
                     self.value(u, &arg.value, &arg_def.ty);
                 }
+            }
+            if let Some(def) = def {
+                let owner = format!("@{dn}");
+                self.unset_arguments(u, &owner, &def.arguments, &d.arguments, mask::DIRECTIVE, span);
             }
             u.add_fmt(&mut self.interner, format_args!("@{dn}"), mask::DIRECTIVE, span);
         }
@@ -547,6 +576,26 @@ impl<'a> Collector<'a> {
                     Some(ExtendedType::InputObject(io)) => Some(io),
                     _ => None,
                 };
+                if let Some(io) = io {
+                    for (fname, _) in io.fields.iter() {
+                        let unset = match fields.iter().find(|(n, _)| n == fname) {
+                            None => true,
+                            Some((_, fv)) => self.may_be_unset(fv),
+                        };
+                        if unset {
+                            u.add_fmt(
+                                &mut self.interner,
+                                format_args!("{named}.{fname}#unset"),
+                                mask::LITERAL,
+                                span,
+                            );
+                        }
+                    }
+                }
+                // What `@oneOf` would refuse: not exactly one field, or a null or nullable value.
+                if fields.len() != 1 || fields.iter().any(|(_, fv)| self.not_one_of_value(fv)) {
+                    u.add_fmt(&mut self.interner, format_args!("{named}#not-one-of"), mask::LITERAL, span);
+                }
                 for (fname, fv) in fields {
                     let fspan = fname.location().or(span);
                     if let Some(fd) = io.and_then(|io| io.fields.get(fname)) {
@@ -581,6 +630,54 @@ impl<'a> Collector<'a> {
                 u.add_fmt(&mut self.interner, format_args!("{named}.{val}"), mask::INPUT, span);
             }
             _ => u.add(&mut self.interner, named, mask::LITERAL, span),
+        }
+    }
+
+    /// Whether the value at an argument or input-field position may leave it unset at run
+    /// time: a variable of a nullable type with no default may be omitted by the client (then
+    /// the position takes its default, or is missing). Inside a fragment the operation is not
+    /// known: a variable counts as possibly unset.
+    fn may_be_unset(&self, v: &Value) -> bool {
+        match v {
+            Value::Variable(name) => {
+                self.in_fragment
+                    || self.variables.get(name).is_none_or(|(nullable, default)| *nullable && !default)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a value breaks the rules of a `@oneOf` input field value: null, or a variable
+    /// of a nullable type (inside a fragment, any variable).
+    fn not_one_of_value(&self, v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Variable(name) => {
+                self.in_fragment || self.variables.get(name).is_none_or(|(nullable, _)| *nullable)
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks the arguments of `definitions` that `given` leaves unset (omitted, or given a
+    /// possibly unset variable) as `{owner}({arg}:)#unset`.
+    fn unset_arguments(
+        &mut self,
+        u: &mut Usage,
+        owner: &str,
+        definitions: &[Node<ast::InputValueDefinition>],
+        given: &[Node<ast::Argument>],
+        mask: u8,
+        span: Option<SourceSpan>,
+    ) {
+        for d in definitions {
+            let unset = match given.iter().find(|a| a.name == d.name) {
+                None => true,
+                Some(a) => self.may_be_unset(&a.value),
+            };
+            if unset {
+                u.add_fmt(&mut self.interner, format_args!("{owner}({}:)#unset", d.name), mask, span);
+            }
         }
     }
 

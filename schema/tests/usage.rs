@@ -158,7 +158,7 @@ fn arguments() {
         ("B/Default.graphql", "query Default { templates { id } }"),
     ];
     let new = edit("limit: Int = 10", "limit: Int = 20");
-    assert_eq!(touched(&new, &files, "ARG_CHANGED_DEFAULT_VALUE"), ["B/Default"]);
+    assert_eq!(touched(&new, &files, "ARG_DEFAULT_VALUE_CHANGE"), ["B/Default"]);
     let new = edit("limit: Int = 10", "limit: Int! = 10");
     assert_eq!(touched(&new, &files, "ARG_CHANGED_KIND"), ["A/Limited"]);
     let new = edit("(filter: Filter, limit: Int = 10)", "(filter: Filter)");
@@ -182,7 +182,7 @@ fn unions_and_interfaces() {
         ["A/ItemTemplates", "B/ItemEvents", "C/AnyNode"]
     );
     let new = edit("type Event { kind: String }", "type Event implements Node { id: ID! kind: String }");
-    assert_eq!(touched(&new, &files, "INTERFACE_ADDED_TO_OBJECT"), ["C/AnyNode"]);
+    assert_eq!(touched(&new, &files, "IMPLEMENTED_INTERFACE_ADDED"), ["C/AnyNode"]);
     let new = edit("type Template implements Node { id: ID!", "type Template { id: ID!");
     assert_eq!(touched(&new, &files, "IMPLEMENTED_INTERFACE_REMOVED"), ["C/AnyNode"]);
 }

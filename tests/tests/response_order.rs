@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use banyan_tests::{OWNER, TestStack};
+use banyan_devstack::{Backend, Fault};
+use banyan_tests::{OWNER, TestStack, template_id};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
@@ -148,5 +149,34 @@ async fn objects_keep_the_order_of_the_selection_set() {
         }
     }
     assert!(templates_seen >= 2 && members_seen >= 2, "lists in lists were checked");
+    stack.stop().await;
+}
+
+/// A field that failed is put back as `null` after execution; it must stand at its place in the
+/// selection set, not after its siblings.
+#[tokio::test]
+async fn a_failed_field_put_back_as_null_keeps_its_place() {
+    let stack = TestStack::start().await;
+    stack.devstack.faults().set(Backend::Events, Fault { error_rate: 1.0, ..Fault::default() });
+    let query = format!(
+        r#"{{ template(id: "{}") {{ stats {{ sent }} name recent: recentEvents(first: 1) {{ nodes {{ kind }} }} id }} __typename }}"#,
+        template_id(1)
+    );
+    let response = stack
+        .http()
+        .post(stack.graphql_url())
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.expect("a body");
+    let raw: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert!(raw["data"]["template"]["stats"].is_null() && raw["data"]["template"]["recent"].is_null());
+    let body: Ordered = serde_json::from_slice(&body).expect("JSON");
+    let data = body.get("data");
+    assert_eq!(data.keys(), ["template", "__typename"]);
+    assert_eq!(data.get("template").keys(), ["stats", "name", "recent", "id"]);
     stack.stop().await;
 }
