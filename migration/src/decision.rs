@@ -217,3 +217,185 @@ impl Overrides {
         self.0.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::banyan().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn table(catalog: &Catalog, text: &str) -> RoutingTable {
+        RoutingTable::parse(text, "t", catalog).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn user(id: u32) -> RequestSubject {
+        RequestSubject {
+            user_id: Some(format!("user-{id}")),
+            request_id: format!("req-{id}"),
+            headers: Vec::new(),
+        }
+    }
+
+    fn canary(percent: u32) -> String {
+        format!("[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = {percent}\n")
+    }
+
+    fn on_service(table: &RoutingTable, key: FieldKey) -> Vec<u32> {
+        (0..10_000).filter(|id| table.decide(key, &user(*id)).serve == Backend::Service).collect()
+    }
+
+    #[test]
+    fn canary_share_is_the_percent_over_10_000_users_and_sticky() {
+        let catalog = catalog();
+        let stats = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+        let at_20 = table(&catalog, &canary(20));
+        let chosen = on_service(&at_20, stats);
+        // 20% ± 2% of 10,000 users.
+        assert!((1_800..=2_200).contains(&chosen.len()), "{} users on the service", chosen.len());
+        for id in 0..10_000 {
+            let decision = at_20.decide(stats, &user(id));
+            assert_eq!(decision.decided_by, DecidedBy::Canary);
+            assert_eq!(decision.shadow, None);
+        }
+        // Sticky: the same users again, and from a table parsed separately (another replica).
+        assert_eq!(on_service(&at_20, stats), chosen);
+        assert_eq!(on_service(&table(&catalog, &canary(20)), stats), chosen);
+        // A request id does not move a user.
+        let mut other_request = user(chosen[0]);
+        other_request.request_id = "another".into();
+        assert_eq!(at_20.decide(stats, &other_request).serve, Backend::Service);
+
+        // Raising the percent keeps everyone already on the service there.
+        let at_50 = on_service(&table(&catalog, &canary(50)), stats);
+        assert!((4_800..=5_200).contains(&at_50.len()), "{}", at_50.len());
+        assert!(chosen.iter().all(|id| at_50.contains(id)));
+        assert!(on_service(&table(&catalog, &canary(0)), stats).is_empty());
+        assert_eq!(on_service(&table(&catalog, &canary(100)), stats).len(), 10_000);
+    }
+
+    #[test]
+    fn each_field_draws_its_own_cohort() {
+        let catalog = catalog();
+        let text = format!("{}[fields.\"Template.draft\"]\nmode = \"canary\"\npercent = 20\n", canary(20));
+        let both = table(&catalog, &text);
+        let stats = on_service(&both, catalog.key("Template.stats").unwrap_or_else(|| panic!("declared")));
+        let draft = on_service(&both, catalog.key("Template.draft").unwrap_or_else(|| panic!("declared")));
+        let overlap = stats.iter().filter(|id| draft.contains(id)).count();
+        // Independent cohorts overlap on about 20% × 20% = 4% of users; the same cohort on 20%.
+        assert!((300..=500).contains(&overlap), "{overlap}");
+    }
+
+    #[test]
+    fn a_canary_without_a_sticky_value_serves_legacy() {
+        let catalog = catalog();
+        let stats = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+        let full = table(&catalog, &canary(100));
+        let anonymous = RequestSubject { user_id: None, request_id: "r".into(), headers: Vec::new() };
+        assert_eq!(full.decide(stats, &anonymous).serve, Backend::Legacy);
+
+        let by_tenant = table(
+            &catalog,
+            "[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 30\nsticky = \"header:x-tenant\"\n",
+        );
+        let tenant = |t: u32, u: u32| RequestSubject {
+            user_id: Some(format!("u{u}")),
+            request_id: format!("r{u}"),
+            headers: vec![("x-tenant".into(), format!("tenant-{t}"))],
+        };
+        let mut on = 0;
+        for t in 0..2_000 {
+            let first = by_tenant.decide(stats, &tenant(t, 1)).serve;
+            // Every user of a tenant gets the tenant's backend.
+            assert!((2..6).all(|u| by_tenant.decide(stats, &tenant(t, u)).serve == first));
+            on += u32::from(first == Backend::Service);
+        }
+        assert!((500..=700).contains(&on), "{on}");
+        assert_eq!(by_tenant.decide(stats, &user(1)).serve, Backend::Legacy, "no header: legacy");
+    }
+
+    #[test]
+    fn shadow_samples_and_calibrates_by_request() {
+        let catalog = catalog();
+        let draft = catalog.key("Template.draft").unwrap_or_else(|| panic!("declared"));
+        let shadow = table(
+            &catalog,
+            "[fields.\"Template.draft\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.1\n\
+             calibration_rate = 0.05\nsecondary_deadline = \"300ms\"\nmax_in_flight = 3\n",
+        );
+        let (mut compared, mut calibrated) = (0, 0);
+        for id in 0..10_000 {
+            let decision = shadow.decide(draft, &user(id));
+            assert_eq!((decision.serve, decision.decided_by), (Backend::Legacy, DecidedBy::Shadow));
+            match decision.shadow {
+                Some(ShadowPlan {
+                    call: Backend::Service,
+                    purpose: ShadowPurpose::Compare,
+                    deadline,
+                    max_in_flight: 3,
+                }) => {
+                    assert_eq!(deadline, Duration::from_millis(300));
+                    compared += 1;
+                }
+                Some(ShadowPlan { call: Backend::Legacy, purpose: ShadowPurpose::Calibrate, .. }) => {
+                    calibrated += 1
+                }
+                None => {}
+                Some(other) => panic!("unexpected plan {other:?}"),
+            }
+            // The same request decides the same way.
+            assert_eq!(shadow.decide(draft, &user(id)), decision);
+        }
+        // Calibration takes 5%; comparison 10% of the remaining 95%.
+        assert!((400..=600).contains(&calibrated), "{calibrated}");
+        assert!((800..=1_100).contains(&compared), "{compared}");
+
+        let never = table(
+            &catalog,
+            "[fields.\"Template.draft\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 0\n",
+        );
+        assert!((0..1_000).all(|id| never.decide(draft, &user(id))
+            == Decision {
+                key: draft,
+                serve: Backend::Service,
+                decided_by: DecidedBy::Shadow,
+                shadow: None
+            }));
+    }
+
+    #[test]
+    fn fixed_modes_and_overrides() {
+        let catalog = catalog();
+        let stats = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+        let draft = catalog.key("Template.draft").unwrap_or_else(|| panic!("declared"));
+        let fixed = table(&catalog, "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+        let decision = fixed.decide(stats, &user(1));
+        assert_eq!(
+            (decision.serve, decision.decided_by, decision.shadow),
+            (Backend::Legacy, DecidedBy::Fixed, None)
+        );
+        assert_eq!(fixed.decide(draft, &user(1)).serve, Backend::Service, "the declared default");
+
+        let overrides = Overrides::parse(" Template.stats=service , Template.draft = legacy,", &catalog)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let forced = fixed.decide_with(stats, &user(1), &overrides);
+        assert_eq!((forced.serve, forced.decided_by), (Backend::Service, DecidedBy::Forced));
+        assert_eq!(fixed.decide_with(draft, &user(1), &overrides).serve, Backend::Legacy);
+        assert_eq!(fixed.decide_with(stats, &user(1), &Overrides::none()), decision);
+
+        assert_eq!(
+            Overrides::parse("Template.stats", &catalog),
+            Err(OverrideError::Malformed("Template.stats".into()))
+        );
+        assert_eq!(
+            Overrides::parse("Template.nope=legacy", &catalog),
+            Err(OverrideError::UnknownKey("Template.nope".into()))
+        );
+        assert_eq!(
+            Overrides::parse("Template.stats=both", &catalog),
+            Err(OverrideError::UnknownBackend("both".into()))
+        );
+        assert!(Overrides::parse("", &catalog).map(|o| o.is_empty()).unwrap_or(false));
+    }
+}

@@ -99,7 +99,18 @@ struct Inner {
     contract: Arc<ContractIndex>,
     current: RwLock<Arc<RoutingTable>>,
     /// Serialises reloads, so two never check evidence against the same old table.
-    reloading: Mutex<()>,
+    reloading: Mutex<ReloadStatus>,
+}
+
+/// How reloads have gone so far (for the admin page and metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadStatus {
+    /// Tables made live after the first.
+    pub reloads: u64,
+    /// Tables rejected (invalid, unreadable, or refused for want of evidence).
+    pub rejections: u64,
+    /// Why the last rejected table was rejected, with its place.
+    pub last_rejection: Option<String>,
 }
 
 /// The routing table in force, shared by every request; cheap to clone.
@@ -123,7 +134,7 @@ impl LiveTable {
                 recorder,
                 contract,
                 current: RwLock::new(Arc::new(initial)),
-                reloading: Mutex::new(()),
+                reloading: Mutex::new(ReloadStatus::default()),
             }),
         }
     }
@@ -163,7 +174,32 @@ impl LiveTable {
     /// Parses `text` (named `origin` in messages), checks it against the declarations and the
     /// evidence, and makes it live. On error the current table stays.
     pub fn propose(&self, text: &str, origin: &str) -> Result<ReloadOutcome, LoadError> {
-        let _reloading = self.inner.reloading.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut status = self.inner.reloading.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcome = self.swap_in(text, origin);
+        match &outcome {
+            Ok(ReloadOutcome::Replaced { .. }) => status.reloads += 1,
+            Ok(ReloadOutcome::Unchanged) => {}
+            Err(error) => {
+                status.rejections += 1;
+                status.last_rejection = Some(error.to_string());
+            }
+        }
+        outcome
+    }
+
+    /// How reloads have gone so far.
+    pub fn status(&self) -> ReloadStatus {
+        self.inner.reloading.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Records a table that could not even be read, from the watcher.
+    fn reject(&self, error: &LoadError) {
+        let mut status = self.inner.reloading.lock().unwrap_or_else(PoisonError::into_inner);
+        status.rejections += 1;
+        status.last_rejection = Some(error.to_string());
+    }
+
+    fn swap_in(&self, text: &str, origin: &str) -> Result<ReloadOutcome, LoadError> {
         let table = RoutingTable::parse(text, origin, &self.inner.catalog)?;
         let current = self.snapshot();
         if table.same_routes(&current) {
@@ -187,8 +223,13 @@ impl LiveTable {
 
     /// Reads the file at `path` and [`propose`](Self::propose)s it.
     pub fn reload_file(&self, path: &Path) -> Result<ReloadOutcome, LoadError> {
-        let text = read(path)?;
-        self.propose(&text, &path.display().to_string())
+        match read(path) {
+            Ok(text) => self.propose(&text, &path.display().to_string()),
+            Err(error) => {
+                self.reject(&error);
+                Err(error)
+            }
+        }
     }
 
     /// A flip is any change that gives the service a larger share of users (to `service`, to a
@@ -241,9 +282,11 @@ impl LiveTable {
                     Ok(Ok(bytes)) => bytes,
                     // The blocking task panicked or was cancelled (runtime shutting down).
                     Err(_) => continue,
-                    Ok(Err(error)) => {
-                        let message = format!("cannot read routing table {}: {error}", path.display());
+                    Ok(Err(source)) => {
+                        let error = LoadError::Read { path: path.display().to_string(), source };
+                        let message = error.to_string();
                         if last_message.as_ref() != Some(&message) {
+                            live.reject(&error);
                             tracing::error!(error = %message, "routing table not reloaded; keeping the last good table");
                             last_message = Some(message);
                         }
@@ -259,7 +302,11 @@ impl LiveTable {
                 last_seen = Some(hash);
                 let outcome = match String::from_utf8(bytes) {
                     Ok(text) => live.propose(&text, &path.display().to_string()),
-                    Err(_) => Err(LoadError::NotText { path: path.display().to_string() }),
+                    Err(_) => {
+                        let error = LoadError::NotText { path: path.display().to_string() };
+                        live.reject(&error);
+                        Err(error)
+                    }
                 };
                 retry = matches!(outcome, Err(LoadError::Refused(_)));
                 match outcome {
@@ -294,5 +341,245 @@ pub struct TableWatcher {
 impl Drop for TableWatcher {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::declaration::{Backend, FieldKey};
+    use crate::recorder::{CallContext, RecorderConfig};
+    use crate::table::Mode;
+
+    struct Fixture {
+        live: LiveTable,
+        stats: FieldKey,
+    }
+
+    const SHADOW_WITH_REQUIREMENT: &str = "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\n\
+        require_evidence = { min_compared = 10, max_mismatch_rate = 0.1, all_contract_operations = true }\n";
+
+    fn fixture(initial: &str) -> Fixture {
+        let catalog = Arc::new(Catalog::banyan().unwrap_or_else(|e| panic!("{e}")));
+        let stats = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+        let recorder = Arc::new(ShadowRecorder::new(catalog.clone(), RecorderConfig::default()));
+        let contract = Arc::new(ContractIndex::from_pairs([("Template.stats", "TemplateList")]));
+        let table = RoutingTable::parse(initial, "initial.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        Fixture { live: LiveTable::new(table, recorder, contract), stats }
+    }
+
+    fn mode(live: &LiveTable, key: FieldKey) -> Mode {
+        live.snapshot().route(key).map(|r| r.mode.clone()).unwrap_or(Mode::Legacy)
+    }
+
+    fn compare(live: &LiveTable, key: FieldKey, operation: &str, same: bool) {
+        let context = CallContext { operation: Some(operation.into()), ..CallContext::default() };
+        let secondary = if same { json!(1) } else { json!(2) };
+        live.recorder().record_comparison(
+            key,
+            &context,
+            (Backend::Legacy, &json!(1), Duration::ZERO),
+            (Backend::Service, &secondary, Duration::ZERO),
+        );
+    }
+
+    #[test]
+    fn a_bad_table_is_refused_and_the_last_good_one_stays() {
+        let Fixture { live, stats } = fixture("[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+        let held = live.snapshot();
+        let error = live.propose("[fields.\"Template.stats\"]\nmode = \"sevice\"\n", "routing.toml");
+        assert!(matches!(&error, Err(LoadError::Invalid(_))), "{error:?}");
+        assert_eq!(mode(&live, stats), Mode::Legacy);
+        let status = live.status();
+        assert_eq!((status.reloads, status.rejections), (0, 1));
+        assert!(
+            status
+                .last_rejection
+                .as_deref()
+                .is_some_and(|m| m.starts_with("routing.toml:2:8: `Template.stats`: unknown mode"))
+        );
+
+        let outcome = live.propose("[fields.\"Template.stats\"]\nmode = \"service\"\n", "routing.toml");
+        assert!(matches!(outcome, Ok(ReloadOutcome::Replaced { .. })), "{outcome:?}");
+        assert_eq!(mode(&live, stats), Mode::Service);
+        // A snapshot taken before the reload is untouched: a request keeps its table.
+        assert_eq!(held.route(stats).map(|r| &r.mode), Some(&Mode::Legacy));
+        // The same routes again: nothing to swap.
+        let again =
+            live.propose("# a comment\n[fields.\"Template.stats\"]\nmode = \"service\"\n", "routing.toml");
+        assert!(matches!(again, Ok(ReloadOutcome::Unchanged)), "{again:?}");
+        assert_eq!(live.status().reloads, 1);
+    }
+
+    #[test]
+    fn a_flip_without_evidence_is_refused_and_accepted_once_the_evidence_is_there() {
+        let Fixture { live, stats } = fixture(SHADOW_WITH_REQUIREMENT);
+        let flip = "\n[fields.\"Template.stats\"]\nmode = \"service\"\n";
+        let Err(LoadError::Refused(refusals)) = live.propose(flip, "next.toml") else { panic!("refused") };
+        assert_eq!(
+            refusals[0].to_string(),
+            "next.toml:2:9: `Template.stats`: flip from shadow to service refused, the evidence falls short: 0 calls \
+             compared, 10 required; contract operation TemplateList not yet compared; set `force = true` to flip anyway"
+        );
+        assert!(matches!(mode(&live, stats), Mode::Shadow(_)));
+
+        // Nine clean comparisons in an operation outside the contract and one mismatch in it:
+        // enough calls, but a 10% mismatch rate in TemplateList.
+        for _ in 0..9 {
+            compare(&live, stats, "Adhoc", true);
+        }
+        compare(&live, stats, "TemplateList", false);
+        let Err(LoadError::Refused(refusals)) = live.propose(flip, "next.toml") else { panic!("refused") };
+        assert_eq!(refusals[0].reasons, ["contract operation TemplateList mismatches at 1.0000 (1 of 1)"]);
+
+        for _ in 0..20 {
+            compare(&live, stats, "TemplateList", true);
+        }
+        // 30 compared, 1 mismatch (3.3%), TemplateList at 1 of 21 (4.8%): enough.
+        let outcome = live.propose(flip, "next.toml");
+        assert!(
+            matches!(outcome, Ok(ReloadOutcome::Replaced { ref forced, .. }) if forced.is_empty()),
+            "{outcome:?}"
+        );
+        assert_eq!(mode(&live, stats), Mode::Service);
+    }
+
+    #[test]
+    fn force_accepts_a_flip_without_evidence_and_says_so() {
+        let Fixture { live, stats } = fixture(SHADOW_WITH_REQUIREMENT);
+        let outcome = live
+            .propose("[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 5\nforce = true\n", "f.toml");
+        let Ok(ReloadOutcome::Replaced { forced, .. }) = outcome else { panic!("accepted: {outcome:?}") };
+        assert_eq!(forced.len(), 1);
+        assert_eq!(
+            (forced[0].key.as_str(), forced[0].from, forced[0].to),
+            ("Template.stats", "shadow", "canary")
+        );
+        assert!(matches!(mode(&live, stats), Mode::Canary { .. }));
+    }
+
+    #[test]
+    fn dropping_the_requirement_in_the_same_edit_does_not_bypass_it() {
+        let Fixture { live, .. } = fixture(SHADOW_WITH_REQUIREMENT);
+        assert!(matches!(
+            live.propose("[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 1\n", "t"),
+            Err(LoadError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn only_moves_towards_the_service_need_evidence() {
+        let canary = |percent| {
+            format!(
+                "[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = {percent}\n\
+                 require_evidence = {{ min_compared = 1 }}\n"
+            )
+        };
+        let Fixture { live, .. } = fixture(&canary(20));
+        // Down, and back to legacy: always allowed.
+        assert!(matches!(live.propose(&canary(10), "t"), Ok(ReloadOutcome::Replaced { .. })));
+        assert!(matches!(
+            live.propose(
+                "[fields.\"Template.stats\"]\nmode = \"legacy\"\nrequire_evidence = { min_compared = 1 }\n",
+                "t"
+            ),
+            Ok(ReloadOutcome::Replaced { .. })
+        ));
+        // Up: refused.
+        assert!(matches!(live.propose(&canary(30), "t"), Err(LoadError::Refused(_))));
+        // With no requirement anywhere, a flip needs nothing.
+        let Fixture { live, .. } = fixture("");
+        assert!(matches!(
+            live.propose("[fields.\"Template.stats\"]\nmode = \"legacy\"\n", "t"),
+            Ok(ReloadOutcome::Replaced { .. })
+        ));
+        assert!(matches!(
+            live.propose("[fields.\"Template.stats\"]\nmode = \"service\"\n", "t"),
+            Ok(ReloadOutcome::Replaced { .. })
+        ));
+    }
+
+    /// Two fields always routed alike by every table version: a request that takes one snapshot
+    /// never sees them apart, however reloads interleave.
+    #[test]
+    fn a_snapshot_never_mixes_two_tables() {
+        let both = |mode: &str| {
+            format!(
+                "[fields.\"Template.stats\"]\nmode = \"{mode}\"\n[fields.\"Template.recentEvents\"]\nmode = \"{mode}\"\n"
+            )
+        };
+        let Fixture { live, stats } = fixture(&both("legacy"));
+        let events = live.catalog().key("Template.recentEvents").unwrap_or_else(|| panic!("declared"));
+        std::thread::scope(|scope| {
+            let readers: Vec<_> = (0..4)
+                .map(|_| {
+                    let live = live.clone();
+                    scope.spawn(move || {
+                        let mut seen = [0u32; 2];
+                        for _ in 0..20_000 {
+                            let table = live.snapshot();
+                            let a = table.route(stats).map(|r| r.mode.clone());
+                            let b = table.route(events).map(|r| r.mode.clone());
+                            assert_eq!(a, b);
+                            seen[usize::from(a == Some(Mode::Service))] += 1;
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for i in 0..200 {
+                let mode = if i % 2 == 0 { "service" } else { "legacy" };
+                assert!(live.propose(&both(mode), "t").is_ok());
+            }
+            for reader in readers {
+                assert!(reader.join().is_ok());
+            }
+        });
+        assert_eq!(live.status().reloads, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_watcher_reloads_on_change_and_keeps_the_last_good_table() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("routing.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        write("[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+        let Fixture { live, stats } = fixture("[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+        let _watcher = live.watch(path.clone(), Duration::from_millis(5));
+
+        write("[fields.\"Template.stats\"]\nmode = \"service\"\n");
+        wait_for(|| mode(&live, stats) == Mode::Service).await;
+
+        write("[fields.\"Template.stats\"]\nmode = \"servce\"\n");
+        wait_for(|| live.status().rejections == 1).await;
+        assert_eq!(mode(&live, stats), Mode::Service);
+        let rejection = live.status().last_rejection.unwrap_or_default();
+        assert!(
+            rejection.starts_with(&format!("{}:2:8: `Template.stats`: unknown mode", path.display())),
+            "{rejection}"
+        );
+
+        // The file goes away: counted once, the table stays.
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        wait_for(|| live.status().rejections == 2).await;
+        assert_eq!(mode(&live, stats), Mode::Service);
+
+        write("[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 10\n");
+        wait_for(|| matches!(mode(&live, stats), Mode::Canary { .. })).await;
+        assert_eq!(live.status().rejections, 2, "each bad state is counted once");
+    }
+
+    /// Polls `done` up to 2,000 times, 5 ms apart; the bound is generous, and the assertion is on
+    /// the state reached, not on how long it took.
+    async fn wait_for(done: impl Fn() -> bool) {
+        for _ in 0..2_000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("condition not reached");
     }
 }

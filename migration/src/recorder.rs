@@ -452,3 +452,208 @@ pub fn redact(value: &Value) -> Value {
         _ => Value::String("<redacted>".to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn recorder(config: RecorderConfig) -> (ShadowRecorder, FieldKey) {
+        let catalog = Arc::new(Catalog::banyan().unwrap_or_else(|e| panic!("{e}")));
+        let key = catalog.key("Template.draft").unwrap_or_else(|| panic!("declared"));
+        (ShadowRecorder::new(catalog, config), key)
+    }
+
+    fn context(operation: &str) -> CallContext {
+        CallContext {
+            operation: Some(operation.to_owned()),
+            field_path: "template.draft".to_owned(),
+            variables: Some(json!({"id": "VGVtcGxhdGU6MQ==", "n": 3, "list": ["a", null]})),
+            user_id: Some("7".to_owned()),
+        }
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn outcomes_are_counted_per_field_and_operation_and_mismatches_kept_as_exemplars() {
+        let (recorder, key) = recorder(RecorderConfig::default());
+        let legacy = json!({"version": 3, "blocks": [{"id": "b1", "content": "hello"}]});
+        let service = json!({"version": 3, "blocks": [{"id": "b1", "content": "hullo"}]});
+        let m = |r: &ShadowRecorder, op, s: &Value| {
+            r.record_comparison(
+                key,
+                &context(op),
+                (Backend::Legacy, &legacy, 2 * MS),
+                (Backend::Service, s, 30 * MS),
+            )
+        };
+        assert_eq!(m(&recorder, "TemplateEditor", &legacy.clone()), Outcome::Match);
+        assert_eq!(m(&recorder, "TemplateEditor", &service), Outcome::Mismatch);
+        assert_eq!(m(&recorder, "DraftOnly", &legacy.clone()), Outcome::Match);
+        recorder.record_outcome(
+            key,
+            Some("TemplateEditor"),
+            Outcome::SecondaryTimeout,
+            Some((Backend::Service, 300 * MS)),
+        );
+        recorder.record_outcome(key, None, Outcome::Skipped, None);
+        recorder.record_outcome(
+            key,
+            Some("DraftOnly"),
+            Outcome::SecondaryError,
+            Some((Backend::Service, MS)),
+        );
+
+        let snapshot = recorder.snapshot();
+        let results = &snapshot.keys[&key];
+        assert_eq!(
+            results.counters,
+            Counters {
+                matched: 2,
+                mismatched: 1,
+                secondary_timeouts: 1,
+                skipped: 1,
+                secondary_errors: 1,
+                ..Counters::default()
+            }
+        );
+        assert_eq!(
+            results.operations["TemplateEditor"],
+            Counters { matched: 1, mismatched: 1, secondary_timeouts: 1, ..Counters::default() }
+        );
+        assert_eq!(
+            results.operations["DraftOnly"],
+            Counters { matched: 1, secondary_errors: 1, ..Counters::default() }
+        );
+        assert_eq!(results.operations[ANONYMOUS_OPERATION], Counters { skipped: 1, ..Counters::default() });
+        // Three compared service answers plus the timeout and the error; no legacy latencies
+        // here because serving is recorded by `record_served`.
+        assert_eq!(results.latency.service.count, 5);
+        assert_eq!(results.latency.legacy.count, 0);
+
+        assert_eq!(results.exemplars.len(), 1);
+        let exemplar = &results.exemplars[0];
+        assert_eq!(exemplar.operation.as_deref(), Some("TemplateEditor"));
+        assert_eq!(exemplar.field_path, "template.draft");
+        assert_eq!(
+            exemplar.variables,
+            Some(json!({"id": "<redacted>", "n": "<redacted>", "list": ["<redacted>", null]}))
+        );
+        // The Python transcription of the hash gives 0xda5eb1ad67c4e20e for user "7".
+        assert_eq!(exemplar.user_hash.as_deref(), Some("da5eb1ad67c4e20e"));
+        assert_eq!((exemplar.primary, exemplar.secondary), (Backend::Legacy, Backend::Service));
+        assert_eq!(
+            exemplar.differences,
+            vec![ExemplarDifference {
+                path: "$.blocks[0].content".into(),
+                primary: Some(json!("hello")),
+                secondary: Some(json!("hullo")),
+                noise: false
+            }]
+        );
+        assert_eq!((exemplar.primary_ms, exemplar.secondary_ms), (2.0, 30.0));
+    }
+
+    #[test]
+    fn variables_are_kept_only_when_configured() {
+        let (recorder, key) = recorder(RecorderConfig { keep_variables: true, ..RecorderConfig::default() });
+        recorder.record_comparison(
+            key,
+            &context("Op"),
+            (Backend::Legacy, &json!(1), MS),
+            (Backend::Service, &json!(2), MS),
+        );
+        let snapshot = recorder.snapshot();
+        assert_eq!(snapshot.keys[&key].exemplars[0].variables, context("Op").variables);
+    }
+
+    #[test]
+    fn the_exemplar_ring_keeps_the_latest() {
+        let (recorder, key) = recorder(RecorderConfig { exemplars_per_key: 3, keep_variables: false });
+        for i in 0..5 {
+            recorder.record_comparison(
+                key,
+                &context(&format!("Op{i}")),
+                (Backend::Legacy, &json!(i), MS),
+                (Backend::Service, &json!(-1), MS),
+            );
+        }
+        let snapshot = recorder.snapshot();
+        let kept: Vec<Option<&str>> =
+            snapshot.keys[&key].exemplars.iter().map(|e| e.operation.as_deref()).collect();
+        assert_eq!(kept, [Some("Op2"), Some("Op3"), Some("Op4")]);
+        assert_eq!(snapshot.keys[&key].counters.mismatched, 5);
+    }
+
+    #[test]
+    fn calibrated_noise_is_reported_and_kept_out_of_mismatches() {
+        let (recorder, key) = recorder(RecorderConfig::default());
+        let a =
+            json!({"generated": "t1", "events": [{"id": 1, "nonce": "x"}, {"id": 2, "nonce": "y"}], "n": 1});
+        // A/A with identical answers learns nothing.
+        assert!(recorder.record_calibration(key, &a, &a.clone()).is_empty());
+        // A/A whose answers differ in `generated` and in one event's nonce.
+        let b =
+            json!({"generated": "t2", "events": [{"id": 1, "nonce": "x"}, {"id": 2, "nonce": "z"}], "n": 1});
+        assert_eq!(recorder.record_calibration(key, &a, &b), vec!["$.events[*].nonce", "$.generated"]);
+
+        // A/B differing only at noise paths (another position of the list): a match, noted.
+        let c =
+            json!({"generated": "t3", "events": [{"id": 1, "nonce": "q"}, {"id": 2, "nonce": "y"}], "n": 1});
+        let outcome = recorder.record_comparison(
+            key,
+            &context("Op"),
+            (Backend::Legacy, &a, MS),
+            (Backend::Service, &c, MS),
+        );
+        assert_eq!(outcome, Outcome::Match);
+        // A/B differing at noise and at `n`: a mismatch, the noise still shown, flagged.
+        let d =
+            json!({"generated": "t4", "events": [{"id": 1, "nonce": "x"}, {"id": 2, "nonce": "y"}], "n": 2});
+        let outcome = recorder.record_comparison(
+            key,
+            &context("Op"),
+            (Backend::Legacy, &a, MS),
+            (Backend::Service, &d, MS),
+        );
+        assert_eq!(outcome, Outcome::Mismatch);
+
+        let snapshot = recorder.snapshot();
+        let results = &snapshot.keys[&key];
+        assert_eq!((results.calibrations, results.calibrations_differing), (2, 1));
+        assert_eq!(
+            results.counters,
+            Counters { matched: 1, matched_with_noise: 1, mismatched: 1, ..Counters::default() }
+        );
+        assert_eq!(
+            results.noise,
+            [
+                (
+                    "$.events[*].nonce".to_owned(),
+                    NoiseStat { calibrations_differing: 1, comparisons_differing: 1 }
+                ),
+                ("$.generated".to_owned(), NoiseStat { calibrations_differing: 1, comparisons_differing: 2 }),
+            ]
+            .into_iter()
+            .collect()
+        );
+        let flagged: Vec<(&str, bool)> =
+            results.exemplars[0].differences.iter().map(|d| (d.path.as_str(), d.noise)).collect();
+        assert_eq!(flagged, [("$.generated", true), ("$.n", false)]);
+    }
+
+    #[test]
+    fn histogram_buckets_by_upper_bound() {
+        let mut histogram = Histogram::default();
+        for micros in [500, 1_000, 1_001, 2_000, 20_000_000] {
+            histogram.observe(Duration::from_micros(micros));
+        }
+        assert_eq!(histogram.counts[0], 2, "≤ 1 ms");
+        assert_eq!(histogram.counts[1], 2, "≤ 2 ms");
+        assert_eq!(histogram.counts[LATENCY_BUCKETS_MS.len()], 1, "above 10 s");
+        assert_eq!(histogram.counts.iter().sum::<u64>(), 5);
+        assert_eq!((histogram.count, histogram.sum_micros), (5, 20_004_501));
+    }
+}

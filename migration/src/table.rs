@@ -274,6 +274,7 @@ impl RoutingTable {
             }
         }
         if !problems.is_empty() {
+            problems.sort_by_key(|p| (p.location.line, p.location.column));
             return Err(TableError { problems });
         }
         for key in catalog.keys() {
@@ -368,31 +369,40 @@ fn names(backends: &[Backend]) -> String {
 }
 
 fn syntax_error(text: &str, origin: &Arc<str>, error: &toml::de::Error) -> TableError {
-    let offset = error.span().map_or(0, |span| span.start);
+    let span = error.span().unwrap_or(0..0);
     TableError {
         problems: vec![Problem {
-            location: Location::at(origin, text, offset),
-            key: entry_at(text, offset),
+            location: Location::at(origin, text, span.start),
+            key: entry_at(text, span),
             message: error.message().trim().to_owned(),
         }],
     }
 }
 
-/// The field key of the entry holding byte `offset`: the last key that starts before it. Found
-/// with a second, lenient parse, because serde's errors do not say which map entry they are in.
-fn entry_at(text: &str, offset: usize) -> Option<String> {
+/// The field key of the entry an error's `span` is in: the key inside the span (an error about a
+/// whole entry spans it), else the last key before it. Found with a second, lenient parse, because
+/// serde's errors do not say which map entry they are in; when the text is not even TOML, the last
+/// `[fields."…"]` header before the error.
+fn entry_at(text: &str, span: Range<usize>) -> Option<String> {
+    let offset = span.start;
     #[derive(Deserialize)]
     struct Lenient {
         #[serde(default)]
         fields: BTreeMap<Spanned<String>, toml::Value>,
     }
-    let lenient: Lenient = toml::from_str(text).ok()?;
-    lenient
-        .fields
-        .into_keys()
-        .filter(|key| key.span().start <= offset)
-        .max_by_key(|key| key.span().start)
-        .map(Spanned::into_inner)
+    match toml::from_str::<Lenient>(text) {
+        Ok(lenient) => lenient
+            .fields
+            .into_keys()
+            .filter(|key| key.span().start < span.end.max(offset + 1))
+            .max_by_key(|key| key.span().start)
+            .map(Spanned::into_inner),
+        Err(_) => text.get(..offset)?.lines().rev().find_map(|line| {
+            let quoted = line.trim().strip_prefix("[fields.\"")?;
+            let (key, rest) = quoted.split_once('"')?;
+            rest.trim_start().starts_with(']').then(|| key.to_owned())
+        }),
+    }
 }
 
 #[derive(Deserialize)]
@@ -634,4 +644,336 @@ impl EntryCheck<'_> {
 fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::banyan().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn key(catalog: &Catalog, key: &str) -> FieldKey {
+        catalog.key(key).unwrap_or_else(|| panic!("{key} is declared"))
+    }
+
+    fn parse(text: &str) -> Result<RoutingTable, TableError> {
+        RoutingTable::parse(text, "routing.toml", &catalog())
+    }
+
+    /// The problems as `line:column key message` triples, to compare with hand-written ones.
+    fn problems(text: &str) -> Vec<(usize, usize, Option<String>, String)> {
+        match parse(text) {
+            Ok(_) => panic!("{text} should be refused"),
+            Err(error) => error
+                .problems
+                .into_iter()
+                .map(|p| {
+                    assert_eq!(&*p.location.origin, "routing.toml");
+                    (p.location.line, p.location.column, p.key, p.message)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_full_table_parses_and_unnamed_fields_take_their_default() {
+        let catalog = catalog();
+        let text = r#"
+[fields."Template.stats"]
+mode = "canary"
+percent = 20
+
+[fields."Template.draft"]
+mode = "shadow"
+primary = "service"
+sample_rate = 0.25
+calibration_rate = 0.01
+secondary_deadline = "750ms"
+max_in_flight = 8
+require_evidence = { min_compared = 500, max_mismatch_rate = 0.002, all_contract_operations = false }
+
+[fields."Template.recentEvents"]
+mode = "legacy"
+force = true
+
+[fields."Mutation.updateDraftBlock"]
+mode = "service"
+"#;
+        let table = RoutingTable::parse(text, "routing.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        let route = |k| table.route(key(&catalog, k)).unwrap_or_else(|| panic!("{k} routed"));
+        assert_eq!(route("Template.stats").mode, Mode::Canary { percent: 20.0, sticky: StickyKey::User });
+        assert_eq!(route("Template.stats").location.as_ref().map(|l| (l.line, l.column)), Some((2, 9)));
+        assert_eq!(
+            route("Template.draft").mode,
+            Mode::Shadow(ShadowSettings {
+                primary: Backend::Service,
+                sample_rate: 0.25,
+                calibration_rate: 0.01,
+                secondary_deadline: Duration::from_millis(750),
+                max_in_flight: 8,
+            })
+        );
+        assert_eq!(
+            route("Template.draft").require_evidence,
+            Some(EvidenceRequirement {
+                min_compared: 500,
+                max_mismatch_rate: 0.002,
+                all_contract_operations: false
+            })
+        );
+        assert_eq!(route("Template.recentEvents").mode, Mode::Legacy);
+        assert!(route("Template.recentEvents").force);
+        // Not in the file: the declaration's default, and no location.
+        assert_eq!(route("Mutation.deleteDraftBlock").mode, Mode::Service);
+        assert_eq!(route("Mutation.deleteDraftBlock").location, None);
+        assert_eq!(table.routes().count(), catalog.keys().count());
+    }
+
+    #[test]
+    fn defaults_of_optional_keys() {
+        let catalog = catalog();
+        let table = RoutingTable::parse(
+            "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nrequire_evidence = {}\n",
+            "t",
+            &catalog,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let route = table.route(key(&catalog, "Template.stats")).unwrap_or_else(|| panic!("routed"));
+        assert_eq!(
+            route.mode,
+            Mode::Shadow(ShadowSettings {
+                primary: Backend::Legacy,
+                sample_rate: 1.0,
+                calibration_rate: 0.0,
+                secondary_deadline: Duration::from_secs(2),
+                max_in_flight: 64,
+            })
+        );
+        assert_eq!(
+            route.require_evidence,
+            Some(EvidenceRequirement {
+                min_compared: 1000,
+                max_mismatch_rate: 0.001,
+                all_contract_operations: true
+            })
+        );
+        assert!(!route.force);
+        // An empty file is every default.
+        assert!(parse("").map(|t| t.same_routes(&RoutingTable::defaults(&catalog))).unwrap_or(false));
+    }
+
+    #[test]
+    fn syntax_errors_and_unknown_keys_carry_line_column_and_key() {
+        // A TOML syntax error: line 3, where the value is missing.
+        let found = problems("[fields.\"Template.stats\"]\nmode = \"legacy\"\npercent =\n");
+        assert_eq!((found[0].0, found[0].2.as_deref()), (3, Some("Template.stats")));
+
+        // A misspelt key inside an entry (deny_unknown_fields), on line 4.
+        let found = problems("\n[fields.\"Template.draft\"]\nmode = \"canary\"\npercnt = 20\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0, found[0].1, found[0].2.as_deref()), (4, 1, Some("Template.draft")));
+        assert!(found[0].3.contains("unknown field `percnt`"), "{}", found[0].3);
+
+        // A misspelt key at the top level.
+        let found = problems("field = 1\n");
+        assert_eq!((found[0].0, found[0].1, found[0].2.clone()), (1, 1, None));
+        assert!(found[0].3.contains("unknown field `field`"), "{}", found[0].3);
+
+        // A field key that is not declared.
+        let found = problems("[fields.\"Template.stat\"]\nmode = \"legacy\"\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0, found[0].1, found[0].2.as_deref()), (1, 9, Some("Template.stat")));
+        assert!(
+            found[0].3.starts_with("unknown field key; declared keys are Template.stats, "),
+            "{}",
+            found[0].3
+        );
+
+        // No mode.
+        let found = problems("[fields.\"Template.stats\"]\npercent = 3\n");
+        assert_eq!(found[0].2.as_deref(), Some("Template.stats"));
+        assert!(found[0].3.contains("missing field `mode`"), "{}", found[0].3);
+    }
+
+    #[test]
+    fn impossible_modes_are_refused_with_each_place() {
+        let text = r#"[fields."Template.stats"]
+mode = "shadow"
+percent = 10
+
+[fields."Template.draft"]
+mode = "canary"
+
+[fields."Template.recentEvents"]
+mode = "blue"
+"#;
+        assert_eq!(
+            problems(text),
+            vec![
+                (
+                    2,
+                    8,
+                    Some("Template.stats".into()),
+                    "mode \"shadow\" needs `primary` (\"legacy\" or \"service\")".into()
+                ),
+                (3, 11, Some("Template.stats".into()), "`percent` does not apply to mode \"shadow\"".into()),
+                (6, 8, Some("Template.draft".into()), "mode \"canary\" needs `percent` (0 to 100)".into()),
+                (
+                    9,
+                    8,
+                    Some("Template.recentEvents".into()),
+                    "unknown mode \"blue\"; expected \"legacy\", \"service\", \"canary\" or \"shadow\""
+                        .into()
+                ),
+            ]
+        );
+        let ranges = r#"[fields."Template.stats"]
+mode = "canary"
+percent = 150
+sticky = "cookie"
+
+[fields."Template.draft"]
+mode = "shadow"
+primary = "both"
+sample_rate = 2
+secondary_deadline = "soon"
+max_in_flight = 0
+require_evidence = { min_compared = -1, max_mismatch_rate = 1.5 }
+
+[fields."Template.recentEvents"]
+mode = "service"
+sample_rate = 0.5
+"#;
+        let messages: Vec<(usize, String)> =
+            problems(ranges).into_iter().map(|(line, _, _, m)| (line, m)).collect();
+        assert_eq!(
+            messages,
+            vec![
+                (3, "`percent` must be between 0 and 100, not 150".to_owned()),
+                (4, "`sticky` is \"user\" or \"header:<lowercase-name>\", not \"cookie\"".to_owned()),
+                (8, "`primary` is \"legacy\" or \"service\", not \"both\"".to_owned()),
+                (9, "`sample_rate` must be between 0 and 1, not 2".to_owned()),
+                (10, "`secondary_deadline` \"soon\" is not a duration: expected number at 0".to_owned()),
+                (11, "`max_in_flight` must be between 1 and 100000, not 0".to_owned()),
+                (12, "`min_compared` must not be negative, not -1".to_owned()),
+                (12, "`max_mismatch_rate` must be between 0 and 1, not 1.5".to_owned()),
+                (16, "`sample_rate` does not apply to mode \"service\"".to_owned()),
+            ]
+        );
+        let deadline = problems(
+            "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsecondary_deadline = \"5m\"\n",
+        );
+        assert_eq!(deadline[0].3, "`secondary_deadline` must be above 0 and at most 60s");
+    }
+
+    #[test]
+    fn writes_refuse_canary_and_shadow() {
+        for (name, rest) in [("canary", "percent = 5"), ("shadow", "primary = \"legacy\"")] {
+            let text = format!("[fields.\"Mutation.updateDraftBlock\"]\nmode = \"{name}\"\n{rest}\n");
+            let found = problems(&text);
+            assert!(
+                found.contains(&(
+                    2,
+                    8,
+                    Some("Mutation.updateDraftBlock".into()),
+                    format!("a write goes to one store of record: its mode is \"legacy\" or \"service\", not {name:?}")
+                )),
+                "{found:?}"
+            );
+        }
+        assert!(parse("[fields.\"Mutation.updateDraftBlock\"]\nmode = \"legacy\"\n").is_ok());
+    }
+
+    #[test]
+    fn split_brain_warns_unless_read_and_writes_agree() {
+        // The read on legacy, the writes on their default (service): three warnings.
+        let table =
+            parse("[fields.\"Template.draft\"]\nmode = \"legacy\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let warned: Vec<&str> = table.warnings().iter().filter_map(|w| w.key.as_deref()).collect();
+        assert_eq!(
+            warned,
+            ["Mutation.updateDraftBlock", "Mutation.insertDraftBlock", "Mutation.deleteDraftBlock"]
+        );
+        assert_eq!(
+            table.warnings()[0].message,
+            "split brain: `Mutation.updateDraftBlock` writes to service but `Template.draft` (legacy) reads from \
+             legacy; readers will see stale data (declare the stores synchronised if they are)"
+        );
+        // Located at the read's entry, as the writes are not in the file.
+        assert_eq!(table.warnings()[0].location.line, 1);
+
+        // Everything on legacy: none.
+        let all_legacy = "[fields.\"Template.draft\"]\nmode = \"legacy\"\n[fields.\"Mutation.updateDraftBlock\"]\nmode = \"legacy\"\n[fields.\"Mutation.insertDraftBlock\"]\nmode = \"legacy\"\n[fields.\"Mutation.deleteDraftBlock\"]\nmode = \"legacy\"\n";
+        assert!(parse(all_legacy).map(|t| t.warnings().is_empty()).unwrap_or(false));
+
+        // A canary read serves some users from legacy while writes go to the service.
+        let canary = parse("[fields.\"Template.draft\"]\nmode = \"canary\"\npercent = 50\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(canary.warnings().len(), 3);
+        // Shadow with the service serving: readers read what the writes wrote.
+        let shadow = parse("[fields.\"Template.draft\"]\nmode = \"shadow\"\nprimary = \"service\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(shadow.warnings().is_empty(), "{:?}", shadow.warnings());
+        // The defaults are consistent.
+        assert!(parse("").map(|t| t.warnings().is_empty()).unwrap_or(false));
+    }
+
+    #[test]
+    fn synchronised_stores_do_not_warn() {
+        use crate::declaration::{
+            Access, BackendCall, Batching, FieldDeclaration, Implementation, Normalisers,
+        };
+        const READ: FieldDeclaration = FieldDeclaration {
+            key: "T.read",
+            description: "a read",
+            access: Access::Read,
+            legacy: Implementation {
+                calls: &[BackendCall::monolith("GET /r/")],
+                batching: Batching::OneAtATime,
+            },
+            service: Implementation { calls: &[BackendCall::grpc("S/Read")], batching: Batching::Batched },
+            normalisers: Normalisers::NONE,
+            default_backend: Backend::Legacy,
+        };
+        static FIELDS: &[FieldDeclaration] = &[
+            READ,
+            FieldDeclaration {
+                key: "Mutation.synced",
+                access: Access::Write { store_of: "T.read", synchronised: true },
+                default_backend: Backend::Service,
+                ..READ
+            },
+            FieldDeclaration {
+                key: "Mutation.apart",
+                access: Access::Write { store_of: "T.read", synchronised: false },
+                default_backend: Backend::Service,
+                ..READ
+            },
+        ];
+        let catalog = Catalog::new(FIELDS, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::parse("", "t", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        let warned: Vec<&str> = table.warnings().iter().filter_map(|w| w.key.as_deref()).collect();
+        assert_eq!(warned, ["Mutation.apart"]);
+    }
+
+    #[test]
+    fn errors_render_as_file_line_column_key_message() {
+        let error = parse("[fields.\"Template.stats\"]\nmode = \"blue\"\n")
+            .err()
+            .unwrap_or_else(|| panic!("refused"));
+        assert_eq!(
+            error.to_string(),
+            "routing.toml:2:8: `Template.stats`: unknown mode \"blue\"; expected \"legacy\", \"service\", \"canary\" or \"shadow\""
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let found = problems("# é é\n[fields.\"Template.stats\"]\nmode = \"legacy\" ; x\n");
+        assert_eq!(found[0].0, 3);
+        let found = problems("[fields.\"Template.stats\"] # ééé\nmode = \"blué\"\n");
+        assert_eq!((found[0].0, found[0].1), (2, 8));
+    }
 }
