@@ -409,7 +409,7 @@ mod tests {
         match choice {
             0 => json!(rng.next() % 100),
             1 => json!(format!("s{}", rng.next() % 10)),
-            2 => json!(rng.next() % 2 == 0),
+            2 => json!(rng.next().is_multiple_of(2)),
             3 => Value::Null,
             4 => Value::Array((0..1 + rng.next() % 3).map(|_| random_doc(rng, depth + 1)).collect()),
             _ => Value::Object(

@@ -529,8 +529,8 @@ mod tests {
                     })
                 })
                 .collect();
-            for i in 0..200 {
-                let mode = if i % 2 == 0 { "service" } else { "legacy" };
+            for i in 0..200u32 {
+                let mode = if i.is_multiple_of(2) { "service" } else { "legacy" };
                 assert!(live.propose(&both(mode), "t").is_ok());
             }
             for reader in readers {
