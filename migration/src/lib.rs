@@ -13,6 +13,7 @@
 //!   and whether a second call is made.
 //! - [`executor`]: runs the serving call and its shadow; [`compare`], [`path`]: the comparison;
 //!   [`recorder`]: counters, latencies, noise (A/A), exemplars; [`evidence`]: what a flip needs.
+//! - [`report`]: the retirement report (per component, per monolith endpoint, per field).
 //! - [`hash`]: the fixed hash every replica shares.
 //!
 //! Per request: take one [`LiveTable::snapshot`], [`RoutingTable::decide`] each migrated field,
@@ -30,6 +31,7 @@ pub mod hash;
 pub mod live;
 pub mod path;
 pub mod recorder;
+pub mod report;
 pub mod table;
 
 pub use catalog::{Catalog, CatalogError};
@@ -45,4 +47,5 @@ pub use evidence::{ContractIndex, KeyEvidence};
 pub use executor::ShadowExecutor;
 pub use live::{LiveTable, LoadError, Refusal, ReloadOutcome, TableWatcher};
 pub use recorder::{CallContext, Outcome, RecorderConfig, RecorderSnapshot, ShadowRecorder};
+pub use report::{ContractUsage, Report};
 pub use table::{EvidenceRequirement, Location, Mode, Problem, Route, RoutingTable, TableError};
