@@ -977,3 +977,74 @@ sample_rate = 0.5
         assert_eq!((found[0].0, found[0].1), (2, 8));
     }
 }
+
+#[cfg(test)]
+mod documentation {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The example table in the repository is valid, warns of nothing, and sets every key.
+    #[test]
+    fn the_example_table_loads_cleanly() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("routing.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::parse(&text, "routing.example.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        assert!(table.warnings().is_empty(), "{:?}", table.warnings());
+        for key in ROUTE_KEYS {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            assert!(text.contains(&format!("{name} = ")), "routing.example.toml sets `{key}`");
+        }
+    }
+
+    /// Every key of a route is in the README's routing-table section.
+    #[test]
+    fn every_key_is_in_the_readme() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let section = readme.split("## Routing table").nth(1).unwrap_or_default();
+        for key in ROUTE_KEYS {
+            assert!(section.contains(&format!("| `{key}`")), "README.md's routing-table section documents `{key}`");
+        }
+    }
+
+    /// The keys a route accepts; `the_listed_keys_are_the_parsers` keeps this list and the
+    /// parser's in step.
+    const ROUTE_KEYS: &[&str] = &[
+        "mode",
+        "percent",
+        "sticky",
+        "primary",
+        "sample_rate",
+        "calibration_rate",
+        "secondary_deadline",
+        "max_in_flight",
+        "require_evidence.min_compared",
+        "require_evidence.max_mismatch_rate",
+        "require_evidence.all_contract_operations",
+        "force",
+    ];
+
+    /// The parser's own list of keys (from its "expected one of" message for an unknown key)
+    /// is exactly `ROUTE_KEYS`.
+    #[test]
+    fn the_listed_keys_are_the_parsers() {
+        let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
+        let accepted = |text: &str, prefix: &str| -> Vec<String> {
+            let message = RoutingTable::parse(text, "t", &catalog).err().map(|e| e.to_string()).unwrap_or_default();
+            let list = message.split("expected one of").nth(1).unwrap_or_default();
+            list.split('`').skip(1).step_by(2).map(|name| format!("{prefix}{name}")).collect()
+        };
+        let mut keys = accepted("[fields.\"Template.stats\"]\nzzz = 1\n", "");
+        keys.extend(accepted(
+            "[fields.\"Template.stats\"]\nmode = \"legacy\"\nrequire_evidence = { zzz = 1 }\n",
+            "require_evidence.",
+        ));
+        keys.retain(|key| key != "require_evidence");
+        keys.sort();
+        let mut expected: Vec<String> = ROUTE_KEYS.iter().map(|k| (*k).to_owned()).collect();
+        expected.sort();
+        assert_eq!(keys, expected);
+    }
+}
