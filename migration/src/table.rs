@@ -990,7 +990,8 @@ mod documentation {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("routing.example.toml");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
-        let table = RoutingTable::parse(&text, "routing.example.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        let table =
+            RoutingTable::parse(&text, "routing.example.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
         assert!(table.warnings().is_empty(), "{:?}", table.warnings());
         for key in ROUTE_KEYS {
             let name = key.rsplit('.').next().unwrap_or(key);
@@ -1005,7 +1006,10 @@ mod documentation {
         let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let section = readme.split("## Routing table").nth(1).unwrap_or_default();
         for key in ROUTE_KEYS {
-            assert!(section.contains(&format!("| `{key}`")), "README.md's routing-table section documents `{key}`");
+            assert!(
+                section.contains(&format!("| `{key}`")),
+                "README.md's routing-table section documents `{key}`"
+            );
         }
     }
 
@@ -1032,7 +1036,8 @@ mod documentation {
     fn the_listed_keys_are_the_parsers() {
         let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
         let accepted = |text: &str, prefix: &str| -> Vec<String> {
-            let message = RoutingTable::parse(text, "t", &catalog).err().map(|e| e.to_string()).unwrap_or_default();
+            let message =
+                RoutingTable::parse(text, "t", &catalog).err().map(|e| e.to_string()).unwrap_or_default();
             let list = message.split("expected one of").nth(1).unwrap_or_default();
             list.split('`').skip(1).step_by(2).map(|name| format!("{prefix}{name}")).collect()
         };

@@ -90,28 +90,30 @@ async fn a_slow_secondary_does_not_delay_the_primary() {
     let gate = Arc::new(Notify::new());
     let log = Log::default();
     let (gate2, log2) = (gate.clone(), log.clone());
-    let answer = fixture
-        .executor
-        .execute(&decision, context(), move |backend| {
-            let (gate, log) = (gate2.clone(), log2.clone());
-            async move {
-                match backend {
-                    Backend::Legacy => {
-                        log.push("primary answered");
-                        Ok::<_, String>(Stats { sent: 10, opened: 4 })
-                    }
-                    Backend::Service => {
-                        log.push("secondary started");
-                        // Stands for a secondary that takes seconds: it finishes only when the
-                        // test says so, after the primary's answer is in hand.
-                        gate.notified().await;
-                        log.push("secondary answered");
-                        Ok(Stats { sent: 10, opened: 4 })
-                    }
+    let serving = fixture.executor.execute(&decision, context(), move |backend| {
+        let (gate, log) = (gate2.clone(), log2.clone());
+        async move {
+            match backend {
+                Backend::Legacy => {
+                    log.push("primary answered");
+                    Ok::<_, String>(Stats { sent: 10, opened: 4 })
+                }
+                Backend::Service => {
+                    log.push("secondary started");
+                    // Stands for a secondary that takes seconds: it finishes only when the
+                    // test says so, after the primary's answer is in hand.
+                    gate.notified().await;
+                    log.push("secondary answered");
+                    Ok(Stats { sent: 10, opened: 4 })
                 }
             }
-        })
-        .await;
+        }
+    });
+    // A bound so that a primary waiting for the held secondary fails the test instead of
+    // hanging it; the gate opens only after the primary's answer is in hand.
+    let Ok(answer) = tokio::time::timeout(Duration::from_secs(60), serving).await else {
+        panic!("the primary waited for the secondary");
+    };
     log.push("response returned");
     assert_eq!(answer, Ok(Stats { sent: 10, opened: 4 }));
     // The response was back while the secondary was still running, and nothing was recorded yet.
@@ -137,19 +139,28 @@ async fn a_slow_secondary_does_not_delay_the_primary() {
 async fn a_two_second_secondary_is_compared_after_the_response() {
     let fixture = fixture(&shadow("5s", 4));
     let decision = fixture.table.decide(fixture.key, &subject(2));
+    let log = Log::default();
+    let log2 = log.clone();
     let answer = fixture
         .executor
-        .execute(&decision, context(), |backend| async move {
-            if backend == Backend::Service {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                return Ok::<_, String>(Stats { sent: 10, opened: 5 });
+        .execute(&decision, context(), move |backend| {
+            let log = log2.clone();
+            async move {
+                if backend == Backend::Service {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    log.push("secondary answered");
+                    return Ok::<_, String>(Stats { sent: 10, opened: 5 });
+                }
+                Ok(Stats { sent: 10, opened: 4 })
             }
-            Ok(Stats { sent: 10, opened: 4 })
         })
         .await;
+    log.push("response returned");
     assert_eq!(answer, Ok(Stats { sent: 10, opened: 4 }), "the primary's answer, not the secondary's");
+    assert_eq!(log.events(), ["response returned"], "the response came back before the secondary answered");
     assert_eq!(counters(&fixture), Counters::default(), "nothing compared when the response returns");
     wait_for(|| counters(&fixture).mismatched == 1).await;
+    assert_eq!(log.events(), ["response returned", "secondary answered"]);
     let snapshot = fixture.executor.recorder().snapshot();
     let exemplar = &snapshot.keys[&fixture.key].exemplars[0];
     assert_eq!(exemplar.differences.len(), 1);
