@@ -77,20 +77,43 @@ impl ShadowExecutor {
     where
         F: Fn(Backend) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Serialize + Clone + Send + 'static,
+        T: Serialize + Send + 'static,
         E: Display + Send + 'static,
     {
+        let primary = call(decision.serve);
+        self.run(decision, context, primary, call).await
+    }
+
+    /// [`execute`](Self::execute) with the primary's future given directly, so it may borrow
+    /// from the request (a per-request loader); only the second call, which outlives the
+    /// response, must own what it uses. `secondary` is called at most once, with the backend to
+    /// call, and only when a second call is made.
+    pub async fn run<T, E, E2, P, S, SFut>(
+        &self,
+        decision: &Decision,
+        context: CallContext,
+        primary: P,
+        secondary: S,
+    ) -> Result<T, E>
+    where
+        P: Future<Output = Result<T, E>>,
+        S: FnOnce(Backend) -> SFut,
+        SFut: Future<Output = Result<T, E2>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E2: Display + Send + 'static,
+    {
         let key = decision.key;
-        let to_secondary = decision.shadow.and_then(|plan| self.start_secondary(key, plan, context, &call));
+        let to_secondary =
+            decision.shadow.and_then(|plan| self.start_secondary(key, plan, context, secondary));
         let started = Instant::now();
-        let result = call(decision.serve).await;
+        let result = primary.await;
         let elapsed = started.elapsed();
         self.recorder.record_served(key, decision.serve, elapsed);
         if let Some(sender) = to_secondary {
             // Serialising is the only shadow work on the primary's path, and only on sampled
             // requests; the comparison runs in the secondary's task.
             let done = match &result {
-                Ok(value) => match serde_json::to_value(value.clone()) {
+                Ok(value) => match serde_json::to_value(value) {
                     Ok(json) => PrimaryDone::Value(json, elapsed),
                     Err(error) => {
                         tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
@@ -99,22 +122,22 @@ impl ShadowExecutor {
                 },
                 Err(_) => PrimaryDone::Failed,
             };
-            // The secondary's task may be gone (it cannot be, it waits for this); nothing to do.
+            // The secondary's task waits for this message, so it is there to receive it.
             let _ = sender.send(done);
         }
         result
     }
 
-    fn start_secondary<T, E, F, Fut>(
+    fn start_secondary<T, E, S, SFut>(
         &self,
         key: FieldKey,
         plan: ShadowPlan,
         context: CallContext,
-        call: &F,
+        call: S,
     ) -> Option<oneshot::Sender<PrimaryDone>>
     where
-        F: Fn(Backend) -> Fut,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        S: FnOnce(Backend) -> SFut,
+        SFut: Future<Output = Result<T, E>> + Send + 'static,
         T: Serialize + Send + 'static,
         E: Display + Send + 'static,
     {

@@ -324,3 +324,26 @@ async fn unsampled_and_fixed_requests_make_one_call() {
         assert_eq!(counters(&fixture), Counters::default());
     }
 }
+
+/// `run` takes a primary that borrows from the request; only the second call owns its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_accepts_a_borrowing_primary() {
+    let fixture = fixture(&shadow("1s", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let per_request = vec![Stats { sent: 3, opened: 1 }];
+    let borrowed = &per_request;
+    let answer = fixture
+        .executor
+        .run(
+            &decision,
+            context(),
+            async move { Ok::<_, String>(borrowed[0].clone()) },
+            |backend| async move {
+                assert_eq!(backend, Backend::Service);
+                Err::<Stats, _>(std::io::Error::other("refused"))
+            },
+        )
+        .await;
+    assert_eq!(answer, Ok(Stats { sent: 3, opened: 1 }));
+    wait_for(|| counters(&fixture).secondary_errors == 1).await;
+}
