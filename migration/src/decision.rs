@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::declaration::{Backend, FieldKey};
-use crate::hash::{bucket, share_to_buckets};
+use crate::hash::{bucket_of, share_to_buckets};
 use crate::table::{Mode, Route, RoutingTable, StickyKey};
 
 /// What a decision may know about the request.
@@ -158,14 +158,15 @@ fn decide_route(route: &Route, subject: &dyn Subject) -> Decision {
     }
 }
 
-/// The canary bucket (`0..10_000`) of a sticky value for `key`. Salting with the key gives each
-/// field its own cohort, so the same users are not first on every migration.
+/// The canary bucket (`0..10_000`) of a sticky value for `key`: the stable hash of
+/// `["canary", key, value]`. Salting with the key gives each field its own cohort, so the same
+/// users are not first on every migration.
 pub fn canary_bucket(key: FieldKey, sticky_value: &str) -> u32 {
-    bucket(&format!("canary:{key}"), sticky_value)
+    bucket_of(&["canary", key.as_str(), sticky_value])
 }
 
 fn draw(purpose: &str, key: FieldKey, request_id: &str) -> u32 {
-    bucket(&format!("{purpose}:{key}"), request_id)
+    bucket_of(&[purpose, key.as_str(), request_id])
 }
 
 /// Per-request routes forced by a developer header: `Template.stats=legacy, Template.draft=service`.
@@ -252,8 +253,11 @@ mod tests {
         let stats = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
         let at_20 = table(&catalog, &canary(20));
         let chosen = on_service(&at_20, stats);
-        // 20% ± 2% of 10,000 users.
+        // 20% ± 2% of 10,000 users; exactly 1,962 by a separate Python transcription of the
+        // hash, whose first five are users 7, 14, 16, 19 and 21.
         assert!((1_800..=2_200).contains(&chosen.len()), "{} users on the service", chosen.len());
+        assert_eq!(chosen.len(), 1_962);
+        assert_eq!(chosen[..5], [7, 14, 16, 19, 21]);
         for id in 0..10_000 {
             let decision = at_20.decide(stats, &user(id));
             assert_eq!(decision.decided_by, DecidedBy::Canary);
@@ -270,6 +274,7 @@ mod tests {
         // Raising the percent keeps everyone already on the service there.
         let at_50 = on_service(&table(&catalog, &canary(50)), stats);
         assert!((4_800..=5_200).contains(&at_50.len()), "{}", at_50.len());
+        assert_eq!(at_50.len(), 5_071, "the Python transcription's count");
         assert!(chosen.iter().all(|id| at_50.contains(id)));
         assert!(on_service(&table(&catalog, &canary(0)), stats).is_empty());
         assert_eq!(on_service(&table(&catalog, &canary(100)), stats).len(), 10_000);
@@ -285,6 +290,7 @@ mod tests {
         let overlap = stats.iter().filter(|id| draft.contains(id)).count();
         // Independent cohorts overlap on about 20% × 20% = 4% of users; the same cohort on 20%.
         assert!((300..=500).contains(&overlap), "{overlap}");
+        assert_eq!(overlap, 399, "the Python transcription's count");
     }
 
     #[test]

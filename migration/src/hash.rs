@@ -26,8 +26,13 @@ pub fn stable_hash(parts: &[&str]) -> u64 {
 
 /// The bucket, `0..BUCKETS`, that `value` falls in under `salt`.
 pub fn bucket(salt: &str, value: &str) -> u32 {
+    bucket_of(&[salt, value])
+}
+
+/// The bucket, `0..BUCKETS`, of `parts`.
+pub fn bucket_of(parts: &[&str]) -> u32 {
     // `BUCKETS` divides 2^64 unevenly by under one part in 10^15: no visible bias.
-    (stable_hash(&[salt, value]) % u64::from(BUCKETS)) as u32
+    (stable_hash(parts) % u64::from(BUCKETS)) as u32
 }
 
 /// A share (a rate in `0.0..=1.0`) as a number of buckets, rounded to the nearest basis point.
