@@ -392,6 +392,36 @@ mod tests {
         }
     }
 
+    /// Property: an unordered list compares equal to any permutation of itself, and a change to
+    /// one item's field is reported at `$.items[id="<key>"].<field>`, wherever the item moved.
+    #[test]
+    fn property_unordered_lists_ignore_order_and_name_changed_items_by_key() {
+        let c = comparator(Normalisers {
+            unordered: &[UnorderedList { path: "items", key: "id" }],
+            ..Normalisers::NONE
+        });
+        let mut rng = Rng(42);
+        for _ in 0..300 {
+            let n = 1 + (rng.next() % 12) as usize;
+            let items: Vec<Value> =
+                (0..n).map(|i| json!({"id": format!("k{i}"), "v": rng.next() % 5, "w": "x"})).collect();
+            let mut shuffled = items.clone();
+            for i in (1..n).rev() {
+                shuffled.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+            }
+            let (a, b) = (json!({"items": items}), json!({"items": shuffled.clone()}));
+            assert!(c.compare(&a, &b).is_match(), "{a} vs {b}");
+            let pick = (rng.next() % n as u64) as usize;
+            let id = shuffled[pick]["id"].as_str().unwrap_or_default().to_owned();
+            shuffled[pick]["w"] = json!("changed");
+            let changed = json!({"items": shuffled});
+            assert_eq!(
+                found(&c.compare(&a, &changed)),
+                vec![diff(&format!("$.items[id=\"{id}\"].w"), Some(json!("x")), Some(json!("changed")))]
+            );
+        }
+    }
+
     /// A tiny deterministic generator (splitmix64), so property tests need no dependency.
     pub(crate) struct Rng(pub(crate) u64);
     impl Rng {

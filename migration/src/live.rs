@@ -209,8 +209,15 @@ impl LiveTable {
         if !refused.is_empty() {
             return Err(LoadError::Refused(refused));
         }
-        for refusal in &forced {
-            tracing::warn!(forced = %refusal, "routing table: flip forced without the required evidence");
+        for flip in &forced {
+            tracing::warn!(
+                key = %flip.key,
+                from = flip.from,
+                to = flip.to,
+                location = ?flip.location.as_ref().map(ToString::to_string),
+                shortfalls = %flip.reasons.join("; "),
+                "routing table: flip forced (`force = true`) without the required evidence"
+            );
         }
         for warning in table.warnings() {
             tracing::warn!(warning = %warning, "routing table");
