@@ -1,0 +1,224 @@
+//! The shadow executor: runs a field's serving call and, when the decision says so, a second call
+//! beside it, without ever waiting for the second. Transport-agnostic: it is handed futures.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::decision::{Decision, ShadowPlan, ShadowPurpose};
+use crate::declaration::{Backend, FieldKey};
+use crate::recorder::{CallContext, Outcome, ShadowRecorder};
+
+/// Runs serving calls and their shadows, and records what it sees.
+#[derive(Debug, Clone)]
+pub struct ShadowExecutor {
+    recorder: Arc<ShadowRecorder>,
+    in_flight: Arc<HashMap<FieldKey, AtomicUsize>>,
+}
+
+/// What the secondary task learns of the primary once it is done.
+enum PrimaryDone {
+    Value(Value, Duration),
+    Failed,
+}
+
+/// A slot among a field's `max_in_flight`; frees itself when dropped.
+struct Slot {
+    in_flight: Arc<HashMap<FieldKey, AtomicUsize>>,
+    key: FieldKey,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(count) = self.in_flight.get(&self.key) {
+            count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl ShadowExecutor {
+    /// An executor recording into `recorder`, for the fields of its catalog.
+    pub fn new(recorder: Arc<ShadowRecorder>) -> Self {
+        let in_flight = recorder.catalog().keys().map(|key| (key, AtomicUsize::new(0))).collect();
+        Self { recorder, in_flight: Arc::new(in_flight) }
+    }
+
+    /// The recorder.
+    pub fn recorder(&self) -> &Arc<ShadowRecorder> {
+        &self.recorder
+    }
+
+    /// Secondary calls of `key` running now.
+    pub fn in_flight(&self, key: FieldKey) -> usize {
+        self.in_flight.get(&key).map_or(0, |count| count.load(Ordering::Acquire))
+    }
+
+    /// Serves `decision`: awaits `call(decision.serve)` and returns its result. When the decision
+    /// holds a shadow plan and the field has a free slot, `call(plan.call)` is spawned first and
+    /// runs concurrently under its own deadline; it is compared with the primary's answer (or, for
+    /// calibration, taught as noise) after both are done, in the background. The response never
+    /// waits for it, and its result never reaches the caller.
+    ///
+    /// A second call that finds `max_in_flight` secondaries running is not made, and counts as
+    /// skipped. Needs a Tokio runtime.
+    pub async fn execute<T, E, F, Fut>(
+        &self,
+        decision: &Decision,
+        context: CallContext,
+        call: F,
+    ) -> Result<T, E>
+    where
+        F: Fn(Backend) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let primary = call(decision.serve);
+        self.run(decision, context, primary, call).await
+    }
+
+    /// [`execute`](Self::execute) with the primary's future given directly, so it may borrow
+    /// from the request (a per-request loader); only the second call, which outlives the
+    /// response, must own what it uses. `secondary` is called at most once, with the backend to
+    /// call, and only when a second call is made.
+    pub async fn run<T, E, E2, P, S, SFut>(
+        &self,
+        decision: &Decision,
+        context: CallContext,
+        primary: P,
+        secondary: S,
+    ) -> Result<T, E>
+    where
+        P: Future<Output = Result<T, E>>,
+        S: FnOnce(Backend) -> SFut,
+        SFut: Future<Output = Result<T, E2>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E2: Display + Send + 'static,
+    {
+        let key = decision.key;
+        let to_secondary =
+            decision.shadow.and_then(|plan| self.start_secondary(key, plan, context, secondary));
+        let started = Instant::now();
+        let result = primary.await;
+        let elapsed = started.elapsed();
+        self.recorder.record_served(key, decision.serve, elapsed);
+        if let Some(sender) = to_secondary {
+            // Serialising is the only shadow work on the primary's path, and only on sampled
+            // requests; the comparison runs in the secondary's task.
+            let done = match &result {
+                Ok(value) => match serde_json::to_value(value) {
+                    Ok(json) => PrimaryDone::Value(json, elapsed),
+                    Err(error) => {
+                        tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
+                        PrimaryDone::Failed
+                    }
+                },
+                Err(_) => PrimaryDone::Failed,
+            };
+            // The secondary's task waits for this message, so it is there to receive it.
+            let _ = sender.send(done);
+        }
+        result
+    }
+
+    fn start_secondary<T, E, S, SFut>(
+        &self,
+        key: FieldKey,
+        plan: ShadowPlan,
+        context: CallContext,
+        call: S,
+    ) -> Option<oneshot::Sender<PrimaryDone>>
+    where
+        S: FnOnce(Backend) -> SFut,
+        SFut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Display + Send + 'static,
+    {
+        let operation = context.operation.clone();
+        let Some(slot) = self.take_slot(key, plan.max_in_flight) else {
+            self.recorder.record_outcome(key, operation.as_deref(), Outcome::Skipped, None);
+            return None;
+        };
+        let (sender, receiver) = oneshot::channel::<PrimaryDone>();
+        let secondary = call(plan.call);
+        let recorder = self.recorder.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let started = Instant::now();
+            let answer = tokio::time::timeout(plan.deadline, secondary).await;
+            let elapsed = started.elapsed();
+            let Ok(primary) = receiver.await else {
+                // The request went away before its primary answered.
+                recorder.record_outcome(key, operation.as_deref(), Outcome::Skipped, None);
+                return;
+            };
+            let secondary_value = match answer {
+                Err(_) => {
+                    recorder.record_outcome(
+                        key,
+                        operation.as_deref(),
+                        Outcome::SecondaryTimeout,
+                        Some((plan.call, elapsed)),
+                    );
+                    return;
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(key = %key, backend = %plan.call, %error, "shadow: the secondary failed");
+                    recorder.record_outcome(
+                        key,
+                        operation.as_deref(),
+                        Outcome::SecondaryError,
+                        Some((plan.call, elapsed)),
+                    );
+                    return;
+                }
+                Ok(Ok(value)) => match serde_json::to_value(value) {
+                    Ok(json) => json,
+                    Err(error) => {
+                        tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
+                        recorder.record_outcome(
+                            key,
+                            operation.as_deref(),
+                            Outcome::SecondaryError,
+                            Some((plan.call, elapsed)),
+                        );
+                        return;
+                    }
+                },
+            };
+            let PrimaryDone::Value(primary_value, primary_elapsed) = primary else {
+                recorder.record_outcome(key, operation.as_deref(), Outcome::PrimaryError, None);
+                return;
+            };
+            match plan.purpose {
+                ShadowPurpose::Calibrate => {
+                    recorder.record_calibration(key, &primary_value, &secondary_value);
+                }
+                ShadowPurpose::Compare => {
+                    recorder.record_comparison(
+                        key,
+                        &context,
+                        (plan.call.other(), &primary_value, primary_elapsed),
+                        (plan.call, &secondary_value, elapsed),
+                    );
+                }
+            }
+        });
+        Some(sender)
+    }
+
+    fn take_slot(&self, key: FieldKey, max_in_flight: usize) -> Option<Slot> {
+        let count = self.in_flight.get(&key)?;
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < max_in_flight).then_some(now + 1))
+            .ok()?;
+        Some(Slot { in_flight: self.in_flight.clone(), key })
+    }
+}

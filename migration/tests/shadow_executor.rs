@@ -1,0 +1,349 @@
+//! The shadow executor on a real Tokio runtime: the primary's answer never waits for the
+//! secondary, capacity and deadlines are enforced, and outcomes are recorded.
+//!
+//! Secondaries here wait on gates the test opens, so the assertions are about order and counts,
+//! never about how long anything took.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use banyan_migration::recorder::Counters;
+use banyan_migration::{
+    Backend, CallContext, Catalog, FieldKey, RecorderConfig, RequestSubject, RoutingTable, ShadowExecutor,
+    ShadowRecorder,
+};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Stats {
+    sent: u64,
+    opened: u64,
+}
+
+struct Fixture {
+    executor: ShadowExecutor,
+    table: RoutingTable,
+    key: FieldKey,
+}
+
+fn fixture(table: &str) -> Fixture {
+    let catalog = Arc::new(Catalog::banyan().unwrap_or_else(|e| panic!("{e}")));
+    let key = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+    let table = RoutingTable::parse(table, "t.toml", &catalog).unwrap_or_else(|e| panic!("{e}"));
+    let recorder = Arc::new(ShadowRecorder::new(catalog, RecorderConfig::default()));
+    Fixture { executor: ShadowExecutor::new(recorder), table, key }
+}
+
+fn shadow(deadline: &str, max_in_flight: u32) -> String {
+    format!(
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n\
+         secondary_deadline = \"{deadline}\"\nmax_in_flight = {max_in_flight}\n"
+    )
+}
+
+fn subject(n: u32) -> RequestSubject {
+    RequestSubject { user_id: Some(format!("u{n}")), request_id: format!("r{n}"), headers: Vec::new() }
+}
+
+fn context() -> CallContext {
+    CallContext {
+        operation: Some("TemplateList".into()),
+        field_path: "templates.edges.node.stats".into(),
+        ..CallContext::default()
+    }
+}
+
+fn counters(fixture: &Fixture) -> Counters {
+    fixture.executor.recorder().snapshot().keys.get(&fixture.key).map(|r| r.counters).unwrap_or_default()
+}
+
+async fn wait_for(done: impl Fn() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("condition not reached");
+}
+
+/// What happened, in order.
+#[derive(Default, Clone)]
+struct Log(Arc<Mutex<Vec<&'static str>>>);
+impl Log {
+    fn push(&self, event: &'static str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
+    }
+    fn events(&self) -> Vec<&'static str> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_secondary_does_not_delay_the_primary() {
+    let fixture = fixture(&shadow("10s", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    assert_eq!(decision.serve, Backend::Legacy);
+    assert!(decision.shadow.is_some());
+    let gate = Arc::new(Notify::new());
+    let log = Log::default();
+    let (gate2, log2) = (gate.clone(), log.clone());
+    let serving = fixture.executor.execute(&decision, context(), move |backend| {
+        let (gate, log) = (gate2.clone(), log2.clone());
+        async move {
+            match backend {
+                Backend::Legacy => {
+                    log.push("primary answered");
+                    Ok::<_, String>(Stats { sent: 10, opened: 4 })
+                }
+                Backend::Service => {
+                    log.push("secondary started");
+                    // Stands for a secondary that takes seconds: it finishes only when the
+                    // test says so, after the primary's answer is in hand.
+                    gate.notified().await;
+                    log.push("secondary answered");
+                    Ok(Stats { sent: 10, opened: 4 })
+                }
+            }
+        }
+    });
+    // A bound so that a primary waiting for the held secondary fails the test instead of
+    // hanging it; the gate opens only after the primary's answer is in hand.
+    let Ok(answer) = tokio::time::timeout(Duration::from_secs(60), serving).await else {
+        panic!("the primary waited for the secondary");
+    };
+    log.push("response returned");
+    assert_eq!(answer, Ok(Stats { sent: 10, opened: 4 }));
+    // The response was back while the secondary was still running, and nothing was recorded yet.
+    assert_eq!(fixture.executor.in_flight(fixture.key), 1);
+    assert_eq!(counters(&fixture).compared(), 0);
+    assert!(!log.events().contains(&"secondary answered"));
+
+    gate.notify_one();
+    wait_for(|| counters(&fixture).matched == 1).await;
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+    let events = log.events();
+    let at = |e| events.iter().position(|x| *x == e).unwrap_or(usize::MAX);
+    assert!(at("response returned") < at("secondary answered"), "{events:?}");
+    let results = fixture.executor.recorder().snapshot().keys.remove(&fixture.key).unwrap_or_default();
+    assert_eq!(results.served.get(&Backend::Legacy), Some(&1));
+    assert_eq!(results.served.get(&Backend::Service), None, "the secondary never serves");
+    assert_eq!(results.latency.service.count, 1, "the secondary's latency is recorded");
+}
+
+/// The same with a real two-second secondary: the primary comes back first, and the comparison
+/// lands about two seconds later; only the order is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_second_secondary_is_compared_after_the_response() {
+    let fixture = fixture(&shadow("5s", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(2));
+    let log = Log::default();
+    let log2 = log.clone();
+    let answer = fixture
+        .executor
+        .execute(&decision, context(), move |backend| {
+            let log = log2.clone();
+            async move {
+                if backend == Backend::Service {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    log.push("secondary answered");
+                    return Ok::<_, String>(Stats { sent: 10, opened: 5 });
+                }
+                Ok(Stats { sent: 10, opened: 4 })
+            }
+        })
+        .await;
+    log.push("response returned");
+    assert_eq!(answer, Ok(Stats { sent: 10, opened: 4 }), "the primary's answer, not the secondary's");
+    assert_eq!(log.events(), ["response returned"], "the response came back before the secondary answered");
+    assert_eq!(counters(&fixture), Counters::default(), "nothing compared when the response returns");
+    wait_for(|| counters(&fixture).mismatched == 1).await;
+    assert_eq!(log.events(), ["response returned", "secondary answered"]);
+    let snapshot = fixture.executor.recorder().snapshot();
+    let exemplar = &snapshot.keys[&fixture.key].exemplars[0];
+    assert_eq!(exemplar.differences.len(), 1);
+    assert_eq!(exemplar.differences[0].path, "$.opened");
+    assert_eq!(exemplar.differences[0].primary, Some(serde_json::json!(4)));
+    assert_eq!(exemplar.differences[0].secondary, Some(serde_json::json!(5)));
+    assert!(exemplar.secondary_ms >= exemplar.primary_ms);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondaries_over_capacity_are_skipped_and_never_started() {
+    let fixture = fixture(&shadow("10s", 2));
+    let gate = Arc::new(Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for n in 0..5 {
+        let decision = fixture.table.decide(fixture.key, &subject(n));
+        let (gate, started) = (gate.clone(), started.clone());
+        let answer = fixture
+            .executor
+            .execute(&decision, context(), move |backend| {
+                let (gate, started) = (gate.clone(), started.clone());
+                async move {
+                    if backend == Backend::Service {
+                        // Registered before it is counted, so `notify_waiters` cannot miss it.
+                        let opened = gate.notified();
+                        started.fetch_add(1, Ordering::SeqCst);
+                        opened.await;
+                    }
+                    Ok::<_, String>(Stats { sent: 1, opened: 1 })
+                }
+            })
+            .await;
+        assert_eq!(answer, Ok(Stats { sent: 1, opened: 1 }));
+    }
+    // Two held, three skipped at once.
+    assert_eq!(fixture.executor.in_flight(fixture.key), 2);
+    assert_eq!(counters(&fixture).skipped, 3);
+    wait_for(|| started.load(Ordering::SeqCst) == 2).await;
+    gate.notify_waiters();
+    wait_for(|| counters(&fixture).matched == 2).await;
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+    assert_eq!(started.load(Ordering::SeqCst), 2, "skipped secondaries are never run");
+    // Capacity is free again.
+    let decision = fixture.table.decide(fixture.key, &subject(9));
+    let _ = fixture
+        .executor
+        .execute(&decision, context(), |_| async { Ok::<_, String>(Stats { sent: 1, opened: 1 }) })
+        .await;
+    wait_for(|| counters(&fixture).matched == 3).await;
+    assert_eq!(counters(&fixture).skipped, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_past_its_deadline_counts_as_a_timeout_and_errors_as_errors() {
+    let fixture = fixture(&shadow("20ms", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let dropped2 = dropped.clone();
+    let answer = fixture
+        .executor
+        .execute(&decision, context(), move |backend| {
+            let dropped = dropped2.clone();
+            async move {
+                if backend == Backend::Service {
+                    let _flag = SetOnDrop(dropped);
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, String>(Stats { sent: 1, opened: 0 })
+            }
+        })
+        .await;
+    assert_eq!(answer, Ok(Stats { sent: 1, opened: 0 }));
+    wait_for(|| counters(&fixture).secondary_timeouts == 1).await;
+    assert!(dropped.load(Ordering::SeqCst), "the timed-out secondary is cancelled");
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+
+    let decision = fixture.table.decide(fixture.key, &subject(2));
+    let _ = fixture
+        .executor
+        .execute(&decision, context(), |backend| async move {
+            match backend {
+                Backend::Service => Err("UNAVAILABLE".to_owned()),
+                Backend::Legacy => Ok(Stats { sent: 1, opened: 0 }),
+            }
+        })
+        .await;
+    wait_for(|| counters(&fixture).secondary_errors == 1).await;
+
+    // A failing primary: its error reaches the caller, and nothing is compared.
+    let decision = fixture.table.decide(fixture.key, &subject(3));
+    let answer = fixture
+        .executor
+        .execute(&decision, context(), |backend| async move {
+            match backend {
+                Backend::Legacy => Err("503".to_owned()),
+                Backend::Service => Ok(Stats { sent: 1, opened: 0 }),
+            }
+        })
+        .await;
+    assert_eq!(answer, Err("503".to_owned()));
+    wait_for(|| counters(&fixture).primary_errors == 1).await;
+    assert_eq!(counters(&fixture).compared(), 0);
+}
+
+struct SetOnDrop(Arc<AtomicBool>);
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibration_calls_the_primary_twice_and_learns_noise() {
+    let fixture = fixture(
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\ncalibration_rate = 1.0\n",
+    );
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let calls2 = calls.clone();
+    let _ = fixture
+        .executor
+        .execute(&decision, context(), move |backend| {
+            let calls = calls2.clone();
+            async move {
+                assert_eq!(backend, Backend::Legacy, "A/A calls only the primary");
+                // Each call answers a different `opened`: the path is noise.
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>(Stats { sent: 1, opened: n })
+            }
+        })
+        .await;
+    wait_for(|| {
+        fixture.executor.recorder().snapshot().keys.get(&fixture.key).is_some_and(|r| r.calibrations == 1)
+    })
+    .await;
+    let snapshot = fixture.executor.recorder().snapshot();
+    let results = &snapshot.keys[&fixture.key];
+    assert_eq!(results.noise.keys().collect::<Vec<_>>(), ["$.opened"]);
+    assert_eq!(results.counters, Counters::default(), "calibration is not a comparison");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsampled_and_fixed_requests_make_one_call() {
+    for table in [
+        "[fields.\"Template.stats\"]\nmode = \"service\"\n",
+        &shadow("1s", 4).replace("sample_rate = 1.0", "sample_rate = 0.0"),
+    ] {
+        let fixture = fixture(table);
+        let decision = fixture.table.decide(fixture.key, &subject(1));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let calls2 = calls.clone();
+        let _ = fixture
+            .executor
+            .execute(&decision, context(), move |backend| {
+                calls2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(backend);
+                async { Ok::<_, String>(Stats { sent: 0, opened: 0 }) }
+            })
+            .await;
+        assert_eq!(*calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner), vec![decision.serve]);
+        assert_eq!(counters(&fixture), Counters::default());
+    }
+}
+
+/// `run` takes a primary that borrows from the request; only the second call owns its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_accepts_a_borrowing_primary() {
+    let fixture = fixture(&shadow("1s", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let per_request = vec![Stats { sent: 3, opened: 1 }];
+    let borrowed = &per_request;
+    let answer = fixture
+        .executor
+        .run(
+            &decision,
+            context(),
+            async move { Ok::<_, String>(borrowed[0].clone()) },
+            |backend| async move {
+                assert_eq!(backend, Backend::Service);
+                Err::<Stats, _>(std::io::Error::other("refused"))
+            },
+        )
+        .await;
+    assert_eq!(answer, Ok(Stats { sent: 3, opened: 1 }));
+    wait_for(|| counters(&fixture).secondary_errors == 1).await;
+}
