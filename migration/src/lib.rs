@@ -14,7 +14,7 @@
 //! - [`executor`]: runs the serving call and its shadow; [`compare`], [`path`]: the comparison;
 //!   [`recorder`]: counters, latencies, noise (A/A), exemplars; [`evidence`]: what a flip needs.
 //! - [`report`]: the retirement report (per component, per monolith endpoint, per field).
-//! - [`hash`]: the fixed hash every replica shares.
+//! - [`hash`]: the fixed hash every replica shares; [`engine`]: what a process holds of it all.
 //!
 //! Per request: take one [`LiveTable::snapshot`], [`RoutingTable::decide`] each migrated field,
 //! and [`ShadowExecutor::execute`] the decision with a closure that calls the chosen backend.
@@ -25,6 +25,7 @@ pub mod catalog;
 pub mod compare;
 pub mod decision;
 pub mod declaration;
+pub mod engine;
 pub mod evidence;
 pub mod executor;
 pub mod hash;
@@ -43,6 +44,7 @@ pub use declaration::{
     Access, Backend, BackendCall, Batching, Dependency, FieldDeclaration, FieldKey, FloatTolerance,
     Implementation, Normalisers, System, TimeUnit, TimestampRule, UnorderedList,
 };
+pub use engine::Engine;
 pub use evidence::{ContractIndex, KeyEvidence};
 pub use executor::ShadowExecutor;
 pub use live::{LiveTable, LoadError, Refusal, ReloadOutcome, TableWatcher};
