@@ -1,6 +1,7 @@
 //! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
 //! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
-//! limits, and starting and stopping it ([`server`]); plus the schema-contract commands
+//! limits, the migration engine's start-up and request routing ([`migration`]), and starting
+//! and stopping it ([`server`]); plus the schema-contract commands
 //! ([`contract_cli`]). The `banyan` binary (src/main.rs) is the CLI on top.
 
 mod app;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod contract_cli;
 mod graphql_http;
 mod limits;
+pub mod migration;
 mod response_order;
 pub mod server;
 mod ws;

@@ -26,6 +26,9 @@ pub enum StartError {
     /// A backend client could not be built from the configuration.
     #[error("configuring the backends: {0}")]
     Sources(#[from] banyan_sources::SourceError),
+    /// The migration engine could not start (a bad routing table names its file:line).
+    #[error("starting the migration engine: {0}")]
+    Migration(#[from] crate::migration::MigrationStartError),
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -38,6 +41,9 @@ pub struct RunningGateway {
     /// How long to keep serving, not ready, before closing the listener.
     delay: std::time::Duration,
     grace: std::time::Duration,
+    /// Polls the routing table file while the server runs; stops when dropped.
+    _table_watcher: Option<banyan_migration::TableWatcher>,
+    engine: banyan_migration::Engine,
 }
 
 impl RunningGateway {
@@ -49,7 +55,9 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
-        let state = AppState::new(config, sources, &graphiql);
+        let migration = crate::migration::start(&config.migration)?;
+        let engine = migration.engine.clone();
+        let state = AppState::new(config, sources, migration.engine, &graphiql);
         let ready = state.ready.clone();
         let router = app::router(state, config);
         let listen = config.server.listen;
@@ -72,12 +80,20 @@ impl RunningGateway {
             ready,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
+            _table_watcher: migration.watcher,
+            engine,
         })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The migration engine it serves migrated fields through (its live table, its shadow
+    /// results).
+    pub fn engine(&self) -> &banyan_migration::Engine {
+        &self.engine
     }
 
     /// Turns `/readyz` to 503 and keeps serving for `server.shutdown_delay`, so load balancers

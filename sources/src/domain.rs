@@ -1,12 +1,14 @@
 //! The domain types every source returns: plain data, no GraphQL, no wire formats.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::fmt;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
         pub struct $name(pub u64);
 
         impl fmt::Display for $name {
@@ -170,7 +172,7 @@ impl StatsWindow {
 }
 
 /// Counts of one template's email events in a window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateStats {
     /// The template counted.
     pub template_id: TemplateId,
@@ -189,7 +191,7 @@ pub struct TemplateStats {
 }
 
 /// What happened to an email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum EventKind {
     /// Handed to the provider.
     Sent,
@@ -204,7 +206,7 @@ pub enum EventKind {
 }
 
 /// One email event from the event store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmailEvent {
     /// Position in the store's append order.
     pub sequence: u64,
@@ -219,7 +221,7 @@ pub struct EmailEvent {
 }
 
 /// A page of events, newest first.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPage {
     /// The events of this page.
     pub events: Vec<EmailEvent>,
@@ -228,7 +230,7 @@ pub struct EventPage {
 }
 
 /// What a draft block renders as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum BlockKind {
     /// A heading line.
     Heading,
@@ -243,7 +245,7 @@ pub enum BlockKind {
 }
 
 /// One content block of a draft.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Block {
     /// Stable id within the draft.
     pub id: String,
@@ -254,7 +256,7 @@ pub struct Block {
 }
 
 /// The working copy of a template's content.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Draft {
     /// The template it belongs to.
     pub template_id: TemplateId,
