@@ -230,29 +230,17 @@ impl MigratedRead for TemplateStatsField {
     type Key = StatsKey;
     type Value = Option<TemplateStats>;
 
-    fn load(
-        reach: Reach<'_>,
-        backend: Backend,
-        key: StatsKey,
-    ) -> impl Future<Output = Result<Self::Value, SourceError>> + Send + '_ {
-        async move {
-            match backend {
-                Backend::Legacy => reach.loaders.legacy_stats.load_one(key).await,
-                Backend::Service => reach.loaders.stats.load_one(key).await,
-            }
+    async fn load(reach: Reach<'_>, backend: Backend, key: StatsKey) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.load_one(key).await,
+            Backend::Service => reach.loaders.stats.load_one(key).await,
         }
     }
 
-    fn prefetch(
-        reach: Reach<'_>,
-        backend: Backend,
-        keys: Vec<StatsKey>,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send + '_ {
-        async move {
-            match backend {
-                Backend::Legacy => reach.loaders.legacy_stats.load_many(keys).await.map(drop),
-                Backend::Service => reach.loaders.stats.load_many(keys).await.map(drop),
-            }
+    async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<StatsKey>) -> Result<(), SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.load_many(keys).await.map(drop),
+            Backend::Service => reach.loaders.stats.load_many(keys).await.map(drop),
         }
     }
 }
@@ -265,29 +253,17 @@ impl MigratedRead for TemplateDraftField {
     type Key = TemplateId;
     type Value = Option<Draft>;
 
-    fn load(
-        reach: Reach<'_>,
-        backend: Backend,
-        key: TemplateId,
-    ) -> impl Future<Output = Result<Self::Value, SourceError>> + Send + '_ {
-        async move {
-            match backend {
-                Backend::Legacy => reach.loaders.legacy_drafts.load_one(key).await,
-                Backend::Service => reach.loaders.drafts.load_one(key).await,
-            }
+    async fn load(reach: Reach<'_>, backend: Backend, key: TemplateId) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_drafts.load_one(key).await,
+            Backend::Service => reach.loaders.drafts.load_one(key).await,
         }
     }
 
-    fn prefetch(
-        reach: Reach<'_>,
-        backend: Backend,
-        keys: Vec<TemplateId>,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send + '_ {
-        async move {
-            match backend {
-                Backend::Legacy => reach.loaders.legacy_drafts.load_many(keys).await.map(drop),
-                Backend::Service => reach.loaders.drafts.load_many(keys).await.map(drop),
-            }
+    async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<TemplateId>) -> Result<(), SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_drafts.load_many(keys).await.map(drop),
+            Backend::Service => reach.loaders.drafts.load_many(keys).await.map(drop),
         }
     }
 }
