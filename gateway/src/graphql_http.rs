@@ -173,7 +173,7 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
         request = request.data(scope);
     }
     let mut response = app.schema.execute(request).await;
-    if let Some(log) = served {
+    if let Some(log) = served.filter(|log| !log.is_empty()) {
         response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
     }
     render(media, response)

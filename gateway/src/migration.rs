@@ -146,7 +146,8 @@ pub(crate) fn request_routing<'h>(
     }
 }
 
-/// `extensions.routing`: who served each migrated field, ordered by path.
+/// `extensions.routing`: who served each migrated field, ordered by path (added to a response
+/// only when it resolved one).
 pub(crate) fn routing_extension(log: &ServedLog) -> async_graphql::Value {
     serde_json::to_value(log.entries())
         .ok()

@@ -285,7 +285,9 @@ impl Executor for OperationScopes {
             None => stream,
             Some(log) => stream
                 .map(move |mut response| {
-                    response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
+                    if !log.is_empty() {
+                        response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
+                    }
                     response
                 })
                 .boxed(),

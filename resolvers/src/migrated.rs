@@ -58,14 +58,14 @@ impl RequestRouting {
         &self.table
     }
 
-    fn note(&self, path: String, decision: &Decision) {
+    fn note(&self, path: impl FnOnce() -> String, decision: &Decision) {
         let Some(log) = &self.served else { return };
         let mode = match decision.decided_by {
             DecidedBy::Forced => "forced",
             _ => self.table.route(decision.key).map_or("default", |route| route.mode_name()),
         };
         log.push(Served {
-            path,
+            path: path(),
             field: decision.key.as_str(),
             backend: decision.serve,
             mode,
@@ -98,6 +98,11 @@ pub struct ServedLog(Arc<Mutex<Vec<Served>>>);
 impl ServedLog {
     fn push(&self, served: Served) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(served);
+    }
+
+    /// Whether nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
     /// Everything noted so far, ordered by path.
@@ -175,10 +180,11 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     let engine = ctx.data::<Engine>()?;
     let field = field_key(engine, F::DECLARATION)?;
     let decision = scope.routing.decide(field);
-    let path = ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
-    // Only a shadowed call pays for its context (variables copied, names owned).
+    let path = || ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
+    // Only a shadowed call pays for its context (path rendered, variables copied, names owned),
+    // and only a request that asked pays for the note of who served.
     let context = match decision.shadow {
-        Some(_) => call_context(ctx, scope, path.clone()),
+        Some(_) => call_context(ctx, scope, path()),
         None => CallContext::default(),
     };
     scope.routing.note(path, &decision);
