@@ -1,6 +1,9 @@
 //! The end-to-end test kit: a [`TestStack`] is the real gateway in front of the real devstack
 //! (a REST monolith and two tonic services), every one on its own ephemeral port on 127.0.0.1,
-//! with helpers to send GraphQL over HTTP and read what each backend received.
+//! with helpers to send GraphQL over HTTP ([`TestStack::graphql`]) and over WebSocket
+//! ([`ws::WsClient`]), and to read what each backend received.
+
+pub mod ws;
 
 use std::time::Duration;
 

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
+use banyan_tests::ws::{TRANSPORT_WS, WsClient};
 use banyan_tests::{GraphqlResponse, OWNER, TestStack, read, template_id};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const GQL: &str = "application/graphql-response+json";
 const JSON: &str = "application/json";
@@ -151,34 +149,10 @@ async fn get_requests_are_scanned_before_the_method_check_parses_them() {
     stack.stop().await;
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_message(socket: &mut Socket) -> Value {
-    for _ in 0..10 {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket stays open")
-            .expect("a frame");
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            if value["type"] != "ping" {
-                return value;
-            }
-        }
-    }
-    panic!("only pings");
-}
-
 #[tokio::test]
 async fn websocket_subscriptions_go_through_the_same_limits() {
     let stack = TestStack::start().await;
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrades");
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Token {}", stack.token(OWNER)) } });
-    socket.send(Message::text(init.to_string())).await.expect("sent");
-    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let mut socket = WsClient::signed_in(&stack, OWNER).await;
     let hostile = [
         (
             format!(
@@ -195,23 +169,20 @@ async fn websocket_subscriptions_go_through_the_same_limits() {
         ),
     ];
     for (id, (query, code)) in hostile.iter().enumerate() {
-        let subscribe = json!({ "id": id.to_string(), "type": "subscribe", "payload": { "query": query } });
-        socket.send(Message::text(subscribe.to_string())).await.expect("sent");
+        socket.subscribe(&id.to_string(), query, json!({})).await;
         // async-graphql answers a request error on a subscription as one `next` carrying only
         // errors, then `complete`.
-        let answer = next_message(&mut socket).await;
+        let answer = socket.next().await.expect("an answer");
         assert_eq!(answer["type"], "next", "{answer}");
         assert_eq!(answer["id"], id.to_string());
         assert!(answer["payload"]["data"].is_null(), "{answer}");
         assert_eq!(answer["payload"]["errors"][0]["extensions"]["code"], *code, "{answer}");
-        let complete = next_message(&mut socket).await;
+        let complete = socket.next().await.expect("an answer");
         assert_eq!((&complete["type"], &complete["id"]), (&json!("complete"), &json!(id.to_string())));
     }
     // The same connection still subscribes.
-    let subscribe = json!({ "id": "ok", "type": "subscribe", "payload": {
-        "query": "subscription ($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }",
-        "variables": { "ids": [template_id(1)] } } });
-    socket.send(Message::text(subscribe.to_string())).await.expect("sent");
+    let query = "subscription ($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }";
+    socket.subscribe("ok", query, json!({ "ids": [template_id(1)] })).await;
     for _ in 0..200 {
         if stack.devstack.active_event_streams() == 1 {
             break;
@@ -220,7 +191,7 @@ async fn websocket_subscriptions_go_through_the_same_limits() {
     }
     assert_eq!(stack.devstack.active_event_streams(), 1, "the subscription opened its stream");
     let sequences = stack.devstack.append_events(vec![(1, banyan_devstack::EventKind::Opened)]).await;
-    let answer = next_message(&mut socket).await;
+    let answer = socket.next().await.expect("an event");
     assert_eq!(answer["type"], "next", "{answer}");
     assert_eq!(answer["payload"]["data"]["templateEvents"]["sequence"], sequences[0].to_string());
     assert_serving(&stack).await;
@@ -342,28 +313,15 @@ async fn json_parameters_nest_only_as_deep_as_serde_json_allows() {
 /// How the gateway ended the connection after `message`: the close code, or `None` when the
 /// socket ended without a close frame.
 async fn close_code_after(stack: &TestStack, message: String) -> Option<u16> {
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("upgrades");
-    let init = json!({ "type": "connection_init", "payload": {} });
-    socket.send(Message::text(init.to_string())).await.expect("sent");
-    assert_eq!(next_message(&mut socket).await["type"], "connection_ack");
+    let mut socket = WsClient::connect(stack, TRANSPORT_WS, &[]).await;
+    socket.init(json!({})).await;
+    assert_eq!(socket.next().await.expect("an answer")["type"], "connection_ack");
     // The gateway may close before the whole message is written.
-    let _ = socket.send(Message::text(message)).await;
-    for _ in 0..10 {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("an answer within 10 s")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(Message::Text(text))) => {
-                panic!("no answer expected: {}", text.chars().take(300).collect::<String>())
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return None,
-        }
-    }
-    panic!("the connection stayed open");
+    socket.send_text(message).await;
+    let ending = socket.read_until_close(Duration::from_secs(10)).await;
+    let answers: Vec<&Value> = ending.messages.iter().filter(|m| m["type"] != "ping").collect();
+    assert!(answers.is_empty(), "no answer expected: {answers:?}");
+    ending.close.map(|(code, _)| code)
 }
 
 #[tokio::test]

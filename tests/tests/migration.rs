@@ -11,11 +11,9 @@ use std::time::Duration;
 use banyan_devstack::{Backend as DevBackend, DevStackConfig, EventKind, Fault};
 use banyan_migration::calls::{EVENTS_GET_TEMPLATE_STATS, MONOLITH_TEMPLATE_ANALYTICS};
 use banyan_migration::{Backend, Engine, FieldKey};
+use banyan_tests::ws::{TRANSPORT_WS, WsClient};
 use banyan_tests::{OWNER, TestStack, template_id};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const STATS_QUERY: &str = "query Stats($id: ID!) { template(id: $id) { stats { sent delivered opened clicked bounced uniqueOpens } } }";
 
@@ -406,32 +404,19 @@ async fn the_override_header_is_refused_in_serve_by_default_and_forces_a_backend
     stack.stop().await;
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// A graphql-transport-ws connection, initialised with `payload`.
-async fn websocket(stack: &TestStack, payload: Value) -> Socket {
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
-    let init = json!({ "type": "connection_init", "payload": payload });
-    socket.send(Message::text(init.to_string())).await.expect("sent");
-    socket
+async fn websocket(stack: &TestStack, payload: Value) -> WsClient {
+    let mut client = WsClient::connect(stack, TRANSPORT_WS, &[]).await;
+    client.init(payload).await;
+    client
 }
 
 /// Runs `STATS_QUERY` for `template` as operation `id` and returns its one `next` payload.
-async fn websocket_stats(socket: &mut Socket, id: &str, template: u64) -> Value {
-    let subscribe = json!({ "id": id, "type": "subscribe", "payload": {
-        "query": STATS_QUERY, "variables": { "id": template_id(template) } } });
-    socket.send(Message::text(subscribe.to_string())).await.expect("sent");
+async fn websocket_stats(client: &mut WsClient, id: &str, template: u64) -> Value {
+    client.subscribe(id, STATS_QUERY, json!({ "id": template_id(template) })).await;
     let mut payloads = Vec::new();
     for _ in 0..10 {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("the socket stays open")
-            .expect("a frame");
-        let Message::Text(text) = frame else { continue };
-        let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        let message = client.next().await.expect("the connection stays open");
         if message["type"] == "next" && message["id"] == id {
             payloads.push(message["payload"].clone());
         }
@@ -475,15 +460,7 @@ async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload(
         json!({ "Authorization": format!("Token {}", closed.token(OWNER)), "x-banyan-route": "Template.stats=legacy" }),
     )
     .await;
-    let close = loop {
-        let frame =
-            tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("a frame within 10 s");
-        match frame {
-            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let close = socket.read_until_close(Duration::from_secs(10)).await.close.map(|(code, _)| code);
     assert_eq!(close, Some(4403));
     closed.stop().await;
     stack.stop().await;

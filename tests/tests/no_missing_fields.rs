@@ -284,38 +284,12 @@ fn the_walker_sees_a_missing_key_and_a_misplaced_null() {
 /// store is down after the subscription started) carries `draft: null`, not a missing key.
 #[tokio::test]
 async fn a_failed_field_in_a_subscription_event_is_null() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-
     let schema = schema();
     let stack = TestStack::start().await;
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("a header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
-    let next = async move |socket: &mut tokio_tungstenite::WebSocketStream<_>| -> Value {
-        for _ in 0..100 {
-            let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
-                .await
-                .expect("a message within 10 s")
-                .expect("the socket stays open")
-                .expect("a frame");
-            if let Message::Text(text) = message {
-                let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                if value["type"] != "ping" {
-                    return value;
-                }
-            }
-        }
-        panic!("only pings");
-    };
-    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Token {}", stack.token(banyan_tests::OWNER)) } });
-    socket.send(Message::text(init.to_string())).await.expect("sent");
-    assert_eq!(next(&mut socket).await["type"], "connection_ack");
+    let mut socket = banyan_tests::ws::WsClient::signed_in(&stack, banyan_tests::OWNER).await;
     let query = "subscription Feed($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { name draft { version } } } }";
     let variables = json!({ "ids": [template_id(1)] });
-    let subscribe =
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } });
-    socket.send(Message::text(subscribe.to_string())).await.expect("sent");
+    socket.subscribe("1", query, variables.clone()).await;
     for _ in 0..100 {
         if stack.devstack.active_event_streams() == 1 {
             break;
@@ -326,7 +300,7 @@ async fn a_failed_field_in_a_subscription_event_is_null() {
 
     stack.devstack.faults().set(Backend::Drafts, Fault { error_rate: 1.0, ..Fault::default() });
     stack.devstack.append_events(vec![(1, banyan_devstack::EventKind::Opened)]).await;
-    let message = next(&mut socket).await;
+    let message = socket.next().await.expect("an event");
     assert_eq!(message["type"], "next", "{message}");
     let payload = &message["payload"];
     let template = &payload["data"]["templateEvents"]["template"];

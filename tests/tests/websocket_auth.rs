@@ -5,53 +5,16 @@
 use std::time::Duration;
 
 use banyan_devstack::{Backend, Fault};
+use banyan_tests::ws::{Ending, LEGACY_WS, TRANSPORT_WS, WsClient};
 use banyan_tests::{OWNER, TestStack};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// What the server sent before and when it closed.
-#[derive(Debug)]
-struct Ending {
-    /// Text messages before the close frame.
-    messages: Vec<Value>,
-    /// The close frame's code and reason; `None` when the socket ended without one.
-    close: Option<(u16, String)>,
-}
 
 /// Opens a socket with `protocol` (and an `x-request-id`), sends `connection_init` with
 /// `payload`, and reads until the server closes.
 async fn init_and_read_until_close(stack: &TestStack, protocol: &str, payload: Value) -> Ending {
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
-    request.headers_mut().insert("x-request-id", "ws-identity-check".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
-    let init = json!({ "type": "connection_init", "payload": payload });
-    socket.send(Message::text(init.to_string())).await.expect("sent");
-    read_until_close(&mut socket).await
-}
-
-async fn read_until_close(socket: &mut Socket) -> Ending {
-    let mut messages = Vec::new();
-    for _ in 0..20 {
-        let next = timeout(Duration::from_secs(10), socket.next()).await.expect("a frame within 10 s");
-        match next {
-            Some(Ok(Message::Text(text))) => {
-                messages.push(serde_json::from_str(text.as_str()).expect("JSON"));
-            }
-            Some(Ok(Message::Close(frame))) => {
-                let close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-                return Ending { messages, close };
-            }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => return Ending { messages, close: None },
-        }
-    }
-    panic!("the server kept talking: {messages:?}");
+    let mut socket = WsClient::connect(stack, protocol, &[("x-request-id", "ws-identity-check")]).await;
+    socket.init(payload).await;
+    socket.read_until_close(Duration::from_secs(10)).await
 }
 
 fn token_payload(stack: &TestStack) -> Value {
@@ -74,7 +37,7 @@ const UNAVAILABLE: &str = "the identity backend is unavailable; try again";
 async fn a_monolith_that_refuses_connections_at_connection_init_closes_with_1013() {
     let stack = TestStack::start().await;
     stack.devstack.faults().set(Backend::Monolith, Fault { refuse_connections: true, ..Fault::default() });
-    let ending = init_and_read_until_close(&stack, "graphql-transport-ws", token_payload(&stack)).await;
+    let ending = init_and_read_until_close(&stack, TRANSPORT_WS, token_payload(&stack)).await;
     assert!(ending.messages.is_empty(), "no connection_ack: {:?}", ending.messages);
     assert_eq!(ending.close, Some((1013, UNAVAILABLE.to_owned())));
     assert_nothing_internal(&stack, UNAVAILABLE);
@@ -85,7 +48,7 @@ async fn a_monolith_that_refuses_connections_at_connection_init_closes_with_1013
 async fn a_monolith_answering_5xx_at_connection_init_closes_with_1013_and_no_body() {
     let stack = TestStack::start().await;
     stack.devstack.faults().set(Backend::Monolith, Fault { error_rate: 1.0, ..Fault::default() });
-    let ending = init_and_read_until_close(&stack, "graphql-transport-ws", token_payload(&stack)).await;
+    let ending = init_and_read_until_close(&stack, TRANSPORT_WS, token_payload(&stack)).await;
     assert!(ending.messages.is_empty(), "no connection_ack: {:?}", ending.messages);
     let (code, reason) = ending.close.expect("a close frame");
     assert_eq!(code, 1013);
@@ -107,7 +70,7 @@ async fn a_monolith_answering_5xx_at_connection_init_closes_with_1013_and_no_bod
 async fn the_older_graphql_ws_protocol_gets_a_coded_connection_error_then_the_close() {
     let stack = TestStack::start().await;
     stack.devstack.faults().set(Backend::Monolith, Fault { error_rate: 1.0, ..Fault::default() });
-    let ending = init_and_read_until_close(&stack, "graphql-ws", token_payload(&stack)).await;
+    let ending = init_and_read_until_close(&stack, LEGACY_WS, token_payload(&stack)).await;
     assert_eq!(
         ending.messages,
         [json!({
@@ -133,7 +96,7 @@ async fn refused_credentials_close_with_4403() {
         ),
     ];
     for (payload, reason) in cases {
-        let ending = init_and_read_until_close(&stack, "graphql-transport-ws", payload.clone()).await;
+        let ending = init_and_read_until_close(&stack, TRANSPORT_WS, payload.clone()).await;
         assert!(ending.messages.is_empty(), "{payload}: {:?}", ending.messages);
         assert_eq!(ending.close, Some((4403, reason.to_owned())), "{payload}");
     }
@@ -146,10 +109,8 @@ async fn a_socket_silent_past_the_init_timeout_closes_with_4408() {
         config.server.websocket_init_timeout = Duration::from_millis(500);
     })
     .await;
-    let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().expect("header"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
-    let ending = read_until_close(&mut socket).await;
+    let mut socket = WsClient::connect(&stack, TRANSPORT_WS, &[]).await;
+    let ending = socket.read_until_close(Duration::from_secs(10)).await;
     assert!(ending.messages.is_empty(), "{:?}", ending.messages);
     assert_eq!(ending.close, Some((4408, "Connection initialisation timeout".to_owned())));
     stack.stop().await;
