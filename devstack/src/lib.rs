@@ -384,6 +384,25 @@ impl DevStack {
         self.shared.legacy.set_sync(enabled);
     }
 
+    /// Whether the dual write from the services to the monolith's own tables is on.
+    pub fn legacy_sync(&self) -> bool {
+        self.shared.legacy.syncing()
+    }
+
+    /// Turns the A/A noise knob on or off (off by default). While it is on, the monolith's legacy
+    /// analytics view (`GET /api/v1/templates/{id}/analytics/`) adds `computed_at`, a timestamp
+    /// that differs between any two calls, even identical ones made in the same microsecond: a
+    /// path of a legacy answer that is pure noise, for the migration engine's A/A calibration to
+    /// learn. Also `PUT /__devstack/aa-noise` with `{"enabled": true}`.
+    pub fn set_aa_noise(&self, enabled: bool) {
+        self.shared.legacy.set_aa_noise(enabled);
+    }
+
+    /// Whether the A/A noise knob is on.
+    pub fn aa_noise(&self) -> bool {
+        self.shared.legacy.aa_noise()
+    }
+
     /// Stops every stand-in: ends open streams and hung requests, lets the servers finish
     /// (waiting at most 5 seconds), then aborts what is left.
     pub async fn shutdown(mut self) {
@@ -406,8 +425,9 @@ impl Shared {
     pub(crate) fn ingest(&self, batch: Vec<NewEmailEvent>) -> Result<Vec<u64>, tonic::Status> {
         let stored = self.events.append(batch)?;
         if self.legacy.syncing() {
-            self.legacy
-                .insert_events(stored.iter().map(|e| (&*e.template_id, e.kind, &e.recipient, e.occurred_at)));
+            self.legacy.insert_events(
+                stored.iter().map(|e| (e.sequence, &*e.template_id, e.kind, &e.recipient, e.occurred_at)),
+            );
         }
         Ok(stored.iter().map(|e| e.sequence).collect())
     }
