@@ -12,6 +12,16 @@
 //! [`DevStack::set_legacy_sync`] turns the dual write off: the legacy views then fall behind,
 //! which is how a test (or the migration engine's shadow comparison) sees the two sides disagree.
 //!
+//! The dual write runs one way only, from the services to the monolith. The monolith's own draft
+//! write endpoints write this table and nothing else, whatever the knob says: a draft written
+//! through the monolith is not in the draft store (the two stores of record are not
+//! synchronised, as `banyan_migration::banyan`'s draft writes declare). When both sides take the
+//! same version, the copy of the store's write is dropped here, so the tables disagree silently,
+//! which is the split brain the migration engine warns about.
+//!
+//! The events table also serves the legacy events view, newest first by `occurred_at` then by the
+//! event store's sequence, which the pipeline writes along with each row.
+//!
 //! [`DevStack::append_events`]: crate::DevStack::append_events
 //! [`DevStack::set_legacy_sync`]: crate::DevStack::set_legacy_sync
 
@@ -380,5 +390,31 @@ impl LegacyTables {
             next_block,
         };
         drafts.insert(template, row);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computed_at_differs_on_every_call_however_close() {
+        let tables = LegacyTables {
+            events: RwLock::new(HashMap::new()),
+            drafts: RwLock::new(HashMap::new()),
+            sync: AtomicBool::new(true),
+            aa_noise: AtomicBool::new(true),
+            last_computed_at: AtomicI64::new(0),
+        };
+        let stamps: Vec<DateTime<Utc>> = (0..10_000).map(|_| tables.computed_at()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+    }
+
+    #[test]
+    fn block_numbers_continue_after_the_highest() {
+        let block = |id: &str| BlockRow { id: id.into(), block_type: "text", content: String::new() };
+        assert_eq!(next_block_number(&[]), 1);
+        assert_eq!(next_block_number(&[block("b1"), block("b7"), block("b3")]), 8);
+        assert_eq!(next_block_number(&[block("x"), block("b2")]), 3);
     }
 }
