@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::MonolithState;
-use super::auth::Caller;
+use super::auth::{Caller, IdPath};
 use super::error::ApiError;
 use super::handlers::{DraftOut, char_field, json_object};
 use super::query::RequestUrl;
@@ -149,7 +149,7 @@ fn write(
 pub(super) async fn insert_block(
     State(state): State<Arc<MonolithState>>,
     caller: Caller,
-    super::auth::IdPath(id): super::auth::IdPath,
+    IdPath(id): IdPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
