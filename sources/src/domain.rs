@@ -1,12 +1,14 @@
 //! The domain types every source returns: plain data, no GraphQL, no wire formats.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::fmt;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
         pub struct $name(pub u64);
 
         impl fmt::Display for $name {
@@ -170,7 +172,7 @@ impl StatsWindow {
 }
 
 /// Counts of one template's email events in a window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TemplateStats {
     /// The template counted.
     pub template_id: TemplateId,
@@ -186,10 +188,16 @@ pub struct TemplateStats {
     pub bounced: u64,
     /// Distinct recipients who opened.
     pub unique_opens: u64,
+    /// When the backend computed these numbers, when it says so: the monolith's analytics view
+    /// may (the devstack's A/A noise knob makes it), the event store never does. Left out of the
+    /// JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed_at: Option<DateTime<Utc>>,
 }
 
 /// What happened to an email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Handed to the provider.
     Sent,
@@ -204,7 +212,7 @@ pub enum EventKind {
 }
 
 /// One email event from the event store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmailEvent {
     /// Position in the store's append order.
     pub sequence: u64,
@@ -219,7 +227,7 @@ pub struct EmailEvent {
 }
 
 /// A page of events, newest first.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventPage {
     /// The events of this page.
     pub events: Vec<EmailEvent>,
@@ -228,7 +236,8 @@ pub struct EventPage {
 }
 
 /// What a draft block renders as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BlockKind {
     /// A heading line.
     Heading,
@@ -243,7 +252,7 @@ pub enum BlockKind {
 }
 
 /// One content block of a draft.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Block {
     /// Stable id within the draft.
     pub id: String,
@@ -254,7 +263,7 @@ pub struct Block {
 }
 
 /// The working copy of a template's content.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Draft {
     /// The template it belongs to.
     pub template_id: TemplateId,
