@@ -68,7 +68,7 @@ pub(crate) fn routes(access: &AdminAccess) -> Router<AppState> {
 
 /// `GET /admin/migration`: the page for a browser (`Accept: text/html`), the JSON otherwise.
 async fn migration(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
+    if let Some(denied) = denial(&state, &headers) {
         return denied;
     }
     let wants_html = headers
@@ -80,17 +80,18 @@ async fn migration(State(state): State<AppState>, headers: HeaderMap) -> Respons
 
 /// `GET /admin/migration.json`: always the JSON.
 async fn migration_json(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(denied) = authorize(&state, &headers) {
+    if let Some(denied) = denial(&state, &headers) {
         return denied;
     }
     json(&state)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The response refusing the request, or `None` when it may read the admin routes.
+fn denial(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let expected = match &state.admin_access {
-        AdminAccess::Open => return Ok(()),
+        AdminAccess::Open => return None,
         // Not routed; kept total in case the routes are mounted some other way.
-        AdminAccess::Disabled => return Err(StatusCode::NOT_FOUND.into_response()),
+        AdminAccess::Disabled => return Some(StatusCode::NOT_FOUND.into_response()),
         AdminAccess::Token(token) => token,
     };
     let presented = headers
@@ -99,7 +100,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => None,
         presented => {
             let error = if presented.is_some() { "invalid_token" } else { "missing_token" };
             let body =
@@ -108,7 +109,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"banyan-admin\""));
-            Err(response)
+            Some(response)
         }
     }
 }
