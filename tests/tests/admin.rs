@@ -62,7 +62,20 @@ async fn with_a_token_configured_the_admin_routes_need_it() {
                 .await
                 .expect("answers");
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path} with {wrong:?}");
+            let body: Value = response.json().await.expect("JSON");
+            // (`Bearer ` arrives as `Bearer`: HTTP trims a header value's trailing blanks.)
+            let bearer = wrong.strip_prefix("Bearer ").is_some_and(|token| !token.is_empty());
+            let expected = if bearer { "invalid_token" } else { "missing_token" };
+            assert_eq!(body["error"], expected, "{path} with {wrong:?}");
         }
+        let lowercase = stack
+            .http()
+            .get(url(&stack, path))
+            .header("authorization", format!("bearer {TOKEN}"))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(lowercase.status(), StatusCode::OK, "the scheme is case-insensitive");
 
         let ok = stack
             .http()
