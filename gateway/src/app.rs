@@ -8,6 +8,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use banyan_migration::{Catalog, CatalogError, Engine};
 use banyan_resolvers::{BanyanSchema, QueryLimits, RoutingTable};
 use banyan_sources::Sources;
 use tower::ServiceBuilder;
@@ -16,11 +17,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
 use crate::auth::Authenticator;
-use crate::config::Config;
 use crate::config::LimitsConfig;
+use crate::config::{AdminAccess, Config};
 use crate::graphql_http;
 use crate::limits::LimitsExtension;
+use crate::migration_contract::ContractView;
 use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
@@ -40,6 +43,12 @@ pub(crate) struct AppState {
     pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
     pub(crate) websocket_init_timeout: std::time::Duration,
+    /// The migration engine: the routing table in force, the shadow executor and its results.
+    pub(crate) engine: Engine,
+    /// What the frontend contract selects, for the migration report.
+    pub(crate) contract: Arc<ContractView>,
+    /// Who may read `/admin/*`.
+    pub(crate) admin_access: AdminAccess,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -50,7 +59,13 @@ pub struct GraphiqlDefaults {
 }
 
 impl AppState {
-    pub(crate) fn new(config: &Config, sources: Sources, graphiql: &GraphiqlDefaults) -> Self {
+    pub(crate) fn new(
+        config: &Config,
+        sources: Sources,
+        graphiql: &GraphiqlDefaults,
+    ) -> Result<Self, CatalogError> {
+        let contract = Arc::new(admin::load_contract(&config.admin.contract));
+        let engine = admin::default_engine(Arc::new(Catalog::banyan()?), &contract.index);
         let limits = config.limits;
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
@@ -61,7 +76,7 @@ impl AppState {
         );
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
-        Self {
+        Ok(Self {
             schema,
             limits,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
@@ -70,7 +85,10 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
-        }
+            engine,
+            contract,
+            admin_access: config.admin.access(),
+        })
     }
 }
 
@@ -94,6 +112,7 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
         .post(graphql_http::post)
         .fallback(|method: http::Method| async move { graphql_http::method_not_allowed(&method) });
     Router::new()
+        .merge(admin::routes(&state.admin_access))
         .route("/graphql", graphql)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

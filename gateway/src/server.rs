@@ -26,6 +26,9 @@ pub enum StartError {
     /// A backend client could not be built from the configuration.
     #[error("configuring the backends: {0}")]
     Sources(#[from] banyan_sources::SourceError),
+    /// The migration declarations contradict themselves (a programming error).
+    #[error("the migration declarations: {0}")]
+    Catalog(#[from] banyan_migration::CatalogError),
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -35,6 +38,8 @@ pub struct RunningGateway {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
+    /// The migration engine the gateway routes with (its table, executor and results).
+    engine: banyan_migration::Engine,
     /// How long to keep serving, not ready, before closing the listener.
     delay: std::time::Duration,
     grace: std::time::Duration,
@@ -49,8 +54,9 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
-        let state = AppState::new(config, sources, &graphiql);
+        let state = AppState::new(config, sources, &graphiql)?;
         let ready = state.ready.clone();
+        let engine = state.engine.clone();
         let router = app::router(state, config);
         let listen = config.server.listen;
         let listener =
@@ -70,6 +76,7 @@ impl RunningGateway {
             stop: Some(stop),
             task: Some(task),
             ready,
+            engine,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
         })
@@ -78,6 +85,11 @@ impl RunningGateway {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The migration engine: what `/admin/migration` shows, and where tests record into.
+    pub fn engine(&self) -> &banyan_migration::Engine {
+        &self.engine
     }
 
     /// Turns `/readyz` to 503 and keeps serving for `server.shutdown_delay`, so load balancers

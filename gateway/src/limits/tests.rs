@@ -187,6 +187,7 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
     configure(&mut config);
     let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
     AppState::new(&config, sources, &GraphiqlDefaults::default())
+        .expect("the migration declarations are valid")
 }
 
 /// Executes `query` and returns the JSON response, as the HTTP layer would serialize it.
