@@ -15,7 +15,11 @@ struct Entry {
 /// Counts the requests that reached each stand-in, per endpoint and method.
 ///
 /// Keys are `"{METHOD} {route pattern}"` for the monolith (`"GET /api/v1/templates/"`,
-/// `"GET /api/v1/templates/{id}/analytics/"`, `"PATCH /api/v1/templates/{id}/"`) and
+/// `"GET /api/v1/templates/{id}/analytics/"`, `"PATCH /api/v1/templates/{id}/"`,
+/// `"GET /api/v1/templates/{id}/events/"`, `"POST /api/v1/templates/{id}/draft/blocks/"`,
+/// `"PATCH /api/v1/templates/{id}/draft/blocks/{block_id}/"`,
+/// `"DELETE /api/v1/templates/{id}/draft/blocks/{block_id}/"`), the spelling
+/// `banyan_migration::calls` declares, and
 /// `"{Service}/{Method}"` for gRPC (`"EventService/GetTemplateStats"`,
 /// `"DraftService/BatchGetDrafts"`). Every request is counted, including those a fault then
 /// fails; the `/__devstack/` admin endpoints are not. A monolith request that matches no route is

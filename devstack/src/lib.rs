@@ -3,16 +3,20 @@
 //! [`DevStack::start`] serves, each on its own TCP port:
 //!
 //! - the **monolith**: the legacy Django app's REST API as `devstack/MONOLITH_API.md` describes it
-//!   (token auth, DRF pagination and errors, visibility, `PATCH`, the legacy analytics and draft
-//!   views), plus a small admin surface under `/__devstack/` (call counters, fault knobs);
+//!   (token auth, DRF pagination and errors, visibility, `PATCH`, the legacy analytics, draft and
+//!   events views, the legacy draft block writes with optimistic versions), plus a small admin
+//!   surface under `/__devstack/` (call counters, fault knobs, the legacy-sync and A/A noise
+//!   knobs);
 //! - the **`EventService`** (gRPC): an in-memory append-only event log with stats, pages and live
 //!   streams, and an optional background generator of events;
 //! - the **`DraftService`** (gRPC): drafts in memory with optimistic concurrency.
 //!
 //! All three are seeded from one [`Dataset`]. The monolith keeps its own copy of the events and
 //! drafts (as a Django app has its own tables) and computes its legacy views from it; a dual write
-//! keeps that copy in step with the services, so the two sides agree until
-//! [`DevStack::set_legacy_sync`] lets them drift apart.
+//! keeps that copy in step with the services (one way: the monolith's own draft writes never reach
+//! the draft store), so the two sides agree until [`DevStack::set_legacy_sync`] lets them drift
+//! apart. [`DevStack::set_aa_noise`] makes one path of a legacy answer differ between identical
+//! calls, for A/A calibration.
 //! Each backend has a [`Fault`] knob (latency, error rate, hang, refused connections), settable
 //! at start, through [`DevStack::faults`] or over HTTP, and every call is counted in a
 //! [`CallLog`] so tests can prove batching and identity propagation.
@@ -377,11 +381,32 @@ impl DevStack {
     }
 
     /// Turns the dual write to the monolith's own tables on (the default) or off. While it is
-    /// off, ingested events and saved drafts reach only the services, so the legacy analytics and
-    /// draft views fall behind: a discrepancy between the two sides, on purpose. Turning it back
-    /// on does not copy what was missed.
+    /// off, ingested events and saved drafts reach only the services, so the legacy analytics,
+    /// draft and events views fall behind: a discrepancy between the two sides, on purpose.
+    /// Turning it back on does not copy what was missed. It governs the services-to-monolith
+    /// direction only: drafts written through the monolith's own endpoints never reach the
+    /// draft store, on or off.
     pub fn set_legacy_sync(&self, enabled: bool) {
         self.shared.legacy.set_sync(enabled);
+    }
+
+    /// Whether the dual write from the services to the monolith's own tables is on.
+    pub fn legacy_sync(&self) -> bool {
+        self.shared.legacy.syncing()
+    }
+
+    /// Turns the A/A noise knob on or off (off by default). While it is on, the monolith's legacy
+    /// analytics view (`GET /api/v1/templates/{id}/analytics/`) adds `computed_at`, a timestamp
+    /// that differs between any two calls, even identical ones made in the same microsecond: a
+    /// path of a legacy answer that is pure noise, for the migration engine's A/A calibration to
+    /// learn. Also `PUT /__devstack/aa-noise` with `{"enabled": true}`.
+    pub fn set_aa_noise(&self, enabled: bool) {
+        self.shared.legacy.set_aa_noise(enabled);
+    }
+
+    /// Whether the A/A noise knob is on.
+    pub fn aa_noise(&self) -> bool {
+        self.shared.legacy.aa_noise()
     }
 
     /// Stops every stand-in: ends open streams and hung requests, lets the servers finish
@@ -406,8 +431,9 @@ impl Shared {
     pub(crate) fn ingest(&self, batch: Vec<NewEmailEvent>) -> Result<Vec<u64>, tonic::Status> {
         let stored = self.events.append(batch)?;
         if self.legacy.syncing() {
-            self.legacy
-                .insert_events(stored.iter().map(|e| (&*e.template_id, e.kind, &e.recipient, e.occurred_at)));
+            self.legacy.insert_events(
+                stored.iter().map(|e| (e.sequence, &*e.template_id, e.kind, &e.recipient, e.occurred_at)),
+            );
         }
         Ok(stored.iter().map(|e| e.sequence).collect())
     }

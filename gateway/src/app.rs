@@ -17,12 +17,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::admin;
 use crate::auth::Authenticator;
-use crate::config::Config;
 use crate::config::LimitsConfig;
+use crate::config::{AdminAccess, Config};
 use crate::graphql_http;
 use crate::limits::LimitsExtension;
 use crate::migration::RoutingPolicy;
+use crate::migration_contract::ContractView;
 use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
@@ -46,6 +48,10 @@ pub(crate) struct AppState {
     pub(crate) engine: Engine,
     /// What requests may see of the routing (`extensions.routing`) and change (overrides).
     pub(crate) routing_policy: RoutingPolicy,
+    /// What the frontend contract selects, for the migration report.
+    pub(crate) contract: Arc<ContractView>,
+    /// Who may read `/admin/*`.
+    pub(crate) admin_access: AdminAccess,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -63,6 +69,7 @@ impl AppState {
         config: &Config,
         sources: Sources,
         engine: Engine,
+        contract: Arc<ContractView>,
         graphiql: &GraphiqlDefaults,
     ) -> Self {
         let limits = config.limits;
@@ -91,6 +98,8 @@ impl AppState {
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,
             routing_policy,
+            contract,
+            admin_access: config.admin.access(),
         }
     }
 }
@@ -115,6 +124,7 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
         .post(graphql_http::post)
         .fallback(|method: http::Method| async move { graphql_http::method_not_allowed(&method) });
     Router::new()
+        .merge(admin::routes(&state.admin_access))
         .route("/graphql", graphql)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use banyan_gateway::config::LogFormat;
 use banyan_gateway::contract_cli::{self, Output, OutputFormat};
+use banyan_gateway::migration_cli::{self, ReportFormat};
 use banyan_gateway::{Config, RunningGateway};
 use clap::{Parser, Subcommand};
 
@@ -57,6 +58,37 @@ enum Command {
     Contract {
         #[command(subcommand)]
         command: ContractCommand,
+    },
+    /// The migration off the monolith: what is left, and routing tables.
+    Migration {
+        #[command(subcommand)]
+        command: MigrationCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrationCommand {
+    /// What is left before each monolith endpoint can go: per component, the migrated fields its
+    /// operations read and the share services serve; per monolith endpoint, what still needs it
+    /// and in which mode; the retirable endpoints; per field, readiness to flip. Exits 2 when an
+    /// input cannot be loaded.
+    Report {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// The routing table; default: every field on its declared default backend.
+        #[arg(long)]
+        table: Option<PathBuf>,
+        /// The contract folder.
+        #[arg(long, default_value = "frontend-contract")]
+        contract: PathBuf,
+    },
+    /// Validate a routing table against the declarations, as a reload would (evidence aside).
+    /// Exits 1 when it is invalid (each problem as `file:line:col: `key`: message`), 2 when it
+    /// cannot be read.
+    Check {
+        /// The routing table file.
+        table: PathBuf,
     },
 }
 
@@ -185,6 +217,7 @@ fn main() -> ExitCode {
         },
         Command::Schema { command } => (Run::Schema(command), LogFormat::Text),
         Command::Contract { command } => (Run::Contract(command), LogFormat::Text),
+        Command::Migration { command } => (Run::Migration(command), LogFormat::Text),
     };
     init_tracing(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -213,6 +246,7 @@ enum Run {
     Serve(Box<Config>),
     Schema(SchemaCommand),
     Contract(ContractCommand),
+    Migration(MigrationCommand),
 }
 
 /// Reports the error that stops the process: on stderr as text, or as a log line where logs are
@@ -235,6 +269,7 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
         }
         Run::Schema(command) => Ok(exit(schema_command(command))),
         Run::Contract(command) => Ok(exit(contract_command(command))),
+        Run::Migration(command) => Ok(exit(migration_command(command))),
     }
 }
 
@@ -274,6 +309,18 @@ fn contract_command(command: ContractCommand) -> i32 {
     }
 }
 
+fn migration_command(command: MigrationCommand) -> i32 {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    match command {
+        MigrationCommand::Report { format, table, contract } => migration_cli::report(
+            migration_cli::ReportArgs { table: table.as_deref(), contract: &contract, format },
+            &mut out,
+            &mut err,
+        ),
+        MigrationCommand::Check { table } => migration_cli::check(&table, &mut out, &mut err),
+    }
+}
+
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -295,6 +342,8 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     .context("starting the devstack")?;
     let mut config = Config::default();
     config.server.listen = listen;
+    // On loopback, for the developer: the admin page needs no token.
+    config.admin.open = true;
     config.backends =
         BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
     // A routing table of its own, in a scratch directory, for the developer to edit live; every
@@ -316,6 +365,7 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     println!("Banyan is running with its devstack.");
     println!();
     println!("  GraphiQL:   http://{addr}/graphql");
+    println!("  Migration:  http://{addr}/admin/migration");
     println!("  Signed in as {} with the header:", user.username);
     println!("    Authorization: {authorization}");
     println!();

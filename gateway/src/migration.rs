@@ -42,15 +42,22 @@ pub(crate) struct MigrationRuntime {
 }
 
 /// Builds the engine: the table from `migration.routing_table` (every field on its declared
-/// default without one), polled every `migration.reload_interval`. Needs a Tokio runtime.
-pub(crate) fn start(config: &MigrationConfig) -> Result<MigrationRuntime, MigrationStartError> {
+/// default without one), polled every `migration.reload_interval`; flips are checked against
+/// `contract` (which contract operations select each field). Needs a Tokio runtime.
+pub(crate) fn start(
+    config: &MigrationConfig,
+    contract: &ContractIndex,
+) -> Result<MigrationRuntime, MigrationStartError> {
     let catalog = Arc::new(Catalog::banyan()?);
     let Some(path) = &config.routing_table else {
         tracing::info!("no migration.routing_table: every migrated field on its declared default backend");
-        return Ok(MigrationRuntime { engine: Engine::with_defaults(catalog), watcher: None });
+        return Ok(MigrationRuntime {
+            engine: crate::admin::default_engine(catalog, contract),
+            watcher: None,
+        });
     };
     let recorder = Arc::new(ShadowRecorder::new(catalog, RecorderConfig::default()));
-    let live = LiveTable::from_file(path, recorder, Arc::new(ContractIndex::default()))?;
+    let live = LiveTable::from_file(path, recorder, Arc::new(contract.clone()))?;
     let watcher = live.watch(path.clone(), config.reload_interval);
     tracing::info!(path = %path.display(), interval = ?config.reload_interval, "routing table loaded and watched");
     Ok(MigrationRuntime { engine: Engine::new(live), watcher: Some(watcher) })

@@ -38,12 +38,13 @@ pub struct RunningGateway {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
+    /// The migration engine the gateway routes with (its table, executor and results).
+    engine: banyan_migration::Engine,
     /// How long to keep serving, not ready, before closing the listener.
     delay: std::time::Duration,
     grace: std::time::Duration,
     /// Polls the routing table file while the server runs; stops when dropped.
     _table_watcher: Option<banyan_migration::TableWatcher>,
-    engine: banyan_migration::Engine,
 }
 
 impl RunningGateway {
@@ -55,10 +56,11 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
-        let migration = crate::migration::start(&config.migration)?;
-        let engine = migration.engine.clone();
-        let state = AppState::new(config, sources, migration.engine, &graphiql);
+        let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
+        let migration = crate::migration::start(&config.migration, &contract.index)?;
+        let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
+        let engine = state.engine.clone();
         let router = app::router(state, config);
         let listen = config.server.listen;
         let listener =
@@ -78,10 +80,10 @@ impl RunningGateway {
             stop: Some(stop),
             task: Some(task),
             ready,
+            engine,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
             _table_watcher: migration.watcher,
-            engine,
         })
     }
 
@@ -90,8 +92,7 @@ impl RunningGateway {
         self.addr
     }
 
-    /// The migration engine it serves migrated fields through (its live table, its shadow
-    /// results).
+    /// The migration engine: what `/admin/migration` shows, and where tests record into.
     pub fn engine(&self) -> &banyan_migration::Engine {
         &self.engine
     }

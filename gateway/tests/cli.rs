@@ -299,3 +299,278 @@ fn schemas_using_one_of_load_and_adding_it_is_breaking() {
     assert_eq!(removed.status.code(), Some(0), "{}{}", stdout(&removed), stderr(&removed));
     assert!(stdout(&removed).contains("ONE_OF_REMOVED"), "{}", stdout(&removed));
 }
+
+// ---- banyan migration report / check ----
+
+/// A routing table written to a temporary file.
+fn table_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("banyan-cli-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("a temp file");
+    path
+}
+
+fn report_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["migration", "report", "--format", "json"];
+    all.extend_from_slice(args);
+    let output = banyan(&all);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value.as_array().expect("an array").iter().map(|v| v.as_str().expect("a string").to_owned()).collect()
+}
+
+/// `(component, [(field, mode)], service share, monolith endpoints)` from the report.
+type ComponentRow = (String, Vec<(String, String)>, Option<f64>, Vec<String>);
+
+fn components(report: &serde_json::Value) -> Vec<ComponentRow> {
+    report["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .map(|c| {
+            let fields = c["migrated_fields"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .map(|f| {
+                    (f["key"].as_str().expect("key").to_owned(), f["mode"].as_str().expect("mode").to_owned())
+                })
+                .collect();
+            (
+                c["component"].as_str().expect("name").to_owned(),
+                fields,
+                c["service_share"].as_f64(),
+                strings(&c["monolith_endpoints"]),
+            )
+        })
+        .collect()
+}
+
+fn owned(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn fields(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items.iter().map(|(k, m)| ((*k).to_owned(), (*m).to_owned())).collect()
+}
+
+// The expectations below are read off frontend-contract/*/*.graphql by hand, with each selected
+// field's declared calls (migration/src/banyan.rs), not computed by the code under test:
+// - AnalyticsDashboard: `template` (GET templates), `stats`, `recentEvents`; its
+//   TemplateEventsFeed subscription: `templateEvents` (GET templates + StreamEvents).
+// - TemplateEditor: `template`, `draft`, `Draft.updatedBy` (GET users); UpdateDraftBlock:
+//   `updateDraftBlock` (whose service side still asks GET templates for permissions).
+// - TemplateList: `templates`, `createdBy` (GET users), `stats`; RenameTemplate: `renameTemplate`
+//   (PATCH templates/{id}).
+// - UserMenu: `me`. WorkspaceMembers: `workspace`, `members`, `WorkspaceMember.user`.
+//   WorkspaceSwitcher: `me`, `workspaces`.
+// - Every component needs GET /api/v1/me/ for the gateway's identity check.
+const ME: &str = "GET /api/v1/me/";
+const TEMPLATES: &str = "GET /api/v1/templates/";
+const USERS: &str = "GET /api/v1/users/";
+const ANALYTICS: &str = "GET /api/v1/templates/{id}/analytics/";
+const DRAFT: &str = "GET /api/v1/templates/{id}/draft/";
+const EVENTS: &str = "GET /api/v1/templates/{id}/events/";
+const BLOCK_INSERT: &str = "POST /api/v1/templates/{id}/draft/blocks/";
+const BLOCK_UPDATE: &str = "PATCH /api/v1/templates/{id}/draft/blocks/{block_id}/";
+const BLOCK_DELETE: &str = "DELETE /api/v1/templates/{id}/draft/blocks/{block_id}/";
+
+#[test]
+fn the_migration_report_for_the_default_table_and_the_committed_contract() {
+    let report = report_json(&[]);
+    let expected: Vec<ComponentRow> = vec![
+        (
+            "AnalyticsDashboard".into(),
+            fields(&[("Template.stats", "service"), ("Template.recentEvents", "service")]),
+            Some(1.0),
+            owned(&[ME, TEMPLATES]),
+        ),
+        (
+            "TemplateEditor".into(),
+            fields(&[("Template.draft", "service"), ("Mutation.updateDraftBlock", "service")]),
+            Some(1.0),
+            owned(&[ME, TEMPLATES, USERS]),
+        ),
+        (
+            "TemplateList".into(),
+            fields(&[("Template.stats", "service")]),
+            Some(1.0),
+            owned(&[ME, TEMPLATES, USERS, "PATCH /api/v1/templates/{id}/"]),
+        ),
+        ("UserMenu".into(), vec![], None, owned(&[ME])),
+        (
+            "WorkspaceMembers".into(),
+            vec![],
+            None,
+            owned(&[ME, USERS, "GET /api/v1/workspaces/{id}/", "GET /api/v1/workspaces/{id}/members/"]),
+        ),
+        ("WorkspaceSwitcher".into(), vec![], None, owned(&[ME, "GET /api/v1/workspaces/"])),
+    ];
+    assert_eq!(components(&report), expected);
+
+    // Every field on its service: the legacy views and the legacy draft writes can go; the
+    // permission check (GET templates) cannot, the service side of the writes still asks it.
+    let mut retirable = owned(&[ANALYTICS, DRAFT, EVENTS, BLOCK_INSERT, BLOCK_UPDATE, BLOCK_DELETE]);
+    retirable.sort();
+    assert_eq!(strings(&report["retirable"]), retirable);
+    let templates = report["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["endpoint"] == TEMPLATES)
+        .expect("GET templates is listed");
+    let updating = templates["needed_by"]
+        .as_array()
+        .expect("needs")
+        .iter()
+        .find(|n| n["by"] == "Mutation.updateDraftBlock")
+        .expect("the service side of updateDraftBlock needs it");
+    assert_eq!(updating["mode"], "service");
+    assert_eq!(strings(&updating["components"]), ["TemplateEditor"]);
+
+    for field in report["fields"].as_array().expect("fields") {
+        assert_eq!(field["readiness"]["status"], "on_service", "{field}");
+    }
+
+    // Text and Markdown say the same.
+    let text = banyan(&["migration", "report"]);
+    assert_eq!(text.status.code(), Some(0));
+    let text = stdout(&text);
+    assert!(text.contains("  UserMenu: no migrated field\n"), "{text}");
+    assert!(text.contains(&format!("  {ANALYTICS}: retirable\n")), "{text}");
+    let markdown = stdout(&banyan(&["migration", "report", "--format", "md"]));
+    assert!(markdown.contains(&format!("| `{ANALYTICS}` | **retirable** | |")), "{markdown}");
+}
+
+#[test]
+fn the_migration_report_follows_the_table_and_judges_readiness_per_contract_operation() {
+    let table = table_file(
+        "mixed",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.1\n\
+         [fields.\"Template.recentEvents\"]\nmode = \"canary\"\npercent = 20\n\
+         [fields.\"Template.draft\"]\nmode = \"legacy\"\n\
+         [fields.\"Mutation.updateDraftBlock\"]\nmode = \"legacy\"\n\
+         [fields.\"Mutation.insertDraftBlock\"]\nmode = \"legacy\"\n\
+         [fields.\"Mutation.deleteDraftBlock\"]\nmode = \"legacy\"\n",
+    );
+    let table = table.to_string_lossy().into_owned();
+    let report = report_json(&["--table", &table]);
+    let shares: Vec<(String, Option<f64>)> =
+        components(&report).into_iter().map(|(name, _, share, _)| (name, share)).collect();
+    assert_eq!(
+        shares,
+        [
+            // (0% shadow with the monolith serving + 20% canary) / 2
+            ("AnalyticsDashboard".to_owned(), Some(0.1)),
+            ("TemplateEditor".to_owned(), Some(0.0)),
+            ("TemplateList".to_owned(), Some(0.0)),
+            ("UserMenu".to_owned(), None),
+            ("WorkspaceMembers".to_owned(), None),
+            ("WorkspaceSwitcher".to_owned(), None),
+        ]
+    );
+    // Every legacy view is called by something again.
+    assert_eq!(report["retirable"], serde_json::json!([]));
+    let needs = |endpoint: &str| -> Vec<(String, String, Vec<String>)> {
+        let entry = report["endpoints"]
+            .as_array()
+            .expect("endpoints")
+            .iter()
+            .find(|e| e["endpoint"] == endpoint)
+            .unwrap_or_else(|| panic!("{endpoint} is listed"));
+        entry["needed_by"]
+            .as_array()
+            .expect("needs")
+            .iter()
+            .map(|n| {
+                (
+                    n["by"].as_str().expect("by").to_owned(),
+                    n["mode"].as_str().unwrap_or("").to_owned(),
+                    strings(&n["components"]),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        needs(ANALYTICS),
+        [("Template.stats".into(), "shadow".into(), owned(&["AnalyticsDashboard", "TemplateList"]))]
+    );
+    assert_eq!(
+        needs(EVENTS),
+        [("Template.recentEvents".into(), "canary".into(), owned(&["AnalyticsDashboard"]))]
+    );
+    assert_eq!(
+        needs(BLOCK_UPDATE),
+        [("Mutation.updateDraftBlock".into(), "legacy".into(), owned(&["TemplateEditor"]))]
+    );
+    assert_eq!(needs(BLOCK_INSERT), [("Mutation.insertDraftBlock".into(), "legacy".into(), vec![])]);
+
+    // Readiness names every contract operation selecting the field: AnalyticsDashboard and
+    // TemplateList select `stats`; only TemplateEditor selects `Template.draft` (UpdateDraftBlock
+    // reads drafts through its payload types, not through `Template.draft`).
+    let shortfalls = |key: &str| -> Vec<String> {
+        let field = report["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["key"] == key)
+            .unwrap_or_else(|| panic!("{key} is listed"));
+        assert_eq!(field["readiness"]["status"], "not_ready", "{field}");
+        strings(&field["readiness"]["shortfalls"])
+    };
+    let none_compared = "0 calls compared, 1000 required";
+    assert_eq!(
+        shortfalls("Template.stats"),
+        [
+            none_compared,
+            "contract operation AnalyticsDashboard not yet compared",
+            "contract operation TemplateList not yet compared"
+        ]
+    );
+    assert_eq!(
+        shortfalls("Template.recentEvents"),
+        [none_compared, "contract operation AnalyticsDashboard not yet compared"]
+    );
+    assert_eq!(
+        shortfalls("Template.draft"),
+        [none_compared, "contract operation TemplateEditor not yet compared"]
+    );
+    assert_eq!(
+        shortfalls("Mutation.updateDraftBlock"),
+        [none_compared, "contract operation UpdateDraftBlock not yet compared"]
+    );
+    assert_eq!(shortfalls("Mutation.insertDraftBlock"), [none_compared]);
+}
+
+#[test]
+fn migration_check_exit_codes_and_error_format() {
+    let example = banyan(&["migration", "check", "migration/routing.example.toml"]);
+    assert_eq!(example.status.code(), Some(0), "{}", stderr(&example));
+    assert!(stdout(&example).contains("Template.stats shadow"), "{}", stdout(&example));
+
+    let bad = table_file(
+        "bad",
+        "[fields.\"Template.stats\"]\nmode = \"legacy\"\n\n[fields.\"Mutation.deleteDraftBlock\"]\nmode = \"canary\"\npercent = 5\n\n[fields.\"Template.nope\"]\nmode = \"legacy\"\n",
+    );
+    let bad_path = bad.to_string_lossy().into_owned();
+    let output = banyan(&["migration", "check", &bad_path]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "two problems and a count: {err}");
+    assert!(lines[0].starts_with(&format!("{bad_path}:5:")), "{err}");
+    assert!(lines[0].contains(": `Mutation.deleteDraftBlock`: "), "{err}");
+    assert!(lines[1].starts_with(&format!("{bad_path}:8:")), "{err}");
+    assert!(lines[1].contains(": `Template.nope`: unknown field key"), "{err}");
+    assert_eq!(lines[2], format!("error: {bad_path}: 2 problems"));
+
+    // The same table fails the report as an input error.
+    let report = banyan(&["migration", "report", "--table", &bad_path]);
+    assert_eq!(report.status.code(), Some(2));
+
+    let missing = banyan(&["migration", "check", "no/such/table.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).starts_with("error: cannot read no/such/table.toml"), "{}", stderr(&missing));
+}

@@ -2,8 +2,8 @@
 //! counters and the spans spell them (`"{METHOD} {route pattern}"` for the monolith,
 //! `"{Service}/{Method}"` without the package for gRPC).
 //!
-//! Names marked *(to add)* are endpoints the migration needs that the monolith stand-in does not
-//! serve yet (issue 7, §1); the devstack must register them with exactly this spelling.
+//! The devstack counts every call under exactly these names (a test in
+//! `sources/tests/declared_calls.rs` calls each through the clients and reads its call log).
 
 use crate::declaration::BackendCall;
 
@@ -27,15 +27,18 @@ pub const MONOLITH_TEMPLATE_ANALYTICS: BackendCall =
     BackendCall::monolith("GET /api/v1/templates/{id}/analytics/");
 /// `GET /api/v1/templates/{id}/draft/`: the legacy draft view, one template per call.
 pub const MONOLITH_TEMPLATE_DRAFT: BackendCall = BackendCall::monolith("GET /api/v1/templates/{id}/draft/");
-/// `GET /api/v1/templates/{id}/events/` *(to add)*: the legacy events view, page-number paginated.
+/// `GET /api/v1/templates/{id}/events/`: the legacy events view, page-number paginated, one
+/// template per call.
 pub const MONOLITH_TEMPLATE_EVENTS: BackendCall = BackendCall::monolith("GET /api/v1/templates/{id}/events/");
-/// `POST /api/v1/templates/{id}/draft/blocks/` *(to add)*: insert a block, with an optimistic version.
+/// `POST /api/v1/templates/{id}/draft/blocks/`: insert a block, with an optimistic version.
 pub const MONOLITH_DRAFT_BLOCK_INSERT: BackendCall =
     BackendCall::monolith("POST /api/v1/templates/{id}/draft/blocks/");
-/// `PATCH /api/v1/templates/{id}/draft/blocks/{block_id}/` *(to add)*: change a block's content.
+/// `PATCH /api/v1/templates/{id}/draft/blocks/{block_id}/`: change a block's content, with an
+/// optimistic version.
 pub const MONOLITH_DRAFT_BLOCK_UPDATE: BackendCall =
     BackendCall::monolith("PATCH /api/v1/templates/{id}/draft/blocks/{block_id}/");
-/// `DELETE /api/v1/templates/{id}/draft/blocks/{block_id}/` *(to add)*: remove a block.
+/// `DELETE /api/v1/templates/{id}/draft/blocks/{block_id}/?version=`: remove a block, with an
+/// optimistic version.
 pub const MONOLITH_DRAFT_BLOCK_DELETE: BackendCall =
     BackendCall::monolith("DELETE /api/v1/templates/{id}/draft/blocks/{block_id}/");
 

@@ -188,10 +188,16 @@ pub struct TemplateStats {
     pub bounced: u64,
     /// Distinct recipients who opened.
     pub unique_opens: u64,
+    /// When the backend computed these numbers, when it says so: the monolith's analytics view
+    /// may (the devstack's A/A noise knob makes it), the event store never does. Left out of the
+    /// JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed_at: Option<DateTime<Utc>>,
 }
 
 /// What happened to an email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Handed to the provider.
     Sent,
@@ -231,6 +237,7 @@ pub struct EventPage {
 
 /// What a draft block renders as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BlockKind {
     /// A heading line.
     Heading,

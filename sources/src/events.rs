@@ -71,6 +71,7 @@ impl EventsClient {
                     clicked: s.clicked,
                     bounced: s.bounced,
                     unique_opens: s.unique_opens,
+                    computed_at: None,
                 })
             })
             .collect()

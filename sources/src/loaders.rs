@@ -2,6 +2,11 @@
 //! loaded with one backend call per backend method, so a list of 100 templates costs one call,
 //! not 100. Loaders are built per request: they carry the caller, and their cache must not outlive
 //! the request.
+//!
+//! Where a backend cannot batch (the monolith's legacy views take one template per call, and
+//! `ListEvents` one template per call too), the loader says so in its docs ("one call per key")
+//! and still gives the request its cache and bounded concurrency
+//! ([`LEGACY_CONCURRENCY`] calls at once).
 
 use std::collections::HashMap;
 
@@ -10,12 +15,12 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::Sources;
-use crate::domain::{Draft, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
+use crate::domain::{Draft, EventPage, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
 use crate::error::SourceError;
 use crate::identity::Caller;
 
-/// How many per-template calls a legacy (one-at-a-time) loader makes at once.
-const LEGACY_CONCURRENCY: usize = 8;
+/// How many per-key calls a one-call-per-key loader makes at once.
+pub const LEGACY_CONCURRENCY: usize = 8;
 
 /// Users by id, from the monolith's `?id__in=` filter.
 pub struct UserLoader {
@@ -83,7 +88,8 @@ impl Loader<StatsKey> for StatsLoader {
     }
 }
 
-/// Template stats from the monolith's legacy analytics view, which takes one template per call.
+/// Template stats from the monolith's legacy analytics view: one call per key, the monolith
+/// cannot batch it.
 pub struct LegacyStatsLoader {
     sources: Sources,
     caller: Caller,
@@ -122,7 +128,7 @@ impl Loader<TemplateId> for DraftLoader {
     }
 }
 
-/// Drafts from the monolith's legacy draft view, which takes one template per call.
+/// Drafts from the monolith's legacy draft view: one call per key, the monolith cannot batch it.
 pub struct LegacyDraftLoader {
     sources: Sources,
     caller: Caller,
@@ -139,6 +145,73 @@ impl Loader<TemplateId> for LegacyDraftLoader {
             .try_collect()
             .await?;
         Ok(drafts.into_iter().flatten().map(|d| (d.template_id, d)).collect())
+    }
+}
+
+/// Which page of which template's events: the arguments of `ListEvents` and of the legacy
+/// events view alike. A page token is only valid on the side that made it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventsPageKey {
+    /// The template.
+    pub template: TemplateId,
+    /// Events per page, 1 to 100.
+    pub page_size: u32,
+    /// Where the page starts: a previous page's `next_page_token`, or `None` for the newest.
+    pub page_token: Option<String>,
+}
+
+/// Pages of events from the event store's `ListEvents`: one call per key (the method takes one
+/// template and one cursor).
+pub struct EventsPageLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<EventsPageKey> for EventsPageLoader {
+    type Value = EventPage;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+        futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move {
+                let page = self
+                    .sources
+                    .events
+                    .list_events(&self.caller, key.template, key.page_size, key.page_token.as_deref())
+                    .await?;
+                Ok::<_, SourceError>((key, page))
+            })
+            .buffer_unordered(LEGACY_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+}
+
+/// Pages of events from the monolith's legacy events view (page numbers mapped onto cursors, see
+/// [`MonolithClient::legacy_events`](crate::monolith::MonolithClient::legacy_events)): one call
+/// per key, the monolith cannot batch it.
+pub struct LegacyEventsPageLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl Loader<EventsPageKey> for LegacyEventsPageLoader {
+    type Value = EventPage;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+        futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move {
+                let page = self
+                    .sources
+                    .monolith
+                    .legacy_events(&self.caller, key.template, key.page_size, key.page_token.as_deref())
+                    .await?;
+                Ok::<_, SourceError>((key, page))
+            })
+            .buffer_unordered(LEGACY_CONCURRENCY)
+            .try_collect()
+            .await
     }
 }
 
@@ -160,6 +233,10 @@ pub struct Loaders {
     pub drafts: CachedLoader<DraftLoader>,
     /// Drafts from the monolith's legacy view.
     pub legacy_drafts: CachedLoader<LegacyDraftLoader>,
+    /// Pages of events from the event store.
+    pub event_pages: CachedLoader<EventsPageLoader>,
+    /// Pages of events from the monolith's legacy view.
+    pub legacy_event_pages: CachedLoader<LegacyEventsPageLoader>,
 }
 
 impl Loaders {
@@ -173,7 +250,9 @@ impl Loaders {
             stats: cached(StatsLoader { sources: sources.clone(), caller: caller.clone(), now }),
             legacy_stats: cached(LegacyStatsLoader { sources: sources.clone(), caller: caller.clone() }),
             drafts: cached(DraftLoader { sources: sources.clone(), caller: caller.clone() }),
-            legacy_drafts: cached(LegacyDraftLoader { sources, caller }),
+            legacy_drafts: cached(LegacyDraftLoader { sources: sources.clone(), caller: caller.clone() }),
+            event_pages: cached(EventsPageLoader { sources: sources.clone(), caller: caller.clone() }),
+            legacy_event_pages: cached(LegacyEventsPageLoader { sources, caller }),
         }
     }
 }

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
 use crate::domain::{
-    Block, BlockKind, Draft, Membership, Page, Role, StatsWindow, Template, TemplateId, TemplatePatch,
-    TemplateStats, TemplateStatus, User, UserId, Workspace, WorkspaceId,
+    Block, BlockKind, Draft, DraftEdit, EmailEvent, EventKind, EventPage, Membership, Page, Role,
+    StatsWindow, Template, TemplateId, TemplatePatch, TemplateStats, TemplateStatus, User, UserId, Workspace,
+    WorkspaceId,
 };
 use crate::error::{Backend, SourceError};
 use crate::identity::{Caller, Credential, REQUEST_ID_HEADER};
@@ -199,6 +200,7 @@ impl MonolithClient {
             clicked: analytics.clicked,
             bounced: analytics.bounced,
             unique_opens: analytics.unique_opens,
+            computed_at: analytics.computed_at,
         })
     }
 
@@ -208,6 +210,140 @@ impl MonolithClient {
         not_found_as_none(self.get::<wire::Draft>(caller, &path, &[]).await)?
             .map(TryInto::try_into)
             .transpose()
+    }
+
+    /// The legacy events view, mapped onto the event store's cursor model: one page of a
+    /// template's events, newest first, at most `page_size` (1 to 100, as `ListEvents` takes it)
+    /// of them, after the position `page_token` names.
+    ///
+    /// The monolith pages by number (`?page=N&page_size=M`, DRF's `PageNumberPagination`); the
+    /// cursor this returns is opaque to callers and holds the template and the number of events
+    /// already returned (an offset). A continuation asked for with the same `page_size` is one
+    /// call (`page = offset / page_size + 1`); one asked for with another size, so that the offset
+    /// falls inside a page, is two calls (the rest of that page, then the head of the next). Page
+    /// numbers count from the newest event, so events that arrive between two calls shift the
+    /// pages and the next page may repeat events, which the store's cursor never does: what the
+    /// monolith can do, no more. A page past the end (DRF's `404 "Invalid page."`) is an empty
+    /// last page. One template per call: the monolith cannot batch this view.
+    ///
+    /// Errors as `ListEvents` gives them: a `page_size` out of range or a cursor not made by this
+    /// method for this template is [`SourceError::InvalidInput`] (with the store's messages);
+    /// a template the caller cannot see is [`SourceError::NotFound`].
+    pub async fn legacy_events(
+        &self,
+        caller: &Caller,
+        template: TemplateId,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<EventPage, SourceError> {
+        if !(1..=MAX_PAGE_SIZE as u32).contains(&page_size) {
+            return Err(SourceError::InvalidInput(format!(
+                "page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}"
+            )));
+        }
+        let offset = match page_token.filter(|t| !t.is_empty()) {
+            None => 0,
+            Some(token) => events_cursor::decode(token, template).ok_or_else(|| {
+                SourceError::InvalidInput("page_token is not valid for this request".to_owned())
+            })?,
+        };
+        let size = u64::from(page_size);
+        let path = format!("/api/v1/templates/{template}/events/");
+        let first = offset / size + 1;
+        let skip = usize::try_from(offset % size).unwrap_or(usize::MAX);
+        let Some(page) = self.events_page(caller, &path, first, size).await? else {
+            return Ok(EventPage { events: Vec::new(), next_page_token: None });
+        };
+        let total = page.count;
+        let mut rows: Vec<wire::Event> = page.results.into_iter().skip(skip).collect();
+        if skip > 0
+            && page.next.is_some()
+            && let Some(more) = self.events_page(caller, &path, first + 1, size).await?
+        {
+            rows.extend(more.results.into_iter().take(skip));
+        }
+        let end = offset + rows.len() as u64;
+        let events = rows.into_iter().map(TryInto::try_into).collect::<Result<Vec<EmailEvent>, _>>()?;
+        let next_page_token =
+            (end < total && !events.is_empty()).then(|| events_cursor::encode(template, end));
+        Ok(EventPage { events, next_page_token })
+    }
+
+    /// One page of the events view; `None` for DRF's `404 "Invalid page."`.
+    async fn events_page(
+        &self,
+        caller: &Caller,
+        path: &str,
+        page: u64,
+        page_size: u64,
+    ) -> Result<Option<wire::Page<wire::Event>>, SourceError> {
+        let query = [("page", page.to_string()), ("page_size", page_size.to_string())];
+        let (status, body) = self
+            .exchange(
+                Method::GET,
+                path,
+                &query,
+                None::<&()>,
+                &caller.credential,
+                caller.request_id.as_deref(),
+            )
+            .await?;
+        if status == StatusCode::NOT_FOUND && wire::error_detail(&body).as_deref() == Some(INVALID_PAGE) {
+            return Ok(None);
+        }
+        decode_response(status, &body).map(Some)
+    }
+
+    /// The legacy draft write endpoints: applies one edit made against `expected_version` to the
+    /// monolith's own draft table and returns the draft at its new version, as
+    /// [`DraftsClient::edit`](crate::drafts::DraftsClient::edit) does for the draft store. A
+    /// stale version (the monolith's `409` with `current_version`) is
+    /// [`SourceError::VersionConflict`]; no draft or no such block is [`SourceError::NotFound`];
+    /// a caller who may read but not edit (a viewer) is [`SourceError::Forbidden`]. The monolith
+    /// writes only its own table: the draft store does not see the edit.
+    pub async fn legacy_edit_draft(
+        &self,
+        caller: &Caller,
+        template: TemplateId,
+        expected_version: u64,
+        edit: DraftEdit,
+    ) -> Result<Draft, SourceError> {
+        let blocks = format!("/api/v1/templates/{template}/draft/blocks/");
+        let (method, path, query, body) = match edit {
+            DraftEdit::InsertBlock { index, kind, content } => {
+                let body = wire::BlockWrite {
+                    version: expected_version,
+                    index: Some(index),
+                    kind: Some(wire::block_type(kind)),
+                    content,
+                };
+                (Method::POST, blocks, Vec::new(), Some(body))
+            }
+            DraftEdit::UpdateBlock { block_id, content } => {
+                let body = wire::BlockWrite { version: expected_version, index: None, kind: None, content };
+                (Method::PATCH, format!("{blocks}{}/", path_segment(&block_id)), Vec::new(), Some(body))
+            }
+            DraftEdit::DeleteBlock { block_id } => {
+                let path = format!("{blocks}{}/", path_segment(&block_id));
+                (Method::DELETE, path, vec![("version", expected_version.to_string())], None)
+            }
+        };
+        let (status, bytes) = self
+            .exchange(method, &path, &query, body.as_ref(), &caller.credential, caller.request_id.as_deref())
+            .await?;
+        if status == StatusCode::CONFLICT {
+            let current =
+                serde_json::from_slice::<wire::Conflict>(&bytes).map_err(|e| SourceError::BadResponse {
+                    backend: Backend::Monolith,
+                    detail: format!("a 409 without a current_version: {e}"),
+                })?;
+            return Err(SourceError::VersionConflict {
+                expected: expected_version,
+                current: current.current_version,
+            });
+        }
+        let draft: wire::Draft = decode_response(status, &bytes)?;
+        draft.try_into()
     }
 
     async fn get<T: DeserializeOwned>(
@@ -251,6 +387,20 @@ impl MonolithClient {
         credential: &Credential,
         request_id: Option<&str>,
     ) -> Result<T, SourceError> {
+        let (status, bytes) = self.exchange(method, path, query, body, credential, request_id).await?;
+        decode_response(status, &bytes)
+    }
+
+    /// One request and its answer's status and body, within the deadline.
+    async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        credential: &Credential,
+        request_id: Option<&str>,
+    ) -> Result<(StatusCode, Vec<u8>), SourceError> {
         let span = tracing::debug_span!("monolith", http.method = %method, path);
         let timeout = self.timeout;
         let call = async {
@@ -269,13 +419,48 @@ impl MonolithClient {
             let response = request.send().await.map_err(|e| transport_error(&e, timeout))?;
             let status = response.status();
             let bytes = response.bytes().await.map_err(|e| transport_error(&e, timeout))?;
-            decode_response(status, &bytes)
+            Ok((status, bytes.to_vec()))
         };
         match tokio::time::timeout(timeout, call.instrument(span)).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Timeout { backend: Backend::Monolith, timeout }),
         }
     }
+}
+
+/// DRF's `detail` for a page number past the end.
+const INVALID_PAGE: &str = "Invalid page.";
+
+/// The legacy events cursor: `legacy-v1:{template}:{offset}`, opaque to callers, bound to its
+/// template as the store's tokens are.
+mod events_cursor {
+    use crate::domain::TemplateId;
+
+    const PREFIX: &str = "legacy-v1:";
+
+    pub(super) fn encode(template: TemplateId, offset: u64) -> String {
+        format!("{PREFIX}{template}:{offset}")
+    }
+
+    pub(super) fn decode(token: &str, template: TemplateId) -> Option<u64> {
+        let (for_template, offset) = token.strip_prefix(PREFIX)?.split_once(':')?;
+        (for_template == template.to_string()).then_some(())?;
+        offset.parse().ok()
+    }
+}
+
+/// A path segment with everything but RFC 3986's unreserved characters percent-encoded, so a
+/// block id cannot change the route.
+fn path_segment(segment: &str) -> String {
+    let mut encoded = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// Presents the caller's credential the way the monolith takes it: a token as `Authorization`,
@@ -476,6 +661,63 @@ mod wire {
     }
 
     #[derive(Deserialize)]
+    pub(super) struct Event {
+        sequence: u64,
+        template: u64,
+        kind: String,
+        recipient: String,
+        occurred_at: DateTime<Utc>,
+    }
+
+    impl TryFrom<Event> for super::EmailEvent {
+        type Error = SourceError;
+        fn try_from(e: Event) -> Result<Self, SourceError> {
+            let kind = match e.kind.as_str() {
+                "sent" => EventKind::Sent,
+                "delivered" => EventKind::Delivered,
+                "opened" => EventKind::Opened,
+                "clicked" => EventKind::Clicked,
+                "bounced" => EventKind::Bounced,
+                other => return Err(unexpected(format!("unknown event kind {other:?}"))),
+            };
+            Ok(Self {
+                sequence: e.sequence,
+                template_id: TemplateId(e.template),
+                kind,
+                recipient: e.recipient,
+                occurred_at: e.occurred_at,
+            })
+        }
+    }
+
+    /// The body of a draft block write.
+    #[derive(Serialize)]
+    pub(super) struct BlockWrite {
+        pub(super) version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub(super) index: Option<u32>,
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        pub(super) kind: Option<&'static str>,
+        pub(super) content: String,
+    }
+
+    /// A `409` of a draft write.
+    #[derive(Deserialize)]
+    pub(super) struct Conflict {
+        pub(super) current_version: u64,
+    }
+
+    pub(super) fn block_type(kind: BlockKind) -> &'static str {
+        match kind {
+            BlockKind::Heading => "heading",
+            BlockKind::Text => "text",
+            BlockKind::Image => "image",
+            BlockKind::Button => "button",
+            BlockKind::Divider => "divider",
+        }
+    }
+
+    #[derive(Deserialize)]
     pub(super) struct Analytics {
         pub(super) template: u64,
         pub(super) sent: u64,
@@ -484,6 +726,8 @@ mod wire {
         pub(super) clicked: u64,
         pub(super) bounced: u64,
         pub(super) unique_opens: u64,
+        #[serde(default)]
+        pub(super) computed_at: Option<DateTime<Utc>>,
     }
 
     #[derive(Deserialize)]

@@ -8,7 +8,9 @@
 //!   sets it; `DELETE` clears it
 //! - `GET /__devstack/users`: the seeded users with their tokens, sessions and memberships
 //! - `GET /__devstack/legacy-sync`, `PUT` with `{"enabled": false}`: the dual write to the
-//!   monolith's own event and draft tables
+//!   monolith's own event and draft tables (services to monolith only)
+//! - `GET /__devstack/aa-noise`, `PUT` with `{"enabled": true}`: the A/A noise knob (the legacy
+//!   analytics view adds a `computed_at` that differs on every call)
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ pub(super) fn router() -> Router<Arc<MonolithState>> {
         .route("/__devstack/faults/{backend}", get(fault).put(set_fault).delete(clear_fault))
         .route("/__devstack/users", get(users))
         .route("/__devstack/legacy-sync", get(legacy_sync).put(set_legacy_sync))
+        .route("/__devstack/aa-noise", get(aa_noise).put(set_aa_noise))
 }
 
 async fn calls(State(state): State<Arc<MonolithState>>) -> Response {
@@ -109,17 +112,32 @@ async fn legacy_sync(State(state): State<Arc<MonolithState>>) -> Json<Value> {
     Json(json!({ "enabled": state.shared.legacy.syncing() }))
 }
 
+/// The body of a `PUT` to an on/off knob.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Switch {
+    enabled: bool,
+}
+
+fn switch(body: &[u8]) -> Result<bool, ApiError> {
+    serde_json::from_slice::<Switch>(body)
+        .map(|s| s.enabled)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"enabled\": true|false}}: {e}")))
+}
+
 async fn set_legacy_sync(
     State(state): State<Arc<MonolithState>>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct LegacySync {
-        enabled: bool,
-    }
-    let wanted: LegacySync = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"enabled\": true|false}}: {e}")))?;
-    state.shared.legacy.set_sync(wanted.enabled);
+    state.shared.legacy.set_sync(switch(&body)?);
     Ok(legacy_sync(State(state)).await)
+}
+
+async fn aa_noise(State(state): State<Arc<MonolithState>>) -> Json<Value> {
+    Json(json!({ "enabled": state.shared.legacy.aa_noise() }))
+}
+
+async fn set_aa_noise(State(state): State<Arc<MonolithState>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    state.shared.legacy.set_aa_noise(switch(&body)?);
+    Ok(aa_noise(State(state)).await)
 }

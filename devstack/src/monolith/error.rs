@@ -16,6 +16,13 @@ pub(crate) enum ApiError {
     Unauthenticated(String),
     /// `400` field errors: `{"name": ["This field may not be blank."]}`.
     Fields(BTreeMap<String, Vec<String>>),
+    /// `409` for a stale optimistic version: `{"detail": "...", "current_version": 7}`.
+    Conflict {
+        /// The version the writer sent.
+        expected: u64,
+        /// The version now.
+        current: u64,
+    },
 }
 
 impl ApiError {
@@ -56,6 +63,14 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
             ApiError::Fields(fields) => (StatusCode::BAD_REQUEST, Json(fields)).into_response(),
+            ApiError::Conflict { expected, current } => (
+                StatusCode::CONFLICT,
+                Json(json!({
+                    "detail": format!("The draft is at version {current}, not {expected}."),
+                    "current_version": current,
+                })),
+            )
+                .into_response(),
         }
     }
 }

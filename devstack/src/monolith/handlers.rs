@@ -17,6 +17,7 @@ use super::auth::{Caller, IdPath};
 use super::error::ApiError;
 use super::query::RequestUrl;
 use crate::dataset::{Membership, Template, TemplateStatus, User, Workspace};
+use crate::legacy::DraftRow;
 use crate::time::{self, rfc3339};
 
 type ApiResult = Result<Json<Value>, ApiError>;
@@ -104,7 +105,7 @@ impl MonolithState {
     }
 
     /// The template, if the caller may see it.
-    fn visible_template(&self, caller: Caller, id: u64) -> Result<Template, ApiError> {
+    pub(super) fn visible_template(&self, caller: Caller, id: u64) -> Result<Template, ApiError> {
         let template = self.templates().get(&id).cloned().ok_or_else(ApiError::not_found)?;
         if self.shared.dataset.role(caller.user, template.workspace).is_none() {
             return Err(ApiError::not_found());
@@ -253,7 +254,7 @@ pub(super) async fn get_template(
 }
 
 /// DRF's name for the JSON type of a value, for "Expected a dictionary, but got list."
-fn python_type(value: &Value) -> &'static str {
+pub(super) fn python_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "NoneType",
         Value::Bool(_) => "bool",
@@ -266,7 +267,7 @@ fn python_type(value: &Value) -> &'static str {
 }
 
 /// DRF's `CharField` reading of a value: strings, and numbers as text; `Err` with the message.
-fn char_field(value: &Value) -> Result<String, &'static str> {
+pub(super) fn char_field(value: &Value) -> Result<String, &'static str> {
     match value {
         Value::Null => Err("This field may not be null."),
         Value::String(s) => Ok(s.clone()),
@@ -275,19 +276,27 @@ fn char_field(value: &Value) -> Result<String, &'static str> {
     }
 }
 
-/// `PATCH /api/v1/templates/{id}/` with `{"name"?, "status"?}`.
-pub(super) async fn patch_template(
-    State(state): State<Arc<MonolithState>>,
-    caller: Caller,
-    IdPath(id): IdPath,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let template = state.visible_template(caller, id)?;
-    let can_edit = state.shared.dataset.role(caller.user, template.workspace).is_some_and(|r| r.can_edit());
-    if !can_edit {
-        return Err(ApiError::forbidden());
+impl MonolithState {
+    /// The template, if the caller may see it (404) and change it (403), checked in that order
+    /// as DRF's `get_object()` then `check_object_permissions` do.
+    pub(super) fn editable_template(&self, caller: Caller, id: u64) -> Result<Template, ApiError> {
+        let template = self.visible_template(caller, id)?;
+        let can_edit =
+            self.shared.dataset.role(caller.user, template.workspace).is_some_and(|r| r.can_edit());
+        if !can_edit {
+            return Err(ApiError::forbidden());
+        }
+        Ok(template)
     }
+}
+
+/// A request body as DRF's `JSONParser` reads it for a serializer: empty is `{}`, another
+/// content type is `415`, bad JSON is `400 "JSON parse error - ..."`, and anything but an object
+/// is `400 {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}`.
+pub(super) fn json_object(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     let data: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(serde_json::Map::new())
     } else {
@@ -299,14 +308,27 @@ pub(super) async fn patch_template(
                 format!("Unsupported media type \"{content_type}\" in request."),
             ));
         }
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("JSON parse error - {e}")))?
     };
-    let Value::Object(fields) = &data else {
-        return Err(ApiError::Fields(BTreeMap::from([(
+    match data {
+        Value::Object(fields) => Ok(fields),
+        other => Err(ApiError::Fields(BTreeMap::from([(
             "non_field_errors".to_string(),
-            vec![format!("Invalid data. Expected a dictionary, but got {}.", python_type(&data))],
-        )])));
-    };
+            vec![format!("Invalid data. Expected a dictionary, but got {}.", python_type(&other))],
+        )]))),
+    }
+}
+
+/// `PATCH /api/v1/templates/{id}/` with `{"name"?, "status"?}`.
+pub(super) async fn patch_template(
+    State(state): State<Arc<MonolithState>>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    state.editable_template(caller, id)?;
+    let fields = json_object(&headers, &body)?;
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut name = None;
     if let Some(value) = fields.get("name") {
@@ -373,6 +395,10 @@ struct AnalyticsOut {
     unique_opens: u64,
     open_rate: f64,
     click_rate: f64,
+    /// When the numbers were computed: sent only while the A/A noise knob is on, and then
+    /// different on every call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    computed_at: Option<String>,
 }
 
 /// The analytics windows and their lengths.
@@ -408,6 +434,7 @@ pub(super) async fn analytics(
         unique_opens: counts.unique_opens,
         open_rate: rate(counts.opened),
         click_rate: rate(counts.clicked),
+        computed_at: state.shared.legacy.aa_noise().then(|| rfc3339(&state.shared.legacy.computed_at())),
     })
 }
 
@@ -419,14 +446,32 @@ struct BlockOut {
     content: String,
 }
 
+/// The `Draft` resource.
 #[derive(Serialize)]
-struct DraftOut {
+pub(super) struct DraftOut {
     template: u64,
     version: u64,
     blocks: Vec<BlockOut>,
     updated_at: Option<String>,
     /// The author's user id; `null` if the service recorded an id that is not a number.
     updated_by: Option<u64>,
+}
+
+impl DraftOut {
+    /// The resource of a template's draft row.
+    pub(super) fn new(template: u64, draft: DraftRow) -> Self {
+        DraftOut {
+            template,
+            version: draft.version,
+            blocks: draft
+                .blocks
+                .into_iter()
+                .map(|b| BlockOut { kind: b.block_type, id: b.id, content: b.content })
+                .collect(),
+            updated_at: draft.updated_at.map(|t| rfc3339(&t)),
+            updated_by: draft.updated_by.trim().parse().ok(),
+        }
+    }
 }
 
 /// `GET /api/v1/templates/{id}/draft/`: the monolith's own draft row (kept in step with the draft
@@ -438,16 +483,37 @@ pub(super) async fn draft(
 ) -> ApiResult {
     let template = state.visible_template(caller, id)?;
     let draft = state.shared.legacy.draft(template.id).ok_or_else(ApiError::not_found)?;
-    to_json(DraftOut {
+    to_json(DraftOut::new(template.id, draft))
+}
+
+/// The `EmailEvent` resource of the legacy events view.
+#[derive(Serialize)]
+struct EventOut {
+    /// The event store's sequence (the monolith's `event_sequence` column).
+    sequence: u64,
+    template: u64,
+    kind: &'static str,
+    recipient: String,
+    occurred_at: String,
+}
+
+/// `GET /api/v1/templates/{id}/events/?page=&page_size=`: the template's events from the
+/// monolith's own `email_event` table (fed by the dual write), newest first, page-number
+/// paginated.
+pub(super) async fn events(
+    State(state): State<Arc<MonolithState>>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    url: RequestUrl,
+) -> ApiResult {
+    let template = state.visible_template(caller, id)?;
+    let rows = state.shared.legacy.events_newest_first(template.id);
+    url.paginate_with(rows, |row| EventOut {
+        sequence: row.sequence,
         template: template.id,
-        version: draft.version,
-        blocks: draft
-            .blocks
-            .into_iter()
-            .map(|b| BlockOut { kind: b.block_type, id: b.id, content: b.content })
-            .collect(),
-        updated_at: draft.updated_at.map(|t| rfc3339(&t)),
-        updated_by: draft.updated_by.trim().parse().ok(),
+        kind: row.kind,
+        recipient: row.recipient.to_string(),
+        occurred_at: rfc3339(&row.occurred_at),
     })
 }
 

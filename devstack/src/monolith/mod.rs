@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod draft_writes;
 mod error;
 mod handlers;
 mod query;
@@ -16,7 +17,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 
 use crate::Shared;
 use crate::dataset::Template;
@@ -82,6 +83,12 @@ pub(crate) fn router(shared: Arc<Shared>, addr: SocketAddr) -> Router {
         .route("/api/v1/templates/{id}/", get(handlers::get_template).patch(handlers::patch_template))
         .route("/api/v1/templates/{id}/analytics/", get(handlers::analytics))
         .route("/api/v1/templates/{id}/draft/", get(handlers::draft))
+        .route("/api/v1/templates/{id}/events/", get(handlers::events))
+        .route("/api/v1/templates/{id}/draft/blocks/", post(draft_writes::insert_block))
+        .route(
+            "/api/v1/templates/{id}/draft/blocks/{block_id}/",
+            patch(draft_writes::update_block).delete(draft_writes::delete_block),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard));

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use super::MonolithState;
 use super::error::ApiError;
 
-/// The page size when none (or an unusable one) is asked for.
-const DEFAULT_PAGE_SIZE: usize = 25;
-/// The largest page size; larger requests get this.
-const MAX_PAGE_SIZE: usize = 100;
+/// The page size when none (or an unusable one) is asked for (DRF's `PAGE_SIZE`).
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 25;
+/// The largest page size; larger requests get this (`max_page_size`).
+pub(crate) const MAX_PAGE_SIZE: usize = 100;
 
 /// The request's URL, split up: enough to answer with absolute `next`/`previous` links.
 #[derive(Debug, Clone)]
@@ -89,6 +89,15 @@ impl RequestUrl {
     /// One page of `items`, per `page` and `page_size`, as `{"count", "next", "previous",
     /// "results"}`; a page that does not exist is `404 {"detail": "Invalid page."}`.
     pub(crate) fn paginate<T: Serialize>(&self, items: Vec<T>) -> Result<Json<Value>, ApiError> {
+        self.paginate_with(items, |item| item)
+    }
+
+    /// [`paginate`](Self::paginate), turning only the items of the page into their resource.
+    pub(crate) fn paginate_with<R, T: Serialize>(
+        &self,
+        items: Vec<R>,
+        resource: impl FnMut(R) -> T,
+    ) -> Result<Json<Value>, ApiError> {
         let size = self
             .param("page_size")
             .and_then(|s| s.trim().parse::<i64>().ok())
@@ -107,7 +116,7 @@ impl RequestUrl {
                 .ok_or_else(ApiError::invalid_page)?,
         };
         let start = (page - 1) * size;
-        let results: Vec<T> = items.into_iter().skip(start).take(size).collect();
+        let results: Vec<T> = items.into_iter().skip(start).take(size).map(resource).collect();
         let next = (page < pages).then(|| self.with_page(Some(page + 1)));
         let previous = match page {
             1 => None,

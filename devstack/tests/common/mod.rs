@@ -58,6 +58,25 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Any method, with an optional JSON body, authenticated by token.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("authorization", format!("Token {}", self.token));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+}
+
 /// Status and JSON body (`Null` when the body is not JSON).
 pub(crate) async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();

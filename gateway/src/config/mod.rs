@@ -3,6 +3,7 @@
 //! validated before anything starts. Every key is documented in the README and in
 //! `banyan.example.toml`.
 
+mod admin;
 mod auth;
 mod backends;
 mod cors;
@@ -17,6 +18,7 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
 pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
@@ -65,6 +67,9 @@ pub struct Config {
     /// `[migration]`: the routing table of migrated fields.
     #[serde(default)]
     pub migration: MigrationConfig,
+    /// `[admin]`: who may read `/admin/migration`.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 impl Config {
@@ -100,6 +105,7 @@ impl Config {
         self.cors.validate()?;
         self.auth.validate()?;
         self.migration.validate()?;
+        self.admin.validate()?;
         Ok(())
     }
 }
@@ -277,6 +283,26 @@ mod tests {
             let error = loaded.expect_err("max_depth 0 is refused").to_string();
             assert!(error.contains("limits.max_depth"), "{error}");
         });
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_environment_and_is_never_in_debug_output() {
+        let token = "an-admin-token-of-32-characters!";
+        load_with_env("", &[("BANYAN_ADMIN__TOKEN", token)], |loaded| {
+            let config = loaded.expect("a valid token");
+            assert_eq!(config.admin.access(), AdminAccess::Token(token.to_owned()));
+            assert!(!format!("{config:?}").contains(token), "the token is redacted");
+        });
+        load_with_env("", &[], |loaded| {
+            assert_eq!(loaded.expect("valid").admin.access(), AdminAccess::Disabled);
+        });
+        load_with_env("", &[("BANYAN_ADMIN__TOKEN", "short")], |loaded| {
+            let error = loaded.expect_err("a short token is refused").to_string();
+            assert!(error.contains("admin.token"), "{error}");
+        });
+        // `open` is for `banyan dev` alone: no file sets it.
+        let error = Config::from_toml("[admin]\nopen = true\n").expect_err("not a key");
+        assert!(error.to_string().contains("open"), "{error}");
     }
 
     #[test]

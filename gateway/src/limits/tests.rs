@@ -191,6 +191,7 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
         &config,
         sources,
         banyan_migration::Engine::with_defaults(catalog),
+        std::sync::Arc::default(),
         &GraphiqlDefaults::default(),
     )
 }
