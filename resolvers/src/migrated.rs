@@ -11,13 +11,16 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::{Context, Result};
-use banyan_migration::banyan::{TEMPLATE_DRAFT, TEMPLATE_STATS};
+use banyan_migration::banyan::{
+    DELETE_DRAFT_BLOCK, INSERT_DRAFT_BLOCK, TEMPLATE_DRAFT, TEMPLATE_RECENT_EVENTS, TEMPLATE_STATS,
+    UPDATE_DRAFT_BLOCK,
+};
 use banyan_migration::{
     Backend, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides, RequestSubject,
     RoutingTable,
 };
-use banyan_sources::domain::{Draft, TemplateId, TemplateStats};
-use banyan_sources::loaders::{Loaders, StatsKey};
+use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
+use banyan_sources::loaders::{EventsPageKey, Loaders, StatsKey};
 use banyan_sources::{Caller, SourceError, Sources};
 use serde::Serialize;
 
@@ -117,8 +120,8 @@ impl ServedLog {
 #[derive(Clone, Copy)]
 pub(crate) struct Reach<'a> {
     pub(crate) loaders: &'a Loaders,
-    /// The clients, for sides with no loader (paged lists).
-    #[allow(dead_code)] // the first binding without a loader is `Template.recentEvents`
+    /// The clients, for sides with no loader.
+    #[allow(dead_code)] // every bound side has a loader so far
     pub(crate) sources: &'a Sources,
     /// Who is asking.
     #[allow(dead_code)]
@@ -205,6 +208,24 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
     let _ = F::prefetch(scope.reach(), decision.serve, keys).await;
 }
 
+/// A migrated write: its store of record is decided per request like a read's backend, but it is
+/// `legacy` or `service` only (the table refuses `canary` and `shadow` for a write), so it is
+/// never called twice.
+pub(crate) trait MigratedWrite {
+    /// The field's declaration.
+    const DECLARATION: &'static FieldDeclaration;
+}
+
+/// Which store the write `F` goes to for this request (table snapshot, then the override), noted
+/// for `extensions.routing`.
+pub(crate) fn write_backend<F: MigratedWrite>(ctx: &Context<'_>) -> Result<Backend> {
+    let scope = scope(ctx)?;
+    let engine = ctx.data::<Engine>()?;
+    let decision = scope.routing.decide(field_key(engine, F::DECLARATION)?);
+    scope.routing.note(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default(), &decision);
+    Ok(decision.serve)
+}
+
 fn call_context(ctx: &Context<'_>, scope: &RequestScope, field_path: String) -> CallContext {
     CallContext {
         operation: ctx.query_env.operation_name.clone(),
@@ -274,34 +295,75 @@ impl MigratedRead for TemplateDraftField {
     }
 }
 
+/// `Template.recentEvents`: the legacy events view (page numbers under a cursor) or `ListEvents`;
+/// one call per page on either side.
+pub(crate) struct TemplateRecentEventsField;
+
+impl MigratedRead for TemplateRecentEventsField {
+    const DECLARATION: &'static FieldDeclaration = &TEMPLATE_RECENT_EVENTS;
+    type Key = EventsPageKey;
+    type Value = Option<EventPage>;
+
+    async fn load(
+        reach: Reach<'_>,
+        backend: Backend,
+        key: EventsPageKey,
+    ) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_event_pages.load_one(key).await,
+            Backend::Service => reach.loaders.event_pages.load_one(key).await,
+        }
+    }
+}
+
+/// `Mutation.updateDraftBlock`.
+pub(crate) struct UpdateDraftBlockField;
+
+impl MigratedWrite for UpdateDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &UPDATE_DRAFT_BLOCK;
+}
+
+/// `Mutation.insertDraftBlock`.
+pub(crate) struct InsertDraftBlockField;
+
+impl MigratedWrite for InsertDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &INSERT_DRAFT_BLOCK;
+}
+
+/// `Mutation.deleteDraftBlock`.
+pub(crate) struct DeleteDraftBlockField;
+
+impl MigratedWrite for DeleteDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &DELETE_DRAFT_BLOCK;
+}
+
 #[cfg(test)]
 mod tests {
     use banyan_migration::{Access, Catalog};
 
     use super::*;
 
-    /// Every bound read, by declaration.
-    const BOUND_READS: &[&FieldDeclaration] =
-        &[TemplateStatsField::DECLARATION, TemplateDraftField::DECLARATION];
-
-    /// Reads declared but not bound yet, and why. Binding one removes it from here.
-    const NOT_WIRED: &[(&str, &str)] =
-        &[("Template.recentEvents", "the monolith's legacy events view is not in main yet")];
+    /// Every bound field, by declaration.
+    const BOUND: &[&FieldDeclaration] = &[
+        TemplateStatsField::DECLARATION,
+        TemplateDraftField::DECLARATION,
+        TemplateRecentEventsField::DECLARATION,
+        UpdateDraftBlockField::DECLARATION,
+        InsertDraftBlockField::DECLARATION,
+        DeleteDraftBlockField::DECLARATION,
+    ];
 
     #[test]
-    fn every_declared_read_is_bound_or_listed_as_not_wired() {
+    fn every_declared_field_is_bound_once() {
         let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
-        let bound: Vec<&str> = BOUND_READS.iter().map(|d| d.key).collect();
-        for field in catalog.fields().filter(|f| matches!(f.access, Access::Read)) {
-            let listed = NOT_WIRED.iter().any(|(key, _)| *key == field.key);
-            assert!(
-                bound.contains(&field.key) != listed,
-                "`{}` must be bound in resolvers/src/migrated.rs or listed in NOT_WIRED (not both)",
-                field.key
-            );
-        }
-        for key in bound {
-            assert!(catalog.key(key).is_some(), "`{key}` is bound but not declared");
+        let mut bound: Vec<&str> = BOUND.iter().map(|d| d.key).collect();
+        bound.sort_unstable();
+        let mut declared: Vec<&str> = catalog.fields().map(|f| f.key).collect();
+        declared.sort_unstable();
+        assert_eq!(bound, declared, "bind each declared field in resolvers/src/migrated.rs, once");
+        for declaration in BOUND {
+            let read = matches!(declaration.access, Access::Read);
+            assert_eq!(read, !declaration.is_write(), "`{}`", declaration.key);
         }
     }
 }

@@ -344,6 +344,13 @@ async fn a_bad_table_at_start_up_stops_the_start_naming_its_line() {
     let message = error.to_string();
     assert!(message.contains(&format!("{}:3:", table.path.display())), "{message}");
     assert!(message.contains("precent"), "{message}");
+
+    // A write goes to one store: canary or shadow for it is refused, naming the place.
+    table.write("[fields.\"Mutation.updateDraftBlock\"]\nmode = \"canary\"\npercent = 10\n");
+    let error = banyan_gateway::RunningGateway::start(&config).await.err().expect("the start fails");
+    let message = error.to_string();
+    assert!(message.contains(&format!("{}:", table.path.display())), "{message}");
+    assert!(message.contains("Mutation.updateDraftBlock"), "{message}");
 }
 
 #[tokio::test]
@@ -487,26 +494,27 @@ async fn a_websocket_operation_takes_the_table_in_force_when_it_starts_not_the_c
     stack.stop().await;
 }
 
-/// A query reading each migrated read field that is wired, for template 9 (which has a draft).
-/// A field declared later fails [`every_wired_read_field_is_routed_by_its_declaration`] until it
-/// has a query here, or is listed in [`NOT_WIRED`].
+/// A query reading each migrated read field, for template 9 (which has a draft). A read declared
+/// later fails [`every_read_field_is_routed_by_its_declaration`] until it has a query here.
 const FIELD_QUERIES: &[(&str, &str)] = &[
     ("Template.stats", "query($id: ID!) { template(id: $id) { stats { sent opened uniqueOpens } } }"),
     (
         "Template.draft",
         "query($id: ID!) { template(id: $id) { draft { version updatedAt blocks { id kind content } } } }",
     ),
+    (
+        "Template.recentEvents",
+        "query($id: ID!) { template(id: $id) { recentEvents(first: 5) { nodes { sequence kind recipient occurredAt }
+            pageInfo { hasNextPage } } } }",
+    ),
 ];
-
-/// Declared reads still served only by their service, and why.
-const NOT_WIRED: &[&str] = &["Template.recentEvents"];
 
 /// The generic test: for every declared read field, each backend forced in turn makes exactly
 /// that side's declared calls (and none only the other side makes), and says so in
 /// `extensions.routing`; then, shadowed with identical data, the two sides agree after the
 /// declared normalisers.
 #[tokio::test]
-async fn every_wired_read_field_is_routed_by_its_declaration() {
+async fn every_read_field_is_routed_by_its_declaration() {
     let catalog = banyan_migration::Catalog::banyan().expect("the declarations agree");
     let reads: Vec<_> = catalog.fields().filter(|f| !f.is_write()).collect();
     let shadow_all: String = FIELD_QUERIES
@@ -523,10 +531,10 @@ async fn every_wired_read_field_is_routed_by_its_declaration() {
     let variables = json!({ "id": template_id(9) });
     assert!(stack.devstack.dataset().draft(9).is_some(), "template 9 has a draft");
     for field in &reads {
-        let Some((_, query)) = FIELD_QUERIES.iter().find(|(key, _)| *key == field.key) else {
-            assert!(NOT_WIRED.contains(&field.key), "`{}` has no query in FIELD_QUERIES", field.key);
-            continue;
-        };
+        let (_, query) = FIELD_QUERIES
+            .iter()
+            .find(|(key, _)| *key == field.key)
+            .unwrap_or_else(|| panic!("`{}` has no query in FIELD_QUERIES", field.key));
         for backend in [Backend::Legacy, Backend::Service] {
             stack.devstack.calls().reset();
             let response = banyan_tests::read(
@@ -596,6 +604,124 @@ async fn every_wired_read_field_is_routed_by_its_declaration() {
         .await;
         let results = engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
         assert_eq!(results.counters.mismatched, 0, "{key}: {:?}", results.exemplars);
+    }
+    stack.stop().await;
+}
+
+/// The mutation of each migrated write, given the draft it edits (`$template`, `$block`, `$version`).
+/// A write declared later fails [`every_write_goes_to_the_store_its_routing_names`] until it has
+/// one here.
+const WRITE_MUTATIONS: &[(&str, &str)] = &[
+    (
+        "Mutation.updateDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { updateDraftBlock(input: {
+            templateId: $template, blockId: $block, content: \"edited\", expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+    (
+        "Mutation.insertDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { insertDraftBlock(input: {
+            templateId: $template, index: 0, kind: TEXT, content: $block, expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+    (
+        "Mutation.deleteDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { deleteDraftBlock(input: {
+            templateId: $template, blockId: $block, expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+];
+
+const DRAFT_QUERY: &str = "query($id: ID!) { template(id: $id) { draft { version blocks { id } } } }";
+
+/// The draft of `template` as `backend` has it.
+async fn draft_on(stack: &TestStack, backend: Backend, template: u64) -> Value {
+    let route = format!("Template.draft={backend}");
+    routed(stack, &route, DRAFT_QUERY, json!({ "id": template_id(template) })).await.data()["template"]["draft"]
+        .clone()
+}
+
+/// POSTs as [`OWNER`] with the routing headers.
+async fn routed(
+    stack: &TestStack,
+    route: &str,
+    query: &str,
+    variables: Value,
+) -> banyan_tests::GraphqlResponse {
+    let response = banyan_tests::read(
+        stack
+            .http()
+            .post(stack.graphql_url())
+            .header("authorization", format!("Token {}", stack.token(OWNER)))
+            .header("x-banyan-route", route)
+            .header("x-banyan-show-routing", "true")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert!(response.body.get("errors").is_none(), "{route}: {:?}", response.body);
+    response
+}
+
+/// The generic test of writes: each write forced to each store makes that store's write call
+/// (and none only the other store makes), edits that store's draft, and, on the monolith, leaves
+/// the draft store as it was (the monolith's writes are not copied over).
+#[tokio::test]
+async fn every_write_goes_to_the_store_its_routing_names() {
+    let catalog = banyan_migration::Catalog::banyan().expect("the declarations agree");
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+        config.migration.expose_routing = true;
+    })
+    .await;
+    let dataset = stack.devstack.dataset().clone();
+    // Templates of the owner's first workspace with a draft, one per (write, store).
+    let mut templates =
+        dataset.templates.iter().filter(|t| t.workspace == 1 && dataset.draft(t.id).is_some()).map(|t| t.id);
+    for field in catalog.fields().filter(|f| f.is_write()) {
+        let (_, mutation) = WRITE_MUTATIONS
+            .iter()
+            .find(|(key, _)| *key == field.key)
+            .unwrap_or_else(|| panic!("`{}` has no mutation in WRITE_MUTATIONS", field.key));
+        for backend in [Backend::Legacy, Backend::Service] {
+            let template = templates.next().expect("enough templates with a draft");
+            let before = draft_on(&stack, backend, template).await;
+            let other_before = draft_on(&stack, backend.other(), template).await;
+            let version = before["version"].as_u64().expect("a version");
+            let variables = json!({
+                "template": template_id(template),
+                "block": before["blocks"][0]["id"].as_str().expect("a block"),
+                "version": version,
+            });
+            stack.devstack.calls().reset();
+            let response = routed(&stack, &format!("{}={backend}", field.key), mutation, variables).await;
+            let what = format!("{} on {backend}", field.key);
+            let result = response.data().as_object().and_then(|data| data.values().next()).cloned();
+            let result = result.unwrap_or_default();
+            assert_eq!(result["__typename"], "DraftUpdated", "{what}: {:?}", response.body);
+            assert_eq!(result["draft"]["version"].as_u64(), Some(version + 1), "{what}");
+            assert_eq!(response.body["extensions"]["routing"][0]["backend"], backend.as_str(), "{what}");
+            let seen = stack.devstack.calls().snapshot();
+            let this_side = field.implementation(backend).calls;
+            let other_side = field.implementation(backend.other()).calls;
+            assert!(
+                this_side.iter().any(|call| !other_side.contains(call) && seen.contains_key(call.name)),
+                "{what}: no call of its own side: {seen:?}"
+            );
+            for call in other_side.iter().filter(|call| !this_side.contains(call)) {
+                assert!(!seen.contains_key(call.name), "{what}: {call} called: {seen:?}");
+            }
+            assert_eq!(
+                draft_on(&stack, backend, template).await["version"].as_u64(),
+                Some(version + 1),
+                "{what}"
+            );
+            if backend == Backend::Legacy {
+                assert_eq!(draft_on(&stack, Backend::Service, template).await, other_before, "{what}");
+            }
+        }
     }
     stack.stop().await;
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField, SimpleObject};
 use banyan_sources::Sources;
 use banyan_sources::domain::{Template, TemplateStatus, UserId, WorkspaceId};
-use banyan_sources::loaders::StatsKey;
+use banyan_sources::loaders::{EventsPageKey, StatsKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
 use crate::ids::{self, NodeType};
-use crate::migrated::{self, TemplateDraftField, TemplateStatsField};
+use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
     load_user,
@@ -97,6 +97,7 @@ impl TemplateObject {
     }
 
     /// Its email events, newest first. Null with an error when the event store fails.
+    /// (Migrated field `Template.recentEvents`.)
     async fn recent_events(
         &self,
         ctx: &Context<'_>,
@@ -104,15 +105,9 @@ impl TemplateObject {
         #[graphql(desc = "Return the events after this cursor (a previous `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> Result<Option<EmailEventConnection>> {
-        let page_size = page_size(first)?;
-        let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let page = sources
-            .events
-            .list_events(&scope.caller, self.0.id, page_size as u32, after.as_deref())
-            .await
-            .graphql()?;
-        Ok(Some(EmailEventConnection::from(page)))
+        let key =
+            EventsPageKey { template: self.0.id, page_size: page_size(first)? as u32, page_token: after };
+        Ok(migrated::read::<TemplateRecentEventsField>(ctx, key).await?.map(EmailEventConnection::from))
     }
 }
 
