@@ -24,14 +24,17 @@ pub struct RequestScope {
     pub(crate) sources: Sources,
     /// One snapshot of the routing table, the subject it decides for, and any override.
     pub routing: RequestRouting,
+    /// When the request started: where its stats windows end.
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl RequestScope {
     /// The scope of a request (or WebSocket operation) by `caller` starting now: stats windows
     /// end at this moment for every field of it, and every migrated field routes by `routing`.
     pub fn new(sources: &Sources, caller: Caller, routing: RequestRouting) -> Self {
-        let loaders = Arc::new(Loaders::new(sources, &caller, chrono::Utc::now()));
-        Self { caller, loaders, sources: sources.clone(), routing }
+        let started_at = chrono::Utc::now();
+        let loaders = Arc::new(Loaders::new(sources, &caller, started_at));
+        Self { caller, loaders, sources: sources.clone(), routing, started_at }
     }
 }
 

@@ -17,7 +17,7 @@ use banyan_migration::banyan::{
 };
 use banyan_migration::{
     Backend, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides, RequestSubject,
-    RoutingTable,
+    RoutingTable, ShadowPurpose,
 };
 use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
 use banyan_sources::loaders::{EventsPageKey, Loaders, StatsKey};
@@ -192,8 +192,11 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     };
     scope.routing.note(path, &decision);
     let primary = F::load(scope.reach(), decision.serve, key.clone());
+    // A calibration asks the primary again, so it must not be answered from the request's loader
+    // cache (or joined to the primary's batch): it gets loaders of its own.
+    let fresh = decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Calibrate);
     let secondary = |backend| {
-        let owned = scope.owned_reach();
+        let owned = scope.owned_reach(fresh);
         async move { F::load(owned.reach(), backend, key).await }
     };
     engine.executor.run(&decision, context, primary, secondary).await.graphql()
@@ -240,12 +243,13 @@ impl RequestScope {
         Reach { loaders: &self.loaders, sources: &self.sources, caller: &self.caller }
     }
 
-    fn owned_reach(&self) -> OwnedReach {
-        OwnedReach {
-            loaders: self.loaders.clone(),
-            sources: self.sources.clone(),
-            caller: self.caller.clone(),
-        }
+    /// What a second call uses: the request's loaders, or (`fresh`) new ones with empty caches.
+    fn owned_reach(&self, fresh: bool) -> OwnedReach {
+        let loaders = match fresh {
+            true => Arc::new(Loaders::new(&self.sources, &self.caller, self.started_at)),
+            false => self.loaders.clone(),
+        };
+        OwnedReach { loaders, sources: self.sources.clone(), caller: self.caller.clone() }
     }
 }
 

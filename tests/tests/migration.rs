@@ -725,3 +725,56 @@ async fn every_write_goes_to_the_store_its_routing_names() {
     }
     stack.stop().await;
 }
+
+/// A/A through the gateway: with the devstack's noise knob on, the monolith's analytics answer
+/// carries a `computed_at` that differs on every call. Calibration (the primary called twice, on
+/// loaders of its own) learns it as noise; comparisons then count a difference there as a match
+/// with noise, visibly, and still count a real difference as a mismatch.
+#[tokio::test]
+async fn calibration_learns_a_nondeterministic_path_as_noise() {
+    let calibrate = "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.0\n\
+        calibration_rate = 1.0\n";
+    let table = TableFile::new("calibration", calibrate);
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    stack.devstack.set_aa_noise(true);
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let results =
+        |engine: &Engine| engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+
+    stats_of(&stack, OWNER, 20).await;
+    eventually("one calibration", || results(&engine).calibrations == 1).await;
+    assert_eq!(legacy_calls(&stack), 2, "the primary was called twice, not answered from the cache");
+    assert_eq!(service_calls(&stack), 0);
+    let learned = results(&engine);
+    assert_eq!(learned.calibrations_differing, 1);
+    assert_eq!(learned.noise.keys().collect::<Vec<_>>(), ["$.computed_at"], "{:?}", learned.noise);
+
+    // Compare against the service, which has no `computed_at`: noise, not a mismatch.
+    table.write(
+        &calibrate
+            .replace("sample_rate = 0.0", "sample_rate = 1.0")
+            .replace("calibration_rate = 1.0", "calibration_rate = 0.0"),
+    );
+    eventually("the comparing table is live", || {
+        engine
+            .live
+            .snapshot()
+            .decide(key, &banyan_migration::RequestSubject::default())
+            .shadow
+            .map(|p| p.call)
+            == Some(Backend::Service)
+    })
+    .await;
+    stats_of(&stack, OWNER, 21).await;
+    eventually("one comparison", || results(&engine).counters.compared() == 1).await;
+    let compared = results(&engine);
+    assert_eq!(
+        (compared.counters.matched, compared.counters.matched_with_noise, compared.counters.mismatched),
+        (1, 1, 0),
+        "{:?}",
+        compared.counters
+    );
+    assert_eq!(compared.noise.get("$.computed_at").map(|n| n.comparisons_differing), Some(1));
+    stack.stop().await;
+}
