@@ -8,8 +8,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use banyan_migration::{Catalog, CatalogError, Engine};
-use banyan_resolvers::{BanyanSchema, QueryLimits, RoutingTable};
+use banyan_migration::Engine;
+use banyan_resolvers::{BanyanSchema, QueryLimits};
 use banyan_sources::Sources;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -23,6 +23,7 @@ use crate::config::LimitsConfig;
 use crate::config::{AdminAccess, Config};
 use crate::graphql_http;
 use crate::limits::LimitsExtension;
+use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::response_order::SelectionOrder;
 
@@ -43,8 +44,10 @@ pub(crate) struct AppState {
     pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
     pub(crate) websocket_init_timeout: std::time::Duration,
-    /// The migration engine: the routing table in force, the shadow executor and its results.
+    /// The migration engine: the live routing table, the shadow executor and its results.
     pub(crate) engine: Engine,
+    /// What requests may see of the routing (`extensions.routing`) and change (overrides).
+    pub(crate) routing_policy: RoutingPolicy,
     /// What the frontend contract selects, for the migration report.
     pub(crate) contract: Arc<ContractView>,
     /// Who may read `/admin/*`.
@@ -56,27 +59,35 @@ pub(crate) struct AppState {
 pub struct GraphiqlDefaults {
     /// An `Authorization` header value to pre-fill (a seeded user's token).
     pub authorization: Option<String>,
+    /// Every response says which backend served each migrated field (`extensions.routing`),
+    /// whether or not the request asks, so GraphiQL shows it.
+    pub always_show_routing: bool,
 }
 
 impl AppState {
     pub(crate) fn new(
         config: &Config,
         sources: Sources,
+        engine: Engine,
+        contract: Arc<ContractView>,
         graphiql: &GraphiqlDefaults,
-    ) -> Result<Self, CatalogError> {
-        let contract = Arc::new(admin::load_contract(&config.admin.contract));
-        let engine = admin::default_engine(Arc::new(Catalog::banyan()?), &contract.index);
+    ) -> Self {
         let limits = config.limits;
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
-            RoutingTable::default(),
+            engine.clone(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
             // The limits first: the order extension reads the document they parsed and bounded.
             |builder| builder.extension(LimitsExtension { limits }).extension(SelectionOrder),
         );
+        let routing_policy = RoutingPolicy {
+            expose_on_request: config.migration.expose_routing,
+            expose_always: graphiql.always_show_routing,
+            allow_override: config.migration.allow_route_override,
+        };
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
-        Ok(Self {
+        Self {
             schema,
             limits,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
@@ -86,9 +97,10 @@ impl AppState {
             max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,
+            routing_policy,
             contract,
             admin_access: config.admin.access(),
-        })
+        }
     }
 }
 
@@ -141,7 +153,13 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
 fn cors_layer(config: &Config) -> CorsLayer {
     let origins: Vec<http::HeaderValue> =
         config.cors.allowed_origins.iter().filter_map(|origin| origin.parse().ok()).collect();
-    let mut headers = vec![http::header::CONTENT_TYPE, http::header::AUTHORIZATION, http::header::ACCEPT];
+    let mut headers = vec![
+        http::header::CONTENT_TYPE,
+        http::header::AUTHORIZATION,
+        http::header::ACCEPT,
+        HeaderName::from_static(crate::migration::ROUTE_OVERRIDE_HEADER),
+        HeaderName::from_static(crate::migration::SHOW_ROUTING_HEADER),
+    ];
     // A browser signed in with a Django session sends its CSRF header, for the monolith.
     headers.extend(HeaderName::from_bytes(config.auth.csrf_header.as_bytes()).ok());
     CorsLayer::new()

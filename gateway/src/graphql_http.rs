@@ -14,13 +14,15 @@ use async_graphql_axum::GraphQLProtocol;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
-use banyan_resolvers::RequestScope;
+use banyan_resolvers::{RequestScope, ServedLog};
+use banyan_sources::Caller;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::config::LimitsConfig;
+use crate::migration;
 
 /// `application/graphql-response+json`, the spec's own response type.
 pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -145,8 +147,8 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
 }
 
 async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: GraphqlParams) -> Response {
-    let scope = match identify(app, headers).await {
-        Ok(scope) => scope,
+    let caller = match identify(app, headers).await {
+        Ok(caller) => caller,
         Err(refusal) => return refusal.render(media),
     };
     let mut request = async_graphql::Request::new(params.query)
@@ -161,20 +163,52 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
             .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
             .collect::<HashMap<_, _>>(),
     );
-    if let Some(scope) = scope {
+    let mut served = None;
+    if let Some(caller) = caller {
+        let (scope, log) = match request_scope(app, headers, caller) {
+            Ok(scoped) => scoped,
+            Err(refusal) => return refusal.render(media),
+        };
+        served = log;
         request = request.data(scope);
     }
-    let response = app.schema.execute(request).await;
+    let mut response = app.schema.execute(request).await;
+    if let Some(log) = served.filter(|log| !log.is_empty()) {
+        response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
+    }
     render(media, response)
 }
 
-/// The caller's scope; `None` for an anonymous request (which may still ask for `__typename`
-/// and introspection; data fields answer `UNAUTHENTICATED`).
-async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<RequestScope>, Refusal> {
+/// The caller; `None` for an anonymous request (which may still ask for `__typename` and
+/// introspection; data fields answer `UNAUTHENTICATED`).
+async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, Refusal> {
     let credential = app.auth.credential(headers);
-    let caller =
-        app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)?;
-    Ok(caller.map(|caller| RequestScope::new(&app.sources, caller)))
+    app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)
+}
+
+/// The request's scope: its loaders, and the routing of its migrated fields from one snapshot
+/// of the table, with the override and show-routing headers applied as the configuration allows.
+fn request_scope(
+    app: &AppState,
+    headers: &HeaderMap,
+    caller: Caller,
+) -> Result<(RequestScope, Option<ServedLog>), Refusal> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let ask = app.routing_policy.ask(app.engine.catalog(), header).map_err(|error| {
+        let (status, code) = error.status_and_code();
+        Refusal::status(status, code, error.to_string())
+    })?;
+    // The request-id layer gives every request an id; a caller without one was built elsewhere.
+    let request_id = caller.request_id.clone().unwrap_or_else(|| uuid_like(&caller));
+    let (routing, log) = migration::request_routing(&app.engine, &caller, request_id, ask, header);
+    Ok((RequestScope::new(&app.sources, caller, routing), log))
+}
+
+/// A request id for a request that came without one: unique within the process.
+pub(crate) fn uuid_like(caller: &Caller) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{n}", caller.user_id, std::process::id())
 }
 
 /// The status, code and safe message of a failed identity check (the same table as the

@@ -1,8 +1,9 @@
 //! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
 //! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
-//! limits, and starting and stopping it ([`server`]); the migration admin page (`admin`); plus
-//! the schema-contract commands ([`contract_cli`]) and the migration commands ([`migration_cli`],
-//! reading the contract through [`migration_contract`]). The `banyan` binary (src/main.rs) is the CLI on top.
+//! limits, the migration engine's start-up and request routing ([`migration`]), and starting
+//! and stopping it ([`server`]); the migration admin page (`admin`); plus the schema-contract
+//! commands ([`contract_cli`]) and the migration commands ([`migration_cli`], reading the
+//! contract through [`migration_contract`]). The `banyan` binary (src/main.rs) is the CLI on top.
 
 mod admin;
 mod app;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod contract_cli;
 mod graphql_http;
 mod limits;
+pub mod migration;
 pub mod migration_cli;
 pub mod migration_contract;
 mod response_order;

@@ -346,12 +346,21 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     config.admin.open = true;
     config.backends =
         BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
+    // A routing table of its own, in a scratch directory, for the developer to edit live; every
+    // response says who served each migrated field, and the override header is honoured.
+    let table_dir = std::env::temp_dir().join(format!("banyan-dev-{}", std::process::id()));
+    let routing_table = banyan_gateway::migration::write_dev_routing_table(&table_dir)
+        .with_context(|| format!("writing the dev routing table in {}", table_dir.display()))?;
+    config.migration.routing_table = Some(routing_table.clone());
+    config.migration.reload_interval = std::time::Duration::from_secs(1);
+    config.migration.expose_routing = true;
+    config.migration.allow_route_override = true;
     let user = devstack.dataset().users.first().context("the devstack has no users")?;
     let authorization = format!("Token {}", user.token);
-    let gateway =
-        RunningGateway::start_with(&config, GraphiqlDefaults { authorization: Some(authorization.clone()) })
-            .await
-            .with_context(|| format!("starting the gateway on {listen}"))?;
+    let graphiql = GraphiqlDefaults { authorization: Some(authorization.clone()), always_show_routing: true };
+    let gateway = RunningGateway::start_with(&config, graphiql)
+        .await
+        .with_context(|| format!("starting the gateway on {listen}"))?;
     let addr = gateway.addr();
     println!("Banyan is running with its devstack.");
     println!();
@@ -364,6 +373,10 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     println!("  EventService:    {}", devstack.events_url());
     println!("  DraftService:    {}", devstack.drafts_url());
     println!();
+    println!("  Routing table:   {} (edit it; reloaded within a second)", routing_table.display());
+    println!("  Every response's extensions.routing says which backend served each migrated field;");
+    println!("  force one per request with the header  x-banyan-route: Template.stats=legacy");
+    println!();
     println!("Try: curl -s http://{addr}/graphql -H 'Content-Type: application/json' \\");
     println!(
         "       -H 'Authorization: {authorization}' -d '{{\"query\":\"{{ me {{ fullName }} workspaces {{ name }} }}\"}}'"
@@ -371,6 +384,7 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
     gateway.run_until_signal().await;
     devstack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&table_dir);
     Ok(ExitCode::SUCCESS)
 }
 

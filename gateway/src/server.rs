@@ -26,9 +26,9 @@ pub enum StartError {
     /// A backend client could not be built from the configuration.
     #[error("configuring the backends: {0}")]
     Sources(#[from] banyan_sources::SourceError),
-    /// The migration declarations contradict themselves (a programming error).
-    #[error("the migration declarations: {0}")]
-    Catalog(#[from] banyan_migration::CatalogError),
+    /// The migration engine could not start (a bad routing table names its file:line).
+    #[error("starting the migration engine: {0}")]
+    Migration(#[from] crate::migration::MigrationStartError),
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -43,6 +43,8 @@ pub struct RunningGateway {
     /// How long to keep serving, not ready, before closing the listener.
     delay: std::time::Duration,
     grace: std::time::Duration,
+    /// Polls the routing table file while the server runs; stops when dropped.
+    _table_watcher: Option<banyan_migration::TableWatcher>,
 }
 
 impl RunningGateway {
@@ -54,7 +56,9 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
-        let state = AppState::new(config, sources, &graphiql)?;
+        let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
+        let migration = crate::migration::start(&config.migration, &contract.index)?;
+        let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
         let engine = state.engine.clone();
         let router = app::router(state, config);
@@ -79,6 +83,7 @@ impl RunningGateway {
             engine,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
+            _table_watcher: migration.watcher,
         })
     }
 

@@ -13,26 +13,35 @@
 //! The close reason is the refusal's safe message; on the older `graphql-ws` protocol a
 //! `connection_error` with `extensions.code` comes first. Internal detail only reaches the log.
 //!
+//! Each operation (not the connection) gets its own [`RequestScope`]: its loaders, one snapshot
+//! of the routing table and its own request id (`<connection's>:<n>`), so a table reload never
+//! splits an operation and a long-lived connection follows reloads. The routing headers
+//! (`x-banyan-route`, `x-banyan-show-routing`) are read from the `connection_init` payload (as
+//! browsers cannot set WebSocket headers) or else the upgrade request, and apply to every
+//! operation of the connection; `extensions.routing` rides on each `next` payload.
+//!
 //! [`Authenticator::identify`]: crate::auth::Authenticator::identify
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::any::TypeId;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::response::Response;
 use banyan_resolvers::RequestScope;
-use banyan_sources::Credential;
-use futures::stream::SplitSink;
+use banyan_sources::{Caller, Credential};
+use futures::stream::{BoxStream, SplitSink};
 use futures::{SinkExt, StreamExt};
 use http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::auth::{AuthError, AuthRefusal, parse_authorization};
+use crate::migration::{self, RoutingAsk, RoutingAskError};
 
 /// graphql-transport-ws's close code for a socket that sent no `connection_init` in time.
 pub(crate) const CLOSE_INIT_TIMEOUT: u16 = 4408;
@@ -72,18 +81,20 @@ pub(crate) fn upgrade(
 ) -> Response {
     let upgrade_credential = app.auth.credential(headers);
     let request_id = crate::auth::request_id(headers);
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(app, socket, protocol, upgrade_credential, request_id))
+    let headers = headers.clone();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        serve(app, socket, protocol, Upgrade { credential: upgrade_credential, request_id, headers })
+    })
 }
 
-async fn serve(
-    app: AppState,
-    socket: WebSocket,
-    protocol: GraphQLProtocol,
-    upgrade_credential: Result<Option<Credential>, AuthError>,
+/// What the upgrade request brought.
+struct Upgrade {
+    credential: Result<Option<Credential>, AuthError>,
     request_id: Option<String>,
-) {
+    headers: HeaderMap,
+}
+
+async fn serve(app: AppState, socket: WebSocket, protocol: GraphQLProtocol, upgrade: Upgrade) {
     let state = Arc::new(ConnectionState::default());
     let (sink, stream) = socket.split();
     let give_up = {
@@ -102,12 +113,12 @@ async fn serve(
     let stream = stream.take_until(give_up);
     // async-graphql writes into a channel, so its frames can be adjusted on the way out.
     let (outgoing, frames) = futures::channel::mpsc::channel(OUTGOING_BUFFER);
-    let schema = app.schema.clone();
+    let executor = OperationScopes { app: app.clone() };
     let init_state = state.clone();
-    let graphql = GraphQLWebSocket::new_with_pair(outgoing, stream, schema, protocol)
+    let graphql = GraphQLWebSocket::new_with_pair(outgoing, stream, executor, protocol)
         .on_connection_init(move |payload| {
             init_state.initialized.store(true, Ordering::Release);
-            connection_data(app, payload, upgrade_credential, request_id, init_state)
+            connection_data(app, payload, upgrade, init_state)
         })
         .serve();
     futures::join!(graphql, write_frames(sink, frames, &state));
@@ -163,27 +174,123 @@ fn close(code: u16, reason: &'static str) -> Message {
 async fn connection_data(
     app: AppState,
     payload: Value,
-    upgrade_credential: Result<Option<Credential>, AuthError>,
-    request_id: Option<String>,
+    upgrade: Upgrade,
     state: Arc<ConnectionState>,
 ) -> async_graphql::Result<Data> {
     let credential = match payload_credential(&payload) {
         Some(Ok(key)) => Ok(Some(Credential::Token(key))),
         Some(Err(error)) => Err(error),
-        None => upgrade_credential,
+        None => upgrade.credential,
     };
-    match app.auth.identify(credential, request_id).await {
-        Ok(caller) => {
-            let mut data = Data::default();
-            if let Some(caller) = caller {
-                data.insert(RequestScope::new(&app.sources, caller));
-            }
-            Ok(data)
+    let refuse = |refusal: AuthRefusal| {
+        state.refuse(refusal);
+        Err(async_graphql::Error::new(refusal.message))
+    };
+    let caller = match app.auth.identify(credential, upgrade.request_id.clone()).await {
+        Ok(caller) => caller,
+        Err(error) => return refuse(error.refusal()),
+    };
+    let headers = RoutingHeaders { payload, upgrade: upgrade.headers };
+    let ask = match app.routing_policy.ask(app.engine.catalog(), |name| headers.get(name)) {
+        Ok(ask) => ask,
+        Err(error) => return refuse(routing_refusal(&error)),
+    };
+    let mut data = Data::default();
+    if let Some(caller) = caller {
+        let request_id = upgrade.request_id.unwrap_or_else(|| crate::graphql_http::uuid_like(&caller));
+        data.insert(ConnectionIdentity { caller, ask, headers, request_id, operations: AtomicU64::new(0) });
+    }
+    Ok(data)
+}
+
+/// How a refused routing header closes the connection.
+fn routing_refusal(error: &RoutingAskError) -> AuthRefusal {
+    let (status, code) = error.status_and_code();
+    let message = match error {
+        RoutingAskError::OverrideNotAllowed => "the x-banyan-route header is not allowed here",
+        RoutingAskError::BadOverride(_) => "the x-banyan-route header does not parse",
+    };
+    AuthRefusal { status, close_code: crate::auth::CLOSE_FORBIDDEN, code, message }
+}
+
+/// What `connection_init` settled for every operation of the connection.
+struct ConnectionIdentity {
+    caller: Caller,
+    ask: RoutingAsk,
+    headers: RoutingHeaders,
+    /// The upgrade request's id; operation `n` is `<id>:<n>`.
+    request_id: String,
+    operations: AtomicU64,
+}
+
+/// Routing headers of a connection: the `connection_init` payload's (top level or under
+/// `headers`, any case), else the upgrade request's.
+struct RoutingHeaders {
+    payload: Value,
+    upgrade: HeaderMap,
+}
+
+impl RoutingHeaders {
+    fn get(&self, name: &str) -> Option<&str> {
+        fn find<'a>(object: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a str> {
+            object
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .and_then(|(_, value)| value.as_str())
         }
-        Err(error) => {
-            let refusal = error.refusal();
-            state.refuse(refusal);
-            Err(async_graphql::Error::new(refusal.message))
+        let from_payload = self.payload.as_object().and_then(|object| {
+            find(object, name).or_else(|| {
+                object.get("headers").and_then(Value::as_object).and_then(|nested| find(nested, name))
+            })
+        });
+        from_payload.or_else(|| self.upgrade.get(name).and_then(|value| value.to_str().ok()))
+    }
+}
+
+/// The schema, giving each WebSocket operation its own [`RequestScope`].
+#[derive(Clone)]
+struct OperationScopes {
+    app: AppState,
+}
+
+impl Executor for OperationScopes {
+    async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
+        self.app.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let session_data = session_data.unwrap_or_default();
+        let identity = session_data
+            .get(&TypeId::of::<ConnectionIdentity>())
+            .and_then(|data| data.downcast_ref::<ConnectionIdentity>());
+        let mut served = None;
+        if let Some(identity) = identity {
+            let n = identity.operations.fetch_add(1, Ordering::Relaxed);
+            let (routing, log) = migration::request_routing(
+                &self.app.engine,
+                &identity.caller,
+                format!("{}:{n}", identity.request_id),
+                identity.ask.clone(),
+                |name| identity.headers.get(name),
+            );
+            served = log;
+            request = request.data(RequestScope::new(&self.app.sources, identity.caller.clone(), routing));
+        }
+        let stream = self.app.schema.execute_stream_with_session_data(request, session_data);
+        match served {
+            None => stream,
+            Some(log) => stream
+                .map(move |mut response| {
+                    if !log.is_empty() {
+                        response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
+                    }
+                    response
+                })
+                .boxed(),
         }
     }
 }

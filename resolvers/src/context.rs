@@ -1,27 +1,40 @@
-//! What each request brings to the resolvers: the caller and their loaders.
+//! What each request brings to the resolvers: the caller, their loaders, and how migrated fields
+//! are routed for them.
+
+use std::sync::Arc;
 
 use async_graphql::{Context, Error};
 use banyan_sources::loaders::Loaders;
 use banyan_sources::{Caller, Sources};
 
 use crate::error::unauthenticated;
+use crate::migrated::RequestRouting;
 
-/// The signed-in caller of one request and the batch loaders acting for them. The gateway puts
-/// one into the request's data once the caller's identity is checked; without it, every field
-/// that reads data answers `UNAUTHENTICATED`.
+/// The signed-in caller of one request (or one WebSocket operation), the batch loaders acting
+/// for them, and the routing of migrated fields. The gateway puts one into each request's data
+/// once the caller's identity is checked; without it, every field that reads data answers
+/// `UNAUTHENTICATED`.
 pub struct RequestScope {
     /// Who is asking.
     pub caller: Caller,
-    /// Loaders acting for `caller`, alive for this request only.
-    pub loaders: Loaders,
+    /// Loaders acting for `caller`, alive for this request only (shared with shadow calls that
+    /// outlive a field's resolver).
+    pub loaders: Arc<Loaders>,
+    /// The clients, for migrated sides that have no loader.
+    pub(crate) sources: Sources,
+    /// One snapshot of the routing table, the subject it decides for, and any override.
+    pub routing: RequestRouting,
+    /// When the request started: where its stats windows end.
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl RequestScope {
-    /// The scope of a request (or WebSocket connection) by `caller` starting now: stats windows
-    /// end at this moment for every field of it.
-    pub fn new(sources: &Sources, caller: Caller) -> Self {
-        let loaders = Loaders::new(sources, &caller, chrono::Utc::now());
-        Self { caller, loaders }
+    /// The scope of a request (or WebSocket operation) by `caller` starting now: stats windows
+    /// end at this moment for every field of it, and every migrated field routes by `routing`.
+    pub fn new(sources: &Sources, caller: Caller, routing: RequestRouting) -> Self {
+        let started_at = chrono::Utc::now();
+        let loaders = Arc::new(Loaders::new(sources, &caller, started_at));
+        Self { caller, loaders, sources: sources.clone(), routing, started_at }
     }
 }
 

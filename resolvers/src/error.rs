@@ -12,6 +12,8 @@ pub mod codes {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     /// The thing asked for does not exist or is not visible to the caller.
     pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// Something Banyan itself got wrong; the detail is in the log.
+    pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
 /// A GraphQL error with a code.

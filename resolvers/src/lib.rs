@@ -1,6 +1,6 @@
 //! Banyan's GraphQL schema, code first with async-graphql: the object types (`types`), the
-//! roots ([`Query`], [`Mutation`], [`Subscription`]), the routing of migrated fields to the
-//! monolith or a service ([`routing`]), and [`build_schema`], which puts them together.
+//! roots ([`Query`], [`Mutation`], [`Subscription`]), migrated fields served through the
+//! migration engine ([`migrated`]), and [`build_schema`], which puts them together.
 //!
 //! Resolvers never call a backend directly for a list: they go through the per-request loaders
 //! in `banyan_sources::loaders`, so a page of templates costs one call per backend method.
@@ -9,19 +9,20 @@ mod completion;
 mod context;
 pub mod error;
 mod ids;
+pub mod migrated;
 mod mutation;
 mod query;
-pub mod routing;
 mod subscription;
 mod types;
 
 use async_graphql::Schema;
+use banyan_migration::Engine;
 use banyan_sources::Sources;
 
 pub use context::RequestScope;
+pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
 pub use query::Query;
-pub use routing::RoutingTable;
 pub use subscription::Subscription;
 
 /// Banyan's executable schema.
@@ -44,15 +45,16 @@ impl Default for QueryLimits {
     }
 }
 
-/// Builds the schema over `sources`, routing migrated fields by `routing`.
-pub fn build_schema(sources: Sources, routing: RoutingTable, limits: QueryLimits) -> BanyanSchema {
-    build_schema_with(sources, routing, limits, |builder| builder)
+/// Builds the schema over `sources`, serving migrated fields through `engine` (each request
+/// decides from the table snapshot in its [`RequestScope`]).
+pub fn build_schema(sources: Sources, engine: Engine, limits: QueryLimits) -> BanyanSchema {
+    build_schema_with(sources, engine, limits, |builder| builder)
 }
 
 /// [`build_schema`], letting the caller add to the builder (the gateway's extensions).
 pub fn build_schema_with(
     sources: Sources,
-    routing: RoutingTable,
+    engine: Engine,
     limits: QueryLimits,
     customize: impl FnOnce(SchemaBuilder) -> SchemaBuilder,
 ) -> BanyanSchema {
@@ -63,7 +65,7 @@ pub fn build_schema_with(
         // response ordering) sees the response.
         .extension(completion::NullCompletion)
         .data(sources)
-        .data(routing)
+        .data(engine)
         .limit_recursive_depth(limits.max_recursive_depth)
         .finish()
 }

@@ -1,12 +1,14 @@
 //! `Mutation`: renaming templates and editing drafts.
 
 use async_graphql::{Context, ID, InputObject, Object, Result};
+use banyan_migration::Backend;
 use banyan_sources::domain::{DraftEdit, TemplateId, TemplatePatch};
 use banyan_sources::{SourceError, Sources};
 
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes, from_source};
 use crate::ids::{self, NodeType};
+use crate::migrated::{self, DeleteDraftBlockField, InsertDraftBlockField, UpdateDraftBlockField};
 use crate::types::{
     BlockKindEnum, DraftEditResult, DraftObject, DraftUpdated, DraftVersionConflict, TemplateObject, int,
 };
@@ -92,8 +94,9 @@ impl Mutation {
         ctx: &Context<'_>,
         input: UpdateDraftBlockInput,
     ) -> Result<Option<DraftEditResult>> {
+        let store = migrated::write_backend::<UpdateDraftBlockField>(ctx)?;
         let edit = DraftEdit::UpdateBlock { block_id: input.block_id.0, content: input.content };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
+        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 
     /// Inserts a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -104,8 +107,9 @@ impl Mutation {
     ) -> Result<Option<DraftEditResult>> {
         let index = u32::try_from(input.index)
             .map_err(|_| coded(codes::BAD_USER_INPUT, "`index` must not be negative"))?;
+        let store = migrated::write_backend::<InsertDraftBlockField>(ctx)?;
         let edit = DraftEdit::InsertBlock { index, kind: input.kind.into(), content: input.content };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
+        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 
     /// Removes a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -114,15 +118,18 @@ impl Mutation {
         ctx: &Context<'_>,
         input: DeleteDraftBlockInput,
     ) -> Result<Option<DraftEditResult>> {
+        let store = migrated::write_backend::<DeleteDraftBlockField>(ctx)?;
         let edit = DraftEdit::DeleteBlock { block_id: input.block_id.0 };
-        edit_draft(ctx, &input.template_id, input.expected_version, edit).await.map(Some)
+        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
     }
 }
 
 /// Checks the caller may edit the template (through the monolith, which owns permissions), then
-/// applies the edit in the draft store.
+/// applies the edit in `store`: the draft store (`service`) or the monolith's own draft table
+/// (`legacy`), as the request's routing decided for the mutation.
 async fn edit_draft(
     ctx: &Context<'_>,
+    store: Backend,
     template_id: &ID,
     expected_version: i32,
     edit: DraftEdit,
@@ -140,18 +147,29 @@ async fn edit_draft(
         }
         Some(_) => {}
     }
-    match sources.drafts.edit(&scope.caller, key, expected_version, edit).await {
+    let edited = match store {
+        Backend::Service => sources.drafts.edit(&scope.caller, key, expected_version, edit).await,
+        Backend::Legacy => {
+            sources.monolith.legacy_edit_draft(&scope.caller, key, expected_version, edit).await
+        }
+    };
+    match edited {
         Ok(draft) => Ok(DraftEditResult::Updated(DraftUpdated { draft: DraftObject(draft) })),
         Err(SourceError::VersionConflict { expected, current }) => {
-            // A fresh read, not the loader: the loader may hold the version this edit lost to.
-            let current_draft = sources
-                .drafts
-                .batch_get(&scope.caller, &[key])
-                .await
-                .map_err(|e| tracing::warn!(error = %e, "loading the current draft after a conflict"))
-                .ok()
-                .and_then(|drafts| drafts.into_iter().next())
-                .map(DraftObject);
+            // A fresh read of the same store, not the loader: the loader may hold the version
+            // this edit lost to.
+            let current_draft = match store {
+                Backend::Service => sources
+                    .drafts
+                    .batch_get(&scope.caller, &[key])
+                    .await
+                    .map(|drafts| drafts.into_iter().next()),
+                Backend::Legacy => sources.monolith.legacy_draft(&scope.caller, key).await,
+            }
+            .map_err(|e| tracing::warn!(error = %e, "loading the current draft after a conflict"))
+            .ok()
+            .flatten()
+            .map(DraftObject);
             Ok(DraftEditResult::Conflict(DraftVersionConflict {
                 message: format!(
                     "The draft changed since version {expected}; it is at version {current}. Reload it and apply your edit again."

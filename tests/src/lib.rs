@@ -142,13 +142,14 @@ impl TestStack {
             .expect("the monolith answers JSON")
     }
 
-    /// Executes a GraphQL request as `user` through Banyan's own resolvers and sources, with
-    /// `routing` instead of the gateway's default table (every migrated field on its service): how
-    /// a test reads a migrated field through its legacy implementation. The backends are this
-    /// stack's devstack.
+    /// Executes a GraphQL request as `user` through Banyan's own resolvers and sources, routed by
+    /// `routing_table` (the text of a routing table file; fields it does not list stay on their
+    /// declared default) instead of the gateway's table: how a test reads a migrated field through
+    /// its legacy implementation without a gateway of its own. The backends are this stack's
+    /// devstack.
     pub async fn execute_with_routing(
         &self,
-        routing: banyan_resolvers::RoutingTable,
+        routing_table: &str,
         user: u64,
         query: &str,
         variables: Value,
@@ -165,9 +166,22 @@ impl TestStack {
             drafts: grpc(self.devstack.drafts_url()),
         })
         .expect("the backend clients build");
+        let catalog =
+            std::sync::Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
+        let table = banyan_migration::RoutingTable::parse(routing_table, "test table", &catalog)
+            .expect("the test's routing table is valid");
+        let recorder = std::sync::Arc::new(banyan_migration::ShadowRecorder::new(
+            catalog,
+            banyan_migration::RecorderConfig::default(),
+        ));
+        let engine = banyan_migration::Engine::new(banyan_migration::LiveTable::new(
+            table,
+            recorder,
+            std::sync::Arc::default(),
+        ));
         let schema = banyan_resolvers::build_schema(
             sources.clone(),
-            routing,
+            engine.clone(),
             banyan_resolvers::QueryLimits::default(),
         );
         let caller = banyan_sources::Caller {
@@ -175,9 +189,19 @@ impl TestStack {
             user_id: banyan_sources::domain::UserId(user),
             request_id: None,
         };
+        let subject = banyan_migration::RequestSubject {
+            user_id: Some(user.to_string()),
+            request_id: "execute_with_routing".to_owned(),
+            headers: Vec::new(),
+        };
+        let routing = banyan_resolvers::RequestRouting::new(
+            engine.live.snapshot(),
+            subject,
+            banyan_migration::Overrides::none(),
+        );
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables))
-            .data(banyan_resolvers::RequestScope::new(&sources, caller));
+            .data(banyan_resolvers::RequestScope::new(&sources, caller, routing));
         serde_json::to_value(schema.execute(request).await).expect("a response serializes")
     }
 

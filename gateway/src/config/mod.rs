@@ -8,6 +8,7 @@ mod auth;
 mod backends;
 mod cors;
 mod limits;
+mod migration;
 mod server;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
+pub use migration::MigrationConfig;
 pub use server::{LogFormat, ServerConfig};
 
 /// What every configuration variable's name starts with.
@@ -62,6 +64,9 @@ pub struct Config {
     /// `[cors]`: which browser origins may call.
     #[serde(default)]
     pub cors: CorsConfig,
+    /// `[migration]`: the routing table of migrated fields.
+    #[serde(default)]
+    pub migration: MigrationConfig,
     /// `[admin]`: who may read `/admin/migration`.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -99,6 +104,7 @@ impl Config {
         self.limits.validate()?;
         self.cors.validate()?;
         self.auth.validate()?;
+        self.migration.validate()?;
         self.admin.validate()?;
         Ok(())
     }

@@ -186,8 +186,14 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
     let mut config = Config::default();
     configure(&mut config);
     let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
-    AppState::new(&config, sources, &GraphiqlDefaults::default())
-        .expect("the migration declarations are valid")
+    let catalog = std::sync::Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
+    AppState::new(
+        &config,
+        sources,
+        banyan_migration::Engine::with_defaults(catalog),
+        std::sync::Arc::default(),
+        &GraphiqlDefaults::default(),
+    )
 }
 
 /// Executes `query` and returns the JSON response, as the HTTP layer would serialize it.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField, SimpleObject};
 use banyan_sources::Sources;
 use banyan_sources::domain::{Template, TemplateStatus, UserId, WorkspaceId};
-use banyan_sources::loaders::StatsKey;
+use banyan_sources::loaders::{EventsPageKey, StatsKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
 use crate::ids::{self, NodeType};
-use crate::routing::{MigratedField, Route, RoutingTable};
+use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
     load_user,
@@ -85,29 +85,19 @@ impl TemplateObject {
         #[graphql(desc = "The window to count over.", default_with = "StatsWindowEnum::Last7Days")]
         window: StatsWindowEnum,
     ) -> Result<Option<TemplateStatsObject>> {
-        let scope = scope(ctx)?;
         let key = StatsKey { template: self.0.id, window: window.into() };
-        let stats = match route(ctx, MigratedField::TemplateStats) {
-            Route::Service => scope.loaders.stats.load_one(key).await,
-            Route::Legacy => scope.loaders.legacy_stats.load_one(key).await,
-        }
-        .graphql()?;
+        let stats = migrated::read::<TemplateStatsField>(ctx, key).await?;
         Ok(stats.map(|stats| TemplateStatsObject { stats, window }))
     }
 
     /// The working copy of its content; null when it has none, or with an error when the
     /// draft backend fails. (Migrated field `Template.draft`.)
     async fn draft(&self, ctx: &Context<'_>) -> Result<Option<DraftObject>> {
-        let scope = scope(ctx)?;
-        let draft = match route(ctx, MigratedField::TemplateDraft) {
-            Route::Service => scope.loaders.drafts.load_one(self.0.id).await,
-            Route::Legacy => scope.loaders.legacy_drafts.load_one(self.0.id).await,
-        }
-        .graphql()?;
-        Ok(draft.map(DraftObject))
+        Ok(migrated::read::<TemplateDraftField>(ctx, self.0.id).await?.map(DraftObject))
     }
 
     /// Its email events, newest first. Null with an error when the event store fails.
+    /// (Migrated field `Template.recentEvents`.)
     async fn recent_events(
         &self,
         ctx: &Context<'_>,
@@ -115,20 +105,10 @@ impl TemplateObject {
         #[graphql(desc = "Return the events after this cursor (a previous `pageInfo.endCursor`).")]
         after: Option<String>,
     ) -> Result<Option<EmailEventConnection>> {
-        let page_size = page_size(first)?;
-        let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let page = sources
-            .events
-            .list_events(&scope.caller, self.0.id, page_size as u32, after.as_deref())
-            .await
-            .graphql()?;
-        Ok(Some(EmailEventConnection::from(page)))
+        let key =
+            EventsPageKey { template: self.0.id, page_size: page_size(first)? as u32, page_token: after };
+        Ok(migrated::read::<TemplateRecentEventsField>(ctx, key).await?.map(EmailEventConnection::from))
     }
-}
-
-fn route(ctx: &Context<'_>, field: MigratedField) -> Route {
-    ctx.data_opt::<RoutingTable>().map_or(Route::Service, |table| table.route(field))
 }
 
 /// `first` checked against the page limits.
@@ -226,8 +206,9 @@ pub(crate) async fn template_connection(
 /// Loads what the page's templates will ask for (authors, stats per window) in one call per
 /// backend method, before their fields resolve. The loaders batch on their own too, but only
 /// within a short window that a large page can outlast; the prefetch makes one call per page
-/// certain, and the loaders' per-request cache answers the fields. Failures are left for the
-/// fields themselves to report.
+/// certain, and the loaders' per-request cache answers the fields. Migrated fields prefetch from
+/// the backend the request's routing decides for them, the same decision their fields make.
+/// Failures are left for the fields themselves to report.
 async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
     let Ok(scope) = scope(ctx) else { return };
     let look_ahead = ctx.look_ahead();
@@ -244,15 +225,12 @@ async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
         .map(|field| stats_window(&field))
         .collect();
     let stats = futures::future::join_all(windows.into_iter().map(|window| {
-        let keys = templates.iter().map(move |t| StatsKey { template: t.id, window: window.into() });
-        async move {
-            let _ = match route(ctx, MigratedField::TemplateStats) {
-                Route::Service => scope.loaders.stats.load_many(keys).await.map(drop),
-                Route::Legacy => scope.loaders.legacy_stats.load_many(keys).await.map(drop),
-            };
-        }
+        let keys = templates.iter().map(|t| StatsKey { template: t.id, window: window.into() }).collect();
+        migrated::prefetch::<TemplateStatsField>(ctx, keys)
     }));
-    futures::future::join(authors, stats).await;
+    // Drafts are not prefetched: a template without one is absent from the loader's cache, so its
+    // field would ask again; the loader's own batching already makes one call per page.
+    futures::join!(authors, stats);
 }
 
 /// The `window` argument of a selected `stats` field, or its default.

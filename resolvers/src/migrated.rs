@@ -1,0 +1,373 @@
+//! Migrated fields, bound to the loaders of each side and served through the migration engine.
+//!
+//! A migrated read is its declaration (in `banyan_migration::banyan`) plus one [`MigratedRead`]
+//! binding here: which loader call each backend makes. Everything else comes from the one
+//! generic path, [`read`]: the request's decision from its table snapshot (and override), the
+//! executor running the chosen side as primary and, when the decision says so, the other side as
+//! a shadow compared on the JSON of the domain value, the note of who served for the response's
+//! `extensions`, and [`prefetch`] for pages, which warms the same side the fields will read.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_graphql::{Context, Result};
+use banyan_migration::banyan::{
+    DELETE_DRAFT_BLOCK, INSERT_DRAFT_BLOCK, TEMPLATE_DRAFT, TEMPLATE_RECENT_EVENTS, TEMPLATE_STATS,
+    UPDATE_DRAFT_BLOCK,
+};
+use banyan_migration::{
+    Backend, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides, RequestSubject,
+    RoutingTable, ShadowPurpose,
+};
+use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
+use banyan_sources::loaders::{EventsPageKey, Loaders, StatsKey};
+use banyan_sources::{Caller, SourceError, Sources};
+use serde::Serialize;
+
+use crate::context::{RequestScope, scope};
+use crate::error::{SourceResultExt, coded, codes};
+
+/// How one request (or WebSocket operation) routes migrated fields: one snapshot of the table,
+/// who is asking, and any per-request override. Every field of the request decides from these,
+/// so a table reload never splits a request and a page's prefetch agrees with its fields.
+#[derive(Debug)]
+pub struct RequestRouting {
+    table: Arc<RoutingTable>,
+    subject: RequestSubject,
+    overrides: Overrides,
+    served: Option<ServedLog>,
+}
+
+impl RequestRouting {
+    /// Routing from `table` (one [`banyan_migration::LiveTable::snapshot`]) for `subject`, with
+    /// `overrides` forced first.
+    pub fn new(table: Arc<RoutingTable>, subject: RequestSubject, overrides: Overrides) -> Self {
+        Self { table, subject, overrides, served: None }
+    }
+
+    /// Also notes, in `log`, which backend serves each migrated field at each path.
+    pub fn noting_into(mut self, log: ServedLog) -> Self {
+        self.served = Some(log);
+        self
+    }
+
+    /// What this request does for `key`.
+    pub fn decide(&self, key: FieldKey) -> Decision {
+        self.table.decide_with(key, &self.subject, &self.overrides)
+    }
+
+    /// The table snapshot this request decides from.
+    pub fn table(&self) -> &Arc<RoutingTable> {
+        &self.table
+    }
+
+    fn note(&self, path: impl FnOnce() -> String, decision: &Decision) {
+        let Some(log) = &self.served else { return };
+        let mode = match decision.decided_by {
+            DecidedBy::Forced => "forced",
+            _ => self.table.route(decision.key).map_or("default", |route| route.mode_name()),
+        };
+        log.push(Served {
+            path: path(),
+            field: decision.key.as_str(),
+            backend: decision.serve,
+            mode,
+            shadow: decision.shadow.map(|plan| plan.call),
+        });
+    }
+}
+
+/// Which backend served one migrated field at one path of a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Served {
+    /// The field's path in the response (`template.stats`, `workspace.templates.edges.0.node.draft`).
+    pub path: String,
+    /// The migrated field's key (`Template.stats`).
+    pub field: &'static str,
+    /// The backend whose answer the response holds.
+    pub backend: Backend,
+    /// The field's mode in the table (`legacy`, `service`, `canary`, `shadow`), or `forced` by
+    /// the request's override header.
+    pub mode: &'static str,
+    /// The backend also called beside it (a shadow comparison or calibration), if any.
+    pub shadow: Option<Backend>,
+}
+
+/// Where a request notes who served its migrated fields; shared by the resolvers and whoever
+/// renders the response. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ServedLog(Arc<Mutex<Vec<Served>>>);
+
+impl ServedLog {
+    fn push(&self, served: Served) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(served);
+    }
+
+    /// Whether nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Everything noted so far, ordered by path.
+    pub fn entries(&self) -> Vec<Served> {
+        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries
+    }
+}
+
+/// What a binding may call on either side: the request's loaders, the clients, the caller.
+#[derive(Clone, Copy)]
+pub(crate) struct Reach<'a> {
+    pub(crate) loaders: &'a Loaders,
+    /// The clients, for sides with no loader.
+    #[allow(dead_code)] // every bound side has a loader so far
+    pub(crate) sources: &'a Sources,
+    /// Who is asking.
+    #[allow(dead_code)]
+    pub(crate) caller: &'a Caller,
+}
+
+/// An owned [`Reach`], for a shadow call that outlives the resolver.
+struct OwnedReach {
+    loaders: Arc<Loaders>,
+    sources: Sources,
+    caller: Caller,
+}
+
+impl OwnedReach {
+    fn reach(&self) -> Reach<'_> {
+        Reach { loaders: &self.loaders, sources: &self.sources, caller: &self.caller }
+    }
+}
+
+/// A migrated read field bound to its two implementations.
+pub(crate) trait MigratedRead {
+    /// The field's declaration; its key names it in the routing table.
+    const DECLARATION: &'static FieldDeclaration;
+    /// What one call reads (the template, its window, a page).
+    type Key: Clone + Send + Sync + 'static;
+    /// The domain value both sides return; shadows compare its JSON.
+    type Value: Serialize + Send + 'static;
+
+    /// Reads `key` from `backend`.
+    fn load(
+        reach: Reach<'_>,
+        backend: Backend,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Self::Value, SourceError>> + Send + '_;
+
+    /// Loads `keys` from `backend` into the request's loader cache, for a page about to resolve
+    /// the field on each of its items. Sides without a cache do nothing.
+    fn prefetch(
+        _reach: Reach<'_>,
+        _backend: Backend,
+        _keys: Vec<Self::Key>,
+    ) -> impl Future<Output = Result<(), SourceError>> + Send + '_ {
+        async { Ok(()) }
+    }
+}
+
+/// The key of `declaration` in the engine's catalog.
+fn field_key(engine: &Engine, declaration: &FieldDeclaration) -> Result<FieldKey> {
+    engine.catalog().key(declaration.key).ok_or_else(|| {
+        tracing::error!(key = declaration.key, "a bound migrated field is missing from the engine's catalog");
+        coded(codes::INTERNAL_SERVER_ERROR, "internal error")
+    })
+}
+
+/// Serves the migrated field `F` for `key`: decides from the request's routing, runs the chosen
+/// side (and its shadow), notes who served, and maps a backend failure to a field error.
+pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Result<F::Value> {
+    let scope = scope(ctx)?;
+    let engine = ctx.data::<Engine>()?;
+    let field = field_key(engine, F::DECLARATION)?;
+    let decision = scope.routing.decide(field);
+    let path = || ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
+    // Only a shadowed call pays for its context (path rendered, variables copied, names owned),
+    // and only a request that asked pays for the note of who served.
+    let context = match decision.shadow {
+        Some(_) => call_context(ctx, scope, path()),
+        None => CallContext::default(),
+    };
+    scope.routing.note(path, &decision);
+    let primary = F::load(scope.reach(), decision.serve, key.clone());
+    // A calibration asks the primary again, so it must not be answered from the request's loader
+    // cache (or joined to the primary's batch): it gets loaders of its own.
+    let fresh = decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Calibrate);
+    let secondary = |backend| {
+        let owned = scope.owned_reach(fresh);
+        async move { F::load(owned.reach(), backend, key).await }
+    };
+    engine.executor.run(&decision, context, primary, secondary).await.graphql()
+}
+
+/// Loads `keys` of `F` into the cache of the side the request's fields of `F` will read: the
+/// same decision as [`read`]. Failures are left for the fields to report.
+pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Key>) {
+    let (Ok(scope), Ok(engine)) = (scope(ctx), ctx.data::<Engine>()) else { return };
+    let Ok(field) = field_key(engine, F::DECLARATION) else { return };
+    let decision = scope.routing.decide(field);
+    let _ = F::prefetch(scope.reach(), decision.serve, keys).await;
+}
+
+/// A migrated write: its store of record is decided per request like a read's backend, but it is
+/// `legacy` or `service` only (the table refuses `canary` and `shadow` for a write), so it is
+/// never called twice.
+pub(crate) trait MigratedWrite {
+    /// The field's declaration.
+    const DECLARATION: &'static FieldDeclaration;
+}
+
+/// Which store the write `F` goes to for this request (table snapshot, then the override), noted
+/// for `extensions.routing`.
+pub(crate) fn write_backend<F: MigratedWrite>(ctx: &Context<'_>) -> Result<Backend> {
+    let scope = scope(ctx)?;
+    let engine = ctx.data::<Engine>()?;
+    let decision = scope.routing.decide(field_key(engine, F::DECLARATION)?);
+    scope.routing.note(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default(), &decision);
+    Ok(decision.serve)
+}
+
+fn call_context(ctx: &Context<'_>, scope: &RequestScope, field_path: String) -> CallContext {
+    CallContext {
+        operation: ctx.query_env.operation_name.clone(),
+        field_path,
+        variables: serde_json::to_value(&ctx.query_env.variables).ok(),
+        user_id: Some(scope.caller.user_id.to_string()),
+    }
+}
+
+impl RequestScope {
+    pub(crate) fn reach(&self) -> Reach<'_> {
+        Reach { loaders: &self.loaders, sources: &self.sources, caller: &self.caller }
+    }
+
+    /// What a second call uses: the request's loaders, or (`fresh`) new ones with empty caches.
+    fn owned_reach(&self, fresh: bool) -> OwnedReach {
+        let loaders = match fresh {
+            true => Arc::new(Loaders::new(&self.sources, &self.caller, self.started_at)),
+            false => self.loaders.clone(),
+        };
+        OwnedReach { loaders, sources: self.sources.clone(), caller: self.caller.clone() }
+    }
+}
+
+/// `Template.stats`: the legacy analytics view (one template per call) or `GetTemplateStats`.
+pub(crate) struct TemplateStatsField;
+
+impl MigratedRead for TemplateStatsField {
+    const DECLARATION: &'static FieldDeclaration = &TEMPLATE_STATS;
+    type Key = StatsKey;
+    type Value = Option<TemplateStats>;
+
+    async fn load(reach: Reach<'_>, backend: Backend, key: StatsKey) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.load_one(key).await,
+            Backend::Service => reach.loaders.stats.load_one(key).await,
+        }
+    }
+
+    async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<StatsKey>) -> Result<(), SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.load_many(keys).await.map(drop),
+            Backend::Service => reach.loaders.stats.load_many(keys).await.map(drop),
+        }
+    }
+}
+
+/// `Template.draft`: the legacy draft view (one template per call) or `BatchGetDrafts`.
+pub(crate) struct TemplateDraftField;
+
+impl MigratedRead for TemplateDraftField {
+    const DECLARATION: &'static FieldDeclaration = &TEMPLATE_DRAFT;
+    type Key = TemplateId;
+    type Value = Option<Draft>;
+
+    async fn load(reach: Reach<'_>, backend: Backend, key: TemplateId) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_drafts.load_one(key).await,
+            Backend::Service => reach.loaders.drafts.load_one(key).await,
+        }
+    }
+
+    async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<TemplateId>) -> Result<(), SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_drafts.load_many(keys).await.map(drop),
+            Backend::Service => reach.loaders.drafts.load_many(keys).await.map(drop),
+        }
+    }
+}
+
+/// `Template.recentEvents`: the legacy events view (page numbers under a cursor) or `ListEvents`;
+/// one call per page on either side.
+pub(crate) struct TemplateRecentEventsField;
+
+impl MigratedRead for TemplateRecentEventsField {
+    const DECLARATION: &'static FieldDeclaration = &TEMPLATE_RECENT_EVENTS;
+    type Key = EventsPageKey;
+    type Value = Option<EventPage>;
+
+    async fn load(
+        reach: Reach<'_>,
+        backend: Backend,
+        key: EventsPageKey,
+    ) -> Result<Self::Value, SourceError> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_event_pages.load_one(key).await,
+            Backend::Service => reach.loaders.event_pages.load_one(key).await,
+        }
+    }
+}
+
+/// `Mutation.updateDraftBlock`.
+pub(crate) struct UpdateDraftBlockField;
+
+impl MigratedWrite for UpdateDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &UPDATE_DRAFT_BLOCK;
+}
+
+/// `Mutation.insertDraftBlock`.
+pub(crate) struct InsertDraftBlockField;
+
+impl MigratedWrite for InsertDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &INSERT_DRAFT_BLOCK;
+}
+
+/// `Mutation.deleteDraftBlock`.
+pub(crate) struct DeleteDraftBlockField;
+
+impl MigratedWrite for DeleteDraftBlockField {
+    const DECLARATION: &'static FieldDeclaration = &DELETE_DRAFT_BLOCK;
+}
+
+#[cfg(test)]
+mod tests {
+    use banyan_migration::{Access, Catalog};
+
+    use super::*;
+
+    /// Every bound field, by declaration.
+    const BOUND: &[&FieldDeclaration] = &[
+        TemplateStatsField::DECLARATION,
+        TemplateDraftField::DECLARATION,
+        TemplateRecentEventsField::DECLARATION,
+        UpdateDraftBlockField::DECLARATION,
+        InsertDraftBlockField::DECLARATION,
+        DeleteDraftBlockField::DECLARATION,
+    ];
+
+    #[test]
+    fn every_declared_field_is_bound_once() {
+        let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
+        let mut bound: Vec<&str> = BOUND.iter().map(|d| d.key).collect();
+        bound.sort_unstable();
+        let mut declared: Vec<&str> = catalog.fields().map(|f| f.key).collect();
+        declared.sort_unstable();
+        assert_eq!(bound, declared, "bind each declared field in resolvers/src/migrated.rs, once");
+        for declaration in BOUND {
+            let read = matches!(declaration.access, Access::Read);
+            assert_eq!(read, !declaration.is_write(), "`{}`", declaration.key);
+        }
+    }
+}

@@ -1,0 +1,780 @@
+//! The migration engine through the real gateway: a routing table file rewritten while requests
+//! run, shadow comparison, a slow secondary, a sticky canary, flips gated by evidence, the
+//! per-request override and `extensions.routing`. Which backend served is read from the
+//! devstack's call counters, never from Banyan's own claim.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use banyan_devstack::{Backend as DevBackend, DevStackConfig, EventKind, Fault};
+use banyan_migration::calls::{EVENTS_GET_TEMPLATE_STATS, MONOLITH_TEMPLATE_ANALYTICS};
+use banyan_migration::{Backend, Engine, FieldKey};
+use banyan_tests::ws::{TRANSPORT_WS, WsClient};
+use banyan_tests::{OWNER, TestStack, template_id};
+use serde_json::{Value, json};
+
+const STATS_QUERY: &str = "query Stats($id: ID!) { template(id: $id) { stats { sent delivered opened clicked bounced uniqueOpens } } }";
+
+/// A routing table file in a scratch directory of its own, removed when dropped.
+struct TableFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TableFile {
+    fn new(test: &str, text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("banyan-migration-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let file = Self { path: dir.join("routing.toml"), dir };
+        file.write(text);
+        file
+    }
+
+    /// Replaces the file whole (write, then rename), as a ConfigMap update does.
+    fn write(&self, text: &str) {
+        let next = self.dir.join("routing.toml.next");
+        std::fs::write(&next, text).expect("written");
+        std::fs::rename(&next, &self.path).expect("renamed");
+    }
+}
+
+impl Drop for TableFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn stack_with_table(table: &TableFile, devstack: DevStackConfig) -> TestStack {
+    stack_with_table_and(table, devstack, |_| {}).await
+}
+
+async fn stack_with_table_and(
+    table: &TableFile,
+    devstack: DevStackConfig,
+    configure: impl FnOnce(&mut banyan_gateway::Config),
+) -> TestStack {
+    let path = table.path.clone();
+    TestStack::start_with(devstack, move |config| {
+        config.migration.routing_table = Some(path);
+        config.migration.reload_interval = Duration::from_millis(50);
+        config.migration.expose_routing = true;
+        configure(config);
+    })
+    .await
+}
+
+fn stats_key(engine: &Engine) -> FieldKey {
+    engine.catalog().key("Template.stats").expect("declared")
+}
+
+fn legacy_calls(stack: &TestStack) -> u64 {
+    stack.devstack.calls().count(MONOLITH_TEMPLATE_ANALYTICS.name)
+}
+
+fn service_calls(stack: &TestStack) -> u64 {
+    stack.devstack.calls().count(EVENTS_GET_TEMPLATE_STATS.name)
+}
+
+/// Polls `done` every 25 ms, at most 400 times (10 s), and fails with `what` if it never holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+async fn stats_of(stack: &TestStack, user: u64, template: u64) -> Value {
+    let response = stack.graphql_as(Some(user), STATS_QUERY, json!({ "id": template_id(template) })).await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    assert!(response.data()["template"]["stats"].is_object(), "{:?}", response.body);
+    response.body
+}
+
+#[tokio::test]
+async fn rewriting_the_table_flips_a_field_with_no_restart_and_no_failed_request() {
+    let table = TableFile::new("flip", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+    let stack = Arc::new(stack_with_table(&table, DevStackConfig::default()).await);
+    let addr = stack.gateway.addr();
+
+    for id in 1..=3 {
+        stats_of(&stack, OWNER, id).await;
+    }
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (3, 0), "legacy serves first");
+
+    // Concurrent clients, each checking every response, while the file is rewritten.
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4_u64)
+        .map(|n| {
+            let (stack, stop) = (stack.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answered = 0_u32;
+                while !stop.load(Ordering::Acquire) {
+                    stats_of(&stack, OWNER, 10 + n).await;
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    eventually("some requests ran on the legacy side", || legacy_calls(&stack) > 10).await;
+    table.write("[fields.\"Template.stats\"]\nmode = \"service\"\n");
+    eventually("the service serves after the rewrite", || service_calls(&stack) > 0).await;
+    eventually("a few more requests ran after the flip", || service_calls(&stack) > 10).await;
+    stop.store(true, Ordering::Release);
+    for client in clients {
+        assert!(client.await.expect("every response was whole and without errors") > 0);
+    }
+
+    // Settled: every request now on the service, from the same gateway (no restart).
+    assert_eq!(stack.gateway.addr(), addr);
+    stack.devstack.calls().reset();
+    for id in 1..=3 {
+        stats_of(&stack, OWNER, id).await;
+    }
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (0, 3), "the service serves after the flip");
+    Arc::into_inner(stack).expect("the clients are done").stop().await;
+}
+
+#[tokio::test]
+async fn shadow_with_identical_data_matches_and_a_legacy_side_behind_mismatches_at_the_exact_path() {
+    let table = TableFile::new(
+        "shadow",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 1.0\n",
+    );
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let results =
+        |engine: &Engine| engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+
+    let query = "query Pair($a: ID!, $b: ID!) { first: template(id: $a) { stats { sent opened } }
+        second: template(id: $b) { stats { sent opened uniqueOpens } } }";
+    for (a, b) in [(1, 2), (3, 4), (5, 6)] {
+        let response = stack.graphql(query, json!({ "a": template_id(a), "b": template_id(b) })).await;
+        assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    }
+    eventually("six comparisons", || results(&engine).counters.compared() == 6).await;
+    let counters = results(&engine).counters;
+    assert_eq!((counters.matched, counters.mismatched), (6, 0), "{counters:?}");
+    // Both sides were really called: six stats on each, the legacy one per template.
+    assert_eq!(legacy_calls(&stack), 6);
+    assert!(service_calls(&stack) >= 1);
+
+    // The monolith's copy falls behind template 5 only.
+    stack.devstack.set_legacy_sync(false);
+    stack.devstack.append_events(vec![(5, EventKind::Sent), (5, EventKind::Opened)]).await;
+    let response = stack.graphql(query, json!({ "a": template_id(6), "b": template_id(5) })).await;
+    assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    eventually("eight comparisons", || results(&engine).counters.compared() == 8).await;
+    let results = results(&engine);
+    assert_eq!((results.counters.matched, results.counters.mismatched), (7, 1), "{:?}", results.counters);
+    assert_eq!(results.operations.get("Pair").map(|c| c.mismatched), Some(1));
+    let [exemplar] = results.exemplars.as_slice() else { panic!("one exemplar: {:?}", results.exemplars) };
+    assert_eq!(exemplar.field_path, "second.stats");
+    assert_eq!((exemplar.primary, exemplar.secondary), (Backend::Service, Backend::Legacy));
+    let paths: Vec<&str> = exemplar.differences.iter().map(|d| d.path.as_str()).collect();
+    // A send and an open by a new recipient: sent, opened and unique opens, nothing else.
+    assert_eq!(paths, ["$.opened", "$.sent", "$.unique_opens"], "{:?}", exemplar.differences);
+    let sent = &exemplar.differences[1];
+    assert_eq!(
+        sent.primary.as_ref().and_then(Value::as_u64),
+        sent.secondary.as_ref().and_then(Value::as_u64).map(|behind| behind + 1),
+        "the service counted the appended send, the monolith did not"
+    );
+    // The response is the primary's (the service's, with the new events), not the secondary's.
+    let served_sent = response.data()["second"]["stats"]["sent"].as_u64();
+    assert_eq!(served_sent, sent.primary.as_ref().and_then(Value::as_u64));
+    assert_eq!(exemplar.variables, Some(json!({ "a": "<redacted>", "b": "<redacted>" })));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
+    let table = TableFile::new(
+        "slow-secondary",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n\
+         secondary_deadline = \"20s\"\n",
+    );
+    let mut devstack = DevStackConfig::default();
+    devstack.faults.insert(DevBackend::Events, Fault::latency(Duration::from_secs(2)));
+    // The event store's client waits long enough for the slow answer (the stack's default is 2 s).
+    let stack = stack_with_table_and(&table, devstack, |config| {
+        config.backends.events.timeout = Duration::from_secs(20);
+    })
+    .await;
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let compared = |engine: &Engine| {
+        engine.executor.recorder().snapshot().keys.get(&key).map_or(0, |r| r.counters.compared())
+    };
+
+    let body = stats_of(&stack, OWNER, 7).await;
+    // The response is here while its secondary is still running: not compared yet, its slot
+    // still taken.
+    assert_eq!(compared(&engine), 0, "the response waited for the secondary");
+    assert_eq!(engine.executor.in_flight(key), 1);
+    assert_eq!(legacy_calls(&stack), 1, "the legacy side served");
+    eventually("the secondary reached the event store", || service_calls(&stack) == 1).await;
+    eventually("the secondary finished and was compared", || compared(&engine) == 1).await;
+    assert_eq!(engine.executor.in_flight(key), 0);
+    let results = engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+    assert_eq!(results.counters.matched, 1, "{:?}", results.counters);
+    assert!(body["data"]["template"]["stats"]["sent"].is_u64());
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_canary_is_sticky_per_user() {
+    let table = TableFile::new("canary", "[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 20\n");
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let dataset = stack.devstack.dataset().clone();
+    let mut on_service = Vec::new();
+    let mut users = 0;
+    for user in &dataset.users {
+        let Some(workspace) = dataset.workspaces_of(user.id).first().copied() else { continue };
+        let template = dataset.templates.iter().find(|t| t.workspace == workspace).expect("a template").id;
+        users += 1;
+        let mut backends = Vec::new();
+        for _ in 0..3 {
+            let (legacy, service) = (legacy_calls(&stack), service_calls(&stack));
+            stats_of(&stack, user.id, template).await;
+            let served = (legacy_calls(&stack) - legacy, service_calls(&stack) - service);
+            backends.push(match served {
+                (1, 0) => Backend::Legacy,
+                (0, 1) => Backend::Service,
+                other => panic!("user {}: one stats call expected, saw {other:?}", user.id),
+            });
+        }
+        assert!(backends.iter().all(|b| *b == backends[0]), "user {} moved: {backends:?}", user.id);
+        if backends[0] == Backend::Service {
+            on_service.push(user.id);
+        }
+    }
+    // 20% of the 29 users with a workspace: some on each side (the 10,000-user share is checked
+    // in the crate), and a minority on the service.
+    assert!(!on_service.is_empty() && on_service.len() * 2 < users, "{on_service:?} of {users}");
+
+    // Raising the percent keeps everyone already on the service there.
+    table.write("[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 60\n");
+    eventually("the new table is live", || {
+        stack
+            .gateway
+            .engine()
+            .live
+            .snapshot()
+            .route(stats_key(stack.gateway.engine()))
+            .map(|r| r.service_share())
+            == Some(0.6)
+    })
+    .await;
+    for user in &on_service {
+        let workspace = dataset.workspaces_of(*user)[0];
+        let template = dataset.templates.iter().find(|t| t.workspace == workspace).expect("a template").id;
+        let service = service_calls(&stack);
+        stats_of(&stack, *user, template).await;
+        assert_eq!(service_calls(&stack), service + 1, "user {user} left the service at 60%");
+    }
+    stack.stop().await;
+}
+
+const EVIDENCE: &str =
+    "require_evidence = { min_compared = 4, max_mismatch_rate = 0.0, all_contract_operations = false }\n";
+
+#[tokio::test]
+async fn a_flip_without_evidence_is_refused_and_with_it_accepted() {
+    let shadow = format!(
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n{EVIDENCE}"
+    );
+    let table = TableFile::new("evidence", &shadow);
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+
+    // No comparisons yet: flipping to the service is refused, with the reason and the place.
+    table.write(&format!("[fields.\"Template.stats\"]\nmode = \"service\"\n{EVIDENCE}"));
+    eventually("the flip is refused", || engine.live.status().rejections > 0).await;
+    let reason = engine.live.status().last_rejection.unwrap_or_default();
+    // Named at the entry's header, line 1.
+    let place = format!("{}:1:", table.path.display());
+    assert!(reason.contains(&place) && reason.contains("refused"), "{reason}");
+    assert_eq!(engine.live.snapshot().route(key).map(|r| r.mode_name()), Some("shadow"));
+    // The old table serves: the monolith answers, the service is the shadow.
+    stats_of(&stack, OWNER, 1).await;
+    assert_eq!(legacy_calls(&stack), 1);
+
+    // A table that does not parse is rejected too, and the shadow table stays.
+    let before = engine.live.status().rejections;
+    table.write("[fields.\"Template.stats\"]\nmode = \"sideways\"\n");
+    eventually("the bad table is rejected", || engine.live.status().rejections > before).await;
+    let reason = engine.live.status().last_rejection.unwrap_or_default();
+    assert!(reason.contains(&format!("{}:2:", table.path.display())), "{reason}");
+    assert_eq!(engine.live.snapshot().route(key).map(|r| r.mode_name()), Some("shadow"));
+
+    // Evidence: four matching comparisons. The watcher retries the refused flip each poll.
+    table.write(&format!("[fields.\"Template.stats\"]\nmode = \"service\"\n{EVIDENCE}"));
+    for id in 2..=4 {
+        stats_of(&stack, OWNER, id).await;
+    }
+    eventually("the flip is accepted once the evidence is there", || {
+        engine.live.snapshot().route(key).map(|r| r.mode_name()) == Some("service")
+    })
+    .await;
+    let counters =
+        engine.executor.recorder().snapshot().keys.get(&key).map(|r| r.counters).unwrap_or_default();
+    assert_eq!((counters.matched, counters.mismatched), (4, 0));
+    stack.devstack.calls().reset();
+    stats_of(&stack, OWNER, 5).await;
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (0, 1), "the service serves alone");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_table_at_start_up_stops_the_start_naming_its_line() {
+    let table = TableFile::new("bad-start", "[fields.\"Template.stats\"]\nmode = \"legacy\"\nprecent = 3\n");
+    let mut config = banyan_gateway::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("an address");
+    config.migration.routing_table = Some(table.path.clone());
+    let error = banyan_gateway::RunningGateway::start(&config).await.err().expect("the start fails");
+    let message = error.to_string();
+    assert!(message.contains(&format!("{}:3:", table.path.display())), "{message}");
+    assert!(message.contains("precent"), "{message}");
+
+    // A write goes to one store: canary or shadow for it is refused, naming the place.
+    table.write("[fields.\"Mutation.updateDraftBlock\"]\nmode = \"canary\"\npercent = 10\n");
+    let error = banyan_gateway::RunningGateway::start(&config).await.err().expect("the start fails");
+    let message = error.to_string();
+    assert!(message.contains(&format!("{}:", table.path.display())), "{message}");
+    assert!(message.contains("Mutation.updateDraftBlock"), "{message}");
+}
+
+#[tokio::test]
+async fn the_override_header_is_refused_in_serve_by_default_and_forces_a_backend_when_allowed() {
+    let stack = TestStack::start().await;
+    let send = |stack: &TestStack, headers: &[(&str, &str)]| {
+        let mut request = stack
+            .http()
+            .post(stack.graphql_url())
+            .header("accept", "application/graphql-response+json")
+            .header("authorization", format!("Token {}", stack.token(OWNER)))
+            .json(&json!({ "query": STATS_QUERY, "variables": { "id": template_id(1) } }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let refused = banyan_tests::read(
+        send(&stack, &[("x-banyan-route", "Template.stats=legacy")]).await.expect("answers"),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.error_codes(), ["ROUTE_OVERRIDE_NOT_ALLOWED"]);
+    assert_eq!(legacy_calls(&stack) + service_calls(&stack), 0, "nothing ran");
+    // Asking to see the routing is ignored when the configuration does not expose it.
+    let quiet =
+        banyan_tests::read(send(&stack, &[("x-banyan-show-routing", "true")]).await.expect("answers")).await;
+    assert!(quiet.body.get("extensions").is_none(), "{:?}", quiet.body);
+    stack.stop().await;
+
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+        config.migration.expose_routing = true;
+    })
+    .await;
+    let forced = banyan_tests::read(
+        send(&stack, &[("x-banyan-route", "Template.stats=legacy"), ("x-banyan-show-routing", "1")])
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert!(forced.body.get("errors").is_none(), "{:?}", forced.body);
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (1, 0), "the monolith served");
+    assert_eq!(
+        forced.body["extensions"]["routing"],
+        json!([{ "path": "template.stats", "field": "Template.stats", "backend": "legacy", "mode": "forced", "shadow": null }])
+    );
+    let plain =
+        banyan_tests::read(send(&stack, &[("x-banyan-show-routing", "1")]).await.expect("answers")).await;
+    assert_eq!(service_calls(&stack), 1, "without the override: the declared default, the service");
+    assert_eq!(plain.body["extensions"]["routing"][0]["backend"], "service");
+    assert_eq!(plain.body["extensions"]["routing"][0]["mode"], "service");
+    let bad = banyan_tests::read(
+        send(&stack, &[("x-banyan-route", "Template.nope=legacy")]).await.expect("answers"),
+    )
+    .await;
+    assert_eq!((bad.status.as_u16(), bad.error_codes()), (400, vec!["BAD_ROUTE_OVERRIDE".to_owned()]));
+    stack.stop().await;
+}
+
+/// A graphql-transport-ws connection, initialised with `payload`.
+async fn websocket(stack: &TestStack, payload: Value) -> WsClient {
+    let mut client = WsClient::connect(stack, TRANSPORT_WS, &[]).await;
+    client.init(payload).await;
+    client
+}
+
+/// Runs `STATS_QUERY` for `template` as operation `id` and returns its one `next` payload.
+async fn websocket_stats(client: &mut WsClient, id: &str, template: u64) -> Value {
+    client.subscribe(id, STATS_QUERY, json!({ "id": template_id(template) })).await;
+    let mut payloads = Vec::new();
+    for _ in 0..10 {
+        let message = client.next().await.expect("the connection stays open");
+        if message["type"] == "next" && message["id"] == id {
+            payloads.push(message["payload"].clone());
+        }
+        if message["type"] == "complete" && message["id"] == id {
+            let [payload] = payloads.as_slice() else { panic!("one result: {payloads:?}") };
+            assert!(payload.get("errors").is_none(), "{payload:?}");
+            return payload.clone();
+        }
+    }
+    panic!("operation {id} did not complete: {payloads:?}");
+}
+
+#[tokio::test]
+async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload() {
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+        config.migration.expose_routing = true;
+    })
+    .await;
+    let mut socket = websocket(
+        &stack,
+        json!({
+            "Authorization": format!("Token {}", stack.token(OWNER)),
+            "x-banyan-route": "Template.stats=legacy",
+            "x-banyan-show-routing": "true",
+        }),
+    )
+    .await;
+    for id in ["1", "2"] {
+        let payload = websocket_stats(&mut socket, id, 3).await;
+        assert_eq!(payload["extensions"]["routing"][0]["backend"], "legacy", "{payload:?}");
+        assert_eq!(payload["extensions"]["routing"][0]["mode"], "forced");
+        assert_eq!(payload["extensions"]["routing"][0]["path"], "template.stats");
+    }
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (2, 0), "each operation read the monolith");
+
+    // Not allowed: the connection is refused with graphql-transport-ws's Forbidden.
+    let closed = TestStack::start().await;
+    let mut socket = websocket(
+        &closed,
+        json!({ "Authorization": format!("Token {}", closed.token(OWNER)), "x-banyan-route": "Template.stats=legacy" }),
+    )
+    .await;
+    let close = socket.read_until_close(Duration::from_secs(10)).await.close.map(|(code, _)| code);
+    assert_eq!(close, Some(4403));
+    closed.stop().await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_websocket_operation_takes_the_table_in_force_when_it_starts_not_the_connections() {
+    let table = TableFile::new("websocket-reload", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let mut socket =
+        websocket(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    websocket_stats(&mut socket, "before", 4).await;
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (1, 0));
+    table.write("[fields.\"Template.stats\"]\nmode = \"service\"\n");
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    eventually("the new table is live", || {
+        engine.live.snapshot().route(key).map(|r| r.mode_name()) == Some("service")
+    })
+    .await;
+    // The same connection, a new operation: the new table.
+    websocket_stats(&mut socket, "after", 4).await;
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (1, 1));
+    stack.stop().await;
+}
+
+/// A query reading each migrated read field, for template 9 (which has a draft). A read declared
+/// later fails [`every_read_field_is_routed_by_its_declaration`] until it has a query here.
+const FIELD_QUERIES: &[(&str, &str)] = &[
+    ("Template.stats", "query($id: ID!) { template(id: $id) { stats { sent opened uniqueOpens } } }"),
+    (
+        "Template.draft",
+        "query($id: ID!) { template(id: $id) { draft { version updatedAt blocks { id kind content } } } }",
+    ),
+    (
+        "Template.recentEvents",
+        "query($id: ID!) { template(id: $id) { recentEvents(first: 5) { nodes { sequence kind recipient occurredAt }
+            pageInfo { hasNextPage } } } }",
+    ),
+];
+
+/// The generic test: for every declared read field, each backend forced in turn makes exactly
+/// that side's declared calls (and none only the other side makes), and says so in
+/// `extensions.routing`; then, shadowed with identical data, the two sides agree after the
+/// declared normalisers.
+#[tokio::test]
+async fn every_read_field_is_routed_by_its_declaration() {
+    let catalog = banyan_migration::Catalog::banyan().expect("the declarations agree");
+    let reads: Vec<_> = catalog.fields().filter(|f| !f.is_write()).collect();
+    let shadow_all: String = FIELD_QUERIES
+        .iter()
+        .map(|(key, _)| {
+            format!("[fields.\"{key}\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 0.0\n")
+        })
+        .collect();
+    let table = TableFile::new("generic", &shadow_all);
+    let stack = stack_with_table_and(&table, DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+    })
+    .await;
+    let variables = json!({ "id": template_id(9) });
+    assert!(stack.devstack.dataset().draft(9).is_some(), "template 9 has a draft");
+    for field in &reads {
+        let (_, query) = FIELD_QUERIES
+            .iter()
+            .find(|(key, _)| *key == field.key)
+            .unwrap_or_else(|| panic!("`{}` has no query in FIELD_QUERIES", field.key));
+        for backend in [Backend::Legacy, Backend::Service] {
+            stack.devstack.calls().reset();
+            let response = banyan_tests::read(
+                stack
+                    .http()
+                    .post(stack.graphql_url())
+                    .header("authorization", format!("Token {}", stack.token(OWNER)))
+                    .header("x-banyan-route", format!("{}={backend}", field.key))
+                    .header("x-banyan-show-routing", "true")
+                    .json(&json!({ "query": query, "variables": variables }))
+                    .send()
+                    .await
+                    .expect("answers"),
+            )
+            .await;
+            assert!(response.body.get("errors").is_none(), "{}: {:?}", field.key, response.body);
+            assert_eq!(response.body["extensions"]["routing"][0]["backend"], backend.as_str());
+            let seen = stack.devstack.calls().snapshot();
+            let this_side = field.implementation(backend).calls;
+            for call in this_side {
+                assert!(
+                    seen.contains_key(call.name),
+                    "{} on {backend}: {} not called: {seen:?}",
+                    field.key,
+                    call
+                );
+            }
+            for call in field.implementation(backend.other()).calls {
+                if !this_side.contains(call) {
+                    assert!(
+                        !seen.contains_key(call.name),
+                        "{} on {backend}: {} called: {seen:?}",
+                        field.key,
+                        call
+                    );
+                }
+            }
+        }
+    }
+
+    // Shadowed, every request sampled: identical data agrees after the normalisers.
+    let sampled = shadow_all.replace("sample_rate = 0.0", "sample_rate = 1.0");
+    table.write(&sampled);
+    let engine = stack.gateway.engine().clone();
+    eventually("the sampled table is live", || {
+        FIELD_QUERIES.iter().all(|(key, _)| {
+            let key = engine.catalog().key(key).expect("declared");
+            engine.live.snapshot().route(key).map(|r| r.backends_called().len()) == Some(2)
+                && engine
+                    .live
+                    .snapshot()
+                    .decide(key, &banyan_migration::RequestSubject::default())
+                    .shadow
+                    .is_some()
+        })
+    })
+    .await;
+    for (key, query) in FIELD_QUERIES {
+        for template in [9, 10, 11] {
+            let response = stack.graphql(query, json!({ "id": template_id(template) })).await;
+            assert!(response.body.get("errors").is_none(), "{key}: {:?}", response.body);
+        }
+        let key = engine.catalog().key(key).expect("declared");
+        eventually("three comparisons", || {
+            engine.executor.recorder().snapshot().keys.get(&key).map_or(0, |r| r.counters.compared()) == 3
+        })
+        .await;
+        let results = engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+        assert_eq!(results.counters.mismatched, 0, "{key}: {:?}", results.exemplars);
+    }
+    stack.stop().await;
+}
+
+/// The mutation of each migrated write, given the draft it edits (`$template`, `$block`, `$version`).
+/// A write declared later fails [`every_write_goes_to_the_store_its_routing_names`] until it has
+/// one here.
+const WRITE_MUTATIONS: &[(&str, &str)] = &[
+    (
+        "Mutation.updateDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { updateDraftBlock(input: {
+            templateId: $template, blockId: $block, content: \"edited\", expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+    (
+        "Mutation.insertDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { insertDraftBlock(input: {
+            templateId: $template, index: 0, kind: TEXT, content: $block, expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+    (
+        "Mutation.deleteDraftBlock",
+        "mutation($template: ID!, $block: ID!, $version: Int!) { deleteDraftBlock(input: {
+            templateId: $template, blockId: $block, expectedVersion: $version }) {
+            __typename ... on DraftUpdated { draft { version } } } }",
+    ),
+];
+
+const DRAFT_QUERY: &str = "query($id: ID!) { template(id: $id) { draft { version blocks { id } } } }";
+
+/// The draft of `template` as `backend` has it.
+async fn draft_on(stack: &TestStack, backend: Backend, template: u64) -> Value {
+    let route = format!("Template.draft={backend}");
+    routed(stack, &route, DRAFT_QUERY, json!({ "id": template_id(template) })).await.data()["template"]["draft"]
+        .clone()
+}
+
+/// POSTs as [`OWNER`] with the routing headers.
+async fn routed(
+    stack: &TestStack,
+    route: &str,
+    query: &str,
+    variables: Value,
+) -> banyan_tests::GraphqlResponse {
+    let response = banyan_tests::read(
+        stack
+            .http()
+            .post(stack.graphql_url())
+            .header("authorization", format!("Token {}", stack.token(OWNER)))
+            .header("x-banyan-route", route)
+            .header("x-banyan-show-routing", "true")
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("answers"),
+    )
+    .await;
+    assert!(response.body.get("errors").is_none(), "{route}: {:?}", response.body);
+    response
+}
+
+/// The generic test of writes: each write forced to each store makes that store's write call
+/// (and none only the other store makes), edits that store's draft, and, on the monolith, leaves
+/// the draft store as it was (the monolith's writes are not copied over).
+#[tokio::test]
+async fn every_write_goes_to_the_store_its_routing_names() {
+    let catalog = banyan_migration::Catalog::banyan().expect("the declarations agree");
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+        config.migration.expose_routing = true;
+    })
+    .await;
+    let dataset = stack.devstack.dataset().clone();
+    // Templates of the owner's first workspace with a draft, one per (write, store).
+    let mut templates =
+        dataset.templates.iter().filter(|t| t.workspace == 1 && dataset.draft(t.id).is_some()).map(|t| t.id);
+    for field in catalog.fields().filter(|f| f.is_write()) {
+        let (_, mutation) = WRITE_MUTATIONS
+            .iter()
+            .find(|(key, _)| *key == field.key)
+            .unwrap_or_else(|| panic!("`{}` has no mutation in WRITE_MUTATIONS", field.key));
+        for backend in [Backend::Legacy, Backend::Service] {
+            let template = templates.next().expect("enough templates with a draft");
+            let before = draft_on(&stack, backend, template).await;
+            let other_before = draft_on(&stack, backend.other(), template).await;
+            let version = before["version"].as_u64().expect("a version");
+            let variables = json!({
+                "template": template_id(template),
+                "block": before["blocks"][0]["id"].as_str().expect("a block"),
+                "version": version,
+            });
+            stack.devstack.calls().reset();
+            let response = routed(&stack, &format!("{}={backend}", field.key), mutation, variables).await;
+            let what = format!("{} on {backend}", field.key);
+            let result = response.data().as_object().and_then(|data| data.values().next()).cloned();
+            let result = result.unwrap_or_default();
+            assert_eq!(result["__typename"], "DraftUpdated", "{what}: {:?}", response.body);
+            assert_eq!(result["draft"]["version"].as_u64(), Some(version + 1), "{what}");
+            assert_eq!(response.body["extensions"]["routing"][0]["backend"], backend.as_str(), "{what}");
+            let seen = stack.devstack.calls().snapshot();
+            let this_side = field.implementation(backend).calls;
+            let other_side = field.implementation(backend.other()).calls;
+            assert!(
+                this_side.iter().any(|call| !other_side.contains(call) && seen.contains_key(call.name)),
+                "{what}: no call of its own side: {seen:?}"
+            );
+            for call in other_side.iter().filter(|call| !this_side.contains(call)) {
+                assert!(!seen.contains_key(call.name), "{what}: {call} called: {seen:?}");
+            }
+            assert_eq!(
+                draft_on(&stack, backend, template).await["version"].as_u64(),
+                Some(version + 1),
+                "{what}"
+            );
+            if backend == Backend::Legacy {
+                assert_eq!(draft_on(&stack, Backend::Service, template).await, other_before, "{what}");
+            }
+        }
+    }
+    stack.stop().await;
+}
+
+/// A/A through the gateway: with the devstack's noise knob on, the monolith's analytics answer
+/// carries a `computed_at` that differs on every call. Calibration (the primary called twice, on
+/// loaders of its own) learns it as noise; comparisons then count a difference there as a match
+/// with noise, visibly, and still count a real difference as a mismatch.
+#[tokio::test]
+async fn calibration_learns_a_nondeterministic_path_as_noise() {
+    let calibrate = "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.0\n\
+        calibration_rate = 1.0\n";
+    let table = TableFile::new("calibration", calibrate);
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    stack.devstack.set_aa_noise(true);
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let results =
+        |engine: &Engine| engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+
+    stats_of(&stack, OWNER, 20).await;
+    eventually("one calibration", || results(&engine).calibrations == 1).await;
+    assert_eq!(legacy_calls(&stack), 2, "the primary was called twice, not answered from the cache");
+    assert_eq!(service_calls(&stack), 0);
+    let learned = results(&engine);
+    assert_eq!(learned.calibrations_differing, 1);
+    assert_eq!(learned.noise.keys().collect::<Vec<_>>(), ["$.computed_at"], "{:?}", learned.noise);
+
+    // Compare against the service, which has no `computed_at`: noise, not a mismatch.
+    table.write(
+        &calibrate
+            .replace("sample_rate = 0.0", "sample_rate = 1.0")
+            .replace("calibration_rate = 1.0", "calibration_rate = 0.0"),
+    );
+    eventually("the comparing table is live", || {
+        engine
+            .live
+            .snapshot()
+            .decide(key, &banyan_migration::RequestSubject::default())
+            .shadow
+            .map(|p| p.call)
+            == Some(Backend::Service)
+    })
+    .await;
+    stats_of(&stack, OWNER, 21).await;
+    eventually("one comparison", || results(&engine).counters.compared() == 1).await;
+    let compared = results(&engine);
+    assert_eq!(
+        (compared.counters.matched, compared.counters.matched_with_noise, compared.counters.mismatched),
+        (1, 1, 0),
+        "{:?}",
+        compared.counters
+    );
+    assert_eq!(compared.noise.get("$.computed_at").map(|n| n.comparisons_differing), Some(1));
+    stack.stop().await;
+}
