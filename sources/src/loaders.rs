@@ -100,15 +100,10 @@ impl Loader<StatsKey> for LegacyStatsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
-        futures::stream::iter(keys.iter().copied())
-            .map(|key| async move {
-                let stats =
-                    self.sources.monolith.legacy_analytics(&self.caller, key.template, key.window).await?;
-                Ok::<_, SourceError>((key, stats))
-            })
-            .buffer_unordered(LEGACY_CONCURRENCY)
-            .try_collect()
-            .await
+        one_call_per_key(keys, |key| async move {
+            self.sources.monolith.legacy_analytics(&self.caller, key.template, key.window).await.map(Some)
+        })
+        .await
     }
 }
 
@@ -139,12 +134,7 @@ impl Loader<TemplateId> for LegacyDraftLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
-        let drafts: Vec<Option<Draft>> = futures::stream::iter(keys.iter().copied())
-            .map(|id| self.sources.monolith.legacy_draft(&self.caller, id))
-            .buffer_unordered(LEGACY_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(drafts.into_iter().flatten().map(|d| (d.template_id, d)).collect())
+        one_call_per_key(keys, |id| self.sources.monolith.legacy_draft(&self.caller, id)).await
     }
 }
 
@@ -172,18 +162,11 @@ impl Loader<EventsPageKey> for EventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
-        futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                let page = self
-                    .sources
-                    .events
-                    .list_events(&self.caller, key.template, key.page_size, key.page_token.as_deref())
-                    .await?;
-                Ok::<_, SourceError>((key, page))
-            })
-            .buffer_unordered(LEGACY_CONCURRENCY)
-            .try_collect()
-            .await
+        one_call_per_key(keys, |key| async move {
+            let token = key.page_token.as_deref();
+            self.sources.events.list_events(&self.caller, key.template, key.page_size, token).await.map(Some)
+        })
+        .await
     }
 }
 
@@ -200,19 +183,34 @@ impl Loader<EventsPageKey> for LegacyEventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
-        futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                let page = self
-                    .sources
-                    .monolith
-                    .legacy_events(&self.caller, key.template, key.page_size, key.page_token.as_deref())
-                    .await?;
-                Ok::<_, SourceError>((key, page))
-            })
-            .buffer_unordered(LEGACY_CONCURRENCY)
-            .try_collect()
-            .await
+        one_call_per_key(keys, |key| async move {
+            let token = key.page_token.as_deref();
+            self.sources
+                .monolith
+                .legacy_events(&self.caller, key.template, key.page_size, token)
+                .await
+                .map(Some)
+        })
+        .await
     }
+}
+
+/// Loads each of `keys` with a call of its own, [`LEGACY_CONCURRENCY`] at a time, for backend
+/// methods that take one key: the legacy views, and `ListEvents` (one template, one cursor). A
+/// key whose call finds nothing is absent from the map.
+async fn one_call_per_key<K, V, Call, Fut>(keys: &[K], call: Call) -> Result<HashMap<K, V>, SourceError>
+where
+    K: Clone + Eq + std::hash::Hash,
+    Call: Fn(K) -> Fut,
+    Fut: Future<Output = Result<Option<V>, SourceError>>,
+{
+    let call = &call;
+    let loaded: Vec<(K, Option<V>)> = futures::stream::iter(keys.iter().cloned())
+        .map(|key| async move { Ok::<_, SourceError>((key.clone(), call(key).await?)) })
+        .buffer_unordered(LEGACY_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(loaded.into_iter().filter_map(|(key, value)| Some((key, value?))).collect())
 }
 
 /// A loader that remembers what it loaded for the rest of the request, so a key asked for twice
