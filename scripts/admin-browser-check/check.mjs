@@ -46,7 +46,7 @@ const STATS_ROW = '#fields tr[data-field="Template.stats"]';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/// What `banyan dev` printed at start: its URLs, the dev credential and the routing table's path.
+// What `banyan dev` printed at start: its URLs, the dev credential and the routing table's path.
 async function startup() {
   const patterns = {
     graphql: /GraphiQL:\s+(http:\/\/\S+\/graphql)/,
@@ -95,8 +95,8 @@ const templateList = await contract('TemplateList', 'TemplateList');
 const workspaceIds = (await graphql({ query: workspaceSwitcher, operationName: 'WorkspaceSwitcher' })).data.workspaces.map((w) => w.id);
 if (!workspaceIds.length) throw new Error('the dev user has no workspace');
 
-/// One TemplateList per workspace of the dev user; each response must say (extensions.routing)
-/// that the monolith served every `stats` it resolved, shadowed by the service.
+// One TemplateList per workspace of the dev user; each response must say (extensions.routing)
+// that the monolith served every `stats` it resolved, shadowed by the service.
 async function templateLists() {
   let stats = 0;
   for (const workspaceId of workspaceIds) {
@@ -113,8 +113,8 @@ async function templateLists() {
   return stats;
 }
 
-/// Sends TemplateList round after round while `wait` runs; a failed request fails the check, and
-/// so does `wait` failing, with `what` was awaited.
+// Sends TemplateList round after round while `wait` runs; a failed request fails the check, and
+// so does `wait` failing, naming `what` it awaited.
 async function withTraffic(what, wait) {
   let stop = false;
   let failure;
