@@ -61,8 +61,7 @@ pub(crate) fn routes(access: &AdminAccess) -> Router<AppState> {
         .route("/admin/migration.json", get(migration_json));
     match access {
         AdminAccess::Disabled => Router::new(),
-        AdminAccess::Token(_) => router,
-        AdminAccess::Open => router.route("/admin/migration/dev/shadow", axum::routing::post(dev_shadow)),
+        AdminAccess::Token(_) | AdminAccess::Open => router,
     }
 }
 
@@ -245,63 +244,6 @@ impl MigrationStatus {
             exemplars,
             report,
         }
-    }
-}
-
-/// What `POST /admin/migration/dev/shadow` records.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DevShadow {
-    /// The field key.
-    key: String,
-    /// The operation name to record it under.
-    operation: Option<String>,
-    /// The serving side's answer.
-    primary: serde_json::Value,
-    /// The compared side's answer.
-    secondary: serde_json::Value,
-}
-
-/// `banyan dev` only: runs one shadow comparison of two given answers through the engine's
-/// executor, exactly as a shadowed field would (the primary served by the monolith, the service
-/// compared beside it), so the page can be seen updating before the request path drives the
-/// engine. Answers 202: the comparison finishes in the background, as a real shadow does.
-async fn dev_shadow(State(state): State<AppState>, body: axum::Json<DevShadow>) -> Response {
-    let DevShadow { key, operation, primary, secondary } = body.0;
-    let Some(key) = state.engine.catalog().key(&key) else {
-        let body = serde_json::json!({ "error": "unknown_key", "message": format!("`{key}` is not a declared field") });
-        return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response();
-    };
-    let decision = banyan_migration::Decision {
-        key,
-        serve: Backend::Legacy,
-        decided_by: banyan_migration::DecidedBy::Shadow,
-        shadow: Some(banyan_migration::ShadowPlan {
-            call: Backend::Service,
-            purpose: banyan_migration::ShadowPurpose::Compare,
-            deadline: std::time::Duration::from_secs(2),
-            max_in_flight: 64,
-        }),
-    };
-    let context = banyan_migration::CallContext {
-        operation,
-        field_path: key.as_str().to_owned(),
-        variables: None,
-        user_id: None,
-    };
-    let served = state
-        .engine
-        .executor
-        .run(
-            &decision,
-            context,
-            async move { Ok::<_, std::convert::Infallible>(primary) },
-            move |_| async move { Ok::<_, std::convert::Infallible>(secondary) },
-        )
-        .await;
-    match served {
-        Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(never) => match never {},
     }
 }
 

@@ -19,9 +19,9 @@ use banyan_migration::{
     Backend, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides, RequestSubject,
     RoutingTable, ShadowPurpose,
 };
+use banyan_sources::SourceError;
 use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
 use banyan_sources::loaders::{EventsPageKey, Loaders, StatsKey};
-use banyan_sources::{Caller, SourceError, Sources};
 use serde::Serialize;
 
 use crate::context::{RequestScope, scope};
@@ -116,29 +116,11 @@ impl ServedLog {
     }
 }
 
-/// What a binding may call on either side: the request's loaders, the clients, the caller.
+/// What a binding may call on either side: the request's loaders (they hold the caller and the
+/// clients; every bound side reads through one).
 #[derive(Clone, Copy)]
 pub(crate) struct Reach<'a> {
     pub(crate) loaders: &'a Loaders,
-    /// The clients, for sides with no loader.
-    #[allow(dead_code)] // every bound side has a loader so far
-    pub(crate) sources: &'a Sources,
-    /// Who is asking.
-    #[allow(dead_code)]
-    pub(crate) caller: &'a Caller,
-}
-
-/// An owned [`Reach`], for a shadow call that outlives the resolver.
-struct OwnedReach {
-    loaders: Arc<Loaders>,
-    sources: Sources,
-    caller: Caller,
-}
-
-impl OwnedReach {
-    fn reach(&self) -> Reach<'_> {
-        Reach { loaders: &self.loaders, sources: &self.sources, caller: &self.caller }
-    }
 }
 
 /// A migrated read field bound to its two implementations.
@@ -196,8 +178,8 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     // cache (or joined to the primary's batch): it gets loaders of its own.
     let fresh = decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Calibrate);
     let secondary = |backend| {
-        let owned = scope.owned_reach(fresh);
-        async move { F::load(owned.reach(), backend, key).await }
+        let loaders = scope.second_call_loaders(fresh);
+        async move { F::load(Reach { loaders: &loaders }, backend, key).await }
     };
     engine.executor.run(&decision, context, primary, secondary).await.graphql()
 }
@@ -240,16 +222,16 @@ fn call_context(ctx: &Context<'_>, scope: &RequestScope, field_path: String) -> 
 
 impl RequestScope {
     pub(crate) fn reach(&self) -> Reach<'_> {
-        Reach { loaders: &self.loaders, sources: &self.sources, caller: &self.caller }
+        Reach { loaders: &self.loaders }
     }
 
-    /// What a second call uses: the request's loaders, or (`fresh`) new ones with empty caches.
-    fn owned_reach(&self, fresh: bool) -> OwnedReach {
-        let loaders = match fresh {
+    /// The loaders of a second call, which may outlive the resolver: the request's, or (`fresh`)
+    /// new ones with empty caches.
+    fn second_call_loaders(&self, fresh: bool) -> Arc<Loaders> {
+        match fresh {
             true => Arc::new(Loaders::new(&self.sources, &self.caller, self.started_at)),
             false => self.loaders.clone(),
-        };
-        OwnedReach { loaders, sources: self.sources.clone(), caller: self.caller.clone() }
+        }
     }
 }
 

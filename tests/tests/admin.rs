@@ -86,16 +86,6 @@ async fn with_a_token_configured_the_admin_routes_need_it() {
             .expect("answers");
         assert_eq!(ok.status(), StatusCode::OK, "{path}");
     }
-    // The route that records a shadow by hand is `banyan dev`'s alone.
-    let dev = stack
-        .http()
-        .post(url(&stack, "/admin/migration/dev/shadow"))
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .json(&json!({ "key": "Template.stats", "primary": 1, "secondary": 2 }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(dev.status(), StatusCode::NOT_FOUND);
     stack.stop().await;
 }
 
