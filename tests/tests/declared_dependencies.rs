@@ -9,24 +9,53 @@
 //! answered from its cache, or the field was null).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use banyan_devstack::EventKind;
-use banyan_migration::{Backend, Catalog, Dependency, FieldDeclaration};
+use banyan_migration::{Backend, Catalog, Dependency, FieldDeclaration, RoutingTable};
 use banyan_schema::{Contract, OperationType, load_sdl_file, operation_usage};
 use banyan_tests::ws::{TRANSPORT_WS, WsClient};
 use banyan_tests::{GraphqlResponse, OWNER, TestStack, contract_operations, template_id, workspace_id};
 use serde_json::{Value, json};
 
-/// One routing: the backend of every migrated field, sent as the override header.
+/// One routing: the backend serving each migrated field, forced by the override header, or, for
+/// a shadow routing, by a routing table that also calls the other side of every read field.
 struct Routing {
     name: String,
     backends: BTreeMap<&'static str, Backend>,
+    shadowed: bool,
 }
 
 impl Routing {
-    fn header(&self) -> String {
-        self.backends.iter().map(|(key, backend)| format!("{key}={backend}")).collect::<Vec<_>>().join(", ")
+    /// The override header, `None` for a shadow routing (the table routes).
+    fn header(&self) -> Option<String> {
+        (!self.shadowed).then(|| {
+            self.backends
+                .iter()
+                .map(|(key, backend)| format!("{key}={backend}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+
+    /// The routing table of a shadow routing: every read field shadowed with its backend as the
+    /// primary, every request compared; writes (never shadowed) on their backend.
+    fn table(&self, catalog: &Catalog) -> String {
+        catalog
+            .fields()
+            .map(|field| {
+                let backend = self.backend(field.key);
+                if field.is_write() {
+                    format!("[fields.\"{}\"]\nmode = \"{backend}\"\n", field.key)
+                } else {
+                    format!(
+                        "[fields.\"{}\"]\nmode = \"shadow\"\nprimary = \"{backend}\"\nsample_rate = 1.0\n",
+                        field.key
+                    )
+                }
+            })
+            .collect()
     }
 
     fn backend(&self, key: &str) -> Backend {
@@ -34,7 +63,8 @@ impl Routing {
     }
 }
 
-/// Every migrated field on one side; then each field alone on the other side of the rest.
+/// Every migrated field on one side; then each field alone on the other side of the rest; then
+/// every read field shadowed, each side in turn the primary.
 fn routings(catalog: &Catalog) -> Vec<Routing> {
     let everything_on =
         |backend: Backend| catalog.fields().map(|f| (f.key, backend)).collect::<BTreeMap<_, _>>();
@@ -43,6 +73,7 @@ fn routings(catalog: &Catalog) -> Vec<Routing> {
         routings.push(Routing {
             name: format!("every migrated field on {backend}"),
             backends: everything_on(backend),
+            shadowed: false,
         });
     }
     for backend in [Backend::Legacy, Backend::Service] {
@@ -52,8 +83,16 @@ fn routings(catalog: &Catalog) -> Vec<Routing> {
             routings.push(Routing {
                 name: format!("{} alone on {backend} (the rest on {})", field.key, backend.other()),
                 backends,
+                shadowed: false,
             });
         }
+    }
+    for primary in [Backend::Legacy, Backend::Service] {
+        routings.push(Routing {
+            name: format!("every read field shadowed, {primary} primary (writes on {primary})"),
+            backends: everything_on(primary),
+            shadowed: true,
+        });
     }
     routings
 }
@@ -97,6 +136,10 @@ fn declared_calls(
         if let Some(migrated) = migrated {
             let backend = routing.backend(migrated.key);
             allow(migrated.implementation(backend).calls, format!("{field} on {backend}"));
+            if routing.shadowed && !migrated.is_write() {
+                let shadow = backend.other();
+                allow(migrated.implementation(shadow).calls, format!("{field} shadowed on {shadow}"));
+            }
         }
         if let Some(dependency) = dependency(field) {
             allow(dependency.calls, field.clone());
@@ -122,7 +165,7 @@ async fn variables_for(stack: &TestStack, name: &str, routing: &Routing) -> Valu
             let query = "query($id: ID!) { template(id: $id) { draft { version blocks { id } } } }";
             let response = post(
                 stack,
-                &format!("Template.draft={store}"),
+                Some(&format!("Template.draft={store}")),
                 query,
                 json!({ "id": template_id(template) }),
             )
@@ -151,33 +194,30 @@ fn draft_template(stack: &TestStack) -> u64 {
         .expect("a template with a draft")
 }
 
-/// POSTs as [`OWNER`] with `route` as the override header and the routing extension asked for.
-async fn post(stack: &TestStack, route: &str, query: &str, variables: Value) -> GraphqlResponse {
-    banyan_tests::read(
-        stack
-            .http()
-            .post(stack.graphql_url())
-            .header("authorization", format!("Token {}", stack.token(OWNER)))
-            .header("x-banyan-route", route)
-            .header("x-banyan-show-routing", "true")
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("the gateway answers"),
-    )
-    .await
+/// POSTs as [`OWNER`] with `route` as the override header (if any) and the routing extension
+/// asked for.
+async fn post(stack: &TestStack, route: Option<&str>, query: &str, variables: Value) -> GraphqlResponse {
+    let mut request = stack
+        .http()
+        .post(stack.graphql_url())
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .header("x-banyan-show-routing", "true")
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(route) = route {
+        request = request.header("x-banyan-route", route);
+    }
+    banyan_tests::read(request.send().await.expect("the gateway answers")).await
 }
 
 /// Runs the subscription over WebSocket until one event arrives, then leaves and waits for the
 /// gateway to close its gRPC stream.
 async fn subscribe_until_an_event(stack: &TestStack, routing: &Routing, query: &str, variables: Value) {
     let mut socket = WsClient::connect(stack, TRANSPORT_WS, &[]).await;
-    socket
-        .init(json!({
-            "Authorization": format!("Token {}", stack.token(OWNER)),
-            "x-banyan-route": routing.header(),
-        }))
-        .await;
+    let mut payload = json!({ "Authorization": format!("Token {}", stack.token(OWNER)) });
+    if let Some(route) = routing.header() {
+        payload["x-banyan-route"] = json!(route);
+    }
+    socket.init(payload).await;
     let ack = socket.next().await.expect("an answer to connection_init");
     assert_eq!(ack["type"], "connection_ack", "{}: {ack}", routing.name);
     socket.subscribe("feed", query, variables).await;
@@ -188,6 +228,35 @@ async fn subscribe_until_an_event(stack: &TestStack, routing: &Routing, query: &
     assert!(message["payload"].get("errors").is_none(), "{}: {message}", routing.name);
     socket.close().await;
     wait_for("the gateway closed its event stream", || stack.devstack.active_event_streams() == 0).await;
+}
+
+/// A routing table file in a scratch directory of its own, removed when dropped.
+struct TableFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl TableFile {
+    fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("banyan-declared-dependencies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let file = Self { path: dir.join("routing.toml"), dir };
+        file.write(text);
+        file
+    }
+
+    /// Replaces the file whole (write, then rename), so the watcher never reads half of it.
+    fn write(&self, text: &str) {
+        let next = self.dir.join("routing.toml.next");
+        std::fs::write(&next, text).expect("written");
+        std::fs::rename(&next, &self.path).expect("renamed");
+    }
+}
+
+impl Drop for TableFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Polls `done` every 25 ms, at most 400 times, and fails with `what` if it never holds.
@@ -205,19 +274,37 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 async fn every_call_of_every_contract_operation_is_declared_under_every_routing() {
     let catalog = Catalog::banyan().expect("the declarations agree");
     let selected = selected_fields();
-    let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), |config| {
+    // Starts on the declared defaults; shadow routings rewrite the table.
+    let table = TableFile::new("");
+    let table_path = table.path.clone();
+    let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), move |config| {
+        config.migration.routing_table = Some(table_path);
+        config.migration.reload_interval = Duration::from_millis(50);
         config.migration.allow_route_override = true;
         config.migration.expose_routing = true;
     })
     .await;
+    let engine = stack.gateway.engine().clone();
     let operations = contract_operations();
     assert!(operations.len() >= 8, "the contract has the components' operations");
     let routings = routings(&catalog);
-    assert_eq!(routings.len(), 2 + 2 * catalog.fields().count());
+    assert_eq!(routings.len(), 2 + 2 * catalog.fields().count() + 2);
 
     let mut undeclared = Vec::new();
     let mut checked = 0_u32;
     for routing in &routings {
+        if routing.shadowed {
+            let text = routing.table(&catalog);
+            let expected = RoutingTable::parse(&text, "expected", &catalog).expect("a valid table");
+            table.write(&text);
+            wait_for("the shadow table is live", || {
+                let live = engine.live.snapshot();
+                catalog
+                    .keys()
+                    .all(|key| live.route(key).map(|r| &r.mode) == expected.route(key).map(|r| &r.mode))
+            })
+            .await;
+        }
         for (name, body) in &operations {
             let (operation_type, fields) =
                 selected.get(name).unwrap_or_else(|| panic!("{name}: the usage walk knows it"));
@@ -226,7 +313,7 @@ async fn every_call_of_every_contract_operation_is_declared_under_every_routing(
             if *operation_type == OperationType::Subscription {
                 subscribe_until_an_event(&stack, routing, body, variables).await;
             } else {
-                let response = post(&stack, &routing.header(), body, variables).await;
+                let response = post(&stack, routing.header().as_deref(), body, variables).await;
                 assert_eq!(response.status, 200, "{name} under {}: {:?}", routing.name, response.body);
                 assert!(
                     response.body.get("errors").is_none(),
@@ -243,7 +330,16 @@ async fn every_call_of_every_contract_operation_is_declared_under_every_routing(
                         "{name} under {}",
                         routing.name
                     );
+                    if routing.shadowed && !key.starts_with("Mutation.") {
+                        let other = routing.backend(key).other();
+                        assert_eq!(served["shadow"], other.as_str(), "{name} under {}", routing.name);
+                    }
                 }
+                // A shadow call outlives the response: wait for every one to be done.
+                wait_for("the shadow calls are done", || {
+                    catalog.keys().all(|key| engine.executor.in_flight(key) == 0)
+                })
+                .await;
             }
             let seen = stack.devstack.calls().snapshot();
             assert!(!seen.is_empty(), "{name} under {}: no backend was called", routing.name);
