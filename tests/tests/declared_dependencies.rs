@@ -101,8 +101,8 @@ fn routings(catalog: &Catalog) -> Vec<Routing> {
 /// usage walk (through fragments and type conditions) over the committed schema.
 fn selected_fields() -> BTreeMap<String, (OperationType, BTreeSet<String>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let schema = load_sdl_file(&root.join("schema/schema.graphql")).expect("the schema loads");
-    let contract = Contract::load(&root.join("frontend-contract")).expect("the contract loads");
+    let schema = load_sdl_file(root.join("schema/schema.graphql")).expect("the schema loads");
+    let contract = Contract::load(root.join("frontend-contract")).expect("the contract loads");
     operation_usage(&schema, &contract)
         .into_iter()
         .map(|usage| {
@@ -360,4 +360,40 @@ async fn every_call_of_every_contract_operation_is_declared_under_every_routing(
     assert!(undeclared.is_empty(), "calls the declarations don't list:\n{}", undeclared.join("\n"));
     assert_eq!(checked as usize, routings.len() * operations.len());
     stack.stop().await;
+}
+
+/// The reverse direction, where it means something: every declaration names a field the schema
+/// has (a declaration of a renamed field would vouch for nothing), and every root field, the
+/// resolvers that always reach a backend, is declared, migrated or not.
+#[test]
+fn every_declaration_names_a_schema_field_and_every_root_field_is_declared() {
+    let catalog = Catalog::banyan().expect("the declarations agree");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdl = load_sdl_file(root.join("schema/schema.graphql")).expect("the schema loads");
+    let schema = sdl.schema();
+    let mut problems = Vec::new();
+    let declared: Vec<&str> = catalog
+        .fields()
+        .map(|f| f.key)
+        .chain(catalog.dependencies().iter().map(|d| d.coordinate))
+        .filter(|coordinate| !coordinate.starts_with("gateway:"))
+        .collect();
+    for coordinate in &declared {
+        let exists = coordinate
+            .split_once('.')
+            .is_some_and(|(type_name, field)| schema.type_field(type_name, field).is_ok());
+        if !exists {
+            problems.push(format!("`{coordinate}` is declared but the schema has no such field"));
+        }
+    }
+    for operation_type in ["Query", "Mutation", "Subscription"] {
+        let Some(object) = schema.get_object(operation_type) else { continue };
+        for field in object.fields.keys() {
+            let coordinate = format!("{operation_type}.{field}");
+            if !declared.contains(&coordinate.as_str()) {
+                problems.push(format!("root field `{coordinate}` declares no backend calls"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -346,7 +346,7 @@ fn stats_operation_variables(operation: &str) -> Value {
 /// The contract operations that select `key`, by banyan-schema's usage walk over the contract.
 fn contract_operations_selecting(contract: &std::path::Path, key: &str) -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let schema = banyan_schema::load_sdl_file(&root.join("schema/schema.graphql")).expect("the schema loads");
+    let schema = banyan_schema::load_sdl_file(root.join("schema/schema.graphql")).expect("the schema loads");
     let contract = banyan_schema::Contract::load(contract).expect("the contract loads");
     banyan_schema::operation_usage(&schema, &contract)
         .into_iter()
