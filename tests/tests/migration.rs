@@ -334,6 +334,109 @@ async fn a_flip_without_evidence_is_refused_and_with_it_accepted() {
     stack.stop().await;
 }
 
+/// Variables for a contract operation that selects `Template.stats`, as its component sends them.
+fn stats_operation_variables(operation: &str) -> Value {
+    match operation {
+        "TemplateList" => json!({ "workspaceId": banyan_tests::workspace_id(1), "first": 2 }),
+        "AnalyticsDashboard" => json!({ "id": template_id(7), "window": "LAST_30_DAYS", "eventsFirst": 2 }),
+        _ => panic!("contract operation {operation} selects Template.stats: give it variables here"),
+    }
+}
+
+/// The contract operations that select `key`, by banyan-schema's usage walk over the contract.
+fn contract_operations_selecting(contract: &std::path::Path, key: &str) -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let schema = banyan_schema::load_sdl_file(root.join("schema/schema.graphql")).expect("the schema loads");
+    let contract = banyan_schema::Contract::load(contract).expect("the contract loads");
+    banyan_schema::operation_usage(&schema, &contract)
+        .into_iter()
+        .filter(|usage| usage.fields.contains(key))
+        .filter_map(|usage| usage.operation)
+        .collect()
+}
+
+/// `all_contract_operations = true`: comparisons from an operation outside the contract do not
+/// stand in for the contract's. The flip is refused, naming each contract operation selecting the
+/// field that shadow has not compared yet, until every one has been; then the watcher's retry of
+/// the same file is accepted.
+#[tokio::test]
+async fn a_flip_waits_for_every_contract_operation_selecting_the_field() {
+    let requirement =
+        "require_evidence = { min_compared = 2, max_mismatch_rate = 0.0, all_contract_operations = true }\n";
+    let shadow = format!(
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n{requirement}"
+    );
+    let flip = format!("[fields.\"Template.stats\"]\nmode = \"service\"\n{requirement}");
+    let table = TableFile::new("contract-evidence", &shadow);
+    let contract = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend-contract");
+    let selecting = contract_operations_selecting(&contract, "Template.stats");
+    assert!(selecting.len() >= 2, "several contract operations select stats: {selecting:?}");
+    let stack = stack_with_table_and(&table, DevStackConfig::default(), |config| {
+        config.admin.contract = contract.clone();
+    })
+    .await;
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let compared = |engine: &Engine| {
+        engine.executor.recorder().snapshot().keys.get(&key).map_or(0, |r| r.counters.compared())
+    };
+    let mode = |engine: &Engine| engine.live.snapshot().route(key).map(|r| r.mode_name());
+
+    // Enough comparisons, all matching, but from `Stats`, which is not a contract operation.
+    for template in [1, 2] {
+        stats_of(&stack, OWNER, template).await;
+    }
+    eventually("two comparisons", || compared(&engine) == 2).await;
+    let before = engine.live.status().rejections;
+    table.write(&flip);
+    eventually("the flip is refused", || engine.live.status().rejections > before).await;
+    let reason = engine.live.status().last_rejection.unwrap_or_default();
+    assert!(reason.contains("refused"), "{reason}");
+    assert!(!reason.contains("calls compared"), "min_compared is met: {reason}");
+    for operation in &selecting {
+        assert!(reason.contains(&format!("contract operation {operation} not yet compared")), "{reason}");
+    }
+    assert!(!reason.contains("contract operation Stats"), "{reason}");
+    assert_eq!(mode(&engine), Some("shadow"));
+
+    // Each contract operation in turn: the refusal names only those still unseen.
+    let operations = banyan_tests::contract_operations();
+    for (done, operation) in selecting.iter().enumerate() {
+        let body = &operations.iter().find(|(name, _)| name == operation).expect("in the contract").1;
+        let expected = compared(&engine) + 1;
+        let response = stack.graphql(body, stats_operation_variables(operation)).await;
+        assert!(response.body.get("errors").is_none(), "{operation}: {:?}", response.body);
+        eventually("the operation's comparisons", || compared(&engine) >= expected).await;
+        let unseen = &selecting[done + 1..];
+        if unseen.is_empty() {
+            break;
+        }
+        // The watcher retries the refused file: its next reason no longer names `operation`.
+        let seen = format!("contract operation {operation} not yet compared");
+        eventually("a refusal without the operation just seen", || {
+            !engine.live.status().last_rejection.unwrap_or_default().contains(&seen)
+        })
+        .await;
+        let reason = engine.live.status().last_rejection.unwrap_or_default();
+        for operation in unseen {
+            assert!(reason.contains(&format!("contract operation {operation} not yet compared")), "{reason}");
+        }
+        assert_eq!(mode(&engine), Some("shadow"), "still refused: {reason}");
+    }
+
+    // Every contract operation selecting stats has been compared: the same file is accepted.
+    eventually("the flip is accepted", || mode(&engine) == Some("service")).await;
+    let results = engine.executor.recorder().snapshot().keys.get(&key).cloned().unwrap_or_default();
+    assert_eq!(results.counters.mismatched, 0, "{:?}", results.exemplars);
+    for operation in &selecting {
+        assert!(results.operations.get(operation).is_some_and(|c| c.matched > 0), "{operation}: {results:?}");
+    }
+    stack.devstack.calls().reset();
+    stats_of(&stack, OWNER, 5).await;
+    assert_eq!((legacy_calls(&stack), service_calls(&stack)), (0, 1), "the service serves alone");
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_bad_table_at_start_up_stops_the_start_naming_its_line() {
     let table = TableFile::new("bad-start", "[fields.\"Template.stats\"]\nmode = \"legacy\"\nprecent = 3\n");
