@@ -46,9 +46,9 @@ pub(crate) fn load_contract(dir: &std::path::Path) -> ContractView {
             tracing::warn!(
                 contract = %dir.display(),
                 error = %error,
-                "the frontend contract cannot be read: the migration report lists no component, and flips need no contract operation"
+                "the frontend contract cannot be read: the migration report lists no component, and a flip that requires every contract operation is refused"
             );
-            ContractView::default()
+            ContractView { index: ContractIndex::unreadable(), ..ContractView::default() }
         }
     }
 }

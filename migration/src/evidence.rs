@@ -15,12 +15,26 @@ use crate::table::EvidenceRequirement;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ContractIndex {
     operations_by_key: BTreeMap<String, BTreeSet<String>>,
+    /// The contract could not be read: no requirement on contract operations can be met.
+    unreadable: bool,
 }
 
 impl ContractIndex {
     /// An index with no operations.
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// The index of a contract that could not be read. Unlike an empty contract, it satisfies
+    /// no `all_contract_operations` requirement: not knowing which operations select a field is
+    /// not evidence that none do.
+    pub fn unreadable() -> Self {
+        Self { unreadable: true, ..Self::default() }
+    }
+
+    /// Whether the contract behind the index could be read.
+    pub fn is_readable(&self) -> bool {
+        !self.unreadable
     }
 
     /// Records that `operation` selects `key`.
@@ -75,6 +89,9 @@ pub struct KeyEvidence {
     pub secondary_timeouts: u64,
     /// Per operation seen in shadow, and per contract operation (seen or not).
     pub operations: Vec<OperationEvidence>,
+    /// Whether the contract could be read (otherwise `operations` names no contract operation
+    /// for want of knowing them, not because none select the field).
+    pub contract_readable: bool,
 }
 
 fn rate(mismatched: u64, compared: u64) -> Option<f64> {
@@ -111,6 +128,7 @@ impl KeyEvidence {
             secondary_errors: counters.secondary_errors,
             secondary_timeouts: counters.secondary_timeouts,
             operations,
+            contract_readable: contract.is_readable(),
         }
     }
 
@@ -127,6 +145,11 @@ impl KeyEvidence {
                 "mismatch rate {rate:.4} ({} of {}) is above {}",
                 self.mismatched, self.compared, requirement.max_mismatch_rate
             ));
+        }
+        if requirement.all_contract_operations && !self.contract_readable {
+            reasons.push(
+                "the frontend contract could not be read, so no contract operation can be checked".to_owned(),
+            );
         }
         if requirement.all_contract_operations {
             for op in self.operations.iter().filter(|op| op.in_contract) {
@@ -204,5 +227,28 @@ mod tests {
             evidence.shortfalls(&requirement),
             vec!["contract operation AnalyticsDashboard not yet compared"]
         );
+    }
+
+    #[test]
+    fn an_unreadable_contract_meets_no_contract_requirement() {
+        let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
+        let key = catalog.key("Template.stats").unwrap_or_else(|| panic!("declared"));
+        let requirement =
+            EvidenceRequirement { min_compared: 10, max_mismatch_rate: 0.01, all_contract_operations: true };
+        let seen = snapshot(key, &[("TemplateList", 500, 0)]);
+
+        // An empty contract (no operation selects the field) asks for nothing more.
+        let evidence = KeyEvidence::gather(key, &seen, &ContractIndex::empty());
+        assert!(evidence.shortfalls(&requirement).is_empty(), "{:?}", evidence.shortfalls(&requirement));
+
+        // A contract that could not be read is not an empty one.
+        let evidence = KeyEvidence::gather(key, &seen, &ContractIndex::unreadable());
+        assert!(!evidence.contract_readable);
+        assert_eq!(
+            evidence.shortfalls(&requirement),
+            vec!["the frontend contract could not be read, so no contract operation can be checked"]
+        );
+        let lenient = EvidenceRequirement { all_contract_operations: false, ..requirement };
+        assert!(evidence.shortfalls(&lenient).is_empty());
     }
 }
