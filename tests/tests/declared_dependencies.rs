@@ -9,14 +9,15 @@
 //! answered from its cache, or the field was null).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use banyan_devstack::EventKind;
 use banyan_migration::{Backend, Catalog, Dependency, FieldDeclaration, RoutingTable};
 use banyan_schema::{Contract, OperationType, load_sdl_file, operation_usage};
 use banyan_tests::ws::{TRANSPORT_WS, WsClient};
-use banyan_tests::{GraphqlResponse, OWNER, TestStack, contract_operations, template_id, workspace_id};
+use banyan_tests::{
+    GraphqlResponse, OWNER, RoutingTableFile, TestStack, contract_operations, template_id, workspace_id,
+};
 use serde_json::{Value, json};
 
 /// One routing: the backend serving each migrated field, forced by the override header, or, for
@@ -230,35 +231,6 @@ async fn subscribe_until_an_event(stack: &TestStack, routing: &Routing, query: &
     wait_for("the gateway closed its event stream", || stack.devstack.active_event_streams() == 0).await;
 }
 
-/// A routing table file in a scratch directory of its own, removed when dropped.
-struct TableFile {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl TableFile {
-    fn new(text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("banyan-declared-dependencies-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let file = Self { path: dir.join("routing.toml"), dir };
-        file.write(text);
-        file
-    }
-
-    /// Replaces the file whole (write, then rename), so the watcher never reads half of it.
-    fn write(&self, text: &str) {
-        let next = self.dir.join("routing.toml.next");
-        std::fs::write(&next, text).expect("written");
-        std::fs::rename(&next, &self.path).expect("renamed");
-    }
-}
-
-impl Drop for TableFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Polls `done` every 25 ms, at most 400 times, and fails with `what` if it never holds.
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..400 {
@@ -275,7 +247,7 @@ async fn every_call_of_every_contract_operation_is_declared_under_every_routing(
     let catalog = Catalog::banyan().expect("the declarations agree");
     let selected = selected_fields();
     // Starts on the declared defaults; shadow routings rewrite the table.
-    let table = TableFile::new("");
+    let table = RoutingTableFile::new("declared-dependencies", "");
     let table_path = table.path.clone();
     let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), move |config| {
         config.migration.routing_table = Some(table_path);

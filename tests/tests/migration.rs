@@ -3,7 +3,6 @@
 //! per-request override and `extensions.routing`. Which backend served is read from the
 //! devstack's call counters, never from Banyan's own claim.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,46 +11,17 @@ use banyan_devstack::{Backend as DevBackend, DevStackConfig, EventKind, Fault};
 use banyan_migration::calls::{EVENTS_GET_TEMPLATE_STATS, MONOLITH_TEMPLATE_ANALYTICS};
 use banyan_migration::{Backend, Engine, FieldKey};
 use banyan_tests::ws::{TRANSPORT_WS, WsClient};
-use banyan_tests::{OWNER, TestStack, template_id};
+use banyan_tests::{OWNER, RoutingTableFile, TestStack, template_id};
 use serde_json::{Value, json};
 
 const STATS_QUERY: &str = "query Stats($id: ID!) { template(id: $id) { stats { sent delivered opened clicked bounced uniqueOpens } } }";
 
-/// A routing table file in a scratch directory of its own, removed when dropped.
-struct TableFile {
-    dir: PathBuf,
-    path: PathBuf,
-}
-
-impl TableFile {
-    fn new(test: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("banyan-migration-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let file = Self { path: dir.join("routing.toml"), dir };
-        file.write(text);
-        file
-    }
-
-    /// Replaces the file whole (write, then rename), as a ConfigMap update does.
-    fn write(&self, text: &str) {
-        let next = self.dir.join("routing.toml.next");
-        std::fs::write(&next, text).expect("written");
-        std::fs::rename(&next, &self.path).expect("renamed");
-    }
-}
-
-impl Drop for TableFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn stack_with_table(table: &TableFile, devstack: DevStackConfig) -> TestStack {
+async fn stack_with_table(table: &RoutingTableFile, devstack: DevStackConfig) -> TestStack {
     stack_with_table_and(table, devstack, |_| {}).await
 }
 
 async fn stack_with_table_and(
-    table: &TableFile,
+    table: &RoutingTableFile,
     devstack: DevStackConfig,
     configure: impl FnOnce(&mut banyan_gateway::Config),
 ) -> TestStack {
@@ -98,7 +68,7 @@ async fn stats_of(stack: &TestStack, user: u64, template: u64) -> Value {
 
 #[tokio::test]
 async fn rewriting_the_table_flips_a_field_with_no_restart_and_no_failed_request() {
-    let table = TableFile::new("flip", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+    let table = RoutingTableFile::new("flip", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
     let stack = Arc::new(stack_with_table(&table, DevStackConfig::default()).await);
     let addr = stack.gateway.addr();
 
@@ -143,7 +113,7 @@ async fn rewriting_the_table_flips_a_field_with_no_restart_and_no_failed_request
 
 #[tokio::test]
 async fn shadow_with_identical_data_matches_and_a_legacy_side_behind_mismatches_at_the_exact_path() {
-    let table = TableFile::new(
+    let table = RoutingTableFile::new(
         "shadow",
         "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 1.0\n",
     );
@@ -196,7 +166,7 @@ async fn shadow_with_identical_data_matches_and_a_legacy_side_behind_mismatches_
 
 #[tokio::test]
 async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
-    let table = TableFile::new(
+    let table = RoutingTableFile::new(
         "slow-secondary",
         "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n\
          secondary_deadline = \"20s\"\n",
@@ -231,7 +201,8 @@ async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
 
 #[tokio::test]
 async fn a_canary_is_sticky_per_user() {
-    let table = TableFile::new("canary", "[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 20\n");
+    let table =
+        RoutingTableFile::new("canary", "[fields.\"Template.stats\"]\nmode = \"canary\"\npercent = 20\n");
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     let dataset = stack.devstack.dataset().clone();
     let mut on_service = Vec::new();
@@ -291,7 +262,7 @@ async fn a_flip_without_evidence_is_refused_and_with_it_accepted() {
     let shadow = format!(
         "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n{EVIDENCE}"
     );
-    let table = TableFile::new("evidence", &shadow);
+    let table = RoutingTableFile::new("evidence", &shadow);
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     let engine = stack.gateway.engine().clone();
     let key = stats_key(&engine);
@@ -367,7 +338,7 @@ async fn a_flip_waits_for_every_contract_operation_selecting_the_field() {
         "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n{requirement}"
     );
     let flip = format!("[fields.\"Template.stats\"]\nmode = \"service\"\n{requirement}");
-    let table = TableFile::new("contract-evidence", &shadow);
+    let table = RoutingTableFile::new("contract-evidence", &shadow);
     let contract = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend-contract");
     let selecting = contract_operations_selecting(&contract, "Template.stats");
     assert!(selecting.len() >= 2, "several contract operations select stats: {selecting:?}");
@@ -439,7 +410,8 @@ async fn a_flip_waits_for_every_contract_operation_selecting_the_field() {
 
 #[tokio::test]
 async fn a_bad_table_at_start_up_stops_the_start_naming_its_line() {
-    let table = TableFile::new("bad-start", "[fields.\"Template.stats\"]\nmode = \"legacy\"\nprecent = 3\n");
+    let table =
+        RoutingTableFile::new("bad-start", "[fields.\"Template.stats\"]\nmode = \"legacy\"\nprecent = 3\n");
     let mut config = banyan_gateway::Config::default();
     config.server.listen = "127.0.0.1:0".parse().expect("an address");
     config.migration.routing_table = Some(table.path.clone());
@@ -578,7 +550,7 @@ async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload(
 
 #[tokio::test]
 async fn a_websocket_operation_takes_the_table_in_force_when_it_starts_not_the_connections() {
-    let table = TableFile::new("websocket-reload", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+    let table = RoutingTableFile::new("websocket-reload", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     let mut socket =
         websocket(&stack, json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
@@ -626,7 +598,7 @@ async fn every_read_field_is_routed_by_its_declaration() {
             format!("[fields.\"{key}\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 0.0\n")
         })
         .collect();
-    let table = TableFile::new("generic", &shadow_all);
+    let table = RoutingTableFile::new("generic", &shadow_all);
     let stack = stack_with_table_and(&table, DevStackConfig::default(), |config| {
         config.migration.allow_route_override = true;
     })
@@ -837,7 +809,7 @@ async fn every_write_goes_to_the_store_its_routing_names() {
 async fn calibration_learns_a_nondeterministic_path_as_noise() {
     let calibrate = "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.0\n\
         calibration_rate = 1.0\n";
-    let table = TableFile::new("calibration", calibrate);
+    let table = RoutingTableFile::new("calibration", calibrate);
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     stack.devstack.set_aa_noise(true);
     let engine = stack.gateway.engine().clone();
