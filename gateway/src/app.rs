@@ -167,6 +167,7 @@ fn cors_layer(config: &Config) -> CorsLayer {
         .allow_methods([http::Method::GET, http::Method::POST])
         .allow_headers(headers)
         .allow_credentials(true)
+        .max_age(config.cors.max_age)
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

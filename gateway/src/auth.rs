@@ -13,6 +13,7 @@ use banyan_sources::monolith::MonolithClient;
 use banyan_sources::{Caller, Credential, SessionCredential, SourceError};
 use http::{HeaderMap, HeaderName, StatusCode};
 use moka::future::Cache;
+use sha2::{Digest, Sha256};
 
 use crate::config::AuthConfig;
 
@@ -101,11 +102,51 @@ struct SessionNames {
     csrf_header: Option<HeaderName>,
 }
 
+/// A cached credential: the SHA-256 of its kind and secret, so the cache never holds a raw token
+/// or session id.
+type CacheKey = [u8; 32];
+
+/// What the monolith said about a credential. Only its answers are cached, never its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    /// The credential is this user's.
+    Known(UserId),
+    /// The monolith refused the credential (401/403 on `/me/`).
+    Refused,
+}
+
+/// How long each answer is kept: a refusal for less time, so a credential created just after
+/// being refused works soon, while a client retrying a bad token still costs one check.
+struct IdentityExpiry {
+    known: std::time::Duration,
+    refused: std::time::Duration,
+}
+
+impl moka::Expiry<CacheKey, Identity> for IdentityExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        identity: &Identity,
+        _created_at: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        Some(match identity {
+            Identity::Known(_) => self.known,
+            Identity::Refused => self.refused,
+        })
+    }
+}
+
+fn cache_key(credential: &Credential) -> CacheKey {
+    // `identity_key` starts with the kind (`token:`, `session:<cookie>:`), so a token and a session
+    // id with the same text are different keys.
+    Sha256::digest(credential.identity_key().as_bytes()).into()
+}
+
 /// Checks credentials, with a short-lived cache of the answers.
 #[derive(Clone)]
 pub struct Authenticator {
     monolith: MonolithClient,
-    cache: Cache<String, UserId>,
+    cache: Cache<CacheKey, Identity>,
     names: std::sync::Arc<SessionNames>,
 }
 
@@ -116,7 +157,10 @@ impl Authenticator {
             monolith,
             cache: Cache::builder()
                 .max_capacity(config.identity_cache_capacity)
-                .time_to_live(config.identity_cache_ttl)
+                .expire_after(IdentityExpiry {
+                    known: config.identity_cache_ttl,
+                    refused: config.negative_cache_ttl,
+                })
                 .build(),
             names: std::sync::Arc::new(SessionNames {
                 session_cookie: config.session_cookie.clone(),
@@ -182,17 +226,23 @@ impl Authenticator {
 
     /// The caller a credential belongs to.
     async fn caller(&self, credential: Credential, request_id: Option<String>) -> Result<Caller, AuthError> {
-        let user_id = self
+        // A refusal is an answer and is cached; a backend failure is an error, which `try_get_with`
+        // never caches, so the next request asks again.
+        let identity = self
             .cache
-            .try_get_with(credential.identity_key(), async {
-                self.monolith.me(&credential, request_id.as_deref()).await.map(|user| user.id)
+            .try_get_with(cache_key(&credential), async {
+                match self.monolith.me(&credential, request_id.as_deref()).await {
+                    Ok(user) => Ok(Identity::Known(user.id)),
+                    Err(SourceError::Unauthenticated) => Ok(Identity::Refused),
+                    Err(other) => Err(other),
+                }
             })
             .await
-            .map_err(|e: std::sync::Arc<SourceError>| match &*e {
-                SourceError::Unauthenticated => AuthError::InvalidCredential,
-                other => AuthError::Backend(other.clone()),
-            })?;
-        Ok(Caller { credential, user_id, request_id })
+            .map_err(|e: std::sync::Arc<SourceError>| AuthError::Backend((*e).clone()))?;
+        match identity {
+            Identity::Known(user_id) => Ok(Caller { credential, user_id, request_id }),
+            Identity::Refused => Err(AuthError::InvalidCredential),
+        }
     }
 }
 
@@ -261,5 +311,24 @@ mod tests {
             assert!(refusal.message.len() <= 123, "a close reason fits a close frame");
         }
         assert_eq!(AuthError::InvalidCredential.refusal().close_code, CLOSE_FORBIDDEN);
+    }
+
+    #[test]
+    fn cache_keys_are_digests_of_kind_and_secret_not_the_secret() {
+        let secret = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b";
+        let token = Credential::Token(secret.to_owned());
+        let session = Credential::Session(SessionCredential {
+            cookie_name: "sessionid".to_owned(),
+            session_id: secret.to_owned(),
+            csrf_cookie: None,
+            csrf_headers: Vec::new(),
+        });
+        let key: CacheKey = cache_key(&token);
+        // Computed independently: `printf 'token:%s' <secret> | sha256sum`.
+        assert_eq!(hex::encode(key), "1af2a7710ce428da88a9ba08e6f477126c017659462b40568cce20715d27bd22");
+        assert!(!hex::encode(key).contains(secret));
+        assert!(!key.windows(secret.len()).any(|w| w == secret.as_bytes()));
+        // Same secret, other kind: another key.
+        assert_ne!(cache_key(&session), key);
     }
 }

@@ -1,7 +1,7 @@
 //! Who may see what: no token, no data; another workspace's data is invisible; viewers cannot
 //! write; and the caller's identity reaches every backend.
 
-use banyan_devstack::DevStackConfig;
+use banyan_devstack::{Backend, DevStackConfig, Fault};
 use banyan_tests::{GraphqlResponse, OWNER, TestStack, template_id, workspace_id};
 use serde_json::{Value, json};
 
@@ -250,5 +250,35 @@ async fn the_callers_identity_reaches_every_backend() {
         assert_eq!(metadata.get("x-banyan-user-id").map(String::as_str), Some("1"), "{method}");
         assert!(metadata.contains_key("grpc-timeout"), "{method} carries a deadline");
     }
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_is_remembered_for_the_negative_ttl() {
+    let stack = TestStack::start().await;
+    let unknown = [("authorization", "Token 1111111111111111111111111111111111111111".to_owned())];
+    for attempt in 0..2 {
+        let response = post_with(&stack, &unknown, "{ me { id } }", json!({})).await;
+        assert_eq!(response.status, 401, "attempt {attempt}: {:?}", response.body);
+        assert_eq!(response.error_codes(), ["UNAUTHENTICATED"], "attempt {attempt}");
+    }
+    // The second refusal came from the cache (default `auth.negative_cache_ttl`, 5s).
+    assert_eq!(stack.devstack.calls().count("GET /api/v1/me/"), 1);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_identity_check_is_not_cached() {
+    let stack = TestStack::start().await;
+    stack.devstack.faults().set(Backend::Monolith, Fault { refuse_connections: true, ..Fault::default() });
+    let failed = stack.graphql("{ me { id } }", json!({})).await;
+    assert_eq!(failed.status, 503, "{:?}", failed.body);
+    assert_eq!(failed.error_codes(), ["BACKEND_UNAVAILABLE"]);
+    stack.devstack.faults().clear(Backend::Monolith);
+    // The same token works on the next request: the failure was neither cached as a refusal nor
+    // as anything else.
+    let answered = stack.graphql("{ me { id } }", json!({})).await;
+    assert!(answered.body.get("errors").is_none(), "{:?}", answered.body);
+    assert_eq!(answered.data()["me"]["id"], banyan_tests::user_id(OWNER));
     stack.stop().await;
 }

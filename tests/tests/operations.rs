@@ -183,6 +183,8 @@ async fn a_preflight_from_an_allowed_origin_is_allowed_with_credentials() {
     }
     let vary = header(headers, "vary").unwrap_or_default().to_ascii_lowercase();
     assert!(vary.contains("origin"), "caches keep answers per origin: vary = {vary}");
+    // The default `cors.max_age`, 10 minutes, in seconds.
+    assert_eq!(header(headers, "access-control-max-age"), Some("600"));
 
     // The request itself, from that origin, may be read by the page.
     let response = stack
@@ -194,6 +196,20 @@ async fn a_preflight_from_an_allowed_origin_is_allowed_with_credentials() {
         .await
         .expect("an answer");
     assert_eq!(header(response.headers(), "access-control-allow-origin"), Some(ALLOWED));
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_preflight_is_cached_for_the_configured_max_age() {
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.cors.allowed_origins = vec![ALLOWED.to_owned()];
+        config.cors.max_age = std::time::Duration::from_secs(90 * 60);
+    })
+    .await;
+    let response = preflight(&stack, ALLOWED).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(header(response.headers(), "access-control-allow-origin"), Some(ALLOWED));
+    assert_eq!(header(response.headers(), "access-control-max-age"), Some("5400"));
     stack.stop().await;
 }
 

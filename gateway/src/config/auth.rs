@@ -13,6 +13,12 @@ pub struct AuthConfig {
     /// How long a checked credential is trusted before the monolith is asked again. Default `"30s"`.
     #[serde(default = "default_identity_cache_ttl", with = "humantime_serde")]
     pub identity_cache_ttl: Duration,
+    /// How long a credential the monolith refused (401/403) is remembered as refused, so a client
+    /// retrying a bad token does not cost one check per request. Shorter than
+    /// `identity_cache_ttl`, so a new credential works soon. A failing monolith is never cached.
+    /// Default `"5s"`.
+    #[serde(default = "default_negative_cache_ttl", with = "humantime_serde")]
+    pub negative_cache_ttl: Duration,
     /// Most credentials remembered at once. Default `10000`.
     #[serde(default = "default_identity_cache_capacity")]
     pub identity_cache_capacity: u64,
@@ -31,6 +37,9 @@ pub struct AuthConfig {
 
 fn default_identity_cache_ttl() -> Duration {
     Duration::from_secs(30)
+}
+fn default_negative_cache_ttl() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_identity_cache_capacity() -> u64 {
     10_000
@@ -74,6 +83,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             identity_cache_ttl: default_identity_cache_ttl(),
+            negative_cache_ttl: default_negative_cache_ttl(),
             identity_cache_capacity: default_identity_cache_capacity(),
             session_cookie: default_session_cookie(),
             csrf_cookie: default_csrf_cookie(),

@@ -246,6 +246,8 @@ mod tests {
             ("BANYAN_LIMITS__MAX_DEPTH", "7"),
             ("banyan_auth__session_cookie", "sid"),
             ("BANYAN_CORS__ALLOWED_ORIGINS", "[\"https://app.example.com\"]"),
+            ("BANYAN_CORS__MAX_AGE", "1h 30m"),
+            ("BANYAN_AUTH__NEGATIVE_CACHE_TTL", "2s"),
         ];
         let toml = "[server]\nlisten = \"127.0.0.1:4100\"\ngraphiql = false\n[limits]\nmax_depth = 3\n";
         load_with_env(toml, &vars, |loaded| {
@@ -258,6 +260,8 @@ mod tests {
             assert_eq!(config.limits.max_depth, 7);
             assert_eq!(config.auth.session_cookie, "sid");
             assert_eq!(config.cors.allowed_origins, ["https://app.example.com"]);
+            assert_eq!(config.cors.max_age, std::time::Duration::from_secs(5400));
+            assert_eq!(config.auth.negative_cache_ttl, std::time::Duration::from_secs(2));
         });
     }
 
