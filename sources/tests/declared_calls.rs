@@ -4,22 +4,17 @@
 //! through the devstack, then the call log is read.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use banyan_devstack::dataset::OWNER_USER;
-use banyan_devstack::{DevStack, DevStackConfig};
 use banyan_migration::banyan::{DEPENDENCIES, FIELDS};
 use banyan_migration::calls::ALL;
 use banyan_sources::domain::{
     BlockKind, DraftEdit, StatsWindow, TemplateId, TemplatePatch, UserId, WorkspaceId,
 };
-use banyan_sources::drafts::DraftsClient;
-use banyan_sources::events::EventsClient;
-use banyan_sources::monolith::MonolithClient;
-use banyan_sources::{Caller, Credential, GrpcOptions, MonolithOptions};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
+use banyan_sources::{Caller, Credential};
 
 /// Every name declared anywhere: the list of calls, and the calls each field's two sides and
 /// each other resolver list.
@@ -36,16 +31,7 @@ fn declared() -> BTreeSet<&'static str> {
 
 #[tokio::test]
 async fn every_declared_call_is_one_the_devstack_counts() {
-    let stack = DevStack::start(DevStackConfig::default()).await.unwrap();
-    let grpc = |url: String| GrpcOptions { url, timeout: TIMEOUT, connect_timeout: TIMEOUT };
-    let monolith = MonolithClient::new(&MonolithOptions {
-        base_url: stack.monolith_url(),
-        timeout: TIMEOUT,
-        connect_timeout: TIMEOUT,
-    })
-    .unwrap();
-    let events = EventsClient::new(&grpc(stack.events_url())).unwrap();
-    let drafts = DraftsClient::new(&grpc(stack.drafts_url())).unwrap();
+    let support::Clients { stack, monolith, events, drafts } = support::start().await;
     let credential = Credential::Token(stack.dataset().user(OWNER_USER).unwrap().token.clone());
     let me = Caller { credential: credential.clone(), user_id: UserId(OWNER_USER), request_id: None };
     let template = TemplateId(31);

@@ -2,39 +2,16 @@
 //! values and the same errors as the service clients, recounted from the seeded dataset.
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
+mod support;
 
+use banyan_devstack::DevStack;
 use banyan_devstack::dataset::{OWNER_USER, VIEWER_ONLY_USER};
-use banyan_devstack::{DevStack, DevStackConfig};
 use banyan_sources::domain::{BlockKind, Draft, DraftEdit, EventPage, StatsWindow, TemplateId, UserId};
-use banyan_sources::drafts::DraftsClient;
-use banyan_sources::events::EventsClient;
 use banyan_sources::monolith::MonolithClient;
-use banyan_sources::{Caller, Credential, GrpcOptions, MonolithOptions, SessionCredential, SourceError};
+use banyan_sources::{Caller, Credential, MonolithOptions, SessionCredential, SourceError};
+use support::{TIMEOUT, start};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
 const EVENTS_VIEW: &str = "GET /api/v1/templates/{id}/events/";
-
-struct Clients {
-    stack: DevStack,
-    monolith: MonolithClient,
-    events: EventsClient,
-    drafts: DraftsClient,
-}
-
-async fn start() -> Clients {
-    let stack = DevStack::start(DevStackConfig::default()).await.unwrap();
-    let grpc = |url: String| GrpcOptions { url, timeout: TIMEOUT, connect_timeout: TIMEOUT };
-    let monolith = MonolithClient::new(&MonolithOptions {
-        base_url: stack.monolith_url(),
-        timeout: TIMEOUT,
-        connect_timeout: TIMEOUT,
-    })
-    .unwrap();
-    let events = EventsClient::new(&grpc(stack.events_url())).unwrap();
-    let drafts = DraftsClient::new(&grpc(stack.drafts_url())).unwrap();
-    Clients { stack, monolith, events, drafts }
-}
 
 fn caller(stack: &DevStack, user: u64) -> Caller {
     Caller {

@@ -1,0 +1,35 @@
+//! What the sources tests share: a devstack and a client for each of its backends.
+
+use std::time::Duration;
+
+use banyan_devstack::{DevStack, DevStackConfig};
+use banyan_sources::drafts::DraftsClient;
+use banyan_sources::events::EventsClient;
+use banyan_sources::monolith::MonolithClient;
+use banyan_sources::{GrpcOptions, MonolithOptions};
+
+/// Every call's deadline: a bound against a hung test, not a measurement.
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A devstack and the three clients pointed at it.
+pub(crate) struct Clients {
+    pub(crate) stack: DevStack,
+    pub(crate) monolith: MonolithClient,
+    pub(crate) events: EventsClient,
+    pub(crate) drafts: DraftsClient,
+}
+
+/// Starts a devstack with its defaults and builds the clients.
+pub(crate) async fn start() -> Clients {
+    let stack = DevStack::start(DevStackConfig::default()).await.expect("the devstack starts");
+    let grpc = |url: String| GrpcOptions { url, timeout: TIMEOUT, connect_timeout: TIMEOUT };
+    let monolith = MonolithClient::new(&MonolithOptions {
+        base_url: stack.monolith_url(),
+        timeout: TIMEOUT,
+        connect_timeout: TIMEOUT,
+    })
+    .expect("a monolith client");
+    let events = EventsClient::new(&grpc(stack.events_url())).expect("an events client");
+    let drafts = DraftsClient::new(&grpc(stack.drafts_url())).expect("a drafts client");
+    Clients { stack, monolith, events, drafts }
+}
