@@ -92,6 +92,20 @@ impl Ordered {
     }
 }
 
+/// The raw body of a 200 answer to `query` as the owner: key order is read from the bytes.
+async fn raw_body(stack: &TestStack, query: &str) -> Vec<u8> {
+    let response = stack
+        .http()
+        .post(stack.graphql_url())
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.status(), 200);
+    response.bytes().await.expect("a body").to_vec()
+}
+
 #[tokio::test]
 async fn objects_keep_the_order_of_the_selection_set() {
     let stack = TestStack::start().await;
@@ -114,16 +128,7 @@ async fn objects_keep_the_order_of_the_selection_set() {
           members { role user { username id } }
         }
     "#;
-    let response = stack
-        .http()
-        .post(stack.graphql_url())
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.expect("a body");
+    let body = raw_body(&stack, query).await;
     let body: Ordered = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(body.keys(), ["data"], "no errors");
     let data = body.get("data");
@@ -162,16 +167,7 @@ async fn a_failed_field_put_back_as_null_keeps_its_place() {
         r#"{{ template(id: "{}") {{ stats {{ sent }} name recent: recentEvents(first: 1) {{ nodes {{ kind }} }} id }} __typename }}"#,
         template_id(1)
     );
-    let response = stack
-        .http()
-        .post(stack.graphql_url())
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.expect("a body");
+    let body = raw_body(&stack, &query).await;
     let raw: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     assert!(raw["data"]["template"]["stats"].is_null() && raw["data"]["template"]["recent"].is_null());
     let body: Ordered = serde_json::from_slice(&body).expect("JSON");
