@@ -59,8 +59,9 @@ pub(crate) struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
-    /// Headers the refusal carries (`Retry-After`, `Cache-Control`).
-    headers: HeaderMap,
+    /// Headers the refusal carries (`Retry-After`, `Cache-Control`); a list, as a `HeaderMap`
+    /// would make every `Result<_, Refusal>` large.
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Refusal {
@@ -69,7 +70,7 @@ impl Refusal {
     }
 
     fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), headers: HeaderMap::new() }
+        Self { status, code, message: message.into(), headers: Vec::new() }
     }
 
     fn render(self, media: Media) -> Response {
@@ -199,7 +200,7 @@ async fn limit_before_identity(
 /// 429 with `Retry-After` and code `RATE_LIMITED`.
 fn rate_limited(limited: RateLimited) -> Refusal {
     let mut refusal = Refusal::status(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, RateLimited::MESSAGE);
-    refusal.headers.insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs()));
+    refusal.headers.push((header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs())));
     refusal
 }
 
@@ -230,7 +231,7 @@ async fn resolve_persisted(app: &AppState, mut params: GraphqlParams) -> Result<
 fn persisted_refusal(error: PersistedError) -> Refusal {
     let mut refusal = Refusal::status(error.status(), error.code(), error.to_string());
     if let Some(value) = error.cache_control() {
-        refusal.headers.insert(header::CACHE_CONTROL, value);
+        refusal.headers.push((header::CACHE_CONTROL, value));
     }
     refusal
 }

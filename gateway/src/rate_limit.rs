@@ -15,10 +15,11 @@
 //!    refused credential spends from its IP's bucket.
 //!
 //! Over the limit: HTTP 429 with `Retry-After` (whole seconds, at least 1) and a GraphQL error
-//! with code `RATE_LIMITED`. The WebSocket path calls [`RateLimiter::check`] with the
-//! connection's key ([`RateKey::for_caller`]) for every `subscribe` message and, over the
-//! limit, closes with 4429 (graphql-transport-ws's "Too many requests") and the reason
-//! [`RateLimited::MESSAGE`].
+//! with code `RATE_LIMITED`. For WebSocket the hook is [`RateLimiter::check`]: call it with the
+//! connection's key ([`RateKey::for_caller`], the client address from
+//! [`RateLimiter::client_ip`] of the upgrade request) for every `subscribe` message and, over the
+//! limit, close with [`CLOSE_RATE_LIMITED`] (4429, graphql-transport-ws's "Too many requests")
+//! and the reason [`RateLimited::MESSAGE`]. `ws.rs` does not call it yet.
 //!
 //! Why not `governor`: its keyed limiter keeps every key until asked to forget, reports no wait
 //! without spending, and would be one more dependency; a bucket is a few lines, and moka

@@ -92,3 +92,29 @@ impl RateLimitConfig {
         self.trusted_networks().map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (toml, key) in [
+            ("[rate_limit]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "rate_limit.trusted_proxies"),
+            ("[rate_limit]\ntrusted_proxies = [\"proxy.internal\"]\n", "rate_limit.trusted_proxies"),
+            ("[rate_limit]\nrequests_per_second = 0.0\n", "rate_limit.requests_per_second"),
+            ("[rate_limit]\nburst = 0\n", "rate_limit.burst"),
+            ("[persisted]\ntrusted_documents = \"strict\"\n", "trusted_documents"),
+        ] {
+            let error = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(error.contains(key), "{toml}: {error}");
+        }
+        let config = Config::from_toml(
+            "[rate_limit]\nenabled = true\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"::1\"]\n\
+             [persisted]\ntrusted_documents = \"enforce\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.rate_limit.trusted_networks().map(|n| n.len()).ok(), Some(3));
+        assert_eq!(config.persisted.trusted_documents, crate::config::TrustedDocuments::Enforce);
+    }
+}
