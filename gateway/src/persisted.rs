@@ -213,7 +213,7 @@ pub fn check_manifest(config: &PersistedConfig) -> Result<(), ManifestLoadError>
     match (load_manifest(config), config.trusted_documents) {
         (Ok(_), _) | (Err(_), TrustedDocuments::Off) => Ok(()),
         (Err(error), TrustedDocuments::LogUnknown) => {
-            tracing::warn!(%error, "no trusted documents: every operation will be logged as unknown");
+            tracing::warn!(%error, "no trusted documents: operations outside them are not logged");
             Ok(())
         }
         (Err(error), TrustedDocuments::Enforce) => Err(error),
@@ -222,18 +222,20 @@ pub fn check_manifest(config: &PersistedConfig) -> Result<(), ManifestLoadError>
 
 impl PersistedOperations {
     /// The rules of `config`, with the manifest read from its file. Start-up checks the file
-    /// first (`server::start`); should it fail here anyway, `enforce` fails closed (no operation
-    /// is trusted) and the other levels go on without trusted documents, with an error logged.
+    /// first ([`check_manifest`]); without one, `enforce` fails closed (no operation is trusted)
+    /// and `log_unknown` logs nothing, as every operation would be "unknown".
     pub(crate) fn new(config: &PersistedConfig) -> Self {
+        let mut trusted_documents = config.trusted_documents;
         let manifest = match load_manifest(config) {
             Ok(manifest) => manifest,
-            // Start-up has said so already, for `log_unknown` with a warning.
-            Err(error) if config.trusted_documents != TrustedDocuments::Enforce => {
-                tracing::debug!(%error, "no persisted-operations manifest; no operation is trusted");
+            Err(error) if trusted_documents == TrustedDocuments::Enforce => {
+                tracing::error!(%error, "no persisted-operations manifest: every operation is refused");
                 HashMap::new()
             }
+            // Start-up has said so already, for `log_unknown` with a warning.
             Err(error) => {
-                tracing::error!(%error, "no persisted-operations manifest: every operation is refused");
+                tracing::debug!(%error, "no persisted-operations manifest; trusted documents are off");
+                trusted_documents = TrustedDocuments::Off;
                 HashMap::new()
             }
         };
@@ -247,7 +249,7 @@ impl PersistedOperations {
                 .build()
         });
         Self {
-            trusted_documents: config.trusted_documents,
+            trusted_documents,
             manifest,
             apq,
             get_max_age: i32::try_from(config.get_max_age.as_secs()).unwrap_or(i32::MAX),
@@ -434,7 +436,27 @@ mod tests {
         config.manifest = std::path::PathBuf::from("/nonexistent");
         let mut operations = PersistedOperations::new(&config);
         operations.manifest = manifest.iter().map(|body| (sha256_hex(body), Arc::from(*body))).collect();
+        // `new` turns `log_unknown` off without a manifest file; these tests give it one.
+        operations.trusted_documents = level;
         operations
+    }
+
+    #[tokio::test]
+    async fn without_a_manifest_enforce_refuses_everything_and_log_unknown_is_off() {
+        let config = |level| PersistedConfig {
+            trusted_documents: level,
+            manifest: std::path::PathBuf::from("/nonexistent/persisted-operations.json"),
+            ..PersistedConfig::default()
+        };
+        let enforce = PersistedOperations::new(&config(TrustedDocuments::Enforce));
+        assert_eq!(
+            enforce.resolve("{ __typename }", None, None).await.err(),
+            Some(PersistedError::NotInSafelist)
+        );
+        assert!(check_manifest(&config(TrustedDocuments::Enforce)).is_err(), "start-up refuses");
+        let log_unknown = PersistedOperations::new(&config(TrustedDocuments::LogUnknown));
+        assert_eq!(log_unknown.trusted_documents, TrustedDocuments::Off);
+        assert!(check_manifest(&config(TrustedDocuments::LogUnknown)).is_ok(), "a warning only");
     }
 
     fn by_hash(hash: &str) -> Option<PersistedQuery> {
