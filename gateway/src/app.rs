@@ -25,6 +25,8 @@ use crate::graphql_http;
 use crate::limits::LimitsExtension;
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
+use crate::persisted::{PersistedExtension, PersistedOperations};
+use crate::rate_limit::RateLimiter;
 use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
@@ -52,6 +54,10 @@ pub(crate) struct AppState {
     pub(crate) contract: Arc<ContractView>,
     /// Who may read `/admin/*`.
     pub(crate) admin_access: AdminAccess,
+    /// The persisted-operation rules: APQ store and trusted documents.
+    pub(crate) persisted: Arc<PersistedOperations>,
+    /// A token bucket per caller (admits everything unless `rate_limit.enabled`).
+    pub(crate) rate_limit: RateLimiter,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -73,12 +79,21 @@ impl AppState {
         graphiql: &GraphiqlDefaults,
     ) -> Self {
         let limits = config.limits;
+        let persisted = Arc::new(PersistedOperations::new(&config.persisted));
+        let operations = persisted.clone();
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             engine.clone(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
-            // The limits first: the order extension reads the document they parsed and bounded.
-            |builder| builder.extension(LimitsExtension { limits }).extension(SelectionOrder),
+            // Persisted operations first: they fill in a document sent by id, which the limits
+            // then bound. The limits before the order extension, which reads the document they
+            // parsed and bounded.
+            |builder| {
+                builder
+                    .extension(PersistedExtension { operations })
+                    .extension(LimitsExtension { limits })
+                    .extension(SelectionOrder)
+            },
         );
         let routing_policy = RoutingPolicy {
             expose_on_request: config.migration.expose_routing,
@@ -100,6 +115,8 @@ impl AppState {
             routing_policy,
             contract,
             admin_access: config.admin.access(),
+            persisted,
+            rate_limit: RateLimiter::new(&config.rate_limit),
         }
     }
 }

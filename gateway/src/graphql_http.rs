@@ -3,16 +3,18 @@
 //! `application/json` responses with their status codes. GraphiQL and WebSocket upgrades share
 //! the GET route and are handed off here.
 //!
-//! One request reads top to bottom: negotiate the response type, read the parameters,
-//! identify the caller, execute, render.
+//! One request reads top to bottom: negotiate the response type, the caller's rate limit by
+//! address, read the parameters, resolve a persisted operation (APQ, trusted documents), identify
+//! the caller (and its rate limit by user), execute, render.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Name, Variables};
 use async_graphql_axum::GraphQLProtocol;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
 use banyan_sources::Caller;
@@ -23,6 +25,8 @@ use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::config::LimitsConfig;
 use crate::migration;
+use crate::persisted::{self, PersistedError, PersistedQuery, Resolved};
+use crate::rate_limit::{RATE_LIMITED, RateLimited};
 
 /// `application/graphql-response+json`, the spec's own response type.
 pub(crate) const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json; charset=utf-8";
@@ -55,6 +59,9 @@ pub(crate) struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Headers the refusal carries (`Retry-After`, `Cache-Control`); a list, as a `HeaderMap`
+    /// would make every `Result<_, Refusal>` large.
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl Refusal {
@@ -63,13 +70,14 @@ impl Refusal {
     }
 
     fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), headers: Vec::new() }
     }
 
     fn render(self, media: Media) -> Response {
         let status = self.status;
         let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": self.code } }] });
         let mut response = json_response(status, media, &body);
+        response.headers_mut().extend(self.headers);
         match status {
             StatusCode::UNAUTHORIZED => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
@@ -90,18 +98,27 @@ pub(crate) struct GraphqlParams {
     operation_name: Option<String>,
     variables: Map<String, Value>,
     extensions: Map<String, Value>,
+    /// The GraphQL-over-HTTP persisted-documents proposal's `documentId`.
+    document_id: Option<String>,
+    /// What the persisted-operation rules decided (set by [`resolve_persisted`]).
+    resolved: Option<Resolved>,
 }
 
 /// `POST /graphql`.
 pub(crate) async fn post(
     State(app): State<AppState>,
     headers: HeaderMap,
+    extensions: http::Extensions,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let media = match negotiate(&headers) {
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
+    let client_ip = app.rate_limit.client_ip(peer(&extensions), &headers);
+    if let Err(refusal) = limit_before_identity(&app, &headers, client_ip).await {
+        return refusal.render(media);
+    }
     let params = match check_content_type(&headers)
         .and_then(|()| read_body(body))
         .and_then(|b| params_from_body(&b))
@@ -109,7 +126,11 @@ pub(crate) async fn post(
         Ok(params) => params,
         Err(refusal) => return refusal.render(media),
     };
-    execute(&app, media, &headers, params).await
+    let params = match resolve_persisted(&app, params).await {
+        Ok(params) => params,
+        Err(refusal) => return refusal.render(media),
+    };
+    execute(&app, media, &headers, client_ip, params, false).await
 }
 
 /// `GET /graphql`: a WebSocket upgrade, GraphiQL for a browser, or a query in the URL.
@@ -139,18 +160,95 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
-    let params = match params_from_url(raw_query).and_then(|params| only_queries(params, &app.limits)) {
+    let client_ip = app.rate_limit.client_ip(peer(&parts.extensions), &parts.headers);
+    if let Err(refusal) = limit_before_identity(&app, &parts.headers, client_ip).await {
+        return refusal.render(media);
+    }
+    let params = match params_from_url(raw_query) {
         Ok(params) => params,
         Err(refusal) => return refusal.render(media),
     };
-    execute(&app, media, &parts.headers, params).await
+    // Resolved first, so a query sent by id is checked for its operation type too.
+    let params =
+        match resolve_persisted(&app, params).await.and_then(|params| only_queries(params, &app.limits)) {
+            Ok(params) => params,
+            Err(refusal) => return refusal.render(media),
+        };
+    // A query sent by id over GET may be cached by a CDN, as `persisted.get_max_age` says.
+    let cacheable = params.resolved.as_ref().is_some_and(|resolved| resolved.by_id);
+    execute(&app, media, &parts.headers, client_ip, params, cacheable).await
 }
 
-async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: GraphqlParams) -> Response {
-    let caller = match identify(app, headers).await {
+/// The peer's address, when the server was started with connect info.
+fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr)
+}
+
+/// The rate limit by address, before anything costs more (`crate::rate_limit`, step 1).
+async fn limit_before_identity(
+    app: &AppState,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+) -> Result<(), Refusal> {
+    if !app.rate_limit.is_enabled() {
+        return Ok(());
+    }
+    let has_credential = !matches!(app.auth.credential(headers), Ok(None));
+    app.rate_limit.before_identity(client_ip, has_credential).await.map_err(rate_limited)
+}
+
+/// 429 with `Retry-After` and code `RATE_LIMITED`.
+fn rate_limited(limited: RateLimited) -> Refusal {
+    let mut refusal = Refusal::status(StatusCode::TOO_MANY_REQUESTS, RATE_LIMITED, RateLimited::MESSAGE);
+    refusal.headers.push((header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs())));
+    refusal
+}
+
+/// The persisted-operation rules (`crate::persisted`), before the caller is identified, so a
+/// refused document costs no backend call. The query sent by id is filled in.
+async fn resolve_persisted(app: &AppState, mut params: GraphqlParams) -> Result<GraphqlParams, Refusal> {
+    let extension = params.extensions.remove(persisted::EXTENSION_KEY).filter(|value| !value.is_null());
+    let reference = match (extension, params.document_id.take()) {
+        (None, None) => None,
+        (Some(value), None) => Some(PersistedQuery::from_json(&value)),
+        (None, Some(id)) => Some(Ok(PersistedQuery::from_document_id(&id))),
+        (Some(_), Some(_)) => Some(Err(PersistedError::Malformed)),
+    }
+    .transpose()
+    .map_err(persisted_refusal)?;
+    let resolved = app
+        .persisted
+        .resolve(&params.query, params.operation_name.as_deref(), reference)
+        .await
+        .map_err(persisted_refusal)?;
+    if let Some(text) = &resolved.query {
+        params.query = text.to_string();
+    }
+    params.resolved = Some(resolved);
+    Ok(params)
+}
+
+fn persisted_refusal(error: PersistedError) -> Refusal {
+    let mut refusal = Refusal::status(error.status(), error.code(), error.to_string());
+    if let Some(value) = error.cache_control() {
+        refusal.headers.push((header::CACHE_CONTROL, value));
+    }
+    refusal
+}
+
+async fn execute(
+    app: &AppState,
+    media: Media,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    params: GraphqlParams,
+    cacheable: bool,
+) -> Response {
+    let caller = match identify(app, headers, client_ip).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.render(media),
     };
+    let signed_in = caller.is_some();
     let mut request = async_graphql::Request::new(params.query)
         .variables(Variables::from_json(Value::Object(params.variables)));
     if let Some(name) = params.operation_name {
@@ -163,6 +261,10 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
             .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
             .collect::<HashMap<_, _>>(),
     );
+    if let Some(resolved) = params.resolved {
+        // The extension then neither resolves nor logs this request again.
+        request = request.data(resolved);
+    }
     let mut served = None;
     if let Some(caller) = caller {
         let (scope, log) = match request_scope(app, headers, caller) {
@@ -176,14 +278,22 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
     if let Some(log) = served.filter(|log| !log.is_empty()) {
         response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
     }
-    render(media, response)
+    let cache_control = cacheable.then(|| app.persisted.get_cache_control(&response, signed_in)).flatten();
+    let mut http_response = render(media, response);
+    if let Some(value) = cache_control {
+        http_response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    http_response
 }
 
 /// The caller; `None` for an anonymous request (which may still ask for `__typename` and
-/// introspection; data fields answer `UNAUTHENTICATED`).
-async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, Refusal> {
+/// introspection; data fields answer `UNAUTHENTICATED`). Then the caller's rate limit
+/// (`crate::rate_limit`, step 2).
+async fn identify(app: &AppState, headers: &HeaderMap, client_ip: IpAddr) -> Result<Option<Caller>, Refusal> {
     let credential = app.auth.credential(headers);
-    app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)
+    let identity = app.auth.identify(credential, crate::auth::request_id(headers)).await;
+    app.rate_limit.after_identity(client_ip, &identity).await.map_err(rate_limited)?;
+    identity.map_err(auth_refusal)
 }
 
 /// The request's scope: its loaders, and the routing of its migrated fields from one snapshot
@@ -350,11 +460,14 @@ fn params_from_body(body: &[u8]) -> Result<GraphqlParams, Refusal> {
         return Err(Refusal::malformed("the body must be a JSON object"));
     };
     let query = match object.remove("query") {
-        Some(Value::String(query)) => query,
-        None | Some(Value::Null) => {
-            return Err(Refusal::malformed("the `query` parameter is missing"));
-        }
+        Some(Value::String(query)) => Some(query),
+        None | Some(Value::Null) => None,
         Some(_) => return Err(Refusal::malformed("the `query` parameter must be a string")),
+    };
+    let document_id = match object.remove("documentId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => return Err(Refusal::malformed("the `documentId` parameter must be a string")),
     };
     let operation_name = match object.remove("operationName") {
         None | Some(Value::Null) => None,
@@ -363,12 +476,30 @@ fn params_from_body(body: &[u8]) -> Result<GraphqlParams, Refusal> {
             return Err(Refusal::malformed("the `operationName` parameter must be a string"));
         }
     };
+    let extensions = map_param(object.remove("extensions"), "extensions")?;
     Ok(GraphqlParams {
-        query,
+        query: query_or_reference(query, &extensions, document_id.as_deref())?,
         operation_name,
         variables: map_param(object.remove("variables"), "variables")?,
-        extensions: map_param(object.remove("extensions"), "extensions")?,
+        extensions,
+        document_id,
+        resolved: None,
     })
+}
+
+/// The `query` parameter; it may be left out only when a persisted operation is named instead.
+fn query_or_reference(
+    query: Option<String>,
+    extensions: &Map<String, Value>,
+    document_id: Option<&str>,
+) -> Result<String, Refusal> {
+    let names_persisted = document_id.is_some()
+        || extensions.get(persisted::EXTENSION_KEY).is_some_and(|value| !value.is_null());
+    match query {
+        Some(query) => Ok(query),
+        None if names_persisted => Ok(String::new()),
+        None => Err(Refusal::malformed("the `query` parameter is missing")),
+    }
 }
 
 fn map_param(value: Option<Value>, name: &str) -> Result<Map<String, Value>, Refusal> {
@@ -388,6 +519,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
         match key.as_str() {
             "query" => query = Some(value),
             "operationName" => params.operation_name = Some(value).filter(|v| !v.is_empty()),
+            "documentId" => params.document_id = Some(value),
             "variables" | "extensions" => {
                 let parsed = serde_json::from_str(&value)
                     .map_err(|e| Refusal::malformed(format!("`{key}` is not valid JSON: {e}")))?;
@@ -401,7 +533,7 @@ fn params_from_url(raw_query: &str) -> Result<GraphqlParams, Refusal> {
             _ => {}
         }
     }
-    params.query = query.ok_or_else(|| Refusal::malformed("the `query` parameter is missing"))?;
+    params.query = query_or_reference(query, &params.extensions, params.document_id.as_deref())?;
     Ok(params)
 }
 
@@ -415,6 +547,10 @@ fn only_queries(params: GraphqlParams, limits: &LimitsConfig) -> Result<GraphqlP
     let operation_type = match (&document.operations, &params.operation_name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(&Name::new(name)).map(|op| op.node.ty),
+        // A named operation alone in its document runs without `operationName`.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
         (DocumentOperations::Multiple(_), None) => None,
     };
     match operation_type {

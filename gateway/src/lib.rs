@@ -1,6 +1,7 @@
 //! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
 //! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
-//! limits, the migration engine's start-up and request routing ([`migration`]), and starting
+//! limits, persisted operations ([`persisted`]) and rate limiting ([`rate_limit`]), the
+//! migration engine's start-up and request routing ([`migration`]), and starting
 //! and stopping it ([`server`]); the migration admin page (`admin`); plus the schema-contract
 //! commands ([`contract_cli`]) and the migration commands ([`migration_cli`], reading the
 //! contract through [`migration_contract`]). The `banyan` binary (src/main.rs) is the CLI on top.
@@ -15,6 +16,8 @@ mod limits;
 pub mod migration;
 pub mod migration_cli;
 pub mod migration_contract;
+pub mod persisted;
+pub mod rate_limit;
 mod response_order;
 pub mod server;
 mod ws;

@@ -29,6 +29,10 @@ pub enum StartError {
     /// The migration engine could not start (a bad routing table names its file:line).
     #[error("starting the migration engine: {0}")]
     Migration(#[from] crate::migration::MigrationStartError),
+    /// `persisted.trusted_documents` is `enforce` and the manifest cannot be read: every
+    /// operation would be refused.
+    #[error("{0}")]
+    Manifest(#[from] crate::persisted::ManifestLoadError),
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -56,6 +60,7 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let sources = Sources::new(&config.backends.sources_options())?;
+        crate::persisted::check_manifest(&config.persisted)?;
         let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
         let migration = crate::migration::start(&config.migration, &contract.index)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
@@ -68,7 +73,8 @@ impl RunningGateway {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            // With the peer's address, which rate limiting keys anonymous callers by.
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })

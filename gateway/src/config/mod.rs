@@ -9,6 +9,8 @@ mod backends;
 mod cors;
 mod limits;
 mod migration;
+mod persisted;
+mod rate_limit;
 mod server;
 
 use std::path::Path;
@@ -24,6 +26,8 @@ pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use migration::MigrationConfig;
+pub use persisted::{PersistedConfig, TrustedDocuments};
+pub use rate_limit::RateLimitConfig;
 pub use server::{LogFormat, ServerConfig};
 
 /// What every configuration variable's name starts with.
@@ -70,6 +74,12 @@ pub struct Config {
     /// `[admin]`: who may read `/admin/migration`.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[persisted]`: automatic persisted queries and trusted documents.
+    #[serde(default)]
+    pub persisted: PersistedConfig,
+    /// `[rate_limit]`: a token bucket per caller.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Config {
@@ -106,6 +116,8 @@ impl Config {
         self.auth.validate()?;
         self.migration.validate()?;
         self.admin.validate()?;
+        self.persisted.validate()?;
+        self.rate_limit.validate()?;
         Ok(())
     }
 }
