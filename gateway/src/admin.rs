@@ -117,7 +117,7 @@ fn denial(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 /// Compares without stopping at the first differing byte, so response times do not tell how
 /// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -15,13 +15,16 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
-use banyan_sources::Caller;
+use banyan_sources::{Caller, Credential};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::config::LimitsConfig;
+use crate::csrf::CSRF_PREVENTED;
+use crate::error_masking::RequestId;
+use crate::introspection::admin_grant;
 use crate::migration;
 
 /// `application/graphql-response+json`, the spec's own response type.
@@ -49,12 +52,15 @@ impl Media {
 
 /// An HTTP request refused before GraphQL sees it: malformed (400 whatever the media type, as
 /// the spec asks for bodies that are not JSON or parameters of the wrong shape), or refused by a
-/// rule of HTTP (401, 405, 406, 413, 415), or by a failed identity check (502, 503, 504).
+/// rule of HTTP (401, 403 for the CSRF rule, 405, 406, 413, 415), or by a failed identity check
+/// (502, 503, 504).
 #[derive(Debug)]
 pub(crate) struct Refusal {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Set where the refusal stands for a failure the client may report (a backend down).
+    request_id: Option<String>,
 }
 
 impl Refusal {
@@ -63,12 +69,20 @@ impl Refusal {
     }
 
     fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), request_id: None }
+    }
+
+    fn with_request_id(self, headers: &HeaderMap) -> Self {
+        Self { request_id: crate::auth::request_id(headers), ..self }
     }
 
     fn render(self, media: Media) -> Response {
         let status = self.status;
-        let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": self.code } }] });
+        let mut extensions = json!({ "code": self.code });
+        if let Some(id) = self.request_id {
+            extensions["requestId"] = id.into();
+        }
+        let body = json!({ "errors": [{ "message": self.message, "extensions": extensions }] });
         let mut response = json_response(status, media, &body);
         match status {
             StatusCode::UNAUTHORIZED => {
@@ -102,7 +116,8 @@ pub(crate) async fn post(
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
-    let params = match check_content_type(&headers)
+    let params = match check_csrf(&app, &headers)
+        .and_then(|()| check_content_type(&headers))
         .and_then(|()| read_body(body))
         .and_then(|b| params_from_body(&b))
     {
@@ -139,7 +154,10 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
-    let params = match params_from_url(raw_query).and_then(|params| only_queries(params, &app.limits)) {
+    let params = match check_csrf(&app, &parts.headers)
+        .and_then(|()| params_from_url(raw_query))
+        .and_then(|params| only_queries(params, &app.limits))
+    {
         Ok(params) => params,
         Err(refusal) => return refusal.render(media),
     };
@@ -149,10 +167,16 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
 async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: GraphqlParams) -> Response {
     let caller = match identify(app, headers).await {
         Ok(caller) => caller,
-        Err(refusal) => return refusal.render(media),
+        Err(refusal) => return refusal.with_request_id(headers).render(media),
     };
     let mut request = async_graphql::Request::new(params.query)
         .variables(Variables::from_json(Value::Object(params.variables)));
+    if let Some(id) = crate::auth::request_id(headers) {
+        request = request.data(RequestId(id));
+    }
+    if let Some(grant) = admin_grant(headers, &app.admin_access) {
+        request = request.data(grant);
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -177,6 +201,17 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
         response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
     }
     render(media, response)
+}
+
+/// The CSRF rule (see `csrf`), before the caller is identified, so a forged request costs no
+/// backend call.
+fn check_csrf(app: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let rides_session = matches!(app.auth.credential(headers), Ok(Some(Credential::Session(_))));
+    if app.csrf.allows(headers, rides_session) {
+        return Ok(());
+    }
+    tracing::debug!(request_id = crate::auth::request_id(headers).as_deref().unwrap_or("-"), "CSRF rule refused a request");
+    Err(Refusal::status(StatusCode::FORBIDDEN, CSRF_PREVENTED, app.csrf.message()))
 }
 
 /// The caller; `None` for an anonymous request (which may still ask for `__typename` and
