@@ -20,12 +20,12 @@ use tower_http::trace::TraceLayer;
 use crate::admin;
 use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
-use crate::edge::{self, InFlight};
 use crate::config::{AdminAccess, Config};
 use crate::csrf::CsrfRule;
+use crate::edge::{self, InFlight};
 use crate::error_masking::ErrorMasking;
-use crate::introspection::IntrospectionPolicy;
 use crate::graphql_http;
+use crate::introspection::IntrospectionPolicy;
 use crate::limits::LimitsExtension;
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
@@ -146,10 +146,8 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
             InFlight::new(config.server.max_in_flight_requests),
             edge::limit_in_flight,
         ));
-    let routes = guarded
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state);
+    let routes =
+        guarded.route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(state);
     with_layers(routes, config)
 }
 
@@ -187,7 +185,9 @@ fn cors_layer(config: &Config) -> CorsLayer {
         HeaderName::from_static(crate::migration::SHOW_ROUTING_HEADER),
     ];
     // The headers that satisfy the CSRF rule must pass the preflight they force.
-    headers.extend(config.csrf.required_headers.iter().filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()));
+    headers.extend(
+        config.csrf.required_headers.iter().filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+    );
     // A browser signed in with a Django session sends its CSRF header, for the monolith.
     headers.extend(HeaderName::from_bytes(config.auth.csrf_header.as_bytes()).ok());
     CorsLayer::new()

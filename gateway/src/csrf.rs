@@ -17,7 +17,8 @@ pub(crate) const CSRF_PREVENTED: &str = "CSRF_PREVENTED";
 
 /// Content types a browser sends cross-site without a preflight (the Fetch standard's
 /// CORS-safelisted request header values for `Content-Type`).
-const SIMPLE_CONTENT_TYPES: [&str; 3] = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"];
+const SIMPLE_CONTENT_TYPES: [&str; 3] =
+    ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"];
 
 /// The configured rule.
 #[derive(Debug, Clone)]
@@ -33,7 +34,8 @@ impl CsrfRule {
     pub(crate) fn new(config: &Config) -> Self {
         let names = config.csrf.required_headers.iter().chain(std::iter::once(&config.auth.csrf_header));
         // Names were validated with the configuration.
-        let preflight_headers = names.filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()).collect();
+        let preflight_headers =
+            names.filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()).collect();
         Self { enabled: config.csrf.enabled, preflight_headers }
     }
 

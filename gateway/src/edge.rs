@@ -106,7 +106,11 @@ struct CountedStream {
 }
 
 impl AsyncRead for CountedStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
@@ -149,10 +153,17 @@ impl InFlight {
 }
 
 /// Runs the request if fewer than the cap are in flight; else 503 `SERVER_BUSY` at once.
-pub(crate) async fn limit_in_flight(State(in_flight): State<InFlight>, request: Request, next: Next) -> Response {
+pub(crate) async fn limit_in_flight(
+    State(in_flight): State<InFlight>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Ok(_permit) = in_flight.0.clone().try_acquire_owned() else {
         let id = request_id(request.headers());
-        tracing::warn!(request_id = id.as_deref().unwrap_or("-"), "refusing a request: server.max_in_flight_requests reached");
+        tracing::warn!(
+            request_id = id.as_deref().unwrap_or("-"),
+            "refusing a request: server.max_in_flight_requests reached"
+        );
         let mut response = error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             SERVER_BUSY,
@@ -221,9 +232,7 @@ mod tests {
     /// way to reach the panic path, and only in this test build.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_handler_is_a_coded_500_with_the_request_id_and_the_server_lives() {
-        let routes = Router::new()
-            .route("/panic", get(panics))
-            .route("/healthz", get(|| async { "ok" }));
+        let routes = Router::new().route("/panic", get(panics)).route("/healthz", get(|| async { "ok" }));
         let router = crate::app::with_layers(routes, &Config::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
@@ -233,8 +242,11 @@ mod tests {
             tokio::task::spawn_blocking(move || {
                 let mut socket = std::net::TcpStream::connect(addr).expect("connects");
                 socket.set_read_timeout(Some(Duration::from_secs(30))).expect("a read timeout");
-                write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\nx-request-id: panic-1\r\nConnection: close\r\n\r\n")
-                    .expect("sent");
+                write!(
+                    socket,
+                    "GET {path} HTTP/1.1\r\nHost: x\r\nx-request-id: panic-1\r\nConnection: close\r\n\r\n"
+                )
+                .expect("sent");
                 let mut response = String::new();
                 socket.read_to_string(&mut response).expect("an answer, not a dropped connection");
                 response

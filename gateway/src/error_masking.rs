@@ -58,9 +58,9 @@ impl Extension for Masker {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         // The transport's id, else the caller's (a WebSocket operation of a signed-in caller).
-        let id = data::<RequestId>(&request, ctx)
-            .map(|id| id.0.clone())
-            .or_else(|| data::<RequestScope>(&request, ctx).and_then(|scope| scope.caller.request_id.clone()));
+        let id = data::<RequestId>(&request, ctx).map(|id| id.0.clone()).or_else(|| {
+            data::<RequestScope>(&request, ctx).and_then(|scope| scope.caller.request_id.clone())
+        });
         *self.request_id.lock().unwrap_or_else(PoisonError::into_inner) = id;
         next.run(ctx, request).await
     }
@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn uncoded_field_errors_are_masked_and_every_error_carries_the_id() {
-        let mut leaky = ServerError::new("error sending request for url (http://10.1.2.3:8000/x)", Some(Pos::default()));
+        let mut leaky =
+            ServerError::new("error sending request for url (http://10.1.2.3:8000/x)", Some(Pos::default()));
         leaky.path = vec![PathSegment::Field("me".to_owned())];
         let mut coded = ServerError::new("follow 1 to 100 templates", None);
         coded.path = vec![PathSegment::Field("t".to_owned())];

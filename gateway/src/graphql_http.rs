@@ -210,7 +210,10 @@ fn check_csrf(app: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
     if app.csrf.allows(headers, rides_session) {
         return Ok(());
     }
-    tracing::debug!(request_id = crate::auth::request_id(headers).as_deref().unwrap_or("-"), "CSRF rule refused a request");
+    tracing::debug!(
+        request_id = crate::auth::request_id(headers).as_deref().unwrap_or("-"),
+        "CSRF rule refused a request"
+    );
     Err(Refusal::status(StatusCode::FORBIDDEN, CSRF_PREVENTED, app.csrf.message()))
 }
 
