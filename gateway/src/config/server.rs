@@ -46,9 +46,11 @@ pub struct ServerConfig {
     /// How long a shutdown waits for requests in flight. Default `"10s"`.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// How long a client has to send a request's headers, from the first byte (or from the end
-    /// of the previous request on a kept-alive connection); a slower client is disconnected, so
-    /// slow-header clients cannot hold connections open. Default `"10s"`.
+    /// How long a client has to send a request's headers, counted from when the server starts
+    /// waiting for them (on a kept-alive connection, from the end of the previous response); a
+    /// slower client is disconnected, so slow-header clients cannot hold connections open. It
+    /// also bounds how long a kept-alive HTTP/1 connection may sit idle: behind a load balancer
+    /// that reuses connections, keep it above the balancer's idle timeout. Default `"30s"`.
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Most connections open at once (WebSockets included); a connection beyond it is closed as
@@ -97,7 +99,7 @@ fn default_shutdown_delay() -> Duration {
     Duration::ZERO
 }
 fn default_header_read_timeout() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(30)
 }
 fn default_max_connections() -> usize {
     10_000
