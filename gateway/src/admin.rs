@@ -74,7 +74,7 @@ async fn migration(State(state): State<AppState>, headers: HeaderMap) -> Respons
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html { page() } else { json(&state) }
+    if wants_html { page() } else { json(&state, &headers) }
 }
 
 /// `GET /admin/migration.json`: always the JSON.
@@ -82,7 +82,7 @@ async fn migration_json(State(state): State<AppState>, headers: HeaderMap) -> Re
     if let Some(denied) = denial(&state, &headers) {
         return denied;
     }
-    json(&state)
+    json(&state, &headers)
 }
 
 /// The response refusing the request, or `None` when it may read the admin routes.
@@ -117,7 +117,7 @@ fn denial(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 /// Compares without stopping at the first differing byte, so response times do not tell how
 /// much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -139,9 +139,24 @@ fn page() -> Response {
     response
 }
 
-fn json(state: &AppState) -> Response {
+/// The status as JSON. Serialized here rather than by `axum::Json`, whose failure answers the
+/// serializer's own message as plain text: a failure is logged and answered with a code and the
+/// request id only.
+fn json(state: &AppState, headers: &HeaderMap) -> Response {
     let status = MigrationStatus::gather(&state.engine, &state.contract);
-    let mut response = axum::Json(status).into_response();
+    let mut response = match serde_json::to_vec(&status) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(error) => {
+            let request_id = crate::auth::request_id(headers);
+            tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), %error, "serializing the migration status");
+            let body = serde_json::json!({
+                "error": "internal_error",
+                "message": crate::error_masking::INTERNAL_MESSAGE,
+                "requestId": request_id,
+            });
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
+    };
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

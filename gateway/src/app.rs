@@ -21,7 +21,11 @@ use crate::admin;
 use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
 use crate::config::{AdminAccess, Config};
+use crate::csrf::CsrfRule;
+use crate::edge::{self, InFlight};
+use crate::error_masking::ErrorMasking;
 use crate::graphql_http;
+use crate::introspection::IntrospectionPolicy;
 use crate::limits::LimitsExtension;
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
@@ -52,12 +56,14 @@ pub(crate) struct AppState {
     pub(crate) routing_policy: RoutingPolicy,
     /// What the frontend contract selects, for the migration report.
     pub(crate) contract: Arc<ContractView>,
-    /// Who may read `/admin/*`.
+    /// Who may read `/admin/*` (and, with its token, introspect).
     pub(crate) admin_access: AdminAccess,
     /// The persisted-operation rules: APQ store and trusted documents.
     pub(crate) persisted: Arc<PersistedOperations>,
     /// A token bucket per caller (admits everything unless `rate_limit.enabled`).
     pub(crate) rate_limit: RateLimiter,
+    /// The CSRF rule for requests riding the session cookie.
+    pub(crate) csrf: CsrfRule,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -85,14 +91,18 @@ impl AppState {
             sources.clone(),
             engine.clone(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
-            // Persisted operations first: they fill in a document sent by id, which the limits
-            // then bound. The limits before the order extension, which reads the document they
-            // parsed and bounded.
             |builder| {
-                builder
+                let builder = builder
+                    // First, so it sees every error, the other extensions' refusals included.
+                    .extension(ErrorMasking)
+                    // Persisted operations next: they fill in a document sent by id, which the
+                    // limits then bound. The limits before the order extension, which reads the
+                    // document they parsed and bounded.
                     .extension(PersistedExtension { operations })
                     .extension(LimitsExtension { limits })
-                    .extension(SelectionOrder)
+                    .extension(IntrospectionPolicy { enabled: config.server.introspection })
+                    .extension(SelectionOrder);
+                if config.server.suggestions { builder } else { builder.disable_suggestions() }
             },
         );
         let routing_policy = RoutingPolicy {
@@ -117,6 +127,7 @@ impl AppState {
             admin_access: config.admin.access(),
             persisted,
             rate_limit: RateLimiter::new(&config.rate_limit),
+            csrf: CsrfRule::new(config),
         }
     }
 }
@@ -136,35 +147,43 @@ fn graphiql_page(defaults: &GraphiqlDefaults, cdn: &str) -> String {
 
 /// The whole application, layers included.
 pub(crate) fn router(state: AppState, config: &Config) -> Router {
-    let request_id = HeaderName::from_static(banyan_sources::identity::REQUEST_ID_HEADER);
     let graphql = get(graphql_http::get)
         .post(graphql_http::post)
         .fallback(|method: http::Method| async move { graphql_http::method_not_allowed(&method) });
-    Router::new()
+    let guarded = Router::new()
         .merge(admin::routes(&state.admin_access))
         .route("/graphql", graphql)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-        // Layers run top to bottom for a request.
-        .layer(
-            ServiceBuilder::new()
-                // Every request gets an id (kept if the client sent one), echoed in the response
-                // and passed to the backends.
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::new(request_id))
-                // One span per request, with method, path and status.
-                .layer(TraceLayer::new_for_http())
-                // Browsers from other origins only where configured.
-                .layer(cors_layer(config))
-                // A bound on the whole request; WebSocket connections outlive it once upgraded.
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    config.server.request_timeout,
-                ))
-                // Bodies beyond the limit are refused with 413 before they are read.
-                .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
-        )
+        // Beyond `server.max_in_flight_requests`, 503 at once; probes are never turned away.
+        .layer(axum::middleware::from_fn_with_state(
+            InFlight::new(config.server.max_in_flight_requests),
+            edge::limit_in_flight,
+        ));
+    let routes =
+        guarded.route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(state);
+    with_layers(routes, config)
+}
+
+/// The tower stack every route sits behind, in request order.
+pub(crate) fn with_layers(routes: Router, config: &Config) -> Router {
+    let request_id = HeaderName::from_static(banyan_sources::identity::REQUEST_ID_HEADER);
+    routes.layer(
+        ServiceBuilder::new()
+            // Every request gets an id (kept if the client sent one), echoed in the response
+            // and passed to the backends.
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            // One span per request, with method, path and status.
+            .layer(TraceLayer::new_for_http())
+            // A panic in a handler is a logged 500 with a code and the request id, never a
+            // dropped connection.
+            .layer(axum::middleware::from_fn(edge::catch_panic))
+            // Browsers from other origins only where configured.
+            .layer(cors_layer(config))
+            // A bound on the whole request; WebSocket connections outlive it once upgraded.
+            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.server.request_timeout))
+            // Bodies beyond the limit are refused with 413 before they are read.
+            .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
+    )
 }
 
 fn cors_layer(config: &Config) -> CorsLayer {
@@ -177,6 +196,10 @@ fn cors_layer(config: &Config) -> CorsLayer {
         HeaderName::from_static(crate::migration::ROUTE_OVERRIDE_HEADER),
         HeaderName::from_static(crate::migration::SHOW_ROUTING_HEADER),
     ];
+    // The headers that satisfy the CSRF rule must pass the preflight they force.
+    headers.extend(
+        config.csrf.required_headers.iter().filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
+    );
     // A browser signed in with a Django session sends its CSRF header, for the monolith.
     headers.extend(HeaderName::from_bytes(config.auth.csrf_header.as_bytes()).ok());
     CorsLayer::new()

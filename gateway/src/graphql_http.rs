@@ -17,13 +17,16 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{Html, IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
-use banyan_sources::Caller;
+use banyan_sources::{Caller, Credential};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
 use crate::auth::AuthError;
 use crate::config::LimitsConfig;
+use crate::csrf::CSRF_PREVENTED;
+use crate::error_masking::RequestId;
+use crate::introspection::admin_grant;
 use crate::migration;
 use crate::persisted::{self, PersistedError, PersistedQuery, Resolved};
 use crate::rate_limit::{RATE_LIMITED, RateLimited};
@@ -53,7 +56,8 @@ impl Media {
 
 /// An HTTP request refused before GraphQL sees it: malformed (400 whatever the media type, as
 /// the spec asks for bodies that are not JSON or parameters of the wrong shape), or refused by a
-/// rule of HTTP (401, 405, 406, 413, 415), or by a failed identity check (502, 503, 504).
+/// rule of HTTP (401, 403 for the CSRF rule, 405, 406, 413, 415), or by a failed identity check
+/// (502, 503, 504).
 #[derive(Debug)]
 pub(crate) struct Refusal {
     status: StatusCode,
@@ -62,6 +66,8 @@ pub(crate) struct Refusal {
     /// Headers the refusal carries (`Retry-After`, `Cache-Control`); a list, as a `HeaderMap`
     /// would make every `Result<_, Refusal>` large.
     headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Set where the refusal stands for a failure the client may report (a backend down).
+    request_id: Option<String>,
 }
 
 impl Refusal {
@@ -70,12 +76,20 @@ impl Refusal {
     }
 
     fn status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), headers: Vec::new() }
+        Self { status, code, message: message.into(), headers: Vec::new(), request_id: None }
+    }
+
+    fn with_request_id(self, headers: &HeaderMap) -> Self {
+        Self { request_id: crate::auth::request_id(headers), ..self }
     }
 
     fn render(self, media: Media) -> Response {
         let status = self.status;
-        let body = json!({ "errors": [{ "message": self.message, "extensions": { "code": self.code } }] });
+        let mut extensions = json!({ "code": self.code });
+        if let Some(id) = self.request_id {
+            extensions["requestId"] = id.into();
+        }
+        let body = json!({ "errors": [{ "message": self.message, "extensions": extensions }] });
         let mut response = json_response(status, media, &body);
         response.headers_mut().extend(self.headers);
         match status {
@@ -115,6 +129,9 @@ pub(crate) async fn post(
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
+    if let Err(refusal) = check_csrf(&app, &headers) {
+        return refusal.render(media);
+    }
     let client_ip = app.rate_limit.client_ip(peer(&extensions), &headers);
     if let Err(refusal) = limit_before_identity(&app, &headers, client_ip).await {
         return refusal.render(media);
@@ -160,6 +177,9 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
     };
+    if let Err(refusal) = check_csrf(&app, &parts.headers) {
+        return refusal.render(media);
+    }
     let client_ip = app.rate_limit.client_ip(peer(&parts.extensions), &parts.headers);
     if let Err(refusal) = limit_before_identity(&app, &parts.headers, client_ip).await {
         return refusal.render(media);
@@ -246,11 +266,17 @@ async fn execute(
 ) -> Response {
     let caller = match identify(app, headers, client_ip).await {
         Ok(caller) => caller,
-        Err(refusal) => return refusal.render(media),
+        Err(refusal) => return refusal.with_request_id(headers).render(media),
     };
     let signed_in = caller.is_some();
     let mut request = async_graphql::Request::new(params.query)
         .variables(Variables::from_json(Value::Object(params.variables)));
+    if let Some(id) = crate::auth::request_id(headers) {
+        request = request.data(RequestId(id));
+    }
+    if let Some(grant) = admin_grant(headers, &app.admin_access) {
+        request = request.data(grant);
+    }
     if let Some(name) = params.operation_name {
         request = request.operation_name(name);
     }
@@ -284,6 +310,20 @@ async fn execute(
         http_response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     http_response
+}
+
+/// The CSRF rule (see `csrf`), before the caller is identified, so a forged request costs no
+/// backend call.
+fn check_csrf(app: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+    let rides_session = matches!(app.auth.credential(headers), Ok(Some(Credential::Session(_))));
+    if app.csrf.allows(headers, rides_session) {
+        return Ok(());
+    }
+    tracing::debug!(
+        request_id = crate::auth::request_id(headers).as_deref().unwrap_or("-"),
+        "CSRF rule refused a request"
+    );
+    Err(Refusal::status(StatusCode::FORBIDDEN, CSRF_PREVENTED, app.csrf.message()))
 }
 
 /// The caller; `None` for an anonymous request (which may still ask for `__typename` and

@@ -342,8 +342,10 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     .context("starting the devstack")?;
     let mut config = Config::default();
     config.server.listen = listen;
-    // On loopback, for the developer: the admin page needs no token.
+    // On loopback, for the developer: the admin page needs no token, and GraphiQL, introspection
+    // and "Did you mean" suggestions are on (all off by default in `serve`).
     config.admin.open = true;
+    config.server.open_for_development();
     config.backends =
         BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
     // A routing table of its own, in a scratch directory, for the developer to edit live; every

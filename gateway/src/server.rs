@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::{self, AppState, GraphiqlDefaults};
 use crate::config::Config;
+use crate::edge::{self, ConnectionLimits};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +40,7 @@ pub enum StartError {
 pub struct RunningGateway {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    task: Option<JoinHandle<()>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
     /// The migration engine the gateway routes with (its table, executor and results).
@@ -72,14 +73,13 @@ impl RunningGateway {
             TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            // With the peer's address, which rate limiting keys anonymous callers by.
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let limits = ConnectionLimits {
+            header_read_timeout: config.server.header_read_timeout,
+            max_connections: config.server.max_connections,
+        };
+        let task = tokio::spawn(edge::serve(listener, router, limits, async move {
+            let _ = stopped.await;
+        }));
         tracing::info!(%addr, "Banyan is listening");
         Ok(Self {
             addr,
@@ -117,8 +117,7 @@ impl RunningGateway {
         }
         if let Some(mut task) = self.task.take() {
             match tokio::time::timeout(self.grace, &mut task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the server stopped with an error"),
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "the server task failed"),
                 Err(_) => {
                     tracing::warn!(grace = ?self.grace, "requests still in flight after the grace period; stopping anyway");

@@ -188,3 +188,65 @@ fn serve_refuses_a_misspelt_variable_and_names_it() {
     assert!(stderr.contains("unknown field: found `listn`"), "{stderr}");
     assert!(stderr.contains("BANYAN_SERVER__LISTN"), "{stderr}");
 }
+
+/// `POST /graphql` with `body` and the extra header lines over a plain socket; the status line
+/// and the body.
+fn post_graphql(addr: SocketAddr, body: &str, extra_headers: &str) -> (String, Value) {
+    let mut socket = TcpStream::connect(addr).expect("the server accepts");
+    socket.set_read_timeout(Some(LINE_WAIT)).expect("a read timeout");
+    write!(
+        socket,
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/graphql-response+json\r\n{extra_headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sent");
+    let mut response = String::new();
+    socket.read_to_string(&mut response).expect("an answer");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn serve_refuses_introspection_without_the_admin_token_and_serves_no_graphiql() {
+    const TOKEN: &str = "serve-test-admin-token-0123456789";
+    let toml = format!("[server]\nlisten = \"{UNBINDABLE}\"\n");
+    // Backends are never reached: these requests are anonymous.
+    let mut served = serve(
+        "introspection",
+        &toml,
+        &[("BANYAN_SERVER__LISTEN", "127.0.0.1:0"), ("BANYAN_ADMIN__TOKEN", TOKEN)],
+    );
+    let listening = served.line_where(|line| line.contains("Banyan is listening"));
+    let addr: SocketAddr = listening
+        .split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("`addr=` in {listening:?}"));
+    let introspection = r#"{"query":"{ __schema { queryType { name } } }"}"#;
+    let (status, body) = post_graphql(addr, introspection, "");
+    assert!(status.starts_with("HTTP/1.1 400"), "{status} {body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INTROSPECTION_DISABLED", "{body}");
+    assert!(body.get("data").is_none(), "{body}");
+    let (status, body) = post_graphql(addr, r#"{"query":"{ __typename }"}"#, "");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    assert_eq!(body["data"]["__typename"], "Query");
+    let (status, body) = post_graphql(addr, introspection, &format!("x-banyan-admin-token: {TOKEN}\r\n"));
+    assert!(status.starts_with("HTTP/1.1 200"), "{status} {body}");
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query", "{body}");
+    // A browser asking for the page gets no GraphiQL.
+    let mut socket = TcpStream::connect(addr).expect("the server accepts");
+    socket.set_read_timeout(Some(LINE_WAIT)).expect("a read timeout");
+    write!(
+        socket,
+        "GET /graphql HTTP/1.1\r\nHost: {addr}\r\nAccept: text/html,*/*;q=0.8\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut page = String::new();
+    socket.read_to_string(&mut page).expect("an answer");
+    assert!(!page.to_ascii_lowercase().contains("graphiql"), "{page}");
+    served.stop();
+}

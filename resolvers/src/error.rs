@@ -26,19 +26,20 @@ pub(crate) fn unauthenticated() -> Error {
     coded(codes::UNAUTHENTICATED, "sign in to see this: send `Authorization: Token <key>`")
 }
 
-/// Turns a backend failure into a GraphQL error on the field that needed it.
+/// Turns a backend failure into a GraphQL error on the field that needed it: the client sees the
+/// code and [`SourceError::public_message`]; the error itself rides along as the GraphQL error's
+/// `source` (never serialized), so the gateway can log its detail with the request id.
 pub(crate) fn from_source(error: SourceError) -> Error {
-    if let Some(backend) = error.failed_backend() {
-        tracing::warn!(backend = backend.name(), error = %error, "backend call failed");
-    }
     let code = error.code();
     let backend = error.failed_backend();
-    Error::new(error.public_message()).extend_with(|_, e| {
+    let mut graphql = Error::new(error.public_message()).extend_with(|_, e| {
         e.set("code", code);
         if let Some(backend) = backend {
             e.set("backend", backend.name());
         }
-    })
+    });
+    graphql.source = Some(std::sync::Arc::new(error));
+    graphql
 }
 
 /// `?`-friendly conversion for resolver bodies.

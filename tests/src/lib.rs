@@ -63,7 +63,9 @@ impl TestStack {
     }
 
     /// A stack with this devstack configuration and the gateway configuration as `configure`
-    /// leaves it (backends and listen address are filled in first).
+    /// leaves it (backends and listen address are filled in first, and introspection is turned
+    /// on, as in `banyan dev`, since many tests introspect; a test of `banyan serve`'s defaults
+    /// turns it off again).
     pub async fn start_with(devstack: DevStackConfig, configure: impl FnOnce(&mut Config)) -> Self {
         let devstack = DevStack::start(devstack).await.expect("the devstack starts");
         let mut config = Config::default();
@@ -77,6 +79,7 @@ impl TestStack {
         ] {
             *backend = Duration::from_secs(2);
         }
+        config.server.introspection = true;
         configure(&mut config);
         let gateway = RunningGateway::start(&config).await.expect("the gateway starts");
         let http =

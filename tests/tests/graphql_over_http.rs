@@ -231,6 +231,7 @@ async fn limits_refuse_expensive_documents() {
 #[tokio::test]
 async fn browsers_get_graphiql_and_probes_get_health() {
     let stack = TestStack::start_with(banyan_devstack::DevStackConfig::default(), |config| {
+        config.server.graphiql = true;
         config.server.graphiql_cdn = "https://npm.internal.example/".to_owned();
     })
     .await;

@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod backends;
 mod cors;
+mod csrf;
 mod limits;
 mod migration;
 mod persisted;
@@ -24,6 +25,7 @@ pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
 pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
+pub use csrf::CsrfConfig;
 pub use limits::LimitsConfig;
 pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
@@ -68,6 +70,9 @@ pub struct Config {
     /// `[cors]`: which browser origins may call.
     #[serde(default)]
     pub cors: CorsConfig,
+    /// `[csrf]`: the rule against cross-site requests riding the session cookie.
+    #[serde(default)]
+    pub csrf: CsrfConfig,
     /// `[migration]`: the routing table of migrated fields.
     #[serde(default)]
     pub migration: MigrationConfig,
@@ -110,7 +115,9 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
         self.backends.validate()?;
+        self.csrf.validate()?;
         self.limits.validate()?;
         self.cors.validate()?;
         self.auth.validate()?;

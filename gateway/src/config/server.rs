@@ -12,9 +12,18 @@ pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:4000`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Serve GraphiQL to browsers on `GET /graphql`. Default `true`.
-    #[serde(default = "default_graphiql")]
+    /// Serve GraphiQL to browsers on `GET /graphql`. Default `false` (`banyan dev` turns it on).
+    #[serde(default)]
     pub graphiql: bool,
+    /// Answer introspection (`__schema`, `__type`) to every caller. Off, only a caller sending
+    /// `x-banyan-admin-token: <admin.token>` may introspect; others get `INTROSPECTION_DISABLED`.
+    /// `__typename` always works. Default `false` (`banyan dev` turns it on).
+    #[serde(default)]
+    pub introspection: bool,
+    /// Let validation errors propose names ("Did you mean …?"), which spell out the schema to a
+    /// caller who may not introspect. Default `false` (`banyan dev` turns it on).
+    #[serde(default)]
+    pub suggestions: bool,
     /// Where GraphiQL's page loads its scripts and styles (React and GraphiQL, as npm packages
     /// laid out like unpkg: `<base>/graphiql@4/graphiql.min.js`). Point it at an internal mirror
     /// where browsers cannot reach the internet. Default `"https://unpkg.com"`.
@@ -37,6 +46,22 @@ pub struct ServerConfig {
     /// How long a shutdown waits for requests in flight. Default `"10s"`.
     #[serde(default = "default_shutdown_grace", with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long a client has to send a request's headers, counted from when the server starts
+    /// waiting for them (on a kept-alive connection, from the end of the previous response); a
+    /// slower client is disconnected, so slow-header clients cannot hold connections open. It
+    /// also bounds how long a kept-alive HTTP/1 connection may sit idle: behind a load balancer
+    /// that reuses connections, keep it above the balancer's idle timeout. Default `"30s"`.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Most connections open at once (WebSockets included); a connection beyond it is closed as
+    /// soon as it is accepted. Default `10000`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most requests handled at once; a request beyond it is answered at once with 503,
+    /// `SERVER_BUSY` and `Retry-After`, rather than queued (`/healthz` and `/readyz` are not
+    /// counted). Default `1000`.
+    #[serde(default = "default_max_in_flight_requests")]
+    pub max_in_flight_requests: usize,
     /// How log lines are written to stderr: `"text"` (for people; coloured only on a terminal)
     /// or `"json"` (one object per line, for log collectors). Default `"text"`.
     #[serde(default)]
@@ -58,9 +83,6 @@ pub enum LogFormat {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4000))
 }
-fn default_graphiql() -> bool {
-    true
-}
 fn default_graphiql_cdn() -> String {
     "https://unpkg.com".to_owned()
 }
@@ -76,21 +98,64 @@ fn default_websocket_init_timeout() -> Duration {
 fn default_shutdown_delay() -> Duration {
     Duration::ZERO
 }
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_in_flight_requests() -> usize {
+    1000
+}
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
+}
+
+impl ServerConfig {
+    /// Caps must let something through.
+    pub(super) fn validate(&self) -> Result<(), super::ConfigError> {
+        let positive = |key: &'static str, value: usize| {
+            if value == 0 {
+                Err(super::ConfigError::Invalid { key, message: "must be at least 1".to_owned() })
+            } else {
+                Ok(())
+            }
+        };
+        positive("server.max_connections", self.max_connections)?;
+        positive("server.max_in_flight_requests", self.max_in_flight_requests)?;
+        if self.header_read_timeout.is_zero() {
+            return Err(super::ConfigError::Invalid {
+                key: "server.header_read_timeout",
+                message: "must be longer than 0s".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// What `banyan dev` shows a developer on loopback: GraphiQL, introspection and suggestions.
+    pub fn open_for_development(&mut self) {
+        self.graphiql = true;
+        self.introspection = true;
+        self.suggestions = true;
+    }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
-            graphiql: default_graphiql(),
+            graphiql: false,
+            introspection: false,
+            suggestions: false,
             graphiql_cdn: default_graphiql_cdn(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
             websocket_init_timeout: default_websocket_init_timeout(),
             shutdown_delay: default_shutdown_delay(),
             shutdown_grace: default_shutdown_grace(),
+            header_read_timeout: default_header_read_timeout(),
+            max_connections: default_max_connections(),
+            max_in_flight_requests: default_max_in_flight_requests(),
             log_format: LogFormat::default(),
         }
     }

@@ -184,6 +184,8 @@ fn aliases_are_counted_as_written() {
 
 fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
     let mut config = Config::default();
+    // These tests introspect, as GraphiQL does in `banyan dev` (`serve` refuses by default).
+    config.server.introspection = true;
     configure(&mut config);
     let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
     let catalog = std::sync::Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
