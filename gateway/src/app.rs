@@ -22,7 +22,7 @@ use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
 use crate::config::{AdminAccess, Config};
 use crate::graphql_http;
-use crate::limits::LimitsExtension;
+use crate::limits::{LimitWarnings, LimitsExtension};
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::response_order::SelectionOrder;
@@ -34,6 +34,8 @@ pub(crate) struct AppState {
     /// What one document may ask for (the schema's extension applies them; GET reads them to
     /// parse safely before execution).
     pub(crate) limits: LimitsConfig,
+    /// Requests served over a warn-only limit, per limit.
+    pub(crate) limit_warnings: Arc<LimitWarnings>,
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
@@ -73,12 +75,17 @@ impl AppState {
         graphiql: &GraphiqlDefaults,
     ) -> Self {
         let limits = config.limits;
+        let limit_warnings = Arc::new(LimitWarnings::default());
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             engine.clone(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
             // The limits first: the order extension reads the document they parsed and bounded.
-            |builder| builder.extension(LimitsExtension { limits }).extension(SelectionOrder),
+            |builder| {
+                builder
+                    .extension(LimitsExtension { limits, warnings: limit_warnings.clone() })
+                    .extension(SelectionOrder)
+            },
         );
         let routing_policy = RoutingPolicy {
             expose_on_request: config.migration.expose_routing,
@@ -90,6 +97,7 @@ impl AppState {
         Self {
             schema,
             limits,
+            limit_warnings,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
             sources,
             graphiql,

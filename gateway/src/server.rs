@@ -38,6 +38,8 @@ pub struct RunningGateway {
     task: Option<JoinHandle<std::io::Result<()>>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
+    /// Requests served over a warn-only limit (`limits.warn_only`), per limit.
+    limit_warnings: Arc<crate::LimitWarnings>,
     /// The migration engine the gateway routes with (its table, executor and results).
     engine: banyan_migration::Engine,
     /// How long to keep serving, not ready, before closing the listener.
@@ -60,6 +62,7 @@ impl RunningGateway {
         let migration = crate::migration::start(&config.migration, &contract.index)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
+        let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();
         let router = app::router(state, config);
         let listen = config.server.listen;
@@ -81,6 +84,7 @@ impl RunningGateway {
             task: Some(task),
             ready,
             engine,
+            limit_warnings,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
             _table_watcher: migration.watcher,
@@ -90,6 +94,11 @@ impl RunningGateway {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many requests were served over each warn-only limit (`limits.warn_only`).
+    pub fn limit_warnings(&self) -> &crate::LimitWarnings {
+        &self.limit_warnings
     }
 
     /// The migration engine: what `/admin/migration` shows, and where tests record into.

@@ -22,7 +22,7 @@ pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
 pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
-pub use limits::LimitsConfig;
+pub use limits::{LimitsConfig, WarnOnly, WarnableLimit};
 pub use migration::MigrationConfig;
 pub use server::{LogFormat, ServerConfig};
 
