@@ -570,3 +570,26 @@ async fn warn_only_limits_serve_log_and_count() {
     assert_eq!(codes(&response), ["QUERY_TOO_COSTLY"]);
     assert_eq!(strict.limit_warnings.count(WarnableLimit::Cost), 0);
 }
+
+#[tokio::test]
+async fn every_request_error_carries_a_code() {
+    let state = schema_with(|_| {});
+    let cases = [
+        ("query ($n: Int!) { __typename }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("query ($n: Int!) { __typename }", serde_json::json!({ "n": "abc" }), "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query ($n: [Int!]!) { __typename }",
+            serde_json::json!({ "n": [null] }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        ("{ __type(name: 1) { name } }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("query { __typename } fragment F on Query { __typename }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("", Value::Null, "GRAPHQL_PARSE_FAILED"),
+        // async-graphql's parser refuses a document without an operation.
+        ("fragment F on Query { __typename }", Value::Null, "GRAPHQL_PARSE_FAILED"),
+    ];
+    for (query, variables, code) in cases {
+        let response = run(&state, query, variables.clone()).await;
+        assert_eq!(codes(&response), [code], "{query} {variables}: {response}");
+    }
+}
