@@ -197,6 +197,10 @@ impl Loader<EventsPageKey> for LegacyEventsPageLoader {
     }
 }
 
+/// What one key's call came to: its value (if found), or its error (`None` when it was not
+/// called because another key's call had failed).
+type KeyOutcome<K, V> = Result<(K, Option<V>), Option<SourceError>>;
+
 /// Loads each of `keys` with a call of its own, [`LEGACY_CONCURRENCY`] at a time, for backend
 /// methods that take one key: the legacy views, and `ListEvents` (one template, one cursor). A
 /// key whose call finds nothing is absent from the map.
@@ -212,23 +216,22 @@ where
 {
     let call = &call;
     let failed = &AtomicBool::new(false);
-    let outcomes: Vec<Result<(K, Option<V>), Option<SourceError>>> =
-        futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                if failed.load(Ordering::Relaxed) {
-                    return Err(None);
+    let outcomes: Vec<KeyOutcome<K, V>> = futures::stream::iter(keys.iter().cloned())
+        .map(|key| async move {
+            if failed.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            match call(key.clone()).await {
+                Ok(value) => Ok((key, value)),
+                Err(error) => {
+                    failed.store(true, Ordering::Relaxed);
+                    Err(Some(error))
                 }
-                match call(key.clone()).await {
-                    Ok(value) => Ok((key, value)),
-                    Err(error) => {
-                        failed.store(true, Ordering::Relaxed);
-                        Err(Some(error))
-                    }
-                }
-            })
-            .buffer_unordered(LEGACY_CONCURRENCY)
-            .collect()
-            .await;
+            }
+        })
+        .buffer_unordered(LEGACY_CONCURRENCY)
+        .collect()
+        .await;
     let mut loaded = HashMap::with_capacity(outcomes.len());
     let mut first_error = None;
     for outcome in outcomes {

@@ -83,8 +83,9 @@ async fn limit_bombs_are_refused_before_any_backend_call() {
         (
             "depth",
             query(format!(
-                "{{ me {{ id }} workspaces {{ {} }} }}",
-                format!("{}id{}", "templates { nodes { workspace { ".repeat(4), " } } }".repeat(4))
+                "{{ me {{ id }} workspaces {{ {}id{} }} }}",
+                "templates { nodes { workspace { ".repeat(4),
+                " } } }".repeat(4)
             )),
             "QUERY_TOO_DEEP",
         ),

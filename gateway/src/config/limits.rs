@@ -256,6 +256,7 @@ mod tests {
         let parse = |text: &str| {
             figment::Figment::from(<figment::providers::Toml as figment::providers::Format>::string(text))
                 .extract::<LimitsConfig>()
+                .map_err(Box::new)
         };
         let config = parse("warn_only = [\"cost\", \"depth\"]").expect("known names");
         assert!(config.warn_only.contains(WarnableLimit::Cost));

@@ -172,10 +172,10 @@ impl CostWalker<'_> {
                     _ => None,
                 }
             });
-            match (directive.node.name.node.as_str(), condition) {
-                ("skip", Some(true)) | ("include", Some(false)) => false,
-                _ => true,
-            }
+            !matches!(
+                (directive.node.name.node.as_str(), condition),
+                ("skip", Some(true)) | ("include", Some(false))
+            )
         })
     }
 }

@@ -462,7 +462,7 @@ async fn cost_multiplies_by_page_sizes_and_list_sizes() {
     assert_eq!(cost_of(edges, Value::Null).await, 1 + (1 + 1) + (1 + 4 * (1 + (1 + 2))));
     // A list without `first`: its declared size (workspaces: 10, members: 50), nested.
     let members = "{ workspaces { id members { role } } }";
-    assert_eq!(cost_of(members, Value::Null).await, 1 + 10 * (1 + (1 + 50 * 1)));
+    assert_eq!(cost_of(members, Value::Null).await, 1 + 10 * (1 + (1 + 50)));
     // Skipped fields cost nothing; introspection is 1 per field and not walked.
     let skipped =
         "query ($s: Boolean!) { me @skip(if: $s) { id } __typename workspaces @include(if: false) { id } }";
