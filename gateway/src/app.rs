@@ -26,7 +26,7 @@ use crate::edge::{self, InFlight};
 use crate::error_masking::ErrorMasking;
 use crate::graphql_http;
 use crate::introspection::IntrospectionPolicy;
-use crate::limits::LimitsExtension;
+use crate::limits::{LimitWarnings, LimitsExtension};
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::persisted::{PersistedExtension, PersistedOperations};
@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     /// What one document may ask for (the schema's extension applies them; GET reads them to
     /// parse safely before execution).
     pub(crate) limits: LimitsConfig,
+    /// Requests served over a warn-only limit, per limit.
+    pub(crate) limit_warnings: Arc<LimitWarnings>,
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
@@ -87,6 +89,7 @@ impl AppState {
         let limits = config.limits;
         let persisted = Arc::new(PersistedOperations::new(&config.persisted));
         let operations = persisted.clone();
+        let limit_warnings = Arc::new(LimitWarnings::default());
         let schema = banyan_resolvers::build_schema_with(
             sources.clone(),
             engine.clone(),
@@ -99,7 +102,7 @@ impl AppState {
                     // limits then bound. The limits before the order extension, which reads the
                     // document they parsed and bounded.
                     .extension(PersistedExtension { operations })
-                    .extension(LimitsExtension { limits })
+                    .extension(LimitsExtension { limits, warnings: limit_warnings.clone() })
                     .extension(IntrospectionPolicy { enabled: config.server.introspection })
                     .extension(SelectionOrder);
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
@@ -115,6 +118,7 @@ impl AppState {
         Self {
             schema,
             limits,
+            limit_warnings,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth),
             sources,
             graphiql,

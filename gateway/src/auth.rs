@@ -240,7 +240,9 @@ impl Authenticator {
             .await
             .map_err(|e: std::sync::Arc<SourceError>| AuthError::Backend((*e).clone()))?;
         match identity {
-            Identity::Known(user_id) => Ok(Caller { credential, user_id, request_id }),
+            Identity::Known(user_id) => {
+                Ok(Caller { credential, user_id, request_id, budget: Default::default() })
+            }
             Identity::Refused => Err(AuthError::InvalidCredential),
         }
     }

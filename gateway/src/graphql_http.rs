@@ -496,8 +496,18 @@ fn read_body(body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> R
 fn params_from_body(body: &[u8]) -> Result<GraphqlParams, Refusal> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Refusal::malformed(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(mut object) = value else {
-        return Err(Refusal::malformed("the body must be a JSON object"));
+    let mut object = match value {
+        Value::Object(object) => object,
+        // Batching (a JSON array of requests) is off: one request is one operation, so the
+        // limits and the budget of backend calls bound what one HTTP request can cost.
+        Value::Array(_) => {
+            return Err(Refusal::status(
+                StatusCode::BAD_REQUEST,
+                "BATCH_NOT_SUPPORTED",
+                "batched requests (a JSON array) are not supported; send one operation per request",
+            ));
+        }
+        _ => return Err(Refusal::malformed("the body must be a JSON object")),
     };
     let query = match object.remove("query") {
         Some(Value::String(query)) => Some(query),

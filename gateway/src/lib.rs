@@ -28,4 +28,5 @@ mod ws;
 
 pub use app::GraphiqlDefaults;
 pub use config::Config;
+pub use limits::LimitWarnings;
 pub use server::{RunningGateway, StartError};

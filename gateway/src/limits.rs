@@ -9,25 +9,49 @@
 //! 3. one pass over the parsed document, memoised per fragment, counts what validation would
 //!    walk once every fragment spread is expanded, and measures depth, so exponential fragment
 //!    fan-out and cycles are refused in linear time ([`check_document`]);
-//! 4. async-graphql validates the document it is handed; its complexity is then compared with
-//!    the limit.
+//! 4. async-graphql validates the document it is handed; then the operation to run is picked
+//!    (`UNKNOWN_OPERATION`, `OPERATION_NAME_REQUIRED`), its flat complexity is compared with
+//!    `limits.max_complexity`, and its list-size-aware cost ([`cost`]), computed on the parsed
+//!    document with the request's variables, with `limits.max_cost`: an amplifying document is
+//!    refused before any resolver runs, so before any backend call;
+//! 5. while a query or mutation runs, each backend call is charged to the request's budget
+//!    (`limits.max_backend_calls`, a [`banyan_sources::CallBudget`] on the request's caller):
+//!    past it, the fields that need another call fail with `BACKEND_CALL_BUDGET_EXCEEDED` and
+//!    the rest of the response stands.
+//!
+//! The scan of step 1 also counts lexical tokens (`limits.max_tokens`), so a flood of tokens is
+//! refused before the parser allocates anything for it; step 3 also counts root fields and
+//! directives per location.
+//!
+//! The limits named in `limits.warn_only` ([`WarnableLimit`]) do not refuse: a request over one
+//! is served, and the excess is logged (a `warn` line with the limit's name, the value and the
+//! limit) and counted in [`LimitWarnings`]. Nesting, fragment expansion and cycles, and
+//! introspection depth protect the gateway's own parser and validation and are always enforced.
 //!
 //! Depth is measured apart for introspection (`__schema`, `__type`): the standard introspection
 //! query that GraphiQL and codegen send nests deeper than a data query should, so it gets its own
 //! bound, plus graphql-js's rule against nesting `fields`/`interfaces`/`possibleTypes`/
 //! `inputFields` three deep.
 
+mod cost;
+
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextRequest,
+    NextValidation,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult};
+use banyan_resolvers::RequestScope;
 
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, WarnableLimit};
 
 /// The stable `extensions.code` of every refusal here.
 pub(crate) mod codes {
@@ -51,8 +75,22 @@ pub(crate) mod codes {
     /// Introspection nests deeper than `limits.max_introspection_depth`, or nests its type lists
     /// three deep.
     pub(crate) const INTROSPECTION_TOO_DEEP: &str = "INTROSPECTION_TOO_DEEP";
-    /// The complexity is above `limits.max_complexity`.
+    /// The complexity (each field counting 1) is above `limits.max_complexity`.
     pub(crate) const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    /// The list-size-aware cost is above `limits.max_cost`.
+    pub(crate) const QUERY_TOO_COSTLY: &str = "QUERY_TOO_COSTLY";
+    /// More lexical tokens than `limits.max_tokens`.
+    pub(crate) const TOO_MANY_TOKENS: &str = "TOO_MANY_TOKENS";
+    /// More root fields than `limits.max_root_fields`.
+    pub(crate) const TOO_MANY_ROOT_FIELDS: &str = "TOO_MANY_ROOT_FIELDS";
+    /// More directives on one location than `limits.max_directives_per_location`.
+    pub(crate) const TOO_MANY_DIRECTIVES: &str = "TOO_MANY_DIRECTIVES";
+    /// `operationName` names no operation of the document.
+    pub(crate) const UNKNOWN_OPERATION: &str = "UNKNOWN_OPERATION";
+    /// The document has several operations and the request names none.
+    pub(crate) const OPERATION_NAME_REQUIRED: &str = "OPERATION_NAME_REQUIRED";
+    /// A subscription sent over HTTP (subscriptions are served over WebSocket).
+    pub(crate) const SUBSCRIPTION_OVER_HTTP: &str = "SUBSCRIPTION_OVER_HTTP";
 }
 
 /// Most validation errors reported for one document, as graphql-js's `validate` (`maxErrors`).
@@ -92,6 +130,23 @@ pub(crate) enum LimitError {
     IntrospectionListsTooDeep { found: usize },
     #[error("the query's complexity is {found}; at most {max} is allowed")]
     QueryTooComplex { found: usize, max: usize },
+    #[error(
+        "the query's cost, counting list sizes, is {found}; at most {max} is allowed (a list \
+         multiplies what it selects by its `first` argument or its declared size)"
+    )]
+    QueryTooCostly { found: u64, max: u64 },
+    #[error("the document has more than {max} tokens")]
+    TooManyTokens { found: usize, max: usize },
+    #[error("the operation selects {found} root fields; at most {max} are allowed")]
+    TooManyRootFields { found: usize, max: usize },
+    #[error("a location of the document carries {found} directives; at most {max} are allowed")]
+    TooManyDirectives { found: usize, max: usize },
+    #[error("the document has no operation named `{0}`")]
+    UnknownOperation(String),
+    #[error("the document has several operations: name the one to run in `operationName`")]
+    OperationNameRequired,
+    #[error("subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over HTTP")]
+    SubscriptionOverHttp,
 }
 
 impl LimitError {
@@ -109,7 +164,30 @@ impl LimitError {
                 codes::INTROSPECTION_TOO_DEEP
             }
             Self::QueryTooComplex { .. } => codes::QUERY_TOO_COMPLEX,
+            Self::QueryTooCostly { .. } => codes::QUERY_TOO_COSTLY,
+            Self::TooManyTokens { .. } => codes::TOO_MANY_TOKENS,
+            Self::TooManyRootFields { .. } => codes::TOO_MANY_ROOT_FIELDS,
+            Self::TooManyDirectives { .. } => codes::TOO_MANY_DIRECTIVES,
+            Self::UnknownOperation(_) => codes::UNKNOWN_OPERATION,
+            Self::OperationNameRequired => codes::OPERATION_NAME_REQUIRED,
+            Self::SubscriptionOverHttp => codes::SUBSCRIPTION_OVER_HTTP,
         }
+    }
+
+    /// The warn-only-able limit this breaks, with the value found and the limit.
+    fn warnable(&self) -> Option<(WarnableLimit, u64, u64)> {
+        let pair = |found: usize, max: usize| (found as u64, max as u64);
+        let (limit, (found, max)) = match *self {
+            Self::QueryTooDeep { found, max } => (WarnableLimit::Depth, pair(found, max)),
+            Self::TooManyAliases { found, max } => (WarnableLimit::Aliases, pair(found, max)),
+            Self::TooManyRootFields { found, max } => (WarnableLimit::RootFields, pair(found, max)),
+            Self::QueryTooComplex { found, max } => (WarnableLimit::Complexity, pair(found, max)),
+            Self::QueryTooCostly { found, max } => (WarnableLimit::Cost, (found, max)),
+            Self::TooManyTokens { found, max } => (WarnableLimit::Tokens, pair(found, max)),
+            Self::TooManyDirectives { found, max } => (WarnableLimit::Directives, pair(found, max)),
+            _ => return None,
+        };
+        Some((limit, found, max))
     }
 
     fn into_server_error(self) -> ServerError {
@@ -128,12 +206,40 @@ fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
 /// definitions). Brackets inside strings, block strings and comments do not count, as the parser
 /// does not see them either. Unbalanced brackets are left for the parser to report. Each byte is
 /// looked at once.
+#[cfg(test)]
 pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
+    scan_text(text, max, None).map(|_| ())
+}
+
+/// Whether `byte` continues a name, a number or `...`: such a run is one token.
+fn is_word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'+' | b'.')
+}
+
+/// [`check_nesting`], and counts the document's lexical tokens as GraphQL's lexer would
+/// (punctuators, names, numbers, strings, `...`; whitespace, commas and comments are not
+/// tokens). With `max_tokens`, stops as soon as the count passes it, so a flood costs only its
+/// first `max_tokens` tokens to refuse. Returns the count.
+pub(crate) fn scan_text(
+    text: &str,
+    max_nesting: usize,
+    max_tokens: Option<usize>,
+) -> Result<usize, LimitError> {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    let mut tokens = 0usize;
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
+        let byte = bytes[i];
+        if !matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | b',' | b'#') {
+            tokens += 1;
+            if let Some(max) = max_tokens
+                && tokens > max
+            {
+                return Err(LimitError::TooManyTokens { found: tokens, max });
+            }
+        }
+        match byte {
             b'#' => {
                 while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
                     i += 1;
@@ -166,16 +272,21 @@ pub(crate) fn check_nesting(text: &str, max: usize) -> Result<(), LimitError> {
             }
             b'{' | b'[' | b'(' => {
                 depth += 1;
-                if depth > max {
-                    return Err(LimitError::NestingTooDeep { max });
+                if depth > max_nesting {
+                    return Err(LimitError::NestingTooDeep { max: max_nesting });
                 }
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            byte if is_word_byte(byte) => {
+                while i + 1 < bytes.len() && is_word_byte(bytes[i + 1]) {
+                    i += 1;
+                }
+            }
             _ => {}
         }
         i += 1;
     }
-    Ok(())
+    Ok(tokens)
 }
 
 /// Where the block string whose content starts at `start` ends (after its closing `"""`).
@@ -193,13 +304,71 @@ fn block_string_end(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// Scans, parses and measures a document: the whole of steps 1 to 3 of the module docs.
+/// Scans, parses and measures a document: the whole of steps 1 to 3 of the module docs. Limits
+/// in `limits.warn_only` pass silently: for a look at a document before it is executed (the GET
+/// handler's), whose execution logs and counts them.
 pub(crate) fn parse_bounded(query: &str, limits: &LimitsConfig) -> Result<ExecutableDocument, ServerError> {
-    check_nesting(query, limits.max_nesting).map_err(LimitError::into_server_error)?;
+    parse_enforced(query, &Enforcer { limits, warnings: None })
+}
+
+fn parse_enforced(query: &str, enforcer: &Enforcer<'_>) -> Result<ExecutableDocument, ServerError> {
+    let limits = enforcer.limits;
+    let tokens_enforced = !limits.warn_only.contains(WarnableLimit::Tokens);
+    let tokens = scan_text(query, limits.max_nesting, tokens_enforced.then_some(limits.max_tokens))
+        .map_err(LimitError::into_server_error)?;
+    enforcer
+        .check(tokens > limits.max_tokens, || LimitError::TooManyTokens {
+            found: tokens,
+            max: limits.max_tokens,
+        })
+        .map_err(LimitError::into_server_error)?;
     let document = async_graphql::parser::parse_query(query)
         .map_err(|e| with_code(ServerError::from(e), codes::GRAPHQL_PARSE_FAILED))?;
-    check_document(&document, limits).map_err(LimitError::into_server_error)?;
+    check_document_enforced(&document, enforcer).map_err(LimitError::into_server_error)?;
     Ok(document)
+}
+
+/// How many requests went over each warn-only limit, per gateway: the count behind the `warn`
+/// log lines, for tests and for whoever exports metrics.
+#[derive(Debug, Default)]
+pub struct LimitWarnings([AtomicU64; WarnableLimit::ALL.len()]);
+
+impl LimitWarnings {
+    /// Requests served over `limit` because it is warn-only.
+    pub fn count(&self, limit: WarnableLimit) -> u64 {
+        self.0[limit.index()].load(Ordering::Relaxed)
+    }
+
+    fn record(&self, limit: WarnableLimit, value: u64, max: u64) {
+        self.0[limit.index()].fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(limit = limit.name(), value, max, "over a warn-only limit; served anyway");
+    }
+}
+
+/// Applies `limits.warn_only`: an excess over a warn-only limit is recorded (when `warnings`
+/// is given) and let through; any other is refused.
+struct Enforcer<'a> {
+    limits: &'a LimitsConfig,
+    warnings: Option<&'a LimitWarnings>,
+}
+
+impl Enforcer<'_> {
+    /// `Ok` unless `exceeded` and the limit `error` names is enforced.
+    fn check(&self, exceeded: bool, error: impl FnOnce() -> LimitError) -> Result<(), LimitError> {
+        if !exceeded {
+            return Ok(());
+        }
+        let error = error();
+        match error.warnable() {
+            Some((limit, value, max)) if self.limits.warn_only.contains(limit) => {
+                if let Some(warnings) = self.warnings {
+                    warnings.record(limit, value, max);
+                }
+                Ok(())
+            }
+            _ => Err(error),
+        }
+    }
 }
 
 /// What a selection set amounts to once its fragment spreads are expanded. Counts saturate.
@@ -341,8 +510,14 @@ impl Measure {
 }
 
 /// Step 3 of the module docs: fragment expansion, cycles, nesting through spreads, aliases,
-/// depth and introspection depth, in time linear in the document.
+/// depth and introspection depth, root fields and directives, in time linear in the document.
+#[cfg(test)]
 pub(crate) fn check_document(document: &ExecutableDocument, limits: &LimitsConfig) -> Result<(), LimitError> {
+    check_document_enforced(document, &Enforcer { limits, warnings: None })
+}
+
+fn check_document_enforced(document: &ExecutableDocument, enforcer: &Enforcer<'_>) -> Result<(), LimitError> {
+    let limits = enforcer.limits;
     let mut measurer = Measurer { document, limits, fragments: HashMap::new() };
     // Validation walks every fragment definition and every operation, each expanded: bound the
     // sum of all of them.
@@ -359,14 +534,28 @@ pub(crate) fn check_document(document: &ExecutableDocument, limits: &LimitsConfi
         measurer.check_counts(&total)?;
         operations.push(measure);
     }
+    let directives = most_directives(document);
+    enforcer.check(directives > limits.max_directives_per_location, || LimitError::TooManyDirectives {
+        found: directives,
+        max: limits.max_directives_per_location,
+    })?;
     let aliases = count_aliases(document);
-    if aliases > limits.max_aliases {
-        return Err(LimitError::TooManyAliases { found: aliases, max: limits.max_aliases });
+    enforcer.check(aliases > limits.max_aliases, || LimitError::TooManyAliases {
+        found: aliases,
+        max: limits.max_aliases,
+    })?;
+    for (_, operation) in document.operations.iter() {
+        let roots = count_root_fields(document, &operation.node.selection_set.node, 0);
+        enforcer.check(roots > limits.max_root_fields, || LimitError::TooManyRootFields {
+            found: roots,
+            max: limits.max_root_fields,
+        })?;
     }
     for measure in operations {
-        if measure.root_data_depth > limits.max_depth {
-            return Err(LimitError::QueryTooDeep { found: measure.root_data_depth, max: limits.max_depth });
-        }
+        enforcer.check(measure.root_data_depth > limits.max_depth, || LimitError::QueryTooDeep {
+            found: measure.root_data_depth,
+            max: limits.max_depth,
+        })?;
         if measure.root_introspection_depth > limits.max_introspection_depth {
             return Err(LimitError::IntrospectionTooDeep {
                 found: measure.root_introspection_depth,
@@ -401,19 +590,145 @@ fn count_in(set: &SelectionSet) -> usize {
         .sum()
 }
 
+/// Root fields of an operation, through inline fragments and fragment spreads at the root
+/// (cycles were refused and nesting bounded before this runs; `level` bounds it again).
+fn count_root_fields(document: &ExecutableDocument, set: &SelectionSet, level: usize) -> usize {
+    if level > MAX_ROOT_FRAGMENT_NESTING {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(_) => 1,
+            Selection::InlineFragment(fragment) => {
+                count_root_fields(document, &fragment.node.selection_set.node, level + 1)
+            }
+            Selection::FragmentSpread(spread) => {
+                document.fragments.get(&spread.node.fragment_name.node).map_or(0, |fragment| {
+                    count_root_fields(document, &fragment.node.selection_set.node, level + 1)
+                })
+            }
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// Deepest chain of fragments followed at the root when counting root fields: above
+/// `limits.max_nesting`'s ceiling, so it never cuts a document the other checks let through.
+const MAX_ROOT_FRAGMENT_NESTING: usize = 128;
+
+/// The most directives on any one location of the document as written: an operation, a
+/// variable definition, a fragment definition, a field, an inline fragment or a spread.
+fn most_directives(document: &ExecutableDocument) -> usize {
+    fn in_set(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    field.node.directives.len().max(in_set(&field.node.selection_set.node))
+                }
+                Selection::InlineFragment(fragment) => {
+                    fragment.node.directives.len().max(in_set(&fragment.node.selection_set.node))
+                }
+                Selection::FragmentSpread(spread) => spread.node.directives.len(),
+            })
+            .max()
+            .unwrap_or(0)
+    }
+    let operations = document.operations.iter().map(|(_, operation)| {
+        let operation = &operation.node;
+        let variables = operation.variable_definitions.iter().map(|v| v.node.directives.len()).max();
+        operation.directives.len().max(variables.unwrap_or(0)).max(in_set(&operation.selection_set.node))
+    });
+    let fragments = document
+        .fragments
+        .values()
+        .map(|fragment| fragment.node.directives.len().max(in_set(&fragment.node.selection_set.node)));
+    operations.chain(fragments).max().unwrap_or(0)
+}
+
+/// The operation a request runs, as async-graphql picks it.
+fn select_operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Result<&'a OperationDefinition, LimitError> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Ok(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations
+            .get(name)
+            .map(|operation| &operation.node)
+            .ok_or_else(|| LimitError::UnknownOperation(name.to_owned())),
+        // async-graphql runs a lone operation only when the request names none.
+        (DocumentOperations::Single(_), Some(name)) => Err(LimitError::UnknownOperation(name.to_owned())),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .values()
+            .next()
+            .map(|operation| &operation.node)
+            .ok_or(LimitError::OperationNameRequired),
+        (DocumentOperations::Multiple(_), None) => Err(LimitError::OperationNameRequired),
+    }
+}
+
 /// The extension that applies `[limits]` to every request, over HTTP and WebSocket.
 pub(crate) struct LimitsExtension {
     pub(crate) limits: LimitsConfig,
+    /// Requests served over a warn-only limit, shared by every request of this gateway.
+    pub(crate) warnings: Arc<LimitWarnings>,
 }
 
 impl ExtensionFactory for LimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsChecker { limits: self.limits })
+        Arc::new(LimitsChecker {
+            limits: self.limits,
+            warnings: self.warnings.clone(),
+            over_http: AtomicBool::new(false),
+            verdict: Mutex::new(None),
+        })
     }
 }
 
+/// One request's checker (async-graphql creates the extensions per request).
 struct LimitsChecker {
     limits: LimitsConfig,
+    warnings: Arc<LimitWarnings>,
+    /// Set by the `request` hook, which only `Schema::execute` (HTTP) runs, not the stream
+    /// that WebSocket operations go through.
+    over_http: AtomicBool,
+    /// What `prepare_request` found out about the document, for `validation` to apply once
+    /// async-graphql's own validation has passed (so spec errors are reported first).
+    verdict: Mutex<Option<Verdict>>,
+}
+
+/// The operation a request runs and its cost, or why none can run.
+struct Verdict {
+    operation: Result<(OperationType, u64), LimitError>,
+}
+
+impl LimitsChecker {
+    fn enforcer(&self) -> Enforcer<'_> {
+        Enforcer { limits: &self.limits, warnings: Some(&self.warnings) }
+    }
+
+    /// Steps 4 and 5 after validation: the operation, complexity, cost.
+    fn after_validation(&self, complexity: usize) -> Result<(), LimitError> {
+        let verdict = self.verdict.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some(Verdict { operation }) = verdict else {
+            return Ok(());
+        };
+        let (operation_type, cost) = operation?;
+        if operation_type == OperationType::Subscription && self.over_http.load(Ordering::Relaxed) {
+            return Err(LimitError::SubscriptionOverHttp);
+        }
+        let limits = &self.limits;
+        let enforcer = self.enforcer();
+        enforcer.check(complexity > limits.max_complexity, || LimitError::QueryTooComplex {
+            found: complexity,
+            max: limits.max_complexity,
+        })?;
+        enforcer.check(cost > limits.max_cost, || LimitError::QueryTooCostly {
+            found: cost,
+            max: limits.max_cost,
+        })
+    }
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -426,13 +741,65 @@ impl Extension for LimitsChecker {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let document = parse_bounded(&request.query, &self.limits)?;
+        let document = parse_enforced(&request.query, &self.enforcer())?;
+        let operation = select_operation(&document, request.operation_name.as_deref()).map(|operation| {
+            let cost = cost::operation_cost(
+                &ctx.schema_env.registry,
+                &document,
+                operation,
+                &request.variables,
+                self.limits.default_list_size,
+            );
+            (operation.ty, cost)
+        });
+        // Queries and mutations get a budget of backend calls; a subscription's stream lives
+        // as long as its client wants, and each of its events is bounded by the cost instead.
+        if let Ok((OperationType::Query | OperationType::Mutation, _)) = operation
+            && let Some(scope) = request_scope(&request)
+        {
+            let enforce = !self.limits.warn_only.contains(WarnableLimit::BackendCalls);
+            scope.caller.budget.limit_to(self.limits.max_backend_calls, enforce);
+        }
+        *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = Some(Verdict { operation });
         request.set_parsed_query(document);
         next.run(ctx, request).await
     }
 
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        self.over_http.store(true, Ordering::Relaxed);
+        next.run(ctx).await
+    }
+
+    /// Logs (and, for a warn-only budget, counts) a request that went over its budget of
+    /// backend calls.
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let response = next.run(ctx, operation_name).await;
+        if let Some(scope) = ctx.data_opt::<RequestScope>() {
+            let budget = &scope.caller.budget;
+            if let Some(limit) = budget.limit() {
+                if budget.refused() > 0 {
+                    tracing::warn!(
+                        limit = WarnableLimit::BackendCalls.name(),
+                        max = limit,
+                        refused = budget.refused(),
+                        "backend calls refused over the request's budget"
+                    );
+                } else if budget.used() > limit {
+                    self.warnings.record(WarnableLimit::BackendCalls, budget.used() as u64, limit as u64);
+                }
+            }
+        }
+        response
+    }
+
     /// async-graphql computes complexity during validation (honouring any per-field cost);
-    /// the limit is applied here so that its refusal has a code. Validation errors get one too.
+    /// the limits of step 4 are applied here, after validation, so that each refusal has a code
+    /// and spec errors come first. Validation errors get a code too.
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -456,13 +823,14 @@ impl Extension for LimitsChecker {
                 })
                 .collect::<Vec<_>>()
         })?;
-        if result.complexity > self.limits.max_complexity {
-            let error =
-                LimitError::QueryTooComplex { found: result.complexity, max: self.limits.max_complexity };
-            return Err(vec![error.into_server_error()]);
-        }
+        self.after_validation(result.complexity).map_err(|error| vec![error.into_server_error()])?;
         Ok(result)
     }
+}
+
+/// The request's scope, when the caller was identified (it travels in the request's data).
+fn request_scope(request: &Request) -> Option<&RequestScope> {
+    request.data.get(&TypeId::of::<RequestScope>()).and_then(|data| data.downcast_ref::<RequestScope>())
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@ pub struct RunningGateway {
     task: Option<JoinHandle<()>>,
     /// The readiness flag `/readyz` reports; cleared when shutdown begins.
     ready: Arc<AtomicBool>,
+    /// Requests served over a warn-only limit (`limits.warn_only`), per limit.
+    limit_warnings: Arc<crate::LimitWarnings>,
     /// The migration engine the gateway routes with (its table, executor and results).
     engine: banyan_migration::Engine,
     /// How long to keep serving, not ready, before closing the listener.
@@ -66,6 +68,7 @@ impl RunningGateway {
         let migration = crate::migration::start(&config.migration, &contract.index)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
+        let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();
         let router = app::router(state, config);
         let listen = config.server.listen;
@@ -87,6 +90,7 @@ impl RunningGateway {
             task: Some(task),
             ready,
             engine,
+            limit_warnings,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
             _table_watcher: migration.watcher,
@@ -96,6 +100,11 @@ impl RunningGateway {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many requests were served over each warn-only limit (`limits.warn_only`).
+    pub fn limit_warnings(&self) -> &crate::LimitWarnings {
+        &self.limit_warnings
     }
 
     /// The migration engine: what `/admin/migration` shows, and where tests record into.

@@ -30,9 +30,11 @@ pub struct RequestScope {
 
 impl RequestScope {
     /// The scope of a request (or WebSocket operation) by `caller` starting now: stats windows
-    /// end at this moment for every field of it, and every migrated field routes by `routing`.
+    /// end at this moment for every field of it, every migrated field routes by `routing`, and
+    /// its backend calls are counted on a budget of its own (`caller.budget`, fresh here).
     pub fn new(sources: &Sources, caller: Caller, routing: RequestRouting) -> Self {
         let started_at = chrono::Utc::now();
+        let caller = caller.for_request();
         let loaders = Arc::new(Loaders::new(sources, &caller, started_at));
         Self { caller, loaders, sources: sources.clone(), routing, started_at }
     }

@@ -36,6 +36,7 @@ impl DraftsClient {
         let message =
             pb::BatchGetDraftsRequest { template_ids: ids.iter().map(|id| id.to_string()).collect() };
         let mut client = self.client.clone();
+        caller.budget.charge()?;
         let request = grpc::request(message, caller, self.timeout);
         let response = grpc::call(
             BACKEND,
@@ -57,6 +58,7 @@ impl DraftsClient {
         expected_version: u64,
         edit: DraftEdit,
     ) -> Result<Draft, SourceError> {
+        caller.budget.charge()?;
         let template_id = template.to_string();
         let mut client = self.client.clone();
         let result = match edit {

@@ -70,6 +70,12 @@ pub enum SourceError {
         /// The version now.
         current: u64,
     },
+    /// The request has made as many backend calls as its budget allows; this one was not made.
+    #[error("this request reached its budget of {limit} backend calls")]
+    CallBudgetExceeded {
+        /// The budget.
+        limit: usize,
+    },
     /// The backend answered something we could not understand or did not expect.
     #[error("{backend} answered unexpectedly: {detail}")]
     BadResponse {
@@ -92,6 +98,7 @@ impl SourceError {
             Self::InvalidInput(_) => "BAD_USER_INPUT",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::BadResponse { .. } => "BACKEND_ERROR",
+            Self::CallBudgetExceeded { .. } => "BACKEND_CALL_BUDGET_EXCEEDED",
         }
     }
 

@@ -51,6 +51,7 @@ impl EventsClient {
             }),
         };
         let mut client = self.client.clone();
+        caller.budget.charge()?;
         let request = grpc::request(message, caller, self.timeout);
         let response = grpc::call(
             BACKEND,
@@ -91,6 +92,7 @@ impl EventsClient {
             page_token: page_token.unwrap_or_default().to_owned(),
         };
         let mut client = self.client.clone();
+        caller.budget.charge()?;
         let request = grpc::request(message, caller, self.timeout);
         let response =
             grpc::call(BACKEND, "EventService/ListEvents", self.timeout, client.list_events(request)).await?;
@@ -115,6 +117,7 @@ impl EventsClient {
             after_sequence,
         };
         let mut client = self.client.clone();
+        caller.budget.charge()?;
         let request = grpc::streaming_request(message, caller);
         let streaming =
             grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))

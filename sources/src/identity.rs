@@ -1,5 +1,6 @@
 //! Who a backend call is made for, and how that travels to each backend.
 
+use crate::budget::CallBudget;
 use crate::domain::UserId;
 
 /// gRPC metadata key carrying the caller's user id to the services.
@@ -74,6 +75,18 @@ pub struct Caller {
     pub user_id: UserId,
     /// The request id, passed on so backend logs can be joined with the gateway's.
     pub request_id: Option<String>,
+    /// The request's budget of backend calls, charged before each call (see [`CallBudget`]).
+    /// [`Caller::for_request`] gives each request a fresh one.
+    pub budget: CallBudget,
+}
+
+impl Caller {
+    /// This caller with a fresh, unlimited call budget: a checked caller is cached across
+    /// requests, its budget must not be.
+    pub fn for_request(mut self) -> Self {
+        self.budget = CallBudget::unlimited();
+        self
+    }
 }
 
 impl std::fmt::Debug for Caller {

@@ -3,6 +3,7 @@
 //! they all return ([`domain`]), the per-request batch loaders ([`loaders`]), and how the caller's
 //! identity, deadlines and errors travel ([`identity`], [`error`]).
 
+pub mod budget;
 pub mod domain;
 pub mod drafts;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod identity;
 pub mod loaders;
 pub mod monolith;
 
+pub use budget::CallBudget;
 pub use error::{Backend, SourceError};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};

@@ -9,10 +9,12 @@
 //! ([`LEGACY_CONCURRENCY`] calls at once).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
+
+use futures::StreamExt;
 
 use crate::Sources;
 use crate::domain::{Draft, EventPage, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
@@ -195,9 +197,17 @@ impl Loader<EventsPageKey> for LegacyEventsPageLoader {
     }
 }
 
+/// What one key's call came to: its value (if found), or its error (`None` when it was not
+/// called because another key's call had failed).
+type KeyOutcome<K, V> = Result<(K, Option<V>), Option<SourceError>>;
+
 /// Loads each of `keys` with a call of its own, [`LEGACY_CONCURRENCY`] at a time, for backend
 /// methods that take one key: the legacy views, and `ListEvents` (one template, one cursor). A
 /// key whose call finds nothing is absent from the map.
+///
+/// The first failure fails the batch: no call starts after it, and the calls already under way
+/// finish rather than being dropped mid-flight (so a budget of backend calls counts exactly the
+/// calls the backends received).
 async fn one_call_per_key<K, V, Call, Fut>(keys: &[K], call: Call) -> Result<HashMap<K, V>, SourceError>
 where
     K: Clone + Eq + std::hash::Hash,
@@ -205,12 +215,38 @@ where
     Fut: Future<Output = Result<Option<V>, SourceError>>,
 {
     let call = &call;
-    let loaded: Vec<(K, Option<V>)> = futures::stream::iter(keys.iter().cloned())
-        .map(|key| async move { Ok::<_, SourceError>((key.clone(), call(key).await?)) })
+    let failed = &AtomicBool::new(false);
+    let outcomes: Vec<KeyOutcome<K, V>> = futures::stream::iter(keys.iter().cloned())
+        .map(|key| async move {
+            if failed.load(Ordering::Relaxed) {
+                return Err(None);
+            }
+            match call(key.clone()).await {
+                Ok(value) => Ok((key, value)),
+                Err(error) => {
+                    failed.store(true, Ordering::Relaxed);
+                    Err(Some(error))
+                }
+            }
+        })
         .buffer_unordered(LEGACY_CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(loaded.into_iter().filter_map(|(key, value)| Some((key, value?))).collect())
+        .collect()
+        .await;
+    let mut loaded = HashMap::with_capacity(outcomes.len());
+    let mut first_error = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok((key, Some(value))) => {
+                loaded.insert(key, value);
+            }
+            Ok((_, None)) => {}
+            Err(error) => first_error = first_error.or(error),
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(loaded),
+    }
 }
 
 /// A loader that remembers what it loaded for the rest of the request, so a key asked for twice

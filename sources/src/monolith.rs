@@ -176,6 +176,7 @@ impl MonolithClient {
         let body =
             wire::TemplatePatch { name: patch.name.clone(), status: patch.status.map(wire::status_name) };
         let path = format!("/api/v1/templates/{id}/");
+        caller.budget.charge()?;
         let template: wire::Template = self
             .send(Method::PATCH, &path, &[], Some(&body), &caller.credential, caller.request_id.as_deref())
             .await?;
@@ -278,6 +279,7 @@ impl MonolithClient {
         page_size: u64,
     ) -> Result<Option<wire::Page<wire::Event>>, SourceError> {
         let query = [("page", page.to_string()), ("page_size", page_size.to_string())];
+        caller.budget.charge()?;
         let (status, body) = self
             .exchange(
                 Method::GET,
@@ -328,6 +330,7 @@ impl MonolithClient {
                 (Method::DELETE, path, vec![("version", expected_version.to_string())], None)
             }
         };
+        caller.budget.charge()?;
         let (status, bytes) = self
             .exchange(method, &path, &query, body.as_ref(), &caller.credential, caller.request_id.as_deref())
             .await?;
@@ -352,6 +355,7 @@ impl MonolithClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, SourceError> {
+        caller.budget.charge()?;
         self.send(Method::GET, path, query, None::<&()>, &caller.credential, caller.request_id.as_deref())
             .await
     }

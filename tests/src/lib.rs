@@ -191,6 +191,7 @@ impl TestStack {
             credential: banyan_sources::Credential::Token(self.token(user)),
             user_id: banyan_sources::domain::UserId(user),
             request_id: None,
+            budget: banyan_sources::CallBudget::unlimited(),
         };
         let subject = banyan_migration::RequestSubject {
             user_id: Some(user.to_string()),

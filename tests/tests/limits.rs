@@ -109,11 +109,12 @@ async fn small_hostile_documents_are_refused_and_the_gateway_lives() {
         "NESTING_TOO_DEEP",
     )
     .await;
+    // 1,000 fragments (7,000 tokens, within `limits.max_tokens`), each spreading the next.
     let mut chain = String::from("{ ...F0 }");
-    for i in 0..5_000 {
+    for i in 0..1_000 {
         chain.push_str(&format!(" fragment F{i} on Query {{ ...F{} }}", i + 1));
     }
-    chain.push_str(" fragment F5000 on Query { __typename }");
+    chain.push_str(" fragment F1000 on Query { __typename }");
     assert_refused(&stack, &chain, "NESTING_TOO_DEEP").await;
     assert_refused(
         &stack,
@@ -122,9 +123,11 @@ async fn small_hostile_documents_are_refused_and_the_gateway_lives() {
     )
     .await;
     assert_refused(&stack, &format!("{{ {} }}", "n".repeat(900_000)), "GRAPHQL_VALIDATION_FAILED").await;
-    // Many operations: more selections, all operations together, than allowed.
+    // More selections than allowed, in fewer tokens than allowed.
+    assert_refused(&stack, &format!("{{ {} }}", "__typename ".repeat(10_001)), "TOO_MANY_SELECTIONS").await;
+    // Many operations: more tokens than allowed, refused before parsing.
     let many: String = (0..20_000).map(|i| format!("query Q{i} {{ __typename }} ")).collect();
-    assert_refused(&stack, &many, "TOO_MANY_SELECTIONS").await;
+    assert_refused(&stack, &many, "TOO_MANY_TOKENS").await;
     assert_serving(&stack).await;
     stack.stop().await;
 }

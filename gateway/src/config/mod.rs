@@ -26,7 +26,7 @@ pub use auth::AuthConfig;
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use csrf::CsrfConfig;
-pub use limits::LimitsConfig;
+pub use limits::{LimitsConfig, WarnOnly, WarnableLimit};
 pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
 pub use rate_limit::RateLimitConfig;

@@ -349,7 +349,7 @@ fn hostile(kind: usize, rng: &mut Rng) -> String {
 
 /// The codes a hostile document may be refused with: a limit, or the parser or validation when
 /// the document is not even well-formed GraphQL.
-const REFUSALS: [&str; 9] = [
+const REFUSALS: [&str; 13] = [
     "GRAPHQL_VALIDATION_FAILED",
     "NESTING_TOO_DEEP",
     "TOO_MANY_FRAGMENT_SPREADS",
@@ -359,6 +359,10 @@ const REFUSALS: [&str; 9] = [
     "QUERY_TOO_DEEP",
     "GRAPHQL_PARSE_FAILED",
     "QUERY_TOO_COMPLEX",
+    "QUERY_TOO_COSTLY",
+    "TOO_MANY_TOKENS",
+    "TOO_MANY_ROOT_FIELDS",
+    "TOO_MANY_DIRECTIVES",
 ];
 
 #[tokio::test]
@@ -405,7 +409,8 @@ async fn variables_and_extensions_nest_only_as_deep_as_serde_json_allows() {
 
 #[tokio::test]
 async fn validation_reports_at_most_a_hundred_errors() {
-    let state = schema_with(|_| {});
+    // 15,000 tokens of arguments: within the token limit for this test.
+    let state = schema_with(|config| config.limits.max_tokens = 20_000);
     let arguments: String = (0..5_000).map(|i| format!("a{i}: 1 ")).collect();
     let response =
         run(&state, &format!("{{ __type(name: \"Query\" {arguments}) {{ name }} }}"), Value::Null).await;
@@ -416,4 +421,177 @@ async fn validation_reports_at_most_a_hundred_errors() {
         "Too many validation errors, error limit reached. Validation aborted."
     );
     assert!(codes(&response).iter().all(|code| code == "GRAPHQL_VALIDATION_FAILED"));
+}
+
+// ---- Cost, tokens, root fields, directives, operations, warn-only (issue 8, section 1) ----
+
+/// The cost the limits extension computes for `query`, read from the refusal of a schema
+/// whose `max_cost` is 0.
+async fn cost_of(query: &str, variables: Value) -> u64 {
+    let state = schema_with(|config| config.limits.max_cost = 0);
+    let response = run(&state, query, variables).await;
+    assert_eq!(codes(&response), ["QUERY_TOO_COSTLY"], "{query}: {response}");
+    let message = response["errors"][0]["message"].as_str().expect("a message");
+    let found = message.split("is ").nth(1).and_then(|rest| rest.split(';').next()).expect("the cost");
+    found.parse().expect("a number")
+}
+
+/// The document of issue 8, section 1: under a workspace, 30 aliases of templates(first: 100)
+/// → recentEvents(first: 100) → template → recentEvents(first: 100), nine fields deep.
+pub(crate) fn amplification_document() -> String {
+    let one = "templates(first: 100) { nodes { recentEvents(first: 100) \
+               { nodes { template { recentEvents(first: 100) { nodes { kind } } } } } } }";
+    let aliases: String = (0..30).map(|i| format!("a{i}: {one} ")).collect();
+    format!("{{ workspace(id: \"V29ya3NwYWNlOjE=\") {{ {aliases} }} }}")
+}
+
+#[tokio::test]
+async fn cost_multiplies_by_page_sizes_and_list_sizes() {
+    // Counted by hand: a field is 1, a list multiplies what it selects.
+    // templates(first: 3) { totalCount nodes { id } } = 1 + (1 + (1 + 3 × 1))
+    assert_eq!(
+        cost_of("{ templates(workspaceId: \"x\", first: 3) { totalCount nodes { id } } }", Value::Null).await,
+        6
+    );
+    // The schema's default page size (20), a variable, and a variable's default.
+    assert_eq!(cost_of("{ templates(workspaceId: \"x\") { nodes { id } } }", Value::Null).await, 1 + 1 + 20);
+    let by_variable = "query ($n: Int!) { templates(workspaceId: \"x\", first: $n) { nodes { id } } }";
+    assert_eq!(cost_of(by_variable, serde_json::json!({ "n": 7 })).await, 1 + 1 + 7);
+    let by_default = "query ($n: Int = 9) { templates(workspaceId: \"x\", first: $n) { nodes { id } } }";
+    assert_eq!(cost_of(by_default, Value::Null).await, 1 + 1 + 9);
+    // `edges` is sized by the page too; fields beside it (pageInfo) are not multiplied.
+    let edges = "{ templates(workspaceId: \"x\", first: 4) { pageInfo { hasNextPage } edges { cursor node { id name } } } }";
+    assert_eq!(cost_of(edges, Value::Null).await, 1 + (1 + 1) + (1 + 4 * (1 + (1 + 2))));
+    // A list without `first`: its declared size (workspaces: 10, members: 50), nested.
+    let members = "{ workspaces { id members { role } } }";
+    assert_eq!(cost_of(members, Value::Null).await, 1 + 10 * (1 + (1 + 50)));
+    // Skipped fields cost nothing; introspection is 1 per field and not walked.
+    let skipped =
+        "query ($s: Boolean!) { me @skip(if: $s) { id } __typename workspaces @include(if: false) { id } }";
+    assert_eq!(cost_of(skipped, serde_json::json!({ "s": true })).await, 1);
+    // Through fragments and inline fragments, on the fragment's own type.
+    let fragments = "{ template(id: \"x\") { ...T } } fragment T on Template { ... on Template { recentEvents(first: 5) { nodes { kind } } } }";
+    assert_eq!(cost_of(fragments, Value::Null).await, 1 + (1 + (1 + 5)));
+    // The amplification document: per alias 1 + (1 + 100 × (1 + (1 + (1 + (1 + (1 + 100)))))).
+    let per_alias: u64 = 1 + (1 + 100 * (1 + (1 + 100 * (1 + (1 + (1 + 100))))));
+    assert_eq!(cost_of(&amplification_document(), Value::Null).await, 1 + 30 * per_alias);
+}
+
+#[tokio::test]
+async fn every_contract_operation_fits_the_default_cost() {
+    let state = schema_with(|_| {});
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend-contract");
+    let contract = banyan_schema::Contract::load(&dir).expect("the contract loads");
+    let manifest = banyan_schema::build_manifest(&contract).expect("the manifest builds");
+    assert!(!manifest.operations.is_empty());
+    for operation in manifest.operations {
+        // Anonymous, so nothing runs past the limits but `UNAUTHENTICATED` fields.
+        let response = run(&state, &operation.body, Value::Null).await;
+        let codes = codes(&response);
+        assert!(
+            codes.iter().all(|code| !code.starts_with("QUERY_TOO") && !code.starts_with("TOO_MANY")),
+            "{}: {codes:?}",
+            operation.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_new_limit_answers_with_its_code() {
+    let state = schema_with(|_| {});
+    let flood = format!("{{ {} }}", "a ".repeat(20_000));
+    let directives = format!("{{ __typename {} }}", "@skip(if: false) ".repeat(11));
+    let roots = format!("{{ {} }}", (0..21).map(|i| format!("t{i}: __typename ")).collect::<String>());
+    let cases = [
+        (flood.as_str(), "TOO_MANY_TOKENS"),
+        (directives.as_str(), "TOO_MANY_DIRECTIVES"),
+        (roots.as_str(), "TOO_MANY_ROOT_FIELDS"),
+        ("query A { __typename } query B { __typename }", "OPERATION_NAME_REQUIRED"),
+    ];
+    for (query, code) in cases {
+        let response = run(&state, query, Value::Null).await;
+        assert_eq!(codes(&response), [code], "{}", &query[..query.len().min(80)]);
+    }
+    let named = async_graphql::Request::new("query A { __typename }").operation_name("B");
+    let response = serde_json::to_value(state.schema.execute(named).await).expect("serializes");
+    assert_eq!(codes(&response), ["UNKNOWN_OPERATION"]);
+    // Over HTTP (`Schema::execute`), a subscription is refused with a code.
+    let response =
+        run(&state, "subscription { templateEvents(templateIds: []) { sequence } }", Value::Null).await;
+    assert_eq!(codes(&response), ["SUBSCRIPTION_OVER_HTTP"]);
+    // Validation errors still come first.
+    let response = run(&state, "query A { nope } query B { __typename }", Value::Null).await;
+    assert_eq!(codes(&response), ["GRAPHQL_VALIDATION_FAILED"]);
+    // At the limits, each passes.
+    let directives = format!("{{ __typename {} }}", "@skip(if: false) ".repeat(10));
+    let roots = format!("{{ {} }}", (0..20).map(|i| format!("t{i}: __typename ")).collect::<String>());
+    for query in [directives, roots] {
+        let response = run(&state, &query, Value::Null).await;
+        assert!(response.get("errors").is_none(), "{response}");
+    }
+}
+
+#[test]
+fn tokens_are_counted_as_the_lexer_reads_them() {
+    let count = |text: &str| scan_text(text, 32, None).expect("scans");
+    // { a ( b : "x , y" ) @ c ... F } : 13, commas, whitespace and comments aside.
+    assert_eq!(count("{ a(b: \"x, y\") @c ...F }"), 11);
+    assert_eq!(count("{ a, b,, c # d e f\n }"), 5);
+    assert_eq!(count("query Q($v: [Int!] = [-1, 2.5e3]) { a }"), 19);
+    assert_eq!(count("\"\"\" block { } \"\"\" { a }"), 4);
+    // The scan stops as soon as the count passes the limit.
+    assert_eq!(
+        scan_text(&"a ".repeat(1_000_000), 32, Some(10)),
+        Err(LimitError::TooManyTokens { found: 11, max: 10 })
+    );
+}
+
+#[tokio::test]
+async fn warn_only_limits_serve_log_and_count() {
+    use crate::config::WarnableLimit;
+    let state = schema_with(|config| {
+        config.limits.max_cost = 5;
+        config.limits.max_depth = 1;
+        config.limits.max_tokens = 5;
+        config.limits.warn_only =
+            vec![WarnableLimit::Cost, WarnableLimit::Depth, WarnableLimit::Tokens].into();
+    });
+    // Cost 1 + (1 + 10 × 1) = 12 with the declared size of 10, depth 2, 8 tokens: all over,
+    // all warn-only. Anonymous: the field answers UNAUTHENTICATED, past every limit.
+    let response = run(&state, "{ workspaces { id } }", Value::Null).await;
+    assert_eq!(codes(&response), ["UNAUTHENTICATED"], "{response}");
+    for limit in [WarnableLimit::Cost, WarnableLimit::Depth, WarnableLimit::Tokens] {
+        assert_eq!(state.limit_warnings.count(limit), 1, "{limit:?}");
+    }
+    assert_eq!(state.limit_warnings.count(WarnableLimit::Aliases), 0);
+    // An enforced limit beside them still refuses, and counts nothing.
+    let response = run(&state, "{ a: __typename b: workspaces { id } }", Value::Null).await;
+    assert_eq!(codes(&response), ["UNAUTHENTICATED"], "{response}");
+    let strict = schema_with(|config| config.limits.max_cost = 5);
+    let response = run(&strict, "{ workspaces { id } }", Value::Null).await;
+    assert_eq!(codes(&response), ["QUERY_TOO_COSTLY"]);
+    assert_eq!(strict.limit_warnings.count(WarnableLimit::Cost), 0);
+}
+
+#[tokio::test]
+async fn every_request_error_carries_a_code() {
+    let state = schema_with(|_| {});
+    let cases = [
+        ("query ($n: Int!) { __typename }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("query ($n: Int!) { __typename }", serde_json::json!({ "n": "abc" }), "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query ($n: [Int!]!) { __typename }",
+            serde_json::json!({ "n": [null] }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        ("{ __type(name: 1) { name } }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("query { __typename } fragment F on Query { __typename }", Value::Null, "GRAPHQL_VALIDATION_FAILED"),
+        ("", Value::Null, "GRAPHQL_PARSE_FAILED"),
+        // async-graphql's parser refuses a document without an operation.
+        ("fragment F on Query { __typename }", Value::Null, "GRAPHQL_PARSE_FAILED"),
+    ];
+    for (query, variables, code) in cases {
+        let response = run(&state, query, variables.clone()).await;
+        assert_eq!(codes(&response), [code], "{query} {variables}: {response}");
+    }
 }
