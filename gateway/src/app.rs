@@ -90,7 +90,8 @@ impl AppState {
         Self {
             schema,
             limits,
-            auth: Authenticator::new(sources.monolith.clone(), &config.auth),
+            auth: Authenticator::new(sources.monolith.clone(), &config.auth)
+                .propagating(&config.backends.propagate_headers),
             sources,
             graphiql,
             ready: Arc::new(AtomicBool::new(true)),

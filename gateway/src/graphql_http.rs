@@ -183,7 +183,9 @@ async fn execute(app: &AppState, media: Media, headers: &HeaderMap, params: Grap
 /// introspection; data fields answer `UNAUTHENTICATED`).
 async fn identify(app: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, Refusal> {
     let credential = app.auth.credential(headers);
-    app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)
+    let caller =
+        app.auth.identify(credential, crate::auth::request_id(headers)).await.map_err(auth_refusal)?;
+    Ok(caller.map(|caller| app.auth.with_forwarded_headers(caller, headers)))
 }
 
 /// The request's scope: its loaders, and the routing of its migrated fields from one snapshot

@@ -29,6 +29,13 @@ pub enum StartError {
     /// The migration engine could not start (a bad routing table names its file:line).
     #[error("starting the migration engine: {0}")]
     Migration(#[from] crate::migration::MigrationStartError),
+    /// No secret to sign the caller's identity to the services: they could not trust a call, so
+    /// Banyan does not start rather than send identities anyone could forge.
+    #[error(
+        "`auth.service_identity_secrets` is empty: the gRPC services need the caller's identity signed; \
+         set BANYAN_AUTH__SERVICE_IDENTITY_SECRETS='[\"<at least 32 bytes>\"]' with the secret the services verify with"
+    )]
+    NoServiceIdentitySecret,
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -55,9 +62,12 @@ impl RunningGateway {
 
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
-        let sources = Sources::new(&config.backends.sources_options())?;
         let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
         let migration = crate::migration::start(&config.migration, &contract.index)?;
+        let mut options = config.backends.sources_options();
+        options.service_identity =
+            Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
+        let sources = Sources::new(&options)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
         let engine = state.engine.clone();

@@ -33,7 +33,12 @@ fn declared() -> BTreeSet<&'static str> {
 async fn every_declared_call_is_one_the_devstack_counts() {
     let support::Clients { stack, monolith, events, drafts } = support::start().await;
     let credential = Credential::Token(stack.dataset().user(OWNER_USER).unwrap().token.clone());
-    let me = Caller { credential: credential.clone(), user_id: UserId(OWNER_USER), request_id: None };
+    let me = Caller {
+        credential: credential.clone(),
+        user_id: UserId(OWNER_USER),
+        request_id: None,
+        forwarded_headers: Vec::new(),
+    };
     let template = TemplateId(31);
     let now = chrono::Utc::now();
 

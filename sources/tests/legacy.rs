@@ -18,6 +18,7 @@ fn caller(stack: &DevStack, user: u64) -> Caller {
         credential: Credential::Token(stack.dataset().user(user).unwrap().token.clone()),
         user_id: UserId(user),
         request_id: Some(format!("test-{user}")),
+        forwarded_headers: Vec::new(),
     }
 }
 
@@ -215,6 +216,7 @@ async fn legacy_draft_edits_by_session_carry_the_csrf_proof() {
         }),
         user_id: UserId(OWNER_USER),
         request_id: None,
+        forwarded_headers: Vec::new(),
     };
     let v = c.stack.dataset().draft(25).unwrap().version;
     let edit = DraftEdit::UpdateBlock { block_id: "b1".into(), content: "by session".into() };

@@ -19,7 +19,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, ServiceIdentitySecrets};
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
