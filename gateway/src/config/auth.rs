@@ -149,3 +149,22 @@ impl Default for AuthConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn service_identity_secrets_are_checked_and_never_printed() {
+        let secret = "a-service-identity-secret-of-32-bytes";
+        let config = Config::from_toml(&format!("[auth]\nservice_identity_secrets = [\"{secret}\"]\n"))
+            .expect("a long secret");
+        assert!(config.auth.service_identity_keys().is_some());
+        assert!(!format!("{config:?}").contains(secret), "the secret is redacted");
+        let error = Config::from_toml("[auth]\nservice_identity_secrets = [\"short\"]\n").expect_err("short");
+        assert!(error.to_string().contains("auth.service_identity_secrets"), "{error}");
+        assert!(Config::default().auth.service_identity_keys().is_none(), "no secret by default");
+        let error = Config::from_toml("[auth]\nservice_identity_ttl = \"500ms\"\n").expect_err("too short");
+        assert!(error.to_string().contains("auth.service_identity_ttl"), "{error}");
+    }
+}
