@@ -197,8 +197,17 @@ pub struct DevStack {
     drafts_addr: SocketAddr,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     /// The secrets the services verify with (the configured ones, or the one made at start).
-    secrets: Vec<String>,
+    secrets: Secrets,
     identity: ServiceIdentityKeys,
+}
+
+/// Secrets, kept out of `Debug` output.
+struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
+    }
 }
 
 async fn bind(backend: Backend, addr: SocketAddr) -> Result<TcpListener, DevStackError> {
@@ -329,7 +338,15 @@ impl DevStack {
             seed,
             "devstack started"
         );
-        Ok(DevStack { shared, monolith_addr, events_addr, drafts_addr, tasks, secrets, identity })
+        Ok(DevStack {
+            shared,
+            monolith_addr,
+            events_addr,
+            drafts_addr,
+            tasks,
+            secrets: Secrets(secrets),
+            identity,
+        })
     }
 
     /// The monolith's base URL, `http://127.0.0.1:PORT` (no trailing slash).
@@ -365,7 +382,7 @@ impl DevStack {
     /// The secrets the services verify the gateway's signed identity with, signing one first:
     /// what the gateway's `auth.service_identity_secrets` must share (one of them at least).
     pub fn service_identity_secrets(&self) -> &[String] {
-        &self.secrets
+        &self.secrets.0
     }
 
     /// Keys signing with the services' first secret: for a test calling a service directly as
