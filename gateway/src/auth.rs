@@ -6,6 +6,12 @@
 //! the client sees ([`AuthError::refusal`]): an HTTP status or a WebSocket close code, an
 //! `extensions.code`, and a message with nothing internal in it. The internal detail (a backend's
 //! URL or body) goes to the log, with the request id.
+//!
+//! With `auth.stale_on_error`, a caller the monolith accepted is remembered for that long past its
+//! cache entry and served from that memory when a fresh check finds the monolith unreachable, slow
+//! or failing (5xx); a refusal wipes the memory, so a refused credential is never served stale.
+//! The inbound headers `backends.propagate_headers` allows ride along with the caller
+//! ([`Authenticator::with_forwarded_headers`]) to every backend.
 
 use banyan_sources::domain::UserId;
 use banyan_sources::identity::REQUEST_ID_HEADER;
@@ -291,18 +297,23 @@ impl Authenticator {
             .map_err(|e: std::sync::Arc<SourceError>| (*e).clone());
         let identity = match checked {
             Ok(identity) => identity,
-            Err(failure) => match self.stale(&key).await {
-                Some(user_id) => {
-                    let request_id = request_id.as_deref().unwrap_or("-");
-                    tracing::warn!(
-                        request_id,
-                        error = %failure,
-                        "checking a credential failed; serving its last known identity (auth.stale_on_error)"
-                    );
-                    Identity::Known(user_id)
+            // Only an unreachable, slow or 5xx monolith is a blip to ride out; an answer it should
+            // never give (`BadResponse`) is not served stale.
+            Err(failure @ (SourceError::Unavailable { .. } | SourceError::Timeout { .. })) => {
+                match self.stale(&key).await {
+                    Some(user_id) => {
+                        let request_id = request_id.as_deref().unwrap_or("-");
+                        tracing::warn!(
+                            request_id,
+                            error = %failure,
+                            "checking a credential failed; serving its last known identity (auth.stale_on_error)"
+                        );
+                        Identity::Known(user_id)
+                    }
+                    None => return Err(AuthError::Backend(failure)),
                 }
-                None => return Err(AuthError::Backend(failure)),
-            },
+            }
+            Err(failure) => return Err(AuthError::Backend(failure)),
         };
         match identity {
             Identity::Known(user_id) => {
