@@ -16,8 +16,9 @@ use crate::proto::drafts::{
 };
 use crate::time;
 
-/// The metadata key carrying the id of the user a write is made for.
-pub const USER_ID_METADATA: &str = "x-banyan-user-id";
+/// The metadata key carrying the id of the user a write is made for (verified with the gateway's
+/// signature before the service reads it; see `service_auth`).
+pub const USER_ID_METADATA: &str = banyan_sources::identity::USER_ID_METADATA;
 /// Most templates one `BatchGetDrafts` call may name.
 const MAX_BATCH: usize = 1_000;
 
@@ -147,16 +148,9 @@ fn version_conflict(template_id: &str, expected_version: u64, current_version: u
     Status::with_error_details(Code::FailedPrecondition, message, details)
 }
 
-/// The user a write is made for, from the request metadata the gateway sends.
+/// The user a write is made for: the identity the gateway signed, as the interceptor verified it.
 fn author<T>(request: &Request<T>) -> Result<String, Status> {
-    request
-        .metadata()
-        .get(USER_ID_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| Status::unauthenticated(format!("missing {USER_ID_METADATA} metadata")))
+    crate::service_auth::verified_caller(request).map(|caller| caller.user_id.to_string())
 }
 
 /// The gRPC `DraftService` over the shared draft store.

@@ -11,6 +11,9 @@
 //!   streams, and an optional background generator of events;
 //! - the **`DraftService`** (gRPC): drafts in memory with optimistic concurrency.
 //!
+//! Both services refuse, with `UNAUTHENTICATED`, any call without the identity the gateway signs
+//! (`banyan_sources::service_identity`), verified with [`DevStackConfig::service_identity_secrets`].
+//!
 //! All three are seeded from one [`Dataset`]. The monolith keeps its own copy of the events and
 //! drafts (as a Django app has its own tables) and computes its legacy views from it; a dual write
 //! keeps that copy in step with the services (one way: the monolith's own draft writes never reach
@@ -47,6 +50,7 @@ mod legacy;
 mod listener;
 mod monolith;
 mod rng;
+mod service_auth;
 mod time;
 
 /// The generated protobuf types, gRPC servers and gRPC clients of the services.
@@ -89,6 +93,8 @@ use crate::listener::FaultyListener;
 use crate::proto::drafts::draft_service_server::DraftServiceServer;
 use crate::proto::events::NewEmailEvent;
 use crate::proto::events::event_service_server::EventServiceServer;
+use crate::service_auth::VerifyIdentity;
+use banyan_sources::ServiceIdentityKeys;
 
 /// How long [`DevStack::shutdown`] waits for the servers to finish before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -121,6 +127,11 @@ pub struct DevStackConfig {
     /// `TokenAuthentication`. Then, as DRF does, a request it cannot authenticate is answered
     /// `403` instead of `401` (the first class sends no `WWW-Authenticate` challenge). Default false.
     pub session_authentication_first: bool,
+    /// The secrets the services verify the gateway's signed identity with (the first is the one
+    /// [`DevStack::service_identity_keys`] signs with; all verify), each at least 32 bytes. Empty
+    /// (the default): one random secret, made at start, which `banyan dev` and the test kit give
+    /// the gateway.
+    pub service_identity_secrets: Vec<String>,
 }
 
 impl Default for DevStackConfig {
@@ -133,6 +144,7 @@ impl Default for DevStackConfig {
             events_addr: localhost(),
             drafts_addr: localhost(),
             session_authentication_first: false,
+            service_identity_secrets: Vec::new(),
         }
     }
 }
@@ -184,6 +196,18 @@ pub struct DevStack {
     events_addr: SocketAddr,
     drafts_addr: SocketAddr,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// The secrets the services verify with (the configured ones, or the one made at start).
+    secrets: Secrets,
+    identity: ServiceIdentityKeys,
+}
+
+/// Secrets, kept out of `Debug` output.
+struct Secrets(Vec<String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
+    }
 }
 
 async fn bind(backend: Backend, addr: SocketAddr) -> Result<TcpListener, DevStackError> {
@@ -211,6 +235,13 @@ impl DevStack {
                 "event_generator.rate_per_second must be a number >= 0, got {rate}"
             )));
         }
+        let secrets = if config.service_identity_secrets.is_empty() {
+            vec![ServiceIdentityKeys::generate_secret()]
+        } else {
+            config.service_identity_secrets.clone()
+        };
+        let identity = ServiceIdentityKeys::new(&secrets)
+            .map_err(|e| DevStackError::Config(format!("service_identity_secrets: {e}")))?;
         let monolith = bind(Backend::Monolith, config.monolith_addr).await?;
         let events = bind(Backend::Events, config.events_addr).await?;
         let drafts = bind(Backend::Drafts, config.drafts_addr).await?;
@@ -260,7 +291,10 @@ impl DevStack {
         let incoming = FaultyListener::new(events, shared.clone(), Backend::Events).into_incoming();
         let server = tonic::transport::Server::builder()
             .layer(GrpcGuardLayer::new(shared.clone(), Backend::Events))
-            .add_service(EventServiceServer::new(EventsApi::new(shared.clone())));
+            .add_service(EventServiceServer::with_interceptor(
+                EventsApi::new(shared.clone()),
+                VerifyIdentity::new(identity.clone()),
+            ));
         let stop = shared.shutdown.clone();
         tasks.push((
             "events",
@@ -275,7 +309,10 @@ impl DevStack {
         let incoming = FaultyListener::new(drafts, shared.clone(), Backend::Drafts).into_incoming();
         let server = tonic::transport::Server::builder()
             .layer(GrpcGuardLayer::new(shared.clone(), Backend::Drafts))
-            .add_service(DraftServiceServer::new(DraftsApi::new(shared.clone())));
+            .add_service(DraftServiceServer::with_interceptor(
+                DraftsApi::new(shared.clone()),
+                VerifyIdentity::new(identity.clone()),
+            ));
         let stop = shared.shutdown.clone();
         tasks.push((
             "drafts",
@@ -301,7 +338,15 @@ impl DevStack {
             seed,
             "devstack started"
         );
-        Ok(DevStack { shared, monolith_addr, events_addr, drafts_addr, tasks })
+        Ok(DevStack {
+            shared,
+            monolith_addr,
+            events_addr,
+            drafts_addr,
+            tasks,
+            secrets: Secrets(secrets),
+            identity,
+        })
     }
 
     /// The monolith's base URL, `http://127.0.0.1:PORT` (no trailing slash).
@@ -332,6 +377,18 @@ impl DevStack {
     /// The `DraftService`'s socket address.
     pub fn drafts_addr(&self) -> SocketAddr {
         self.drafts_addr
+    }
+
+    /// The secrets the services verify the gateway's signed identity with, signing one first:
+    /// what the gateway's `auth.service_identity_secrets` must share (one of them at least).
+    pub fn service_identity_secrets(&self) -> &[String] {
+        &self.secrets.0
+    }
+
+    /// Keys signing with the services' first secret: for a test calling a service directly as
+    /// the gateway would (`keys.sign_metadata(request.metadata_mut(), user, None)`).
+    pub fn service_identity_keys(&self) -> &ServiceIdentityKeys {
+        &self.identity
     }
 
     /// The fault knobs: `faults().set(Backend::Events, Fault::hang())`, `faults().clear(..)`.

@@ -187,8 +187,13 @@ async fn bad_writes_are_refused() {
         content: String::new(),
     };
     assert_eq!(client.insert_block(as_user(1, unspecified)).await.unwrap_err().code(), Code::InvalidArgument);
+    // Unsigned: refused before the service sees it.
+    let mut unsigned =
+        banyan_devstack::proto::drafts::draft_service_client::DraftServiceClient::connect(stack.drafts_url())
+            .await
+            .unwrap();
     let anonymous = tonic::Request::new(update("6", "b1"));
-    assert_eq!(client.update_block(anonymous).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(unsigned.update_block(anonymous).await.unwrap_err().code(), Code::Unauthenticated);
     // Nothing changed.
     let request = BatchGetDraftsRequest { template_ids: vec!["6".into()] };
     let drafts = client.batch_get_drafts(request).await.unwrap().into_inner().drafts;

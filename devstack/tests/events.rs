@@ -301,9 +301,7 @@ async fn legacy_counts(api: &Api, template: u64) -> [u64; 6] {
 
 /// The event store's counts of one template over 90 days.
 async fn service_counts(
-    client: &mut banyan_devstack::proto::events::event_service_client::EventServiceClient<
-        tonic::transport::Channel,
-    >,
+    client: &mut banyan_devstack::proto::events::event_service_client::EventServiceClient<common::Signed>,
     template: u64,
 ) -> [u64; 6] {
     let id = template.to_string();

@@ -119,7 +119,8 @@ impl AppState {
             schema,
             limits,
             limit_warnings,
-            auth: Authenticator::new(sources.monolith.clone(), &config.auth),
+            auth: Authenticator::new(sources.monolith.clone(), &config.auth)
+                .propagating(&config.backends.propagate_headers),
             sources,
             graphiql,
             ready: Arc::new(AtomicBool::new(true)),

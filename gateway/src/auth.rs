@@ -6,6 +6,12 @@
 //! the client sees ([`AuthError::refusal`]): an HTTP status or a WebSocket close code, an
 //! `extensions.code`, and a message with nothing internal in it. The internal detail (a backend's
 //! URL or body) goes to the log, with the request id.
+//!
+//! With `auth.stale_on_error`, a caller the monolith accepted is remembered for that long past its
+//! cache entry and served from that memory when a fresh check finds the monolith unreachable, slow
+//! or failing (5xx); a refusal wipes the memory, so a refused credential is never served stale.
+//! The inbound headers `backends.propagate_headers` allows ride along with the caller
+//! ([`Authenticator::with_forwarded_headers`]) to every backend.
 
 use banyan_sources::domain::UserId;
 use banyan_sources::identity::REQUEST_ID_HEADER;
@@ -147,7 +153,13 @@ fn cache_key(credential: &Credential) -> CacheKey {
 pub struct Authenticator {
     monolith: MonolithClient,
     cache: Cache<CacheKey, Identity>,
+    /// Callers the monolith accepted, kept for `identity_cache_ttl + stale_on_error` after the
+    /// check, and consulted only when a fresh check fails on the backend's side; `None` when
+    /// `auth.stale_on_error` is 0.
+    last_known: Option<Cache<CacheKey, UserId>>,
     names: std::sync::Arc<SessionNames>,
+    /// Lowercase names of the inbound headers passed on to the backends.
+    propagate: std::sync::Arc<[String]>,
 }
 
 impl Authenticator {
@@ -162,6 +174,13 @@ impl Authenticator {
                     refused: config.negative_cache_ttl,
                 })
                 .build(),
+            last_known: (!config.stale_on_error.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(config.identity_cache_capacity)
+                    .time_to_live(config.identity_cache_ttl.saturating_add(config.stale_on_error))
+                    .build()
+            }),
+            propagate: std::sync::Arc::from([]),
             names: std::sync::Arc::new(SessionNames {
                 session_cookie: config.session_cookie.clone(),
                 csrf_cookie: config.csrf_cookie.clone(),
@@ -169,6 +188,33 @@ impl Authenticator {
                 csrf_header: HeaderName::from_bytes(config.csrf_header.as_bytes()).ok(),
             }),
         }
+    }
+
+    /// The same authenticator, passing these inbound headers (by name, any case) on to the
+    /// backends with each caller (`backends.propagate_headers`, validated with the configuration).
+    #[must_use]
+    pub fn propagating(mut self, names: &[String]) -> Self {
+        self.propagate = names.iter().map(|name| name.to_ascii_lowercase()).collect();
+        self
+    }
+
+    /// `caller` with the allowed inbound headers of its request to pass on to the backends.
+    /// Identity and transport headers never pass, whatever the list says: the sources skip them
+    /// again when sending.
+    pub fn with_forwarded_headers(&self, mut caller: Caller, headers: &HeaderMap) -> Caller {
+        caller.forwarded_headers = self
+            .propagate
+            .iter()
+            .filter(|name| banyan_sources::identity::is_forwardable_header(name))
+            .flat_map(|name| {
+                headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|value| Some((name.clone(), value.to_str().ok()?.to_owned())))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        caller
     }
 
     /// The credential carried by `headers`, if any: the `Authorization` header, or else the
@@ -228,23 +274,59 @@ impl Authenticator {
     async fn caller(&self, credential: Credential, request_id: Option<String>) -> Result<Caller, AuthError> {
         // A refusal is an answer and is cached; a backend failure is an error, which `try_get_with`
         // never caches, so the next request asks again.
-        let identity = self
+        let key = cache_key(&credential);
+        let checked = self
             .cache
-            .try_get_with(cache_key(&credential), async {
-                match self.monolith.me(&credential, request_id.as_deref()).await {
-                    Ok(user) => Ok(Identity::Known(user.id)),
-                    Err(SourceError::Unauthenticated) => Ok(Identity::Refused),
-                    Err(other) => Err(other),
+            .try_get_with(key, async {
+                let identity = match self.monolith.me(&credential, request_id.as_deref()).await {
+                    Ok(user) => Identity::Known(user.id),
+                    Err(SourceError::Unauthenticated) => Identity::Refused,
+                    Err(other) => return Err(other),
+                };
+                // Only a fresh answer updates the stale-on-error memory: a refusal wipes it, so a
+                // credential the monolith refused once is never served stale.
+                if let Some(last_known) = &self.last_known {
+                    match identity {
+                        Identity::Known(user_id) => last_known.insert(key, user_id).await,
+                        Identity::Refused => last_known.invalidate(&key).await,
+                    }
                 }
+                Ok(identity)
             })
             .await
-            .map_err(|e: std::sync::Arc<SourceError>| AuthError::Backend((*e).clone()))?;
+            .map_err(|e: std::sync::Arc<SourceError>| (*e).clone());
+        let identity = match checked {
+            Ok(identity) => identity,
+            // Only an unreachable, slow or 5xx monolith is a blip to ride out; an answer it should
+            // never give (`BadResponse`) is not served stale.
+            Err(failure @ (SourceError::Unavailable { .. } | SourceError::Timeout { .. })) => {
+                match self.stale(&key).await {
+                    Some(user_id) => {
+                        let request_id = request_id.as_deref().unwrap_or("-");
+                        tracing::warn!(
+                            request_id,
+                            error = %failure,
+                            "checking a credential failed; serving its last known identity (auth.stale_on_error)"
+                        );
+                        Identity::Known(user_id)
+                    }
+                    None => return Err(AuthError::Backend(failure)),
+                }
+            }
+            Err(failure) => return Err(AuthError::Backend(failure)),
+        };
         match identity {
             Identity::Known(user_id) => {
-                Ok(Caller { credential, user_id, request_id, budget: Default::default() })
+                Ok(Caller { credential, user_id, request_id, budget: Default::default(), forwarded_headers: Vec::new() })
             }
             Identity::Refused => Err(AuthError::InvalidCredential),
         }
+    }
+
+    /// The user a credential belonged to when the monolith last accepted it, within
+    /// `identity_cache_ttl + stale_on_error` of that check.
+    async fn stale(&self, key: &CacheKey) -> Option<UserId> {
+        self.last_known.as_ref()?.get(key).await
     }
 }
 

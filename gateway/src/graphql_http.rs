@@ -333,7 +333,8 @@ async fn identify(app: &AppState, headers: &HeaderMap, client_ip: IpAddr) -> Res
     let credential = app.auth.credential(headers);
     let identity = app.auth.identify(credential, crate::auth::request_id(headers)).await;
     app.rate_limit.after_identity(client_ip, &identity).await.map_err(rate_limited)?;
-    identity.map_err(auth_refusal)
+    let caller = identity.map_err(auth_refusal)?;
+    Ok(caller.map(|caller| app.auth.with_forwarded_headers(caller, headers)))
 }
 
 /// The request's scope: its loaders, and the routing of its migrated fields from one snapshot

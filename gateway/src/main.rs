@@ -348,6 +348,10 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     config.server.open_for_development();
     config.backends =
         BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
+    // The stand-in services verify the caller's identity with a random secret made at their
+    // start; the gateway signs with the same one.
+    config.auth.service_identity_secrets =
+        banyan_gateway::config::ServiceIdentitySecrets(devstack.service_identity_secrets().to_vec());
     // A routing table of its own, in a scratch directory, for the developer to edit live; every
     // response says who served each migrated field, and the override header is honoured.
     let table_dir = std::env::temp_dir().join(format!("banyan-dev-{}", std::process::id()));

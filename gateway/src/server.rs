@@ -34,6 +34,13 @@ pub enum StartError {
     /// operation would be refused.
     #[error("{0}")]
     Manifest(#[from] crate::persisted::ManifestLoadError),
+    /// No secret to sign the caller's identity to the services: they could not trust a call, so
+    /// Banyan does not start rather than send identities anyone could forge.
+    #[error(
+        "`auth.service_identity_secrets` is empty: the gRPC services need the caller's identity signed; \
+         set BANYAN_AUTH__SERVICE_IDENTITY_SECRETS='[\"<at least 32 bytes>\"]' with the secret the services verify with"
+    )]
+    NoServiceIdentitySecret,
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -62,10 +69,13 @@ impl RunningGateway {
 
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
-        let sources = Sources::new(&config.backends.sources_options())?;
         crate::persisted::check_manifest(&config.persisted)?;
         let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
         let migration = crate::migration::start(&config.migration, &contract.index)?;
+        let mut options = config.backends.sources_options();
+        options.service_identity =
+            Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
+        let sources = Sources::new(&options)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let ready = state.ready.clone();
         let limit_warnings = state.limit_warnings.clone();

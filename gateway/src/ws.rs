@@ -187,7 +187,7 @@ async fn connection_data(
         Err(async_graphql::Error::new(refusal.message))
     };
     let caller = match app.auth.identify(credential, upgrade.request_id.clone()).await {
-        Ok(caller) => caller,
+        Ok(caller) => caller.map(|caller| app.auth.with_forwarded_headers(caller, &upgrade.headers)),
         Err(error) => return refuse(error.refusal()),
     };
     let headers = RoutingHeaders { payload, upgrade: upgrade.headers };

@@ -27,13 +27,15 @@ struct Served {
 
 /// Writes `toml` to a scratch file and starts `banyan serve --config` on it with exactly the
 /// environment `vars` (nothing inherited, so neither the caller's `NO_COLOR` nor a stray
-/// `BANYAN_` variable changes the outcome), stderr piped.
+/// `BANYAN_` variable changes the outcome) plus a service-identity secret (which `vars` may
+/// override), stderr piped.
 fn serve(name: &str, toml: &str, vars: &[(&str, &str)]) -> Served {
     let config = scratch_file(name, toml);
     let mut child = Command::new(env!("CARGO_BIN_EXE_banyan"))
         .args(["serve", "--config"])
         .arg(&config)
         .env_clear()
+        .env("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS", "[\"a-service-identity-secret-of-32-bytes\"]")
         .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -249,4 +251,25 @@ fn serve_refuses_introspection_without_the_admin_token_and_serves_no_graphiql() 
     socket.read_to_string(&mut page).expect("an answer");
     assert!(!page.to_ascii_lowercase().contains("graphiql"), "{page}");
     served.stop();
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_service_identity_secret() {
+    let toml = "[server]\nlisten = \"127.0.0.1:0\"\n";
+    let mut served = serve("no-secret", toml, &[("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS", "[]")]);
+    let status = served.child.wait().expect("banyan exits");
+    let lines = served.stop();
+    let stderr: String = lines.iter().map(|line| String::from_utf8_lossy(line).into_owned() + "\n").collect();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("auth.service_identity_secrets"), "{stderr}");
+    assert!(stderr.contains("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS"), "{stderr}");
+    assert!(!stderr.contains("Banyan is listening"), "{stderr}");
+
+    // A secret too short to key an HMAC is refused as configuration, naming the key.
+    let mut served = serve("short-secret", toml, &[("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS", "[\"short\"]")]);
+    let status = served.child.wait().expect("banyan exits");
+    let lines = served.stop();
+    let stderr: String = lines.iter().map(|line| String::from_utf8_lossy(line).into_owned() + "\n").collect();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("auth.service_identity_secrets") && stderr.contains("at least 32"), "{stderr}");
 }

@@ -11,6 +11,7 @@ use crate::error::{Backend, SourceError, from_status};
 use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
 use crate::proto::drafts as pb;
+use crate::service_identity::ServiceIdentityKeys;
 
 const BACKEND: Backend = Backend::Drafts;
 
@@ -19,6 +20,8 @@ const BACKEND: Backend = Backend::Drafts;
 pub struct DraftsClient {
     client: pb::draft_service_client::DraftServiceClient<Channel>,
     timeout: Duration,
+    /// Signs the caller's identity on every call; `None` sends it unsigned.
+    identity: Option<ServiceIdentityKeys>,
 }
 
 impl DraftsClient {
@@ -28,7 +31,15 @@ impl DraftsClient {
         Ok(Self {
             client: pb::draft_service_client::DraftServiceClient::new(channel),
             timeout: options.timeout,
+            identity: None,
         })
+    }
+
+    /// The same client, signing the caller's identity on every call with `keys`.
+    #[must_use]
+    pub fn with_identity(mut self, keys: ServiceIdentityKeys) -> Self {
+        self.identity = Some(keys);
+        self
     }
 
     /// The drafts of many templates in one call; templates with no draft are left out.
@@ -37,7 +48,7 @@ impl DraftsClient {
             pb::BatchGetDraftsRequest { template_ids: ids.iter().map(|id| id.to_string()).collect() };
         let mut client = self.client.clone();
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.timeout);
+        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
         let response = grpc::call(
             BACKEND,
             "DraftService/BatchGetDrafts",
@@ -64,7 +75,7 @@ impl DraftsClient {
         let result = match edit {
             DraftEdit::UpdateBlock { block_id, content } => {
                 let message = pb::UpdateBlockRequest { template_id, expected_version, block_id, content };
-                let request = grpc::request(message, caller, self.timeout);
+                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
                 self.write("DraftService/UpdateBlock", client.update_block(request)).await
             }
             DraftEdit::InsertBlock { index, kind, content } => {
@@ -75,12 +86,12 @@ impl DraftsClient {
                     kind: kind_to_wire(kind) as i32,
                     content,
                 };
-                let request = grpc::request(message, caller, self.timeout);
+                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
                 self.write("DraftService/InsertBlock", client.insert_block(request)).await
             }
             DraftEdit::DeleteBlock { block_id } => {
                 let message = pb::DeleteBlockRequest { template_id, expected_version, block_id };
-                let request = grpc::request(message, caller, self.timeout);
+                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
                 self.write("DraftService/DeleteBlock", client.delete_block(request)).await
             }
         };

@@ -143,7 +143,15 @@ pub(crate) fn from_status(backend: Backend, timeout: Duration, status: &tonic::S
     match status.code() {
         Code::NotFound => SourceError::NotFound,
         Code::InvalidArgument | Code::OutOfRange => SourceError::InvalidInput(status.message().to_owned()),
-        Code::Unauthenticated => SourceError::Unauthenticated,
+        // The services authenticate the gateway, not the caller (whom the gateway checked): a
+        // refused signed identity is a misconfigured secret or clock, the backend side's error.
+        Code::Unauthenticated => SourceError::BadResponse {
+            backend,
+            detail: format!(
+                "the service refused the gateway's signed identity (check auth.service_identity_secrets and the clocks): {}",
+                status.message()
+            ),
+        },
         Code::PermissionDenied => SourceError::Forbidden(status.message().to_owned()),
         Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
             SourceError::Unavailable { backend, detail: format!("{:?}: {}", status.code(), status.message()) }

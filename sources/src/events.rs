@@ -12,6 +12,7 @@ use crate::error::{Backend, SourceError, from_status};
 use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
 use crate::proto::events as pb;
+use crate::service_identity::ServiceIdentityKeys;
 
 const BACKEND: Backend = Backend::Events;
 
@@ -23,6 +24,8 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<EmailEvent, SourceError>
 pub struct EventsClient {
     client: pb::event_service_client::EventServiceClient<Channel>,
     timeout: Duration,
+    /// Signs the caller's identity on every call; `None` sends it unsigned.
+    identity: Option<ServiceIdentityKeys>,
 }
 
 impl EventsClient {
@@ -32,7 +35,15 @@ impl EventsClient {
         Ok(Self {
             client: pb::event_service_client::EventServiceClient::new(channel),
             timeout: options.timeout,
+            identity: None,
         })
+    }
+
+    /// The same client, signing the caller's identity on every call with `keys`.
+    #[must_use]
+    pub fn with_identity(mut self, keys: ServiceIdentityKeys) -> Self {
+        self.identity = Some(keys);
+        self
     }
 
     /// Stats for many templates over a window ending `now`, in one call, in request order.
@@ -52,7 +63,7 @@ impl EventsClient {
         };
         let mut client = self.client.clone();
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.timeout);
+        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
         let response = grpc::call(
             BACKEND,
             "EventService/GetTemplateStats",
@@ -93,7 +104,7 @@ impl EventsClient {
         };
         let mut client = self.client.clone();
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.timeout);
+        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
         let response =
             grpc::call(BACKEND, "EventService/ListEvents", self.timeout, client.list_events(request)).await?;
         Ok(EventPage {
@@ -118,7 +129,7 @@ impl EventsClient {
         };
         let mut client = self.client.clone();
         caller.budget.charge()?;
-        let request = grpc::streaming_request(message, caller);
+        let request = grpc::streaming_request(message, caller, self.identity.as_ref());
         let streaming =
             grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
                 .await?;

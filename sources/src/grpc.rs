@@ -4,12 +4,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tonic::metadata::MetadataValue;
+use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tracing::Instrument;
 
 use crate::error::{Backend, SourceError, from_status};
-use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA};
+use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA, forwardable};
+use crate::service_identity::ServiceIdentityKeys;
 
 /// How to reach one gRPC service.
 #[derive(Debug, Clone)]
@@ -37,20 +38,43 @@ pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel
 }
 
 /// Wraps a message with the caller's identity, the request id and the deadline.
-pub(crate) fn request<T>(message: T, caller: &Caller, timeout: Duration) -> tonic::Request<T> {
-    let mut request = streaming_request(message, caller);
+pub(crate) fn request<T>(
+    message: T,
+    caller: &Caller,
+    identity: Option<&ServiceIdentityKeys>,
+    timeout: Duration,
+) -> tonic::Request<T> {
+    let mut request = streaming_request(message, caller, identity);
     request.set_timeout(timeout);
     request
 }
 
 /// Wraps a message with the caller's identity and the request id, but no deadline: for a stream,
-/// which lives as long as its client wants.
-pub(crate) fn streaming_request<T>(message: T, caller: &Caller) -> tonic::Request<T> {
+/// which lives as long as its client wants. The forwarded headers go first, so nothing they hold
+/// can stand in for the identity set after them (they never hold an identity header anyway).
+/// Without keys the user id goes unsigned, which a verifying service refuses.
+pub(crate) fn streaming_request<T>(
+    message: T,
+    caller: &Caller,
+    identity: Option<&ServiceIdentityKeys>,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     let metadata = request.metadata_mut();
-    metadata.insert(USER_ID_METADATA, MetadataValue::from(caller.user_id.0));
-    if let Some(id) = caller.request_id.as_deref().and_then(|id| id.parse().ok()) {
-        metadata.insert(REQUEST_ID_HEADER, id);
+    for (name, value) in forwardable(&caller.forwarded_headers) {
+        if let (Ok(key), Ok(value)) =
+            (name.parse::<MetadataKey<Ascii>>(), value.parse::<MetadataValue<Ascii>>())
+        {
+            metadata.append(key, value);
+        }
+    }
+    match identity {
+        Some(keys) => keys.sign_metadata(metadata, caller.user_id.0, caller.request_id.as_deref()),
+        None => {
+            metadata.insert(USER_ID_METADATA, MetadataValue::from(caller.user_id.0));
+            if let Some(id) = caller.request_id.as_deref().and_then(|id| id.parse().ok()) {
+                metadata.insert(REQUEST_ID_HEADER, id);
+            }
+        }
     }
     request
 }

@@ -12,12 +12,14 @@ mod grpc;
 pub mod identity;
 pub mod loaders;
 pub mod monolith;
+pub mod service_identity;
 
 pub use budget::CallBudget;
 pub use error::{Backend, SourceError};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
 pub use monolith::MonolithOptions;
+pub use service_identity::ServiceIdentityKeys;
 
 /// Generated protobuf types and gRPC clients for the services' APIs.
 pub mod proto {
@@ -53,6 +55,8 @@ pub struct SourcesOptions {
     pub events: GrpcOptions,
     /// The draft store.
     pub drafts: GrpcOptions,
+    /// The secrets that sign the caller's identity to the services; `None` sends it unsigned.
+    pub service_identity: Option<ServiceIdentityKeys>,
 }
 
 impl Sources {
@@ -61,8 +65,23 @@ impl Sources {
     pub fn new(options: &SourcesOptions) -> Result<Self, SourceError> {
         Ok(Self {
             monolith: monolith::MonolithClient::new(&options.monolith)?,
-            events: events::EventsClient::new(&options.events)?,
-            drafts: drafts::DraftsClient::new(&options.drafts)?,
+            events: with_identity(
+                events::EventsClient::new(&options.events)?,
+                options,
+                events::EventsClient::with_identity,
+            ),
+            drafts: with_identity(
+                drafts::DraftsClient::new(&options.drafts)?,
+                options,
+                drafts::DraftsClient::with_identity,
+            ),
         })
+    }
+}
+
+fn with_identity<C>(client: C, options: &SourcesOptions, sign: fn(C, ServiceIdentityKeys) -> C) -> C {
+    match &options.service_identity {
+        Some(keys) => sign(client, keys.clone()),
+        None => client,
     }
 }

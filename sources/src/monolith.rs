@@ -15,7 +15,7 @@ use crate::domain::{
     WorkspaceId,
 };
 use crate::error::{Backend, SourceError};
-use crate::identity::{Caller, Credential, REQUEST_ID_HEADER};
+use crate::identity::{Caller, Credential, REQUEST_ID_HEADER, forwardable};
 
 /// The largest page the monolith serves; batch lookups are chunked to it.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -62,7 +62,7 @@ impl MonolithClient {
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
     pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
         let answer: Result<wire::User, SourceError> =
-            self.send(Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id).await;
+            self.send(Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id, &[]).await;
         match answer {
             Ok(user) => user.try_into(),
             Err(SourceError::Unauthenticated | SourceError::Forbidden(_)) => {
@@ -178,7 +178,15 @@ impl MonolithClient {
         let path = format!("/api/v1/templates/{id}/");
         caller.budget.charge()?;
         let template: wire::Template = self
-            .send(Method::PATCH, &path, &[], Some(&body), &caller.credential, caller.request_id.as_deref())
+            .send(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&body),
+                &caller.credential,
+                caller.request_id.as_deref(),
+                &caller.forwarded_headers,
+            )
             .await?;
         template.try_into()
     }
@@ -288,6 +296,7 @@ impl MonolithClient {
                 None::<&()>,
                 &caller.credential,
                 caller.request_id.as_deref(),
+                &caller.forwarded_headers,
             )
             .await?;
         if status == StatusCode::NOT_FOUND && wire::error_detail(&body).as_deref() == Some(INVALID_PAGE) {
@@ -332,7 +341,15 @@ impl MonolithClient {
         };
         caller.budget.charge()?;
         let (status, bytes) = self
-            .exchange(method, &path, &query, body.as_ref(), &caller.credential, caller.request_id.as_deref())
+            .exchange(
+                method,
+                &path,
+                &query,
+                body.as_ref(),
+                &caller.credential,
+                caller.request_id.as_deref(),
+                &caller.forwarded_headers,
+            )
             .await?;
         if status == StatusCode::CONFLICT {
             let current =
@@ -356,8 +373,16 @@ impl MonolithClient {
         query: &[(&str, String)],
     ) -> Result<T, SourceError> {
         caller.budget.charge()?;
-        self.send(Method::GET, path, query, None::<&()>, &caller.credential, caller.request_id.as_deref())
-            .await
+        self.send(
+            Method::GET,
+            path,
+            query,
+            None::<&()>,
+            &caller.credential,
+            caller.request_id.as_deref(),
+            &caller.forwarded_headers,
+        )
+        .await
     }
 
     /// Follows `next` links until the list ends (bounded, so a broken backend cannot loop us).
@@ -382,6 +407,7 @@ impl MonolithClient {
         })
     }
 
+    #[allow(clippy::too_many_arguments)] // the request's parts, then who it is for
     async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -390,12 +416,15 @@ impl MonolithClient {
         body: Option<&B>,
         credential: &Credential,
         request_id: Option<&str>,
+        forwarded: &[(String, String)],
     ) -> Result<T, SourceError> {
-        let (status, bytes) = self.exchange(method, path, query, body, credential, request_id).await?;
+        let (status, bytes) =
+            self.exchange(method, path, query, body, credential, request_id, forwarded).await?;
         decode_response(status, &bytes)
     }
 
     /// One request and its answer's status and body, within the deadline.
+    #[allow(clippy::too_many_arguments)] // the request's parts, then who it is for
     async fn exchange<B: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -404,6 +433,7 @@ impl MonolithClient {
         body: Option<&B>,
         credential: &Credential,
         request_id: Option<&str>,
+        forwarded: &[(String, String)],
     ) -> Result<(StatusCode, Vec<u8>), SourceError> {
         let span = tracing::debug_span!("monolith", http.method = %method, path);
         let timeout = self.timeout;
@@ -413,6 +443,10 @@ impl MonolithClient {
                 .request(method.clone(), format!("{}{path}", self.base_url))
                 .header(reqwest::header::ACCEPT, "application/json")
                 .query(query);
+            // Forwarded headers first; `forwardable` never yields an identity header, so the
+            // credential below is the only one the monolith sees.
+            let request =
+                forwardable(forwarded).fold(request, |request, (name, value)| request.header(name, value));
             let mut request = authenticate(request, &method, credential);
             if let Some(request_id) = request_id {
                 request = request.header(REQUEST_ID_HEADER, request_id);

@@ -38,6 +38,7 @@ async fn every_declared_call_is_one_the_devstack_counts() {
         user_id: UserId(OWNER_USER),
         request_id: None,
         budget: Default::default(),
+        forwarded_headers: Vec::new(),
     };
     let template = TemplateId(31);
     let now = chrono::Utc::now();

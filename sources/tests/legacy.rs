@@ -19,6 +19,7 @@ fn caller(stack: &DevStack, user: u64) -> Caller {
         user_id: UserId(user),
         request_id: Some(format!("test-{user}")),
         budget: Default::default(),
+        forwarded_headers: Vec::new(),
     }
 }
 
@@ -217,6 +218,7 @@ async fn legacy_draft_edits_by_session_carry_the_csrf_proof() {
         user_id: UserId(OWNER_USER),
         request_id: None,
         budget: Default::default(),
+        forwarded_headers: Vec::new(),
     };
     let v = c.stack.dataset().draft(25).unwrap().version;
     let edit = DraftEdit::UpdateBlock { block_id: "b1".into(), content: "by session".into() };

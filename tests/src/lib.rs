@@ -80,6 +80,9 @@ impl TestStack {
             *backend = Duration::from_secs(2);
         }
         config.server.introspection = true;
+        // The gateway signs the caller's identity with the secret the services verify with.
+        config.auth.service_identity_secrets =
+            banyan_gateway::config::ServiceIdentitySecrets(devstack.service_identity_secrets().to_vec());
         configure(&mut config);
         let gateway = RunningGateway::start(&config).await.expect("the gateway starts");
         let http =
@@ -167,6 +170,7 @@ impl TestStack {
             },
             events: grpc(self.devstack.events_url()),
             drafts: grpc(self.devstack.drafts_url()),
+            service_identity: Some(self.devstack.service_identity_keys().clone()),
         })
         .expect("the backend clients build");
         let catalog =
@@ -192,6 +196,7 @@ impl TestStack {
             user_id: banyan_sources::domain::UserId(user),
             request_id: None,
             budget: banyan_sources::CallBudget::unlimited(),
+            forwarded_headers: Vec::new(),
         };
         let subject = banyan_migration::RequestSubject {
             user_id: Some(user.to_string()),

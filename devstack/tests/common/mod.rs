@@ -7,6 +7,7 @@ use banyan_devstack::proto::drafts::draft_service_client::DraftServiceClient;
 use banyan_devstack::proto::events::event_service_client::EventServiceClient;
 use banyan_devstack::{DevStack, DevStackConfig};
 use serde_json::Value;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// A devstack with the default configuration.
@@ -89,12 +90,40 @@ pub(crate) fn ids(page: &Value) -> Vec<u64> {
     page["results"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect()
 }
 
-pub(crate) async fn events_client(stack: &DevStack) -> EventServiceClient<Channel> {
-    EventServiceClient::connect(stack.events_url()).await.unwrap()
+/// A gRPC client signing every call's identity as the gateway does: for the user [`as_user`]
+/// named, or user 1 when none.
+pub(crate) type Signed = InterceptedService<Channel, SignAsGateway>;
+
+/// Signs a call's identity with the stack's own secret, as the gateway would.
+#[derive(Clone)]
+pub(crate) struct SignAsGateway {
+    keys: banyan_sources::ServiceIdentityKeys,
 }
 
-pub(crate) async fn drafts_client(stack: &DevStack) -> DraftServiceClient<Channel> {
-    DraftServiceClient::connect(stack.drafts_url()).await.unwrap()
+impl tonic::service::Interceptor for SignAsGateway {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let user = request
+            .metadata()
+            .get("x-banyan-user-id")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        self.keys.sign_metadata(request.metadata_mut(), user, None);
+        Ok(request)
+    }
+}
+
+async fn channel(url: String) -> Channel {
+    tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap()
+}
+
+pub(crate) async fn events_client(stack: &DevStack) -> EventServiceClient<Signed> {
+    let signer = SignAsGateway { keys: stack.service_identity_keys().clone() };
+    EventServiceClient::with_interceptor(channel(stack.events_url()).await, signer)
+}
+
+pub(crate) async fn drafts_client(stack: &DevStack) -> DraftServiceClient<Signed> {
+    let signer = SignAsGateway { keys: stack.service_identity_keys().clone() };
+    DraftServiceClient::with_interceptor(channel(stack.drafts_url()).await, signer)
 }
 
 /// Waits until `condition` holds, failing the test after 5 seconds.
@@ -106,7 +135,7 @@ pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) 
     }
 }
 
-/// A gRPC request carrying the user id metadata the gateway sends.
+/// A gRPC request for `user`: the signing client ([`events_client`], [`drafts_client`]) signs it.
 pub(crate) fn as_user<T>(user: u64, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.metadata_mut().insert("x-banyan-user-id", user.to_string().parse().unwrap());

@@ -20,6 +20,14 @@ pub struct BackendsConfig {
     /// `[backends.drafts]`: the draft store (gRPC).
     #[serde(default = "default_drafts")]
     pub drafts: GrpcBackendConfig,
+    /// Inbound headers passed on to every backend (as HTTP headers to the monolith, as gRPC
+    /// metadata to the services), by name, any case. Headers that could carry an identity
+    /// (`authorization`, `cookie`, `x-banyan-*`, `x-forwarded-user`, `x-remote-user`, …) and
+    /// transport headers are refused here, and are never forwarded whatever is listed. The request
+    /// id goes to every backend whether listed or not. Default `["x-request-id", "traceparent",
+    /// "tracestate", "accept-language"]`.
+    #[serde(default = "default_propagate_headers")]
+    pub propagate_headers: Vec<String>,
 }
 
 /// `[backends.monolith]`.
@@ -63,6 +71,9 @@ fn default_monolith() -> HttpBackendConfig {
         connect_timeout: default_connect_timeout(),
     }
 }
+fn default_propagate_headers() -> Vec<String> {
+    ["x-request-id", "traceparent", "tracestate", "accept-language"].map(str::to_owned).to_vec()
+}
 fn default_events() -> GrpcBackendConfig {
     grpc("http://127.0.0.1:50051")
 }
@@ -79,7 +90,12 @@ fn grpc(url: &str) -> GrpcBackendConfig {
 
 impl Default for BackendsConfig {
     fn default() -> Self {
-        Self { monolith: default_monolith(), events: default_events(), drafts: default_drafts() }
+        Self {
+            monolith: default_monolith(),
+            events: default_events(),
+            drafts: default_drafts(),
+            propagate_headers: default_propagate_headers(),
+        }
     }
 }
 
@@ -96,6 +112,7 @@ impl BackendsConfig {
             monolith: HttpBackendConfig { url: monolith.to_owned(), ..default_monolith() },
             events: grpc(events),
             drafts: grpc(drafts),
+            propagate_headers: default_propagate_headers(),
         }
     }
 
@@ -103,6 +120,22 @@ impl BackendsConfig {
         check_url("backends.monolith.url", &self.monolith.url)?;
         check_url("backends.events.url", &self.events.url)?;
         check_url("backends.drafts.url", &self.drafts.url)?;
+        for name in &self.propagate_headers {
+            let invalid =
+                |message: String| ConfigError::Invalid { key: "backends.propagate_headers", message };
+            let lower = name.to_ascii_lowercase();
+            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                return Err(invalid(format!("{name:?} is not a header name")));
+            }
+            if banyan_sources::identity::is_identity_header(&lower) {
+                return Err(invalid(format!("{name:?} could carry an identity; it is never forwarded")));
+            }
+            if lower != banyan_sources::identity::REQUEST_ID_HEADER
+                && !banyan_sources::identity::is_forwardable_header(&lower)
+            {
+                return Err(invalid(format!("{name:?} belongs to the transport; it is never forwarded")));
+            }
+        }
         for (key, timeout) in [
             ("backends.monolith.timeout", self.monolith.timeout),
             ("backends.events.timeout", self.events.timeout),
@@ -115,7 +148,8 @@ impl BackendsConfig {
         Ok(())
     }
 
-    /// The options the backend clients are built from.
+    /// The options the backend clients are built from (without the service identity, which
+    /// `[auth]` holds: see [`AuthConfig::service_identity_keys`](super::AuthConfig::service_identity_keys)).
     pub fn sources_options(&self) -> SourcesOptions {
         let grpc = |c: &GrpcBackendConfig| GrpcOptions {
             url: c.url.clone(),
@@ -130,6 +164,7 @@ impl BackendsConfig {
             },
             events: grpc(&self.events),
             drafts: grpc(&self.drafts),
+            service_identity: None,
         }
     }
 }

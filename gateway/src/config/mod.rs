@@ -22,7 +22,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
-pub use auth::AuthConfig;
+pub use auth::{AuthConfig, ServiceIdentitySecrets};
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use csrf::CsrfConfig;
@@ -267,6 +267,12 @@ mod tests {
             ("BANYAN_CORS__ALLOWED_ORIGINS", "[\"https://app.example.com\"]"),
             ("BANYAN_CORS__MAX_AGE", "1h 30m"),
             ("BANYAN_AUTH__NEGATIVE_CACHE_TTL", "2s"),
+            ("BANYAN_AUTH__STALE_ON_ERROR", "1m"),
+            (
+                "BANYAN_AUTH__SERVICE_IDENTITY_SECRETS",
+                "[\"new-secret-0123456789abcdef0123456789\", \"old-secret-0123456789abcdef0123456789\"]",
+            ),
+            ("BANYAN_BACKENDS__PROPAGATE_HEADERS", "[\"traceparent\"]"),
         ];
         let toml = "[server]\nlisten = \"127.0.0.1:4100\"\ngraphiql = false\n[limits]\nmax_depth = 3\n";
         load_with_env(toml, &vars, |loaded| {
@@ -281,6 +287,10 @@ mod tests {
             assert_eq!(config.cors.allowed_origins, ["https://app.example.com"]);
             assert_eq!(config.cors.max_age, std::time::Duration::from_secs(5400));
             assert_eq!(config.auth.negative_cache_ttl, std::time::Duration::from_secs(2));
+            assert_eq!(config.auth.stale_on_error, std::time::Duration::from_secs(60));
+            assert_eq!(config.auth.service_identity_secrets.0.len(), 2);
+            assert!(config.auth.service_identity_keys().is_some());
+            assert_eq!(config.backends.propagate_headers, ["traceparent"]);
         });
     }
 

@@ -29,7 +29,9 @@ pub(crate) async fn start() -> Clients {
         connect_timeout: TIMEOUT,
     })
     .expect("a monolith client");
-    let events = EventsClient::new(&grpc(stack.events_url())).expect("an events client");
-    let drafts = DraftsClient::new(&grpc(stack.drafts_url())).expect("a drafts client");
+    let keys = stack.service_identity_keys().clone();
+    let events =
+        EventsClient::new(&grpc(stack.events_url())).expect("an events client").with_identity(keys.clone());
+    let drafts = DraftsClient::new(&grpc(stack.drafts_url())).expect("a drafts client").with_identity(keys);
     Clients { stack, monolith, events, drafts }
 }
