@@ -52,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) contract: Arc<ContractView>,
     /// Who may read `/admin/*`.
     pub(crate) admin_access: AdminAccess,
+    /// WebSocket settings (`[websocket]`) and the connections each caller holds.
+    pub(crate) websockets: crate::ws::WebSockets,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -100,6 +102,7 @@ impl AppState {
             routing_policy,
             contract,
             admin_access: config.admin.access(),
+            websockets: crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins),
         }
     }
 }

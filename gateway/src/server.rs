@@ -68,7 +68,7 @@ impl RunningGateway {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })

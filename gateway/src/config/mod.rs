@@ -10,6 +10,7 @@ mod cors;
 mod limits;
 mod migration;
 mod server;
+mod websocket;
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub use cors::CorsConfig;
 pub use limits::LimitsConfig;
 pub use migration::MigrationConfig;
 pub use server::{LogFormat, ServerConfig};
+pub use websocket::WebSocketConfig;
 
 /// What every configuration variable's name starts with.
 pub const ENV_PREFIX: &str = "BANYAN_";
@@ -70,6 +72,9 @@ pub struct Config {
     /// `[admin]`: who may read `/admin/migration`.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// `[websocket]`: origins, caps and keepalive of WebSocket connections.
+    #[serde(default)]
+    pub websocket: WebSocketConfig,
 }
 
 impl Config {
@@ -106,6 +111,7 @@ impl Config {
         self.auth.validate()?;
         self.migration.validate()?;
         self.admin.validate()?;
+        self.websocket.validate()?;
         Ok(())
     }
 }
