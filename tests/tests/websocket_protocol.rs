@@ -328,3 +328,27 @@ async fn close_reasons_fit_a_close_frame_on_the_wire() {
     assert!(reason.len() <= 123, "{reason}");
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn the_older_graphql_ws_protocol_still_serves_operations() {
+    let stack = TestStack::start().await;
+    let mut socket = WsClient::connect(&stack, banyan_tests::ws::LEGACY_WS, &[]).await;
+    socket.init(json!({ "Authorization": format!("Token {}", stack.token(OWNER)) })).await;
+    assert_eq!(socket.next().await.expect("ack")["type"], "connection_ack");
+    socket.send(json!({ "id": "1", "type": "start", "payload": { "query": "{ me { id } }" } })).await;
+    let mut messages = Vec::new();
+    while messages.len() < 2 {
+        let message = socket.next().await.expect("an answer");
+        if message["type"] != "ka" {
+            messages.push(message);
+        }
+    }
+    assert_eq!(
+        messages,
+        [
+            json!({ "id": "1", "type": "data", "payload": { "data": { "me": { "id": user_id(OWNER) } } } }),
+            json!({ "id": "1", "type": "complete" }),
+        ]
+    );
+    stack.stop().await;
+}

@@ -33,6 +33,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::Instrument;
 
 use super::close::Close;
 use super::{CallerKey, ConnectionIdentity, ConnectionSlot, Upgrade, identify_connection, with_routing};
@@ -44,8 +45,14 @@ const OUTGOING_BUFFER: usize = 32;
 /// How long the last frames (the close frame) may take to leave before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves one graphql-transport-ws connection until either side closes it.
+/// Serves one graphql-transport-ws connection until either side closes it, in a span of its own.
 pub(super) async fn serve(app: AppState, socket: WebSocket, upgrade: Upgrade) {
+    let request_id = upgrade.request_id.clone().unwrap_or_default();
+    let span = tracing::debug_span!("websocket", protocol = "graphql-transport-ws", request_id);
+    serve_connection(app, socket, upgrade).instrument(span).await;
+}
+
+async fn serve_connection(app: AppState, socket: WebSocket, upgrade: Upgrade) {
     let (sink, incoming) = socket.split();
     let (out, frames) = mpsc::channel(OUTGOING_BUFFER);
     let writer = tokio::spawn(write_frames(sink, frames));
@@ -303,7 +310,7 @@ impl Connection {
             out: self.out.clone(),
             finished: self.finished_tx.clone(),
         };
-        let task = tokio::spawn(operation.run(stream)).abort_handle();
+        let task = tokio::spawn(operation.run(stream).in_current_span()).abort_handle();
         self.operations.insert(id, Running { generation: self.generations, task });
         Ok(())
     }
