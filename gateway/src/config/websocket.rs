@@ -101,3 +101,31 @@ impl WebSocketConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn bad_websocket_values_name_their_key() {
+        for (toml, key) in [
+            ("[websocket]\nallowed_origins = [\"*\"]\n", "websocket.allowed_origins"),
+            ("[websocket]\nallowed_origins = [\"app.example.com\"]\n", "websocket.allowed_origins"),
+            (
+                "[websocket]\nmax_subscriptions_per_connection = 0\n",
+                "websocket.max_subscriptions_per_connection",
+            ),
+            ("[websocket]\nmax_connections_per_caller = 0\n", "websocket.max_connections_per_caller"),
+            ("[websocket]\noperation_timeout = \"0s\"\n", "websocket.operation_timeout"),
+        ] {
+            let error = Config::from_toml(toml).expect_err(toml).to_string();
+            assert!(error.contains(key), "{toml}: {error}");
+        }
+        let config = Config::from_toml(
+            "[websocket]\nkeepalive_interval = \"0s\"\ncredential_recheck_interval = \"0s\"\n",
+        )
+        .expect("zero turns keepalive and the re-check off");
+        assert!(config.websocket.keepalive_interval.is_zero());
+        assert_eq!(config.websocket.max_connections_per_caller, 50, "the other keys keep their defaults");
+    }
+}
