@@ -245,3 +245,38 @@ async fn a_monolith_blip_during_a_recheck_keeps_the_socket() {
     assert_eq!(socket.next().await.expect("still open"), json!({ "type": "pong", "payload": { "n": 1 } }));
     stack.stop().await;
 }
+
+/// The older protocol cannot be used to get around the caller's connection cap or the re-check.
+#[tokio::test]
+async fn the_older_graphql_ws_protocol_has_the_same_connection_cap_and_recheck() {
+    let stack = stack_with(|config| {
+        config.websocket.max_connections_per_caller = 1;
+        config.websocket.credential_recheck_interval = Duration::from_millis(200);
+        config.auth.identity_cache_ttl = Duration::from_millis(100);
+    })
+    .await;
+    let payload = json!({ "Authorization": format!("Token {}", stack.token(OWNER)) });
+    let mut first = WsClient::connect(&stack, LEGACY_WS, &[]).await;
+    first.init(payload.clone()).await;
+    assert_eq!(first.next().await.expect("ack")["type"], "connection_ack");
+    // Over the cap, counted across both protocols.
+    for protocol in [LEGACY_WS, TRANSPORT_WS] {
+        let mut second = WsClient::connect(&stack, protocol, &[]).await;
+        second.init(payload.clone()).await;
+        let ending = second.read_until_close(Duration::from_secs(10)).await;
+        assert_eq!(
+            ending.close,
+            Some((4429, "Too many connections for this caller".to_owned())),
+            "{protocol}"
+        );
+        if protocol == LEGACY_WS {
+            assert_eq!(ending.messages[0]["type"], "connection_error", "{:?}", ending.messages);
+            assert_eq!(ending.messages[0]["payload"]["extensions"]["code"], "TOO_MANY_CONNECTIONS");
+        }
+    }
+    // Revoked while connected: closed 4403.
+    stack.devstack.revoke_token(&stack.token(OWNER));
+    let ending = first.read_until_close(Duration::from_secs(10)).await;
+    assert_eq!(ending.close, Some((4403, "the credential is not valid".to_owned())));
+    stack.stop().await;
+}

@@ -18,6 +18,9 @@ use crate::auth::AuthRefusal;
 /// The longest close reason a frame can carry: 125 bytes of payload less the 2-byte code.
 pub(crate) const MAX_REASON_BYTES: usize = 123;
 
+/// The reason of [`Close::TooManyConnections`] (also the older protocol's `connection_error`).
+pub(crate) const TOO_MANY_CONNECTIONS: &str = "Too many connections for this caller";
+
 /// Why the server closes a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Close {
@@ -98,7 +101,7 @@ impl Close {
             Self::InitTimeout => "Connection initialisation timeout",
             Self::SubscriberExists(id) => return subscriber_exists(id).into(),
             Self::TooManyInitRequests => "Too many initialisation requests",
-            Self::TooManyConnections => "Too many connections for this caller",
+            Self::TooManyConnections => TOO_MANY_CONNECTIONS,
             Self::RateLimited => "Too many requests",
             Self::MessageTooBig => "Message too big",
             Self::KeepaliveTimeout => "Keepalive timeout: no message since the last ping",

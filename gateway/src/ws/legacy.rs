@@ -1,8 +1,9 @@
 //! The older `graphql-ws` subprotocol (subscriptions-transport-ws), served by async-graphql's
 //! protocol handling as before; Banyan adds the identity check, the refusal's close code and
-//! reason (with a coded `connection_error` first), the init timeout and per-operation scopes.
-//! The `[websocket]` caps, keepalive, operation timeout and credential re-check are
-//! graphql-transport-ws's ([`super::transport`]); this protocol is kept for old clients as it was.
+//! reason (with a coded `connection_error` first), the init timeout, per-operation scopes, and
+//! the two `[websocket]` limits an old client must not bypass: connections per caller and the
+//! credential re-check. The per-connection operation cap, keepalive and operation timeout are
+//! graphql-transport-ws's ([`super::transport`]).
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +17,18 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::close::Close;
-use super::{ConnectionIdentity, Upgrade, identify_connection, with_routing};
+use super::{CallerKey, ConnectionIdentity, Upgrade, identify_connection, with_routing};
 use crate::app::AppState;
-use crate::auth::AuthRefusal;
+use crate::auth::{AuthError, AuthRefusal};
+use banyan_sources::Caller;
+
+/// A caller over `websocket.max_connections_per_caller`, as `connection_error` and close.
+const TOO_MANY_CONNECTIONS: AuthRefusal = AuthRefusal {
+    status: http::StatusCode::TOO_MANY_REQUESTS,
+    close_code: 4429,
+    code: "TOO_MANY_CONNECTIONS",
+    message: super::close::TOO_MANY_CONNECTIONS,
+};
 
 /// Frames buffered between async-graphql and the socket.
 const OUTGOING_BUFFER: usize = 16;
@@ -30,6 +40,10 @@ struct ConnectionState {
     initialized: AtomicBool,
     /// The init timeout ended the connection.
     timed_out: AtomicBool,
+    /// A re-check refused the connection's credential.
+    revoked: Mutex<Option<AuthRefusal>>,
+    /// The caller `connection_init` identified, for the re-check.
+    caller: Mutex<Option<Caller>>,
     /// Why `connection_init` was refused, for the writer to say so.
     refusal: Mutex<Option<AuthRefusal>>,
 }
@@ -41,6 +55,14 @@ impl ConnectionState {
 
     fn refusal(&self) -> Option<AuthRefusal> {
         *self.refusal.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn revoked(&self) -> Option<AuthRefusal> {
+        *self.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn caller(&self) -> Option<Caller> {
+        self.caller.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -61,8 +83,9 @@ pub(super) async fn serve(app: AppState, socket: WebSocket, protocol: GraphQLPro
             tracing::debug!("closing a WebSocket that sent no connection_init");
         }
     };
+    let recheck = recheck_credential(app.clone(), state.clone());
     // Ending the incoming stream ends the connection.
-    let stream = stream.take_until(give_up);
+    let stream = stream.take_until(futures::future::select(Box::pin(give_up), Box::pin(recheck)));
     // async-graphql writes into a channel, so its frames can be adjusted on the way out.
     let (outgoing, frames) = futures::channel::mpsc::channel(OUTGOING_BUFFER);
     let executor = OperationScopes { app: app.clone() };
@@ -103,6 +126,33 @@ async fn write_frames(
     }
     if state.timed_out.load(Ordering::Acquire) {
         let _ = sink.send(Close::InitTimeout.frame()).await;
+    } else if let Some(refusal) = state.revoked() {
+        let _ = sink.send(Close::Refused(refusal).frame()).await;
+    }
+}
+
+/// Every `websocket.credential_recheck_interval`, asks again who the caller is (through the
+/// identity cache); returns once the credential is refused, so the connection ends with 4403. A
+/// backend failure keeps the connection, as over graphql-transport-ws.
+async fn recheck_credential(app: AppState, state: Arc<ConnectionState>) {
+    let period = app.websockets.config.credential_recheck_interval;
+    if period.is_zero() {
+        return std::future::pending().await;
+    }
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(caller) = state.caller() else { continue };
+        let refusal =
+            match app.auth.identify(Ok(Some(caller.credential.clone())), caller.request_id.clone()).await {
+                Ok(Some(now)) if now.user_id == caller.user_id => continue,
+                Err(AuthError::Backend(_)) => continue,
+                Ok(_) => AuthError::InvalidCredential.refusal(),
+                Err(refused) => refused.refusal(),
+            };
+        *state.revoked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal);
+        return;
     }
 }
 
@@ -122,14 +172,26 @@ async fn connection_data(
     upgrade: Upgrade,
     state: Arc<ConnectionState>,
 ) -> async_graphql::Result<Data> {
+    let refuse = |refusal: AuthRefusal| {
+        state.refuse(refusal);
+        Err(async_graphql::Error::new(refusal.message))
+    };
+    let identity = match identify_connection(&app, payload, &upgrade).await {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(refusal),
+    };
+    let caller = match &identity {
+        Some(identity) => CallerKey::User(identity.caller.user_id),
+        None => upgrade.peer.map_or(CallerKey::Unknown, CallerKey::Address),
+    };
+    let Some(slot) = app.websockets.admit(caller) else { return refuse(TOO_MANY_CONNECTIONS) };
     let mut data = Data::default();
-    match identify_connection(&app, payload, &upgrade).await {
-        Ok(Some(identity)) => data.insert(identity),
-        Ok(None) => {}
-        Err(refusal) => {
-            state.refuse(refusal);
-            return Err(async_graphql::Error::new(refusal.message));
-        }
+    // Session data lives as long as the connection, and frees its place when it ends.
+    data.insert(slot);
+    if let Some(identity) = identity {
+        *state.caller.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(identity.caller.clone());
+        data.insert(identity);
     }
     Ok(data)
 }
