@@ -185,6 +185,8 @@ pub(crate) struct Shared {
     pub(crate) session_authentication_first: bool,
     /// Cancelled when the devstack shuts down: ends servers, streams, hangs and the generator.
     pub(crate) shutdown: CancellationToken,
+    /// Tokens deleted since the start (DRF's token deleted: `/me/` answers 401 for it).
+    pub(crate) revoked_tokens: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 /// The running stand-ins. Dropping it stops them too (without waiting); prefer
@@ -268,6 +270,7 @@ impl DevStack {
             legacy,
             session_authentication_first: config.session_authentication_first,
             shutdown: CancellationToken::new(),
+            revoked_tokens: std::sync::RwLock::default(),
         })
         .map_err(|e| DevStackError::Dataset(e.to_string()))?;
         let shared = Arc::new(shared);
@@ -450,6 +453,16 @@ impl DevStack {
     /// Whether the dual write from the services to the monolith's own tables is on.
     pub fn legacy_sync(&self) -> bool {
         self.shared.legacy.syncing()
+    }
+
+    /// Revokes a token, as deleting its row from DRF's token table does: from now on the monolith
+    /// refuses it (401), while the user's other credentials keep working.
+    pub fn revoke_token(&self, token: &str) {
+        self.shared
+            .revoked_tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token.to_owned());
     }
 
     /// Turns the A/A noise knob on or off (off by default). While it is on, the monolith's legacy

@@ -66,6 +66,8 @@ pub(crate) struct AppState {
     pub(crate) rate_limit: RateLimiter,
     /// The CSRF rule for requests riding the session cookie.
     pub(crate) csrf: CsrfRule,
+    /// WebSocket settings (`[websocket]`) and the connections each caller holds.
+    pub(crate) websockets: crate::ws::WebSockets,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -133,6 +135,7 @@ impl AppState {
             persisted,
             rate_limit: RateLimiter::new(&config.rate_limit),
             csrf: CsrfRule::new(config),
+            websockets: crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins),
         }
     }
 }

@@ -316,9 +316,13 @@ impl Authenticator {
             Err(failure) => return Err(AuthError::Backend(failure)),
         };
         match identity {
-            Identity::Known(user_id) => {
-                Ok(Caller { credential, user_id, request_id, budget: Default::default(), forwarded_headers: Vec::new() })
-            }
+            Identity::Known(user_id) => Ok(Caller {
+                credential,
+                user_id,
+                request_id,
+                budget: Default::default(),
+                forwarded_headers: Vec::new(),
+            }),
             Identity::Refused => Err(AuthError::InvalidCredential),
         }
     }

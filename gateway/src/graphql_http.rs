@@ -162,7 +162,7 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
             Err(rejection) => return rejection.into_response(),
         };
         return match GraphQLProtocol::from_request_parts(&mut parts, &app).await {
-            Ok(protocol) => crate::ws::upgrade(app, upgrade, protocol, &parts.headers),
+            Ok(protocol) => crate::ws::upgrade(app, upgrade, protocol, &parts),
             Err(rejection) => rejection.into_response(),
         };
     }

@@ -15,11 +15,12 @@
 //!    refused credential spends from its IP's bucket.
 //!
 //! Over the limit: HTTP 429 with `Retry-After` (whole seconds, at least 1) and a GraphQL error
-//! with code `RATE_LIMITED`. For WebSocket the hook is [`RateLimiter::check`]: call it with the
-//! connection's key ([`RateKey::for_caller`], the client address from
-//! [`RateLimiter::client_ip`] of the upgrade request) for every `subscribe` message and, over the
-//! limit, close with [`CLOSE_RATE_LIMITED`] (4429, graphql-transport-ws's "Too many requests")
-//! and the reason [`RateLimited::MESSAGE`]. `ws.rs` does not call it yet.
+//! with code `RATE_LIMITED`. Over WebSocket (`crate::ws`) [`RateLimiter::check`] spends one
+//! request of the connection's key ([`RateKey::for_caller`], the address from
+//! [`RateLimiter::client_ip`] of the upgrade request) at `connection_init` and at every
+//! `subscribe`; over the limit the connection closes with 4429 (graphql-transport-ws's "Too many
+//! requests", which graphql-ws clients do not retry) and the reason [`RateLimited::MESSAGE`]; on
+//! the older `graphql-ws` protocol `connection_init` gets a `connection_error` first.
 //!
 //! Why not `governor`: its keyed limiter keeps every key until asked to forget, reports no wait
 //! without spending, and would be one more dependency; a bucket is a few lines, and moka
@@ -40,9 +41,6 @@ use crate::config::RateLimitConfig;
 
 /// The stable `extensions.code` of a request over the limit.
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
-
-/// graphql-transport-ws's close code for a connection over its rate limit.
-pub const CLOSE_RATE_LIMITED: u16 = 4429;
 
 /// Longest a bucket is remembered while idle, whatever the rate.
 const MAX_IDLE: Duration = Duration::from_secs(24 * 60 * 60);

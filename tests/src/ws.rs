@@ -39,13 +39,31 @@ pub struct WsClient {
 impl WsClient {
     /// Upgrades `/graphql` with `protocol` and the extra request `headers`.
     pub async fn connect(stack: &TestStack, protocol: &str, headers: &[(&'static str, &str)]) -> Self {
+        match Self::try_connect(stack, Some(protocol), headers).await {
+            Ok(client) => client,
+            Err(status) => panic!("the gateway refused the upgrade with {status}"),
+        }
+    }
+
+    /// Upgrades `/graphql` with `protocol` (none when `None`) and the extra request `headers`;
+    /// `Err` is the HTTP status of a refused upgrade.
+    pub async fn try_connect(
+        stack: &TestStack,
+        protocol: Option<&str>,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Self, u16> {
         let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
-        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("a header value"));
+        if let Some(protocol) = protocol {
+            request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("a header value"));
+        }
         for (name, value) in headers {
             request.headers_mut().insert(*name, value.parse().expect("a header value"));
         }
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.expect("the gateway upgrades");
-        Self { socket }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(Self { socket }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(other) => panic!("the upgrade failed below HTTP: {other}"),
+        }
     }
 
     /// A `graphql-transport-ws` connection initialised as `user` and acknowledged.
@@ -71,6 +89,11 @@ impl WsClient {
     /// Sends one JSON message.
     pub async fn send(&mut self, message: Value) {
         self.socket.send(Message::text(message.to_string())).await.expect("sent");
+    }
+
+    /// Sends a binary frame; false when the gateway closed the connection before it was written.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
+        self.socket.send(Message::binary(bytes)).await.is_ok()
     }
 
     /// Sends raw text; false when the gateway closed the connection before it was written.

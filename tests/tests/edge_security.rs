@@ -526,7 +526,12 @@ async fn malformed_requests_get_their_status_and_code_and_no_backend_is_called()
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         ("truncated JSON", post(Some(JSON), "{\"query\": \"{ me { id } }\"".into()), 400, "BAD_REQUEST"),
         ("not JSON at all", post(Some(JSON), "query=%7B%20me%20%7D".into()), 400, "BAD_REQUEST"),
-        ("a JSON array", post(Some(JSON), "[{\"query\": \"{ me { id } }\"}]".into()), 400, "BATCH_NOT_SUPPORTED"),
+        (
+            "a JSON array",
+            post(Some(JSON), "[{\"query\": \"{ me { id } }\"}]".into()),
+            400,
+            "BATCH_NOT_SUPPORTED",
+        ),
         (
             "invalid UTF-8",
             post(Some(JSON), b"{\"query\": \"{ me { id \xff } }\"}".to_vec()),

@@ -162,3 +162,33 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     limited(&response, retry_after.as_deref(), "a fresh forwarded address from an untrusted peer");
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_websocket_spends_a_request_per_init_and_operation_then_closes_4429() {
+    use banyan_tests::ws::{TRANSPORT_WS, WsClient};
+    use std::time::Duration;
+    let stack = start(&[]).await;
+    let token = format!("Token {}", stack.token(OWNER));
+    let mut client = WsClient::connect(&stack, TRANSPORT_WS, &[]).await;
+    // `connection_init` is the first of the burst of 2, the first operation the second.
+    client.init(json!({ "Authorization": token })).await;
+    let ack = client.next().await.expect("an answer to connection_init");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    client.subscribe("1", "{ __typename }", json!({})).await;
+    let next = client.next().await.expect("the first operation's result");
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["payload"]["data"]["__typename"], "Query", "{next}");
+    assert_eq!(client.next().await.expect("complete")["type"], "complete");
+    // The third request of the user is over the burst: the connection closes 4429, which
+    // graphql-ws clients do not retry.
+    client.subscribe("2", "{ __typename }", json!({})).await;
+    let ending = client.read_until_close(Duration::from_secs(10)).await;
+    assert!(ending.messages.is_empty(), "{:?}", ending.messages);
+    let (code, reason) = ending.close.expect("a close frame");
+    assert_eq!((code, reason.as_str()), (4429, "Too many requests"));
+    // The same user over HTTP is limited too: it is one bucket per user.
+    let (response, retry_after) =
+        typename(&stack, Some(&format!("Token {}", stack.token(OWNER))), None).await;
+    limited(&response, retry_after.as_deref(), "the same user over HTTP");
+    stack.stop().await;
+}

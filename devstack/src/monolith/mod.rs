@@ -43,6 +43,10 @@ pub(crate) struct MonolithState {
 
 impl MonolithState {
     fn user_for_token(&self, token: &str) -> Option<u64> {
+        let revoked = self.shared.revoked_tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if revoked.contains(token) {
+            return None;
+        }
         self.tokens.get(token).copied()
     }
 

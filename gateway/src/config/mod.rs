@@ -13,6 +13,7 @@ mod migration;
 mod persisted;
 mod rate_limit;
 mod server;
+mod websocket;
 
 use std::path::Path;
 
@@ -31,6 +32,7 @@ pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
 pub use rate_limit::RateLimitConfig;
 pub use server::{LogFormat, ServerConfig};
+pub use websocket::WebSocketConfig;
 
 /// What every configuration variable's name starts with.
 pub const ENV_PREFIX: &str = "BANYAN_";
@@ -85,6 +87,9 @@ pub struct Config {
     /// `[rate_limit]`: a token bucket per caller.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    /// `[websocket]`: origins, caps and keepalive of WebSocket connections.
+    #[serde(default)]
+    pub websocket: WebSocketConfig,
 }
 
 impl Config {
@@ -125,6 +130,7 @@ impl Config {
         self.admin.validate()?;
         self.persisted.validate()?;
         self.rate_limit.validate()?;
+        self.websocket.validate()?;
         Ok(())
     }
 }

@@ -1,0 +1,501 @@
+//! graphql-transport-ws, as its PROTOCOL.md (graphql-ws) defines it, run by Banyan: one loop per
+//! connection reads the client's messages in order, and each operation runs in a task of its
+//! own, cancelled by the client's `complete`. Operations go through the schema's own executor
+//! (`execute_stream`), so its extensions (limits, ordering) apply as over HTTP.
+//!
+//! - `connection_init` (payload absent, null or an object) identifies the caller; then, within
+//!   the caller's connection cap, `connection_ack`. A second one closes 4429.
+//! - `ping` is answered at any time with a `pong` echoing its payload; `pong` is accepted.
+//! - `subscribe` before the acknowledgement closes 4401; with the id of an operation still running,
+//!   4409. A document that does not parse, fails validation or breaks a limit gets one `error`
+//!   message with the GraphQL errors and no `complete`; otherwise `next` per result, then
+//!   `complete`. Over `websocket.max_subscriptions_per_connection` running operations, the
+//!   `subscribe` gets an `error` (`TOO_MANY_SUBSCRIPTIONS`) and the connection stays up. A query
+//!   or mutation past `websocket.operation_timeout` gets a `next` with an `OPERATION_TIMEOUT` error,
+//!   then `complete`.
+//! - Every other message, or a malformed one, closes 4400 (see [`Close`]).
+//!
+//! While open, the server sends a `ping` every `websocket.keepalive_interval` and closes (1001) a
+//! connection that sent nothing since the previous one, and re-checks the credential every
+//! `websocket.credential_recheck_interval`, closing with 4403 once it is refused.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{Name, Variables};
+use axum::extract::ws::{Message, WebSocket};
+use banyan_resolvers::ServedLog;
+use futures::stream::{BoxStream, SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tracing::Instrument;
+
+use super::close::Close;
+use super::{
+    CallerKey, ConnectionIdentity, ConnectionSlot, Upgrade, identify_connection, spend_rate_limit,
+    with_routing,
+};
+use crate::app::AppState;
+use crate::auth::AuthError;
+
+/// Frames queued for the socket; operations wait when the client reads slower than they produce.
+const OUTGOING_BUFFER: usize = 32;
+/// How long the last frames (the close frame) may take to leave before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves one graphql-transport-ws connection until either side closes it, in a span of its own.
+pub(super) async fn serve(app: AppState, socket: WebSocket, upgrade: Upgrade) {
+    let request_id = upgrade.request_id.clone().unwrap_or_default();
+    let span = tracing::debug_span!("websocket", protocol = "graphql-transport-ws", request_id);
+    serve_connection(app, socket, upgrade).instrument(span).await;
+}
+
+async fn serve_connection(app: AppState, socket: WebSocket, upgrade: Upgrade) {
+    let (sink, incoming) = socket.split();
+    let (out, frames) = mpsc::channel(OUTGOING_BUFFER);
+    let writer = tokio::spawn(write_frames(sink, frames));
+    let (finished_tx, finished) = mpsc::unbounded_channel();
+    let mut connection = Connection {
+        app,
+        upgrade,
+        out,
+        finished_tx,
+        init_received: false,
+        identity: None,
+        slot: None,
+        operations: HashMap::new(),
+        generations: 0,
+        heard_since_ping: true,
+    };
+    if let Some(close) = connection.run(incoming, finished).await {
+        tracing::debug!(code = close.code(), reason = %close.reason(), "closing a WebSocket");
+        let _ = connection.out.send(close.frame()).await;
+    }
+    for running in connection.operations.values() {
+        running.task.abort();
+    }
+    drop(connection);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+/// Writes queued frames to the socket; stops after a close frame, or when the queue ends.
+async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiver<Message>) {
+    while let Some(frame) = frames.recv().await {
+        let last = matches!(frame, Message::Close(_));
+        if sink.send(frame).await.is_err() || last {
+            return;
+        }
+    }
+}
+
+/// Why the loop stops: a close to send, or the client is gone.
+enum End {
+    Close(Close),
+    Gone,
+}
+
+impl From<Close> for End {
+    fn from(close: Close) -> Self {
+        Self::Close(close)
+    }
+}
+
+/// A running operation.
+struct Running {
+    /// Tells this run from an earlier one under the same id.
+    generation: u64,
+    task: AbortHandle,
+}
+
+/// An operation's task is done: how the main loop ends it.
+struct Finished {
+    id: String,
+    generation: u64,
+    ending: Ending,
+}
+
+enum Ending {
+    /// It ran (results were sent as `next`): `complete`.
+    Complete,
+    /// It never ran (parse, validation or a limit): one `error` with these GraphQL errors.
+    Error(Vec<async_graphql::ServerError>),
+}
+
+/// The `subscribe` payload.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscribePayload {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<Map<String, Value>>,
+    #[serde(default)]
+    extensions: Option<Map<String, Value>>,
+}
+
+/// One connection's state, owned by its loop.
+struct Connection {
+    app: AppState,
+    upgrade: Upgrade,
+    out: mpsc::Sender<Message>,
+    finished_tx: mpsc::UnboundedSender<Finished>,
+    init_received: bool,
+    /// Set with the acknowledgement; `None` inside for an anonymous caller.
+    identity: Option<Option<Arc<ConnectionIdentity>>>,
+    /// The connection counted against its caller, freed when it ends.
+    slot: Option<ConnectionSlot>,
+    operations: HashMap<String, Running>,
+    generations: u64,
+    /// The client sent something since the last keepalive ping.
+    heard_since_ping: bool,
+}
+
+impl Connection {
+    fn acknowledged(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// Reads and answers until the connection should end; `Some` when the server closes it.
+    async fn run(
+        &mut self,
+        mut incoming: SplitStream<WebSocket>,
+        mut finished: mpsc::UnboundedReceiver<Finished>,
+    ) -> Option<Close> {
+        let config = self.app.websockets.config.clone();
+        let init_deadline = tokio::time::sleep(self.app.websocket_init_timeout);
+        tokio::pin!(init_deadline);
+        let mut keepalive = every(config.keepalive_interval);
+        let mut recheck = every(config.credential_recheck_interval);
+        loop {
+            let step = tokio::select! {
+                frame = incoming.next() => match frame {
+                    // The client closed (tungstenite answers its close frame), or the socket failed.
+                    None | Some(Ok(Message::Close(_)) | Err(_)) => Err(End::Gone),
+                    Some(Ok(frame)) => {
+                        self.heard_since_ping = true;
+                        self.on_frame(frame).await
+                    }
+                },
+                () = &mut init_deadline, if !self.acknowledged() => Err(Close::InitTimeout.into()),
+                Some(done) = finished.recv() => self.on_finished(done).await,
+                () = tick(&mut keepalive), if self.acknowledged() => self.on_keepalive().await,
+                () = tick(&mut recheck), if self.acknowledged() => self.on_recheck().await,
+            };
+            match step {
+                Ok(()) => {}
+                Err(End::Close(close)) => return Some(close),
+                Err(End::Gone) => return None,
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Message) -> Result<(), End> {
+        let max = self.app.max_message_bytes;
+        match frame {
+            Message::Text(text) if text.len() > max => Err(Close::MessageTooBig.into()),
+            Message::Text(text) => self.on_message(text.as_str()).await,
+            Message::Binary(bytes) if bytes.len() > max => Err(Close::MessageTooBig.into()),
+            Message::Binary(_) => Err(Close::Binary.into()),
+            // WebSocket-level pings are answered by the socket itself.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(()),
+        }
+    }
+
+    async fn on_message(&mut self, text: &str) -> Result<(), End> {
+        let message: Value = serde_json::from_str(text).map_err(|_| Close::NotJson)?;
+        let Some(kind) = message.get("type").and_then(Value::as_str) else {
+            return Err(Close::NoType.into());
+        };
+        match kind {
+            "connection_init" => {
+                let payload = optional_object(&message)?;
+                self.on_init(payload).await
+            }
+            "ping" => {
+                let payload = optional_object(&message)?;
+                let pong = match payload {
+                    Some(payload) => json!({ "type": "pong", "payload": payload }),
+                    None => json!({ "type": "pong" }),
+                };
+                self.send(&pong).await
+            }
+            "pong" => optional_object(&message).map(drop).map_err(End::from),
+            "subscribe" => {
+                let id = operation_id(&message)?;
+                let payload = message
+                    .get("payload")
+                    .cloned()
+                    .and_then(|payload| serde_json::from_value::<SubscribePayload>(payload).ok())
+                    .ok_or(Close::BadSubscribePayload)?;
+                if !self.acknowledged() {
+                    return Err(Close::Unauthorized.into());
+                }
+                self.on_subscribe(id, payload).await
+            }
+            "complete" => {
+                let id = operation_id(&message)?;
+                if let Some(running) = self.operations.remove(&id) {
+                    running.task.abort();
+                }
+                Ok(())
+            }
+            _ => Err(Close::UnexpectedType.into()),
+        }
+    }
+
+    async fn on_init(&mut self, payload: Option<Value>) -> Result<(), End> {
+        if self.init_received {
+            return Err(Close::TooManyInitRequests.into());
+        }
+        self.init_received = true;
+        let identity = identify_connection(&self.app, payload.unwrap_or(Value::Null), &self.upgrade)
+            .await
+            .map_err(Close::Refused)?;
+        let caller = match &identity {
+            Some(identity) => CallerKey::User(identity.caller.user_id),
+            None => self.upgrade.peer.map_or(CallerKey::Unknown, CallerKey::Address),
+        };
+        spend_rate_limit(&self.app, identity.as_ref().map(|identity| &identity.caller), &self.upgrade)
+            .await
+            .map_err(|_| Close::RateLimited)?;
+        self.slot = Some(self.app.websockets.admit(caller).ok_or(Close::TooManyConnections)?);
+        self.identity = Some(identity.map(Arc::new));
+        self.send(&json!({ "type": "connection_ack" })).await
+    }
+
+    async fn on_subscribe(&mut self, id: String, payload: SubscribePayload) -> Result<(), End> {
+        if self.operations.contains_key(&id) {
+            return Err(Close::SubscriberExists(id).into());
+        }
+        let caller = self.identity.as_ref().and_then(Option::as_ref).map(|identity| &identity.caller);
+        spend_rate_limit(&self.app, caller, &self.upgrade).await.map_err(|_| Close::RateLimited)?;
+        if self.operations.len() >= self.app.websockets.config.max_subscriptions_per_connection {
+            let errors = json!([{
+                "message": "too many operations on this connection; complete one first",
+                "extensions": { "code": "TOO_MANY_SUBSCRIPTIONS" },
+            }]);
+            return self.send(&json!({ "id": id, "type": "error", "payload": errors })).await;
+        }
+        let deadline = match operation_type(&self.app, &payload) {
+            Some(OperationType::Subscription) => None,
+            _ => Some(self.app.websockets.config.operation_timeout),
+        };
+        let mut request = async_graphql::Request::new(payload.query)
+            .variables(Variables::from_json(Value::Object(payload.variables.unwrap_or_default())));
+        if let Some(name) = payload.operation_name {
+            request = request.operation_name(name);
+        }
+        request.extensions = async_graphql::Extensions(
+            payload
+                .extensions
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
+                .collect(),
+        );
+        let (request, served) = match self.identity.as_ref().and_then(Option::as_ref) {
+            Some(identity) => identity.scope(&self.app, request),
+            None => (request, None),
+        };
+        let stream = self.app.schema.execute_stream(request);
+        self.generations += 1;
+        let operation = Operation {
+            id: id.clone(),
+            generation: self.generations,
+            served,
+            deadline,
+            out: self.out.clone(),
+            finished: self.finished_tx.clone(),
+        };
+        let task = tokio::spawn(operation.run(stream).in_current_span()).abort_handle();
+        self.operations.insert(id, Running { generation: self.generations, task });
+        Ok(())
+    }
+
+    /// Ends a finished operation with `complete` or `error`, unless the client completed it
+    /// already (and perhaps reused its id).
+    async fn on_finished(&mut self, done: Finished) -> Result<(), End> {
+        if self.operations.get(&done.id).is_none_or(|running| running.generation != done.generation) {
+            return Ok(());
+        }
+        self.operations.remove(&done.id);
+        let message = match done.ending {
+            Ending::Complete => json!({ "id": done.id, "type": "complete" }),
+            Ending::Error(errors) => json!({ "id": done.id, "type": "error", "payload": errors }),
+        };
+        self.send(&message).await
+    }
+
+    async fn on_keepalive(&mut self) -> Result<(), End> {
+        if !self.heard_since_ping {
+            return Err(Close::KeepaliveTimeout.into());
+        }
+        self.heard_since_ping = false;
+        self.send(&json!({ "type": "ping" })).await
+    }
+
+    /// Asks again who the credential belongs to (the identity cache answers within its TTL). A
+    /// refusal closes; a backend failure keeps the connection, as a blip should not end every
+    /// socket, and the next re-check asks again.
+    async fn on_recheck(&mut self) -> Result<(), End> {
+        let Some(Some(identity)) = &self.identity else { return Ok(()) };
+        let caller = &identity.caller;
+        let request_id = Some(identity.request_id.clone());
+        match self.app.auth.identify(Ok(Some(caller.credential.clone())), request_id).await {
+            Ok(Some(now)) if now.user_id == caller.user_id => Ok(()),
+            Ok(_) => Err(Close::Refused(AuthError::InvalidCredential.refusal()).into()),
+            Err(AuthError::Backend(_)) => Ok(()),
+            Err(refused) => Err(Close::Refused(refused.refusal()).into()),
+        }
+    }
+
+    async fn send(&self, message: &Value) -> Result<(), End> {
+        self.out.send(Message::Text(message.to_string().into())).await.map_err(|_| End::Gone)
+    }
+}
+
+/// An operation's task: sends its results as `next`, then tells the loop how it ended.
+struct Operation {
+    id: String,
+    generation: u64,
+    served: Option<ServedLog>,
+    /// For queries and mutations: how long the result may take.
+    deadline: Option<Duration>,
+    out: mpsc::Sender<Message>,
+    finished: mpsc::UnboundedSender<Finished>,
+}
+
+impl Operation {
+    async fn run(self, mut stream: BoxStream<'static, async_graphql::Response>) {
+        let first = match self.deadline {
+            Some(deadline) => tokio::time::timeout(deadline, stream.next()).await,
+            None => Ok(stream.next().await),
+        };
+        let ending = match first {
+            Err(_elapsed) => {
+                tracing::debug!(id = %self.id, "a WebSocket operation timed out");
+                let timed_out = json!({ "data": null, "errors": [{
+                    "message": "the operation did not finish in time",
+                    "extensions": { "code": "OPERATION_TIMEOUT" },
+                }] });
+                if !self.next(timed_out).await {
+                    return;
+                }
+                Ending::Complete
+            }
+            Ok(None) => Ending::Complete,
+            Ok(Some(response)) if is_request_error(&response) => Ending::Error(response.errors),
+            Ok(Some(response)) => {
+                let mut response = Some(response);
+                while let Some(result) = response {
+                    let result = with_routing(result, self.served.as_ref());
+                    let Ok(payload) = serde_json::to_value(&result) else { break };
+                    if !self.next(payload).await {
+                        return;
+                    }
+                    response = stream.next().await;
+                }
+                Ending::Complete
+            }
+        };
+        let _ = self.finished.send(Finished { id: self.id, generation: self.generation, ending });
+    }
+
+    /// Sends a `next`; false once the connection is gone.
+    async fn next(&self, payload: Value) -> bool {
+        let message = json!({ "id": self.id, "type": "next", "payload": payload });
+        self.out.send(Message::Text(message.to_string().into())).await.is_ok()
+    }
+}
+
+/// A response that is a request error in GraphQL-over-HTTP's sense: no data, and no error with a
+/// path (parse, validation and limit errors have none; a resolver's error always has one).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+/// The operation's type, when the document parses within the limits (what does not is left for
+/// execution to report, with its code).
+fn operation_type(app: &AppState, payload: &SubscribePayload) -> Option<OperationType> {
+    let document = crate::limits::parse_bounded(&payload.query, &app.limits).ok()?;
+    match (&document.operations, &payload.operation_name) {
+        (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(&Name::new(name)).map(|operation| operation.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// A message's `payload`: absent or null is `None`; anything but an object is invalid.
+fn optional_object(message: &Value) -> Result<Option<Value>, Close> {
+    match message.get("payload") {
+        None | Some(Value::Null) => Ok(None),
+        Some(payload @ Value::Object(_)) => Ok(Some(payload.clone())),
+        Some(_) => Err(Close::PayloadNotObject),
+    }
+}
+
+/// A `subscribe` or `complete` message's `id`: a non-empty string.
+fn operation_id(message: &Value) -> Result<String, Close> {
+    match message.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => Ok(id.to_owned()),
+        _ => Err(Close::NoId),
+    }
+}
+
+/// A timer ticking every `period` from one period from now; none for a zero period.
+fn every(period: Duration) -> Option<Interval> {
+    (!period.is_zero()).then(|| {
+        let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        interval
+    })
+}
+
+async fn tick(interval: &mut Option<Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_and_ids() {
+        assert_eq!(optional_object(&json!({ "type": "ping" })), Ok(None));
+        assert_eq!(optional_object(&json!({ "type": "ping", "payload": null })), Ok(None));
+        assert_eq!(optional_object(&json!({ "payload": { "a": 1 } })), Ok(Some(json!({ "a": 1 }))));
+        assert_eq!(optional_object(&json!({ "payload": "token" })), Err(Close::PayloadNotObject));
+        assert_eq!(operation_id(&json!({ "id": "1" })), Ok("1".to_owned()));
+        assert_eq!(operation_id(&json!({ "id": "" })), Err(Close::NoId));
+        assert_eq!(operation_id(&json!({ "id": 1 })), Err(Close::NoId));
+    }
+
+    #[test]
+    fn request_errors_have_no_data_and_no_path() {
+        let error = || async_graphql::ServerError::new("Unknown field", None);
+        let validation = async_graphql::Response::from_errors(vec![error()]);
+        assert!(is_request_error(&validation));
+        let mut field = async_graphql::Response::from_errors(vec![error()]);
+        field.errors[0].path = vec![async_graphql::PathSegment::Field("me".to_owned())];
+        assert!(!is_request_error(&field), "a resolver's error is a result, sent as next");
+        assert!(!is_request_error(&async_graphql::Response::new(async_graphql::Value::Null)));
+    }
+}
