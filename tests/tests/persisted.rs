@@ -218,7 +218,8 @@ async fn enforced_trusted_documents_refuse_anything_else_before_any_backend_call
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("1", "subscription { templateEvents(templateIds: []) { sequence } }", json!({})).await;
     let answer = socket.next().await.expect("an answer");
-    assert_eq!(answer["payload"]["errors"][0]["extensions"]["code"], "QUERY_NOT_IN_SAFELIST", "{answer}");
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["payload"][0]["extensions"]["code"], "QUERY_NOT_IN_SAFELIST", "{answer}");
     let (feed_id, _) = manifest_operation("TemplateEventsFeed");
     let payload =
         json!({ "extensions": persisted(&feed_id), "variables": { "templateIds": [template_id(1)] } });

@@ -42,6 +42,7 @@ use super::{
 };
 use crate::app::AppState;
 use crate::auth::AuthError;
+use crate::persisted::{EXTENSION_KEY, PersistedError, PersistedQuery, Resolved};
 
 /// Frames queued for the socket; operations wait when the client reads slower than they produce.
 const OUTGOING_BUFFER: usize = 32;
@@ -133,13 +134,27 @@ enum Ending {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SubscribePayload {
-    query: String,
+    /// Absent only when the operation is sent by persisted id (`extensions.persistedQuery`),
+    /// which the persisted-operations extension resolves as over HTTP.
+    #[serde(default)]
+    query: Option<String>,
     #[serde(default)]
     operation_name: Option<String>,
     #[serde(default)]
     variables: Option<Map<String, Value>>,
     #[serde(default)]
     extensions: Option<Map<String, Value>>,
+}
+
+impl SubscribePayload {
+    /// The payload carries its document's text, or a persisted id in its place.
+    fn names_its_document(&self) -> bool {
+        self.query.is_some()
+            || self
+                .extensions
+                .as_ref()
+                .is_some_and(|extensions| extensions.get(EXTENSION_KEY).is_some_and(Value::is_object))
+    }
 }
 
 /// One connection's state, owned by its loop.
@@ -235,6 +250,7 @@ impl Connection {
                     .get("payload")
                     .cloned()
                     .and_then(|payload| serde_json::from_value::<SubscribePayload>(payload).ok())
+                    .filter(SubscribePayload::names_its_document)
                     .ok_or(Close::BadSubscribePayload)?;
                 if !self.acknowledged() {
                     return Err(Close::Unauthorized.into());
@@ -272,7 +288,7 @@ impl Connection {
         self.send(&json!({ "type": "connection_ack" })).await
     }
 
-    async fn on_subscribe(&mut self, id: String, payload: SubscribePayload) -> Result<(), End> {
+    async fn on_subscribe(&mut self, id: String, mut payload: SubscribePayload) -> Result<(), End> {
         if self.operations.contains_key(&id) {
             return Err(Close::SubscriberExists(id).into());
         }
@@ -285,15 +301,26 @@ impl Connection {
             }]);
             return self.send(&json!({ "id": id, "type": "error", "payload": errors })).await;
         }
+        // A document sent by persisted id is filled in first, as over HTTP, so its type (hence
+        // its deadline) is known; a refusal is the operation's `error`.
+        let resolved = match resolve_persisted(&self.app, &mut payload).await {
+            Ok(resolved) => resolved,
+            Err(refusal) => {
+                let errors =
+                    json!([{ "message": refusal.to_string(), "extensions": { "code": refusal.code() } }]);
+                return self.send(&json!({ "id": id, "type": "error", "payload": errors })).await;
+            }
+        };
         let deadline = match operation_type(&self.app, &payload) {
             Some(OperationType::Subscription) => None,
             _ => Some(self.app.websockets.config.operation_timeout),
         };
-        let mut request = async_graphql::Request::new(payload.query)
+        let mut request = async_graphql::Request::new(payload.query.unwrap_or_default())
             .variables(Variables::from_json(Value::Object(payload.variables.unwrap_or_default())));
         if let Some(name) = payload.operation_name {
             request = request.operation_name(name);
         }
+        request = request.data(resolved);
         request.extensions = async_graphql::Extensions(
             payload
                 .extensions
@@ -417,6 +444,24 @@ impl Operation {
     }
 }
 
+/// Applies the persisted-operation rules (`crate::persisted`) to a `subscribe` payload: a
+/// document sent by id gets its text; a refused one (unknown id, wrong hash, untrusted under
+/// `enforce`) is the refusal.
+async fn resolve_persisted(
+    app: &AppState,
+    payload: &mut SubscribePayload,
+) -> Result<Resolved, PersistedError> {
+    let reference = match payload.extensions.as_mut().and_then(|extensions| extensions.remove(EXTENSION_KEY))
+    {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(PersistedQuery::from_json(&value)?),
+    };
+    let query = payload.query.take().unwrap_or_default();
+    let resolved = app.persisted.resolve(&query, payload.operation_name.as_deref(), reference).await?;
+    payload.query = Some(resolved.query.as_deref().map_or(query, str::to_owned));
+    Ok(resolved)
+}
+
 /// A response that is a request error in GraphQL-over-HTTP's sense: no data, and no error with a
 /// path (parse, validation and limit errors have none; a resolver's error always has one).
 fn is_request_error(response: &async_graphql::Response) -> bool {
@@ -428,7 +473,7 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
 /// The operation's type, when the document parses within the limits (what does not is left for
 /// execution to report, with its code).
 fn operation_type(app: &AppState, payload: &SubscribePayload) -> Option<OperationType> {
-    let document = crate::limits::parse_bounded(&payload.query, &app.limits).ok()?;
+    let document = crate::limits::parse_bounded(payload.query.as_deref()?, &app.limits).ok()?;
     match (&document.operations, &payload.operation_name) {
         (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
         (DocumentOperations::Multiple(operations), Some(name)) => {
