@@ -211,6 +211,15 @@ async fn introspection_in_serve_without_the_secret_is_refused_and_typename_still
     let errors = if answer["type"] == "error" { &answer["payload"] } else { &answer["payload"]["errors"] };
     assert_eq!(errors[0]["extensions"]["code"], "INTROSPECTION_DISABLED", "{answer}");
     socket.close().await;
+    // The admin token on the upgrade request grants it there too.
+    let mut socket = WsClient::connect(&stack, TRANSPORT_WS, &[("x-banyan-admin-token", ADMIN_TOKEN)]).await;
+    socket.init(json!({})).await;
+    assert_eq!(socket.next().await.expect("an ack")["type"], "connection_ack");
+    socket.subscribe("1", introspections[0], json!({})).await;
+    let answer = socket.next().await.expect("an answer");
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(answer["payload"]["data"]["__schema"]["queryType"]["name"], "Query", "{answer}");
+    socket.close().await;
 
     // No GraphiQL page: a browser's GET without a query is a malformed GraphQL request.
     let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";

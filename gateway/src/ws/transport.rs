@@ -321,6 +321,11 @@ impl Connection {
             request = request.operation_name(name);
         }
         request = request.data(resolved);
+        // `x-banyan-admin-token` on the upgrade request grants introspection, as on HTTP.
+        if let Some(grant) = crate::introspection::admin_grant(&self.upgrade.headers, &self.app.admin_access)
+        {
+            request = request.data(grant);
+        }
         request.extensions = async_graphql::Extensions(
             payload
                 .extensions
