@@ -214,11 +214,36 @@ impl TestStack {
         serde_json::to_value(schema.execute(request).await).expect("a response serializes")
     }
 
+    /// Asserts the gateway still answers a query that reads the monolith: what every refusal
+    /// test checks after its hostile request.
+    pub async fn assert_serving(&self) {
+        let response = self.graphql("{ me { username } }", json!({})).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        assert_eq!(
+            response.data()["me"]["username"].as_str().map(str::is_empty),
+            Some(false),
+            "{:?}",
+            response.body
+        );
+    }
+
     /// Stops the gateway, then the devstack.
     pub async fn stop(self) {
         self.gateway.shutdown().await;
         self.devstack.shutdown().await;
     }
+}
+
+/// Polls `condition` every 50 ms, at most 200 times (10 s: a bound against a hang, not a
+/// measurement); whether it became true.
+pub async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    condition()
 }
 
 /// Reads an HTTP response as a [`GraphqlResponse`].

@@ -26,18 +26,6 @@ async fn post_as_owner(stack: &TestStack, body: &Value, accept: &str) -> Graphql
     read(response).await
 }
 
-/// The gateway still answers a query that reads the monolith.
-async fn assert_serving(stack: &TestStack) {
-    let response = stack.graphql("{ me { username } }", json!({})).await;
-    assert_eq!(response.status, 200);
-    assert_eq!(
-        response.data()["me"]["username"].as_str().map(str::is_empty),
-        Some(false),
-        "{:?}",
-        response.body
-    );
-}
-
 /// Sends `body` as the owner with both response types and checks the refusal: 400 without
 /// `data` for graphql-response+json, 200 for JSON (or `json_status` for a malformed request),
 /// exactly `code`, and no backend call.
@@ -127,7 +115,7 @@ async fn limit_bombs_are_refused_before_any_backend_call() {
     // A batch (a JSON array) is a malformed request for either response type.
     let batch = json!([{ "query": "{ me { id } }" }, { "query": "{ me { id } }" }]);
     assert_refused_without_calls(&stack, "batch", &batch, "BATCH_NOT_SUPPORTED", 400).await;
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -165,7 +153,7 @@ async fn the_amplification_document_is_refused_over_websocket_before_any_backend
         Some(false),
         "{answer}"
     );
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -212,7 +200,7 @@ async fn a_request_makes_at_most_its_budget_of_backend_calls() {
     // The budget is per request: the next one gets its own.
     let (_, calls) = run_counted(&stack).await;
     assert_eq!(calls, 3);
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
 
     // Warn-only: served whole, every call made, the excess counted once per request.
     let warned = TestStack::start_with(Default::default(), |config| {

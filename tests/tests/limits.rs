@@ -36,18 +36,6 @@ async fn post(stack: &TestStack, query: &str, accept: &str) -> GraphqlResponse {
     read(response).await
 }
 
-/// The gateway still answers a real query with data from the backends.
-async fn assert_serving(stack: &TestStack) {
-    let response = stack.graphql("{ me { username } }", json!({})).await;
-    assert_eq!(response.status, 200);
-    assert_eq!(
-        response.data()["me"]["username"].as_str().map(str::is_empty),
-        Some(false),
-        "{:?}",
-        response.body
-    );
-}
-
 /// A request error: 400 without `data` for graphql-response+json, 200 with `errors` for JSON,
 /// with exactly `code`.
 async fn assert_refused(stack: &TestStack, query: &str, code: &str) {
@@ -128,7 +116,7 @@ async fn small_hostile_documents_are_refused_and_the_gateway_lives() {
     // Many operations: more tokens than allowed, refused before parsing.
     let many: String = (0..20_000).map(|i| format!("query Q{i} {{ __typename }} ")).collect();
     assert_refused(&stack, &many, "TOO_MANY_TOKENS").await;
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -148,7 +136,7 @@ async fn get_requests_are_scanned_before_the_method_check_parses_them() {
     let response = read(response).await;
     assert_eq!(response.status, 400, "{:?}", response.body);
     assert_eq!(response.error_codes(), ["NESTING_TOO_DEEP"]);
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -194,7 +182,7 @@ async fn websocket_subscriptions_go_through_the_same_limits() {
     let answer = socket.next().await.expect("an event");
     assert_eq!(answer["type"], "next", "{answer}");
     assert_eq!(answer["payload"]["data"]["templateEvents"]["sequence"], sequences[0].to_string());
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -306,7 +294,7 @@ async fn json_parameters_nest_only_as_deep_as_serde_json_allows() {
         assert_eq!(response.status, 400, "GET {parameter}");
         assert_eq!(response.error_codes(), ["BAD_REQUEST"], "GET {parameter}");
     }
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }
 
@@ -338,6 +326,6 @@ async fn websocket_messages_are_bounded_like_bodies() {
     let query = format!("subscription {{ __typename }} # {}", "x".repeat(1_100_000));
     let message = json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }).to_string();
     assert_eq!(close_code_after(&stack, message).await, Some(1009));
-    assert_serving(&stack).await;
+    stack.assert_serving().await;
     stack.stop().await;
 }

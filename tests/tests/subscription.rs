@@ -5,18 +5,8 @@ use std::time::Duration;
 
 use banyan_devstack::EventKind;
 use banyan_tests::ws::{TRANSPORT_WS, WsClient};
-use banyan_tests::{OWNER, TestStack, contract_operations, template_id};
+use banyan_tests::{OWNER, TestStack, contract_operations, eventually, template_id};
 use serde_json::json;
-
-async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition()
-}
 
 #[tokio::test]
 async fn live_events_arrive_and_the_stream_ends_when_the_client_leaves() {
@@ -28,7 +18,7 @@ async fn live_events_arrive_and_the_stream_ends_when_the_client_leaves() {
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("1", &feed, json!({ "templateIds": [template_id(1), template_id(2)] })).await;
     assert!(
-        wait_for(|| stack.devstack.active_event_streams() == 1).await,
+        eventually(|| stack.devstack.active_event_streams() == 1).await,
         "the gateway opened one gRPC stream"
     );
 
@@ -50,7 +40,7 @@ async fn live_events_arrive_and_the_stream_ends_when_the_client_leaves() {
 
     socket.close().await;
     assert!(
-        wait_for(|| stack.devstack.active_event_streams() == 0).await,
+        eventually(|| stack.devstack.active_event_streams() == 0).await,
         "the gRPC stream ended with the client"
     );
     stack.stop().await;
@@ -62,10 +52,10 @@ async fn completing_a_subscription_ends_its_stream_but_not_the_connection() {
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }";
     socket.subscribe("a", query, json!({ "ids": [template_id(4)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     socket.send(json!({ "id": "a", "type": "complete" })).await;
     assert!(
-        wait_for(|| stack.devstack.active_event_streams() == 0).await,
+        eventually(|| stack.devstack.active_event_streams() == 0).await,
         "complete cancels the gRPC stream"
     );
     socket.close().await;

@@ -7,22 +7,12 @@ use std::time::Duration;
 use banyan_devstack::{Backend, DevStackConfig, Fault};
 use banyan_gateway::Config;
 use banyan_tests::ws::{LEGACY_WS, TRANSPORT_WS, WsClient};
-use banyan_tests::{OWNER, TestStack, template_id};
+use banyan_tests::{OWNER, TestStack, eventually, template_id};
 use serde_json::json;
 
 const LIVE: &str = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence } }";
 /// A user other than [`OWNER`] in the seeded data.
 const OTHER: u64 = 2;
-
-async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition()
-}
 
 async fn stack_with(configure: impl FnOnce(&mut Config)) -> TestStack {
     TestStack::start_with(DevStackConfig::default(), configure).await
@@ -79,7 +69,7 @@ async fn a_subscribe_over_the_per_connection_cap_gets_an_error_and_the_connectio
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("a", LIVE, json!({ "ids": [template_id(1)] })).await;
     socket.subscribe("b", LIVE, json!({ "ids": [template_id(2)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 2).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 2).await);
     socket.subscribe("c", LIVE, json!({ "ids": [template_id(4)] })).await;
     let refused = socket.next().await.expect("an answer");
     assert_eq!(refused["type"], "error", "{refused}");
@@ -88,9 +78,9 @@ async fn a_subscribe_over_the_per_connection_cap_gets_an_error_and_the_connectio
     assert_eq!(stack.devstack.active_event_streams(), 2, "the third never started");
     // Still up, and room again once one completes.
     socket.send(json!({ "id": "a", "type": "complete" })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     socket.subscribe("c", LIVE, json!({ "ids": [template_id(4)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 2).await, "the third runs now");
+    assert!(eventually(|| stack.devstack.active_event_streams() == 2).await, "the third runs now");
     stack.stop().await;
 }
 
@@ -193,7 +183,7 @@ async fn a_subscription_outlives_the_operation_timeout() {
     let stack = stack_with(|config| config.websocket.operation_timeout = Duration::from_millis(100)).await;
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("live", LIVE, json!({ "ids": [template_id(1)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     // Ordering, not timing: a query sent now and answered proves the subscription's deadline,
     // had it one, would have passed (the query's own 100 ms came and went while it ran).
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -214,11 +204,14 @@ async fn a_revoked_token_closes_the_live_socket_with_4403() {
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     let mut other = WsClient::signed_in(&stack, OTHER).await;
     socket.subscribe("live", LIVE, json!({ "ids": [template_id(1)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     stack.devstack.revoke_token(&stack.token(OWNER));
     let ending = socket.read_until_close(Duration::from_secs(10)).await;
     assert_eq!(ending.close, Some((4403, "the credential is not valid".to_owned())));
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 0).await, "its subscription ended with it");
+    assert!(
+        eventually(|| stack.devstack.active_event_streams() == 0).await,
+        "its subscription ended with it"
+    );
     // Another user's connection is untouched.
     other.send(json!({ "type": "ping", "payload": { "still": "here" } })).await;
     assert_eq!(other.next().await.expect("pong")["payload"], json!({ "still": "here" }));
@@ -237,7 +230,7 @@ async fn a_monolith_blip_during_a_recheck_keeps_the_socket() {
     let before = stack.devstack.calls().count("GET /api/v1/me/");
     stack.devstack.faults().set(Backend::Monolith, Fault::error_rate(1.0));
     assert!(
-        wait_for(|| stack.devstack.calls().count("GET /api/v1/me/") >= before + 2).await,
+        eventually(|| stack.devstack.calls().count("GET /api/v1/me/") >= before + 2).await,
         "re-checks reached the failing monolith"
     );
     stack.devstack.faults().clear(Backend::Monolith);

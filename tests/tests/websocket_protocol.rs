@@ -12,20 +12,10 @@ use std::time::Duration;
 
 use banyan_devstack::{DevStackConfig, EventKind};
 use banyan_tests::ws::{Ending, TRANSPORT_WS, WsClient};
-use banyan_tests::{OWNER, TestStack, template_id, user_id};
+use banyan_tests::{OWNER, TestStack, eventually, template_id, user_id};
 use serde_json::{Value, json};
 
 const LIVE: &str = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { templateId kind } }";
-
-async fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
-        if condition() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    condition()
-}
 
 async fn until_close(socket: &mut WsClient) -> Ending {
     socket.read_until_close(Duration::from_secs(10)).await
@@ -128,12 +118,12 @@ async fn a_duplicate_id_of_a_running_subscription_closes_4409() {
     let stack = TestStack::start().await;
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("a", LIVE, json!({ "ids": [template_id(4)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     socket.subscribe("a", LIVE, json!({ "ids": [template_id(4)] })).await;
     let ending = until_close(&mut socket).await;
     assert_eq!(ending.close, Some((4409, "Subscriber for a already exists".to_owned())));
     assert!(
-        wait_for(|| stack.devstack.active_event_streams() == 0).await,
+        eventually(|| stack.devstack.active_event_streams() == 0).await,
         "the closed connection's stream ended"
     );
     stack.stop().await;
@@ -145,7 +135,7 @@ async fn a_long_duplicate_id_still_gets_a_valid_close_frame() {
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     let id = "x".repeat(300);
     socket.subscribe(&id, LIVE, json!({ "ids": [template_id(4)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     socket.subscribe(&id, LIVE, json!({ "ids": [template_id(4)] })).await;
     let ending = until_close(&mut socket).await;
     // A frame the client could parse at all proves it fit (a longer one is a protocol error, 1006).
@@ -161,9 +151,9 @@ async fn the_clients_complete_ends_a_subscription_and_frees_its_id() {
     let stack = TestStack::start().await;
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("a", LIVE, json!({ "ids": [template_id(4)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 1).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
     socket.send(json!({ "id": "a", "type": "complete" })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 0).await, "complete cancels the stream");
+    assert!(eventually(|| stack.devstack.active_event_streams() == 0).await, "complete cancels the stream");
     // No `complete` echoed for a client's complete; the id is free.
     socket.subscribe("a", "{ me { id } }", json!({})).await;
     let next = socket.next().await.expect("next");
@@ -177,7 +167,7 @@ async fn two_subscriptions_run_at_once() {
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
     socket.subscribe("one", LIVE, json!({ "ids": [template_id(1)] })).await;
     socket.subscribe("two", LIVE, json!({ "ids": [template_id(2)] })).await;
-    assert!(wait_for(|| stack.devstack.active_event_streams() == 2).await);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 2).await);
     stack.devstack.append_events(vec![(1, EventKind::Opened), (2, EventKind::Clicked)]).await;
     let mut seen = Vec::new();
     while seen.len() < 2 {
