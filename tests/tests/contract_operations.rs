@@ -286,7 +286,7 @@ async fn update_draft_block_applies_and_a_stale_version_is_a_typed_conflict() {
     let version = draft["version"].as_i64().expect("a version");
     let block = draft["blocks"][0]["id"].as_str().expect("a block").to_owned();
     let update = operation("UpdateDraftBlock");
-    let input = |content: &str, expected: i64| json!({ "input": { "templateId": template_id(1), "blockId": block, "content": content, "expectedVersion": expected } });
+    let input = |content: &str, expected: i64| json!({ "input": { "blockId": block, "content": content, "expectedVersion": expected } });
 
     let applied = stack.graphql(&update, input("Hello again", version)).await;
     let result = &applied.data()["updateDraftBlock"];
