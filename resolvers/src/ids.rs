@@ -1,6 +1,12 @@
 //! Relay global ids: `base64("Type:key")`, opaque to clients and unique across types.
+//!
+//! A key the backend makes unique only within a parent carries the parent too: a block's id is
+//! `Block:<template>:<block key>` (block keys repeat across drafts), a membership's is
+//! `WorkspaceMember:<workspace>:<user>`. A draft is one per template, so its key is the template's.
+//! The ids of users, workspaces and templates are the ones Banyan has always issued.
 
 use async_graphql::{Error, ID};
+use banyan_sources::domain::{TemplateId, UserId, WorkspaceId};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -12,6 +18,9 @@ pub(crate) enum NodeType {
     User,
     Workspace,
     Template,
+    Draft,
+    Block,
+    WorkspaceMember,
 }
 
 impl NodeType {
@@ -20,6 +29,9 @@ impl NodeType {
             Self::User => "User",
             Self::Workspace => "Workspace",
             Self::Template => "Template",
+            Self::Draft => "Draft",
+            Self::Block => "Block",
+            Self::WorkspaceMember => "WorkspaceMember",
         }
     }
 
@@ -28,37 +40,117 @@ impl NodeType {
             "User" => Some(Self::User),
             "Workspace" => Some(Self::Workspace),
             "Template" => Some(Self::Template),
+            "Draft" => Some(Self::Draft),
+            "Block" => Some(Self::Block),
+            "WorkspaceMember" => Some(Self::WorkspaceMember),
             _ => None,
         }
     }
 }
 
-/// The global id of a node.
+/// What a global id names, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GlobalId {
+    User(UserId),
+    Workspace(WorkspaceId),
+    Template(TemplateId),
+    /// The draft of this template.
+    Draft(TemplateId),
+    /// The block with this key in this template's draft.
+    Block(TemplateId, String),
+    /// This user's membership of this workspace.
+    WorkspaceMember(WorkspaceId, UserId),
+}
+
+impl GlobalId {
+    fn node_type(&self) -> NodeType {
+        match self {
+            Self::User(_) => NodeType::User,
+            Self::Workspace(_) => NodeType::Workspace,
+            Self::Template(_) => NodeType::Template,
+            Self::Draft(_) => NodeType::Draft,
+            Self::Block(..) => NodeType::Block,
+            Self::WorkspaceMember(..) => NodeType::WorkspaceMember,
+        }
+    }
+
+    /// Its opaque form.
+    pub(crate) fn encode(&self) -> ID {
+        let key = match self {
+            Self::User(id) => id.0.to_string(),
+            Self::Workspace(id) => id.0.to_string(),
+            Self::Template(id) | Self::Draft(id) => id.0.to_string(),
+            Self::Block(template, block) => format!("{}:{block}", template.0),
+            Self::WorkspaceMember(workspace, user) => format!("{}:{}", workspace.0, user.0),
+        };
+        ID(STANDARD.encode(format!("{}:{key}", self.node_type().name())))
+    }
+}
+
+/// The global id of a node whose key is one number (a user, workspace, template or draft).
 pub(crate) fn encode(node: NodeType, key: u64) -> ID {
     ID(STANDARD.encode(format!("{}:{key}", node.name())))
 }
 
-/// Any global id, split into its type and key.
-pub(crate) fn decode_any(id: &ID) -> Result<(NodeType, u64), Error> {
+/// Any global id, decoded.
+pub(crate) fn decode_any(id: &ID) -> Result<GlobalId, Error> {
     let invalid = || coded(codes::BAD_USER_INPUT, format!("{:?} is not a valid id", id.as_str()));
     let bytes = STANDARD.decode(id.as_bytes()).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (type_name, key) = text.split_once(':').ok_or_else(invalid)?;
     let node = NodeType::from_name(type_name).ok_or_else(invalid)?;
-    let key = key.parse().map_err(|_| invalid())?;
-    Ok((node, key))
+    let number = |text: &str| text.parse::<u64>().map_err(|_| invalid());
+    Ok(match node {
+        NodeType::User => GlobalId::User(UserId(number(key)?)),
+        NodeType::Workspace => GlobalId::Workspace(WorkspaceId(number(key)?)),
+        NodeType::Template => GlobalId::Template(TemplateId(number(key)?)),
+        NodeType::Draft => GlobalId::Draft(TemplateId(number(key)?)),
+        NodeType::Block => {
+            let (template, block) = key.split_once(':').ok_or_else(invalid)?;
+            if block.is_empty() {
+                return Err(invalid());
+            }
+            GlobalId::Block(TemplateId(number(template)?), block.to_owned())
+        }
+        NodeType::WorkspaceMember => {
+            let (workspace, user) = key.split_once(':').ok_or_else(invalid)?;
+            GlobalId::WorkspaceMember(WorkspaceId(number(workspace)?), UserId(number(user)?))
+        }
+    })
 }
 
 /// A global id that must name a node of type `expected`.
-pub(crate) fn decode(id: &ID, expected: NodeType) -> Result<u64, Error> {
-    let (node, key) = decode_any(id)?;
+pub(crate) fn decode_as(id: &ID, expected: NodeType) -> Result<GlobalId, Error> {
+    let decoded = decode_any(id)?;
+    let node = decoded.node_type();
     if node != expected {
         return Err(coded(
             codes::BAD_USER_INPUT,
             format!("{:?} is the id of a {}, not of a {}", id.as_str(), node.name(), expected.name()),
         ));
     }
-    Ok(key)
+    Ok(decoded)
+}
+
+/// A global id that must name a node of type `expected` whose key is one number.
+pub(crate) fn decode(id: &ID, expected: NodeType) -> Result<u64, Error> {
+    match decode_as(id, expected)? {
+        GlobalId::User(UserId(key))
+        | GlobalId::Workspace(WorkspaceId(key))
+        | GlobalId::Template(TemplateId(key))
+        | GlobalId::Draft(TemplateId(key)) => Ok(key),
+        GlobalId::Block(..) | GlobalId::WorkspaceMember(..) => {
+            Err(coded(codes::BAD_USER_INPUT, format!("{:?} is not a valid id", id.as_str())))
+        }
+    }
+}
+
+/// A block's global id, split into its template and its key within the template's draft.
+pub(crate) fn decode_block(id: &ID) -> Result<(TemplateId, String), Error> {
+    match decode_as(id, NodeType::Block)? {
+        GlobalId::Block(template, key) => Ok((template, key)),
+        _ => Err(coded(codes::BAD_USER_INPUT, format!("{:?} is not a valid id", id.as_str()))),
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +164,30 @@ mod tests {
         assert!(decode(&id, NodeType::User).is_err());
         assert!(decode(&ID("not base64!".into()), NodeType::User).is_err());
         assert!(decode(&ID(STANDARD.encode("Template:x")), NodeType::Template).is_err());
+    }
+
+    #[test]
+    fn block_ids_carry_their_template_and_differ_across_drafts() {
+        let first = GlobalId::Block(TemplateId(1), "b1".to_owned()).encode();
+        let second = GlobalId::Block(TemplateId(2), "b1".to_owned()).encode();
+        assert_ne!(first, second);
+        assert_eq!(decode_block(&first).ok(), Some((TemplateId(1), "b1".to_owned())));
+        // A block key may itself hold a colon; only the first one splits.
+        let odd = GlobalId::Block(TemplateId(3), "a:b".to_owned()).encode();
+        assert_eq!(decode_block(&odd).ok(), Some((TemplateId(3), "a:b".to_owned())));
+        assert!(decode_block(&encode(NodeType::Template, 1)).is_err());
+        assert!(decode_block(&ID(STANDARD.encode("Block:1"))).is_err());
+        assert!(decode_block(&ID(STANDARD.encode("Block:1:"))).is_err());
+        assert!(decode_block(&ID(STANDARD.encode("Block:x:b1"))).is_err());
+    }
+
+    #[test]
+    fn memberships_and_drafts_round_trip() {
+        let member = GlobalId::WorkspaceMember(WorkspaceId(4), UserId(7));
+        assert_eq!(decode_any(&member.encode()).ok(), Some(member));
+        let draft = GlobalId::Draft(TemplateId(9));
+        assert_eq!(draft.encode(), encode(NodeType::Draft, 9));
+        assert_eq!(decode(&draft.encode(), NodeType::Draft).ok(), Some(9));
+        assert!(decode(&draft.encode(), NodeType::Template).is_err());
     }
 }

@@ -22,9 +22,7 @@ const MAX_NAME_CHARS: usize = 200;
 /// Replace the content of one block of a template's draft.
 #[derive(InputObject)]
 struct UpdateDraftBlockInput {
-    /// The template's global id.
-    template_id: ID,
-    /// The block to change.
+    /// The block's global id (`Block.id`); it names the draft too.
     block_id: ID,
     /// The block's new content.
     content: String,
@@ -50,9 +48,7 @@ struct InsertDraftBlockInput {
 /// Remove a block from a template's draft.
 #[derive(InputObject)]
 struct DeleteDraftBlockInput {
-    /// The template's global id.
-    template_id: ID,
-    /// The block to remove.
+    /// The block's global id (`Block.id`); it names the draft too.
     block_id: ID,
     /// The draft version the edit was made against.
     expected_version: i32,
@@ -94,9 +90,10 @@ impl Mutation {
         ctx: &Context<'_>,
         input: UpdateDraftBlockInput,
     ) -> Result<Option<DraftEditResult>> {
+        let (template, block_key) = ids::decode_block(&input.block_id)?;
         let store = migrated::write_backend::<UpdateDraftBlockField>(ctx)?;
-        let edit = DraftEdit::UpdateBlock { block_id: input.block_id.0, content: input.content };
-        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
+        let edit = DraftEdit::UpdateBlock { block_id: block_key, content: input.content };
+        edit_draft(ctx, store, template, input.expected_version, edit).await.map(Some)
     }
 
     /// Inserts a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -107,9 +104,10 @@ impl Mutation {
     ) -> Result<Option<DraftEditResult>> {
         let index = u32::try_from(input.index)
             .map_err(|_| coded(codes::BAD_USER_INPUT, "`index` must not be negative"))?;
+        let template = TemplateId(ids::decode(&input.template_id, NodeType::Template)?);
         let store = migrated::write_backend::<InsertDraftBlockField>(ctx)?;
         let edit = DraftEdit::InsertBlock { index, kind: input.kind.into(), content: input.content };
-        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
+        edit_draft(ctx, store, template, input.expected_version, edit).await.map(Some)
     }
 
     /// Removes a block. A stale `expectedVersion` yields a `DraftVersionConflict`.
@@ -118,9 +116,10 @@ impl Mutation {
         ctx: &Context<'_>,
         input: DeleteDraftBlockInput,
     ) -> Result<Option<DraftEditResult>> {
+        let (template, block_key) = ids::decode_block(&input.block_id)?;
         let store = migrated::write_backend::<DeleteDraftBlockField>(ctx)?;
-        let edit = DraftEdit::DeleteBlock { block_id: input.block_id.0 };
-        edit_draft(ctx, store, &input.template_id, input.expected_version, edit).await.map(Some)
+        let edit = DraftEdit::DeleteBlock { block_id: block_key };
+        edit_draft(ctx, store, template, input.expected_version, edit).await.map(Some)
     }
 }
 
@@ -130,11 +129,10 @@ impl Mutation {
 async fn edit_draft(
     ctx: &Context<'_>,
     store: Backend,
-    template_id: &ID,
+    key: TemplateId,
     expected_version: i32,
     edit: DraftEdit,
 ) -> Result<DraftEditResult> {
-    let key = TemplateId(ids::decode(template_id, NodeType::Template)?);
     let expected_version = u64::try_from(expected_version)
         .map_err(|_| coded(codes::BAD_USER_INPUT, "`expectedVersion` must not be negative"))?;
     let scope = scope(ctx)?;

@@ -271,6 +271,23 @@ pub fn workspace_id(id: u64) -> String {
     global_id("Workspace", id)
 }
 
+/// The global id of the block with `key` (`b1`, …) in `template`'s draft.
+pub fn block_id(template: u64, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("Block:{template}:{key}"))
+}
+
+/// The global id of `template`'s draft.
+pub fn draft_id(template: u64) -> String {
+    global_id("Draft", template)
+}
+
+/// The global id of `user`'s membership of `workspace`.
+pub fn member_id(workspace: u64, user: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("WorkspaceMember:{workspace}:{user}"))
+}
+
 fn global_id(type_name: &str, id: u64) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{type_name}:{id}"))

@@ -2,7 +2,7 @@
 //! write; and the caller's identity reaches every backend.
 
 use banyan_devstack::{Backend, DevStackConfig, Fault};
-use banyan_tests::{GraphqlResponse, OWNER, TestStack, template_id, workspace_id};
+use banyan_tests::{GraphqlResponse, OWNER, TestStack, block_id, template_id, workspace_id};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn another_workspaces_template_is_not_visible() {
     let edit = stack
         .graphql(
             "mutation($input: UpdateDraftBlockInput!) { updateDraftBlock(input: $input) { __typename } }",
-            json!({ "input": { "templateId": template_id(foreign), "blockId": "b1", "content": "x", "expectedVersion": 1 } }),
+            json!({ "input": { "blockId": block_id(foreign, "b1"), "content": "x", "expectedVersion": 1 } }),
         )
         .await;
     assert_eq!(edit.error_codes(), ["NOT_FOUND"]);
@@ -214,7 +214,7 @@ async fn a_viewer_cannot_edit() {
         .graphql_as(
             Some(viewer.user),
             "mutation($input: UpdateDraftBlockInput!) { updateDraftBlock(input: $input) { __typename } }",
-            json!({ "input": { "templateId": template_id(template), "blockId": "b1", "content": "x", "expectedVersion": 1 } }),
+            json!({ "input": { "blockId": block_id(template, "b1"), "content": "x", "expectedVersion": 1 } }),
         )
         .await;
     assert_eq!(response.error_codes(), ["FORBIDDEN"]);

@@ -174,7 +174,6 @@ async fn variables_for(stack: &TestStack, name: &str, routing: &Routing) -> Valu
             assert!(response.body.get("errors").is_none(), "the draft on {store}: {:?}", response.body);
             let draft = &response.data()["template"]["draft"];
             json!({ "input": {
-                "templateId": template_id(template),
                 "blockId": draft["blocks"][0]["id"].as_str().expect("a block"),
                 "content": format!("edited under {}", routing.name),
                 "expectedVersion": draft["version"].as_u64().expect("a version"),

@@ -15,7 +15,7 @@ use banyan_devstack::proto::drafts::{
     UpdateBlockRequest,
 };
 use banyan_devstack::{DRAFTS_ERROR_DOMAIN, DevStackConfig, VERSION_CONFLICT_REASON};
-use banyan_tests::{TestStack, template_id};
+use banyan_tests::{TestStack, block_id};
 use serde_json::{Value, json};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Code, Request, Response, Status};
@@ -72,7 +72,7 @@ async fn update_through_stub(answer: Status) -> banyan_tests::GraphqlResponse {
                 __typename
                 ... on DraftVersionConflict { expectedVersion currentVersion }
             } }",
-            json!({ "input": { "templateId": template_id(1), "blockId": "b1", "content": "x", "expectedVersion": 5 } }),
+            json!({ "input": { "blockId": block_id(1, "b1"), "content": "x", "expectedVersion": 5 } }),
         )
         .await;
     stack.stop().await;

@@ -689,8 +689,8 @@ async fn every_read_field_is_routed_by_its_declaration() {
 const WRITE_MUTATIONS: &[(&str, &str)] = &[
     (
         "Mutation.updateDraftBlock",
-        "mutation($template: ID!, $block: ID!, $version: Int!) { updateDraftBlock(input: {
-            templateId: $template, blockId: $block, content: \"edited\", expectedVersion: $version }) {
+        "mutation($block: ID!, $version: Int!) { updateDraftBlock(input: {
+            blockId: $block, content: \"edited\", expectedVersion: $version }) {
             __typename ... on DraftUpdated { draft { version } } } }",
     ),
     (
@@ -701,8 +701,8 @@ const WRITE_MUTATIONS: &[(&str, &str)] = &[
     ),
     (
         "Mutation.deleteDraftBlock",
-        "mutation($template: ID!, $block: ID!, $version: Int!) { deleteDraftBlock(input: {
-            templateId: $template, blockId: $block, expectedVersion: $version }) {
+        "mutation($block: ID!, $version: Int!) { deleteDraftBlock(input: {
+            blockId: $block, expectedVersion: $version }) {
             __typename ... on DraftUpdated { draft { version } } } }",
     ),
 ];

@@ -183,7 +183,6 @@ fn variables_for(name: &str, draft: &Value) -> Option<Value> {
         "RenameTemplate" => json!({ "id": template_id(3), "name": "Spring sale, final" }),
         "TemplateEditor" => json!({ "id": template_id(1) }),
         "UpdateDraftBlock" => json!({ "input": {
-            "templateId": template_id(1),
             "blockId": draft["blocks"][0]["id"],
             "content": "Hello again",
             "expectedVersion": draft["version"],

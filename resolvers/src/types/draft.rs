@@ -1,17 +1,31 @@
 //! `Draft`, its blocks, and the outcome of an edit.
 
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject, Union};
-use banyan_sources::domain::{Block, BlockKind, Draft};
+use banyan_sources::domain::{Block, BlockKind, Draft, TemplateId};
 use chrono::{DateTime, Utc};
 
-use crate::types::{UserObject, int, load_user};
+use crate::context::scope;
+use crate::error::SourceResultExt;
+use crate::ids::{self, GlobalId, NodeType};
+use crate::types::{TemplateObject, UserObject, int, load_user};
 
 /// The working copy of a template's content.
 pub(crate) struct DraftObject(pub(crate) Draft);
 
-/// The working copy of a template's content.
+/// The working copy of a template's content (one per template).
 #[Object(name = "Draft")]
 impl DraftObject {
+    /// The draft's global id, stable for its template's life (a template has one draft).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Draft, self.0.template_id.0)
+    }
+
+    /// The template the draft belongs to; null when it is no longer visible.
+    async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
+        let scope = scope(ctx)?;
+        Ok(scope.loaders.templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+    }
+
     /// Increases with every edit; an edit names the version it was made against.
     async fn version(&self) -> i32 {
         int(self.0.version)
@@ -19,7 +33,8 @@ impl DraftObject {
 
     /// The content blocks, in display order.
     async fn blocks(&self) -> Vec<BlockObject> {
-        self.0.blocks.iter().cloned().map(BlockObject).collect()
+        let template = self.0.template_id;
+        self.0.blocks.iter().cloned().map(|block| BlockObject { template, block }).collect()
     }
 
     /// When the draft last changed.
@@ -74,24 +89,35 @@ impl From<BlockKindEnum> for BlockKind {
 }
 
 /// One content block of a draft.
-pub(crate) struct BlockObject(Block);
+pub(crate) struct BlockObject {
+    /// The template whose draft holds it: block keys are unique only within one draft.
+    pub(crate) template: TemplateId,
+    pub(crate) block: Block,
+}
 
 /// One content block of a draft.
 #[Object(name = "Block")]
 impl BlockObject {
-    /// The block's id, stable within its draft.
-    async fn id(&self) -> ID {
-        ID(self.0.id.clone())
+    /// The block's global id: unique across drafts, stable while the block exists. Mutations
+    /// that edit a block take this id.
+    pub(crate) async fn id(&self) -> ID {
+        GlobalId::Block(self.template, self.block.id.clone()).encode()
+    }
+
+    /// The block's key within its draft (`b1`, `b2`, …): the same key appears in other drafts,
+    /// so it identifies nothing on its own. (Until 2026-11 this was `Block.id`.)
+    async fn key(&self) -> &str {
+        &self.block.id
     }
 
     /// What it renders as.
     async fn kind(&self) -> BlockKindEnum {
-        self.0.kind.into()
+        self.block.kind.into()
     }
 
     /// Text, image URL or button label, per kind.
     async fn content(&self) -> &str {
-        &self.0.content
+        &self.block.content
     }
 }
 
@@ -107,7 +133,8 @@ pub(crate) enum DraftEditResult {
 /// The edit was applied.
 #[derive(SimpleObject)]
 pub(crate) struct DraftUpdated {
-    /// The draft with the edit, at its new version.
+    /// The draft with the edit: its `id`, new `version` and blocks, so a normalised cache merges
+    /// it into the draft it holds without a refetch.
     pub(crate) draft: DraftObject,
 }
 
@@ -121,6 +148,7 @@ pub(crate) struct DraftVersionConflict {
     pub(crate) expected_version: i32,
     /// The draft's version now.
     pub(crate) current_version: i32,
-    /// The draft as it is now; null if it could not be loaded.
+    /// The draft as it is now (same `id` as the one edited, so a normalised cache replaces its
+    /// stale copy and the UI can show what changed); null if it could not be loaded.
     pub(crate) current_draft: Option<DraftObject>,
 }

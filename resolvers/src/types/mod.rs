@@ -26,6 +26,12 @@ pub(crate) enum Node {
     Workspace(WorkspaceObject),
     /// A template.
     Template(TemplateObject),
+    /// A template's draft.
+    Draft(DraftObject),
+    /// One block of a draft.
+    Block(BlockObject),
+    /// A user's membership of a workspace.
+    WorkspaceMember(MemberObject),
 }
 
 /// Clamps a backend count into GraphQL's 32-bit `Int` (a count past 2^31 would be a data error

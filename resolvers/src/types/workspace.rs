@@ -1,12 +1,12 @@
 //! `Workspace` and its members.
 
 use async_graphql::{Context, Enum, ID, Object, Result};
-use banyan_sources::domain::{Membership, Role, UserId, Workspace};
+use banyan_sources::domain::{Membership, Role, UserId, Workspace, WorkspaceId};
 use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::SourceResultExt;
-use crate::ids::{self, NodeType};
+use crate::ids::{self, GlobalId, NodeType};
 use crate::types::{TemplateConnection, UserObject, template_connection};
 
 /// A team's space; it owns templates and has members.
@@ -40,7 +40,8 @@ impl WorkspaceObject {
         let scope = scope(ctx)?;
         let sources = ctx.data::<banyan_sources::Sources>()?;
         let members = sources.monolith.workspace_members(&scope.caller, self.0.id).await.graphql()?;
-        Ok(members.into_iter().map(MemberObject).collect())
+        let workspace = self.0.id;
+        Ok(members.into_iter().map(|membership| MemberObject { workspace, membership }).collect())
     }
 
     /// The workspace's templates, most recently updated first.
@@ -84,24 +85,33 @@ impl From<Role> for RoleEnum {
 }
 
 /// A user's membership of a workspace.
-pub(crate) struct MemberObject(Membership);
+pub(crate) struct MemberObject {
+    /// The workspace the membership is of.
+    pub(crate) workspace: WorkspaceId,
+    pub(crate) membership: Membership,
+}
 
 /// A user's membership of a workspace.
 #[Object(name = "WorkspaceMember")]
 impl MemberObject {
+    /// The membership's global id (the workspace and the user: one membership each).
+    pub(crate) async fn id(&self) -> ID {
+        GlobalId::WorkspaceMember(self.workspace, self.membership.user_id).encode()
+    }
+
     /// The member; null with an error when the user directory is unavailable.
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
-        load_user(ctx, self.0.user_id).await
+        load_user(ctx, self.membership.user_id).await
     }
 
     /// What the member may do.
     async fn role(&self) -> RoleEnum {
-        self.0.role.into()
+        self.membership.role.into()
     }
 
     /// When the user joined the workspace.
     async fn joined_at(&self) -> DateTime<Utc> {
-        self.0.joined_at
+        self.membership.joined_at
     }
 }
 
