@@ -872,3 +872,33 @@ mod wire {
         SourceError::BadResponse { backend: Backend::Monolith, detail }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_5xx_page_reaches_the_log_as_a_one_line_excerpt() {
+        let page =
+            format!("<html>\n<title>Server Error (500)</title>\n{}</html>", "<p>trace</p>\n".repeat(5000));
+        let Err(SourceError::Unavailable { detail, .. }) =
+            decode_response::<serde::de::IgnoredAny>(StatusCode::INTERNAL_SERVER_ERROR, page.as_bytes())
+        else {
+            panic!("a 500 is the backend unavailable")
+        };
+        assert!(
+            detail.starts_with("500 Internal Server Error: <html> <title>Server Error (500)</title>"),
+            "{detail}"
+        );
+        assert!(detail.ends_with(&format!("… ({} bytes)", page.len())), "{detail}");
+        assert!(detail.chars().count() < BODY_EXCERPT_CHARS + 80, "{} characters", detail.chars().count());
+        assert!(!detail.contains('\n'));
+        let short = decode_response::<serde::de::IgnoredAny>(
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"{\"detail\": \"down\"}",
+        );
+        assert!(
+            matches!(short, Err(SourceError::Unavailable { detail, .. }) if detail == "503 Service Unavailable: {\"detail\": \"down\"}")
+        );
+    }
+}
