@@ -211,6 +211,22 @@ async fn metrics_count_the_traffic_sent_by_operation_route_backend_and_batch() {
         assert!(matches!(in_flight, None | Some(0.0)), "{backend}: {in_flight:?}");
     }
 
+    // The migration engine's route counter: each of the page's stats fields was routed to the
+    // service (its declared default), failing or not.
+    assert_eq!(
+        metrics
+            .value("banyan_migration_served_total", &[("field", "Template.stats"), ("backend", "service")]),
+        Some(templates as f64)
+    );
+    assert_eq!(
+        metrics.value(
+            "banyan_migration_shadow_results_total",
+            &[("field", "Template.stats"), ("result", "mismatched")]
+        ),
+        Some(0.0),
+        "no shadow configured"
+    );
+
     // Batches: one per call the event store saw, each of as many keys as templates on the page.
     let batch = [("loader", "stats"), ("backend", "events")];
     assert_eq!(metrics.value("banyan_backend_batch_size_count", &batch), Some(stats_calls as f64));
@@ -286,4 +302,71 @@ async fn metrics_can_be_switched_off_or_put_behind_a_token() {
     assert!(text.lines().any(|line| line == "# TYPE http_server_active_requests gauge"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
     guarded.stop().await;
+}
+
+#[tokio::test]
+async fn shadow_results_and_evidence_per_field_are_exported_as_the_engine_counts_them() {
+    let table = banyan_tests::RoutingTableFile::new(
+        "metrics-shadow",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"service\"\nsample_rate = 1.0\n",
+    );
+    let path = table.path.clone();
+    let stack = TestStack::start_with(DevStackConfig::default(), move |config| {
+        config.migration.routing_table = Some(path);
+    })
+    .await;
+    let query = "query Trio($a: ID!, $b: ID!, $c: ID!) { a: template(id: $a) { stats { sent } }
+        b: template(id: $b) { stats { sent } } c: template(id: $c) { stats { sent } } }";
+    let ids = json!({ "a": template_id(1), "b": template_id(2), "c": template_id(3) });
+    let response = stack.graphql(query, ids).await;
+    assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    // The monolith's copy falls behind template 2: its next comparison mismatches.
+    stack.devstack.set_legacy_sync(false);
+    stack.devstack.append_events(vec![(2, banyan_devstack::EventKind::Sent)]).await;
+    let response = stack
+        .graphql(
+            "query One($id: ID!) { template(id: $id) { stats { sent } } }",
+            json!({ "id": template_id(2) }),
+        )
+        .await;
+    assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+
+    // Shadow comparisons finish after the response: a bounded wait for all four.
+    let result = |metrics: &Scrape, result: &str| {
+        metrics.value(
+            "banyan_migration_shadow_results_total",
+            &[("field", "Template.stats"), ("result", result)],
+        )
+    };
+    let mut metrics = scrape(&stack).await.1;
+    for _ in 0..200 {
+        if result(&metrics, "matched").unwrap_or(0.0) + result(&metrics, "mismatched").unwrap_or(0.0) >= 4.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        metrics = scrape(&stack).await.1;
+    }
+    assert_eq!(result(&metrics, "matched"), Some(3.0));
+    assert_eq!(result(&metrics, "mismatched"), Some(1.0));
+    assert_eq!(result(&metrics, "secondary_error"), Some(0.0));
+    assert_eq!(
+        metrics.value("banyan_migration_evidence_mismatch_ratio", &[("field", "Template.stats")]),
+        Some(0.25)
+    );
+    // Four stats fields served by the service; the legacy side was the shadow, once per field.
+    assert_eq!(
+        metrics
+            .value("banyan_migration_served_total", &[("field", "Template.stats"), ("backend", "service")]),
+        Some(4.0)
+    );
+    let legacy_calls = stack.devstack.calls().count("GET /api/v1/templates/{id}/analytics/");
+    assert_eq!(legacy_calls, 4);
+    assert_eq!(
+        metrics.value(
+            BACKEND_SECONDS,
+            &[("backend", "monolith"), ("operation", "GET /api/v1/templates/{id}/analytics/")]
+        ),
+        Some(legacy_calls as f64)
+    );
+    stack.stop().await;
 }
