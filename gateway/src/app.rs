@@ -94,7 +94,7 @@ impl AppState {
         let limits = config.limits;
         let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
         let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
-        let metrics = Metrics::new(Metrics::operation_names(config), &sources.metrics, &engine, &websockets);
+        let metrics = Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets);
         let operation_metrics = OperationMetrics(metrics.clone());
         let persisted = Arc::new(PersistedOperations::new(&config.persisted));
         let operations = persisted.clone();

@@ -32,7 +32,7 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use banyan_migration::Engine;
-use banyan_sources::BackendMetrics;
+use banyan_sources::Sources;
 use banyan_sources::metrics::duration_histogram;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -79,12 +79,13 @@ struct Inner {
 }
 
 impl Metrics {
-    /// The registry of one gateway: its HTTP and GraphQL series, the backends' (`backends`, which
-    /// the gateway's [`banyan_sources::Sources`] record into), the migration engine's, and the
-    /// open WebSocket connections.
+    /// The registry of one gateway: its HTTP and GraphQL series, the backends' (what `sources`
+    /// record into [`Sources::metrics`]), the migration engine's, and the open WebSocket
+    /// connections. Per-backend state kept by the sources themselves (breakers, retries) is
+    /// added here as a [`SnapshotCollector`] reading `sources`.
     pub(crate) fn new(
         operation_names: HashSet<String>,
-        backends: &BackendMetrics,
+        sources: &Sources,
         engine: &Engine,
         websockets: &crate::ws::WebSockets,
     ) -> Self {
@@ -126,7 +127,7 @@ impl Metrics {
             "Initialised WebSocket connections open: an autoscaling signal",
             move || vec![(Vec::new(), sockets.open_connections() as f64)],
         )));
-        backends.register(&mut registry);
+        sources.metrics.register(&mut registry);
         register_migration(&mut registry, engine);
         Self(Arc::new(Inner {
             registry,
