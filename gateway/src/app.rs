@@ -27,6 +27,7 @@ use crate::error_masking::ErrorMasking;
 use crate::graphql_http;
 use crate::introspection::IntrospectionPolicy;
 use crate::limits::{LimitWarnings, LimitsExtension};
+use crate::metrics::{Metrics, OperationMetrics};
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::persisted::{PersistedExtension, PersistedOperations};
@@ -68,6 +69,8 @@ pub(crate) struct AppState {
     pub(crate) csrf: CsrfRule,
     /// WebSocket settings (`[websocket]`) and the connections each caller holds.
     pub(crate) websockets: crate::ws::WebSockets,
+    /// This gateway's Prometheus registry (`/metrics`).
+    pub(crate) metrics: Metrics,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -89,6 +92,10 @@ impl AppState {
         graphiql: &GraphiqlDefaults,
     ) -> Self {
         let limits = config.limits;
+        let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
+        let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
+        let metrics = Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets);
+        let operation_metrics = OperationMetrics(metrics.clone());
         let persisted = Arc::new(PersistedOperations::new(&config.persisted));
         let operations = persisted.clone();
         let limit_warnings = Arc::new(LimitWarnings::default());
@@ -99,7 +106,8 @@ impl AppState {
             |builder| {
                 let builder = builder
                     // First, so it sees every error, the other extensions' refusals included.
-                    .extension(ErrorMasking)
+                    .extension(ErrorMasking::default())
+                    .extension(operation_metrics)
                     // Persisted operations next: they fill in a document sent by id, which the
                     // limits then bound. The limits before the order extension, which reads the
                     // document they parsed and bounded.
@@ -135,7 +143,8 @@ impl AppState {
             persisted,
             rate_limit: RateLimiter::new(&config.rate_limit),
             csrf: CsrfRule::new(config),
-            websockets: crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins),
+            websockets,
+            metrics,
         }
     }
 }
@@ -166,8 +175,20 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
             InFlight::new(config.server.max_in_flight_requests),
             edge::limit_in_flight,
         ));
-    let routes =
-        guarded.route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(state);
+    let metrics = state.metrics.clone();
+    let routes = guarded
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        // Every route above is timed under its template; `/metrics`, added after, is not, so a
+        // scrape does not change what it reads.
+        .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::track_http))
+        .with_state(state);
+    let routes = if config.metrics.enabled {
+        let token = Some(config.metrics.token.as_str()).filter(|token| !token.is_empty()).map(Arc::from);
+        routes.route("/metrics", get(crate::metrics::serve).with_state((metrics, token)))
+    } else {
+        routes
+    };
     with_layers(routes, config)
 }
 
@@ -180,8 +201,8 @@ pub(crate) fn with_layers(routes: Router, config: &Config) -> Router {
             // and passed to the backends.
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(request_id))
-            // One span per request, with method, path and status.
-            .layer(TraceLayer::new_for_http())
+            // One span per request, with method, path, request id and the caller's trace id.
+            .layer(TraceLayer::new_for_http().make_span_with(crate::trace_context::request_span))
             // A panic in a handler is a logged 500 with a code and the request id, never a
             // dropped connection.
             .layer(axum::middleware::from_fn(edge::catch_panic))

@@ -6,8 +6,11 @@
 //! It is one async-graphql extension, registered first so it sees every error, the other
 //! extensions' refusals included:
 //! - an error with a code keeps its message (the code's author made it safe; backend failures
-//!   carry only [`SourceError::public_message`]); when it came from a backend, the full
-//!   [`SourceError`] (URL, status, body) is logged with the request id;
+//!   carry only [`SourceError::public_message`]); when it came from a backend, the
+//!   [`SourceError`] (its detail: status, an excerpt of the body) is logged with the request id,
+//!   once for all the fields that failed with the same error (a DataLoader batch gives its one
+//!   error to every key), with their count and the first one's path; at most
+//!   [`WARNINGS_PER_SECOND`] such warnings a second per gateway, the rest counted in one line;
 //! - a field error without a code is something Banyan did not expect (a missing context value,
 //!   a conversion from some library's error): its message may hold anything, so the client gets
 //!   `INTERNAL_SERVER_ERROR` and "internal error", and the log gets the message;
@@ -17,6 +20,7 @@
 //! [`SourceError::public_message`]: banyan_sources::SourceError::public_message
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextSubscribe,
@@ -35,18 +39,92 @@ pub(crate) struct RequestId(pub(crate) String);
 /// The message of an error whose detail only the log may see.
 pub(crate) const INTERNAL_MESSAGE: &str = "internal error; quote the request id to an operator";
 
-/// The extension (see the module's documentation).
-pub(crate) struct ErrorMasking;
+/// The extension (see the module's documentation). One per gateway: it holds the rate limit of
+/// backend-failure warnings.
+#[derive(Default)]
+pub(crate) struct ErrorMasking {
+    warnings: Arc<WarningLimit>,
+}
 
 impl ExtensionFactory for ErrorMasking {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Masker { request_id: Arc::default() })
+        Arc::new(Masker { request_id: Arc::default(), warnings: self.warnings.clone() })
     }
 }
 
 /// One request's masker: the request id, once the request's data is known.
 struct Masker {
     request_id: Arc<Mutex<Option<String>>>,
+    warnings: Arc<WarningLimit>,
+}
+
+/// Most backend-failure warnings logged per second by one gateway; the rest are counted and
+/// reported in one line when the next second opens, so an outage under load stays readable.
+pub(crate) const WARNINGS_PER_SECOND: u32 = 20;
+
+/// A fixed one-second window of [`WARNINGS_PER_SECOND`] backend-failure warnings.
+#[derive(Debug, Default)]
+pub(crate) struct WarningLimit(Mutex<WarningWindow>);
+
+#[derive(Debug, Default)]
+struct WarningWindow {
+    started: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl WarningLimit {
+    /// Whether a warning may be logged at `now`; and how many were suppressed in the window
+    /// that `now` closes (to be reported once).
+    pub(crate) fn admit(&self, now: Instant) -> (bool, u64) {
+        let mut window = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut closed = 0;
+        let expired =
+            window.started.is_none_or(|started| now.duration_since(started) >= Duration::from_secs(1));
+        if expired {
+            closed = std::mem::take(&mut window.suppressed);
+            window.started = Some(now);
+            window.logged = 0;
+        }
+        if window.logged < WARNINGS_PER_SECOND {
+            window.logged += 1;
+            (true, closed)
+        } else {
+            window.suppressed += 1;
+            (false, closed)
+        }
+    }
+}
+
+/// The fields of one response that failed with the same backend error (a DataLoader batch
+/// hands its one error to every key): one warning for them all.
+struct BackendFailure {
+    backend: &'static str,
+    code: &'static str,
+    error: String,
+    first_path: String,
+    fields: usize,
+}
+
+/// Logs one warning per distinct backend failure of a response, within the rate limit.
+fn log_backend_failures(failures: Vec<BackendFailure>, request_id: &str, limit: &WarningLimit) {
+    for failure in failures {
+        let (admitted, suppressed) = limit.admit(Instant::now());
+        if suppressed > 0 {
+            tracing::warn!(suppressed, "backend-failure warnings suppressed in the last second (rate limit)");
+        }
+        if admitted {
+            tracing::warn!(
+                request_id,
+                backend = failure.backend,
+                code = failure.code,
+                fields = failure.fields,
+                path = failure.first_path,
+                error = failure.error,
+                "backend call failed"
+            );
+        }
+    }
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -68,7 +146,9 @@ impl Extension for Masker {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let response = next.run(ctx).await;
         let id = self.request_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        mask(response, id.as_deref())
+        let (response, failures) = mask(response, id.as_deref());
+        log_backend_failures(failures, id.as_deref().unwrap_or("-"), &self.warnings);
+        response
     }
 
     fn subscribe<'s>(
@@ -79,10 +159,13 @@ impl Extension for Masker {
     ) -> BoxStream<'s, Response> {
         // The stream is built before the request is prepared: read the id as each item passes.
         let request_id = self.request_id.clone();
+        let warnings = self.warnings.clone();
         next.run(ctx, stream)
             .map(move |response| {
                 let id = request_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                mask(response, id.as_deref())
+                let (response, failures) = mask(response, id.as_deref());
+                log_backend_failures(failures, id.as_deref().unwrap_or("-"), &warnings);
+                response
             })
             .boxed()
     }
@@ -97,15 +180,26 @@ fn data<'a, T: Send + Sync + 'static>(request: &'a Request, ctx: &ExtensionConte
         .or_else(|| ctx.data_opt::<T>())
 }
 
-/// Applies the module's rules to every error of `response`.
-pub(crate) fn mask(mut response: Response, request_id: Option<&str>) -> Response {
+/// Applies the module's rules to every error of `response`; returns it with its backend
+/// failures, the fields sharing one error grouped (for [`log_backend_failures`]).
+fn mask(mut response: Response, request_id: Option<&str>) -> (Response, Vec<BackendFailure>) {
+    let mut failures: Vec<BackendFailure> = Vec::new();
     for error in &mut response.errors {
-        mask_error(error, request_id);
+        let Some(failure) = mask_error(error, request_id) else { continue };
+        let same = failures.iter_mut().find(|seen| {
+            (seen.backend, seen.code, seen.error.as_str())
+                == (failure.backend, failure.code, failure.error.as_str())
+        });
+        match same {
+            Some(seen) => seen.fields += 1,
+            None => failures.push(failure),
+        }
     }
-    response
+    (response, failures)
 }
 
-fn mask_error(error: &mut ServerError, request_id: Option<&str>) {
+/// Masks one error; returns the backend failure behind it, if one is.
+fn mask_error(error: &mut ServerError, request_id: Option<&str>) -> Option<BackendFailure> {
     let log_id = request_id.unwrap_or("-");
     let has_code = error.extensions.as_ref().is_some_and(|extensions| extensions.get("code").is_some());
     let path = || {
@@ -115,15 +209,16 @@ fn mask_error(error: &mut ServerError, request_id: Option<&str>) {
         });
         segments.collect::<Vec<_>>().join(".")
     };
+    let mut failure = None;
     if let Some(source) = error.source::<SourceError>() {
         if let Some(backend) = source.failed_backend() {
-            tracing::warn!(
-                request_id = log_id,
-                backend = backend.name(),
-                path = path(),
-                error = %source,
-                "backend call failed"
-            );
+            failure = Some(BackendFailure {
+                backend: backend.name(),
+                code: source.code(),
+                error: source.to_string(),
+                first_path: path(),
+                fields: 1,
+            });
         }
     } else if !has_code && !error.path.is_empty() {
         tracing::error!(request_id = log_id, path = path(), error = %error.message, "unexpected field error");
@@ -137,6 +232,7 @@ fn mask_error(error: &mut ServerError, request_id: Option<&str>) {
     if let Some(id) = request_id {
         set(error, "requestId", id);
     }
+    failure
 }
 
 fn set(error: &mut ServerError, name: &str, value: &str) {
@@ -164,7 +260,9 @@ mod tests {
         coded.path = vec![PathSegment::Field("t".to_owned())];
         set(&mut coded, "code", "BAD_USER_INPUT");
         let request_error = ServerError::new("Unknown operation named \"X\"", None);
-        let response = mask(Response::from_errors(vec![leaky, coded, request_error]), Some("rid-1"));
+        let (response, failures) =
+            mask(Response::from_errors(vec![leaky, coded, request_error]), Some("rid-1"));
+        assert!(failures.is_empty(), "no backend failed");
         let [leaky, coded, request_error] = &response.errors[..] else { panic!("three errors") };
         assert_eq!(leaky.message, INTERNAL_MESSAGE);
         assert_eq!(code(leaky).as_deref(), Some("INTERNAL_SERVER_ERROR"));
@@ -175,5 +273,44 @@ mod tests {
             let id = error.extensions.as_ref().and_then(|e| e.get("requestId")).cloned();
             assert_eq!(id, Some(async_graphql::Value::from("rid-1")));
         }
+    }
+
+    fn backend_error(path: &str, source: SourceError) -> ServerError {
+        let mut error = ServerError::new(source.public_message(), None);
+        error.path = vec![PathSegment::Field(path.to_owned())];
+        error.source = Some(Arc::new(source));
+        set(&mut error, "code", "BACKEND_UNAVAILABLE");
+        error
+    }
+
+    #[test]
+    fn fields_failing_with_one_backend_error_are_one_failure() {
+        use banyan_sources::Backend;
+        let down =
+            SourceError::Unavailable { backend: Backend::Events, detail: "connection refused".to_owned() };
+        let other =
+            SourceError::Unavailable { backend: Backend::Drafts, detail: "connection refused".to_owned() };
+        let errors = vec![
+            backend_error("a", down.clone()),
+            backend_error("b", down.clone()),
+            backend_error("c", down),
+            backend_error("d", other),
+        ];
+        let (_, failures) = mask(Response::from_errors(errors), Some("rid"));
+        let summary: Vec<_> = failures.iter().map(|f| (f.backend, f.fields, f.first_path.as_str())).collect();
+        assert_eq!(summary, [("events", 3, "a"), ("drafts", 1, "d")]);
+    }
+
+    #[test]
+    fn warnings_are_rate_limited_per_second_and_the_suppressed_are_reported_once() {
+        let limit = WarningLimit::default();
+        let start = Instant::now();
+        let admitted = (0..WARNINGS_PER_SECOND + 5).filter(|_| limit.admit(start).0).count();
+        assert_eq!(admitted, WARNINGS_PER_SECOND as usize);
+        let later = start + Duration::from_millis(999);
+        assert_eq!(limit.admit(later), (false, 0), "still the same window");
+        let next = start + Duration::from_secs(1);
+        assert_eq!(limit.admit(next), (true, 6), "the next window opens and reports the 6 suppressed");
+        assert_eq!(limit.admit(next), (true, 0), "reported once");
     }
 }

@@ -1,6 +1,7 @@
 //! Banyan's server: the axum application that speaks GraphQL over HTTP and WebSocket and serves
 //! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
-//! limits, persisted operations ([`persisted`]) and rate limiting ([`rate_limit`]), the
+//! limits, persisted operations ([`persisted`]) and rate limiting ([`rate_limit`]), metrics at
+//! `/metrics` (`metrics`), the
 //! migration engine's start-up and request routing ([`migration`]), and starting
 //! and stopping it ([`server`]); the migration admin page (`admin`); plus the schema-contract
 //! commands ([`contract_cli`]) and the migration commands ([`migration_cli`], reading the
@@ -17,6 +18,7 @@ mod error_masking;
 mod graphql_http;
 mod introspection;
 mod limits;
+mod metrics;
 pub mod migration;
 pub mod migration_cli;
 pub mod migration_contract;
@@ -24,6 +26,7 @@ pub mod persisted;
 pub mod rate_limit;
 mod response_order;
 pub mod server;
+mod trace_context;
 mod ws;
 
 pub use app::GraphiqlDefaults;

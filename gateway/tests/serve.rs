@@ -96,13 +96,15 @@ impl Served {
 
 /// `GET path` over a plain socket with an `x-request-id`; the status line and headers.
 fn get(addr: SocketAddr, path: &str, request_id: &str) -> String {
+    get_with(addr, path, &format!("x-request-id: {request_id}\r\n"))
+}
+
+/// `GET path` over a plain socket with the extra header lines; the status line and headers.
+fn get_with(addr: SocketAddr, path: &str, extra_headers: &str) -> String {
     let mut socket = TcpStream::connect(addr).expect("the server accepts");
     socket.set_read_timeout(Some(LINE_WAIT)).expect("a read timeout");
-    write!(
-        socket,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-request-id: {request_id}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sent");
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra_headers}Connection: close\r\n\r\n")
+        .expect("sent");
     let mut response = String::new();
     socket.read_to_string(&mut response).expect("an answer");
     response
@@ -166,6 +168,22 @@ fn json_logs_are_one_object_per_line_with_their_fields_and_spans() {
     assert_eq!(finished["level"], "DEBUG", "{finished}");
     assert_eq!(finished["span"]["name"], "request", "the request's span: {finished}");
     assert_eq!(finished["span"]["uri"], "/readyz", "{finished}");
+    assert_eq!(finished["span"]["request_id"], "json-1", "{finished}");
+    assert!(finished["span"].get("trace_id").is_none(), "no traceparent, no trace id: {finished}");
+    // A W3C traceparent: its trace id is on every line of the request.
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let traced = get_with(
+        addr,
+        "/healthz",
+        &format!("x-request-id: json-2\r\ntraceparent: 00-{trace_id}-b7ad6b7169203331-01\r\n"),
+    );
+    assert!(traced.starts_with("HTTP/1.1 200"), "{traced}");
+    let finished: Value = serde_json::from_str(
+        &served.line_where(|line| line.contains("finished processing request") && line.contains("json-2")),
+    )
+    .expect("JSON");
+    assert_eq!(finished["span"]["request_id"], "json-2", "{finished}");
+    assert_eq!(finished["span"]["trace_id"], trace_id, "{finished}");
 
     let lines = served.stop();
     assert!(lines.len() >= 3, "{} lines", lines.len());

@@ -10,6 +10,7 @@ use crate::domain::{Block, BlockKind, Draft, DraftEdit, TemplateId, UserId};
 use crate::error::{Backend, SourceError, from_status};
 use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
+use crate::metrics::BackendMetrics;
 use crate::proto::drafts as pb;
 use crate::service_identity::ServiceIdentityKeys;
 
@@ -22,6 +23,8 @@ pub struct DraftsClient {
     timeout: Duration,
     /// Signs the caller's identity on every call; `None` sends it unsigned.
     identity: Option<ServiceIdentityKeys>,
+    /// Where each call's duration and outcome go.
+    metrics: BackendMetrics,
 }
 
 impl DraftsClient {
@@ -32,6 +35,7 @@ impl DraftsClient {
             client: pb::draft_service_client::DraftServiceClient::new(channel),
             timeout: options.timeout,
             identity: None,
+            metrics: BackendMetrics::default(),
         })
     }
 
@@ -39,6 +43,13 @@ impl DraftsClient {
     #[must_use]
     pub fn with_identity(mut self, keys: ServiceIdentityKeys) -> Self {
         self.identity = Some(keys);
+        self
+    }
+
+    /// The same client, recording its calls into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: BackendMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -50,6 +61,7 @@ impl DraftsClient {
         caller.budget.charge()?;
         let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
         let response = grpc::call(
+            &self.metrics,
             BACKEND,
             "DraftService/BatchGetDrafts",
             self.timeout,
@@ -109,15 +121,18 @@ impl DraftsClient {
         call: impl Future<Output = Result<tonic::Response<pb::DraftResponse>, tonic::Status>>,
     ) -> Result<pb::DraftResponse, SourceError> {
         let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
+        let timer = self.metrics.start_call(BACKEND, rpc.to_owned());
         let outcome = tokio::time::timeout(self.timeout, call.instrument(span)).await;
-        match outcome {
+        let result = match outcome {
             Ok(Ok(response)) => Ok(response.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
                 Err(failed_precondition(rpc, &status))
             }
             Ok(Err(status)) => Err(from_status(BACKEND, self.timeout, &status)),
             Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout: self.timeout }),
-        }
+        };
+        timer.finish(&result);
+        result
     }
 }
 

@@ -11,6 +11,7 @@ use crate::domain::{EmailEvent, EventKind, EventPage, StatsWindow, TemplateId, T
 use crate::error::{Backend, SourceError, from_status};
 use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
+use crate::metrics::BackendMetrics;
 use crate::proto::events as pb;
 use crate::service_identity::ServiceIdentityKeys;
 
@@ -26,6 +27,8 @@ pub struct EventsClient {
     timeout: Duration,
     /// Signs the caller's identity on every call; `None` sends it unsigned.
     identity: Option<ServiceIdentityKeys>,
+    /// Where each call's duration and outcome go.
+    metrics: BackendMetrics,
 }
 
 impl EventsClient {
@@ -36,6 +39,7 @@ impl EventsClient {
             client: pb::event_service_client::EventServiceClient::new(channel),
             timeout: options.timeout,
             identity: None,
+            metrics: BackendMetrics::default(),
         })
     }
 
@@ -43,6 +47,13 @@ impl EventsClient {
     #[must_use]
     pub fn with_identity(mut self, keys: ServiceIdentityKeys) -> Self {
         self.identity = Some(keys);
+        self
+    }
+
+    /// The same client, recording its calls into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: BackendMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -65,6 +76,7 @@ impl EventsClient {
         caller.budget.charge()?;
         let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
         let response = grpc::call(
+            &self.metrics,
             BACKEND,
             "EventService/GetTemplateStats",
             self.timeout,
@@ -105,8 +117,14 @@ impl EventsClient {
         let mut client = self.client.clone();
         caller.budget.charge()?;
         let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response =
-            grpc::call(BACKEND, "EventService/ListEvents", self.timeout, client.list_events(request)).await?;
+        let response = grpc::call(
+            &self.metrics,
+            BACKEND,
+            "EventService/ListEvents",
+            self.timeout,
+            client.list_events(request),
+        )
+        .await?;
         Ok(EventPage {
             events: response.events.into_iter().map(event_from_wire).collect::<Result<_, _>>()?,
             next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
@@ -130,9 +148,14 @@ impl EventsClient {
         let mut client = self.client.clone();
         caller.budget.charge()?;
         let request = grpc::streaming_request(message, caller, self.identity.as_ref());
-        let streaming =
-            grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
-                .await?;
+        let streaming = grpc::call(
+            &self.metrics,
+            BACKEND,
+            "EventService/StreamEvents",
+            self.timeout,
+            client.stream_events(request),
+        )
+        .await?;
         let timeout = self.timeout;
         Ok(streaming
             .map(move |item| match item {

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::error::{Backend, SourceError, from_status};
 use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA, forwardable};
+use crate::metrics::BackendMetrics;
 use crate::service_identity::ServiceIdentityKeys;
 
 /// How to reach one gRPC service.
@@ -81,18 +82,23 @@ pub(crate) fn streaming_request<T>(
 
 /// Runs one call under the deadline. The `grpc-timeout` header tells the server; this makes sure
 /// the client gives up too, even when the server ignores it.
+/// Its duration and outcome go to `metrics`.
 pub(crate) async fn call<T>(
+    metrics: &BackendMetrics,
     backend: Backend,
     rpc: &'static str,
     timeout: Duration,
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, SourceError> {
     let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
-    match tokio::time::timeout(timeout, call.instrument(span)).await {
+    let timer = metrics.start_call(backend, rpc.to_owned());
+    let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(from_status(backend, timeout, &status)),
         Err(_) => Err(SourceError::Timeout { backend, timeout }),
-    }
+    };
+    timer.finish(&result);
+    result
 }
 
 pub(crate) fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {

@@ -11,6 +11,7 @@ pub mod events;
 mod grpc;
 pub mod identity;
 pub mod loaders;
+pub mod metrics;
 pub mod monolith;
 pub mod service_identity;
 
@@ -18,6 +19,7 @@ pub use budget::CallBudget;
 pub use error::{Backend, SourceError};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
+pub use metrics::BackendMetrics;
 pub use monolith::MonolithOptions;
 pub use service_identity::ServiceIdentityKeys;
 
@@ -44,6 +46,8 @@ pub struct Sources {
     pub events: events::EventsClient,
     /// The draft store.
     pub drafts: drafts::DraftsClient,
+    /// Where the clients and loaders record (the gateway's registry shows them).
+    pub metrics: BackendMetrics,
 }
 
 /// How to reach every backend.
@@ -75,7 +79,19 @@ impl Sources {
                 options,
                 drafts::DraftsClient::with_identity,
             ),
+            metrics: BackendMetrics::default(),
         })
+    }
+
+    /// The same clients, recording calls and batches into `metrics` (one per gateway).
+    #[must_use]
+    pub fn with_metrics(self, metrics: BackendMetrics) -> Self {
+        Self {
+            monolith: self.monolith.with_metrics(metrics.clone()),
+            events: self.events.with_metrics(metrics.clone()),
+            drafts: self.drafts.with_metrics(metrics.clone()),
+            metrics,
+        }
     }
 }
 

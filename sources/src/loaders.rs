@@ -18,7 +18,7 @@ use futures::StreamExt;
 
 use crate::Sources;
 use crate::domain::{Draft, EventPage, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
-use crate::error::SourceError;
+use crate::error::{Backend, SourceError};
 use crate::identity::Caller;
 
 /// How many per-key calls a one-call-per-key loader makes at once.
@@ -35,6 +35,7 @@ impl Loader<UserId> for UserLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "users", keys.len());
         let users = self.sources.monolith.users_by_ids(&self.caller, keys).await?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
     }
@@ -51,6 +52,7 @@ impl Loader<TemplateId> for TemplateLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Template>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "templates", keys.len());
         let templates = self.sources.monolith.templates_by_ids(&self.caller, keys).await?;
         Ok(templates.into_iter().map(|t| (t.id, t)).collect())
     }
@@ -77,6 +79,7 @@ impl Loader<StatsKey> for StatsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Events, "stats", keys.len());
         let mut by_window: HashMap<StatsWindow, Vec<TemplateId>> = HashMap::new();
         for key in keys {
             by_window.entry(key.window).or_default().push(key.template);
@@ -102,6 +105,7 @@ impl Loader<StatsKey> for LegacyStatsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_stats", keys.len());
         one_call_per_key(keys, |key| async move {
             self.sources.monolith.legacy_analytics(&self.caller, key.template, key.window).await.map(Some)
         })
@@ -120,6 +124,7 @@ impl Loader<TemplateId> for DraftLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Drafts, "drafts", keys.len());
         let drafts = self.sources.drafts.batch_get(&self.caller, keys).await?;
         Ok(drafts.into_iter().map(|d| (d.template_id, d)).collect())
     }
@@ -136,6 +141,7 @@ impl Loader<TemplateId> for LegacyDraftLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_drafts", keys.len());
         one_call_per_key(keys, |id| self.sources.monolith.legacy_draft(&self.caller, id)).await
     }
 }
@@ -164,6 +170,7 @@ impl Loader<EventsPageKey> for EventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Events, "event_pages", keys.len());
         one_call_per_key(keys, |key| async move {
             let token = key.page_token.as_deref();
             self.sources.events.list_events(&self.caller, key.template, key.page_size, token).await.map(Some)
@@ -185,6 +192,7 @@ impl Loader<EventsPageKey> for LegacyEventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_event_pages", keys.len());
         one_call_per_key(keys, |key| async move {
             let token = key.page_token.as_deref();
             self.sources

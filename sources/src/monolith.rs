@@ -37,6 +37,8 @@ pub struct MonolithClient {
     http: reqwest::Client,
     base_url: String,
     timeout: Duration,
+    /// Where each call's duration and outcome go.
+    metrics: crate::metrics::BackendMetrics,
 }
 
 impl MonolithClient {
@@ -54,7 +56,15 @@ impl MonolithClient {
             http,
             base_url: options.base_url.trim_end_matches('/').to_owned(),
             timeout: options.timeout,
+            metrics: crate::metrics::BackendMetrics::default(),
         })
+    }
+
+    /// The same client, recording its calls into `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: crate::metrics::BackendMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
@@ -459,10 +469,21 @@ impl MonolithClient {
             let bytes = response.bytes().await.map_err(|e| transport_error(&e, timeout))?;
             Ok((status, bytes.to_vec()))
         };
-        match tokio::time::timeout(timeout, call.instrument(span)).await {
+        let timer = self.metrics.start_call(Backend::Monolith, crate::metrics::monolith_route(&method, path));
+        let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Timeout { backend: Backend::Monolith, timeout }),
-        }
+        };
+        // A refusal's code is the one its status maps to (a body that does not decode is
+        // counted where it is decoded: not here).
+        timer.finish_with(match &result {
+            Ok((status, _)) if status.is_success() => None,
+            Ok((status, bytes)) => {
+                decode_response::<serde::de::IgnoredAny>(*status, bytes).err().map(|e| e.code())
+            }
+            Err(error) => Some(error.code()),
+        });
+        result
     }
 }
 
@@ -550,6 +571,22 @@ fn transport_error(error: &reqwest::Error, timeout: Duration) -> SourceError {
     }
 }
 
+/// How much of an error body the log gets: enough to recognise it, not a whole HTML page.
+const BODY_EXCERPT_CHARS: usize = 200;
+
+/// The start of `body` on one line, for a log: a 5xx page (Django's HTML debug page is tens of
+/// kilobytes) is cut at [`BODY_EXCERPT_CHARS`] characters.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut excerpt: String =
+        text.chars().take(BODY_EXCERPT_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let total = text.chars().count();
+    if total > BODY_EXCERPT_CHARS {
+        excerpt.push_str(&format!("… ({} bytes)", body.len()));
+    }
+    excerpt
+}
+
 fn decode_response<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, SourceError> {
     if status.is_success() {
         return serde_json::from_slice(body).map_err(|e| SourceError::BadResponse {
@@ -569,7 +606,7 @@ fn decode_response<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Resu
         }
         s if s.is_server_error() => SourceError::Unavailable {
             backend: Backend::Monolith,
-            detail: format!("{s}: {}", String::from_utf8_lossy(body)),
+            detail: format!("{s}: {}", body_excerpt(body)),
         },
         s => {
             SourceError::BadResponse { backend: Backend::Monolith, detail: format!("unexpected status {s}") }
@@ -833,5 +870,35 @@ mod wire {
 
     fn unexpected(detail: String) -> SourceError {
         SourceError::BadResponse { backend: Backend::Monolith, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_5xx_page_reaches_the_log_as_a_one_line_excerpt() {
+        let page =
+            format!("<html>\n<title>Server Error (500)</title>\n{}</html>", "<p>trace</p>\n".repeat(5000));
+        let Err(SourceError::Unavailable { detail, .. }) =
+            decode_response::<serde::de::IgnoredAny>(StatusCode::INTERNAL_SERVER_ERROR, page.as_bytes())
+        else {
+            panic!("a 500 is the backend unavailable")
+        };
+        assert!(
+            detail.starts_with("500 Internal Server Error: <html> <title>Server Error (500)</title>"),
+            "{detail}"
+        );
+        assert!(detail.ends_with(&format!("… ({} bytes)", page.len())), "{detail}");
+        assert!(detail.chars().count() < BODY_EXCERPT_CHARS + 80, "{} characters", detail.chars().count());
+        assert!(!detail.contains('\n'));
+        let short = decode_response::<serde::de::IgnoredAny>(
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"{\"detail\": \"down\"}",
+        );
+        assert!(
+            matches!(short, Err(SourceError::Unavailable { detail, .. }) if detail == "503 Service Unavailable: {\"detail\": \"down\"}")
+        );
     }
 }

@@ -9,6 +9,7 @@ mod backends;
 mod cors;
 mod csrf;
 mod limits;
+mod metrics;
 mod migration;
 mod persisted;
 mod rate_limit;
@@ -28,6 +29,7 @@ pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
 pub use cors::CorsConfig;
 pub use csrf::CsrfConfig;
 pub use limits::{LimitsConfig, WarnOnly, WarnableLimit};
+pub use metrics::MetricsConfig;
 pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
 pub use rate_limit::RateLimitConfig;
@@ -90,6 +92,9 @@ pub struct Config {
     /// `[websocket]`: origins, caps and keepalive of WebSocket connections.
     #[serde(default)]
     pub websocket: WebSocketConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -131,6 +136,7 @@ impl Config {
         self.persisted.validate()?;
         self.rate_limit.validate()?;
         self.websocket.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 }

@@ -67,6 +67,11 @@ impl WebSockets {
         Self { config: Arc::new(config.clone()), allowed_origins, open: Arc::default() }
     }
 
+    /// Initialised connections open now, every caller's together (a `/metrics` gauge).
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values().sum()
+    }
+
     /// Counts one more connection for `caller`, unless it already holds the most it may.
     fn admit(&self, caller: CallerKey) -> Option<ConnectionSlot> {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

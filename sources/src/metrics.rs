@@ -1,0 +1,214 @@
+//! What the backend calls cost, for `/metrics`: per backend and operation a duration histogram,
+//! errors by [`SourceError::code`], calls in flight, and the sizes of DataLoader batches.
+//!
+//! One [`BackendMetrics`] belongs to one gateway (tests run many gateways in one process, so
+//! there is no process-global recorder): the gateway builds it, registers it in its own
+//! Prometheus registry ([`BackendMetrics::register`]) and hands it to [`crate::Sources`]. Clients
+//! record at their choke points (the gRPC `call`, the monolith's `exchange`, the loaders' batch
+//! functions). Every label value comes from a fixed set, so the series stay bounded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::error::{Backend, SourceError};
+
+/// Upper bounds of the duration buckets, in seconds: OpenTelemetry's recommended boundaries for
+/// `http.server.request.duration`, reused for every duration so they line up on a dashboard.
+pub const DURATION_BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+
+/// Upper bounds of the batch-size buckets (keys per loader call).
+pub const BATCH_SIZE_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
+
+/// A duration histogram with [`DURATION_BUCKETS`].
+pub fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+fn batch_size_histogram() -> Histogram {
+    Histogram::new(BATCH_SIZE_BUCKETS)
+}
+
+/// Which backend, which operation (a gRPC method, or the monolith's method and route template).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CallLabels {
+    backend: &'static str,
+    operation: String,
+}
+
+/// A failed call's backend and code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ErrorLabels {
+    backend: &'static str,
+    code: &'static str,
+}
+
+/// One backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BackendLabels {
+    backend: &'static str,
+}
+
+/// A loader, by the backend it calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LoaderLabels {
+    backend: &'static str,
+    loader: &'static str,
+}
+
+/// The backend metrics of one gateway. Cheap to clone; a default one records into families
+/// nobody reads (what a [`crate::Sources`] built without a gateway uses).
+#[derive(Debug, Clone, Default)]
+pub struct BackendMetrics(Arc<Families>);
+
+#[derive(Debug)]
+struct Families {
+    duration: Family<CallLabels, Histogram, fn() -> Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+    in_flight: Family<BackendLabels, Gauge>,
+    batch_size: Family<LoaderLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Self {
+            duration: Family::new_with_constructor(duration_histogram),
+            errors: Family::default(),
+            in_flight: Family::default(),
+            batch_size: Family::new_with_constructor(batch_size_histogram),
+        }
+    }
+}
+
+impl BackendMetrics {
+    /// Fresh, empty families.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the families to `registry` (see the README's metric table for the names).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "banyan_backend_request_duration",
+            "Duration of backend calls, by backend and operation (gRPC method, or HTTP method and route template)",
+            Unit::Seconds,
+            self.0.duration.clone(),
+        );
+        registry.register(
+            "banyan_backend_errors",
+            "Failed backend calls, by backend and error code (extensions.code)",
+            self.0.errors.clone(),
+        );
+        registry.register(
+            "banyan_backend_in_flight_calls",
+            "Backend calls under way",
+            self.0.in_flight.clone(),
+        );
+        registry.register(
+            "banyan_backend_batch_size",
+            "Keys per DataLoader batch, by loader and the backend it calls",
+            self.0.batch_size.clone(),
+        );
+    }
+
+    /// Starts timing one call; the call counts as in flight until the guard is dropped (so a
+    /// call its caller abandoned is not counted forever).
+    pub(crate) fn start_call(&self, backend: Backend, operation: String) -> CallGuard {
+        let labels = BackendLabels { backend: backend.name() };
+        self.0.in_flight.get_or_create(&labels).inc();
+        CallGuard {
+            metrics: self.clone(),
+            labels: CallLabels { backend: backend.name(), operation },
+            started: Instant::now(),
+        }
+    }
+
+    /// Records one batch of `size` keys loaded by `loader` from `backend`.
+    pub(crate) fn observe_batch(&self, backend: Backend, loader: &'static str, size: usize) {
+        let labels = LoaderLabels { backend: backend.name(), loader };
+        self.0.batch_size.get_or_create(&labels).observe(size as f64);
+    }
+}
+
+/// A call under way (see [`BackendMetrics::start_call`]).
+pub(crate) struct CallGuard {
+    metrics: BackendMetrics,
+    labels: CallLabels,
+    started: Instant,
+}
+
+impl CallGuard {
+    /// Records the call's duration and, when it failed, its error code.
+    pub(crate) fn finish<T>(self, result: &Result<T, SourceError>) {
+        self.finish_with(result.as_ref().err().map(SourceError::code));
+    }
+
+    /// Records the call's duration and `error_code`, when it failed.
+    pub(crate) fn finish_with(self, error_code: Option<&'static str>) {
+        let families = &self.metrics.0;
+        families.duration.get_or_create(&self.labels).observe(self.started.elapsed().as_secs_f64());
+        if let Some(code) = error_code {
+            families.errors.get_or_create(&ErrorLabels { backend: self.labels.backend, code }).inc();
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.metrics.0.in_flight.get_or_create(&BackendLabels { backend: self.labels.backend }).dec();
+    }
+}
+
+/// The literal segments of the monolith's API paths (devstack/MONOLITH_API.md); any other
+/// segment is an id and becomes `{id}`, so a route label never holds a caller's value.
+const MONOLITH_SEGMENTS: &[&str] = &[
+    "api",
+    "v1",
+    "me",
+    "users",
+    "workspaces",
+    "members",
+    "templates",
+    "analytics",
+    "draft",
+    "events",
+    "blocks",
+];
+
+/// `GET /api/v1/templates/{id}/analytics/` for `GET` and `/api/v1/templates/7/analytics/`.
+pub(crate) fn monolith_route(method: &reqwest::Method, path: &str) -> String {
+    let route: Vec<&str> = path
+        .split('/')
+        .map(
+            |segment| {
+                if segment.is_empty() || MONOLITH_SEGMENTS.contains(&segment) { segment } else { "{id}" }
+            },
+        )
+        .collect();
+    format!("{method} {}", route.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monolith_routes_are_templates_whatever_the_ids() {
+        assert_eq!(
+            monolith_route(&reqwest::Method::GET, "/api/v1/templates/7/analytics/"),
+            "GET /api/v1/templates/{id}/analytics/"
+        );
+        assert_eq!(
+            monolith_route(&reqwest::Method::PATCH, "/api/v1/templates/7/draft/blocks/a%20b/"),
+            "PATCH /api/v1/templates/{id}/draft/blocks/{id}/"
+        );
+        assert_eq!(monolith_route(&reqwest::Method::GET, "/api/v1/me/"), "GET /api/v1/me/");
+    }
+}
