@@ -68,6 +68,8 @@ pub(crate) struct AppState {
     pub(crate) csrf: CsrfRule,
     /// WebSocket settings (`[websocket]`) and the connections each caller holds.
     pub(crate) websockets: crate::ws::WebSockets,
+    /// What runs, and where a shutdown stands (WebSockets end when it drains).
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -117,7 +119,9 @@ impl AppState {
         };
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
+        let ready = Arc::new(AtomicBool::new(true));
         Self {
+            lifecycle: crate::lifecycle::Lifecycle::new(ready.clone()),
             schema,
             limits,
             limit_warnings,
@@ -125,7 +129,7 @@ impl AppState {
                 .propagating(&config.backends.propagate_headers),
             sources,
             graphiql,
-            ready: Arc::new(AtomicBool::new(true)),
+            ready,
             max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,

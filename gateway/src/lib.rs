@@ -16,6 +16,7 @@ mod edge;
 mod error_masking;
 mod graphql_http;
 mod introspection;
+pub mod lifecycle;
 mod limits;
 pub mod migration;
 pub mod migration_cli;
@@ -28,5 +29,6 @@ mod ws;
 
 pub use app::GraphiqlDefaults;
 pub use config::Config;
+pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use limits::LimitWarnings;
 pub use server::{RunningGateway, StartError};

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod loaders;
 pub mod monolith;
 pub mod service_identity;
+pub mod stream_pool;
 
 pub use budget::CallBudget;
 pub use error::{Backend, SourceError};

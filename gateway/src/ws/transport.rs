@@ -15,6 +15,9 @@
 //!   then `complete`.
 //! - Every other message, or a malformed one, closes 4400 (see [`Close`]).
 //!
+//! When the server shuts down, each running operation gets `complete`, then the connection
+//! closes with 1001 (`Server shutting down`).
+//!
 //! While open, the server sends a `ping` every `websocket.keepalive_interval` and closes (1001) a
 //! connection that sent nothing since the previous one, and re-checks the credential every
 //! `websocket.credential_recheck_interval`, closing with 4403 once it is refused.
@@ -175,6 +178,7 @@ impl Connection {
         tokio::pin!(init_deadline);
         let mut keepalive = every(config.keepalive_interval);
         let mut recheck = every(config.credential_recheck_interval);
+        let mut draining = std::pin::pin!(self.app.lifecycle.draining());
         loop {
             let step = tokio::select! {
                 frame = incoming.next() => match frame {
@@ -189,6 +193,7 @@ impl Connection {
                 Some(done) = finished.recv() => self.on_finished(done).await,
                 () = tick(&mut keepalive), if self.acknowledged() => self.on_keepalive().await,
                 () = tick(&mut recheck), if self.acknowledged() => self.on_recheck().await,
+                () = &mut draining => self.on_shutdown().await,
             };
             match step {
                 Ok(()) => {}
@@ -333,6 +338,20 @@ impl Connection {
             Ending::Error(errors) => json!({ "id": done.id, "type": "error", "payload": errors }),
         };
         self.send(&message).await
+    }
+
+    /// The server is shutting down: every running operation stops and gets `complete` (so the
+    /// client knows it ended, rather than seeing it cut), then the connection closes with 1001.
+    async fn on_shutdown(&mut self) -> Result<(), End> {
+        let mut ids: Vec<String> = self.operations.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(running) = self.operations.remove(&id) {
+                running.task.abort();
+            }
+            self.send(&json!({ "id": id, "type": "complete" })).await?;
+        }
+        Err(Close::ShuttingDown.into())
     }
 
     async fn on_keepalive(&mut self) -> Result<(), End> {
