@@ -5,7 +5,10 @@
 //!   connection cap): at most `server.max_connections` are open at once (WebSockets included,
 //!   as the cap's permit lives as long as the socket), and a connection over the cap is closed
 //!   as soon as it is accepted; a client gets `server.header_read_timeout` to send a request's
-//!   headers, so slow-header clients cannot hold connections open.
+//!   headers, so slow-header clients cannot hold connections open. When a shutdown drains
+//!   ([`crate::lifecycle`]), it stops accepting (taking first the connections the kernel has
+//!   already completed), and each connection finishes its request and closes; while the
+//!   replica is not ready, HTTP/1 answers carry `Connection: close`.
 //! - [`limit_in_flight`]: beyond `server.max_in_flight_requests`, a request is answered at once
 //!   with 503, `SERVER_BUSY` and `Retry-After` rather than queued, so an overloaded replica
 //!   sheds load early and the load balancer or client can try another.
@@ -59,8 +62,8 @@ pub(crate) struct ConnectionLimits {
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` until `lifecycle` drains, then stops accepting and returns;
-/// each open connection then finishes the request it is serving and closes (see [`connection`]),
-/// which [`Lifecycle::idle`] tells.
+/// each open connection then finishes the request it is serving and closes (see
+/// `Server::spawn`), which [`Lifecycle::idle`] tells.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
@@ -130,8 +133,12 @@ impl Server {
                     drop(running);
                     response.map(|mut response| {
                         // Not ready: the load balancer is moving traffic away, so this client
-                        // should open its next connection there (HTTP/1 only; HTTP/2 has GOAWAY).
-                        if close_after && !lifecycle.is_ready() {
+                        // should open its next connection there (HTTP/1 only; HTTP/2 has GOAWAY;
+                        // never on a WebSocket's 101, which keeps the connection).
+                        if close_after
+                            && !lifecycle.is_ready()
+                            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+                        {
                             response
                                 .headers_mut()
                                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

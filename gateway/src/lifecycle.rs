@@ -165,10 +165,16 @@ impl Lifecycle {
         Self::count(&self.inner.connections)
     }
 
-    /// Runs one WebSocket connection's `session`, counted while it runs, and dropped (closing
-    /// the socket) if it still runs when a shutdown's grace period ends.
-    pub(crate) async fn websocket(&self, session: impl Future<Output = ()>) {
-        let _open = Self::count(&self.inner.websockets);
+    /// One WebSocket connection, counted from its upgrade request (so a drain never finds
+    /// nothing open between the upgrade and the session) until dropped.
+    pub(crate) fn websocket_upgrade(&self) -> Running {
+        Self::count(&self.inner.websockets)
+    }
+
+    /// Runs one WebSocket connection's `session`, counted by `open` while it runs, and dropped
+    /// (closing the socket) if it still runs when a shutdown's grace period ends.
+    pub(crate) async fn websocket(&self, open: Running, session: impl Future<Output = ()>) {
+        let _open = open;
         tokio::select! {
             () = session => {}
             () = self.aborting() => {}

@@ -34,7 +34,7 @@ use futures::stream::{BoxStream, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 
@@ -115,7 +115,8 @@ impl From<Close> for End {
 struct Running {
     /// Tells this run from an earlier one under the same id.
     generation: u64,
-    task: AbortHandle,
+    /// Aborted when the operation is completed or the connection ends (dropping it would not).
+    task: JoinHandle<()>,
 }
 
 /// An operation's task is done: how the main loop ends it.
@@ -321,7 +322,7 @@ impl Connection {
             out: self.out.clone(),
             finished: self.finished_tx.clone(),
         };
-        let task = tokio::spawn(operation.run(stream).in_current_span()).abort_handle();
+        let task = tokio::spawn(operation.run(stream).in_current_span());
         self.operations.insert(id, Running { generation: self.generations, task });
         Ok(())
     }
@@ -348,6 +349,8 @@ impl Connection {
         for id in ids {
             if let Some(running) = self.operations.remove(&id) {
                 running.task.abort();
+                // Once it has stopped it can send no `next` after the `complete`.
+                let _ = running.task.await;
             }
             self.send(&json!({ "id": id, "type": "complete" })).await?;
         }
