@@ -132,6 +132,10 @@ pub struct DevStackConfig {
     /// (the default): one random secret, made at start, which `banyan dev` and the test kit give
     /// the gateway.
     pub service_identity_secrets: Vec<String>,
+    /// The gRPC services' HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: the most streams (unary
+    /// calls and `StreamEvents` alike) one connection may carry at once, as a proxy in front of
+    /// a real service caps it (nginx: 128). `None` (the default): tonic's own (no cap).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Default for DevStackConfig {
@@ -145,6 +149,7 @@ impl Default for DevStackConfig {
             drafts_addr: localhost(),
             session_authentication_first: false,
             service_identity_secrets: Vec::new(),
+            max_concurrent_streams: None,
         }
     }
 }
@@ -293,6 +298,7 @@ impl DevStack {
 
         let incoming = FaultyListener::new(events, shared.clone(), Backend::Events).into_incoming();
         let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(config.max_concurrent_streams)
             .layer(GrpcGuardLayer::new(shared.clone(), Backend::Events))
             .add_service(EventServiceServer::with_interceptor(
                 EventsApi::new(shared.clone()),
@@ -311,6 +317,7 @@ impl DevStack {
 
         let incoming = FaultyListener::new(drafts, shared.clone(), Backend::Drafts).into_incoming();
         let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(config.max_concurrent_streams)
             .layer(GrpcGuardLayer::new(shared.clone(), Backend::Drafts))
             .add_service(DraftServiceServer::with_interceptor(
                 DraftsApi::new(shared.clone()),

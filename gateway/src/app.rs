@@ -71,6 +71,8 @@ pub(crate) struct AppState {
     pub(crate) websockets: crate::ws::WebSockets,
     /// This gateway's Prometheus registry (`/metrics`).
     pub(crate) metrics: Metrics,
+    /// What runs, and where a shutdown stands (WebSockets end when it drains).
+    pub(crate) lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -125,7 +127,9 @@ impl AppState {
         };
         let graphiql =
             config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
+        let ready = Arc::new(AtomicBool::new(true));
         Self {
+            lifecycle: crate::lifecycle::Lifecycle::new(ready.clone()),
             schema,
             limits,
             limit_warnings,
@@ -133,7 +137,7 @@ impl AppState {
                 .propagating(&config.backends.propagate_headers),
             sources,
             graphiql,
-            ready: Arc::new(AtomicBool::new(true)),
+            ready,
             max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,

@@ -5,7 +5,10 @@
 //!   connection cap): at most `server.max_connections` are open at once (WebSockets included,
 //!   as the cap's permit lives as long as the socket), and a connection over the cap is closed
 //!   as soon as it is accepted; a client gets `server.header_read_timeout` to send a request's
-//!   headers, so slow-header clients cannot hold connections open.
+//!   headers, so slow-header clients cannot hold connections open. When a shutdown drains
+//!   ([`crate::lifecycle`]), it stops accepting (taking first the connections the kernel has
+//!   already completed), and each connection finishes its request and closes; while the
+//!   replica is not ready, HTTP/1 answers carry `Connection: close`.
 //! - [`limit_in_flight`]: beyond `server.max_in_flight_requests`, a request is answered at once
 //!   with 503, `SERVER_BUSY` and `Retry-After` rather than queued, so an overloaded replica
 //!   sheds load early and the load balancer or client can try another.
@@ -13,7 +16,7 @@
 //!   id, logged with the panic's message, never a dropped connection. (tower-http's
 //!   `CatchPanicLayer` is not used because its handler sees neither the request nor its id.)
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,13 +33,13 @@ use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::auth::request_id;
+use crate::lifecycle::Lifecycle;
 
 /// `extensions.code` of a request refused because too many are in flight.
 pub(crate) const SERVER_BUSY: &str = "SERVER_BUSY";
@@ -54,21 +57,26 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_connections: usize,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the open connections to finish their requests (the caller bounds that wait).
+/// How long, once drain begins, a connection that has sent no request yet is given for its
+/// first one (a client that has just connected is usually sending it) before it is closed.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// Serves `router` on `listener` until `lifecycle` drains, then stops accepting and returns;
+/// each open connection then finishes the request it is serving and closes (see
+/// `Server::spawn`), which [`Lifecycle::idle`] tells.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
-    shutdown: impl Future<Output = ()>,
+    lifecycle: Lifecycle,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     // HTTP/2 WebSockets need the CONNECT protocol, as axum's own `serve` enables.
     builder.http2().timer(TokioTimer::new()).enable_connect_protocol();
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    let server = Server { builder, router, limits, lifecycle: lifecycle.clone(), permits };
+    let mut draining = std::pin::pin!(lifecycle.draining());
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -79,30 +87,123 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut draining => break,
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%remote, max = limits.max_connections, "closing a connection over server.max_connections");
+        server.spawn(stream, remote);
+    }
+    // Connections the kernel has completed but not handed over yet would be reset by closing the
+    // listener, though their clients saw them open: take them too, then close.
+    while let Some(Ok((stream, remote))) = listener.accept().now_or_never() {
+        server.spawn(stream, remote);
+    }
+    drop(listener);
+    tracing::info!("stopped accepting connections; draining the requests in flight");
+}
+
+/// What every connection is served with.
+struct Server {
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    limits: ConnectionLimits,
+    lifecycle: Lifecycle,
+    permits: Arc<Semaphore>,
+}
+
+impl Server {
+    fn spawn(&self, stream: TcpStream, remote: SocketAddr) {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, max = self.limits.max_connections, "closing a connection over server.max_connections");
             drop(stream);
-            continue;
+            return;
         };
         let io = TokioIo::new(CountedStream { stream, _permit: permit });
+        let activity = Arc::new(Activity::default());
         // The peer's address rides on every request, as `axum::serve`'s connect info would
         // (rate limiting keys anonymous callers by it).
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(remote));
-            router.clone().oneshot(request)
-        });
-        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let service = {
+            let (router, lifecycle, activity) =
+                (self.router.clone(), self.lifecycle.clone(), activity.clone());
+            hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                activity.started();
+                let running = lifecycle.request();
+                let lifecycle = lifecycle.clone();
+                let close_after = request.version() == http::Version::HTTP_11;
+                router.clone().oneshot(request).map(move |response| {
+                    drop(running);
+                    response.map(|mut response| {
+                        // Not ready: the load balancer is moving traffic away, so this client
+                        // should open its next connection there (HTTP/1 only; HTTP/2 has GOAWAY;
+                        // never on a WebSocket's 101, which keeps the connection).
+                        if close_after
+                            && !lifecycle.is_ready()
+                            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+                        {
+                            response
+                                .headers_mut()
+                                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        response
+                    })
+                })
+            })
+        };
+        let connection = self.builder.serve_connection_with_upgrades(io, service).into_owned();
+        let open = self.lifecycle.connection();
+        let lifecycle = self.lifecycle.clone();
+        let first_request_wait = self.limits.header_read_timeout.min(FIRST_REQUEST_WAIT);
+        // When drain begins: a connection that has begun no request yet gets `first_request_wait`
+        // for one (its client may have sent it just now, and closing would reset it); then the
+        // connection finishes the request it serves (HTTP/1 answers it with `Connection: close`,
+        // HTTP/2 sends GOAWAY) and closes. It is dropped, with whatever it was doing, if the
+        // shutdown's grace period ends first.
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%remote, %error, "a connection ended with an error");
+            let _open = open;
+            let mut connection = std::pin::pin!(connection);
+            let ended = |result: Result<(), Box<dyn std::error::Error + Send + Sync>>| {
+                if let Err(error) = result {
+                    tracing::debug!(%remote, %error, "a connection ended with an error");
+                }
+            };
+            tokio::select! {
+                result = connection.as_mut() => return ended(result),
+                () = lifecycle.draining() => {}
+                () = lifecycle.aborting() => return,
+            }
+            if activity.none_yet() {
+                tokio::select! {
+                    result = connection.as_mut() => return ended(result),
+                    () = activity.first.notified() => {}
+                    () = tokio::time::sleep(first_request_wait) => {}
+                    () = lifecycle.aborting() => return,
+                }
+            }
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                result = connection.as_mut() => ended(result),
+                () = lifecycle.aborting() => {}
             }
         });
     }
-    drop(listener);
-    graceful.shutdown().await;
+}
+
+/// What a connection has done: how many requests it began, and a wake-up for the first.
+#[derive(Default)]
+struct Activity {
+    requests: std::sync::atomic::AtomicU64,
+    first: tokio::sync::Notify,
+}
+
+impl Activity {
+    fn started(&self) {
+        self.requests.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        // Stores a permit when nobody waits yet, so a waiter that checks next is not missed.
+        self.first.notify_one();
+    }
+
+    fn none_yet(&self) -> bool {
+        self.requests.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
 }
 
 /// A connection holding one of `server.max_connections` permits until it is dropped, which for
@@ -244,7 +345,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let addr = listener.local_addr().expect("an address");
         let limits = ConnectionLimits { header_read_timeout: Duration::from_secs(10), max_connections: 10 };
-        let server = tokio::spawn(serve(listener, router, limits, std::future::pending()));
+        let lifecycle = Lifecycle::new(Arc::default());
+        let server = tokio::spawn(serve(listener, router, limits, lifecycle));
         let exchange = move |path: &'static str| {
             tokio::task::spawn_blocking(move || {
                 let mut socket = std::net::TcpStream::connect(addr).expect("connects");

@@ -17,6 +17,7 @@ mod edge;
 mod error_masking;
 mod graphql_http;
 mod introspection;
+pub mod lifecycle;
 mod limits;
 mod metrics;
 pub mod migration;
@@ -31,5 +32,6 @@ mod ws;
 
 pub use app::GraphiqlDefaults;
 pub use config::Config;
+pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use limits::LimitWarnings;
 pub use server::{RunningGateway, StartError};

@@ -2,16 +2,20 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use banyan_sources::Sources;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::{self, AppState, GraphiqlDefaults};
 use crate::config::Config;
 use crate::edge::{self, ConnectionLimits};
+use crate::lifecycle::{Lifecycle, ShutdownReport};
+
+/// How long aborted connections get to go once the grace period has ended: they are dropped at
+/// once, so this only bounds a task that does not yield.
+const ABORT_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,17 +50,18 @@ pub enum StartError {
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
 pub struct RunningGateway {
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    /// Accepts connections until drain begins.
     task: Option<JoinHandle<()>>,
-    /// The readiness flag `/readyz` reports; cleared when shutdown begins.
-    ready: Arc<AtomicBool>,
+    /// Readiness, what runs, and the shutdown's stages.
+    lifecycle: Lifecycle,
     /// Requests served over a warn-only limit (`limits.warn_only`), per limit.
     limit_warnings: Arc<crate::LimitWarnings>,
     /// The migration engine the gateway routes with (its table, executor and results).
     engine: banyan_migration::Engine,
     /// How long to keep serving, not ready, before closing the listener.
-    delay: std::time::Duration,
-    grace: std::time::Duration,
+    delay: Duration,
+    /// How long, once the listener is closed, what runs may take to finish.
+    grace: Duration,
     /// Polls the routing table file while the server runs; stops when dropped.
     _table_watcher: Option<banyan_migration::TableWatcher>,
 }
@@ -77,7 +82,7 @@ impl RunningGateway {
             Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
         let sources = Sources::new(&options)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
-        let ready = state.ready.clone();
+        let lifecycle = state.lifecycle.clone();
         let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();
         let router = app::router(state, config);
@@ -85,20 +90,16 @@ impl RunningGateway {
         let listener =
             TcpListener::bind(listen).await.map_err(|source| StartError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: listen, source })?;
-        let (stop, stopped) = oneshot::channel::<()>();
         let limits = ConnectionLimits {
             header_read_timeout: config.server.header_read_timeout,
             max_connections: config.server.max_connections,
         };
-        let task = tokio::spawn(edge::serve(listener, router, limits, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(edge::serve(listener, router, limits, lifecycle.clone()));
         tracing::info!(%addr, "Banyan is listening");
         Ok(Self {
             addr,
-            stop: Some(stop),
             task: Some(task),
-            ready,
+            lifecycle,
             engine,
             limit_warnings,
             delay: config.server.shutdown_delay,
@@ -122,34 +123,57 @@ impl RunningGateway {
         &self.engine
     }
 
-    /// Turns `/readyz` to 503 and keeps serving for `server.shutdown_delay`, so load balancers
-    /// stop sending traffic first; then stops taking new connections, lets requests in flight
-    /// finish (bounded by `server.shutdown_grace`), and returns when the server has stopped.
-    pub async fn shutdown(mut self) {
-        self.ready.store(false, Ordering::Relaxed);
+    /// What runs now (requests in flight, open WebSockets) and what shutdowns aborted: the
+    /// counts metrics read.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
+    }
+
+    /// Shuts down in three stages, each logged: turns `/readyz` to 503 and keeps serving for
+    /// `server.shutdown_delay`, so load balancers stop sending traffic first (HTTP/1 answers
+    /// carry `Connection: close` meanwhile); then stops accepting connections, lets each finish
+    /// the request it serves, and ends every WebSocket operation with `complete` and the
+    /// connection with 1001; whatever still runs when `server.shutdown_grace` ends is aborted and
+    /// counted ([`Lifecycle::aborted_at_shutdown`]). Returns once the server has stopped.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.lifecycle.not_ready();
+        tracing::info!(delay = ?self.delay, "shutting down: /readyz answers 503; serving until server.shutdown_delay ends");
         if !self.delay.is_zero() {
-            tracing::info!(delay = ?self.delay, "not ready; serving until the shutdown delay ends");
             tokio::time::sleep(self.delay).await;
         }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            match tokio::time::timeout(self.grace, &mut task).await {
+        self.lifecycle.drain();
+        let deadline = tokio::time::Instant::now() + self.grace;
+        if let Some(task) = self.task.take() {
+            // The accept loop ends at once when drain begins; the deadline only guards against a
+            // bug keeping it.
+            let abort = task.abort_handle();
+            match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "the server task failed"),
-                Err(_) => {
-                    tracing::warn!(grace = ?self.grace, "requests still in flight after the grace period; stopping anyway");
-                    task.abort();
-                }
+                Ok(Err(error)) => tracing::warn!(%error, "the accept loop failed"),
+                Err(_) => abort.abort(),
             }
         }
+        if tokio::time::timeout_at(deadline, self.lifecycle.idle()).await.is_ok() {
+            tracing::info!("drained: every request and WebSocket finished; stopped");
+            return ShutdownReport { aborted_requests: 0, aborted_websockets: 0 };
+        }
+        let report = self.lifecycle.abort();
+        tracing::warn!(
+            grace = ?self.grace,
+            aborted_requests = report.aborted_requests,
+            aborted_websockets = report.aborted_websockets,
+            "server.shutdown_grace ended: aborted {} requests and {} WebSocket connections still running; stopped",
+            report.aborted_requests,
+            report.aborted_websockets,
+        );
+        let _ = tokio::time::timeout(ABORT_WAIT, self.lifecycle.idle()).await;
+        report
     }
 
     /// Serves until the process gets Ctrl-C or SIGTERM, then shuts down.
     pub async fn run_until_signal(self) {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "received {signal}");
         self.shutdown().await;
     }
 }
@@ -159,10 +183,13 @@ impl Drop for RunningGateway {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+        // Dropped without a shutdown: connections and WebSockets end now, uncounted.
+        self.lifecycle.drop_everything();
     }
 }
 
-async fn shutdown_signal() {
+/// Waits for Ctrl-C (SIGINT) or SIGTERM; returns which came.
+async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for Ctrl-C");
@@ -184,7 +211,7 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        () = ctrl_c => "SIGINT",
+        () = terminate => "SIGTERM",
     }
 }

@@ -291,3 +291,43 @@ fn serve_refuses_to_start_without_a_service_identity_secret() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("auth.service_identity_secrets") && stderr.contains("at least 32"), "{stderr}");
 }
+
+/// `banyan serve` stopped by a signal, as Kubernetes (SIGTERM) or a developer (Ctrl-C, SIGINT)
+/// stops it: `/readyz` answers 503 while the listener still accepts, for `server.shutdown_delay`;
+/// then the listener stops, the requests in flight drain, and the process exits 0. The log says
+/// each step, in that order.
+#[test]
+fn a_signal_turns_readyz_503_then_stops_accepting_then_drains_and_exits_0() {
+    for signal in ["TERM", "INT"] {
+        let toml = format!("[server]\nlisten = \"{UNBINDABLE}\"\nshutdown_delay = \"3s\"\n");
+        let mut served =
+            serve(&format!("signal-{signal}"), &toml, &[("BANYAN_SERVER__LISTEN", "127.0.0.1:0")]);
+        let listening = served.line_where(|line| line.contains("Banyan is listening"));
+        let addr: SocketAddr = listening
+            .split("addr=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("`addr=` in {listening:?}"));
+        assert!(get(addr, "/readyz", "before").starts_with("HTTP/1.1 200"), "ready while serving");
+
+        // Only this test's own child, by its process id.
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), served.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success(), "SIG{signal} sent");
+        served.line_where(|line| line.contains(&format!("received SIG{signal}")));
+        served.line_where(|line| line.contains("shutting down: /readyz answers 503"));
+        // Within the delay: the listener still accepts, and readiness says to go elsewhere.
+        let readyz = get(addr, "/readyz", "during");
+        assert!(readyz.starts_with("HTTP/1.1 503"), "SIG{signal}: {readyz}");
+        assert!(readyz.to_ascii_lowercase().contains("connection: close"), "SIG{signal}: {readyz}");
+        served.line_where(|line| line.contains("stopped accepting connections"));
+        served.line_where(|line| line.contains("drained: every request and WebSocket finished"));
+        let status = served.child.wait().expect("banyan exits");
+        assert_eq!(status.code(), Some(0), "SIG{signal}: a clean stop");
+        assert!(TcpStream::connect(addr).is_err(), "SIG{signal}: the listener is closed");
+        served.stop();
+    }
+}

@@ -14,6 +14,7 @@ use crate::identity::Caller;
 use crate::metrics::BackendMetrics;
 use crate::proto::events as pb;
 use crate::service_identity::ServiceIdentityKeys;
+use crate::stream_pool::StreamPool;
 
 const BACKEND: Backend = Backend::Events;
 
@@ -24,6 +25,9 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<EmailEvent, SourceError>
 #[derive(Debug, Clone)]
 pub struct EventsClient {
     client: pb::event_service_client::EventServiceClient<Channel>,
+    /// Connections for `StreamEvents`, apart from `client`'s, so subscriptions never starve
+    /// unary calls.
+    streams: StreamPool,
     timeout: Duration,
     /// Signs the caller's identity on every call; `None` sends it unsigned.
     identity: Option<ServiceIdentityKeys>,
@@ -37,6 +41,7 @@ impl EventsClient {
         let channel = grpc::channel(BACKEND, options)?;
         Ok(Self {
             client: pb::event_service_client::EventServiceClient::new(channel),
+            streams: grpc::stream_pool(BACKEND, options)?,
             timeout: options.timeout,
             identity: None,
             metrics: BackendMetrics::default(),
@@ -145,8 +150,10 @@ impl EventsClient {
             template_ids: templates.iter().map(|id| id.to_string()).collect(),
             after_sequence,
         };
-        let mut client = self.client.clone();
         caller.budget.charge()?;
+        // The lease holds the stream's place on its connection until the stream is dropped.
+        let (channel, lease) = self.streams.lease();
+        let mut client = pb::event_service_client::EventServiceClient::new(channel);
         let request = grpc::streaming_request(message, caller, self.identity.as_ref());
         let streaming = grpc::call(
             &self.metrics,
@@ -158,6 +165,10 @@ impl EventsClient {
         .await?;
         let timeout = self.timeout;
         Ok(streaming
+            .map(move |item| {
+                let _held = &lease;
+                item
+            })
             .map(move |item| match item {
                 Ok(response) => response
                     .event

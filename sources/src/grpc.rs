@@ -12,6 +12,7 @@ use crate::error::{Backend, SourceError, from_status};
 use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA, forwardable};
 use crate::metrics::BackendMetrics;
 use crate::service_identity::ServiceIdentityKeys;
+use crate::stream_pool::StreamPool;
 
 /// How to reach one gRPC service.
 #[derive(Debug, Clone)]
@@ -22,10 +23,13 @@ pub struct GrpcOptions {
     pub timeout: Duration,
     /// Deadline for opening a connection.
     pub connect_timeout: Duration,
+    /// Most streams (subscriptions) one stream connection carries before another opens; at or
+    /// below the server's (or its proxy's) `max_concurrent_streams`. See [`crate::stream_pool`].
+    pub max_streams_per_connection: usize,
 }
 
-/// One lazily connected HTTP/2 channel per service, shared by every request.
-pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel, SourceError> {
+/// What a service's connections share: where, and how to connect.
+fn endpoint(backend: Backend, options: &GrpcOptions) -> Result<Endpoint, SourceError> {
     let endpoint = Endpoint::from_shared(options.url.clone()).map_err(|e| SourceError::Unavailable {
         backend,
         detail: format!("invalid URL {:?}: {e}", options.url),
@@ -34,8 +38,18 @@ pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel
         .connect_timeout(options.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true))
+}
+
+/// One lazily connected HTTP/2 channel per service for unary calls, shared by every request.
+pub(crate) fn channel(backend: Backend, options: &GrpcOptions) -> Result<Channel, SourceError> {
+    Ok(endpoint(backend, options)?.connect_lazy())
+}
+
+/// The service's connections for long-lived streams, apart from the unary channel, so open
+/// subscriptions never take the streams unary calls need.
+pub(crate) fn stream_pool(backend: Backend, options: &GrpcOptions) -> Result<StreamPool, SourceError> {
+    Ok(StreamPool::new(endpoint(backend, options)?, options.max_streams_per_connection))
 }
 
 /// Wraps a message with the caller's identity, the request id and the deadline.

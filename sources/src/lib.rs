@@ -14,6 +14,7 @@ pub mod loaders;
 pub mod metrics;
 pub mod monolith;
 pub mod service_identity;
+pub mod stream_pool;
 
 pub use budget::CallBudget;
 pub use error::{Backend, SourceError};

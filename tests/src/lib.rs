@@ -161,7 +161,12 @@ impl TestStack {
         variables: Value,
     ) -> Value {
         let timeout = Duration::from_secs(5);
-        let grpc = |url: String| banyan_sources::GrpcOptions { url, timeout, connect_timeout: timeout };
+        let grpc = |url: String| banyan_sources::GrpcOptions {
+            url,
+            timeout,
+            connect_timeout: timeout,
+            max_streams_per_connection: banyan_sources::stream_pool::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        };
         let sources = banyan_sources::Sources::new(&banyan_sources::SourcesOptions {
             monolith: banyan_sources::MonolithOptions {
                 base_url: self.devstack.monolith_url(),

@@ -56,8 +56,18 @@ pub struct GrpcBackendConfig {
     /// Deadline for opening a connection. Default `"1s"`.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Most long-lived streams (subscriptions) on one HTTP/2 connection. Streams never share the
+    /// unary calls' connection, so open subscriptions cannot starve them; when every stream
+    /// connection carries this many, the next stream opens another. Keep it at or below the
+    /// service's (or its proxy's) `max_concurrent_streams` (nginx: 128), or streams past that cap
+    /// wait and fail with `BACKEND_TIMEOUT` after `timeout`. Default `100`.
+    #[serde(default = "default_max_streams_per_connection")]
+    pub max_streams_per_connection: usize,
 }
 
+fn default_max_streams_per_connection() -> usize {
+    banyan_sources::stream_pool::DEFAULT_MAX_STREAMS_PER_CONNECTION
+}
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
 }
@@ -85,6 +95,7 @@ fn grpc(url: &str) -> GrpcBackendConfig {
         url: url.to_owned(),
         timeout: default_timeout(),
         connect_timeout: default_connect_timeout(),
+        max_streams_per_connection: default_max_streams_per_connection(),
     }
 }
 
@@ -145,6 +156,14 @@ impl BackendsConfig {
                 return Err(ConfigError::Invalid { key, message: "must be more than 0".to_owned() });
             }
         }
+        for (key, streams) in [
+            ("backends.events.max_streams_per_connection", self.events.max_streams_per_connection),
+            ("backends.drafts.max_streams_per_connection", self.drafts.max_streams_per_connection),
+        ] {
+            if streams == 0 {
+                return Err(ConfigError::Invalid { key, message: "must be at least 1".to_owned() });
+            }
+        }
         Ok(())
     }
 
@@ -155,6 +174,7 @@ impl BackendsConfig {
             url: c.url.clone(),
             timeout: c.timeout,
             connect_timeout: c.connect_timeout,
+            max_streams_per_connection: c.max_streams_per_connection,
         };
         SourcesOptions {
             monolith: MonolithOptions {

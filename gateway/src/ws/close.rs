@@ -60,6 +60,9 @@ pub(crate) enum Close {
     MessageTooBig,
     /// 1001: no message from the client since the previous keepalive ping.
     KeepaliveTimeout,
+    /// 1001: the server is shutting down (after `complete` for every running operation); the
+    /// client reconnects, to another replica.
+    ShuttingDown,
 }
 
 impl Close {
@@ -79,7 +82,7 @@ impl Close {
             Self::SubscriberExists(_) => 4409,
             Self::TooManyInitRequests | Self::TooManyConnections | Self::RateLimited => 4429,
             Self::MessageTooBig => 1009,
-            Self::KeepaliveTimeout => 1001,
+            Self::KeepaliveTimeout | Self::ShuttingDown => 1001,
         }
     }
 
@@ -104,6 +107,7 @@ impl Close {
             Self::RateLimited => "Too many requests",
             Self::MessageTooBig => "Message too big",
             Self::KeepaliveTimeout => "Keepalive timeout: no message since the last ping",
+            Self::ShuttingDown => "Server shutting down",
         };
         fixed.into()
     }
@@ -167,6 +171,7 @@ mod tests {
             Close::RateLimited,
             Close::MessageTooBig,
             Close::KeepaliveTimeout,
+            Close::ShuttingDown,
         ];
         all.extend(identity.iter().map(|error| Close::Refused(error.refusal())));
         all

@@ -3,9 +3,11 @@
 //! reason (with a coded `connection_error` first), the init timeout, per-operation scopes, and
 //! the two `[websocket]` limits an old client must not bypass: connections per caller and the
 //! credential re-check. The per-connection operation cap, keepalive and operation timeout are
-//! graphql-transport-ws's ([`super::transport`]).
+//! graphql-transport-ws's ([`super::transport`]). At shutdown, each running operation gets
+//! `complete`, then the connection closes with 1001, as over graphql-transport-ws.
 
 use std::any::TypeId;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -54,6 +56,11 @@ struct ConnectionState {
     caller: Mutex<Option<Caller>>,
     /// Why `connection_init` was refused, for the writer to say so.
     refusal: Mutex<Option<AuthRefusal>>,
+    /// The server is shutting down: the writer completes what runs and closes with 1001.
+    shutting_down: AtomicBool,
+    /// Operations started and not yet ended (by the client's `stop`, or the server's `complete`
+    /// or `error`), for the `complete` each gets at shutdown.
+    running: Mutex<BTreeSet<String>>,
 }
 
 impl ConnectionState {
@@ -71,6 +78,27 @@ impl ConnectionState {
 
     fn caller(&self) -> Option<Caller> {
         self.caller.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Follows a message's effect on the running operations: `start` adds its id; the client's
+    /// `stop` and the server's `complete` and `error` remove it.
+    fn track(&self, frame: &Message) {
+        let Message::Text(text) = frame else { return };
+        let Ok(message) = serde_json::from_str::<Value>(text.as_str()) else { return };
+        let Some(id) = message["id"].as_str() else { return };
+        match message["type"].as_str() {
+            Some("start") => {
+                self.running().insert(id.to_owned());
+            }
+            Some("stop" | "complete" | "error") => {
+                self.running().remove(id);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -92,8 +120,26 @@ pub(super) async fn serve(app: AppState, socket: WebSocket, protocol: GraphQLPro
         }
     };
     let recheck = recheck_credential(app.clone(), state.clone());
+    let shutdown = {
+        let state = state.clone();
+        let draining = app.lifecycle.draining();
+        async move {
+            draining.await;
+            state.shutting_down.store(true, Ordering::Release);
+        }
+    };
     // Ending the incoming stream ends the connection.
-    let stream = stream.take_until(futures::future::select(Box::pin(give_up), Box::pin(recheck)));
+    let tracked = state.clone();
+    let stream = stream.inspect(move |frame| {
+        if let Ok(frame) = frame {
+            tracked.track(frame);
+        }
+    });
+    let ending = futures::future::select(
+        Box::pin(shutdown),
+        futures::future::select(Box::pin(give_up), Box::pin(recheck)),
+    );
+    let stream = stream.take_until(ending);
     // async-graphql writes into a channel, so its frames can be adjusted on the way out.
     let (outgoing, frames) = futures::channel::mpsc::channel(OUTGOING_BUFFER);
     let executor = OperationScopes { app: app.clone() };
@@ -128,11 +174,22 @@ async fn write_frames(
             let _ = sink.send(Close::Refused(refusal).frame()).await;
             return;
         }
+        state.track(&frame);
         if sink.send(frame).await.is_err() {
             return;
         }
     }
-    if state.timed_out.load(Ordering::Acquire) {
+    if state.shutting_down.load(Ordering::Acquire) {
+        // Taken out first, so the lock is not held across a send.
+        let running = std::mem::take(&mut *state.running());
+        for id in running {
+            let complete = json!({ "type": "complete", "id": id });
+            if sink.send(Message::Text(complete.to_string().into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = sink.send(Close::ShuttingDown.frame()).await;
+    } else if state.timed_out.load(Ordering::Acquire) {
         let _ = sink.send(Close::InitTimeout.frame()).await;
     } else if let Some(refusal) = state.revoked() {
         let _ = sink.send(Close::Refused(refusal).frame()).await;

@@ -146,18 +146,21 @@ pub(crate) fn upgrade(
     // (twice that) only stops what is far over it from being buffered at all.
     let max = app.max_message_bytes;
     let upgrade = upgrade.protocols([chosen.sec_websocket_protocol()]);
+    // Counted while open, and dropped if a shutdown's grace period ends first.
+    let lifecycle = app.lifecycle.clone();
+    let open = lifecycle.websocket_upgrade();
     match chosen {
         WebSocketProtocols::GraphQLWS => {
             let ceiling = max.saturating_mul(2);
-            upgrade
-                .max_message_size(ceiling)
-                .max_frame_size(ceiling)
-                .on_upgrade(move |socket| transport::serve(app, socket, connection))
+            upgrade.max_message_size(ceiling).max_frame_size(ceiling).on_upgrade(move |socket| async move {
+                lifecycle.websocket(open, transport::serve(app, socket, connection)).await;
+            })
         }
-        WebSocketProtocols::SubscriptionsTransportWS => upgrade
-            .max_message_size(max)
-            .max_frame_size(max)
-            .on_upgrade(move |socket| legacy::serve(app, socket, protocol, connection)),
+        WebSocketProtocols::SubscriptionsTransportWS => {
+            upgrade.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+                lifecycle.websocket(open, legacy::serve(app, socket, protocol, connection)).await;
+            })
+        }
     }
 }
 

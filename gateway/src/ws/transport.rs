@@ -15,6 +15,9 @@
 //!   then `complete`.
 //! - Every other message, or a malformed one, closes 4400 (see [`Close`]).
 //!
+//! When the server shuts down, each running operation gets `complete`, then the connection
+//! closes with 1001 (`Server shutting down`).
+//!
 //! While open, the server sends a `ping` every `websocket.keepalive_interval` and closes (1001) a
 //! connection that sent nothing since the previous one, and re-checks the credential every
 //! `websocket.credential_recheck_interval`, closing with 4403 once it is refused.
@@ -31,7 +34,7 @@ use futures::stream::{BoxStream, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 
@@ -113,7 +116,8 @@ impl From<Close> for End {
 struct Running {
     /// Tells this run from an earlier one under the same id.
     generation: u64,
-    task: AbortHandle,
+    /// Aborted when the operation is completed or the connection ends (dropping it would not).
+    task: JoinHandle<()>,
 }
 
 /// An operation's task is done: how the main loop ends it.
@@ -190,6 +194,7 @@ impl Connection {
         tokio::pin!(init_deadline);
         let mut keepalive = every(config.keepalive_interval);
         let mut recheck = every(config.credential_recheck_interval);
+        let mut draining = std::pin::pin!(self.app.lifecycle.draining());
         loop {
             let step = tokio::select! {
                 frame = incoming.next() => match frame {
@@ -204,6 +209,7 @@ impl Connection {
                 Some(done) = finished.recv() => self.on_finished(done).await,
                 () = tick(&mut keepalive), if self.acknowledged() => self.on_keepalive().await,
                 () = tick(&mut recheck), if self.acknowledged() => self.on_recheck().await,
+                () = &mut draining => self.on_shutdown().await,
             };
             match step {
                 Ok(()) => {}
@@ -348,7 +354,7 @@ impl Connection {
             out: self.out.clone(),
             finished: self.finished_tx.clone(),
         };
-        let task = tokio::spawn(operation.run(stream).in_current_span()).abort_handle();
+        let task = tokio::spawn(operation.run(stream).in_current_span());
         self.operations.insert(id, Running { generation: self.generations, task });
         Ok(())
     }
@@ -365,6 +371,22 @@ impl Connection {
             Ending::Error(errors) => json!({ "id": done.id, "type": "error", "payload": errors }),
         };
         self.send(&message).await
+    }
+
+    /// The server is shutting down: every running operation stops and gets `complete` (so the
+    /// client knows it ended, rather than seeing it cut), then the connection closes with 1001.
+    async fn on_shutdown(&mut self) -> Result<(), End> {
+        let mut ids: Vec<String> = self.operations.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(running) = self.operations.remove(&id) {
+                running.task.abort();
+                // Once it has stopped it can send no `next` after the `complete`.
+                let _ = running.task.await;
+            }
+            self.send(&json!({ "id": id, "type": "complete" })).await?;
+        }
+        Err(Close::ShuttingDown.into())
     }
 
     async fn on_keepalive(&mut self) -> Result<(), End> {

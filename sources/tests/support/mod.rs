@@ -22,7 +22,12 @@ pub(crate) struct Clients {
 /// Starts a devstack with its defaults and builds the clients.
 pub(crate) async fn start() -> Clients {
     let stack = DevStack::start(DevStackConfig::default()).await.expect("the devstack starts");
-    let grpc = |url: String| GrpcOptions { url, timeout: TIMEOUT, connect_timeout: TIMEOUT };
+    let grpc = |url: String| GrpcOptions {
+        url,
+        timeout: TIMEOUT,
+        connect_timeout: TIMEOUT,
+        max_streams_per_connection: banyan_sources::stream_pool::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+    };
     let monolith = MonolithClient::new(&MonolithOptions {
         base_url: stack.monolith_url(),
         timeout: TIMEOUT,
