@@ -26,6 +26,7 @@ pub struct EventsClient {
     timeout: Duration,
     /// Signs the caller's identity on every call; `None` sends it unsigned.
     identity: Option<ServiceIdentityKeys>,
+    resilience: crate::resilience::Resilience,
 }
 
 impl EventsClient {
@@ -36,7 +37,13 @@ impl EventsClient {
             client: pb::event_service_client::EventServiceClient::new(channel),
             timeout: options.timeout,
             identity: None,
+            resilience: crate::resilience::Resilience::new(BACKEND, options.resilience.clone()),
         })
+    }
+
+    /// The event store's breaker, retry budget and counters.
+    pub fn resilience(&self) -> &crate::resilience::Resilience {
+        &self.resilience
     }
 
     /// The same client, signing the caller's identity on every call with `keys`.
@@ -61,15 +68,14 @@ impl EventsClient {
                 end: Some(grpc::to_timestamp(now)),
             }),
         };
-        let mut client = self.client.clone();
+        const RPC: &str = "EventService/GetTemplateStats";
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response = grpc::call(
-            BACKEND,
-            "EventService/GetTemplateStats",
-            self.timeout,
-            client.get_template_stats(request),
-        )
+        let kind = grpc::read_call(RPC, &message, caller);
+        let response = grpc::call(&self.resilience, caller, RPC, self.timeout, kind, |timeout| {
+            let mut client = self.client.clone();
+            let request = grpc::request(message.clone(), caller, self.identity.as_ref(), timeout);
+            async move { client.get_template_stats(request).await }
+        })
         .await?;
         response
             .stats
@@ -102,11 +108,15 @@ impl EventsClient {
             page_size,
             page_token: page_token.unwrap_or_default().to_owned(),
         };
-        let mut client = self.client.clone();
+        const RPC: &str = "EventService/ListEvents";
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response =
-            grpc::call(BACKEND, "EventService/ListEvents", self.timeout, client.list_events(request)).await?;
+        let kind = grpc::read_call(RPC, &message, caller);
+        let response = grpc::call(&self.resilience, caller, RPC, self.timeout, kind, |timeout| {
+            let mut client = self.client.clone();
+            let request = grpc::request(message.clone(), caller, self.identity.as_ref(), timeout);
+            async move { client.list_events(request).await }
+        })
+        .await?;
         Ok(EventPage {
             events: response.events.into_iter().map(event_from_wire).collect::<Result<_, _>>()?,
             next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
@@ -130,9 +140,13 @@ impl EventsClient {
         let mut client = self.client.clone();
         caller.budget.charge()?;
         let request = grpc::streaming_request(message, caller, self.identity.as_ref());
-        let streaming =
-            grpc::call(BACKEND, "EventService/StreamEvents", self.timeout, client.stream_events(request))
-                .await?;
+        let streaming = grpc::call_once(
+            BACKEND,
+            "EventService/StreamEvents",
+            self.timeout,
+            client.stream_events(request),
+        )
+        .await?;
         let timeout = self.timeout;
         Ok(streaming
             .map(move |item| match item {

@@ -12,6 +12,7 @@ mod grpc;
 pub mod identity;
 pub mod loaders;
 pub mod monolith;
+pub mod resilience;
 pub mod service_identity;
 
 pub use budget::CallBudget;
@@ -19,6 +20,7 @@ pub use error::{Backend, SourceError};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
 pub use monolith::MonolithOptions;
+pub use resilience::{BreakerOptions, BreakerState, ResilienceOptions, ResilienceSnapshot, RetryOptions};
 pub use service_identity::ServiceIdentityKeys;
 
 /// Generated protobuf types and gRPC clients for the services' APIs.
@@ -76,6 +78,17 @@ impl Sources {
                 drafts::DraftsClient::with_identity,
             ),
         })
+    }
+}
+
+impl Sources {
+    /// Each backend's breaker state and resilience counters now, for `/metrics` and `/readyz`.
+    pub fn resilience(&self) -> Vec<ResilienceSnapshot> {
+        vec![
+            self.monolith.resilience().snapshot(),
+            self.events.resilience().snapshot(),
+            self.drafts.resilience().snapshot(),
+        ]
     }
 }
 

@@ -161,12 +161,18 @@ impl TestStack {
         variables: Value,
     ) -> Value {
         let timeout = Duration::from_secs(5);
-        let grpc = |url: String| banyan_sources::GrpcOptions { url, timeout, connect_timeout: timeout };
+        let grpc = |url: String| banyan_sources::GrpcOptions {
+            url,
+            timeout,
+            connect_timeout: timeout,
+            resilience: banyan_sources::ResilienceOptions::default(),
+        };
         let sources = banyan_sources::Sources::new(&banyan_sources::SourcesOptions {
             monolith: banyan_sources::MonolithOptions {
                 base_url: self.devstack.monolith_url(),
                 timeout,
                 connect_timeout: timeout,
+                resilience: banyan_sources::ResilienceOptions::default(),
             },
             events: grpc(self.devstack.events_url()),
             drafts: grpc(self.devstack.drafts_url()),

@@ -22,11 +22,17 @@ pub(crate) struct Clients {
 /// Starts a devstack with its defaults and builds the clients.
 pub(crate) async fn start() -> Clients {
     let stack = DevStack::start(DevStackConfig::default()).await.expect("the devstack starts");
-    let grpc = |url: String| GrpcOptions { url, timeout: TIMEOUT, connect_timeout: TIMEOUT };
+    let grpc = |url: String| GrpcOptions {
+        url,
+        timeout: TIMEOUT,
+        connect_timeout: TIMEOUT,
+        resilience: banyan_sources::ResilienceOptions::default(),
+    };
     let monolith = MonolithClient::new(&MonolithOptions {
         base_url: stack.monolith_url(),
         timeout: TIMEOUT,
         connect_timeout: TIMEOUT,
+        resilience: banyan_sources::ResilienceOptions::default(),
     })
     .expect("a monolith client");
     let keys = stack.service_identity_keys().clone();
