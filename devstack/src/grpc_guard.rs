@@ -68,7 +68,11 @@ where
         Box::pin(async move {
             shared.calls.record(grpc_key(request.uri().path()), request.headers());
             match faults::apply(&shared.faults, &shared.shutdown, backend).await {
-                Verdict::Serve => inner.call(request).await,
+                Verdict::Serve => match shared.faults.get(backend).answer.and_then(crate::wrong_answer::grpc)
+                {
+                    Some(wrong) => Ok(wrong),
+                    None => inner.call(request).await,
+                },
                 Verdict::Fail => Ok(tonic::Status::unavailable(UNAVAILABLE_MESSAGE).into_http()),
             }
         })
