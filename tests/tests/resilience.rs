@@ -202,18 +202,31 @@ async fn the_retry_budget_keeps_an_outage_from_being_multiplied() {
 }
 
 #[tokio::test]
-async fn writes_are_never_retried() {
+async fn reads_are_retried_and_writes_never() {
     let stack = TestStack::start_with(DevStackConfig::default(), |config| {
         plain(config);
-        config.backends.drafts.retry.max_retries = 2;
-        config.backends.drafts.retry.budget_min_per_second = 1000;
+        config.backends.monolith.retry.max_retries = 2;
+        config.backends.monolith.retry.budget_min_per_second = 1000;
     })
     .await;
     warm_identities(&stack, &[OWNER]).await;
-    stack.devstack.faults().set(Backend::Drafts, Fault::error_rate(1.0));
-    let read = load(&stack, 1, 1, OWNER, &template_editor()).await;
-    assert_eq!(read[0].error_codes(), ["BACKEND_UNAVAILABLE"]);
-    assert_eq!(stack.devstack.calls().count(BATCH_GET_DRAFTS), 3, "a read is retried twice");
+    stack.devstack.faults().set(Backend::Monolith, Fault::error_rate(1.0));
+    let read = stack.graphql("{ workspaces { id } }", json!({})).await;
+    assert_eq!(codes_on(&read, "workspaces"), ["BACKEND_UNAVAILABLE"]);
+    assert_eq!(stack.devstack.calls().count(GET_WORKSPACES), 3, "a read is retried twice");
+    let rename = stack
+        .graphql(&operation("RenameTemplate"), json!({ "id": template_id(1), "name": "Renamed" }))
+        .await;
+    assert_eq!(codes_on(&rename, "renameTemplate"), ["BACKEND_UNAVAILABLE"]);
+    let patches: u64 = stack
+        .devstack
+        .calls()
+        .snapshot()
+        .iter()
+        .filter(|(key, _)| key.starts_with("PATCH "))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(patches, 1, "a write is made once: {:?}", stack.devstack.calls().snapshot());
     stack.stop().await;
 }
 
