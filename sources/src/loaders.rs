@@ -268,7 +268,9 @@ enum Known {
 /// answered absent without a call, and a key whose call failed with a backend failure is answered
 /// with that failure without a call: a failing or hanging backend costs a request one call (one
 /// deadline), not one for the prefetch and another for the field. A batch holding a key that
-/// failed fails with that error; a batch of keys never tried is called.
+/// failed fails with that error; a batch of keys never tried is called. Keys are remembered by
+/// their `Debug` form (every loader's key is a plain id or a small struct of them), so one wrapper
+/// serves every key type.
 pub struct Remembering<T> {
     inner: T,
     known: std::sync::Mutex<HashMap<String, Known>>,

@@ -214,9 +214,8 @@ async fn reads_are_retried_and_writes_never() {
     let read = stack.graphql("{ workspaces { id } }", json!({})).await;
     assert_eq!(codes_on(&read, "workspaces"), ["BACKEND_UNAVAILABLE"]);
     assert_eq!(stack.devstack.calls().count(GET_WORKSPACES), 3, "a read is retried twice");
-    let rename = stack
-        .graphql(&operation("RenameTemplate"), json!({ "id": template_id(1), "name": "Renamed" }))
-        .await;
+    let rename =
+        stack.graphql(&operation("RenameTemplate"), json!({ "id": template_id(1), "name": "Renamed" })).await;
     assert_eq!(codes_on(&rename, "renameTemplate"), ["BACKEND_UNAVAILABLE"]);
     let patches: u64 = stack
         .devstack

@@ -224,7 +224,7 @@ mod tests {
     fn successes_keep_it_closed() {
         let breaker = breaker(4);
         for i in 0..100 {
-            breaker.record(i % 3 == 0);
+            breaker.record(i % 4 == 0);
         }
         assert_eq!(breaker.state(), BreakerState::Closed);
     }

@@ -311,3 +311,71 @@ fn splitmix(seed: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    fn resilience() -> Resilience {
+        let mut options = ResilienceOptions::default();
+        options.breaker.enabled = false;
+        options.retry.initial_backoff = Duration::from_millis(1);
+        options.retry.max_backoff = Duration::from_millis(1);
+        options.retry.budget_min_per_second = 100;
+        Resilience::new(Backend::Events, options)
+    }
+
+    /// Runs one call whose every attempt fails with `error`; returns the attempts made.
+    async fn attempts(
+        resilience: &Resilience,
+        budget: &CallBudget,
+        idempotent: bool,
+        error: SourceError,
+    ) -> usize {
+        let made = AtomicUsize::new(0);
+        let kind = CallKind { idempotent, dedupe_key: None };
+        let result: Result<(), SourceError> = resilience
+            .call(budget, Duration::from_secs(1), kind, |_| {
+                made.fetch_add(1, Ordering::SeqCst);
+                let error = error.clone();
+                async move { Attempt::judged(Err(error)) }
+            })
+            .await;
+        assert!(result.is_err());
+        made.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn only_idempotent_calls_to_an_unavailable_backend_are_retried() {
+        let resilience = resilience();
+        let budget = CallBudget::unlimited();
+        let unavailable = SourceError::Unavailable { backend: Backend::Events, detail: String::new() };
+        let timeout = SourceError::Timeout { backend: Backend::Events, timeout: Duration::from_secs(1) };
+        assert_eq!(attempts(&resilience, &budget, true, unavailable.clone()).await, 3);
+        assert_eq!(attempts(&resilience, &budget, false, unavailable).await, 1, "a write is made once");
+        assert_eq!(attempts(&resilience, &budget, true, timeout).await, 1, "a timeout is not retried");
+        assert_eq!(attempts(&resilience, &budget, true, SourceError::NotFound).await, 1);
+        assert_eq!(resilience.snapshot().retries_total, 2);
+        assert_eq!(resilience.snapshot().calls_total, 6);
+        assert_eq!(resilience.snapshot().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn no_call_starts_after_the_request_deadline() {
+        let resilience = resilience();
+        let budget = CallBudget::unlimited();
+        budget.set_deadline(tokio::time::Instant::now());
+        let made = AtomicUsize::new(0);
+        let kind = CallKind { idempotent: true, dedupe_key: None };
+        let result: Result<(), SourceError> = resilience
+            .call(&budget, Duration::from_secs(1), kind, |_| {
+                made.fetch_add(1, Ordering::SeqCst);
+                async { Attempt::judged(Ok(())) }
+            })
+            .await;
+        assert_eq!(result.map_err(|e| e.code()), Err("REQUEST_TIMEOUT"));
+        assert_eq!(made.load(Ordering::SeqCst), 0);
+    }
+}
