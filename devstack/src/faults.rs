@@ -115,6 +115,15 @@ pub enum Answer {
     /// The connection is reset before any of the body (the monolith cuts it after the headers;
     /// the services reset the stream).
     Reset,
+    /// gRPC: the first message passes, then the call ends with `UNAVAILABLE` (a server going
+    /// away mid-stream). The monolith ignores it.
+    MidStreamUnavailable,
+    /// gRPC: the first message passes; when the next is ready, the stream is reset instead. The
+    /// monolith ignores it.
+    MidStreamReset,
+    /// gRPC: the first message passes, then nothing more, however many events follow, until the
+    /// client gives up. The monolith ignores it.
+    MidStreamStall,
 }
 
 impl Fault {

@@ -4,6 +4,8 @@
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
+
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +52,8 @@ pub(crate) async fn monolith(
         Answer::PartialBody => cut(right, Ending::Reset, shutdown).await,
         Answer::SlowBody => cut(right, Ending::Stall, shutdown).await,
         Answer::Reset => cut_at(right, 0, Ending::Reset, shutdown),
+        // Streams are the services' alone.
+        Answer::MidStreamUnavailable | Answer::MidStreamReset | Answer::MidStreamStall => right,
     }
 }
 
@@ -84,7 +88,102 @@ pub(crate) fn grpc(answer: Answer) -> Option<http::Response<tonic::body::Body>> 
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
             Some(response)
         }
-        Answer::AppendSlashRedirect | Answer::SlowBody => None,
+        Answer::AppendSlashRedirect
+        | Answer::SlowBody
+        | Answer::MidStreamUnavailable
+        | Answer::MidStreamReset
+        | Answer::MidStreamStall => None,
+    }
+}
+
+/// The right gRPC answer `right`, broken after its first message as a mid-stream `answer` asks;
+/// other answers leave it alone.
+pub(crate) fn grpc_mid_stream(
+    answer: Option<Answer>,
+    right: http::Response<tonic::body::Body>,
+    shutdown: CancellationToken,
+) -> http::Response<tonic::body::Body> {
+    let ending = match answer {
+        Some(Answer::MidStreamUnavailable) => MidStreamEnding::Unavailable,
+        Some(Answer::MidStreamReset) => MidStreamEnding::Reset,
+        Some(Answer::MidStreamStall) => MidStreamEnding::Stall,
+        _ => return right,
+    };
+    right.map(|body| {
+        tonic::body::Body::new(MidStream {
+            inner: body,
+            ending,
+            passed_first: false,
+            done: false,
+            shutdown: Box::pin(shutdown.cancelled_owned()),
+        })
+    })
+}
+
+#[derive(Clone, Copy)]
+enum MidStreamEnding {
+    Unavailable,
+    Reset,
+    Stall,
+}
+
+/// A gRPC response body that lets its first data frame through, then ends as told (a reset
+/// comes with the next message).
+struct MidStream {
+    inner: tonic::body::Body,
+    ending: MidStreamEnding,
+    passed_first: bool,
+    done: bool,
+    /// A stall ends with the devstack (or when the client drops the call).
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+}
+
+impl http_body::Body for MidStream {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.passed_first {
+            return match self.ending {
+                MidStreamEnding::Unavailable => {
+                    self.done = true;
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", HeaderValue::from_static("14"));
+                    trailers.insert("grpc-message", HeaderValue::from_static("devstack fault: going away"));
+                    Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+                }
+                // Reset when the next message is ready: a reset right after the first would let
+                // h2 drop that first message still queued to send.
+                MidStreamEnding::Reset => match std::pin::Pin::new(&mut self.inner).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) if frame.is_data() => {
+                        self.done = true;
+                        Poll::Ready(Some(Err(tonic::Status::internal("devstack fault: stream reset"))))
+                    }
+                    other => other,
+                },
+                MidStreamEnding::Stall => match self.shutdown.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.done = true;
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            };
+        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && frame.is_data()
+        {
+            self.passed_first = true;
+        }
+        polled
     }
 }
 

@@ -159,6 +159,12 @@ impl EventsClient {
                     .and_then(event_from_wire),
                 Err(status) => Err(from_status(BACKEND, timeout, &status)),
             })
+            // A failed stream is over: its error is the last item (tonic may keep yielding the
+            // transport's error after a reset).
+            .scan(false, |failed, item| {
+                let end = std::mem::replace(failed, item.is_err());
+                futures::future::ready((!end).then_some(item))
+            })
             .boxed())
     }
 }

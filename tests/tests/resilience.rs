@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use banyan_devstack::{Answer, Backend, DevStackConfig, Fault};
+use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
 use banyan_gateway::Config;
 use banyan_tests::{GraphqlResponse, OWNER, TestStack, contract_operations, template_id, workspace_id};
 use futures::StreamExt;
@@ -416,5 +416,82 @@ async fn wrong_monolith_answers_are_coded_errors_that_leak_nothing() {
     stack.devstack.faults().clear(Backend::Monolith);
     let healthy = load(&stack, 1, 1, OWNER, &request).await;
     assert!(healthy[0].data()["workspaces"].is_array(), "the gateway still serves");
+    stack.stop().await;
+}
+
+/// Opens `templateEvents` on template 1, lets one event through, then breaks the stream with
+/// `answer`; returns the socket after the first event.
+async fn subscription_broken_by(stack: &TestStack, answer: Answer) -> banyan_tests::ws::WsClient {
+    let feed = operation("TemplateEventsFeed");
+    stack.devstack.faults().set(Backend::Events, Fault { answer: Some(answer), ..Fault::none() });
+    let mut socket = banyan_tests::ws::WsClient::signed_in(stack, OWNER).await;
+    socket.subscribe("1", &feed, json!({ "templateIds": [template_id(1)] })).await;
+    let mut opened = false;
+    for _ in 0..100 {
+        if stack.devstack.active_event_streams() == 1 {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opened, "{answer:?}: the gateway opened the gRPC stream");
+    // One at a time: two events appended together can travel in one frame.
+    stack.devstack.append_events(vec![(1, EventKind::Opened)]).await;
+    let first = socket.next().await.expect("the first event");
+    assert_eq!(first["type"], "next", "{answer:?}: {first}");
+    assert_eq!(first["payload"]["data"]["templateEvents"]["kind"], "OPENED", "{answer:?}: {first}");
+    stack.devstack.append_events(vec![(1, EventKind::Clicked)]).await;
+    socket
+}
+
+#[tokio::test]
+async fn a_subscription_broken_mid_stream_ends_with_a_coded_error() {
+    for answer in [Answer::MidStreamUnavailable, Answer::MidStreamReset] {
+        let stack = TestStack::start_with(DevStackConfig::default(), plain).await;
+        let mut socket = subscription_broken_by(&stack, answer).await;
+        let error = socket.next().await.expect("the failure is reported");
+        assert_eq!(error["type"], "next", "{answer:?}: {error}");
+        assert_eq!(
+            error["payload"]["errors"][0]["extensions"]["code"], "BACKEND_UNAVAILABLE",
+            "{answer:?}: {error}"
+        );
+        let end = socket.next().await.expect("the subscription ends");
+        assert_eq!(end, json!({ "id": "1", "type": "complete" }), "{answer:?}");
+        socket.close().await;
+        stack.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_stalled_mid_stream_is_released_when_the_client_completes_it() {
+    let stack = TestStack::start_with(DevStackConfig::default(), plain).await;
+    let mut socket = subscription_broken_by(&stack, Answer::MidStreamStall).await;
+    // The second event never arrives; the client gives up on the subscription, and the gateway
+    // cancels the stalled gRPC stream.
+    socket.send(json!({ "id": "1", "type": "complete" })).await;
+    let mut released = false;
+    for _ in 0..100 {
+        if stack.devstack.active_event_streams() == 0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(released, "the stalled stream was cancelled");
+    // The connection still serves: a new subscription on it gets its events.
+    stack.devstack.faults().clear(Backend::Events);
+    let feed = operation("TemplateEventsFeed");
+    socket.subscribe("2", &feed, json!({ "templateIds": [template_id(2)] })).await;
+    for _ in 0..100 {
+        if stack.devstack.active_event_streams() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.devstack.append_events(vec![(2, EventKind::Delivered)]).await;
+    let next = socket.next().await.expect("an event");
+    assert_eq!(next["id"], "2", "{next}");
+    assert_eq!(next["payload"]["data"]["templateEvents"]["kind"], "DELIVERED", "{next}");
+    socket.close().await;
     stack.stop().await;
 }
