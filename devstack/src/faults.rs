@@ -87,6 +87,7 @@ pub struct Fault {
     pub refuse_connections: bool,
     /// Every request served (after `latency`, when not failed by `error_rate`) gets this wrong
     /// answer instead of the right one. `None`: the right one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<Answer>,
 }
 
