@@ -1,4 +1,6 @@
-//! Fault knobs: per backend, a latency, an error rate, a hang and refused connections.
+//! Fault knobs: per backend, a latency, an error rate, a hang, refused connections, and a wrong
+//! answer ([`Answer`]): an error status, a malformed, partial, stalled or reset body, an HTML
+//! error page, a redirect.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +85,46 @@ pub struct Fault {
     pub hang: bool,
     /// New TCP connections are accepted and closed at once; open connections keep working.
     pub refuse_connections: bool,
+    /// Every request served (after `latency`, when not failed by `error_rate`) gets this wrong
+    /// answer instead of the right one. `None`: the right one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+}
+
+/// A wrong answer a backend can give, as real ones do. In JSON: `"answer": "html_500"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// gRPC `DEADLINE_EXCEEDED` at once; the monolith answers `504` with a proxy's HTML page.
+    DeadlineExceeded,
+    /// gRPC `RESOURCE_EXHAUSTED`; the monolith answers `429 {"detail": "Request was throttled."}`.
+    ResourceExhausted,
+    /// A success whose body does not parse: JSON cut short from the monolith, a message that is
+    /// not protobuf from the services.
+    Malformed,
+    /// Django's HTML 500 page ("Server Error (500)"), from any backend (the services' HTTP/2
+    /// answer then carries no gRPC status, as when a proxy answers for them).
+    Html500,
+    /// Django's `APPEND_SLASH`: `301` to the path with a slash added (monolith only).
+    AppendSlashRedirect,
+    /// The right status and headers, then half the body, then the connection is cut (the
+    /// monolith; the services reset the stream).
+    PartialBody,
+    /// The right status and headers, then half the body, then nothing more: the body stalls
+    /// until the client gives up (monolith only).
+    SlowBody,
+    /// The connection is reset before any of the body (the monolith cuts it after the headers;
+    /// the services reset the stream).
+    Reset,
+    /// gRPC: the first message passes, then the call ends with `UNAVAILABLE` (a server going
+    /// away mid-stream). The monolith ignores it.
+    MidStreamUnavailable,
+    /// gRPC: the first message passes; when the next is ready, the stream is reset instead. The
+    /// monolith ignores it.
+    MidStreamReset,
+    /// gRPC: the first message passes, then nothing more, however many events follow, until the
+    /// client gives up. The monolith ignores it.
+    MidStreamStall,
 }
 
 impl Fault {

@@ -36,8 +36,9 @@ impl<S> Layer<S> for GrpcGuardLayer {
     }
 }
 
-/// Counts the call under `Service/Method`, then applies the fault: waits, hangs, or answers
-/// `UNAVAILABLE` instead of calling the service.
+/// Counts the call under `Service/Method`, then applies the fault: waits, hangs, answers
+/// `UNAVAILABLE` or a wrong answer instead of calling the service, or breaks its answer
+/// mid-stream.
 #[derive(Clone)]
 pub(crate) struct GrpcGuard<S> {
     inner: S,
@@ -68,7 +69,15 @@ where
         Box::pin(async move {
             shared.calls.record(grpc_key(request.uri().path()), request.headers());
             match faults::apply(&shared.faults, &shared.shutdown, backend).await {
-                Verdict::Serve => inner.call(request).await,
+                Verdict::Serve => {
+                    let answer = shared.faults.get(backend).answer;
+                    match answer.and_then(crate::wrong_answer::grpc) {
+                        Some(wrong) => Ok(wrong),
+                        None => inner.call(request).await.map(|right| {
+                            crate::wrong_answer::grpc_mid_stream(answer, right, shared.shutdown.clone())
+                        }),
+                    }
+                }
                 Verdict::Fail => Ok(tonic::Status::unavailable(UNAVAILABLE_MESSAGE).into_http()),
             }
         })

@@ -52,6 +52,7 @@ mod monolith;
 mod rng;
 mod service_auth;
 mod time;
+mod wrong_answer;
 
 /// The generated protobuf types, gRPC servers and gRPC clients of the services.
 pub mod proto {
@@ -81,7 +82,7 @@ pub use calls::CallLog;
 pub use dataset::Dataset;
 pub use drafts::{DRAFTS_ERROR_DOMAIN, USER_ID_METADATA, VERSION_CONFLICT_REASON};
 pub use events::EventGeneratorConfig;
-pub use faults::{Backend, Fault, Faults};
+pub use faults::{Answer, Backend, Fault, Faults};
 pub use proto::drafts::BlockKind;
 pub use proto::events::EventKind;
 

@@ -49,6 +49,11 @@ pub(crate) struct AppState {
     pub(crate) graphiql: Option<Arc<str>>,
     /// False once shutdown begins, so load balancers stop sending traffic.
     pub(crate) ready: Arc<AtomicBool>,
+    /// The backends whose open breaker turns `/readyz` to 503 (`breaker_affects_readiness`).
+    pub(crate) readiness_breakers: Vec<&'static str>,
+    /// Each HTTP request's own deadline (`server.request_timeout`), in its scope: fields not
+    /// ready by then answer with coded errors, the rest is served.
+    pub(crate) request_deadline: std::time::Duration,
     /// Largest WebSocket message, as `server.max_body_bytes` bounds a request body.
     pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
@@ -138,6 +143,8 @@ impl AppState {
             sources,
             graphiql,
             ready,
+            readiness_breakers: config.backends.breakers_affecting_readiness(),
+            request_deadline: config.server.request_timeout,
             max_message_bytes: config.server.max_body_bytes,
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,
@@ -212,8 +219,13 @@ pub(crate) fn with_layers(routes: Router, config: &Config) -> Router {
             .layer(axum::middleware::from_fn(edge::catch_panic))
             // Browsers from other origins only where configured.
             .layer(cors_layer(config))
-            // A bound on the whole request; WebSocket connections outlive it once upgraded.
-            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.server.request_timeout))
+            // A backstop on the whole request, a little after its own deadline (which answers
+            // what is ready, with coded errors on the rest); WebSocket connections outlive it
+            // once upgraded.
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                backstop_timeout(config.server.request_timeout),
+            ))
             // Bodies beyond the limit are refused with 413 before they are read.
             .layer(DefaultBodyLimit::max(config.server.max_body_bytes)),
     )
@@ -244,9 +256,28 @@ fn cors_layer(config: &Config) -> CorsLayer {
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_owned());
     }
+    let open: Vec<&str> = state
+        .sources
+        .resilience()
+        .into_iter()
+        .filter(|backend| {
+            backend.breaker == banyan_sources::BreakerState::Open
+                && state.readiness_breakers.contains(&backend.backend.name())
+        })
+        .map(|backend| backend.backend.name())
+        .collect();
+    if open.is_empty() {
+        (StatusCode::OK, "ready".to_owned())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("circuit breaker open: {}", open.join(", ")))
+    }
+}
+
+/// The outer timeout: the request's deadline plus a grace (a tenth of it, 1 s at least) for the
+/// answer to be written, so it fires only when something ignores the deadline.
+fn backstop_timeout(request_timeout: std::time::Duration) -> std::time::Duration {
+    request_timeout + (request_timeout / 10).max(std::time::Duration::from_secs(1))
 }

@@ -352,7 +352,9 @@ fn request_scope(
     // The request-id layer gives every request an id; a caller without one was built elsewhere.
     let request_id = caller.request_id.clone().unwrap_or_else(|| uuid_like(&caller));
     let (routing, log) = migration::request_routing(&app.engine, &caller, request_id, ask, header);
-    Ok((RequestScope::new(&app.sources, caller, routing), log))
+    let scope = RequestScope::new(&app.sources, caller, routing);
+    scope.caller.budget.set_deadline(tokio::time::Instant::now() + app.request_deadline);
+    Ok((scope, log))
 }
 
 /// A request id for a request that came without one: unique within the process.

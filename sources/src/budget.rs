@@ -2,8 +2,11 @@
 //! request's [`Caller`](crate::Caller), charged by each client just before it calls a backend.
 //! A DataLoader batch is one call, as is each page of a paged REST list.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::error::SourceError;
 
@@ -25,6 +28,9 @@ struct State {
     limit: AtomicUsize,
     /// Whether a call past the limit is refused (`false`: made, and only counted past it).
     enforce: AtomicBool,
+    /// When the whole request must be answered; every backend call's deadline is at most what
+    /// remains of it.
+    deadline: OnceLock<Instant>,
 }
 
 impl CallBudget {
@@ -38,6 +44,17 @@ impl CallBudget {
     pub fn limit_to(&self, limit: usize, enforce: bool) {
         self.0.limit.store(limit, Ordering::Relaxed);
         self.0.enforce.store(enforce, Ordering::Relaxed);
+    }
+
+    /// Sets the request's deadline (the first one set holds): from then on each backend call
+    /// waits at most what remains, and none starts after it (`REQUEST_TIMEOUT`).
+    pub fn set_deadline(&self, deadline: Instant) {
+        let _ = self.0.deadline.set(deadline);
+    }
+
+    /// What remains of the request's deadline (zero once passed), or `None` without one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.0.deadline.get().map(|deadline| deadline.saturating_duration_since(Instant::now()))
     }
 
     /// The limit set, if any.

@@ -12,6 +12,7 @@ use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
 use crate::metrics::BackendMetrics;
 use crate::proto::drafts as pb;
+use crate::resilience::Attempt;
 use crate::service_identity::ServiceIdentityKeys;
 
 const BACKEND: Backend = Backend::Drafts;
@@ -25,6 +26,7 @@ pub struct DraftsClient {
     identity: Option<ServiceIdentityKeys>,
     /// Where each call's duration and outcome go.
     metrics: BackendMetrics,
+    resilience: crate::resilience::Resilience,
 }
 
 impl DraftsClient {
@@ -36,7 +38,13 @@ impl DraftsClient {
             timeout: options.timeout,
             identity: None,
             metrics: BackendMetrics::default(),
+            resilience: crate::resilience::Resilience::new(BACKEND, options.resilience.clone()),
         })
+    }
+
+    /// The draft store's breaker, retry budget and counters.
+    pub fn resilience(&self) -> &crate::resilience::Resilience {
+        &self.resilience
     }
 
     /// The same client, signing the caller's identity on every call with `keys`.
@@ -57,17 +65,16 @@ impl DraftsClient {
     pub async fn batch_get(&self, caller: &Caller, ids: &[TemplateId]) -> Result<Vec<Draft>, SourceError> {
         let message =
             pb::BatchGetDraftsRequest { template_ids: ids.iter().map(|id| id.to_string()).collect() };
-        let mut client = self.client.clone();
+        const RPC: &str = "DraftService/BatchGetDrafts";
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response = grpc::call(
-            &self.metrics,
-            BACKEND,
-            "DraftService/BatchGetDrafts",
-            self.timeout,
-            client.batch_get_drafts(request),
-        )
-        .await?;
+        let kind = grpc::read_call(RPC, &message, caller);
+        let response =
+            grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
+                let mut client = self.client.clone();
+                let request = grpc::request(message.clone(), caller, self.identity.as_ref(), timeout);
+                async move { client.batch_get_drafts(request).await }
+            })
+            .await?;
         response.drafts.into_iter().map(draft_from_wire).collect()
     }
 
@@ -88,7 +95,7 @@ impl DraftsClient {
             DraftEdit::UpdateBlock { block_id, content } => {
                 let message = pb::UpdateBlockRequest { template_id, expected_version, block_id, content };
                 let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write("DraftService/UpdateBlock", client.update_block(request)).await
+                self.write(caller, "DraftService/UpdateBlock", client.update_block(request)).await
             }
             DraftEdit::InsertBlock { index, kind, content } => {
                 let message = pb::InsertBlockRequest {
@@ -99,12 +106,12 @@ impl DraftsClient {
                     content,
                 };
                 let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write("DraftService/InsertBlock", client.insert_block(request)).await
+                self.write(caller, "DraftService/InsertBlock", client.insert_block(request)).await
             }
             DraftEdit::DeleteBlock { block_id } => {
                 let message = pb::DeleteBlockRequest { template_id, expected_version, block_id };
                 let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write("DraftService/DeleteBlock", client.delete_block(request)).await
+                self.write(caller, "DraftService/DeleteBlock", client.delete_block(request)).await
             }
         };
         let response = result?;
@@ -115,24 +122,43 @@ impl DraftsClient {
         draft_from_wire(draft)
     }
 
+    /// One write through the breaker, the concurrency limit and the request's deadline; never
+    /// retried or shared.
     async fn write(
         &self,
+        caller: &Caller,
         rpc: &'static str,
         call: impl Future<Output = Result<tonic::Response<pb::DraftResponse>, tonic::Status>>,
     ) -> Result<pb::DraftResponse, SourceError> {
-        let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
-        let timer = self.metrics.start_call(BACKEND, rpc.to_owned());
-        let outcome = tokio::time::timeout(self.timeout, call.instrument(span)).await;
-        let result = match outcome {
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                Err(failed_precondition(rpc, &status))
-            }
-            Ok(Err(status)) => Err(from_status(BACKEND, self.timeout, &status)),
-            Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout: self.timeout }),
-        };
-        timer.finish(&result);
-        result
+        let mut call = Some(call);
+        let kind = grpc::write_call();
+        let metrics = &self.metrics;
+        self.resilience
+            .call(&caller.budget, self.timeout, kind, |timeout| {
+                let call = call.take();
+                async move {
+                    let Some(call) = call else {
+                        // A write is attempted once; a second attempt is never asked for.
+                        return Attempt::judged(Err(SourceError::Unavailable {
+                            backend: BACKEND,
+                            detail: "a write was attempted twice".to_owned(),
+                        }));
+                    };
+                    let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
+                    let timer = metrics.start_call(BACKEND, rpc.to_owned());
+                    let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
+                        Ok(Ok(response)) => Ok(response.into_inner()),
+                        Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
+                            Err(failed_precondition(rpc, &status))
+                        }
+                        Ok(Err(status)) => Err(from_status(BACKEND, timeout, &status)),
+                        Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout }),
+                    };
+                    timer.finish(&result);
+                    Attempt::judged(result)
+                }
+            })
+            .await
     }
 }
 

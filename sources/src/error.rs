@@ -76,6 +76,15 @@ pub enum SourceError {
         /// The budget.
         limit: usize,
     },
+    /// The request's own deadline passed before this call could be made.
+    #[error("the request's deadline passed before this backend call")]
+    RequestTimeout,
+    /// The backend's concurrency limit was reached and no slot freed in time; no call was made.
+    #[error("{backend} has too many calls in flight")]
+    Overloaded {
+        /// Which backend.
+        backend: Backend,
+    },
     /// The backend answered something we could not understand or did not expect.
     #[error("{backend} answered unexpectedly: {detail}")]
     BadResponse {
@@ -99,6 +108,8 @@ impl SourceError {
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::BadResponse { .. } => "BACKEND_ERROR",
             Self::CallBudgetExceeded { .. } => "BACKEND_CALL_BUDGET_EXCEEDED",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::Overloaded { .. } => "BACKEND_OVERLOADED",
         }
     }
 
@@ -107,6 +118,7 @@ impl SourceError {
         match self {
             Self::Timeout { backend, .. }
             | Self::Unavailable { backend, .. }
+            | Self::Overloaded { backend }
             | Self::BadResponse { backend, .. } => Some(*backend),
             _ => None,
         }
@@ -120,6 +132,7 @@ impl SourceError {
             Self::BadResponse { backend, .. } => {
                 format!("the {backend} backend answered unexpectedly")
             }
+            Self::Overloaded { backend } => format!("the {backend} backend is overloaded"),
             other => other.to_string(),
         }
     }

@@ -33,6 +33,7 @@ pub struct EventsClient {
     identity: Option<ServiceIdentityKeys>,
     /// Where each call's duration and outcome go.
     metrics: BackendMetrics,
+    resilience: crate::resilience::Resilience,
 }
 
 impl EventsClient {
@@ -45,7 +46,13 @@ impl EventsClient {
             timeout: options.timeout,
             identity: None,
             metrics: BackendMetrics::default(),
+            resilience: crate::resilience::Resilience::new(BACKEND, options.resilience.clone()),
         })
+    }
+
+    /// The event store's breaker, retry budget and counters.
+    pub fn resilience(&self) -> &crate::resilience::Resilience {
+        &self.resilience
     }
 
     /// The same client, signing the caller's identity on every call with `keys`.
@@ -77,17 +84,16 @@ impl EventsClient {
                 end: Some(grpc::to_timestamp(now)),
             }),
         };
-        let mut client = self.client.clone();
+        const RPC: &str = "EventService/GetTemplateStats";
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response = grpc::call(
-            &self.metrics,
-            BACKEND,
-            "EventService/GetTemplateStats",
-            self.timeout,
-            client.get_template_stats(request),
-        )
-        .await?;
+        let kind = grpc::read_call(RPC, &message, caller);
+        let response =
+            grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
+                let mut client = self.client.clone();
+                let request = grpc::request(message.clone(), caller, self.identity.as_ref(), timeout);
+                async move { client.get_template_stats(request).await }
+            })
+            .await?;
         response
             .stats
             .into_iter()
@@ -119,17 +125,16 @@ impl EventsClient {
             page_size,
             page_token: page_token.unwrap_or_default().to_owned(),
         };
-        let mut client = self.client.clone();
+        const RPC: &str = "EventService/ListEvents";
         caller.budget.charge()?;
-        let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-        let response = grpc::call(
-            &self.metrics,
-            BACKEND,
-            "EventService/ListEvents",
-            self.timeout,
-            client.list_events(request),
-        )
-        .await?;
+        let kind = grpc::read_call(RPC, &message, caller);
+        let response =
+            grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
+                let mut client = self.client.clone();
+                let request = grpc::request(message.clone(), caller, self.identity.as_ref(), timeout);
+                async move { client.list_events(request).await }
+            })
+            .await?;
         Ok(EventPage {
             events: response.events.into_iter().map(event_from_wire).collect::<Result<_, _>>()?,
             next_page_token: Some(response.next_page_token).filter(|t| !t.is_empty()),
@@ -155,7 +160,7 @@ impl EventsClient {
         let (channel, lease) = self.streams.lease();
         let mut client = pb::event_service_client::EventServiceClient::new(channel);
         let request = grpc::streaming_request(message, caller, self.identity.as_ref());
-        let streaming = grpc::call(
+        let streaming = grpc::call_once(
             &self.metrics,
             BACKEND,
             "EventService/StreamEvents",
@@ -178,6 +183,12 @@ impl EventsClient {
                     })
                     .and_then(event_from_wire),
                 Err(status) => Err(from_status(BACKEND, timeout, &status)),
+            })
+            // A failed stream is over: its error is the last item (tonic may keep yielding the
+            // transport's error after a reset).
+            .scan(false, |failed, item| {
+                let end = std::mem::replace(failed, item.is_err());
+                futures::future::ready((!end).then_some(item))
             })
             .boxed())
     }

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::error::{Backend, SourceError, from_status};
 use crate::identity::{Caller, REQUEST_ID_HEADER, USER_ID_METADATA, forwardable};
 use crate::metrics::BackendMetrics;
+use crate::resilience::{Attempt, CallKind, Resilience, ResilienceOptions};
 use crate::service_identity::ServiceIdentityKeys;
 use crate::stream_pool::StreamPool;
 
@@ -26,6 +27,8 @@ pub struct GrpcOptions {
     /// Most streams (subscriptions) one stream connection carries before another opens; at or
     /// below the server's (or its proxy's) `max_concurrent_streams`. See [`crate::stream_pool`].
     pub max_streams_per_connection: usize,
+    /// Retries, breaker, concurrency limit and deduplication.
+    pub resilience: ResilienceOptions,
 }
 
 /// What a service's connections share: where, and how to connect.
@@ -94,10 +97,71 @@ pub(crate) fn streaming_request<T>(
     request
 }
 
-/// Runs one call under the deadline. The `grpc-timeout` header tells the server; this makes sure
-/// the client gives up too, even when the server ignores it.
-/// Its duration and outcome go to `metrics`.
-pub(crate) async fn call<T>(
+/// A read RPC: retryable, and shareable by callers with the same identity and forwarded
+/// headers asking the same thing (the key holds the encoded request).
+pub(crate) fn read_call<M: prost::Message>(rpc: &'static str, message: &M, caller: &Caller) -> CallKind {
+    let forwarded: Vec<String> =
+        forwardable(&caller.forwarded_headers).map(|(n, v)| format!("{n}:{v}")).collect();
+    let key = format!(
+        "{rpc}|{}|{}|{}",
+        hex::encode(message.encode_to_vec()),
+        caller.user_id.0,
+        forwarded.join(",")
+    );
+    CallKind { idempotent: true, dedupe_key: Some(key) }
+}
+
+/// A write RPC: never retried, never shared.
+pub(crate) fn write_call() -> CallKind {
+    CallKind { idempotent: false, dedupe_key: None }
+}
+
+/// Runs one unary call through the backend's resilience: `call(timeout)` starts one attempt with
+/// that deadline (the smaller of `timeout` and what remains of the request). The `grpc-timeout`
+/// header tells the server; the client gives up too, even when the server ignores it. Only
+/// `UNAVAILABLE` (a reset or refused connection included) is worth a retry.
+pub(crate) async fn call<T, F, Fut>(
+    metrics: &BackendMetrics,
+    resilience: &Resilience,
+    caller: &Caller,
+    rpc: &'static str,
+    timeout: Duration,
+    kind: CallKind,
+    mut call: F,
+) -> Result<T, SourceError>
+where
+    T: Clone + Send + Sync + 'static,
+    F: FnMut(Duration) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let backend = resilience.backend();
+    resilience
+        .call(&caller.budget, timeout, kind, |timeout| {
+            let attempt = call(timeout);
+            // Each attempt is one backend call, for the metrics too.
+            let timer = metrics.start_call(backend, rpc.to_owned());
+            async move {
+                let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
+                let attempt = match tokio::time::timeout(timeout, attempt.instrument(span)).await {
+                    Ok(Ok(response)) => Attempt::judged(Ok(response.into_inner())),
+                    Ok(Err(status)) => {
+                        let error = from_status(backend, timeout, &status);
+                        let retryable = status.code() == tonic::Code::Unavailable
+                            && matches!(error, SourceError::Unavailable { .. });
+                        Attempt { failed: error.failed_backend().is_some(), retryable, result: Err(error) }
+                    }
+                    Err(_) => Attempt::judged(Err(SourceError::Timeout { backend, timeout })),
+                };
+                timer.finish(&attempt.result);
+                attempt
+            }
+        })
+        .await
+}
+
+/// Runs one call under the deadline, outside the resilience layer: for opening a stream, which
+/// is not a read to retry or share.
+pub(crate) async fn call_once<T>(
     metrics: &BackendMetrics,
     backend: Backend,
     rpc: &'static str,

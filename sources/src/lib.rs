@@ -13,6 +13,7 @@ pub mod identity;
 pub mod loaders;
 pub mod metrics;
 pub mod monolith;
+pub mod resilience;
 pub mod service_identity;
 pub mod stream_pool;
 
@@ -22,6 +23,7 @@ pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
 pub use metrics::BackendMetrics;
 pub use monolith::MonolithOptions;
+pub use resilience::{BreakerOptions, BreakerState, ResilienceOptions, ResilienceSnapshot, RetryOptions};
 pub use service_identity::ServiceIdentityKeys;
 
 /// Generated protobuf types and gRPC clients for the services' APIs.
@@ -93,6 +95,17 @@ impl Sources {
             drafts: self.drafts.with_metrics(metrics.clone()),
             metrics,
         }
+    }
+}
+
+impl Sources {
+    /// Each backend's breaker state and resilience counters now, for `/metrics` and `/readyz`.
+    pub fn resilience(&self) -> Vec<ResilienceSnapshot> {
+        vec![
+            self.monolith.resilience().snapshot(),
+            self.events.resilience().snapshot(),
+            self.drafts.resilience().snapshot(),
+        ]
     }
 }
 

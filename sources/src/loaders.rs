@@ -258,8 +258,82 @@ where
 }
 
 /// A loader that remembers what it loaded for the rest of the request, so a key asked for twice
-/// (the same author on many templates, a prefetched page) costs one call.
-pub type CachedLoader<T> = DataLoader<T, HashMapCache>;
+/// (the same author on many templates, a prefetched page) costs one call. It also remembers what
+/// the cache cannot hold ([`Remembering`]): keys the backend does not have, and keys whose call
+/// failed, so neither is asked for again in the same request.
+pub type CachedLoader<T> = DataLoader<Remembering<T>, HashMapCache>;
+
+/// What a request learned about a key besides its value.
+#[derive(Clone)]
+enum Known {
+    /// The backend has no value for it (the caller may not see it, or it does not exist).
+    Missing,
+    /// Its call failed; the same error answers it for the rest of the request.
+    Failed(SourceError),
+}
+
+/// Wraps a loader so that, for the rest of its request, a key the backend did not return is
+/// answered absent without a call, and a key whose call failed with a backend failure is answered
+/// with that failure without a call: a failing or hanging backend costs a request one call (one
+/// deadline), not one for the prefetch and another for the field. A batch holding a key that
+/// failed fails with that error; a batch of keys never tried is called. Keys are remembered by
+/// their `Debug` form (every loader's key is a plain id or a small struct of them), so one wrapper
+/// serves every key type.
+pub struct Remembering<T> {
+    inner: T,
+    known: std::sync::Mutex<HashMap<String, Known>>,
+}
+
+impl<T> Remembering<T> {
+    fn new(inner: T) -> Self {
+        Self { inner, known: std::sync::Mutex::new(HashMap::new()) }
+    }
+}
+
+impl<K, T> Loader<K> for Remembering<T>
+where
+    K: Send + Sync + Clone + Eq + std::hash::Hash + std::fmt::Debug + 'static,
+    T: Loader<K, Error = SourceError>,
+{
+    type Value = T::Value;
+    type Error = SourceError;
+
+    async fn load(&self, keys: &[K]) -> Result<HashMap<K, T::Value>, SourceError> {
+        let fresh: Vec<K> = {
+            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut fresh = Vec::with_capacity(keys.len());
+            for key in keys {
+                match known.get(&format!("{key:?}")) {
+                    Some(Known::Failed(error)) => return Err(error.clone()),
+                    Some(Known::Missing) => {}
+                    None => fresh.push(key.clone()),
+                }
+            }
+            fresh
+        };
+        if fresh.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let result = self.inner.load(&fresh).await;
+        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &result {
+            Ok(values) => {
+                for key in fresh.iter().filter(|key| !values.contains_key(key)) {
+                    known.insert(format!("{key:?}"), Known::Missing);
+                }
+            }
+            Err(error)
+                if error.failed_backend().is_some() || matches!(error, SourceError::RequestTimeout) =>
+            {
+                for key in &fresh {
+                    known.insert(format!("{key:?}"), Known::Failed(error.clone()));
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+}
 
 /// The loaders of one request, all acting for one caller.
 pub struct Loaders {
@@ -299,6 +373,6 @@ impl Loaders {
     }
 }
 
-fn cached<T: Send + Sync + 'static>(loader: T) -> DataLoader<T, HashMapCache> {
-    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
+fn cached<T: Send + Sync + 'static>(loader: T) -> DataLoader<Remembering<T>, HashMapCache> {
+    DataLoader::with_cache(Remembering::new(loader), tokio::spawn, HashMapCache::default())
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::budget::CallBudget;
 use crate::domain::{
     Block, BlockKind, Draft, DraftEdit, EmailEvent, EventKind, EventPage, Membership, Page, Role,
     StatsWindow, Template, TemplateId, TemplatePatch, TemplateStats, TemplateStatus, User, UserId, Workspace,
@@ -16,6 +17,7 @@ use crate::domain::{
 };
 use crate::error::{Backend, SourceError};
 use crate::identity::{Caller, Credential, REQUEST_ID_HEADER, forwardable};
+use crate::resilience::{Attempt, CallKind, Resilience, ResilienceOptions};
 
 /// The largest page the monolith serves; batch lookups are chunked to it.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -29,6 +31,8 @@ pub struct MonolithOptions {
     pub timeout: Duration,
     /// Deadline for opening a connection.
     pub connect_timeout: Duration,
+    /// Retries, breaker, concurrency limit and deduplication.
+    pub resilience: ResilienceOptions,
 }
 
 /// A pooled client for the monolith. Cheap to clone.
@@ -39,6 +43,7 @@ pub struct MonolithClient {
     timeout: Duration,
     /// Where each call's duration and outcome go.
     metrics: crate::metrics::BackendMetrics,
+    resilience: Resilience,
 }
 
 impl MonolithClient {
@@ -47,6 +52,9 @@ impl MonolithClient {
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
+            // A redirect is an answer to report, not to follow: Django's APPEND_SLASH 301 means a
+            // wrong path, and following one would send the credential on and loop.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SourceError::Unavailable {
                 backend: Backend::Monolith,
@@ -57,6 +65,7 @@ impl MonolithClient {
             base_url: options.base_url.trim_end_matches('/').to_owned(),
             timeout: options.timeout,
             metrics: crate::metrics::BackendMetrics::default(),
+            resilience: Resilience::new(Backend::Monolith, options.resilience.clone()),
         })
     }
 
@@ -67,12 +76,27 @@ impl MonolithClient {
         self
     }
 
+    /// The monolith's breaker, retry budget and counters.
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
+    }
+
     /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
     /// one. Both 401 and 403 mean that here: DRF answers 403 instead of 401 when the view's first
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
     pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
-        let answer: Result<wire::User, SourceError> =
-            self.send(Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id, &[]).await;
+        let answer: Result<wire::User, SourceError> = self
+            .send(
+                &CallBudget::unlimited(),
+                Method::GET,
+                "/api/v1/me/",
+                &[],
+                None::<&()>,
+                credential,
+                request_id,
+                &[],
+            )
+            .await;
         match answer {
             Ok(user) => user.try_into(),
             Err(SourceError::Unauthenticated | SourceError::Forbidden(_)) => {
@@ -189,6 +213,7 @@ impl MonolithClient {
         caller.budget.charge()?;
         let template: wire::Template = self
             .send(
+                &caller.budget,
                 Method::PATCH,
                 &path,
                 &[],
@@ -300,6 +325,7 @@ impl MonolithClient {
         caller.budget.charge()?;
         let (status, body) = self
             .exchange(
+                &caller.budget,
                 Method::GET,
                 path,
                 &query,
@@ -352,6 +378,7 @@ impl MonolithClient {
         caller.budget.charge()?;
         let (status, bytes) = self
             .exchange(
+                &caller.budget,
                 method,
                 &path,
                 &query,
@@ -384,6 +411,7 @@ impl MonolithClient {
     ) -> Result<T, SourceError> {
         caller.budget.charge()?;
         self.send(
+            &caller.budget,
             Method::GET,
             path,
             query,
@@ -420,6 +448,7 @@ impl MonolithClient {
     #[allow(clippy::too_many_arguments)] // the request's parts, then who it is for
     async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
+        budget: &CallBudget,
         method: Method,
         path: &str,
         query: &[(&str, String)],
@@ -429,14 +458,19 @@ impl MonolithClient {
         forwarded: &[(String, String)],
     ) -> Result<T, SourceError> {
         let (status, bytes) =
-            self.exchange(method, path, query, body, credential, request_id, forwarded).await?;
+            self.exchange(budget, method, path, query, body, credential, request_id, forwarded).await?;
         decode_response(status, &bytes)
     }
 
-    /// One request and its answer's status and body, within the deadline.
+    /// One request and its answer's status and body, through the monolith's resilience: each
+    /// attempt within the smaller of the per-call timeout and what remains of the request; GETs
+    /// retried on a reset, a refused connection or a 502/503/504, and shared when deduplication
+    /// is on (keyed by the caller's credential and forwarded headers, so callers never share
+    /// another's answer); writes never retried.
     #[allow(clippy::too_many_arguments)] // the request's parts, then who it is for
     async fn exchange<B: Serialize + ?Sized>(
         &self,
+        budget: &CallBudget,
         method: Method,
         path: &str,
         query: &[(&str, String)],
@@ -445,8 +479,58 @@ impl MonolithClient {
         request_id: Option<&str>,
         forwarded: &[(String, String)],
     ) -> Result<(StatusCode, Vec<u8>), SourceError> {
+        let idempotent = method == Method::GET;
+        let dedupe_key = idempotent.then(|| {
+            let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let forwarded: Vec<String> = forwardable(forwarded).map(|(n, v)| format!("{n}:{v}")).collect();
+            format!(
+                "{method} {path}?{}|{}|{}",
+                query.join("&"),
+                credential.identity_key(),
+                forwarded.join(",")
+            )
+        });
+        let body =
+            body.map(serde_json::to_vec).transpose().map_err(|e| SourceError::InvalidInput(e.to_string()))?;
+        let body = body.as_deref();
+        self.resilience
+            .call(budget, self.timeout, CallKind { idempotent, dedupe_key }, |timeout| {
+                let method = method.clone();
+                async move {
+                    let result = self
+                        .exchange_once(timeout, method, path, query, body, credential, request_id, forwarded)
+                        .await;
+                    match result {
+                        Ok((status, bytes)) if status.is_server_error() => {
+                            let retryable = matches!(
+                                status,
+                                StatusCode::BAD_GATEWAY
+                                    | StatusCode::SERVICE_UNAVAILABLE
+                                    | StatusCode::GATEWAY_TIMEOUT
+                            );
+                            Attempt { result: Ok((status, bytes)), failed: true, retryable }
+                        }
+                        other => Attempt::judged(other),
+                    }
+                }
+            })
+            .await
+    }
+
+    /// One attempt, within `timeout`.
+    #[allow(clippy::too_many_arguments)] // the request's parts, then who it is for
+    async fn exchange_once(
+        &self,
+        timeout: Duration,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&[u8]>,
+        credential: &Credential,
+        request_id: Option<&str>,
+        forwarded: &[(String, String)],
+    ) -> Result<(StatusCode, Vec<u8>), SourceError> {
         let span = tracing::debug_span!("monolith", http.method = %method, path);
-        let timeout = self.timeout;
         let call = async {
             let request = self
                 .http
@@ -462,7 +546,8 @@ impl MonolithClient {
                 request = request.header(REQUEST_ID_HEADER, request_id);
             }
             if let Some(body) = body {
-                request = request.json(body);
+                request =
+                    request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_vec());
             }
             let response = request.send().await.map_err(|e| transport_error(&e, timeout))?;
             let status = response.status();

@@ -129,6 +129,7 @@ async fn legacy_events_fail_like_list_events() {
         base_url: "http://127.0.0.1:9".to_owned(),
         timeout: TIMEOUT,
         connect_timeout: TIMEOUT,
+        resilience: banyan_sources::ResilienceOptions::default(),
     })
     .unwrap();
     let error = down.legacy_events(&me, template, 5, None).await.unwrap_err();

@@ -166,12 +166,14 @@ impl TestStack {
             timeout,
             connect_timeout: timeout,
             max_streams_per_connection: banyan_sources::stream_pool::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            resilience: banyan_sources::ResilienceOptions::default(),
         };
         let sources = banyan_sources::Sources::new(&banyan_sources::SourcesOptions {
             monolith: banyan_sources::MonolithOptions {
                 base_url: self.devstack.monolith_url(),
                 timeout,
                 connect_timeout: timeout,
+                resilience: banyan_sources::ResilienceOptions::default(),
             },
             events: grpc(self.devstack.events_url()),
             drafts: grpc(self.devstack.drafts_url()),

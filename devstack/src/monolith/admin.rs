@@ -4,7 +4,9 @@
 //! - `DELETE /__devstack/calls`: resets them
 //! - `GET /__devstack/faults`: every backend's fault
 //! - `PUT /__devstack/faults/{backend}` with a `Fault` as JSON (`{"latency": "300ms",
-//!   "error_rate": 0.2, "hang": false, "refuse_connections": false}`, every field optional):
+//!   "error_rate": 0.2, "hang": false, "refuse_connections": false, "answer": "html_500"}`, every
+//!   field optional; `answer` is one of `deadline_exceeded`, `resource_exhausted`, `malformed`,
+//!   `html_500`, `append_slash_redirect`, `partial_body`, `slow_body`, `reset`):
 //!   sets it; `DELETE` clears it
 //! - `GET /__devstack/users`: the seeded users with their tokens, sessions and memberships
 //! - `GET /__devstack/legacy-sync`, `PUT` with `{"enabled": false}`: the dual write to the

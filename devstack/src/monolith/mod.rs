@@ -108,7 +108,19 @@ async fn guard(State(state): State<Arc<MonolithState>>, request: Request, next: 
     let key = format!("{} {route}", request.method());
     state.shared.calls.record(key, request.headers());
     match faults::apply(&state.shared.faults, &state.shared.shutdown, Backend::Monolith).await {
-        Verdict::Serve => next.run(request).await,
+        Verdict::Serve => match state.shared.faults.get(Backend::Monolith).answer {
+            None => next.run(request).await,
+            Some(answer) => {
+                let path = request.uri().path().to_owned();
+                crate::wrong_answer::monolith(
+                    answer,
+                    &path,
+                    next.run(request).await,
+                    state.shared.shutdown.clone(),
+                )
+                .await
+            }
+        },
         Verdict::Fail => ApiError::unavailable().into_response(),
     }
 }

@@ -6,6 +6,7 @@ use banyan_sources::{GrpcOptions, MonolithOptions, SourcesOptions};
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use super::resilience::{BackendResilience, BreakerConfig, RetryConfig, default_queue_timeout};
 
 /// `[backends]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +43,29 @@ pub struct HttpBackendConfig {
     /// Deadline for opening a connection. Default `"1s"`.
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// The most calls in flight to this backend at once from this gateway; past it a call waits
+    /// up to `queue_timeout`, then fails with `BACKEND_OVERLOADED`. 0 is no limit. Default 0.
+    #[serde(default)]
+    pub max_concurrent_calls: usize,
+    /// How long a call waits for a slot past `max_concurrent_calls`. Default `"100ms"`.
+    #[serde(default = "default_queue_timeout", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// Whether identical in-flight reads share one backend call (within a request and across
+    /// concurrent requests); only calls for the same caller (credential or user id, and the same
+    /// forwarded headers) are shared. Default `false`.
+    #[serde(default)]
+    pub dedupe_reads: bool,
+    /// Whether an open breaker turns `/readyz` to 503. Default `false`: a gateway with one backend
+    /// down still serves the others' fields, and taking every replica out of the load balancer
+    /// would turn a partial outage into a whole one.
+    #[serde(default)]
+    pub breaker_affects_readiness: bool,
+    /// `[backends.<name>.retry]`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// `[backends.<name>.breaker]`.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
 }
 
 /// `[backends.events]` and `[backends.drafts]`.
@@ -63,6 +87,29 @@ pub struct GrpcBackendConfig {
     /// wait and fail with `BACKEND_TIMEOUT` after `timeout`. Default `100`.
     #[serde(default = "default_max_streams_per_connection")]
     pub max_streams_per_connection: usize,
+    /// The most calls in flight to this backend at once from this gateway; past it a call waits
+    /// up to `queue_timeout`, then fails with `BACKEND_OVERLOADED`. 0 is no limit. Default 0.
+    #[serde(default)]
+    pub max_concurrent_calls: usize,
+    /// How long a call waits for a slot past `max_concurrent_calls`. Default `"100ms"`.
+    #[serde(default = "default_queue_timeout", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// Whether identical in-flight reads share one backend call (within a request and across
+    /// concurrent requests); only calls for the same caller (credential or user id, and the same
+    /// forwarded headers) are shared. Default `false`.
+    #[serde(default)]
+    pub dedupe_reads: bool,
+    /// Whether an open breaker turns `/readyz` to 503. Default `false`: a gateway with one backend
+    /// down still serves the others' fields, and taking every replica out of the load balancer
+    /// would turn a partial outage into a whole one.
+    #[serde(default)]
+    pub breaker_affects_readiness: bool,
+    /// `[backends.<name>.retry]`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// `[backends.<name>.breaker]`.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
 }
 
 fn default_max_streams_per_connection() -> usize {
@@ -79,6 +126,12 @@ fn default_monolith() -> HttpBackendConfig {
         url: "http://127.0.0.1:8000".to_owned(),
         timeout: default_timeout(),
         connect_timeout: default_connect_timeout(),
+        max_concurrent_calls: 0,
+        queue_timeout: default_queue_timeout(),
+        dedupe_reads: false,
+        breaker_affects_readiness: false,
+        retry: RetryConfig::default(),
+        breaker: BreakerConfig::default(),
     }
 }
 fn default_propagate_headers() -> Vec<String> {
@@ -96,6 +149,12 @@ fn grpc(url: &str) -> GrpcBackendConfig {
         timeout: default_timeout(),
         connect_timeout: default_connect_timeout(),
         max_streams_per_connection: default_max_streams_per_connection(),
+        max_concurrent_calls: 0,
+        queue_timeout: default_queue_timeout(),
+        dedupe_reads: false,
+        breaker_affects_readiness: false,
+        retry: RetryConfig::default(),
+        breaker: BreakerConfig::default(),
     }
 }
 
@@ -164,29 +223,81 @@ impl BackendsConfig {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1".to_owned() });
             }
         }
+        for backend in self.resilience() {
+            backend.validate()?;
+        }
         Ok(())
+    }
+
+    /// Each backend's resilience keys, by name.
+    fn resilience(&self) -> [BackendResilience<'_>; 3] {
+        [
+            resilience_of(
+                "monolith",
+                &self.monolith.retry,
+                &self.monolith.breaker,
+                (self.monolith.max_concurrent_calls, self.monolith.queue_timeout, self.monolith.dedupe_reads),
+            ),
+            resilience_of(
+                "events",
+                &self.events.retry,
+                &self.events.breaker,
+                (self.events.max_concurrent_calls, self.events.queue_timeout, self.events.dedupe_reads),
+            ),
+            resilience_of(
+                "drafts",
+                &self.drafts.retry,
+                &self.drafts.breaker,
+                (self.drafts.max_concurrent_calls, self.drafts.queue_timeout, self.drafts.dedupe_reads),
+            ),
+        ]
+    }
+
+    /// Whether an open breaker of some backend should turn `/readyz` to 503: the backends whose
+    /// `breaker_affects_readiness` is set, by name.
+    pub fn breakers_affecting_readiness(&self) -> Vec<&'static str> {
+        [
+            ("monolith", self.monolith.breaker_affects_readiness),
+            ("events", self.events.breaker_affects_readiness),
+            ("drafts", self.drafts.breaker_affects_readiness),
+        ]
+        .into_iter()
+        .filter_map(|(name, affects)| affects.then_some(name))
+        .collect()
     }
 
     /// The options the backend clients are built from (without the service identity, which
     /// `[auth]` holds: see [`AuthConfig::service_identity_keys`](super::AuthConfig::service_identity_keys)).
     pub fn sources_options(&self) -> SourcesOptions {
-        let grpc = |c: &GrpcBackendConfig| GrpcOptions {
+        let [monolith, events, drafts] = self.resilience().map(|backend| backend.options());
+        let grpc = |c: &GrpcBackendConfig, resilience| GrpcOptions {
             url: c.url.clone(),
             timeout: c.timeout,
             connect_timeout: c.connect_timeout,
             max_streams_per_connection: c.max_streams_per_connection,
+            resilience,
         };
         SourcesOptions {
             monolith: MonolithOptions {
                 base_url: self.monolith.url.clone(),
                 timeout: self.monolith.timeout,
                 connect_timeout: self.monolith.connect_timeout,
+                resilience: monolith,
             },
-            events: grpc(&self.events),
-            drafts: grpc(&self.drafts),
+            events: grpc(&self.events, events),
+            drafts: grpc(&self.drafts, drafts),
             service_identity: None,
         }
     }
+}
+
+fn resilience_of<'a>(
+    name: &'static str,
+    retry: &'a RetryConfig,
+    breaker: &'a BreakerConfig,
+    (max_concurrent_calls, queue_timeout, dedupe_reads): (usize, Duration, bool),
+) -> BackendResilience<'a> {
+    BackendResilience { name, retry, breaker, max_concurrent_calls, queue_timeout, dedupe_reads }
 }
 
 fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {

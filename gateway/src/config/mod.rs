@@ -13,6 +13,7 @@ mod metrics;
 mod migration;
 mod persisted;
 mod rate_limit;
+mod resilience;
 mod server;
 mod websocket;
 
@@ -33,6 +34,7 @@ pub use metrics::MetricsConfig;
 pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
 pub use rate_limit::RateLimitConfig;
+pub use resilience::{BreakerConfig, RetryConfig};
 pub use server::{LogFormat, ServerConfig};
 pub use websocket::WebSocketConfig;
 
@@ -224,7 +226,7 @@ mod tests {
         let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
         for key in &expected {
             let generic = match key.split('.').collect::<Vec<_>>().as_slice() {
-                [section, _, field] => format!("{section}.<name>.{field}"),
+                [section, _, rest @ ..] if !rest.is_empty() => format!("{section}.<name>.{}", rest.join(".")),
                 _ => key.clone(),
             };
             assert!(

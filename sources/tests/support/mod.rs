@@ -27,11 +27,13 @@ pub(crate) async fn start() -> Clients {
         timeout: TIMEOUT,
         connect_timeout: TIMEOUT,
         max_streams_per_connection: banyan_sources::stream_pool::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+        resilience: banyan_sources::ResilienceOptions::default(),
     };
     let monolith = MonolithClient::new(&MonolithOptions {
         base_url: stack.monolith_url(),
         timeout: TIMEOUT,
         connect_timeout: TIMEOUT,
+        resilience: banyan_sources::ResilienceOptions::default(),
     })
     .expect("a monolith client");
     let keys = stack.service_identity_keys().clone();
