@@ -32,8 +32,8 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use banyan_migration::Engine;
-use banyan_sources::Sources;
 use banyan_sources::metrics::duration_histogram;
+use banyan_sources::{BreakerState, ResilienceSnapshot, Sources};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -128,6 +128,7 @@ impl Metrics {
             move || vec![(Vec::new(), sockets.open_connections() as f64)],
         )));
         sources.metrics.register(&mut registry);
+        register_resilience(&mut registry, sources);
         register_migration(&mut registry, engine);
         Self(Arc::new(Inner {
             registry,
@@ -392,6 +393,61 @@ impl<F: Fn() -> Vec<Sample> + Send + Sync + 'static> Collector for SnapshotColle
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
+}
+
+/// The resilience layer's state per backend as it keeps it, read at scrape time: each breaker's
+/// state (one series per state, 1 for the current one, as Prometheus exposes enums), retries made
+/// and refused by the retry budget, calls refused by the concurrency limit or shed by an open
+/// breaker, and reads answered by another caller's identical call.
+fn register_resilience(registry: &mut Registry, sources: &Sources) {
+    let read = sources.clone();
+    registry.register_collector(Box::new(SnapshotCollector::gauge(
+        "banyan_backend_breaker_state",
+        "Each backend's circuit breaker: 1 for its current state (closed, open, half_open), 0 for the others",
+        move || {
+            let mut samples = Vec::new();
+            for snapshot in read.resilience() {
+                for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
+                    let value = if snapshot.breaker == state { 1.0 } else { 0.0 };
+                    samples.push((
+                        labels(&[("backend", snapshot.backend.name()), ("state", state.name())]),
+                        value,
+                    ));
+                }
+            }
+            samples
+        },
+    )));
+    let counters: [(&'static str, &'static str, fn(&ResilienceSnapshot) -> u64); 5] = [
+        ("banyan_backend_retries", "Retries of idempotent reads made, by backend", |s| s.retries_total),
+        (
+            "banyan_backend_retries_refused",
+            "Retries not made because the backend's retry budget was spent",
+            |s| s.retries_refused_total,
+        ),
+        (
+            "banyan_backend_rejected_by_limit",
+            "Calls failed with BACKEND_OVERLOADED by the backend's concurrency limit",
+            |s| s.rejected_by_limit_total,
+        ),
+        ("banyan_backend_shed_by_breaker", "Calls failed at once by an open breaker (no call made)", |s| {
+            s.shed_by_breaker_total
+        }),
+        (
+            "banyan_backend_deduplicated",
+            "Reads answered by another caller's identical in-flight call (dedupe_reads)",
+            |s| s.deduplicated_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let read = sources.clone();
+        registry.register_collector(Box::new(SnapshotCollector::counter(name, help, move || {
+            read.resilience()
+                .iter()
+                .map(|snapshot| (labels(&[("backend", snapshot.backend.name())]), value(snapshot) as f64))
+                .collect()
+        })));
+    }
 }
 
 /// The migration engine's counters as it keeps them (its recorder), read at scrape time: which
