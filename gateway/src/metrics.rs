@@ -395,6 +395,9 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())).collect()
 }
 
+/// A resilience counter family: its name, help, and how to read it from a snapshot.
+type ResilienceCounter = (&'static str, &'static str, fn(&ResilienceSnapshot) -> u64);
+
 /// The resilience layer's state per backend as it keeps it, read at scrape time: each breaker's
 /// state (one series per state, 1 for the current one, as Prometheus exposes enums), retries made
 /// and refused by the retry budget, calls refused by the concurrency limit or shed by an open
@@ -418,7 +421,7 @@ fn register_resilience(registry: &mut Registry, sources: &Sources) {
             samples
         },
     )));
-    let counters: [(&'static str, &'static str, fn(&ResilienceSnapshot) -> u64); 5] = [
+    let counters: [ResilienceCounter; 5] = [
         ("banyan_backend_retries", "Retries of idempotent reads made, by backend", |s| s.retries_total),
         (
             "banyan_backend_retries_refused",
