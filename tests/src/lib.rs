@@ -345,3 +345,38 @@ impl Drop for RoutingTableFile {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The log lines of every test in this test binary (the gateway runs in the test's process), as
+/// `banyan serve` writes them with `server.log_format = "json"` and the default filter: one object
+/// per line, the event's fields flattened, its spans listed. The first call installs the
+/// process's subscriber, so a test binary that reads logs reads them all through this.
+pub fn captured_json_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,tower_http=warn,async_graphql=warn"))
+            .json()
+            .flatten_event(true)
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .try_init();
+        logs
+    })
+    .clone()
+}
+
+/// Where [`captured_json_logs`] writes.
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

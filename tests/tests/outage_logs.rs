@@ -3,42 +3,11 @@
 //! its own, since it installs the process's log subscriber (as `banyan serve --log-format json`
 //! does: one object per line, the event's fields flattened, the spans listed).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 use banyan_devstack::{Backend, DevStackConfig, Fault};
 use banyan_tests::{OWNER, TestStack, contract_operations, workspace_id};
 use serde_json::{Value, json};
-
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let writer = move || LogWriter(sink.clone());
-        let _ = tracing_subscriber::fmt()
-            // The binary's default filter.
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,tower_http=warn,async_graphql=warn"))
-            .json()
-            .flatten_event(true)
-            .with_ansi(false)
-            .with_writer(writer)
-            .try_init();
-        logs
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Every captured line that is about `request_id`, parsed.
 fn lines_of(logs: &Mutex<Vec<u8>>, request_id: &str) -> Vec<Value> {
@@ -63,7 +32,7 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test]
 async fn an_outage_logs_one_warning_per_failing_batch_with_the_request_and_trace_ids() {
-    let logs = captured_logs();
+    let logs = banyan_tests::captured_json_logs();
     let stack = TestStack::start_with(DevStackConfig::default(), |_| {}).await;
     stack.devstack.faults().set(Backend::Events, Fault { error_rate: 1.0, ..Fault::default() });
     let (_, query) =

@@ -5,7 +5,6 @@
 //! the identity check).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use banyan_devstack::DevStackConfig;
 use banyan_gateway::config::TrustedDocuments;
@@ -235,38 +234,9 @@ async fn enforced_trusted_documents_refuse_anything_else_before_any_backend_call
     stack.stop().await;
 }
 
-/// Log lines of every test in this binary (the gateway runs in the test's process), from `warn`.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let writer = move || LogWriter(sink.clone());
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
-            .with_ansi(false)
-            .with_writer(writer)
-            .try_init();
-        logs
-    })
-    .clone()
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn log_unknown_serves_an_unknown_operation_and_logs_its_hash_off_only_serves() {
-    let logs = captured_logs();
+    let logs = banyan_tests::captured_json_logs();
     let logged = |hash: &str| String::from_utf8_lossy(&logs.lock().expect("the log buffer")).contains(hash);
     for level in [TrustedDocuments::LogUnknown, TrustedDocuments::Off] {
         let stack = start(level).await;
