@@ -35,3 +35,10 @@ pub use config::Config;
 pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use limits::LimitWarnings;
 pub use server::{RunningGateway, StartError};
+
+/// Stack of each async worker thread. A GraphQL field resolves inside its parent's future, and
+/// every schema extension wraps each field's resolution, so a document as deep as the limits
+/// allow (`limits.max_depth`, 12) needs more than tokio's default 2 MiB in a debug build: a
+/// 12-deep query overflowed it and aborted the process. 16 MiB leaves room for a raised
+/// `max_depth`; it is address space, and only the pages a thread touches are resident.
+pub const WORKER_STACK_BYTES: usize = 16 * 1024 * 1024;

@@ -220,7 +220,11 @@ fn main() -> ExitCode {
         Command::Migration { command } => (Run::Migration(command), LogFormat::Text),
     };
     init_tracing(log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(banyan_gateway::WORKER_STACK_BYTES)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             fatal(log_format, &anyhow::Error::new(e).context("starting the async runtime"));

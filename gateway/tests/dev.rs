@@ -1,0 +1,88 @@
+//! `banyan dev` as a process (the README's `cargo run --release`): its async workers have the
+//! stack a query as deep as the limits allow needs. With tokio's default 2 MiB, a 12-deep query
+//! (exactly `limits.max_depth`) overflowed a worker's stack in a debug build and aborted the
+//! process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// A bound against a hung process, not a measurement.
+const WAIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn dev_answers_a_query_as_deep_as_the_limits_allow_and_stays_up() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_banyan"))
+        .args(["dev", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_MIN_STACK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("banyan dev starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut addr, mut authorization) = (None, None);
+    for line in lines.by_ref().take(40) {
+        let line = line.expect("a banner line");
+        if let Some(url) = line.trim().strip_prefix("GraphiQL:") {
+            addr = url
+                .trim()
+                .strip_prefix("http://")
+                .and_then(|rest| rest.strip_suffix("/graphql"))
+                .map(str::to_owned);
+        }
+        if let Some(value) = line.trim().strip_prefix("Authorization:") {
+            authorization = Some(value.trim().to_owned());
+            break;
+        }
+    }
+    let (Some(addr), Some(authorization)) = (addr, authorization) else {
+        let _ = child.kill();
+        panic!("the banner names the address and a token");
+    };
+
+    // template → (workspace → templates → nodes) × 3 → workspace → id: 12 fields deep.
+    let mut selection = "workspace { id }".to_owned();
+    for _ in 0..3 {
+        selection = format!("workspace {{ templates(first: 1) {{ nodes {{ {selection} }} }} }}");
+    }
+    let template = base64::engine::general_purpose::STANDARD.encode("Template:1");
+    let body =
+        json!({ "query": format!("{{ template(id: \"{template}\") {{ {selection} }} }}") }).to_string();
+    let answer = post(&addr, &authorization, &body);
+    let still_running = child.try_wait().map(|status| status.is_none()).unwrap_or(false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(still_running, "banyan dev died answering a 12-deep query");
+    let (head, json_body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let value: Value = serde_json::from_str(json_body).unwrap_or(Value::Null);
+    assert!(value.get("errors").is_none(), "{value}");
+    let mut inner = &value["data"]["template"];
+    for _ in 0..3 {
+        inner = &inner["workspace"]["templates"]["nodes"][0];
+    }
+    assert!(inner["workspace"]["id"].is_string(), "{value}");
+}
+
+/// `POST /graphql` with `body` over a plain socket; the whole answer (`Connection: close`).
+fn post(addr: &str, authorization: &str, body: &str) -> String {
+    let mut socket = TcpStream::connect(addr).expect("the gateway accepts");
+    socket.set_read_timeout(Some(WAIT)).expect("a read timeout");
+    write!(
+        socket,
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sent");
+    let mut answer = String::new();
+    // A process that aborts mid-request leaves a reset or an empty answer, not an error here.
+    let _ = socket.read_to_string(&mut answer);
+    answer
+}
