@@ -66,8 +66,7 @@ impl DraftsClient {
         let message =
             pb::BatchGetDraftsRequest { template_ids: ids.iter().map(|id| id.to_string()).collect() };
         const RPC: &str = "DraftService/BatchGetDrafts";
-        caller.budget.charge()?;
-        let kind = grpc::read_call(RPC, &message, caller);
+        let kind = grpc::read_call(&self.resilience, RPC, &message, caller);
         let response =
             grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
                 let mut client = self.client.clone();
@@ -88,7 +87,6 @@ impl DraftsClient {
         expected_version: u64,
         edit: DraftEdit,
     ) -> Result<Draft, SourceError> {
-        caller.budget.charge()?;
         let template_id = template.to_string();
         let mut client = self.client.clone();
         let result = match edit {

@@ -85,8 +85,7 @@ impl EventsClient {
             }),
         };
         const RPC: &str = "EventService/GetTemplateStats";
-        caller.budget.charge()?;
-        let kind = grpc::read_call(RPC, &message, caller);
+        let kind = grpc::read_call(&self.resilience, RPC, &message, caller);
         let response =
             grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
                 let mut client = self.client.clone();
@@ -126,8 +125,7 @@ impl EventsClient {
             page_token: page_token.unwrap_or_default().to_owned(),
         };
         const RPC: &str = "EventService/ListEvents";
-        caller.budget.charge()?;
-        let kind = grpc::read_call(RPC, &message, caller);
+        let kind = grpc::read_call(&self.resilience, RPC, &message, caller);
         let response =
             grpc::call(&self.metrics, &self.resilience, caller, RPC, self.timeout, kind, |timeout| {
                 let mut client = self.client.clone();
@@ -155,6 +153,7 @@ impl EventsClient {
             template_ids: templates.iter().map(|id| id.to_string()).collect(),
             after_sequence,
         };
+        // A stream is not a unary call through the resilience layer: charged here.
         caller.budget.charge()?;
         // The lease holds the stream's place on its connection until the stream is dropped.
         let (channel, lease) = self.streams.lease();

@@ -99,16 +99,18 @@ pub(crate) fn streaming_request<T>(
 
 /// A read RPC: retryable, and shareable by callers with the same identity and forwarded
 /// headers asking the same thing (the key holds the encoded request).
-pub(crate) fn read_call<M: prost::Message>(rpc: &'static str, message: &M, caller: &Caller) -> CallKind {
-    let forwarded: Vec<String> =
-        forwardable(&caller.forwarded_headers).map(|(n, v)| format!("{n}:{v}")).collect();
-    let key = format!(
-        "{rpc}|{}|{}|{}",
-        hex::encode(message.encode_to_vec()),
-        caller.user_id.0,
-        forwarded.join(",")
-    );
-    CallKind { idempotent: true, dedupe_key: Some(key) }
+pub(crate) fn read_call<M: prost::Message>(
+    resilience: &Resilience,
+    rpc: &'static str,
+    message: &M,
+    caller: &Caller,
+) -> CallKind {
+    let dedupe_key = resilience.dedupes_reads().then(|| {
+        let forwarded: Vec<String> =
+            forwardable(&caller.forwarded_headers).map(|(n, v)| format!("{n}:{v}")).collect();
+        format!("{rpc}|{}|{}|{}", hex::encode(message.encode_to_vec()), caller.user_id.0, forwarded.join(","))
+    });
+    CallKind { idempotent: true, dedupe_key }
 }
 
 /// A write RPC: never retried, never shared.

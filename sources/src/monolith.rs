@@ -210,7 +210,6 @@ impl MonolithClient {
         let body =
             wire::TemplatePatch { name: patch.name.clone(), status: patch.status.map(wire::status_name) };
         let path = format!("/api/v1/templates/{id}/");
-        caller.budget.charge()?;
         let template: wire::Template = self
             .send(
                 &caller.budget,
@@ -322,7 +321,6 @@ impl MonolithClient {
         page_size: u64,
     ) -> Result<Option<wire::Page<wire::Event>>, SourceError> {
         let query = [("page", page.to_string()), ("page_size", page_size.to_string())];
-        caller.budget.charge()?;
         let (status, body) = self
             .exchange(
                 &caller.budget,
@@ -375,7 +373,6 @@ impl MonolithClient {
                 (Method::DELETE, path, vec![("version", expected_version.to_string())], None)
             }
         };
-        caller.budget.charge()?;
         let (status, bytes) = self
             .exchange(
                 &caller.budget,
@@ -409,7 +406,6 @@ impl MonolithClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, SourceError> {
-        caller.budget.charge()?;
         self.send(
             &caller.budget,
             Method::GET,
@@ -480,7 +476,7 @@ impl MonolithClient {
         forwarded: &[(String, String)],
     ) -> Result<(StatusCode, Vec<u8>), SourceError> {
         let idempotent = method == Method::GET;
-        let dedupe_key = idempotent.then(|| {
+        let dedupe_key = (idempotent && self.resilience.dedupes_reads()).then(|| {
             let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let forwarded: Vec<String> = forwardable(forwarded).map(|(n, v)| format!("{n}:{v}")).collect();
             format!(

@@ -176,6 +176,12 @@ impl Resilience {
         self.0.backend
     }
 
+    /// Whether identical reads share one call (`dedupe_reads`): callers build a read's
+    /// deduplication key only then, as it costs a formatted copy of the request.
+    pub(crate) fn dedupes_reads(&self) -> bool {
+        self.0.options.dedupe_reads
+    }
+
     /// Whether the breaker is open now (shedding every call).
     pub fn breaker_open(&self) -> bool {
         self.0.breaker.state() == BreakerState::Open
@@ -183,7 +189,9 @@ impl Resilience {
 
     /// Runs one logical call: `attempt(timeout)` makes one attempt within `timeout` (the smaller
     /// of the per-call deadline and what remains of the request); see the module docs for the
-    /// order of the checks.
+    /// order of the checks. The call is first charged to the request's `budget` of backend calls
+    /// (retries are not: the retry budget bounds them), so every unary call of every backend is
+    /// counted here, in one place.
     pub(crate) async fn call<T, F, Fut>(
         &self,
         budget: &CallBudget,
@@ -196,6 +204,7 @@ impl Resilience {
         F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Attempt<T>>,
     {
+        budget.charge()?;
         let guarded = self.guarded(budget, per_call_timeout, kind.idempotent, attempt);
         match kind.dedupe_key.filter(|_| kind.idempotent && self.0.options.dedupe_reads) {
             Some(key) => {
