@@ -48,6 +48,11 @@ enum Command {
         /// The configuration file (TOML); `BANYAN_*` environment variables override it.
         #[arg(long, short, default_value = "banyan.toml")]
         config: PathBuf,
+        /// Check the configuration and what it points at (routing table, persisted manifest,
+        /// contract, service identity secret), as a start would, then exit: 0 when it would
+        /// start, 1 with the reason when not. Binds nothing, calls no backend.
+        #[arg(long)]
+        check: bool,
     },
     /// Work with the schema.
     Schema {
@@ -200,15 +205,17 @@ fn main() -> ExitCode {
     let command =
         cli.command.unwrap_or(Command::Dev { listen: default_listen(), event_rate: DEV_EVENT_RATE });
     #[cfg(not(feature = "devstack"))]
-    let command = cli.command.unwrap_or(Command::Serve { config: PathBuf::from("banyan.toml") });
+    let command =
+        cli.command.unwrap_or(Command::Serve { config: PathBuf::from("banyan.toml"), check: false });
     // `serve` reads its configuration first: it says how to log.
     let (command, log_format) = match command {
         #[cfg(feature = "devstack")]
         Command::Dev { listen, event_rate } => (Run::Dev { listen, event_rate }, LogFormat::Text),
-        Command::Serve { config: path } => match Config::load(&path) {
+        Command::Serve { config: path, check } => match Config::load(&path) {
             Ok(config) => {
                 let log_format = config.server.log_format;
-                (Run::Serve(Box::new(config)), log_format)
+                let config = Box::new(config);
+                (if check { Run::Check(config, path) } else { Run::Serve(config) }, log_format)
             }
             Err(e) => {
                 eprintln!("error: loading {}: {e}", path.display());
@@ -248,6 +255,8 @@ enum Run {
         event_rate: f64,
     },
     Serve(Box<Config>),
+    /// `serve --check`: the configuration and the file it came from.
+    Check(Box<Config>, PathBuf),
     Schema(SchemaCommand),
     Contract(ContractCommand),
     Migration(MigrationCommand),
@@ -269,6 +278,11 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
         Run::Serve(config) => {
             let gateway = RunningGateway::start(&config).await?;
             gateway.run_until_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Run::Check(config, path) => {
+            banyan_gateway::server::check(&config).await?;
+            println!("{}: Banyan would start with this configuration", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Run::Schema(command) => Ok(exit(schema_command(command))),
@@ -335,6 +349,18 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     use banyan_gateway::GraphiqlDefaults;
     use banyan_gateway::config::BackendsConfig;
 
+    // Before anything starts: a taken port is the usual first-run problem, and deserves one
+    // clear line rather than a devstack started for nothing and an OS error.
+    if let Err(error) = std::net::TcpListener::bind(listen) {
+        if error.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::bail!(
+                "{listen} is already in use (another `banyan dev`?); stop that process, or choose \
+                 another address: banyan dev --listen 127.0.0.1:{}",
+                listen.port().wrapping_add(1).max(1024)
+            );
+        }
+        return Err(anyhow::Error::new(error).context(format!("listening on {listen}")));
+    }
     let devstack = DevStack::start(DevStackConfig {
         event_generator: EventGeneratorConfig {
             rate_per_second: event_rate,

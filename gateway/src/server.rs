@@ -21,7 +21,7 @@ const ABORT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The listen address could not be bound.
-    #[error("binding {addr}: {source}")]
+    #[error("binding {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -45,6 +45,34 @@ pub enum StartError {
          set BANYAN_AUTH__SERVICE_IDENTITY_SECRETS='[\"<at least 32 bytes>\"]' with the secret the services verify with"
     )]
     NoServiceIdentitySecret,
+}
+
+/// What a start builds from the configuration before it binds.
+struct Prepared {
+    contract: Arc<crate::migration_contract::ContractView>,
+    migration: crate::migration::MigrationRuntime,
+    sources: Sources,
+}
+
+/// Reads and checks everything the configuration points at (the persisted manifest, the
+/// contract, the routing table, the service identity secret, the backends' addresses), as a
+/// start does before binding.
+fn prepare(config: &Config) -> Result<Prepared, StartError> {
+    crate::persisted::check_manifest(&config.persisted)?;
+    let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
+    let migration = crate::migration::start(&config.migration, &contract.index)?;
+    let mut options = config.backends.sources_options();
+    options.service_identity =
+        Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
+    let sources = Sources::new(&options)?;
+    Ok(Prepared { contract, migration, sources })
+}
+
+/// Checks a configuration as [`RunningGateway::start`] would, without binding or serving:
+/// `banyan serve --check`, for CI and for a deployment's config before it rolls out. Backends
+/// are not called (a start does not call them either).
+pub async fn check(config: &Config) -> Result<(), StartError> {
+    prepare(config).map(drop)
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -74,13 +102,7 @@ impl RunningGateway {
 
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
-        crate::persisted::check_manifest(&config.persisted)?;
-        let contract = Arc::new(crate::admin::load_contract(&config.admin.contract));
-        let migration = crate::migration::start(&config.migration, &contract.index)?;
-        let mut options = config.backends.sources_options();
-        options.service_identity =
-            Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
-        let sources = Sources::new(&options)?;
+        let Prepared { contract, migration, sources } = prepare(config)?;
         let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
         let lifecycle = state.lifecycle.clone();
         let limit_warnings = state.limit_warnings.clone();

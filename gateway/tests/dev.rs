@@ -86,3 +86,23 @@ fn post(addr: &str, authorization: &str, body: &str) -> String {
     let _ = socket.read_to_string(&mut answer);
     answer
 }
+
+/// The usual first-run problem, a port already taken, is one clear line that says what to do,
+/// before the devstack starts (no start-up lines for a start that cannot happen).
+#[test]
+fn dev_on_a_taken_port_says_so_once_and_suggests_another_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = taken.local_addr().expect("its address");
+    let output = Command::new(env!("CARGO_BIN_EXE_banyan"))
+        .args(["dev", "--listen", &addr.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .expect("banyan dev runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("already in use").count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("{addr} is already in use")), "{stderr}");
+    assert!(stderr.contains("banyan dev --listen 127.0.0.1:"), "{stderr}");
+    assert!(!stderr.contains("devstack started"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+}

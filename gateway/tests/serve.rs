@@ -331,3 +331,52 @@ fn a_signal_turns_readyz_503_then_stops_accepting_then_drains_and_exits_0() {
         served.stop();
     }
 }
+
+/// `banyan serve --check` with exactly the environment `vars` (plus a service-identity secret
+/// they may override): exit code, stdout, stderr.
+fn check(name: &str, toml: &str, vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let config = scratch_file(name, toml);
+    let output = Command::new(env!("CARGO_BIN_EXE_banyan"))
+        .args(["serve", "--check", "--config"])
+        .arg(&config)
+        .env_clear()
+        .env("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS", "[\"a-service-identity-secret-of-32-bytes\"]")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("banyan runs");
+    let _ = std::fs::remove_file(&config);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+/// A deployment's configuration is checked before it rolls out: what a start would refuse,
+/// `--check` refuses with the same reason, and a good one passes without binding its address.
+#[test]
+fn serve_check_judges_a_configuration_as_a_start_would_without_serving() {
+    // The address cannot be bound here: a check that tried would fail.
+    let good = format!("[server]\nlisten = \"{UNBINDABLE}\"\n");
+    let (code, stdout, stderr) = check("check-good", &good, &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("Banyan would start with this configuration"), "{stdout}");
+    assert!(!stderr.contains("Banyan is listening"), "{stderr}");
+
+    let (code, _, stderr) =
+        check("check-no-secret", &good, &[("BANYAN_AUTH__SERVICE_IDENTITY_SECRETS", "[]")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("auth.service_identity_secrets"), "{stderr}");
+
+    // A routing table naming a field the catalog does not know: the start's own error, with
+    // the table's file and line.
+    let table = std::env::temp_dir().join(format!("banyan-serve-{}-check-table.toml", std::process::id()));
+    std::fs::write(&table, "[fields.\"Template.nope\"]\nmode = \"service\"\n").expect("a temp file");
+    let with_table = format!("{good}[migration]\nrouting_table = \"{}\"\n", table.display());
+    let (code, _, stderr) = check("check-bad-table", &with_table, &[]);
+    let _ = std::fs::remove_file(&table);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Template.nope") && stderr.contains(":1:"), "{stderr}");
+
+    let (code, _, stderr) = check("check-bad-key", "[server]\nlisen = \"127.0.0.1:0\"\n", &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("unknown field: found `lisen`"), "{stderr}");
+}
