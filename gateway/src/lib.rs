@@ -15,6 +15,7 @@ pub mod contract_cli;
 mod csrf;
 mod edge;
 mod error_masking;
+pub mod graphiql;
 mod graphql_http;
 mod introspection;
 pub mod lifecycle;
@@ -30,8 +31,8 @@ pub mod server;
 mod trace_context;
 mod ws;
 
-pub use app::GraphiqlDefaults;
 pub use config::Config;
+pub use graphiql::GraphiqlDefaults;
 pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use limits::LimitWarnings;
 pub use server::{RunningGateway, StartError};

@@ -8,9 +8,10 @@ use banyan_sources::Sources;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::{self, AppState, GraphiqlDefaults};
+use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::edge::{self, ConnectionLimits};
+use crate::graphiql::GraphiqlDefaults;
 use crate::lifecycle::{Lifecycle, ShutdownReport};
 
 /// How long aborted connections get to go once the grace period has ended: they are dropped at
