@@ -87,13 +87,15 @@ impl AppState {
         engine: Engine,
         contract: Arc<ContractView>,
         graphiql: &crate::graphiql::GraphiqlDefaults,
+        shared: Option<crate::shared_store::SharedStore>,
     ) -> Self {
         let limits = config.limits;
         let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
         let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
-        let metrics = Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets);
+        let metrics =
+            Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets, shared.as_ref());
         let operation_metrics = OperationMetrics(metrics.clone());
-        let persisted = Arc::new(PersistedOperations::new(&config.persisted));
+        let persisted = Arc::new(PersistedOperations::new(&config.persisted).sharing(shared.clone()));
         let operations = persisted.clone();
         let limit_warnings = Arc::new(LimitWarnings::default());
         let schema = banyan_resolvers::build_schema_with(
@@ -148,7 +150,7 @@ impl AppState {
             contract,
             admin_access: config.admin.access(),
             persisted,
-            rate_limit: RateLimiter::new(&config.rate_limit),
+            rate_limit: RateLimiter::new(&config.rate_limit).sharing(shared),
             csrf: CsrfRule::new(config),
             websockets,
             metrics,

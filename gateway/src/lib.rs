@@ -28,6 +28,7 @@ pub mod persisted;
 pub mod rate_limit;
 mod response_order;
 pub mod server;
+pub mod shared_store;
 mod trace_context;
 mod ws;
 

@@ -46,6 +46,9 @@ pub enum StartError {
          set BANYAN_AUTH__SERVICE_IDENTITY_SECRETS='[\"<at least 32 bytes>\"]' with the secret the services verify with"
     )]
     NoServiceIdentitySecret,
+    /// The Redis client could not be built from `redis.url` (connections open later, lazily).
+    #[error("configuring the shared store: {0}")]
+    SharedStore(#[from] crate::shared_store::StoreError),
 }
 
 /// A gateway serving on a socket until [`RunningGateway::shutdown`] or drop.
@@ -82,7 +85,8 @@ impl RunningGateway {
         options.service_identity =
             Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
         let sources = Sources::new(&options)?;
-        let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
+        let shared = crate::shared_store::SharedStore::new(&config.redis)?;
+        let state = AppState::new(config, sources, migration.engine, contract, &graphiql, shared);
         let lifecycle = state.lifecycle.clone();
         let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();
