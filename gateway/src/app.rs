@@ -46,7 +46,7 @@ pub(crate) struct AppState {
     pub(crate) sources: Sources,
     pub(crate) auth: Authenticator,
     /// The GraphiQL page, when enabled.
-    pub(crate) graphiql: Option<Arc<str>>,
+    pub(crate) graphiql: Option<crate::graphiql::GraphiqlPage>,
     /// False once shutdown begins, so load balancers stop sending traffic.
     pub(crate) ready: Arc<AtomicBool>,
     /// The backends whose open breaker turns `/readyz` to 503 (`breaker_affects_readiness`).
@@ -80,30 +80,22 @@ pub(crate) struct AppState {
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
 }
 
-/// Extra things `banyan dev` shows in GraphiQL.
-#[derive(Debug, Clone, Default)]
-pub struct GraphiqlDefaults {
-    /// An `Authorization` header value to pre-fill (a seeded user's token).
-    pub authorization: Option<String>,
-    /// Every response says which backend served each migrated field (`extensions.routing`),
-    /// whether or not the request asks, so GraphiQL shows it.
-    pub always_show_routing: bool,
-}
-
 impl AppState {
     pub(crate) fn new(
         config: &Config,
         sources: Sources,
         engine: Engine,
         contract: Arc<ContractView>,
-        graphiql: &GraphiqlDefaults,
+        graphiql: &crate::graphiql::GraphiqlDefaults,
+        shared: Option<crate::shared_store::SharedStore>,
     ) -> Self {
         let limits = config.limits;
         let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
         let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
-        let metrics = Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets);
+        let metrics =
+            Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets, shared.as_ref());
         let operation_metrics = OperationMetrics(metrics.clone());
-        let persisted = Arc::new(PersistedOperations::new(&config.persisted));
+        let persisted = Arc::new(PersistedOperations::new(&config.persisted).sharing(shared.clone()));
         let operations = persisted.clone();
         let limit_warnings = Arc::new(LimitWarnings::default());
         let schema = banyan_resolvers::build_schema_with(
@@ -130,8 +122,14 @@ impl AppState {
             expose_always: graphiql.always_show_routing,
             allow_override: config.migration.allow_route_override,
         };
-        let graphiql =
-            config.server.graphiql.then(|| graphiql_page(graphiql, &config.server.graphiql_cdn).into());
+        let graphiql = config.server.graphiql.then(|| {
+            let tabs = if graphiql.contract_tabs {
+                crate::graphiql::contract_tabs(&config.admin.contract, &graphiql.sample_arguments)
+            } else {
+                Vec::new()
+            };
+            crate::graphiql::GraphiqlPage::new(graphiql, &config.server.graphiql_cdn, &tabs)
+        });
         let ready = Arc::new(AtomicBool::new(true));
         Self {
             lifecycle: crate::lifecycle::Lifecycle::new(ready.clone()),
@@ -152,25 +150,12 @@ impl AppState {
             contract,
             admin_access: config.admin.access(),
             persisted,
-            rate_limit: RateLimiter::new(&config.rate_limit),
+            rate_limit: RateLimiter::new(&config.rate_limit).sharing(shared),
             csrf: CsrfRule::new(config),
             websockets,
             metrics,
         }
     }
-}
-
-/// async-graphql's GraphiQL page, with its asset host swapped for the configured one.
-fn graphiql_page(defaults: &GraphiqlDefaults, cdn: &str) -> String {
-    let mut source = async_graphql::http::GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql")
-        .title("Banyan");
-    if let Some(authorization) = &defaults.authorization {
-        source =
-            source.header("Authorization", authorization).ws_connection_param("Authorization", authorization);
-    }
-    source.finish().replace("https://unpkg.com", cdn.trim_end_matches('/'))
 }
 
 /// The whole application, layers included.
@@ -181,6 +166,7 @@ pub(crate) fn router(state: AppState, config: &Config) -> Router {
     let guarded = Router::new()
         .merge(admin::routes(&state.admin_access))
         .route("/graphql", graphql)
+        .route(&format!("{}/{{name}}", crate::graphiql::ASSETS_PATH), get(crate::graphiql::asset))
         // Beyond `server.max_in_flight_requests`, 503 at once; probes are never turned away.
         .layer(axum::middleware::from_fn_with_state(
             InFlight::new(config.server.max_in_flight_requests),

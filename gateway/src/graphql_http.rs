@@ -15,7 +15,7 @@ use async_graphql::{Name, Variables};
 use async_graphql_axum::GraphQLProtocol;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
 use banyan_sources::{Caller, Credential};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -171,7 +171,7 @@ pub(crate) async fn get(State(app): State<AppState>, request: Request) -> Respon
         && wants_html(&parts.headers)
         && !raw_query.contains("query=")
     {
-        return Html(page.to_string()).into_response();
+        return crate::graphiql::page_response(page);
     }
     let media = match negotiate(&parts.headers) {
         Ok(media) => media,

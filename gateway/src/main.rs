@@ -395,7 +395,12 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     config.persisted.trusted_documents = banyan_gateway::config::TrustedDocuments::Off;
     let user = devstack.dataset().users.first().context("the devstack has no users")?;
     let authorization = format!("Token {}", user.token);
-    let graphiql = GraphiqlDefaults { authorization: Some(authorization.clone()), always_show_routing: true };
+    let graphiql = GraphiqlDefaults {
+        authorization: Some(authorization.clone()),
+        always_show_routing: true,
+        contract_tabs: true,
+        sample_arguments: devstack_samples(devstack.dataset(), user),
+    };
     let gateway = RunningGateway::start_with(&config, graphiql)
         .await
         .with_context(|| format!("starting the gateway on {listen}"))?;
@@ -424,6 +429,38 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     devstack.shutdown().await;
     let _ = std::fs::remove_dir_all(&table_dir);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Values for the contract's variables in GraphiQL's tabs, from the devstack's data: the signed-in
+/// user's first workspace and its first active template, keyed by the argument they are passed to.
+#[cfg(feature = "devstack")]
+fn devstack_samples(
+    dataset: &banyan_devstack::Dataset,
+    user: &banyan_devstack::dataset::User,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    use banyan_devstack::dataset::TemplateStatus;
+    use serde_json::json;
+    let mut samples = std::collections::BTreeMap::new();
+    let Some(workspace) = dataset.memberships.iter().find(|m| m.user == user.id).map(|m| m.workspace) else {
+        return samples;
+    };
+    let template = dataset
+        .templates
+        .iter()
+        .find(|t| t.workspace == workspace && t.status == TemplateStatus::Active)
+        .or_else(|| dataset.templates.iter().find(|t| t.workspace == workspace));
+    let Some(template) = template else { return samples };
+    let (template_id, workspace_id) = banyan_resolvers::template_and_workspace_ids(template.id, workspace);
+    for argument in ["template.id", "renameTemplate.id"] {
+        samples.insert(argument.to_owned(), json!(template_id));
+    }
+    samples.insert("workspace.id".to_owned(), json!(workspace_id));
+    samples.insert("templates.workspaceId".to_owned(), json!(workspace_id));
+    samples.insert("templateEvents.templateIds".to_owned(), json!([template_id]));
+    samples
+        .insert("renameTemplate.name".to_owned(), json!(format!("{} (renamed in GraphiQL)", template.name)));
+    samples.insert("window".to_owned(), json!("LAST_7_DAYS"));
+    samples
 }
 
 /// Logs go to stderr, filtered by `BANYAN_LOG`: as text, coloured only when stderr is a terminal

@@ -88,6 +88,7 @@ impl Metrics {
         sources: &Sources,
         engine: &Engine,
         websockets: &crate::ws::WebSockets,
+        shared: Option<&crate::shared_store::SharedStore>,
     ) -> Self {
         let mut registry = Registry::default();
         let http_duration = Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -130,6 +131,9 @@ impl Metrics {
         sources.metrics.register(&mut registry);
         register_resilience(&mut registry, sources);
         register_migration(&mut registry, engine);
+        if let Some(shared) = shared {
+            shared.register(&mut registry);
+        }
         Self(Arc::new(Inner {
             registry,
             http_duration,

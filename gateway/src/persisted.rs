@@ -32,6 +32,8 @@ use async_graphql::extensions::{
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
 use http::{HeaderValue, StatusCode};
 use moka::future::Cache;
+
+use crate::shared_store::SharedStore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -176,6 +178,11 @@ pub(crate) struct PersistedOperations {
     apq: Option<Cache<String, Arc<str>>>,
     /// `Cache-Control: max-age` for a `GET` by id, in seconds (0: none).
     get_max_age: i32,
+    /// Registered documents shared with the other replicas (`[redis]`), behind `apq`: a
+    /// document registered through any replica runs by hash on every one.
+    shared: Option<SharedStore>,
+    /// How long a registered document is kept.
+    apq_ttl: std::time::Duration,
 }
 
 /// The lower-case hex SHA-256 of `text`.
@@ -253,7 +260,33 @@ impl PersistedOperations {
             manifest,
             apq,
             get_max_age: i32::try_from(config.get_max_age.as_secs()).unwrap_or(i32::MAX),
+            shared: None,
+            apq_ttl: config.apq_ttl,
         }
+    }
+
+    /// The same, with registered documents shared through `shared` (when APQ is on).
+    pub(crate) fn sharing(mut self, shared: Option<SharedStore>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// A registered document: from this replica's memory, else from the shared store (kept in
+    /// memory from then on). A shared store that fails answers "not found": the client sends
+    /// the full query again, as the protocol expects.
+    async fn registered(&self, store: &Cache<String, Arc<str>>, hash: &str) -> Option<Arc<str>> {
+        if let Some(body) = store.get(hash).await {
+            return Some(body);
+        }
+        let text = self.shared.as_ref()?.apq_get(hash).await.ok()??;
+        // Only what is the document of its hash is served: a key written by anything else is
+        // ignored.
+        if sha256_hex(&text) != hash {
+            return None;
+        }
+        let body: Arc<str> = Arc::from(text);
+        store.insert(hash.to_owned(), body.clone()).await;
+        Some(body)
     }
 
     /// Applies the rules to one request: `query` as sent (empty when only an id came), and the
@@ -291,7 +324,7 @@ impl PersistedOperations {
             return Err(PersistedError::NotInList);
         }
         let Some(store) = &self.apq else { return Err(PersistedError::NotSupported) };
-        match store.get(&hash).await {
+        match self.registered(store, &hash).await {
             Some(body) => {
                 // Registered documents are not trusted ones: logged like any other.
                 self.check_trusted(&hash, operation_name)?;
@@ -324,6 +357,10 @@ impl PersistedOperations {
 
     async fn register(&self, (hash, text): (String, Arc<str>)) {
         if let Some(store) = &self.apq {
+            if let Some(shared) = &self.shared {
+                // A failure is counted and logged by the store; this replica still remembers.
+                let _ = shared.apq_set(&hash, &text, self.apq_ttl).await;
+            }
             store.insert(hash, text).await;
         }
     }

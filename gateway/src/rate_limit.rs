@@ -1,4 +1,5 @@
-//! Rate limiting: a token bucket per caller, in memory (per replica).
+//! Rate limiting: a token bucket per caller, in memory (per replica), or in Redis when `[redis]`
+//! is set, so a caller's requests count across every replica (`crate::shared_store`).
 //!
 //! A caller is its user once the credential is checked ([`RateKey::User`]), and its IP address
 //! otherwise ([`RateKey::Ip`]): the peer's address, or, when the peer is one of
@@ -37,10 +38,15 @@ use ipnet::IpNet;
 use moka::future::Cache;
 
 use crate::auth::AuthError;
-use crate::config::RateLimitConfig;
+use crate::config::{OnStoreError, RateLimitConfig};
+use crate::shared_store::SharedStore;
 
 /// The stable `extensions.code` of a request over the limit.
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
+
+/// What a caller refused because the shared store failed (`on_store_error = "deny"`) is told to
+/// wait.
+const STORE_ERROR_WAIT: Duration = Duration::from_secs(1);
 
 /// Longest a bucket is remembered while idle, whatever the rate.
 const MAX_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
@@ -121,6 +127,9 @@ pub struct RateLimiter {
     rate: f64,
     burst: f64,
     trusted_proxies: Arc<[IpNet]>,
+    /// Buckets shared by every replica (`[redis]`), used instead of `buckets` when set.
+    shared: Option<SharedStore>,
+    on_store_error: OnStoreError,
 }
 
 impl RateLimiter {
@@ -135,7 +144,16 @@ impl RateLimiter {
             .enabled
             .then(|| Cache::builder().max_capacity(config.max_callers).time_to_idle(idle).build());
         let trusted_proxies = config.trusted_networks().unwrap_or_default().into();
-        Self { buckets, rate, burst, trusted_proxies }
+        Self { buckets, rate, burst, trusted_proxies, shared: None, on_store_error: config.on_store_error }
+    }
+
+    /// The same limiter, counting in `shared` (every replica's buckets are the same), when
+    /// limiting is on.
+    pub(crate) fn sharing(mut self, shared: Option<SharedStore>) -> Self {
+        if self.buckets.is_some() {
+            self.shared = shared;
+        }
+        self
     }
 
     /// Whether requests are limited at all.
@@ -156,6 +174,21 @@ impl RateLimiter {
 
     async fn with_bucket(&self, key: &RateKey, spend: bool) -> Result<(), RateLimited> {
         let Some(buckets) = &self.buckets else { return Ok(()) };
+        if let Some(shared) = &self.shared {
+            let verdict = match shared.token_bucket(&key.to_string(), self.rate, self.burst, spend).await {
+                Ok(wait) if wait.is_zero() => Ok(()),
+                Ok(wait) => Err(RateLimited { wait }),
+                // Counted and logged by the store.
+                Err(_) => match self.on_store_error {
+                    OnStoreError::Allow => Ok(()),
+                    OnStoreError::Deny => Err(RateLimited { wait: STORE_ERROR_WAIT }),
+                },
+            };
+            if let Err(limited) = &verdict {
+                tracing::debug!(caller = %key, retry_after = limited.retry_after_secs(), "rate limited");
+            }
+            return verdict;
+        }
         let now = Instant::now();
         let burst = self.burst;
         let bucket = buckets
@@ -250,6 +283,7 @@ mod tests {
             burst: 2,
             trusted_proxies: trusted.iter().map(|s| (*s).to_owned()).collect(),
             max_callers: 100,
+            on_store_error: crate::config::OnStoreError::Allow,
         })
     }
 

@@ -8,9 +8,10 @@ use banyan_sources::Sources;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::{self, AppState, GraphiqlDefaults};
+use crate::app::{self, AppState};
 use crate::config::Config;
 use crate::edge::{self, ConnectionLimits};
+use crate::graphiql::GraphiqlDefaults;
 use crate::lifecycle::{Lifecycle, ShutdownReport};
 
 /// How long aborted connections get to go once the grace period has ended: they are dropped at
@@ -45,6 +46,9 @@ pub enum StartError {
          set BANYAN_AUTH__SERVICE_IDENTITY_SECRETS='[\"<at least 32 bytes>\"]' with the secret the services verify with"
     )]
     NoServiceIdentitySecret,
+    /// The Redis client could not be built from `redis.url` (connections open later, lazily).
+    #[error("configuring the shared store: {0}")]
+    SharedStore(#[from] crate::shared_store::StoreError),
 }
 
 /// What a start builds from the configuration before it binds.
@@ -52,10 +56,12 @@ struct Prepared {
     contract: Arc<crate::migration_contract::ContractView>,
     migration: crate::migration::MigrationRuntime,
     sources: Sources,
+    shared: Option<crate::shared_store::SharedStore>,
 }
 
 /// Reads and checks everything the configuration points at (the persisted manifest, the
-/// contract, the routing table, the service identity secret, the backends' addresses), as a
+/// contract, the routing table, the service identity secret, the backends' and Redis's
+/// addresses), as a
 /// start does before binding.
 fn prepare(config: &Config) -> Result<Prepared, StartError> {
     crate::persisted::check_manifest(&config.persisted)?;
@@ -65,7 +71,8 @@ fn prepare(config: &Config) -> Result<Prepared, StartError> {
     options.service_identity =
         Some(config.auth.service_identity_keys().ok_or(StartError::NoServiceIdentitySecret)?);
     let sources = Sources::new(&options)?;
-    Ok(Prepared { contract, migration, sources })
+    let shared = crate::shared_store::SharedStore::new(&config.redis)?;
+    Ok(Prepared { contract, migration, sources, shared })
 }
 
 /// Checks a configuration as [`RunningGateway::start`] would, without binding or serving:
@@ -102,8 +109,8 @@ impl RunningGateway {
 
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
-        let Prepared { contract, migration, sources } = prepare(config)?;
-        let state = AppState::new(config, sources, migration.engine, contract, &graphiql);
+        let Prepared { contract, migration, sources, shared } = prepare(config)?;
+        let state = AppState::new(config, sources, migration.engine, contract, &graphiql, shared);
         let lifecycle = state.lifecycle.clone();
         let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();

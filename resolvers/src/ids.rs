@@ -153,6 +153,12 @@ pub(crate) fn decode_block(id: &ID) -> Result<(TemplateId, String), Error> {
     }
 }
 
+/// The global ids of a template and a workspace, as the schema gives them out: for tools that
+/// know rows by their numbers (the devstack's GraphiQL samples).
+pub fn template_and_workspace_ids(template: u64, workspace: u64) -> (String, String) {
+    (encode(NodeType::Template, template).0, encode(NodeType::Workspace, workspace).0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,7 @@ use banyan_migration::Engine;
 use banyan_sources::Sources;
 
 pub use context::RequestScope;
+pub use ids::template_and_workspace_ids;
 pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
 pub use query::Query;

@@ -68,26 +68,20 @@ impl TestStack {
     /// turns it off again).
     pub async fn start_with(devstack: DevStackConfig, configure: impl FnOnce(&mut Config)) -> Self {
         let devstack = DevStack::start(devstack).await.expect("the devstack starts");
-        let mut config = Config::default();
-        config.server.listen = "127.0.0.1:0".parse().expect("a socket address");
-        config.backends =
-            BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
-        for backend in [
-            &mut config.backends.monolith.timeout,
-            &mut config.backends.events.timeout,
-            &mut config.backends.drafts.timeout,
-        ] {
-            *backend = Duration::from_secs(2);
-        }
-        config.server.introspection = true;
-        // The gateway signs the caller's identity with the secret the services verify with.
-        config.auth.service_identity_secrets =
-            banyan_gateway::config::ServiceIdentitySecrets(devstack.service_identity_secrets().to_vec());
+        let mut config = gateway_config(&devstack);
         configure(&mut config);
         let gateway = RunningGateway::start(&config).await.expect("the gateway starts");
         let http =
             reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("an HTTP client");
         Self { devstack, gateway, http }
+    }
+
+    /// Another gateway in front of the same devstack, configured as [`TestStack::start_with`]
+    /// configures the first: a second replica.
+    pub async fn replica(&self, configure: impl FnOnce(&mut Config)) -> RunningGateway {
+        let mut config = gateway_config(&self.devstack);
+        configure(&mut config);
+        RunningGateway::start(&config).await.expect("the replica starts")
     }
 
     /// `http://127.0.0.1:PORT/graphql`.
@@ -239,6 +233,27 @@ impl TestStack {
         self.gateway.shutdown().await;
         self.devstack.shutdown().await;
     }
+}
+
+/// A gateway's configuration for `devstack`: an ephemeral loopback port, the devstack's
+/// backends (2 s per call), introspection on (as in `banyan dev`), and the secret the services
+/// verify the caller's signed identity with.
+fn gateway_config(devstack: &DevStack) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("a socket address");
+    config.backends =
+        BackendsConfig::at(&devstack.monolith_url(), &devstack.events_url(), &devstack.drafts_url());
+    for backend in [
+        &mut config.backends.monolith.timeout,
+        &mut config.backends.events.timeout,
+        &mut config.backends.drafts.timeout,
+    ] {
+        *backend = Duration::from_secs(2);
+    }
+    config.server.introspection = true;
+    config.auth.service_identity_secrets =
+        banyan_gateway::config::ServiceIdentitySecrets(devstack.service_identity_secrets().to_vec());
+    config
 }
 
 /// Polls `condition` every 50 ms, at most 200 times (10 s: a bound against a hang, not a

@@ -13,6 +13,7 @@ mod metrics;
 mod migration;
 mod persisted;
 mod rate_limit;
+mod redis;
 mod resilience;
 mod server;
 mod websocket;
@@ -33,7 +34,8 @@ pub use limits::{LimitsConfig, WarnOnly, WarnableLimit};
 pub use metrics::MetricsConfig;
 pub use migration::MigrationConfig;
 pub use persisted::{PersistedConfig, TrustedDocuments};
-pub use rate_limit::RateLimitConfig;
+pub use rate_limit::{OnStoreError, RateLimitConfig};
+pub use redis::RedisConfig;
 pub use resilience::{BreakerConfig, RetryConfig};
 pub use server::{LogFormat, ServerConfig};
 pub use websocket::WebSocketConfig;
@@ -97,6 +99,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[redis]`: the store replicas share.
+    #[serde(default)]
+    pub redis: RedisConfig,
 }
 
 impl Config {
@@ -139,6 +144,7 @@ impl Config {
         self.rate_limit.validate()?;
         self.websocket.validate()?;
         self.metrics.validate()?;
+        self.redis.validate()?;
         Ok(())
     }
 }

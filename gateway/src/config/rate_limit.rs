@@ -29,6 +29,21 @@ pub struct RateLimitConfig {
     /// forgotten caller starts with a full bucket). Default `100000`.
     #[serde(default = "default_max_callers")]
     pub max_callers: u64,
+    /// With `[redis]` set, what a request gets when Redis cannot answer: `"allow"` (the
+    /// default: rate limiting fails open, the API stays up) or `"deny"` (fails closed: 429).
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
+}
+
+/// What the rate limit does when its shared store fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Admit the request.
+    #[default]
+    Allow,
+    /// Refuse it, as over the limit.
+    Deny,
 }
 
 fn default_requests_per_second() -> f64 {
@@ -49,6 +64,7 @@ impl Default for RateLimitConfig {
             burst: default_burst(),
             trusted_proxies: Vec::new(),
             max_callers: default_max_callers(),
+            on_store_error: OnStoreError::default(),
         }
     }
 }

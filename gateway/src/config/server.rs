@@ -24,10 +24,12 @@ pub struct ServerConfig {
     /// caller who may not introspect. Default `false` (`banyan dev` turns it on).
     #[serde(default)]
     pub suggestions: bool,
-    /// Where GraphiQL's page loads its scripts and styles (React and GraphiQL, as npm packages
-    /// laid out like unpkg: `<base>/graphiql@4/graphiql.min.js`). Point it at an internal mirror
-    /// where browsers cannot reach the internet. Default `"https://unpkg.com"`.
-    #[serde(default = "default_graphiql_cdn")]
+    /// Where GraphiQL's page loads GraphiQL and React from: empty (the default), the gateway
+    /// serves them itself under `/graphql/assets/` (built in, so GraphiQL works with no
+    /// internet); or the base URL of an unpkg-style npm CDN or mirror
+    /// (`<base>/graphiql@4.1.2/graphiql.min.js`), which the page's Content-Security-Policy then
+    /// allows.
+    #[serde(default)]
     pub graphiql_cdn: String,
     /// Deadline for a whole HTTP request (not for WebSocket connections). Default `"30s"`.
     #[serde(default = "default_request_timeout", with = "humantime_serde")]
@@ -83,9 +85,6 @@ pub enum LogFormat {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4000))
 }
-fn default_graphiql_cdn() -> String {
-    "https://unpkg.com".to_owned()
-}
 fn default_request_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -123,6 +122,12 @@ impl ServerConfig {
         };
         positive("server.max_connections", self.max_connections)?;
         positive("server.max_in_flight_requests", self.max_in_flight_requests)?;
+        if !self.graphiql_cdn.is_empty() && crate::graphiql::cdn_origin(&self.graphiql_cdn).is_none() {
+            return Err(super::ConfigError::Invalid {
+                key: "server.graphiql_cdn",
+                message: format!("{:?} is not an http(s) URL", self.graphiql_cdn),
+            });
+        }
         if self.header_read_timeout.is_zero() {
             return Err(super::ConfigError::Invalid {
                 key: "server.header_read_timeout",
@@ -147,7 +152,7 @@ impl Default for ServerConfig {
             graphiql: false,
             introspection: false,
             suggestions: false,
-            graphiql_cdn: default_graphiql_cdn(),
+            graphiql_cdn: String::new(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
             websocket_init_timeout: default_websocket_init_timeout(),

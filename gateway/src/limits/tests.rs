@@ -6,8 +6,9 @@ use async_graphql::parser::parse_query;
 use serde_json::Value;
 
 use super::*;
-use crate::app::{AppState, GraphiqlDefaults};
+use crate::app::AppState;
 use crate::config::Config;
+use crate::graphiql::GraphiqlDefaults;
 
 /// graphql-js's `getIntrospectionQuery` with every option of the issue on (descriptions,
 /// specifiedByUrl, directiveIsRepeatable, schemaDescription, inputValueDeprecation).
@@ -195,6 +196,7 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
         banyan_migration::Engine::with_defaults(catalog),
         std::sync::Arc::default(),
         &GraphiqlDefaults::default(),
+        None,
     )
 }
 

@@ -1,0 +1,236 @@
+//! Fetches GraphiQL's and React's production bundles from the npm registry, so Banyan serves its
+//! GraphiQL page with no internet at run time (`gateway/src/graphiql.rs`).
+//!
+//! Each package is pinned by version and by the registry's own `sha512` integrity (the value an
+//! npm `package-lock.json` records): a tarball that does not match is refused. Tarballs are kept
+//! in `OUT_DIR`, so only a clean build downloads them. For a build with no registry access, put
+//! the tarballs (`graphiql-4.1.2.tgz`, …) in a directory named by `BANYAN_NPM_TARBALLS`; for a
+//! mirror, set `BANYAN_NPM_REGISTRY` (default `https://registry.npmjs.org`).
+//!
+//! The bundles stay third-party files: nothing of them is committed to this repository. Each
+//! served file gets its content hash in its name (so browsers may cache it forever) and a gzip
+//! copy (the page is about 3 MB uncompressed, under 1 MB compressed).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256, Sha512};
+
+/// An npm package whose files the page needs.
+struct Package {
+    name: &'static str,
+    version: &'static str,
+    /// The registry's `dist.integrity` for the tarball.
+    integrity: &'static str,
+    /// Files served, by their path inside the tarball's `package/` folder.
+    files: &'static [&'static str],
+}
+
+/// GraphiQL 4 is the last major version with a browser bundle (a UMD build that needs React 18
+/// on the page); React 19 ships no UMD build, so React stays on 18.
+const PACKAGES: &[Package] = &[
+    Package {
+        name: "graphiql",
+        version: "4.1.2",
+        integrity: "sha512-rNlzQIAzm6i2KBXmVQWBgLvt0TloxFVB2d18bukvdsvjEuFDHsKx5IVOomL1W1o5WW+tE54+ioHb2AEKzO2cUg==",
+        files: &["graphiql.min.js", "graphiql.min.css"],
+    },
+    Package {
+        name: "react",
+        version: "18.3.1",
+        integrity: "sha512-wS+hAgJShR0KhEvPJArfuPVN1+Hz1t0Y6n5jLrGQbkb4urgPE/0Rve+1kMB1v/oWgHgm4WIcV+i7F2pTVj+2iQ==",
+        files: &["umd/react.production.min.js"],
+    },
+    Package {
+        name: "react-dom",
+        version: "18.3.1",
+        integrity: "sha512-5m4nQKp+rZRb09LNH59GM4BxTh9251/ylbKIbpe7TpGxfJ+9kv6BLkLBXIjjspbgbnIBNqlI23tRnTWT0snUIw==",
+        files: &["umd/react-dom.production.min.js"],
+    },
+];
+
+/// Banyan's own script that starts GraphiQL and its page's style (files, not inline, so the
+/// page's Content-Security-Policy allows no inline script or style).
+const OWN_FILES: &[&str] = &["graphiql/banyan-graphiql.js", "graphiql/banyan-graphiql.css"];
+
+type BuildResult<T> = Result<T, String>;
+
+fn main() {
+    if let Err(error) = run() {
+        // A build script reports through cargo; this is the build's own edge.
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> BuildResult<()> {
+    println!("cargo:rerun-if-changed=build.rs");
+    for file in OWN_FILES {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    println!("cargo:rerun-if-env-changed=BANYAN_NPM_REGISTRY");
+    println!("cargo:rerun-if-env-changed=BANYAN_NPM_TARBALLS");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?);
+    let assets_dir = out_dir.join("graphiql-assets");
+    std::fs::create_dir_all(&assets_dir).map_err(|e| format!("creating {}: {e}", assets_dir.display()))?;
+
+    let mut assets = Vec::new();
+    let mut licences = String::new();
+    for package in PACKAGES {
+        let tarball = tarball(package, &out_dir)?;
+        let mut wanted: Vec<(String, Option<Vec<u8>>)> = package
+            .files
+            .iter()
+            .map(|file| (format!("package/{file}"), None))
+            .chain(std::iter::once(("package/LICENSE".to_owned(), None)))
+            .collect();
+        unpack(&tarball, &mut wanted)
+            .map_err(|e| format!("reading {}@{}: {e}", package.name, package.version))?;
+        for (path, contents) in wanted {
+            let contents =
+                contents.ok_or_else(|| format!("{}@{} has no {path}", package.name, package.version))?;
+            if path == "package/LICENSE" {
+                let text = String::from_utf8_lossy(&contents);
+                licences.push_str(&format!(
+                    "{}@{}\n\n{}\n\n",
+                    package.name,
+                    package.version,
+                    text.trim_end()
+                ));
+            } else {
+                let file = path.trim_start_matches("package/");
+                let file = file.rsplit('/').next().unwrap_or(file);
+                assets.push(write_asset(&assets_dir, file, &contents)?);
+            }
+        }
+    }
+    for file in OWN_FILES {
+        let contents = std::fs::read(file).map_err(|e| format!("reading {file}: {e}"))?;
+        let name = file.rsplit('/').next().unwrap_or(file);
+        assets.push(write_asset(&assets_dir, name, &contents)?);
+    }
+    assets.push(write_asset(&assets_dir, "licences.txt", licences.as_bytes())?);
+
+    let mut code = String::from("// Generated by build.rs: the GraphiQL page's assets.\n");
+    code.push_str("pub(crate) static ASSETS: &[Asset] = &[\n");
+    for asset in &assets {
+        code.push_str(&format!(
+            "    Asset {{ source: {source:?}, name: {name:?}, body: include_bytes!({body:?}), gzip: include_bytes!({gzip:?}) }},\n",
+            source = asset.source,
+            name = asset.name,
+            body = asset.body.display().to_string(),
+            gzip = asset.gzip.display().to_string(),
+        ));
+    }
+    code.push_str("];\n");
+    code.push_str("/// The pinned packages, for the page's licence notice.\n");
+    code.push_str("pub(crate) const PACKAGES: &[(&str, &str)] = &[\n");
+    for package in PACKAGES {
+        code.push_str(&format!("    ({:?}, {:?}),\n", package.name, package.version));
+    }
+    code.push_str("];\n");
+    let generated = out_dir.join("graphiql_assets.rs");
+    std::fs::write(&generated, code).map_err(|e| format!("writing {}: {e}", generated.display()))?;
+    Ok(())
+}
+
+/// A served file written to `OUT_DIR`.
+struct WrittenAsset {
+    /// Its name in the package (`graphiql.min.js`).
+    source: String,
+    /// Its served name, with its content hash (`graphiql.min.0123456789.js`).
+    name: String,
+    body: PathBuf,
+    gzip: PathBuf,
+}
+
+fn write_asset(dir: &Path, file: &str, contents: &[u8]) -> BuildResult<WrittenAsset> {
+    let hash = hex(&Sha256::digest(contents));
+    let (stem, extension) = file.rsplit_once('.').unwrap_or((file, ""));
+    let name = format!("{stem}.{}.{extension}", &hash[..12]);
+    let body = dir.join(&name);
+    std::fs::write(&body, contents).map_err(|e| format!("writing {}: {e}", body.display()))?;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(contents).map_err(|e| format!("compressing {file}: {e}"))?;
+    let compressed = encoder.finish().map_err(|e| format!("compressing {file}: {e}"))?;
+    let gzip = dir.join(format!("{name}.gz"));
+    std::fs::write(&gzip, compressed).map_err(|e| format!("writing {}: {e}", gzip.display()))?;
+    Ok(WrittenAsset { source: file.to_owned(), name, body, gzip })
+}
+
+/// The package's tarball, verified: from `BANYAN_NPM_TARBALLS`, else from an earlier build's
+/// download, else from the registry.
+fn tarball(package: &Package, out_dir: &Path) -> BuildResult<Vec<u8>> {
+    let file = format!("{}-{}.tgz", package.name, package.version);
+    if let Some(dir) = std::env::var_os("BANYAN_NPM_TARBALLS") {
+        let path = Path::new(&dir).join(&file);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("reading {} (BANYAN_NPM_TARBALLS): {e}", path.display()))?;
+        verify(package, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(bytes);
+    }
+    let cached = out_dir.join(&file);
+    if let Ok(bytes) = std::fs::read(&cached)
+        && verify(package, &bytes).is_ok()
+    {
+        return Ok(bytes);
+    }
+    let registry =
+        std::env::var("BANYAN_NPM_REGISTRY").unwrap_or_else(|_| "https://registry.npmjs.org".to_owned());
+    let url = format!("{}/{}/-/{file}", registry.trim_end_matches('/'), package.name);
+    let bytes = download(&url).map_err(|e| {
+        format!(
+            "downloading {url}: {e}\n(GraphiQL's assets come from the npm registry at build time; with no access, \
+             set BANYAN_NPM_REGISTRY to a mirror, or BANYAN_NPM_TARBALLS to a directory holding {file})"
+        )
+    })?;
+    verify(package, &bytes).map_err(|e| format!("{url}: {e}"))?;
+    std::fs::write(&cached, &bytes).map_err(|e| format!("writing {}: {e}", cached.display()))?;
+    Ok(bytes)
+}
+
+fn download(url: &str) -> BuildResult<Vec<u8>> {
+    // The operating system's trust store (as reqwest uses at run time), so a registry behind a
+    // company's TLS-inspecting proxy works as it does for cargo and npm.
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+    let agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .build()
+        .new_agent();
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    response.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().map_err(|e| e.to_string())
+}
+
+fn verify(package: &Package, bytes: &[u8]) -> BuildResult<()> {
+    let actual =
+        format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(bytes)));
+    if actual == package.integrity {
+        Ok(())
+    } else {
+        Err(format!(
+            "integrity mismatch for {}@{}: expected {}, got {actual}",
+            package.name, package.version, package.integrity
+        ))
+    }
+}
+
+/// Fills each wanted path's contents from the gzipped tarball.
+fn unpack(tarball: &[u8], wanted: &mut [(String, Option<Vec<u8>>)]) -> std::io::Result<()> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        if let Some((_, slot)) = wanted.iter_mut().find(|(want, _)| *want == path) {
+            let mut contents = Vec::new();
+            entry.read_to_end(&mut contents)?;
+            *slot = Some(contents);
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
