@@ -23,7 +23,7 @@ pub use context::RequestScope;
 pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
 pub use query::Query;
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionPolicy};
 
 /// Banyan's executable schema.
 pub type BanyanSchema = Schema<Query, Mutation, Subscription>;

@@ -15,6 +15,7 @@ mod persisted;
 mod rate_limit;
 mod resilience;
 mod server;
+mod subscriptions;
 mod websocket;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use persisted::{PersistedConfig, TrustedDocuments};
 pub use rate_limit::RateLimitConfig;
 pub use resilience::{BreakerConfig, RetryConfig};
 pub use server::{LogFormat, ServerConfig};
+pub use subscriptions::SubscriptionsConfig;
 pub use websocket::WebSocketConfig;
 
 /// What every configuration variable's name starts with.
@@ -94,6 +96,9 @@ pub struct Config {
     /// `[websocket]`: origins, caps and keepalive of WebSocket connections.
     #[serde(default)]
     pub websocket: WebSocketConfig,
+    /// `[subscriptions]`: shared upstream streams, per-subscriber buffers, reconnects.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -138,6 +143,7 @@ impl Config {
         self.persisted.validate()?;
         self.rate_limit.validate()?;
         self.websocket.validate()?;
+        self.subscriptions.validate()?;
         self.metrics.validate()?;
         Ok(())
     }
