@@ -96,7 +96,11 @@ async fn metric_reaches(stack: &TestStack, name: &str, value: f64) -> bool {
 /// close, some vanish without a word) the streams are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_subscribers_share_three_streams_and_receive_every_event_in_order() {
-    let stack = TestStack::start().await;
+    // The test's clients answer no ping, and a loaded machine may take longer than one interval.
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.websocket.keepalive_interval = Duration::ZERO;
+    })
+    .await;
     let templates = visible_templates(&stack, 4);
     let (followed, unfollowed) = (&templates[..3], templates[3]);
     // Everyone starts after this event: a sequence the event store assigned.
@@ -521,4 +525,65 @@ async fn a_revoked_caller_stops_receiving_at_the_next_recheck() {
     assert_eq!(socket.next().await.expect("the end"), json!({ "id": "1", "type": "complete" }));
     assert!(eventually(|| stack.devstack.active_event_streams() == 0).await, "its stream closed");
     stack.stop().await;
+}
+
+/// CPU time of this whole process (gateway, devstack and test clients), from `/proc/self/stat`
+/// (`utime` + `stime`, in clock ticks of 10 ms, Linux's `USER_HZ`).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; the first after the name is field 3.
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = field(14) + field(15);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Not a check: what one delivery costs, with 1 and with 200 subscribers of the same template
+/// (one shared stream), 300 events each, the contract's `TemplateEventsFeed` selection. Run
+/// with `cargo test -p banyan-tests --test subscription_fanout -- --ignored --nocapture measure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn measure_cpu_per_delivered_event() {
+    const EVENTS: usize = 300;
+    let (_, feed) = banyan_tests::contract_operations()
+        .into_iter()
+        .find(|(name, _)| name == "TemplateEventsFeed")
+        .expect("in the contract");
+    for subscribers in [1_usize, 200] {
+        // The test's clients answer no ping.
+        let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+            config.websocket.keepalive_interval = Duration::ZERO;
+        })
+        .await;
+        let template = visible_templates(&stack, 1)[0];
+        let mut sockets = Vec::new();
+        for connection in 0..subscribers.div_ceil(PER_CONNECTION) {
+            let mut socket = WsClient::signed_in(&stack, OWNER).await;
+            for slot in 0..PER_CONNECTION.min(subscribers - connection * PER_CONNECTION) {
+                let variables = json!({ "templateIds": [template_id(template)] });
+                socket.subscribe(&format!("s{slot}"), &feed, variables).await;
+            }
+            sockets.push(socket);
+        }
+        assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
+        let before = process_cpu();
+        for _ in 0..EVENTS / 30 {
+            stack.devstack.append_events(vec![(template, EventKind::Opened); 30]).await;
+            for (connection, socket) in sockets.iter_mut().enumerate() {
+                let on_socket = PER_CONNECTION.min(subscribers - connection * PER_CONNECTION);
+                for _ in 0..30 * on_socket {
+                    socket.next().await.expect("an event");
+                }
+            }
+        }
+        let cpu = process_cpu().saturating_sub(before);
+        let deliveries = (subscribers * EVENTS) as u32;
+        eprintln!(
+            "{subscribers} subscriber(s) x {EVENTS} events: {cpu:?} CPU, {:?} per delivery",
+            cpu / deliveries
+        );
+        stack.stop().await;
+    }
 }
