@@ -445,7 +445,11 @@ async fn an_upstream_reset_mid_flow_gives_subscribers_no_gap() {
         for (socket, received) in sockets.iter_mut().zip(&mut received) {
             for _ in 0..10 * count {
                 let message = socket.next().await.expect("an event");
-                assert_eq!(message["type"], "next", "no error reaches the subscriber: {message}");
+                assert_eq!(message["type"], "next", "{message}");
+                assert!(
+                    message["payload"].get("errors").is_none(),
+                    "no error reaches the subscriber: {message}"
+                );
                 let id = message["id"].as_str().expect("an id").to_owned();
                 received.entry(id).or_default().push(event_sequence(&message).expect("an event"));
             }
