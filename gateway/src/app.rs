@@ -90,7 +90,9 @@ impl AppState {
         shared: Option<crate::shared_store::SharedStore>,
     ) -> Self {
         let limits = config.limits;
-        let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
+        let sources = sources
+            .with_metrics(banyan_sources::BackendMetrics::new())
+            .with_fanout(config.subscriptions.fanout_options());
         let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
         let metrics =
             Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets, shared.as_ref());
@@ -113,7 +115,12 @@ impl AppState {
                     .extension(PersistedExtension { operations })
                     .extension(LimitsExtension { limits, warnings: limit_warnings.clone() })
                     .extension(IntrospectionPolicy { enabled: config.server.introspection })
-                    .extension(SelectionOrder);
+                    .extension(SelectionOrder)
+                    // A running subscription re-checks its templates' visibility as often as its
+                    // connection re-checks the credential.
+                    .data(banyan_resolvers::SubscriptionPolicy {
+                        visibility_recheck_interval: config.websocket.credential_recheck_interval,
+                    });
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
             },
         );

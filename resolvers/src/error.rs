@@ -14,6 +14,10 @@ pub mod codes {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     /// Something Banyan itself got wrong; the detail is in the log.
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+    /// A subscription read its events slower than they came and its buffer
+    /// (`subscriptions.subscriber_buffer`) filled: it ends, with `extensions.lastSequence` the
+    /// last sequence it delivered; subscribe again with `afterSequence` set to it to lose nothing.
+    pub const SUBSCRIBER_TOO_SLOW: &str = "SUBSCRIBER_TOO_SLOW";
 }
 
 /// A GraphQL error with a code.

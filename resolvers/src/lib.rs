@@ -24,7 +24,7 @@ pub use ids::template_and_workspace_ids;
 pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
 pub use query::Query;
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionPolicy};
 
 /// Banyan's executable schema.
 pub type BanyanSchema = Schema<Query, Mutation, Subscription>;

@@ -1,9 +1,17 @@
 //! `Subscription`: live email events over WebSocket.
+//!
+//! Subscribers of the same templates share one upstream stream (`banyan_sources::fanout`); each
+//! subscriber's visibility of its templates is checked when it subscribes and again every
+//! [`SubscriptionPolicy::visibility_recheck_interval`] while it runs.
 
-use async_graphql::{Context, ID, Result, Subscription};
-use banyan_sources::Sources;
-use banyan_sources::domain::TemplateId;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
+use banyan_sources::domain::{EmailEvent, TemplateId};
+use banyan_sources::{Caller, FeedError, SharedEventStream, SourceError, Sources};
 use futures::{Stream, StreamExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes, from_source};
@@ -13,14 +21,27 @@ use crate::types::EmailEventObject;
 /// The most templates one subscription may follow (the event store's limit).
 const MAX_TEMPLATES: usize = 100;
 
+/// How running subscriptions are kept honest, in the schema's data (the gateway sets it from
+/// `websocket.credential_recheck_interval`; absent, visibility is checked at subscribe time only).
+#[derive(Debug, Clone, Copy)]
+pub struct SubscriptionPolicy {
+    /// How often a running subscription checks again that its caller still sees every template
+    /// it follows; zero turns the re-check off.
+    pub visibility_recheck_interval: Duration,
+}
+
 /// The root of every subscription.
 pub struct Subscription;
 
 /// The root of every subscription.
 #[Subscription]
 impl Subscription {
-    /// Email events of the given templates as they happen. Every template must be visible to
-    /// the signed-in user. The stream ends with an error if the event store goes away.
+    /// Email events of the given templates as they happen, in sequence order with no gaps. Every
+    /// template must be visible to the signed-in user (checked again while the subscription
+    /// runs: one that stops being visible ends it with `NOT_FOUND`). The stream ends with an
+    /// error if the event store goes away for good, or with `SUBSCRIBER_TOO_SLOW` (and
+    /// `extensions.lastSequence`) if the client reads slower than events come; subscribe again
+    /// with `afterSequence` set to the last sequence received to continue without a gap.
     async fn template_events(
         &self,
         ctx: &Context<'_>,
@@ -47,16 +68,120 @@ impl Subscription {
         // The services trust the gateway, so visibility is checked here, against the monolith.
         let visible = scope.loaders.templates.load_many(ids.iter().copied()).await.graphql()?;
         if let Some(hidden) = ids.iter().find(|id| !visible.contains_key(id)) {
-            return Err(coded(
-                codes::NOT_FOUND,
-                format!(
-                    "template {} does not exist or is not visible to you",
-                    ids::encode(NodeType::Template, hidden.0).as_str()
-                ),
-            ));
+            return Err(not_visible(*hidden, "does not exist or is not visible to you"));
         }
-        let sources = ctx.data::<Sources>()?;
-        let stream = sources.events.stream_events(&scope.caller, &ids, after_sequence).await.graphql()?;
-        Ok(stream.map(|item| item.map(EmailEventObject).map_err(from_source)))
+        let sources = ctx.data::<Sources>()?.clone();
+        // 0 is the event store's "from now".
+        let after = (after_sequence > 0).then_some(after_sequence);
+        let events = sources.events.subscribe(&scope.caller, &ids, after).await.graphql()?;
+        let recheck = ctx
+            .data_opt::<SubscriptionPolicy>()
+            .map(|policy| policy.visibility_recheck_interval)
+            .filter(|interval| !interval.is_zero())
+            .map(|period| {
+                let mut interval = tokio::time::interval_at(Instant::now() + period, period);
+                interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                interval
+            });
+        // Re-checks act for the caller on a budget of their own: the subscription lives long.
+        let watch = Watch {
+            events,
+            recheck,
+            sources,
+            caller: scope.caller.clone().for_request(),
+            templates: ids.into(),
+            done: false,
+        };
+        Ok(futures::stream::unfold(watch, |mut watch| async move {
+            let item = watch.next().await?;
+            Some((item, watch))
+        }))
+    }
+}
+
+/// A subscription's events, with its visibility re-checked on a timer.
+struct Watch {
+    events: SharedEventStream,
+    recheck: Option<Interval>,
+    sources: Sources,
+    caller: Caller,
+    templates: Arc<[TemplateId]>,
+    done: bool,
+}
+
+impl Watch {
+    async fn next(&mut self) -> Option<Result<EmailEventObject>> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let recheck = async {
+                match &mut self.recheck {
+                    Some(interval) => {
+                        interval.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                item = self.events.next() => {
+                    let item = item?;
+                    if item.is_err() {
+                        self.done = true;
+                    }
+                    return Some(item.map(|event| EmailEventObject(EmailEvent::clone(&event))).map_err(feed_error));
+                }
+                () = recheck => {
+                    if let Some(refused) = refusal(&self.sources, &self.caller, &self.templates).await {
+                        self.done = true;
+                        return Some(Err(refused));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why `caller` may no longer follow `templates`, asked of the monolith itself (not a loader's
+/// cache): a template it no longer sees (`NOT_FOUND`), or its credential refused
+/// (`UNAUTHENTICATED`, `FORBIDDEN`). Any other failure keeps the subscription: a backend blip
+/// should not end every feed.
+async fn refusal(
+    sources: &Sources,
+    caller: &Caller,
+    templates: &[TemplateId],
+) -> Option<async_graphql::Error> {
+    match sources.monolith.templates_by_ids(caller, templates).await {
+        Ok(visible) => templates
+            .iter()
+            .copied()
+            .find(|id| !visible.iter().any(|t| t.id == *id))
+            .map(|hidden| not_visible(hidden, "is no longer visible to you")),
+        Err(error @ (SourceError::Unauthenticated | SourceError::Forbidden(_))) => Some(from_source(error)),
+        Err(error) => {
+            tracing::debug!(%error, "a subscription's visibility re-check failed; kept");
+            None
+        }
+    }
+}
+
+fn not_visible(template: TemplateId, why: &str) -> async_graphql::Error {
+    coded(
+        codes::NOT_FOUND,
+        format!("template {} {why}", ids::encode(NodeType::Template, template.0).as_str()),
+    )
+}
+
+fn feed_error(error: FeedError) -> async_graphql::Error {
+    match error {
+        FeedError::Source(error) => from_source(error),
+        FeedError::TooSlow { last_sequence } => coded(
+            codes::SUBSCRIBER_TOO_SLOW,
+            format!(
+                "this subscription read its events too slowly and was ended; subscribe again with \
+                 afterSequence: \"{last_sequence}\" to continue without a gap"
+            ),
+        )
+        .extend_with(|_, extensions| extensions.set("lastSequence", last_sequence.to_string())),
     }
 }

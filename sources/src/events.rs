@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 
 use crate::domain::{EmailEvent, EventKind, EventPage, StatsWindow, TemplateId, TemplateStats};
 use crate::error::{Backend, SourceError, from_status};
+use crate::fanout::{EventHub, FanoutOptions, SharedEventStream};
 use crate::grpc::{self, GrpcOptions};
 use crate::identity::Caller;
 use crate::metrics::BackendMetrics;
@@ -34,6 +35,8 @@ pub struct EventsClient {
     /// Where each call's duration and outcome go.
     metrics: BackendMetrics,
     resilience: crate::resilience::Resilience,
+    /// The shared upstream streams of subscriptions ([`crate::fanout`]); shared by every clone.
+    hub: EventHub,
 }
 
 impl EventsClient {
@@ -47,6 +50,7 @@ impl EventsClient {
             identity: None,
             metrics: BackendMetrics::default(),
             resilience: crate::resilience::Resilience::new(BACKEND, options.resilience.clone()),
+            hub: EventHub::new(FanoutOptions::default()),
         })
     }
 
@@ -60,6 +64,34 @@ impl EventsClient {
     pub fn with_identity(mut self, keys: ServiceIdentityKeys) -> Self {
         self.identity = Some(keys);
         self
+    }
+
+    /// The same client, sharing subscriptions' upstream streams as `options` say (a fresh hub:
+    /// call it before the first subscription).
+    #[must_use]
+    pub fn with_fanout(mut self, options: FanoutOptions) -> Self {
+        self.hub = EventHub::new(options);
+        self
+    }
+
+    /// The metrics this client records into.
+    pub(crate) fn metrics(&self) -> &BackendMetrics {
+        &self.metrics
+    }
+
+    /// Follows the events of `templates` for one subscriber, in sequence order: after
+    /// `after_sequence` when given (replaying stored events first), else from now on. With
+    /// `share_upstream` on (the default), subscribers of the same set of templates share one
+    /// upstream stream ([`crate::fanout`]); otherwise each gets its own, opened with `caller`'s
+    /// identity. Charges one call to the caller's budget.
+    pub async fn subscribe(
+        &self,
+        caller: &Caller,
+        templates: &[TemplateId],
+        after_sequence: Option<u64>,
+    ) -> Result<SharedEventStream, SourceError> {
+        caller.budget.charge()?;
+        self.hub.clone().subscribe(self, caller, templates, after_sequence).await
     }
 
     /// The same client, recording its calls into `metrics`.
@@ -139,7 +171,8 @@ impl EventsClient {
         })
     }
 
-    /// Follows new events of `templates` (after `after_sequence`, or from now on when 0).
+    /// Follows new events of `templates` (after `after_sequence`, or from now on when 0), with
+    /// `caller`'s identity, on a stream of its own. Charges one call to the caller's budget.
     ///
     /// The deadline covers opening the stream only; the stream then lives until dropped, which
     /// cancels the gRPC call.
@@ -149,12 +182,23 @@ impl EventsClient {
         templates: &[TemplateId],
         after_sequence: u64,
     ) -> Result<EventStream, SourceError> {
+        // A stream is not a unary call through the resilience layer: charged here.
+        caller.budget.charge()?;
+        self.open_stream(caller, templates, after_sequence).await
+    }
+
+    /// Opens one `StreamEvents` call signed for `caller`, counted in the upstream-streams gauge
+    /// while it lives.
+    pub(crate) async fn open_stream(
+        &self,
+        caller: &Caller,
+        templates: &[TemplateId],
+        after_sequence: u64,
+    ) -> Result<EventStream, SourceError> {
         let message = pb::StreamEventsRequest {
             template_ids: templates.iter().map(|id| id.to_string()).collect(),
             after_sequence,
         };
-        // A stream is not a unary call through the resilience layer: charged here.
-        caller.budget.charge()?;
         // The lease holds the stream's place on its connection until the stream is dropped.
         let (channel, lease) = self.streams.lease();
         let mut client = pb::event_service_client::EventServiceClient::new(channel);
@@ -167,10 +211,11 @@ impl EventsClient {
             client.stream_events(request),
         )
         .await?;
+        let open = self.metrics.upstream_stream();
         let timeout = self.timeout;
         Ok(streaming
             .map(move |item| {
-                let _held = &lease;
+                let _held = (&lease, &open);
                 item
             })
             .map(move |item| match item {

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod drafts;
 pub mod error;
 pub mod events;
+pub mod fanout;
 mod grpc;
 pub mod identity;
 pub mod loaders;
@@ -19,6 +20,7 @@ pub mod stream_pool;
 
 pub use budget::CallBudget;
 pub use error::{Backend, SourceError};
+pub use fanout::{FanoutOptions, FeedError, SharedEventStream};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
 pub use metrics::BackendMetrics;
@@ -95,6 +97,12 @@ impl Sources {
             drafts: self.drafts.with_metrics(metrics.clone()),
             metrics,
         }
+    }
+
+    /// The same clients, sharing subscriptions' upstream event streams as `options` say.
+    #[must_use]
+    pub fn with_fanout(self, options: FanoutOptions) -> Self {
+        Self { events: self.events.with_fanout(options), ..self }
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the backend calls cost, for `/metrics`: per backend and operation a duration histogram,
-//! errors by [`SourceError::code`], calls in flight, and the sizes of DataLoader batches.
+//! errors by [`SourceError::code`], calls in flight, and the sizes of DataLoader batches; and for
+//! subscriptions ([`crate::fanout`]), the upstream `StreamEvents` streams open, their reconnects,
+//! and the subscribers ended for not keeping up.
 //!
 //! One [`BackendMetrics`] belongs to one gateway (tests run many gateways in one process, so
 //! there is no process-global recorder): the gateway builds it, registers it in its own
@@ -74,6 +76,10 @@ struct Families {
     errors: Family<ErrorLabels, Counter>,
     in_flight: Family<BackendLabels, Gauge>,
     batch_size: Family<LoaderLabels, Histogram, fn() -> Histogram>,
+    upstream_streams: Gauge,
+    shared_subscribers: Gauge,
+    upstream_reconnects: Counter,
+    subscriber_overflows: Counter,
 }
 
 impl Default for Families {
@@ -83,6 +89,10 @@ impl Default for Families {
             errors: Family::default(),
             in_flight: Family::default(),
             batch_size: Family::new_with_constructor(batch_size_histogram),
+            upstream_streams: Gauge::default(),
+            shared_subscribers: Gauge::default(),
+            upstream_reconnects: Counter::default(),
+            subscriber_overflows: Counter::default(),
         }
     }
 }
@@ -116,6 +126,58 @@ impl BackendMetrics {
             "Keys per DataLoader batch, by loader and the backend it calls",
             self.0.batch_size.clone(),
         );
+        registry.register(
+            "banyan_subscription_upstream_streams",
+            "StreamEvents streams the gateway holds open to the event store (shared by every subscriber of the same templates)",
+            self.0.upstream_streams.clone(),
+        );
+        registry.register(
+            "banyan_subscription_shared_subscribers",
+            "Subscriptions attached to a shared upstream stream (joined, buffer allocated)",
+            self.0.shared_subscribers.clone(),
+        );
+        registry.register(
+            "banyan_subscription_upstream_reconnects",
+            "Shared event streams reopened after the event store ended them (resuming from the last sequence seen)",
+            self.0.upstream_reconnects.clone(),
+        );
+        registry.register(
+            "banyan_subscription_overflows",
+            "Subscriptions ended with SUBSCRIBER_TOO_SLOW because their buffer (subscriptions.subscriber_buffer) filled",
+            self.0.subscriber_overflows.clone(),
+        );
+    }
+
+    /// Counts one upstream event stream as open until the guard is dropped.
+    pub(crate) fn upstream_stream(&self) -> UpstreamStreamGuard {
+        self.0.upstream_streams.inc();
+        UpstreamStreamGuard(self.clone())
+    }
+
+    /// The upstream event streams open now.
+    pub fn upstream_streams(&self) -> i64 {
+        self.0.upstream_streams.get()
+    }
+
+    /// Counts one subscriber as attached to a shared stream until the guard is dropped.
+    pub(crate) fn shared_subscriber(&self) -> SharedSubscriberGuard {
+        self.0.shared_subscribers.inc();
+        SharedSubscriberGuard(self.clone())
+    }
+
+    /// Counts one reconnect of a shared event stream.
+    pub(crate) fn upstream_reconnected(&self) {
+        self.0.upstream_reconnects.inc();
+    }
+
+    /// Counts one subscriber ended because its buffer overflowed.
+    pub(crate) fn subscriber_overflowed(&self) {
+        self.0.subscriber_overflows.inc();
+    }
+
+    /// Subscribers ended because their buffer overflowed, so far.
+    pub fn subscriber_overflows(&self) -> u64 {
+        self.0.subscriber_overflows.get()
     }
 
     /// Starts timing one call; the call counts as in flight until the guard is dropped (so a
@@ -134,6 +196,24 @@ impl BackendMetrics {
     pub(crate) fn observe_batch(&self, backend: Backend, loader: &'static str, size: usize) {
         let labels = LoaderLabels { backend: backend.name(), loader };
         self.0.batch_size.get_or_create(&labels).observe(size as f64);
+    }
+}
+
+/// One open upstream event stream (see [`BackendMetrics::upstream_stream`]).
+pub(crate) struct UpstreamStreamGuard(BackendMetrics);
+
+impl Drop for UpstreamStreamGuard {
+    fn drop(&mut self) {
+        self.0.0.upstream_streams.dec();
+    }
+}
+
+/// One subscriber attached to a shared stream (see [`BackendMetrics::shared_subscriber`]).
+pub(crate) struct SharedSubscriberGuard(BackendMetrics);
+
+impl Drop for SharedSubscriberGuard {
+    fn drop(&mut self) {
+        self.0.0.shared_subscribers.dec();
     }
 }
 

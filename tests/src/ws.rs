@@ -75,6 +75,26 @@ impl WsClient {
         client
     }
 
+    /// A `graphql-transport-ws` connection initialised as `user`, whose socket's receive buffer
+    /// is asked to be `receive_buffer` bytes: a client that stops reading then holds up the
+    /// server after kilobytes, not the megabytes loopback's autotuning allows.
+    pub async fn signed_in_with_receive_buffer(stack: &TestStack, user: u64, receive_buffer: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(receive_buffer).expect("a receive buffer size");
+        let stream = socket.connect(stack.gateway.addr()).await.expect("connected");
+        let mut request = stack.websocket_url().into_client_request().expect("a ws URL");
+        request.headers_mut().insert("sec-websocket-protocol", TRANSPORT_WS.parse().expect("a header value"));
+        let (socket, _) =
+            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+                .await
+                .expect("upgraded");
+        let mut client = Self { socket };
+        client.init(json!({ "Authorization": format!("Token {}", stack.token(user)) })).await;
+        let ack = client.next().await.expect("an answer to connection_init");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        client
+    }
+
     /// Sends `connection_init` with `payload`.
     pub async fn init(&mut self, payload: Value) {
         self.send(json!({ "type": "connection_init", "payload": payload })).await;

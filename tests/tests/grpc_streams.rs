@@ -38,14 +38,27 @@ async fn stack(max_streams_per_connection: usize) -> TestStack {
     .await
 }
 
-/// Three sockets with four subscriptions each to template 1's events; ids `s0`..`s11`.
+/// Three sockets with four subscriptions each to template 1's events; ids `s0`..`s11`. Each
+/// also follows one other template of its own, so the 12 follow 12 distinct sets and the
+/// gateway's fan-out (one upstream stream per distinct set) still opens 12 streams.
 async fn subscribe_all(stack: &TestStack) -> Vec<WsClient> {
+    let mut others: Vec<u64> = stack
+        .devstack
+        .dataset()
+        .templates
+        .iter()
+        .filter(|t| (t.workspace == 1 || t.workspace == 2) && t.id != 1)
+        .map(|t| t.id)
+        .collect();
+    others.sort_unstable();
+    assert!(others.len() >= SUBSCRIPTIONS, "the seed has enough templates the owner sees");
     let mut sockets = Vec::new();
     for socket_index in 0..SUBSCRIPTIONS / PER_SOCKET {
         let mut socket = WsClient::signed_in(stack, OWNER).await;
         for n in 0..PER_SOCKET {
-            let id = format!("s{}", socket_index * PER_SOCKET + n);
-            socket.subscribe(&id, LIVE, json!({ "ids": [template_id(1)] })).await;
+            let n = socket_index * PER_SOCKET + n;
+            let ids = json!([template_id(1), template_id(others[n])]);
+            socket.subscribe(&format!("s{n}"), LIVE, json!({ "ids": ids })).await;
         }
         sockets.push(socket);
     }

@@ -339,10 +339,15 @@ fn the_allowlist_refuses_identity_and_transport_headers() {
     }
 }
 
-#[tokio::test]
-async fn a_subscriptions_event_stream_carries_the_signed_identity_and_the_upgrades_allowlisted_headers() {
+/// The `StreamEvents` call behind a subscription, over a connection whose upgrade carried a
+/// credential, an allowlisted header and two spoofed identity headers: its metadata as the event
+/// store received it, after the first event arrived through it.
+async fn subscription_stream_metadata(share_upstream: bool) -> std::collections::BTreeMap<String, String> {
     use banyan_tests::ws::{TRANSPORT_WS, WsClient};
-    let stack = TestStack::start().await;
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.subscriptions.share_upstream = share_upstream;
+    })
+    .await;
     let token = format!("Token {}", stack.token(OWNER));
     let mut headers: Vec<(&'static str, &str)> = vec![("authorization", token.as_str())];
     headers.extend([
@@ -378,10 +383,34 @@ async fn a_subscriptions_event_stream_carries_the_signed_identity_and_the_upgrad
         "{message}"
     );
     let metadata = stack.devstack.calls().last_headers("EventService/StreamEvents").expect("called");
+    socket.close().await;
+    stack.stop().await;
+    metadata
+}
+
+/// A stream shared by every subscriber of its templates is opened with the gateway's own signed
+/// identity (user 0, `banyan_sources::fanout::GATEWAY_USER_ID`) and none of any caller's
+/// headers: no subscriber's identity or trace context stands for the others. (The event store
+/// only checks that the gateway signed; visibility is the gateway's check, per subscriber.)
+#[tokio::test]
+async fn a_shared_event_stream_carries_the_gateways_own_signed_identity_and_no_callers_headers() {
+    let metadata = subscription_stream_metadata(true).await;
+    assert_eq!(
+        metadata.get("x-banyan-user-id").map(String::as_str),
+        Some(banyan_sources::fanout::GATEWAY_USER_ID.to_string().as_str())
+    );
+    assert!(metadata[SIGNATURE_METADATA].starts_with("v1="));
+    assert!(!metadata.contains_key("traceparent"), "no caller's trace context on a shared stream");
+    assert!(!metadata.contains_key("x-forwarded-user"));
+}
+
+/// With `subscriptions.share_upstream = false`, each subscription's stream carries its caller's
+/// signed identity and the upgrade's allowlisted headers, as unary calls do.
+#[tokio::test]
+async fn an_unshared_event_stream_carries_the_callers_signed_identity_and_allowlisted_headers() {
+    let metadata = subscription_stream_metadata(false).await;
     assert_eq!(metadata.get("x-banyan-user-id").map(String::as_str), Some("1"));
     assert!(metadata[SIGNATURE_METADATA].starts_with("v1="));
     assert_eq!(metadata.get("traceparent").map(String::as_str), Some(PROPAGATED[0].1));
     assert!(!metadata.contains_key("x-forwarded-user"));
-    socket.close().await;
-    stack.stop().await;
 }

@@ -13,6 +13,8 @@
 //!   monolith's own event and draft tables (services to monolith only)
 //! - `GET /__devstack/aa-noise`, `PUT` with `{"enabled": true}`: the A/A noise knob (the legacy
 //!   analytics view adds a `computed_at` that differs on every call)
+//! - `GET /__devstack/streams`: the `StreamEvents` calls the event store is serving now,
+//!   `{"event_streams": 3}` (what the gateway's fan-out of subscriptions is measured by)
 
 use std::sync::Arc;
 
@@ -36,6 +38,11 @@ pub(super) fn router() -> Router<Arc<MonolithState>> {
         .route("/__devstack/users", get(users))
         .route("/__devstack/legacy-sync", get(legacy_sync).put(set_legacy_sync))
         .route("/__devstack/aa-noise", get(aa_noise).put(set_aa_noise))
+        .route("/__devstack/streams", get(streams))
+}
+
+async fn streams(State(state): State<Arc<MonolithState>>) -> Response {
+    Json(json!({ "event_streams": state.shared.events.active_streams() })).into_response()
 }
 
 async fn calls(State(state): State<Arc<MonolithState>>) -> Response {

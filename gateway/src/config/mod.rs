@@ -16,6 +16,7 @@ mod rate_limit;
 mod redis;
 mod resilience;
 mod server;
+mod subscriptions;
 mod websocket;
 
 use std::path::Path;
@@ -38,6 +39,7 @@ pub use rate_limit::{OnStoreError, RateLimitConfig};
 pub use redis::RedisConfig;
 pub use resilience::{BreakerConfig, RetryConfig};
 pub use server::{LogFormat, ServerConfig};
+pub use subscriptions::SubscriptionsConfig;
 pub use websocket::WebSocketConfig;
 
 /// What every configuration variable's name starts with.
@@ -96,6 +98,9 @@ pub struct Config {
     /// `[websocket]`: origins, caps and keepalive of WebSocket connections.
     #[serde(default)]
     pub websocket: WebSocketConfig,
+    /// `[subscriptions]`: shared upstream streams, per-subscriber buffers, reconnects.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -143,6 +148,7 @@ impl Config {
         self.persisted.validate()?;
         self.rate_limit.validate()?;
         self.websocket.validate()?;
+        self.subscriptions.validate()?;
         self.metrics.validate()?;
         self.redis.validate()?;
         Ok(())
