@@ -78,6 +78,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     /// What runs, and where a shutdown stands (WebSockets end when it drains).
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    /// OpenTelemetry traces (`[tracing]`); off by default.
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 /// Extra things `banyan dev` shows in GraphiQL.
@@ -97,6 +99,7 @@ impl AppState {
         engine: Engine,
         contract: Arc<ContractView>,
         graphiql: &GraphiqlDefaults,
+        telemetry: crate::telemetry::Telemetry,
     ) -> Self {
         let limits = config.limits;
         let sources = sources.with_metrics(banyan_sources::BackendMetrics::new());
@@ -122,6 +125,11 @@ impl AppState {
                     .extension(LimitsExtension { limits, warnings: limit_warnings.clone() })
                     .extension(IntrospectionPolicy { enabled: config.server.introspection })
                     .extension(SelectionOrder);
+                // Names the operation's span (and opens field spans) when tracing is on.
+                let builder = match telemetry.extension() {
+                    Some(tracing) => builder.extension(tracing),
+                    None => builder,
+                };
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
             },
         );
@@ -156,6 +164,7 @@ impl AppState {
             csrf: CsrfRule::new(config),
             websockets,
             metrics,
+            telemetry,
         }
     }
 }

@@ -322,6 +322,7 @@ impl Authenticator {
                 request_id,
                 budget: Default::default(),
                 forwarded_headers: Vec::new(),
+                trace: banyan_sources::TraceContext::off(),
             }),
             Identity::Refused => Err(AuthError::InvalidCredential),
         }

@@ -39,6 +39,7 @@ async fn every_declared_call_is_one_the_devstack_counts() {
         request_id: None,
         budget: Default::default(),
         forwarded_headers: Vec::new(),
+        trace: banyan_sources::TraceContext::off(),
     };
     let template = TemplateId(31);
     let now = chrono::Utc::now();

@@ -15,6 +15,7 @@ mod persisted;
 mod rate_limit;
 mod resilience;
 mod server;
+mod tracing;
 mod websocket;
 
 use std::path::Path;
@@ -24,6 +25,7 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+pub use self::tracing::TracingConfig;
 pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
 pub use auth::{AuthConfig, ServiceIdentitySecrets};
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
@@ -97,6 +99,9 @@ pub struct Config {
     /// `[metrics]`: the Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[tracing]`: OpenTelemetry traces over OTLP.
+    #[serde(default)]
+    pub tracing: TracingConfig,
 }
 
 impl Config {
@@ -139,6 +144,7 @@ impl Config {
         self.rate_limit.validate()?;
         self.websocket.validate()?;
         self.metrics.validate()?;
+        self.tracing.validate()?;
         Ok(())
     }
 }

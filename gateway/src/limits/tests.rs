@@ -195,6 +195,7 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
         banyan_migration::Engine::with_defaults(catalog),
         std::sync::Arc::default(),
         &GraphiqlDefaults::default(),
+        crate::telemetry::Telemetry::default(),
     )
 }
 
