@@ -399,3 +399,33 @@ impl SpanExporter for LoggedExporter {
         self.inner.set_resource(resource);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collector_that_stays_down_is_one_warning_per_interval_counting_what_was_lost() {
+        let log = FailureLog::default();
+        log.record("http://collector", 3, &"refused");
+        // Logged at once: nothing is pending.
+        assert_eq!(log.exports.load(Ordering::Relaxed), 0);
+        log.record("http://collector", 4, &"refused");
+        log.record("http://collector", 5, &"refused");
+        // Within the interval: counted for the next warning, not logged.
+        assert_eq!(log.exports.load(Ordering::Relaxed), 2);
+        assert_eq!(log.spans.load(Ordering::Relaxed), 9);
+    }
+
+    #[test]
+    fn off_builds_no_extension_and_no_span() {
+        let telemetry = Telemetry::start(&TracingConfig::default()).expect("off always starts");
+        assert!(telemetry.extension().is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert!(telemetry.operation(&headers).is_none());
+    }
+}

@@ -86,7 +86,14 @@ impl MonolithClient {
     /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
     /// one. Both 401 and 403 mean that here: DRF answers 403 instead of 401 when the view's first
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
-    pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
+    /// `trace` is where the call's span goes ([`TraceContext::off`] for the gateway's own identity
+    /// check, which is cached across requests and not traced).
+    pub async fn me(
+        &self,
+        credential: &Credential,
+        request_id: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<User, SourceError> {
         let answer: Result<wire::User, SourceError> = self
             .send(
                 &CallBudget::unlimited(),
@@ -97,7 +104,7 @@ impl MonolithClient {
                 credential,
                 request_id,
                 &[],
-                &TraceContext::off(),
+                trace,
             )
             .await;
         match answer {

@@ -71,7 +71,9 @@ impl TraceContext {
     }
 
     /// Starts a child span, ended when the returned [`ActiveSpan`] drops; `None` when off.
-    /// `attributes` is only called when on, so nothing is formatted otherwise.
+    /// `attributes` is only called when on, so nothing is formatted otherwise. The parent is
+    /// the current OpenTelemetry context's span when there is one (the field being resolved,
+    /// with the gateway's `tracing.field_spans`), else this context's.
     pub fn start(
         &self,
         name: impl FnOnce() -> Cow<'static, str>,
@@ -79,13 +81,15 @@ impl TraceContext {
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Option<ActiveSpan> {
         let traced = self.0.as_ref()?;
+        let current = Context::current();
+        let parent = if current.has_active_span() { &current } else { &traced.parent };
         let span = traced
             .tracer
             .span_builder(name())
             .with_kind(kind)
             .with_attributes(attributes())
-            .start_with_context(traced.tracer.as_ref(), &traced.parent);
-        Some(ActiveSpan { tracer: traced.tracer.clone(), cx: traced.parent.with_span(span) })
+            .start_with_context(traced.tracer.as_ref(), parent);
+        Some(ActiveSpan { tracer: traced.tracer.clone(), cx: parent.with_span(span) })
     }
 }
 

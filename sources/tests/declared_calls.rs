@@ -45,7 +45,7 @@ async fn every_declared_call_is_one_the_devstack_counts() {
     let now = chrono::Utc::now();
 
     // Every client method, once.
-    monolith.me(&credential, None).await.unwrap();
+    monolith.me(&credential, None, &banyan_sources::TraceContext::off()).await.unwrap();
     monolith.users_by_ids(&me, &[UserId(1), UserId(2)]).await.unwrap();
     monolith.workspaces(&me).await.unwrap();
     monolith.workspace(&me, WorkspaceId(1)).await.unwrap();

@@ -347,3 +347,90 @@ async fn a_collector_that_is_down_fails_no_request_and_the_trace_still_reaches_t
     assert!(warned, "a warning names the collector that is down");
     devstack.shutdown().await;
 }
+
+#[tokio::test]
+async fn each_attempt_of_a_retried_call_is_a_span_and_the_parent_of_what_the_backend_saw() {
+    let (collector_addr, collector) = start_collector().await;
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.tracing.enabled = true;
+        config.tracing.endpoint = format!("http://{collector_addr}");
+        config.backends.events.retry.max_retries = 2;
+        config.backends.events.retry.budget_min_per_second = 100;
+        config.backends.events.breaker.enabled = false;
+    })
+    .await;
+    warm_up(&stack).await;
+    stack
+        .devstack
+        .faults()
+        .set(banyan_devstack::faults::Backend::Events, banyan_devstack::Fault::error_rate(1.0));
+    let response =
+        stack.graphql(&template_list(), json!({ "workspaceId": workspace_id(1), "first": 10 })).await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert!(response.error_codes().iter().all(|code| code == "BACKEND_UNAVAILABLE"), "{:?}", response.body);
+    let devstack = stop_gateway(stack).await;
+    let spans = collector.spans();
+    let mut attempts: Vec<&Received> =
+        spans.iter().filter(|span| span.name == "banyan.events.v1.EventService/GetTemplateStats").collect();
+    attempts.sort_by_key(|span| span.attributes.get("banyan.retry").cloned());
+    let retries: Vec<&str> =
+        attempts.iter().filter_map(|span| span.attributes.get("banyan.retry").map(String::as_str)).collect();
+    assert_eq!(retries, ["0", "1", "2"], "the first attempt and two retries: {attempts:#?}");
+    let batch = only(&spans, "batch stats");
+    for attempt in &attempts {
+        assert_eq!(attempt.parent_span_id, batch.span_id, "every attempt under the batch");
+        // UNAVAILABLE is 14.
+        assert_eq!(attempt.attributes.get("rpc.grpc.status_code").map(String::as_str), Some("14"));
+        assert_eq!(attempt.attributes.get("error.type").map(String::as_str), Some("BACKEND_UNAVAILABLE"));
+    }
+    // The service saw three calls, each with its own attempt as the parent.
+    let mut seen: Vec<String> = devstack
+        .calls()
+        .traceparents("EventService/GetTemplateStats")
+        .iter()
+        .map(|traceparent| parent_of(traceparent).to_owned())
+        .collect();
+    let mut sent: Vec<String> = attempts.iter().map(|span| span.span_id.clone()).collect();
+    seen.sort();
+    sent.sort();
+    assert_eq!(seen, sent);
+    devstack.shutdown().await;
+}
+
+#[tokio::test]
+async fn field_spans_are_off_by_default_and_nest_under_their_parent_field_when_on() {
+    for field_spans in [false, true] {
+        let (collector_addr, collector) = start_collector().await;
+        let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+            config.tracing.enabled = true;
+            config.tracing.endpoint = format!("http://{collector_addr}");
+            config.tracing.field_spans = field_spans;
+        })
+        .await;
+        let response = stack.graphql("query Me { me { username } }", json!({})).await;
+        assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+        let devstack = stop_gateway(stack).await;
+        let spans = collector.spans();
+        let operation = only(&spans, "query Me");
+        let fields: Vec<&Received> =
+            spans.iter().filter(|span| span.attributes.contains_key("graphql.field.name")).collect();
+        if field_spans {
+            let me = only(&spans, "Query.me");
+            let username = only(&spans, "User.username");
+            assert_eq!(me.parent_span_id, operation.span_id);
+            assert_eq!(username.parent_span_id, me.span_id);
+            assert_eq!(
+                username.attributes.get("graphql.field.path").map(String::as_str),
+                Some("me.username")
+            );
+            // The backend call `me` makes hangs under its field.
+            let call = only(&spans, "GET /api/v1/me/");
+            assert_eq!(call.parent_span_id, me.span_id);
+        } else {
+            assert!(fields.is_empty(), "{fields:#?}");
+            let call = only(&spans, "GET /api/v1/me/");
+            assert_eq!(call.parent_span_id, operation.span_id);
+        }
+        devstack.shutdown().await;
+    }
+}
