@@ -112,10 +112,10 @@ async fn start_collector() -> (SocketAddr, Collector) {
     (addr, collector)
 }
 
-/// A stack whose gateway exports to `collector` (`tracing.enabled` as given).
-async fn stack_exporting_to(collector: SocketAddr, enabled: bool) -> TestStack {
+/// A stack whose gateway exports its traces to `collector`.
+async fn stack_exporting_to(collector: SocketAddr) -> TestStack {
     TestStack::start_with(DevStackConfig::default(), |config| {
-        config.tracing.enabled = enabled;
+        config.tracing.enabled = true;
         config.tracing.endpoint = format!("http://{collector}");
         config.tracing.service_name = "banyan-under-test".to_owned();
     })
@@ -250,7 +250,7 @@ async fn stop_gateway(stack: TestStack) -> banyan_devstack::DevStack {
 #[tokio::test]
 async fn one_requests_spans_reach_the_collector_in_the_clients_trace() {
     let (collector_addr, collector) = start_collector().await;
-    let stack = stack_exporting_to(collector_addr, true).await;
+    let stack = stack_exporting_to(collector_addr).await;
     warm_up(&stack).await;
     let authors = send_template_list(&stack, Some(&client_traceparent())).await;
     // Nothing waits for the batch's schedule: the shutdown flushes what is queued.
@@ -262,7 +262,7 @@ async fn one_requests_spans_reach_the_collector_in_the_clients_trace() {
 #[tokio::test]
 async fn without_a_traceparent_the_gateway_starts_the_trace_and_the_backends_join_it() {
     let (collector_addr, collector) = start_collector().await;
-    let stack = stack_exporting_to(collector_addr, true).await;
+    let stack = stack_exporting_to(collector_addr).await;
     warm_up(&stack).await;
     let authors = send_template_list(&stack, None).await;
     let devstack = stop_gateway(stack).await;
@@ -297,8 +297,11 @@ async fn the_operation_span_carries_the_document_only_when_asked() {
 #[tokio::test]
 async fn tracing_is_off_by_default_exports_nothing_and_forwards_the_clients_traceparent_as_is() {
     let (collector_addr, collector) = start_collector().await;
-    // The collector is configured, tracing is not turned on.
-    let stack = stack_exporting_to(collector_addr, false).await;
+    // The collector is configured; `tracing.enabled` is left at its default.
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.tracing.endpoint = format!("http://{collector_addr}");
+    })
+    .await;
     warm_up(&stack).await;
     let traceparent = client_traceparent();
     send_template_list(&stack, Some(&traceparent)).await;
@@ -322,7 +325,7 @@ async fn a_collector_that_is_down_fails_no_request_and_the_trace_still_reaches_t
         listener.local_addr().expect("an address")
     };
     let logs = banyan_tests::captured_json_logs();
-    let stack = stack_exporting_to(down, true).await;
+    let stack = stack_exporting_to(down).await;
     warm_up(&stack).await;
     for _ in 0..5 {
         send_template_list(&stack, Some(&client_traceparent())).await;
@@ -350,6 +353,7 @@ async fn a_collector_that_is_down_fails_no_request_and_the_trace_still_reaches_t
 
 #[tokio::test]
 async fn each_attempt_of_a_retried_call_is_a_span_and_the_parent_of_what_the_backend_saw() {
+    let logs = banyan_tests::captured_json_logs();
     let (collector_addr, collector) = start_collector().await;
     let stack = TestStack::start_with(DevStackConfig::default(), |config| {
         config.tracing.enabled = true;
@@ -394,6 +398,16 @@ async fn each_attempt_of_a_retried_call_is_a_span_and_the_parent_of_what_the_bac
     seen.sort();
     sent.sort();
     assert_eq!(seen, sent);
+    // The request's log lines carry the trace the gateway started (no client traceparent here).
+    let text = String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let warning = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["span"]["trace_id"] == batch.trace_id.as_str());
+    assert!(
+        warning.as_ref().is_some_and(|line| line["message"] == "backend call failed"),
+        "the outage warning is logged in the trace: {warning:?}"
+    );
     devstack.shutdown().await;
 }
 
