@@ -310,7 +310,7 @@ async fn tracing_is_off_by_default_exports_nothing_and_forwards_the_clients_trac
     for key in ["GET /api/v1/templates/", "GET /api/v1/users/", "EventService/GetTemplateStats"] {
         assert_eq!(
             devstack.calls().traceparents(key),
-            [traceparent.clone()],
+            vec![traceparent.clone()],
             "{key} got the client's header"
         );
     }
