@@ -105,13 +105,6 @@ impl ActiveSpan {
         TraceContext::new(self.tracer.clone(), self.cx.clone())
     }
 
-    /// The W3C `traceparent` naming this span as the parent: `00-<trace id>-<span id>-<flags>`.
-    pub fn traceparent(&self) -> String {
-        let span = self.cx.span();
-        let context = span.span_context();
-        format!("00-{}-{}-{:02x}", context.trace_id(), context.span_id(), context.trace_flags().to_u8())
-    }
-
     /// Makes this span the current OpenTelemetry context on this thread until the guard drops:
     /// hold it only around synchronous code (it must not cross an `.await`).
     pub(crate) fn current(&self) -> opentelemetry::ContextGuard {
@@ -138,9 +131,10 @@ impl Drop for ActiveSpan {
     }
 }
 
-/// The `traceparent` of the current OpenTelemetry context's span (the attempt a client is
-/// building, see [`ActiveSpan::current`]), or `None` when no span is current: tracing is off,
-/// and the client's own header, if forwarded, goes on unchanged.
+/// The W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) naming the current OpenTelemetry
+/// context's span as the parent (the attempt a client is building, see
+/// [`ActiveSpan::current`]), or `None` when no span is current: tracing is off, and the client's
+/// own header, if forwarded, goes on unchanged.
 pub(crate) fn current_traceparent() -> Option<String> {
     Context::map_current(|cx| {
         let span = cx.span();
