@@ -1,15 +1,22 @@
-//! Call counters: how often each endpoint or method of a stand-in was called, and with which
-//! headers the last time.
+//! Call counters: how often each endpoint or method of a stand-in was called, with which
+//! headers the last time, and the W3C trace context of every call (so tests can follow a trace
+//! from the gateway into the backends).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use http::HeaderMap;
 
+/// Traceparents kept per key: enough for any test, bounded for a long-running `banyan dev`.
+const MAX_TRACEPARENTS: usize = 1024;
+
 #[derive(Debug, Default)]
 struct Entry {
     count: u64,
     last_headers: BTreeMap<String, String>,
+    /// The `traceparent` of each call that carried one, oldest first (the first
+    /// [`MAX_TRACEPARENTS`]).
+    traceparents: Vec<String>,
 }
 
 /// Counts the requests that reached each stand-in, per endpoint and method.
@@ -61,6 +68,20 @@ impl CallLog {
         self.lock().get(key).map(|e| e.last_headers.clone())
     }
 
+    /// The `traceparent` (header or gRPC metadata) of every call to `key` that carried one, in
+    /// order of arrival (the first 1024): `00-<trace id>-<parent span id>-<flags>`.
+    pub fn traceparents(&self, key: &str) -> Vec<String> {
+        self.lock().get(key).map(|e| e.traceparents.clone()).unwrap_or_default()
+    }
+
+    /// The trace id of every call to `key` that carried a `traceparent`, in order of arrival.
+    pub fn trace_ids(&self, key: &str) -> Vec<String> {
+        self.traceparents(key)
+            .iter()
+            .filter_map(|traceparent| traceparent.split('-').nth(1).map(str::to_owned))
+            .collect()
+    }
+
     /// Counts one call to `key` and remembers its headers.
     pub(crate) fn record(&self, key: String, headers: &HeaderMap) {
         let mut last_headers: BTreeMap<String, String> = BTreeMap::new();
@@ -77,6 +98,11 @@ impl CallLog {
         let mut entries = self.lock();
         let entry = entries.entry(key).or_default();
         entry.count += 1;
+        if let Some(traceparent) = last_headers.get("traceparent")
+            && entry.traceparents.len() < MAX_TRACEPARENTS
+        {
+            entry.traceparents.push(traceparent.clone());
+        }
         entry.last_headers = last_headers;
     }
 }
@@ -120,7 +146,16 @@ mod tests {
         assert_eq!(log.total(), 2);
         let last = log.last_headers("K").unwrap_or_default();
         assert_eq!(last.get("accept").map(String::as_str), Some("a, b"));
+        assert!(log.trace_ids("K").is_empty(), "no call carried a traceparent");
+        headers.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        log.record("K".into(), &headers);
+        assert_eq!(log.trace_ids("K"), ["4bf92f3577b34da6a3ce929d0e0e4736"]);
+        assert_eq!(log.traceparents("K"), ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]);
         log.reset();
+        assert!(log.trace_ids("K").is_empty());
         assert_eq!(log.count("K"), 0);
         assert!(log.last_headers("K").is_none());
     }

@@ -78,6 +78,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Metrics,
     /// What runs, and where a shutdown stands (WebSockets end when it drains).
     pub(crate) lifecycle: crate::lifecycle::Lifecycle,
+    /// OpenTelemetry traces (`[tracing]`); off by default.
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 impl AppState {
@@ -88,6 +90,7 @@ impl AppState {
         contract: Arc<ContractView>,
         graphiql: &crate::graphiql::GraphiqlDefaults,
         shared: Option<crate::shared_store::SharedStore>,
+        telemetry: crate::telemetry::Telemetry,
     ) -> Self {
         let limits = config.limits;
         let sources = sources
@@ -121,6 +124,11 @@ impl AppState {
                     .data(banyan_resolvers::SubscriptionPolicy {
                         visibility_recheck_interval: config.websocket.credential_recheck_interval,
                     });
+                // Names the operation's span (and opens field spans) when tracing is on.
+                let builder = match telemetry.extension() {
+                    Some(tracing) => builder.extension(tracing),
+                    None => builder,
+                };
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
             },
         );
@@ -161,6 +169,7 @@ impl AppState {
             csrf: CsrfRule::new(config),
             websockets,
             metrics,
+            telemetry,
         }
     }
 }

@@ -278,7 +278,11 @@ impl Authenticator {
         let checked = self
             .cache
             .try_get_with(key, async {
-                let identity = match self.monolith.me(&credential, request_id.as_deref()).await {
+                let identity = match self
+                    .monolith
+                    .me(&credential, request_id.as_deref(), &banyan_sources::TraceContext::off())
+                    .await
+                {
                     Ok(user) => Identity::Known(user.id),
                     Err(SourceError::Unauthenticated) => Identity::Refused,
                     Err(other) => return Err(other),
@@ -322,6 +326,7 @@ impl Authenticator {
                 request_id,
                 budget: Default::default(),
                 forwarded_headers: Vec::new(),
+                trace: banyan_sources::TraceContext::off(),
             }),
             Identity::Refused => Err(AuthError::InvalidCredential),
         }

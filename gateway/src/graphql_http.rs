@@ -264,9 +264,15 @@ async fn execute(
     params: GraphqlParams,
     cacheable: bool,
 ) -> Response {
+    // The operation's span (tracing on), from before the caller's check to the answer.
+    let operation = app.telemetry.operation(headers);
     let caller = match identify(app, headers, client_ip).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.with_request_id(headers).render(media),
+    };
+    let caller = match &operation {
+        Some(operation) => caller.map(|caller| Caller { trace: operation.trace_context(), ..caller }),
+        None => caller,
     };
     let signed_in = caller.is_some();
     let mut request = async_graphql::Request::new(params.query)
@@ -291,6 +297,9 @@ async fn execute(
         // The extension then neither resolves nor logs this request again.
         request = request.data(resolved);
     }
+    if let Some(operation) = &operation {
+        request = request.data(operation.request_data());
+    }
     let mut served = None;
     if let Some(caller) = caller {
         let (scope, log) = match request_scope(app, headers, caller) {
@@ -301,6 +310,9 @@ async fn execute(
         request = request.data(scope);
     }
     let mut response = app.schema.execute(request).await;
+    if let Some(operation) = operation {
+        operation.finish(&response);
+    }
     if let Some(log) = served.filter(|log| !log.is_empty()) {
         response.extensions.insert("routing".to_owned(), migration::routing_extension(&log));
     }

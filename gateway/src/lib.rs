@@ -2,7 +2,8 @@
 //! GraphiQL (`graphql_http`, `ws`), its configuration ([`config`]), identity ([`auth`]) and
 //! limits, persisted operations ([`persisted`]) and rate limiting ([`rate_limit`]), metrics at
 //! `/metrics` (`metrics`), the
-//! migration engine's start-up and request routing ([`migration`]), and starting
+//! migration engine's start-up and request routing ([`migration`]), OpenTelemetry traces over
+//! OTLP (`telemetry`), and starting
 //! and stopping it ([`server`]); the migration admin page (`admin`); plus the schema-contract
 //! commands ([`contract_cli`]) and the migration commands ([`migration_cli`], reading the
 //! contract through [`migration_contract`]). The `banyan` binary (src/main.rs) is the CLI on top.
@@ -29,6 +30,7 @@ pub mod rate_limit;
 mod response_order;
 pub mod server;
 pub mod shared_store;
+mod telemetry;
 mod trace_context;
 mod ws;
 

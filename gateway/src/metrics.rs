@@ -284,7 +284,7 @@ fn type_name(ty: OperationType) -> &'static str {
 }
 
 /// The operation of `document` a request named `requested` runs: its name and type.
-fn chosen_operation(
+pub(crate) fn chosen_operation(
     document: &ExecutableDocument,
     requested: Option<&str>,
 ) -> Option<(Option<String>, OperationType)> {

@@ -39,6 +39,9 @@ pub enum StartError {
     /// operation would be refused.
     #[error("{0}")]
     Manifest(#[from] crate::persisted::ManifestLoadError),
+    /// `[tracing]` is on and its exporter could not be built.
+    #[error("starting tracing: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// No secret to sign the caller's identity to the services: they could not trust a call, so
     /// Banyan does not start rather than send identities anyone could forge.
     #[error(
@@ -97,6 +100,8 @@ pub struct RunningGateway {
     delay: Duration,
     /// How long, once the listener is closed, what runs may take to finish.
     grace: Duration,
+    /// Its traces' exporter, flushed at shutdown.
+    telemetry: crate::telemetry::Telemetry,
     /// Polls the routing table file while the server runs; stops when dropped.
     _table_watcher: Option<banyan_migration::TableWatcher>,
 }
@@ -110,7 +115,9 @@ impl RunningGateway {
     /// [`RunningGateway::start`], with defaults for GraphiQL.
     pub async fn start_with(config: &Config, graphiql: GraphiqlDefaults) -> Result<Self, StartError> {
         let Prepared { contract, migration, sources, shared } = prepare(config)?;
-        let state = AppState::new(config, sources, migration.engine, contract, &graphiql, shared);
+        let telemetry = crate::telemetry::Telemetry::start(&config.tracing)?;
+        let state =
+            AppState::new(config, sources, migration.engine, contract, &graphiql, shared, telemetry.clone());
         let lifecycle = state.lifecycle.clone();
         let limit_warnings = state.limit_warnings.clone();
         let engine = state.engine.clone();
@@ -133,6 +140,7 @@ impl RunningGateway {
             limit_warnings,
             delay: config.server.shutdown_delay,
             grace: config.server.shutdown_grace,
+            telemetry,
             _table_watcher: migration.watcher,
         })
     }
@@ -184,6 +192,8 @@ impl RunningGateway {
         }
         if tokio::time::timeout_at(deadline, self.lifecycle.idle()).await.is_ok() {
             tracing::info!("drained: every request and WebSocket finished; stopped");
+            // Last, so the spans of the requests that drained are exported too.
+            self.telemetry.shutdown().await;
             return ShutdownReport { aborted_requests: 0, aborted_websockets: 0 };
         }
         let report = self.lifecycle.abort();
@@ -196,6 +206,7 @@ impl RunningGateway {
             report.aborted_websockets,
         );
         let _ = tokio::time::timeout(ABORT_WAIT, self.lifecycle.idle()).await;
+        self.telemetry.shutdown().await;
         report
     }
 
@@ -214,6 +225,7 @@ impl Drop for RunningGateway {
         }
         // Dropped without a shutdown: connections and WebSockets end now, uncounted.
         self.lifecycle.drop_everything();
+        self.telemetry.stop_in_background();
     }
 }
 

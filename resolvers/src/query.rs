@@ -25,7 +25,7 @@ impl Query {
         let sources = ctx.data::<Sources>()?;
         let me = sources
             .monolith
-            .me(&scope.caller.credential, scope.caller.request_id.as_deref())
+            .me(&scope.caller.credential, scope.caller.request_id.as_deref(), &scope.caller.trace)
             .await
             .graphql()?;
         Ok(Some(UserObject(me)))

@@ -89,11 +89,15 @@ impl DraftsClient {
     ) -> Result<Draft, SourceError> {
         let template_id = template.to_string();
         let mut client = self.client.clone();
+        // The request is built when the write is attempted, with its span current (tracing on).
         let result = match edit {
             DraftEdit::UpdateBlock { block_id, content } => {
                 let message = pb::UpdateBlockRequest { template_id, expected_version, block_id, content };
-                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write(caller, "DraftService/UpdateBlock", client.update_block(request)).await
+                self.write(caller, "DraftService/UpdateBlock", || {
+                    let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
+                    async move { client.update_block(request).await }
+                })
+                .await
             }
             DraftEdit::InsertBlock { index, kind, content } => {
                 let message = pb::InsertBlockRequest {
@@ -103,13 +107,19 @@ impl DraftsClient {
                     kind: kind_to_wire(kind) as i32,
                     content,
                 };
-                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write(caller, "DraftService/InsertBlock", client.insert_block(request)).await
+                self.write(caller, "DraftService/InsertBlock", || {
+                    let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
+                    async move { client.insert_block(request).await }
+                })
+                .await
             }
             DraftEdit::DeleteBlock { block_id } => {
                 let message = pb::DeleteBlockRequest { template_id, expected_version, block_id };
-                let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
-                self.write(caller, "DraftService/DeleteBlock", client.delete_block(request)).await
+                self.write(caller, "DraftService/DeleteBlock", || {
+                    let request = grpc::request(message, caller, self.identity.as_ref(), self.timeout);
+                    async move { client.delete_block(request).await }
+                })
+                .await
             }
         };
         let response = result?;
@@ -121,19 +131,23 @@ impl DraftsClient {
     }
 
     /// One write through the breaker, the concurrency limit and the request's deadline; never
-    /// retried or shared.
-    async fn write(
+    /// retried or shared. `call` builds the request and makes the call.
+    async fn write<Fut>(
         &self,
         caller: &Caller,
         rpc: &'static str,
-        call: impl Future<Output = Result<tonic::Response<pb::DraftResponse>, tonic::Status>>,
-    ) -> Result<pb::DraftResponse, SourceError> {
+        call: impl FnOnce() -> Fut,
+    ) -> Result<pb::DraftResponse, SourceError>
+    where
+        Fut: Future<Output = Result<tonic::Response<pb::DraftResponse>, tonic::Status>>,
+    {
         let mut call = Some(call);
         let kind = grpc::write_call();
         let metrics = &self.metrics;
+        let span = caller.trace.is_on().then(|| grpc::call_span(caller, BACKEND, rpc));
         self.resilience
-            .call(&caller.budget, self.timeout, kind, |timeout| {
-                let call = call.take();
+            .call(&caller.budget, self.timeout, kind, span, |timeout| {
+                let call = call.take().map(|call| call());
                 async move {
                     let Some(call) = call else {
                         // A write is attempted once; a second attempt is never asked for.
@@ -144,16 +158,16 @@ impl DraftsClient {
                     };
                     let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
                     let timer = metrics.start_call(BACKEND, rpc.to_owned());
-                    let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
-                        Ok(Ok(response)) => Ok(response.into_inner()),
+                    let (result, code) = match tokio::time::timeout(timeout, call.instrument(span)).await {
+                        Ok(Ok(response)) => (Ok(response.into_inner()), Some(tonic::Code::Ok)),
                         Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                            Err(failed_precondition(rpc, &status))
+                            (Err(failed_precondition(rpc, &status)), Some(status.code()))
                         }
-                        Ok(Err(status)) => Err(from_status(BACKEND, timeout, &status)),
-                        Err(_) => Err(SourceError::Timeout { backend: BACKEND, timeout }),
+                        Ok(Err(status)) => (Err(from_status(BACKEND, timeout, &status)), Some(status.code())),
+                        Err(_) => (Err(SourceError::Timeout { backend: BACKEND, timeout }), None),
                     };
                     timer.finish(&result);
-                    Attempt::judged(result)
+                    Attempt::judged(result).with_status(code.map(grpc::grpc_status))
                 }
             })
             .await

@@ -451,6 +451,8 @@ fn gateway_caller(request_id: &str) -> Caller {
         request_id: Some(request_id.to_owned()),
         budget: CallBudget::unlimited(),
         forwarded_headers: Vec::new(),
+        // A shared stream belongs to no request's trace.
+        trace: crate::trace::TraceContext::off(),
     }
 }
 

@@ -14,6 +14,8 @@ use crate::metrics::BackendMetrics;
 use crate::resilience::{Attempt, CallKind, Resilience, ResilienceOptions};
 use crate::service_identity::ServiceIdentityKeys;
 use crate::stream_pool::StreamPool;
+use crate::trace::CallSpan;
+use opentelemetry::KeyValue;
 
 /// How to reach one gRPC service.
 #[derive(Debug, Clone)]
@@ -85,6 +87,13 @@ pub(crate) fn streaming_request<T>(
             metadata.append(key, value);
         }
     }
+    // With tracing on, the attempt being built is the current span: it replaces the client's
+    // `traceparent` as the service's parent.
+    if caller.trace.is_on()
+        && let Some(traceparent) = crate::trace::current_traceparent().and_then(|value| value.parse().ok())
+    {
+        metadata.insert(crate::trace::TRACEPARENT, traceparent);
+    }
     match identity {
         Some(keys) => keys.sign_metadata(metadata, caller.user_id.0, caller.request_id.as_deref()),
         None => {
@@ -137,20 +146,27 @@ where
     Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     let backend = resilience.backend();
+    let span = caller.trace.is_on().then(|| call_span(caller, backend, rpc));
     resilience
-        .call(&caller.budget, timeout, kind, |timeout| {
+        .call(&caller.budget, timeout, kind, span, |timeout| {
             let attempt = call(timeout);
             // Each attempt is one backend call, for the metrics too.
             let timer = metrics.start_call(backend, rpc.to_owned());
             async move {
                 let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
                 let attempt = match tokio::time::timeout(timeout, attempt.instrument(span)).await {
-                    Ok(Ok(response)) => Attempt::judged(Ok(response.into_inner())),
+                    Ok(Ok(response)) => Attempt::judged(Ok(response.into_inner()))
+                        .with_status(Some(grpc_status(tonic::Code::Ok))),
                     Ok(Err(status)) => {
                         let error = from_status(backend, timeout, &status);
                         let retryable = status.code() == tonic::Code::Unavailable
                             && matches!(error, SourceError::Unavailable { .. });
-                        Attempt { failed: error.failed_backend().is_some(), retryable, result: Err(error) }
+                        Attempt {
+                            failed: error.failed_backend().is_some(),
+                            retryable,
+                            result: Err(error),
+                            status: Some(grpc_status(status.code())),
+                        }
                     }
                     Err(_) => Attempt::judged(Err(SourceError::Timeout { backend, timeout })),
                 };
@@ -159,6 +175,37 @@ where
             }
         })
         .await
+}
+
+/// The fully qualified gRPC service of `backend`, as `rpc.service` names it.
+fn service_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Events => "banyan.events.v1.EventService",
+        Backend::Drafts => "banyan.drafts.v1.DraftService",
+        Backend::Monolith => "monolith",
+    }
+}
+
+/// How each attempt of `rpc` (`Service/Method`) shows in the trace: OTel's RPC client
+/// conventions, the span named `package.Service/Method`.
+pub(crate) fn call_span(caller: &Caller, backend: Backend, rpc: &'static str) -> CallSpan {
+    let service = service_name(backend);
+    let method = rpc.rsplit_once('/').map_or(rpc, |(_, method)| method);
+    CallSpan {
+        parent: caller.trace.clone(),
+        name: format!("{service}/{method}"),
+        attributes: vec![
+            KeyValue::new("rpc.system", "grpc"),
+            KeyValue::new("rpc.service", service),
+            KeyValue::new("rpc.method", method),
+            KeyValue::new("banyan.backend", backend.name()),
+        ],
+    }
+}
+
+/// `rpc.grpc.status_code`: the status's number.
+pub(crate) fn grpc_status(code: tonic::Code) -> KeyValue {
+    KeyValue::new("rpc.grpc.status_code", code as i64)
 }
 
 /// Runs one call under the deadline, outside the resilience layer: for opening a stream, which

@@ -2,6 +2,7 @@
 
 use crate::budget::CallBudget;
 use crate::domain::UserId;
+use crate::trace::TraceContext;
 
 /// gRPC metadata key carrying the caller's user id to the services.
 pub const USER_ID_METADATA: &str = "x-banyan-user-id";
@@ -142,6 +143,9 @@ pub struct Caller {
     /// `backends.propagate_headers` allows (trace context, `accept-language`). Never an identity
     /// header: the clients skip any name [`is_forwardable_header`] refuses.
     pub forwarded_headers: Vec<(String, String)>,
+    /// Where this request's spans hang (the operation's span, or a batch's within a loader);
+    /// [`TraceContext::off`] when tracing is off (see [`crate::trace`]).
+    pub trace: TraceContext,
 }
 
 impl Caller {
@@ -150,6 +154,12 @@ impl Caller {
     pub fn for_request(mut self) -> Self {
         self.budget = CallBudget::unlimited();
         self
+    }
+
+    /// This caller, with its backend calls' spans children of `trace` (a batch's span).
+    #[must_use]
+    pub fn traced_by(&self, trace: TraceContext) -> Self {
+        Self { trace, ..self.clone() }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod monolith;
 pub mod resilience;
 pub mod service_identity;
 pub mod stream_pool;
+pub mod trace;
 
 pub use budget::CallBudget;
 pub use error::{Backend, SourceError};
@@ -27,6 +28,7 @@ pub use metrics::BackendMetrics;
 pub use monolith::MonolithOptions;
 pub use resilience::{BreakerOptions, BreakerState, ResilienceOptions, ResilienceSnapshot, RetryOptions};
 pub use service_identity::ServiceIdentityKeys;
+pub use trace::TraceContext;
 
 /// Generated protobuf types and gRPC clients for the services' APIs.
 pub mod proto {

@@ -35,8 +35,8 @@ impl Loader<UserId> for UserLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "users", keys.len());
-        let users = self.sources.monolith.users_by_ids(&self.caller, keys).await?;
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "users", keys.len());
+        let users = batch.done(self.sources.monolith.users_by_ids(batch.caller(), keys).await)?;
         Ok(users.into_iter().map(|user| (user.id, user)).collect())
     }
 }
@@ -52,8 +52,8 @@ impl Loader<TemplateId> for TemplateLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Template>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "templates", keys.len());
-        let templates = self.sources.monolith.templates_by_ids(&self.caller, keys).await?;
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "templates", keys.len());
+        let templates = batch.done(self.sources.monolith.templates_by_ids(batch.caller(), keys).await)?;
         Ok(templates.into_iter().map(|t| (t.id, t)).collect())
     }
 }
@@ -79,14 +79,15 @@ impl Loader<StatsKey> for StatsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Events, "stats", keys.len());
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Events, "stats", keys.len());
         let mut by_window: HashMap<StatsWindow, Vec<TemplateId>> = HashMap::new();
         for key in keys {
             by_window.entry(key.window).or_default().push(key.template);
         }
         let mut loaded = HashMap::with_capacity(keys.len());
         for (window, ids) in by_window {
-            let stats = self.sources.events.template_stats(&self.caller, &ids, window, self.now).await?;
+            let stats = batch
+                .done(self.sources.events.template_stats(batch.caller(), &ids, window, self.now).await)?;
             loaded.extend(stats.into_iter().map(|s| (StatsKey { template: s.template_id, window }, s)));
         }
         Ok(loaded)
@@ -105,11 +106,13 @@ impl Loader<StatsKey> for LegacyStatsLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_stats", keys.len());
-        one_call_per_key(keys, |key| async move {
-            self.sources.monolith.legacy_analytics(&self.caller, key.template, key.window).await.map(Some)
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_stats", keys.len());
+        let caller = batch.caller();
+        let loaded = one_call_per_key(keys, |key| async move {
+            self.sources.monolith.legacy_analytics(caller, key.template, key.window).await.map(Some)
         })
-        .await
+        .await;
+        batch.done(loaded)
     }
 }
 
@@ -124,8 +127,8 @@ impl Loader<TemplateId> for DraftLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Drafts, "drafts", keys.len());
-        let drafts = self.sources.drafts.batch_get(&self.caller, keys).await?;
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Drafts, "drafts", keys.len());
+        let drafts = batch.done(self.sources.drafts.batch_get(batch.caller(), keys).await)?;
         Ok(drafts.into_iter().map(|d| (d.template_id, d)).collect())
     }
 }
@@ -141,8 +144,9 @@ impl Loader<TemplateId> for LegacyDraftLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_drafts", keys.len());
-        one_call_per_key(keys, |id| self.sources.monolith.legacy_draft(&self.caller, id)).await
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_drafts", keys.len());
+        let caller = batch.caller();
+        batch.done(one_call_per_key(keys, |id| self.sources.monolith.legacy_draft(caller, id)).await)
     }
 }
 
@@ -170,12 +174,14 @@ impl Loader<EventsPageKey> for EventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Events, "event_pages", keys.len());
-        one_call_per_key(keys, |key| async move {
+        let batch = Batch::start(&self.sources, &self.caller, Backend::Events, "event_pages", keys.len());
+        let caller = batch.caller();
+        let loaded = one_call_per_key(keys, |key| async move {
             let token = key.page_token.as_deref();
-            self.sources.events.list_events(&self.caller, key.template, key.page_size, token).await.map(Some)
+            self.sources.events.list_events(caller, key.template, key.page_size, token).await.map(Some)
         })
-        .await
+        .await;
+        batch.done(loaded)
     }
 }
 
@@ -192,16 +198,67 @@ impl Loader<EventsPageKey> for LegacyEventsPageLoader {
     type Error = SourceError;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "legacy_event_pages", keys.len());
-        one_call_per_key(keys, |key| async move {
+        let batch =
+            Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_event_pages", keys.len());
+        let caller = batch.caller();
+        let loaded = one_call_per_key(keys, |key| async move {
             let token = key.page_token.as_deref();
-            self.sources
-                .monolith
-                .legacy_events(&self.caller, key.template, key.page_size, token)
-                .await
-                .map(Some)
+            self.sources.monolith.legacy_events(caller, key.template, key.page_size, token).await.map(Some)
         })
-        .await
+        .await;
+        batch.done(loaded)
+    }
+}
+
+/// One batch of a loader: counted in the batch-size metrics, and, with tracing on, a span
+/// (`batch <loader>`, with `banyan.loader`, `banyan.backend` and `banyan.batch.size`) that the
+/// batch's backend calls are children of. The span ends when the batch is dropped.
+struct Batch<'a> {
+    caller: std::borrow::Cow<'a, Caller>,
+    span: Option<crate::trace::ActiveSpan>,
+}
+
+impl<'a> Batch<'a> {
+    fn start(
+        sources: &Sources,
+        caller: &'a Caller,
+        backend: Backend,
+        loader: &'static str,
+        keys: usize,
+    ) -> Self {
+        sources.metrics.observe_batch(backend, loader, keys);
+        let span = caller.trace.start(
+            || format!("batch {loader}").into(),
+            opentelemetry::trace::SpanKind::Internal,
+            || {
+                vec![
+                    opentelemetry::KeyValue::new("banyan.loader", loader),
+                    opentelemetry::KeyValue::new("banyan.backend", backend.name()),
+                    opentelemetry::KeyValue::new(
+                        "banyan.batch.size",
+                        i64::try_from(keys).unwrap_or(i64::MAX),
+                    ),
+                ]
+            },
+        );
+        let caller = match &span {
+            Some(span) => std::borrow::Cow::Owned(caller.traced_by(span.context())),
+            None => std::borrow::Cow::Borrowed(caller),
+        };
+        Self { caller, span }
+    }
+
+    /// The caller the batch's calls are made for (their spans children of the batch's).
+    fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// Records a failed batch on its span; hands the result back.
+    fn done<T>(&self, result: Result<T, SourceError>) -> Result<T, SourceError> {
+        if let (Some(span), Err(error)) = (&self.span, &result) {
+            span.fail(error.code());
+        }
+        result
     }
 }
 

@@ -18,6 +18,8 @@ use crate::domain::{
 use crate::error::{Backend, SourceError};
 use crate::identity::{Caller, Credential, REQUEST_ID_HEADER, forwardable};
 use crate::resilience::{Attempt, CallKind, Resilience, ResilienceOptions};
+use crate::trace::{CallSpan, TRACEPARENT, TraceContext};
+use opentelemetry::KeyValue;
 
 /// The largest page the monolith serves; batch lookups are chunked to it.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -84,7 +86,14 @@ impl MonolithClient {
     /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
     /// one. Both 401 and 403 mean that here: DRF answers 403 instead of 401 when the view's first
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
-    pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
+    /// `trace` is where the call's span goes ([`TraceContext::off`] for the gateway's own identity
+    /// check, which is cached across requests and not traced).
+    pub async fn me(
+        &self,
+        credential: &Credential,
+        request_id: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<User, SourceError> {
         let answer: Result<wire::User, SourceError> = self
             .send(
                 &CallBudget::unlimited(),
@@ -95,6 +104,7 @@ impl MonolithClient {
                 credential,
                 request_id,
                 &[],
+                trace,
             )
             .await;
         match answer {
@@ -220,6 +230,7 @@ impl MonolithClient {
                 &caller.credential,
                 caller.request_id.as_deref(),
                 &caller.forwarded_headers,
+                &caller.trace,
             )
             .await?;
         template.try_into()
@@ -331,6 +342,7 @@ impl MonolithClient {
                 &caller.credential,
                 caller.request_id.as_deref(),
                 &caller.forwarded_headers,
+                &caller.trace,
             )
             .await?;
         if status == StatusCode::NOT_FOUND && wire::error_detail(&body).as_deref() == Some(INVALID_PAGE) {
@@ -383,6 +395,7 @@ impl MonolithClient {
                 &caller.credential,
                 caller.request_id.as_deref(),
                 &caller.forwarded_headers,
+                &caller.trace,
             )
             .await?;
         if status == StatusCode::CONFLICT {
@@ -415,6 +428,7 @@ impl MonolithClient {
             &caller.credential,
             caller.request_id.as_deref(),
             &caller.forwarded_headers,
+            &caller.trace,
         )
         .await
     }
@@ -452,9 +466,11 @@ impl MonolithClient {
         credential: &Credential,
         request_id: Option<&str>,
         forwarded: &[(String, String)],
+        trace: &TraceContext,
     ) -> Result<T, SourceError> {
-        let (status, bytes) =
-            self.exchange(budget, method, path, query, body, credential, request_id, forwarded).await?;
+        let (status, bytes) = self
+            .exchange(budget, method, path, query, body, credential, request_id, forwarded, trace)
+            .await?;
         decode_response(status, &bytes)
     }
 
@@ -474,8 +490,22 @@ impl MonolithClient {
         credential: &Credential,
         request_id: Option<&str>,
         forwarded: &[(String, String)],
+        trace: &TraceContext,
     ) -> Result<(StatusCode, Vec<u8>), SourceError> {
         let idempotent = method == Method::GET;
+        let span = trace.is_on().then(|| {
+            let route = crate::metrics::monolith_route(&method, path);
+            let template = route.split_once(' ').map_or(route.as_str(), |(_, template)| template).to_owned();
+            CallSpan {
+                parent: trace.clone(),
+                name: route,
+                attributes: vec![
+                    KeyValue::new("http.request.method", method.to_string()),
+                    KeyValue::new("url.template", template),
+                    KeyValue::new("banyan.backend", Backend::Monolith.name()),
+                ],
+            }
+        });
         let dedupe_key = (idempotent && self.resilience.dedupes_reads()).then(|| {
             let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let forwarded: Vec<String> = forwardable(forwarded).map(|(n, v)| format!("{n}:{v}")).collect();
@@ -490,13 +520,18 @@ impl MonolithClient {
             body.map(serde_json::to_vec).transpose().map_err(|e| SourceError::InvalidInput(e.to_string()))?;
         let body = body.as_deref();
         self.resilience
-            .call(budget, self.timeout, CallKind { idempotent, dedupe_key }, |timeout| {
+            .call(budget, self.timeout, CallKind { idempotent, dedupe_key }, span, |timeout| {
                 let method = method.clone();
+                // This attempt's span is current now (tracing on): the backend's parent.
+                let traceparent = if trace.is_on() { crate::trace::current_traceparent() } else { None };
                 async move {
-                    let result = self
-                        .exchange_once(timeout, method, path, query, body, credential, request_id, forwarded)
-                        .await;
-                    match result {
+                    let sent = Sent { request_id, forwarded, traceparent };
+                    let result =
+                        self.exchange_once(timeout, method, path, query, body, credential, sent).await;
+                    let status = result.as_ref().ok().map(|(status, _)| {
+                        KeyValue::new("http.response.status_code", i64::from(status.as_u16()))
+                    });
+                    let attempt = match result {
                         Ok((status, bytes)) if status.is_server_error() => {
                             let retryable = matches!(
                                 status,
@@ -504,10 +539,11 @@ impl MonolithClient {
                                     | StatusCode::SERVICE_UNAVAILABLE
                                     | StatusCode::GATEWAY_TIMEOUT
                             );
-                            Attempt { result: Ok((status, bytes)), failed: true, retryable }
+                            Attempt { result: Ok((status, bytes)), failed: true, retryable, status: None }
                         }
                         other => Attempt::judged(other),
-                    }
+                    };
+                    attempt.with_status(status)
                 }
             })
             .await
@@ -523,9 +559,9 @@ impl MonolithClient {
         query: &[(&str, String)],
         body: Option<&[u8]>,
         credential: &Credential,
-        request_id: Option<&str>,
-        forwarded: &[(String, String)],
+        sent: Sent<'_>,
     ) -> Result<(StatusCode, Vec<u8>), SourceError> {
+        let Sent { request_id, forwarded, traceparent } = sent;
         let span = tracing::debug_span!("monolith", http.method = %method, path);
         let call = async {
             let request = self
@@ -535,8 +571,14 @@ impl MonolithClient {
                 .query(query);
             // Forwarded headers first; `forwardable` never yields an identity header, so the
             // credential below is the only one the monolith sees.
-            let request =
-                forwardable(forwarded).fold(request, |request, (name, value)| request.header(name, value));
+            // With tracing on, the client's `traceparent` gives way to the attempt's own.
+            let request = forwardable(forwarded)
+                .filter(|(name, _)| traceparent.is_none() || *name != TRACEPARENT)
+                .fold(request, |request, (name, value)| request.header(name, value));
+            let request = match &traceparent {
+                Some(traceparent) => request.header(TRACEPARENT, traceparent),
+                None => request,
+            };
             let mut request = authenticate(request, &method, credential);
             if let Some(request_id) = request_id {
                 request = request.header(REQUEST_ID_HEADER, request_id);
@@ -566,6 +608,14 @@ impl MonolithClient {
         });
         result
     }
+}
+
+/// What travels with an attempt besides the caller's credential: the request id, the forwarded
+/// headers, and (tracing on) the attempt's `traceparent`.
+struct Sent<'a> {
+    request_id: Option<&'a str>,
+    forwarded: &'a [(String, String)],
+    traceparent: Option<String>,
 }
 
 /// DRF's `detail` for a page number past the end.

@@ -39,12 +39,13 @@ async fn every_declared_call_is_one_the_devstack_counts() {
         request_id: None,
         budget: Default::default(),
         forwarded_headers: Vec::new(),
+        trace: banyan_sources::TraceContext::off(),
     };
     let template = TemplateId(31);
     let now = chrono::Utc::now();
 
     // Every client method, once.
-    monolith.me(&credential, None).await.unwrap();
+    monolith.me(&credential, None, &banyan_sources::TraceContext::off()).await.unwrap();
     monolith.users_by_ids(&me, &[UserId(1), UserId(2)]).await.unwrap();
     monolith.workspaces(&me).await.unwrap();
     monolith.workspace(&me, WorkspaceId(1)).await.unwrap();

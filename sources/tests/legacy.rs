@@ -20,6 +20,7 @@ fn caller(stack: &DevStack, user: u64) -> Caller {
         request_id: Some(format!("test-{user}")),
         budget: Default::default(),
         forwarded_headers: Vec::new(),
+        trace: banyan_sources::TraceContext::off(),
     }
 }
 
@@ -220,6 +221,7 @@ async fn legacy_draft_edits_by_session_carry_the_csrf_proof() {
         request_id: None,
         budget: Default::default(),
         forwarded_headers: Vec::new(),
+        trace: banyan_sources::TraceContext::off(),
     };
     let v = c.stack.dataset().draft(25).unwrap().version;
     let edit = DraftEdit::UpdateBlock { block_id: "b1".into(), content: "by session".into() };

@@ -198,6 +198,7 @@ impl TestStack {
             request_id: None,
             budget: banyan_sources::CallBudget::unlimited(),
             forwarded_headers: Vec::new(),
+            trace: banyan_sources::TraceContext::off(),
         };
         let subject = banyan_migration::RequestSubject {
             user_id: Some(user.to_string()),

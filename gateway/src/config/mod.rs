@@ -17,6 +17,7 @@ mod redis;
 mod resilience;
 mod server;
 mod subscriptions;
+mod tracing;
 mod websocket;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+pub use self::tracing::TracingConfig;
 pub use admin::{AdminAccess, AdminConfig, MIN_TOKEN_CHARS};
 pub use auth::{AuthConfig, ServiceIdentitySecrets};
 pub use backends::{BackendsConfig, GrpcBackendConfig, HttpBackendConfig};
@@ -107,6 +109,9 @@ pub struct Config {
     /// `[redis]`: the store replicas share.
     #[serde(default)]
     pub redis: RedisConfig,
+    /// `[tracing]`: OpenTelemetry traces over OTLP.
+    #[serde(default)]
+    pub tracing: TracingConfig,
 }
 
 impl Config {
@@ -151,6 +156,7 @@ impl Config {
         self.subscriptions.validate()?;
         self.metrics.validate()?;
         self.redis.validate()?;
+        self.tracing.validate()?;
         Ok(())
     }
 }

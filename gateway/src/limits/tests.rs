@@ -197,6 +197,7 @@ fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
         std::sync::Arc::default(),
         &GraphiqlDefaults::default(),
         None,
+        crate::telemetry::Telemetry::default(),
     )
 }
 

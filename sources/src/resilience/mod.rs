@@ -7,6 +7,11 @@
 //! Order per call: singleflight (a follower makes no call of its own), then per attempt: the
 //! request deadline, the breaker, the concurrency limit, the call, then the breaker learns the
 //! outcome and a retry is considered (idempotent, retryable, budget left, time left).
+//!
+//! With tracing on, each attempt is a client span of its own ([`crate::trace`]), numbered
+//! (`banyan.retry`: 0 for the first attempt), so retries show in the trace; the attempt is made
+//! with that span as the current OpenTelemetry context, which is where the clients read the
+//! `traceparent` they send.
 
 mod breaker;
 mod retry_budget;
@@ -24,6 +29,7 @@ pub use retry_budget::RetryOptions;
 
 use crate::budget::CallBudget;
 use crate::error::{Backend, SourceError};
+use crate::trace::CallSpan;
 
 /// How one backend is protected. `Default` is what an unconfigured backend gets.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +67,9 @@ pub(crate) struct Attempt<T> {
     pub(crate) failed: bool,
     /// Whether another attempt may succeed (unavailable, reset, 502/503/504, gRPC `UNAVAILABLE`).
     pub(crate) retryable: bool,
+    /// The answer's status for the attempt's span (`http.response.status_code`,
+    /// `rpc.grpc.status_code`), when the client knows one.
+    pub(crate) status: Option<opentelemetry::KeyValue>,
 }
 
 impl<T> Attempt<T> {
@@ -73,7 +82,13 @@ impl<T> Attempt<T> {
                 (error.failed_backend().is_some(), matches!(error, SourceError::Unavailable { .. }))
             }
         };
-        Self { result, failed, retryable }
+        Self { result, failed, retryable, status: None }
+    }
+
+    /// The same attempt, with the answer's status for its span.
+    pub(crate) fn with_status(mut self, status: Option<opentelemetry::KeyValue>) -> Self {
+        self.status = status;
+        self
     }
 }
 
@@ -191,12 +206,14 @@ impl Resilience {
     /// of the per-call deadline and what remains of the request); see the module docs for the
     /// order of the checks. The call is first charged to the request's `budget` of backend calls
     /// (retries are not: the retry budget bounds them), so every unary call of every backend is
-    /// counted here, in one place.
+    /// counted here, in one place. `span` (`None` when tracing is off) describes each attempt's
+    /// span; `attempt` is called with that span current (see the module's documentation).
     pub(crate) async fn call<T, F, Fut>(
         &self,
         budget: &CallBudget,
         per_call_timeout: Duration,
         kind: CallKind,
+        span: Option<CallSpan>,
         attempt: F,
     ) -> Result<T, SourceError>
     where
@@ -205,7 +222,7 @@ impl Resilience {
         Fut: Future<Output = Attempt<T>>,
     {
         budget.charge()?;
-        let guarded = self.guarded(budget, per_call_timeout, kind.idempotent, attempt);
+        let guarded = self.guarded(budget, per_call_timeout, kind.idempotent, span, attempt);
         match kind.dedupe_key.filter(|_| kind.idempotent && self.0.options.dedupe_reads) {
             Some(key) => {
                 let (result, shared) = self.0.singleflight.run(key, guarded).await;
@@ -223,6 +240,7 @@ impl Resilience {
         budget: &CallBudget,
         per_call_timeout: Duration,
         idempotent: bool,
+        span: Option<CallSpan>,
         mut attempt: F,
     ) -> Result<T, SourceError>
     where
@@ -265,7 +283,31 @@ impl Resilience {
                 inner.retry_budget.record_call();
             }
             inner.in_flight.fetch_add(1, Ordering::Relaxed);
-            let outcome = InFlight(&inner.in_flight).wrap(attempt(timeout)).await;
+            let attempt_span = span.as_ref().and_then(|call| {
+                call.parent.start(
+                    || call.name.clone().into(),
+                    opentelemetry::trace::SpanKind::Client,
+                    || {
+                        let mut attributes = call.attributes.clone();
+                        attributes
+                            .push(opentelemetry::KeyValue::new("banyan.retry", i64::from(retries_made)));
+                        attributes
+                    },
+                )
+            });
+            let future = match &attempt_span {
+                // Current only while the attempt is built: the clients read its `traceparent` then.
+                Some(active) => {
+                    let _current = active.current();
+                    attempt(timeout)
+                }
+                None => attempt(timeout),
+            };
+            let outcome = InFlight(&inner.in_flight).wrap(future).await;
+            if let Some(active) = &attempt_span {
+                record_outcome(active, &outcome);
+            }
+            drop(attempt_span);
             inner.breaker.record(outcome.failed);
             if !outcome.failed
                 || !outcome.retryable
@@ -296,6 +338,19 @@ impl Resilience {
         let random = splitmix(self.0.jitter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed));
         let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
         ceiling.mul_f64(fraction)
+    }
+}
+
+/// What an attempt came to, on its span: the answer's status, and the error's code when it
+/// failed (a 5xx answer fails as `BACKEND_ERROR`, as it is decoded later).
+fn record_outcome<T>(span: &crate::trace::ActiveSpan, outcome: &Attempt<T>) {
+    if let Some(status) = &outcome.status {
+        span.set_attribute(status.clone());
+    }
+    match &outcome.result {
+        Err(error) => span.fail(error.code()),
+        Ok(_) if outcome.failed => span.fail("BACKEND_ERROR"),
+        Ok(_) => {}
     }
 }
 
@@ -346,7 +401,7 @@ mod tests {
         let made = AtomicUsize::new(0);
         let kind = CallKind { idempotent, dedupe_key: None };
         let result: Result<(), SourceError> = resilience
-            .call(budget, Duration::from_secs(1), kind, |_| {
+            .call(budget, Duration::from_secs(1), kind, None, |_| {
                 made.fetch_add(1, Ordering::SeqCst);
                 let error = error.clone();
                 async move { Attempt::judged(Err(error)) }
@@ -379,7 +434,7 @@ mod tests {
         let made = AtomicUsize::new(0);
         let kind = CallKind { idempotent: true, dedupe_key: None };
         let result: Result<(), SourceError> = resilience
-            .call(&budget, Duration::from_secs(1), kind, |_| {
+            .call(&budget, Duration::from_secs(1), kind, None, |_| {
                 made.fetch_add(1, Ordering::SeqCst);
                 async { Attempt::judged(Ok(())) }
             })
