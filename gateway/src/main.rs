@@ -276,8 +276,9 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "devstack")]
         Run::Dev { listen, event_rate } => dev(listen, event_rate).await,
         Run::Serve(config) => {
+            let signals = banyan_gateway::server::ShutdownSignals::listen();
             let gateway = RunningGateway::start(&config).await?;
-            gateway.run_until_signal().await;
+            gateway.run_until(signals).await;
             Ok(ExitCode::SUCCESS)
         }
         Run::Check(config, path) => {
@@ -361,6 +362,7 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
         }
         return Err(anyhow::Error::new(error).context(format!("listening on {listen}")));
     }
+    let signals = banyan_gateway::server::ShutdownSignals::listen();
     let devstack = DevStack::start(DevStackConfig {
         event_generator: EventGeneratorConfig {
             rate_per_second: event_rate,
@@ -425,7 +427,7 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
         "       -H 'Authorization: {authorization}' -d '{{\"query\":\"{{ me {{ fullName }} workspaces {{ name }} }}\"}}'"
     );
     println!("Press Ctrl-C to stop.");
-    gateway.run_until_signal().await;
+    gateway.run_until(signals).await;
     devstack.shutdown().await;
     let _ = std::fs::remove_dir_all(&table_dir);
     Ok(ExitCode::SUCCESS)

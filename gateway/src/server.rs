@@ -210,9 +210,10 @@ impl RunningGateway {
         report
     }
 
-    /// Serves until the process gets Ctrl-C or SIGTERM, then shuts down.
-    pub async fn run_until_signal(self) {
-        let signal = shutdown_signal().await;
+    /// Serves until `signals` reports SIGTERM or SIGINT, then shuts down as
+    /// [`RunningGateway::shutdown`] does.
+    pub async fn run_until(self, mut signals: ShutdownSignals) {
+        let signal = signals.recv().await;
         tracing::info!(signal, "received {signal}");
         self.shutdown().await;
     }
@@ -229,30 +230,64 @@ impl Drop for RunningGateway {
     }
 }
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM; returns which came.
-async fn shutdown_signal() -> &'static str {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// The process signals that start a shutdown, SIGTERM (Kubernetes, systemd) and SIGINT (Ctrl-C),
+/// listened for from [`ShutdownSignals::listen`] on: created before the gateway starts, so a
+/// signal that comes right after "Banyan is listening" drains the gateway instead of killing the
+/// process (the default action of a signal nobody listens for yet).
+pub struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Starts listening (within a tokio runtime). A signal that cannot be listened for is
+    /// logged and never reported.
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(signal) => Some(signal),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for {name}");
+                    None
+                }
+            };
+            Self {
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for the next signal; returns which came.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                () = next(&mut self.interrupt) => "SIGINT",
+                () = next(&mut self.terminate) => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            "SIGINT"
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => "SIGINT",
-        () = terminate => "SIGTERM",
     }
 }
