@@ -25,7 +25,7 @@ impl Query {
         let sources = ctx.data::<Sources>()?;
         let me = sources
             .monolith
-            .me(&scope.caller.credential, scope.caller.request_id.as_deref())
+            .me_within(&scope.caller.budget, &scope.caller.credential, scope.caller.request_id.as_deref())
             .await
             .graphql()?;
         Ok(Some(UserObject(me)))

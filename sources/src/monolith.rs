@@ -84,18 +84,23 @@ impl MonolithClient {
     /// The user a credential belongs to; [`SourceError::Unauthenticated`] when it belongs to no
     /// one. Both 401 and 403 mean that here: DRF answers 403 instead of 401 when the view's first
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
+    ///
+    /// With no deadline but the per-call one: for the identity check, before a request has a
+    /// deadline. A field of a request reads it through [`Self::me_within`].
     pub async fn me(&self, credential: &Credential, request_id: Option<&str>) -> Result<User, SourceError> {
+        self.me_within(&CallBudget::unlimited(), credential, request_id).await
+    }
+
+    /// [`Self::me`] within a request's `budget`: its deadline caps the call's, so a slow monolith
+    /// costs the field a `BACKEND_TIMEOUT` at the request's deadline, not the whole request.
+    pub async fn me_within(
+        &self,
+        budget: &CallBudget,
+        credential: &Credential,
+        request_id: Option<&str>,
+    ) -> Result<User, SourceError> {
         let answer: Result<wire::User, SourceError> = self
-            .send(
-                &CallBudget::unlimited(),
-                Method::GET,
-                "/api/v1/me/",
-                &[],
-                None::<&()>,
-                credential,
-                request_id,
-                &[],
-            )
+            .send(budget, Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id, &[])
             .await;
         match answer {
             Ok(user) => user.try_into(),
