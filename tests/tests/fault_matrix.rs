@@ -27,8 +27,9 @@ use tokio::task::JoinSet;
 
 /// Concurrent clients.
 const CLIENTS: usize = 16;
-/// Requests each client sends one after another, per fault that fails fast.
-const REQUESTS_PER_CLIENT: usize = 2;
+/// Requests each client sends one after another, per fault that fails fast (the CPU a debug
+/// build spends per request, times the cases, is what this file's run time is made of).
+const REQUESTS_PER_CLIENT: usize = 1;
 /// The template every request reads: owned by [`OWNER`], with a seeded draft and events.
 const TEMPLATE: u64 = 1;
 /// The whole-request deadline: every answer arrives by then (a backstop a little later would
@@ -678,7 +679,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
     worker_panics();
-    const REQUESTS: usize = 6;
+    const REQUESTS: usize = 4;
     let stack = TestStack::start_with(DevStackConfig::default(), |config| {
         matrix_config(config, &[]);
         let breaker = &mut config.backends.events.breaker;
@@ -686,7 +687,7 @@ async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
         breaker.min_calls = 8;
         breaker.failure_rate = 0.5;
         breaker.window = Duration::from_secs(60);
-        breaker.cool_down = Duration::from_millis(500);
+        breaker.cool_down = Duration::from_secs(1);
     })
     .await;
     let expected = Expected::from_dataset(stack.devstack.dataset());
@@ -702,7 +703,7 @@ async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
     }
     // Each query makes one stats call or is shed: the devstack's count and the gateway's shed
     // count add up to the queries sent, and most were shed (the breaker opened after 8 failures,
-    // plus what was in flight then, plus one probe per half-second cool-down).
+    // plus what was in flight then, plus one probe per one-second cool-down).
     let calls = stack.devstack.calls().count(GET_TEMPLATE_STATS);
     let metrics = scrape(&stack).await;
     let shed =
@@ -773,7 +774,7 @@ async fn calls_in_an_outage(backend: Backend, max_retries: u32, per_client: usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_the_retry_budget_holds_in_a_full_outage_of_each_backend() {
     worker_panics();
-    const PER_CLIENT: usize = 4;
+    const PER_CLIENT: usize = 2;
     for backend in Backend::ALL {
         let first_tries = calls_in_an_outage(backend, 0, PER_CLIENT).await;
         let with_retries = calls_in_an_outage(backend, 2, PER_CLIENT).await;
