@@ -72,18 +72,19 @@ fn calls_to(stack: &TestStack, backend: Backend) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Panics
 
-/// Panics seen on tokio's worker threads (where the gateway's connection and request tasks run)
-/// since the hook was installed. The test's own assertions run on the test's thread.
+/// Panics seen on tokio's threads (where the gateway's connection and request tasks run) since
+/// the hook was installed. The test's own assertions run on the test's thread, named after it.
 fn worker_panics() -> &'static Mutex<Vec<String>> {
     static PANICS: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     PANICS.get_or_init(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let thread = std::thread::current();
-            if thread.name() == Some("tokio-runtime-worker") {
-                if let Some(panics) = PANICS.get() {
-                    panics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(info.to_string());
-                }
+            // tokio names its workers `tokio-rt-worker` (`tokio-runtime-worker` before 1.5x).
+            if thread.name().is_some_and(|name| name.starts_with("tokio-"))
+                && let Some(panics) = PANICS.get()
+            {
+                panics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(info.to_string());
             }
             previous(info);
         }));
@@ -91,9 +92,29 @@ fn worker_panics() -> &'static Mutex<Vec<String>> {
     })
 }
 
+/// The message of the one panic this file causes on purpose, to show the check sees panics.
+const SELF_TEST_PANIC: &str = "the panic check's own test panic";
+
 fn assert_nothing_panicked() {
-    let panics = worker_panics().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let panics: Vec<String> = worker_panics()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|panic| !panic.contains(SELF_TEST_PANIC))
+        .cloned()
+        .collect();
     assert!(panics.is_empty(), "a worker panicked: {panics:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panic_check_sees_a_panic_in_a_spawned_task() {
+    worker_panics();
+    // A task like the gateway's connection and request tasks; tokio catches its panic, so only
+    // the hook would ever tell.
+    let joined = tokio::spawn(async { panic!("{SELF_TEST_PANIC}") }).await;
+    assert!(joined.is_err_and(|error| error.is_panic()));
+    let panics = worker_panics().lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    assert!(panics.iter().any(|panic| panic.contains(SELF_TEST_PANIC)), "{panics:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

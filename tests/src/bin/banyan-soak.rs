@@ -9,6 +9,7 @@
 //!
 //! Only the gateway is measured: the devstack and the clients live in this process, not in the
 //! child. Settings are environment variables (see [`Settings::from_env`]).
+#![allow(clippy::print_stdout)] // the report is the tool's output
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -175,13 +176,23 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
-    let scratch = std::env::temp_dir().join(format!("banyan-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).context("creating a scratch directory")?;
-    let outcome = soak(&settings, &scratch).await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    outcome
+async fn main() -> std::process::ExitCode {
+    let outcome = async {
+        let settings = Settings::from_env()?;
+        let scratch = std::env::temp_dir().join(format!("banyan-soak-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).context("creating a scratch directory")?;
+        let outcome = soak(&settings, &scratch).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        outcome
+    }
+    .await;
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn soak(settings: &Settings, scratch: &std::path::Path) -> anyhow::Result<()> {
