@@ -3,8 +3,9 @@
 //! a query that reads all three backends. Each answer must arrive as a `200` with the unaffected
 //! fields equal to values recomputed from the seeded dataset, and a coded error (exact
 //! `extensions.code`) on each affected field's path and nowhere else; afterwards the gateway
-//! serves again. Hangs and slow backends are cut by the request deadline
-//! (`server.request_timeout`), so every answer arrives; nothing here asserts on time.
+//! serves again. A hang or a slow backend is cut by that backend's short call deadline into a
+//! coded error, and the request deadline (`server.request_timeout`) bounds every answer, so every
+//! answer arrives, none as a `504`; nothing here asserts on time.
 //!
 //! Beside the matrix, under the same load: subscriptions broken mid-stream (`UNAVAILABLE`, reset,
 //! stall), the breaker opening, shedding (counted at the devstack) and closing after recovery,
@@ -52,7 +53,7 @@ const MATRIX_QUERY: &str = "query FaultMatrix($id: ID!) {
   }
 }";
 
-/// The devstack's call-log keys of the calls the matrix query makes, per backend.
+/// The devstack's call-log key of the event store's stats call (one per matrix query).
 const GET_TEMPLATE_STATS: &str = "EventService/GetTemplateStats";
 
 /// Whether a devstack call-log key is a call to `backend`.
