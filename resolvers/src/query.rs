@@ -25,7 +25,12 @@ impl Query {
         let sources = ctx.data::<Sources>()?;
         let me = sources
             .monolith
-            .me(&scope.caller.credential, scope.caller.request_id.as_deref(), &scope.caller.trace)
+            .me_within(
+                &scope.caller.budget,
+                &scope.caller.credential,
+                scope.caller.request_id.as_deref(),
+                &scope.caller.trace,
+            )
             .await
             .graphql()?;
         Ok(Some(UserObject(me)))

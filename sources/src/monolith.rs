@@ -88,24 +88,29 @@ impl MonolithClient {
     /// authentication class (`SessionAuthentication`) sends no `WWW-Authenticate` challenge.
     /// `trace` is where the call's span goes ([`TraceContext::off`] for the gateway's own identity
     /// check, which is cached across requests and not traced).
+    ///
+    /// With no deadline but the per-call one: for the identity check, before a request has a
+    /// deadline. A field of a request reads it through [`Self::me_within`].
     pub async fn me(
         &self,
         credential: &Credential,
         request_id: Option<&str>,
         trace: &TraceContext,
     ) -> Result<User, SourceError> {
+        self.me_within(&CallBudget::unlimited(), credential, request_id, trace).await
+    }
+
+    /// [`Self::me`] within a request's `budget`: its deadline caps the call's, so a slow monolith
+    /// costs the field a `BACKEND_TIMEOUT` at the request's deadline, not the whole request.
+    pub async fn me_within(
+        &self,
+        budget: &CallBudget,
+        credential: &Credential,
+        request_id: Option<&str>,
+        trace: &TraceContext,
+    ) -> Result<User, SourceError> {
         let answer: Result<wire::User, SourceError> = self
-            .send(
-                &CallBudget::unlimited(),
-                Method::GET,
-                "/api/v1/me/",
-                &[],
-                None::<&()>,
-                credential,
-                request_id,
-                &[],
-                trace,
-            )
+            .send(budget, Method::GET, "/api/v1/me/", &[], None::<&()>, credential, request_id, &[], trace)
             .await;
         match answer {
             Ok(user) => user.try_into(),
