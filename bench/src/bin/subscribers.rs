@@ -23,8 +23,8 @@
 //! processes have it: each end of 10,000 loopback connections needs its own descriptor.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +35,6 @@ use banyan_devstack::{DevStack, DevStackConfig, EventKind};
 use clap::Parser;
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -142,7 +141,11 @@ async fn run(args: &Args, devstack: &DevStack) -> anyhow::Result<()> {
     let probed = Arc::new(Probed::default());
     let templates: Vec<String> = followed.iter().map(|id| template_global_id(*id)).collect();
     let mut clients = Vec::with_capacity(sockets.len());
-    for socket in sockets {
+    // Subscribed in waves, each visibility check a call to the one in-process monolith.
+    for (i, socket) in sockets.into_iter().enumerate() {
+        if i > 0 && i % args.connect_concurrency == 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         clients.push(tokio::spawn(listen(socket, templates.clone(), probed.clone(), stopped.clone())));
     }
     let subscribed = probe_until_all(devstack, followed, &probed, args.subscribers).await;
@@ -184,7 +187,7 @@ async fn run(args: &Args, devstack: &DevStack) -> anyhow::Result<()> {
     latencies.sort_unstable();
     let delivered = latencies.len();
     let expected = followed_appends.len() * args.subscribers;
-    gateway.stop().await;
+    gateway.stop();
 
     let n = args.subscribers as f64;
     let per = |from: u64, to: u64| (to as f64 - from as f64) / n;
@@ -284,7 +287,7 @@ fn raise_descriptor_limit() -> anyhow::Result<u64> {
 
 /// The gateway as a child process.
 struct Gateway {
-    child: tokio::process::Child,
+    child: std::process::Child,
     pid: u32,
     addr: String,
     /// Deleted when the gateway stops.
@@ -313,9 +316,16 @@ websocket_init_timeout = "30m"
 
 [backends.monolith]
 url = "{monolith}"
+# Thousands of subscriptions check visibility (and open streams) at once against one in-process
+# devstack: a deadline or breaker tripping there would measure the devstack, not the gateway.
+timeout = "60s"
+
+[backends.monolith.breaker]
+enabled = false
 
 [backends.events]
 url = "{events}"
+timeout = "60s"
 
 [backends.drafts]
 url = "{drafts}"
@@ -328,6 +338,8 @@ trusted_documents = "off"
 
 [websocket]
 max_connections_per_caller = {max_connections}
+# Off: a client waits between steps without reading, and would miss its pong.
+keepalive_interval = "0s"
 "#,
             max_connections = args.subscribers + 1024,
             monolith = devstack.monolith_url(),
@@ -337,50 +349,55 @@ max_connections_per_caller = {max_connections}
         let config =
             std::env::temp_dir().join(format!("banyan-bench-subscribers-{}.toml", std::process::id()));
         std::fs::write(&config, toml)?;
-        let mut child = tokio::process::Command::new(&binary)
+        // std's process and a reader thread rather than tokio's: tokio's `process` and
+        // `io-util` features would rebuild tokio and everything on it for this one binary.
+        let mut child = std::process::Command::new(&binary)
             .arg("serve")
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let pid = child.id().context("the gateway's pid")?;
+        let pid = child.id();
         let stderr = child.stderr.take().context("the gateway's stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-                if let Some(addr) = entry["fields"]["addr"].as_str() {
-                    return Ok(addr.to_owned());
-                }
-            }
-            bail!("the gateway exited before listening")
-        })
-        .await
-        .context("the gateway did not listen within 60 s")??;
-        // Keep reading its log so the pipe never fills; warnings and errors are echoed.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
-                    tracing_free_eprintln(&line);
+        let (listening, addr) = std::sync::mpsc::channel();
+        // Reads its log to the end, so the pipe never fills: the address it listens on, then
+        // warnings and errors, echoed.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let entry = serde_json::from_str::<Value>(&line).unwrap_or_default();
+                if entry["message"] == "Banyan is listening"
+                    && let Some(addr) = entry["addr"].as_str()
+                {
+                    let _ = listening.send(addr.to_owned());
+                } else if !matches!(entry["level"].as_str(), Some("INFO" | "DEBUG" | "TRACE")) {
+                    let _ = writeln!(std::io::stderr().lock(), "gateway: {line}");
                 }
             }
         });
+        let addr = match addr.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("the gateway did not listen within 60 s");
+            }
+        };
         Ok(Self { child, pid, addr, config })
     }
 
-    async fn stop(&mut self) {
-        let _ = self.child.kill().await;
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.config);
     }
 }
 
-/// The gateway's warnings, on this process's stderr.
-fn tracing_free_eprintln(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "gateway: {line}");
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// A client as cheap as tungstenite allows: small buffers, as 10,000 of them share this process.
