@@ -54,7 +54,8 @@ pub(crate) struct AppState {
     /// Each HTTP request's own deadline (`server.request_timeout`), in its scope: fields not
     /// ready by then answer with coded errors, the rest is served.
     pub(crate) request_deadline: std::time::Duration,
-    /// Largest WebSocket message, as `server.max_body_bytes` bounds a request body.
+    /// Largest WebSocket message: `websocket.max_message_size`, else `server.max_body_bytes`, as
+    /// a message is bounded like a request body.
     pub(crate) max_message_bytes: usize,
     /// How long a WebSocket may stay open without `connection_init`.
     pub(crate) websocket_init_timeout: std::time::Duration,
@@ -158,7 +159,7 @@ impl AppState {
             ready,
             readiness_breakers: config.backends.breakers_affecting_readiness(),
             request_deadline: config.server.request_timeout,
-            max_message_bytes: config.server.max_body_bytes,
+            max_message_bytes: config.websocket.max_message_size.unwrap_or(config.server.max_body_bytes),
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,
             routing_policy,

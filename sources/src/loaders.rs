@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use chrono::{DateTime, Utc};
@@ -392,41 +393,102 @@ where
     }
 }
 
-/// The loaders of one request, all acting for one caller.
+/// The loaders of one request, all acting for one caller. Each is built on first use
+/// ([`LazyLoader`]): a request, or a subscription that lives for hours, holds only the loaders
+/// it used (a `templateEvents` subscription: one of eight).
 pub struct Loaders {
     /// Users by id (monolith).
-    pub users: CachedLoader<UserLoader>,
+    pub users: LazyLoader<UserLoader>,
     /// Templates by id (monolith).
-    pub templates: CachedLoader<TemplateLoader>,
+    pub templates: LazyLoader<TemplateLoader>,
     /// Stats from the event store.
-    pub stats: CachedLoader<StatsLoader>,
+    pub stats: LazyLoader<StatsLoader>,
     /// Stats from the monolith's legacy view.
-    pub legacy_stats: CachedLoader<LegacyStatsLoader>,
+    pub legacy_stats: LazyLoader<LegacyStatsLoader>,
     /// Drafts from the draft store.
-    pub drafts: CachedLoader<DraftLoader>,
+    pub drafts: LazyLoader<DraftLoader>,
     /// Drafts from the monolith's legacy view.
-    pub legacy_drafts: CachedLoader<LegacyDraftLoader>,
+    pub legacy_drafts: LazyLoader<LegacyDraftLoader>,
     /// Pages of events from the event store.
-    pub event_pages: CachedLoader<EventsPageLoader>,
+    pub event_pages: LazyLoader<EventsPageLoader>,
     /// Pages of events from the monolith's legacy view.
-    pub legacy_event_pages: CachedLoader<LegacyEventsPageLoader>,
+    pub legacy_event_pages: LazyLoader<LegacyEventsPageLoader>,
 }
 
 impl Loaders {
     /// Loaders for one request by `caller`, with stats windows ending at `now`.
     pub fn new(sources: &Sources, caller: &Caller, now: DateTime<Utc>) -> Self {
-        let sources = sources.clone();
-        let caller = caller.clone();
+        let context = Arc::new(LoaderContext { sources: sources.clone(), caller: caller.clone(), now });
         Self {
-            users: cached(UserLoader { sources: sources.clone(), caller: caller.clone() }),
-            templates: cached(TemplateLoader { sources: sources.clone(), caller: caller.clone() }),
-            stats: cached(StatsLoader { sources: sources.clone(), caller: caller.clone(), now }),
-            legacy_stats: cached(LegacyStatsLoader { sources: sources.clone(), caller: caller.clone() }),
-            drafts: cached(DraftLoader { sources: sources.clone(), caller: caller.clone() }),
-            legacy_drafts: cached(LegacyDraftLoader { sources: sources.clone(), caller: caller.clone() }),
-            event_pages: cached(EventsPageLoader { sources: sources.clone(), caller: caller.clone() }),
-            legacy_event_pages: cached(LegacyEventsPageLoader { sources, caller }),
+            users: LazyLoader::new(context.clone(), |c| UserLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            templates: LazyLoader::new(context.clone(), |c| TemplateLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            stats: LazyLoader::new(context.clone(), |c| StatsLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+                now: c.now,
+            }),
+            legacy_stats: LazyLoader::new(context.clone(), |c| LegacyStatsLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            drafts: LazyLoader::new(context.clone(), |c| DraftLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            legacy_drafts: LazyLoader::new(context.clone(), |c| LegacyDraftLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            event_pages: LazyLoader::new(context.clone(), |c| EventsPageLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
+            legacy_event_pages: LazyLoader::new(context.clone(), |c| LegacyEventsPageLoader {
+                sources: c.sources.clone(),
+                caller: c.caller.clone(),
+            }),
         }
+    }
+}
+
+/// What every loader of one request is built from.
+struct LoaderContext {
+    sources: Sources,
+    caller: Caller,
+    now: DateTime<Utc>,
+}
+
+/// A [`CachedLoader`] built the first time it is used (it dereferences to it), from its request's
+/// [`LoaderContext`]. Building all eight of a request's loaders up front cost about 9 KiB per
+/// request (each holds its own clients and caller), kept for a subscription's whole life.
+pub struct LazyLoader<T> {
+    context: Arc<LoaderContext>,
+    make: fn(&LoaderContext) -> T,
+    loader: OnceLock<CachedLoader<T>>,
+}
+
+impl<T> LazyLoader<T> {
+    fn new(context: Arc<LoaderContext>, make: fn(&LoaderContext) -> T) -> Self {
+        Self { context, make, loader: OnceLock::new() }
+    }
+
+    /// Whether the loader has been built (used) yet.
+    pub fn is_built(&self) -> bool {
+        self.loader.get().is_some()
+    }
+}
+
+impl<T: Send + Sync + 'static> std::ops::Deref for LazyLoader<T> {
+    type Target = CachedLoader<T>;
+
+    fn deref(&self) -> &CachedLoader<T> {
+        self.loader.get_or_init(|| cached((self.make)(&self.context)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `[websocket]`: what one WebSocket connection, and one caller's connections, may hold open,
 //! and how a live connection is kept honest (keepalive, operation timeout, credential re-check).
-//! `server.websocket_init_timeout` and `server.max_body_bytes` (the largest message) stay in
-//! `[server]`.
+//! and what one connection's socket keeps in memory (its read and write buffers, the largest
+//! message). `server.websocket_init_timeout` stays in `[server]`.
 
 use std::time::Duration;
 
@@ -42,6 +42,23 @@ pub struct WebSocketConfig {
     /// closes the connection with 4403. `"0s"` turns the re-check off. Default `"1m"`.
     #[serde(default = "default_credential_recheck_interval", with = "humantime_serde")]
     pub credential_recheck_interval: Duration,
+    /// Bytes each connection's socket reads at a time: its read buffer, which every open
+    /// connection keeps (in full: it is zeroed before the first read). A longer message is still
+    /// read, in several reads, into a buffer grown for it. tungstenite's own default, 128 KiB, is
+    /// 1.25 GiB at 10,000 connections; the client sends little (`subscribe`, `pong`). At least
+    /// 256. Default `4096`.
+    #[serde(default = "default_read_buffer_size")]
+    pub read_buffer_size: usize,
+    /// Bytes of outgoing frames collected before they are written to the socket. Each message is
+    /// flushed as soon as it is queued, so this only matters when several are queued together;
+    /// nothing is allocated up front. `0` writes every frame at once. Default `0`.
+    #[serde(default)]
+    pub write_buffer_size: usize,
+    /// Largest message a client may send, in bytes; a longer one closes the connection with 1009
+    /// (graphql-transport-ws) or is refused by the socket (graphql-ws). Unset: `server.max_body_bytes`,
+    /// as a message is bounded like a request body. At least 1024 when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
 }
 
 fn default_max_subscriptions_per_connection() -> usize {
@@ -59,6 +76,10 @@ fn default_operation_timeout() -> Duration {
 fn default_credential_recheck_interval() -> Duration {
     Duration::from_secs(60)
 }
+/// One page: what a `subscribe` or `pong` needs, with room (BENCHMARKS.md, "Subscriptions").
+fn default_read_buffer_size() -> usize {
+    4096
+}
 
 impl Default for WebSocketConfig {
     fn default() -> Self {
@@ -69,6 +90,9 @@ impl Default for WebSocketConfig {
             keepalive_interval: default_keepalive_interval(),
             operation_timeout: default_operation_timeout(),
             credential_recheck_interval: default_credential_recheck_interval(),
+            read_buffer_size: default_read_buffer_size(),
+            write_buffer_size: 0,
+            max_message_size: None,
         }
     }
 }
@@ -91,6 +115,20 @@ impl WebSocketConfig {
             if value == 0 {
                 return Err(ConfigError::Invalid { key, message: "must be at least 1".to_owned() });
             }
+        }
+        if self.read_buffer_size < 256 {
+            return Err(ConfigError::Invalid {
+                key: "websocket.read_buffer_size",
+                message: format!("{} bytes is too small; at least 256", self.read_buffer_size),
+            });
+        }
+        if let Some(max) = self.max_message_size
+            && max < 1024
+        {
+            return Err(ConfigError::Invalid {
+                key: "websocket.max_message_size",
+                message: format!("{max} bytes is too small; at least 1024"),
+            });
         }
         if self.operation_timeout.is_zero() {
             return Err(ConfigError::Invalid {
@@ -117,6 +155,8 @@ mod tests {
             ),
             ("[websocket]\nmax_connections_per_caller = 0\n", "websocket.max_connections_per_caller"),
             ("[websocket]\noperation_timeout = \"0s\"\n", "websocket.operation_timeout"),
+            ("[websocket]\nread_buffer_size = 255\n", "websocket.read_buffer_size"),
+            ("[websocket]\nmax_message_size = 1023\n", "websocket.max_message_size"),
         ] {
             let error = Config::from_toml(toml).expect_err(toml).to_string();
             assert!(error.contains(key), "{toml}: {error}");

@@ -134,7 +134,7 @@ pub(crate) fn upgrade(
     let connection = Upgrade {
         credential: app.auth.credential(headers),
         request_id: crate::auth::request_id(headers),
-        headers: headers.clone(),
+        headers: Arc::new(headers.clone()),
         // The client's address as rate limiting sees it (`X-Forwarded-For` behind a trusted proxy).
         peer: Some(
             app.rate_limit
@@ -145,7 +145,13 @@ pub(crate) fn upgrade(
     // checks the bound itself, so it can close with 1009 and a reason; the socket's own limit
     // (twice that) only stops what is far over it from being buffered at all.
     let max = app.max_message_bytes;
-    let upgrade = upgrade.protocols([chosen.sec_websocket_protocol()]);
+    // Every open connection keeps its read buffer (tungstenite's default is 128 KiB, most of
+    // what an idle subscriber cost): `websocket.read_buffer_size`, see BENCHMARKS.md.
+    let buffers = &app.websockets.config;
+    let upgrade = upgrade
+        .protocols([chosen.sec_websocket_protocol()])
+        .read_buffer_size(buffers.read_buffer_size)
+        .write_buffer_size(buffers.write_buffer_size);
     // Counted while open, and dropped if a shutdown's grace period ends first.
     let lifecycle = app.lifecycle.clone();
     let open = lifecycle.websocket_upgrade();
@@ -192,7 +198,8 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 struct Upgrade {
     credential: Result<Option<Credential>, AuthError>,
     request_id: Option<String>,
-    headers: HeaderMap,
+    /// Shared with the connection's [`RoutingHeaders`]: an open connection holds one copy.
+    headers: Arc<HeaderMap>,
     /// The client's address (the peer's, or behind `rate_limit.trusted_proxies` the forwarded
     /// one), which anonymous connections count against.
     peer: Option<IpAddr>,
@@ -216,7 +223,7 @@ async fn identify_connection(
         .await
         .map_err(|error| error.refusal())?
         .map(|caller| app.auth.with_forwarded_headers(caller, &upgrade.headers));
-    let headers = RoutingHeaders { payload, upgrade: upgrade.headers.clone() };
+    let headers = RoutingHeaders { payload, upgrade: Arc::clone(&upgrade.headers) };
     let ask = app
         .routing_policy
         .ask(app.engine.catalog(), |name| headers.get(name))
@@ -291,7 +298,7 @@ fn with_routing(mut response: async_graphql::Response, log: Option<&ServedLog>) 
 /// `headers`, any case), else the upgrade request's.
 struct RoutingHeaders {
     payload: Value,
-    upgrade: HeaderMap,
+    upgrade: Arc<HeaderMap>,
 }
 
 impl RoutingHeaders {

@@ -166,7 +166,8 @@ struct Connection {
     app: AppState,
     upgrade: Upgrade,
     out: mpsc::Sender<Message>,
-    finished_tx: mpsc::UnboundedSender<Finished>,
+    /// Boxed: a channel allocates its first block of 32 slots up front, for every connection.
+    finished_tx: mpsc::UnboundedSender<Box<Finished>>,
     init_received: bool,
     /// Set with the acknowledgement; `None` inside for an anonymous caller.
     identity: Option<Option<Arc<ConnectionIdentity>>>,
@@ -187,7 +188,7 @@ impl Connection {
     async fn run(
         &mut self,
         mut incoming: SplitStream<WebSocket>,
-        mut finished: mpsc::UnboundedReceiver<Finished>,
+        mut finished: mpsc::UnboundedReceiver<Box<Finished>>,
     ) -> Option<Close> {
         let config = self.app.websockets.config.clone();
         let init_deadline = tokio::time::sleep(self.app.websocket_init_timeout);
@@ -195,6 +196,9 @@ impl Connection {
         let mut keepalive = every(config.keepalive_interval);
         let mut recheck = every(config.credential_recheck_interval);
         let mut draining = std::pin::pin!(self.app.lifecycle.draining());
+        // Each step is boxed: this loop's future lives as long as the connection, and a step
+        // awaited in place would make it as large as the largest step (identifying the caller
+        // through the monolith's client is tens of KiB) for every idle connection.
         loop {
             let step = tokio::select! {
                 frame = incoming.next() => match frame {
@@ -202,14 +206,14 @@ impl Connection {
                     None | Some(Ok(Message::Close(_)) | Err(_)) => Err(End::Gone),
                     Some(Ok(frame)) => {
                         self.heard_since_ping = true;
-                        self.on_frame(frame).await
+                        Box::pin(self.on_frame(frame)).await
                     }
                 },
                 () = &mut init_deadline, if !self.acknowledged() => Err(Close::InitTimeout.into()),
-                Some(done) = finished.recv() => self.on_finished(done).await,
-                () = tick(&mut keepalive), if self.acknowledged() => self.on_keepalive().await,
-                () = tick(&mut recheck), if self.acknowledged() => self.on_recheck().await,
-                () = &mut draining => self.on_shutdown().await,
+                Some(done) = finished.recv() => Box::pin(self.on_finished(*done)).await,
+                () = tick(&mut keepalive), if self.acknowledged() => Box::pin(self.on_keepalive()).await,
+                () = tick(&mut recheck), if self.acknowledged() => Box::pin(self.on_recheck()).await,
+                () = &mut draining => Box::pin(self.on_shutdown()).await,
             };
             match step {
                 Ok(()) => {}
@@ -425,7 +429,7 @@ struct Operation {
     /// For queries and mutations: how long the result may take.
     deadline: Option<Duration>,
     out: mpsc::Sender<Message>,
-    finished: mpsc::UnboundedSender<Finished>,
+    finished: mpsc::UnboundedSender<Box<Finished>>,
 }
 
 impl Operation {
@@ -461,7 +465,7 @@ impl Operation {
                 Ending::Complete
             }
         };
-        let _ = self.finished.send(Finished { id: self.id, generation: self.generation, ending });
+        let _ = self.finished.send(Box::new(Finished { id: self.id, generation: self.generation, ending }));
     }
 
     /// Sends a `next`; false once the connection is gone.
