@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use banyan_schema::{
-    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, Contract, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK,
-    Format, Level, MANIFEST_FILE, ManifestStatus, Sdl, build_manifest, check, load_sdl, load_sdl_file,
-    schema_hash, validate_contract,
+    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract, EXIT_FAILURE,
+    EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, Sdl,
+    build_manifest, check, extract, load_sdl, load_sdl_file, schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -157,6 +157,66 @@ pub fn contract_manifest(
             Ok(EXIT_OK)
         }),
     }
+}
+
+/// What `banyan contract extract` reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractArgs<'a> {
+    /// The SPA's source tree.
+    pub from: &'a Path,
+    /// The contract folder to write (or compare with).
+    pub out: &'a Path,
+    /// What names an operation's component.
+    pub component: ComponentFrom,
+    /// Write nothing; exit 1 when `out` differs from what the source holds.
+    pub check_only: bool,
+}
+
+/// `banyan contract extract`: the contract's operation files from the SPA's source. Exit 0
+/// written (or, with `check_only`, up to date), 1 stale (`check_only`), 2 an operation cannot be
+/// extracted statically (each problem as `file:line:col`) or a file cannot be read or written.
+pub fn contract_extract(args: ExtractArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let extraction = match extract(args.from, ExtractOptions { component: args.component }) {
+        Ok(extraction) => extraction,
+        Err(e) => return exit_code(err, || Err(e.to_string())),
+    };
+    let summary = format!(
+        "{} operations from {} source files in {}",
+        extraction.operations,
+        extraction.sources,
+        args.from.display()
+    );
+    if args.check_only {
+        let differences = match extraction.compare(args.out) {
+            Ok(differences) => differences,
+            Err(e) => return exit_code(err, || Err(e.to_string())),
+        };
+        if differences.is_empty() {
+            write_report(out, &format!("{} is up to date ({summary})\n", args.out.display()));
+            return EXIT_OK;
+        }
+        let list: String = differences.iter().map(|d| format!("  {d}\n")).collect();
+        write_report(
+            err,
+            &format!(
+                "{} is not up to date with {}:\n{list}run `banyan contract extract --from {} --out {}`\n",
+                args.out.display(),
+                args.from.display(),
+                args.from.display(),
+                args.out.display()
+            ),
+        );
+        return EXIT_FAILURE;
+    }
+    exit_code(err, || {
+        let changed = loaded(extraction.write(args.out))?;
+        let list: String = changed.iter().map(|d| format!("  {d}\n")).collect();
+        write_report(
+            out,
+            &format!("{}: {} files changed ({summary})\n{list}", args.out.display(), changed.len()),
+        );
+        Ok(EXIT_OK)
+    })
 }
 
 /// The schema at `path`, or the one the code builds, labelled as its committed snapshot.

@@ -161,6 +161,33 @@ enum ContractCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Pull the operations from the SPA's source (`gql`/`graphql` templates and calls in
+    /// .ts/.tsx/.js/.jsx/.vue, .graphql files) into one file per operation, following
+    /// `${Fragment}` interpolations across files. Exits 1 with --check when the folder is stale,
+    /// 2 when an operation cannot be extracted statically (each at file:line:col).
+    Extract {
+        /// The SPA's source tree.
+        #[arg(long)]
+        from: PathBuf,
+        /// The contract folder to write.
+        #[arg(long, default_value = "frontend-contract")]
+        out: PathBuf,
+        /// What names an operation's component: the source file's directory, or its file name.
+        #[arg(long, value_enum, default_value_t = ComponentArg::Dir)]
+        component: ComponentArg,
+        /// Write nothing; exit 1 when the folder differs from what the source holds.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// `--component` of `contract extract`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ComponentArg {
+    /// The source file's directory (`src/TemplateList/TemplateList.tsx` → `TemplateList`).
+    Dir,
+    /// The source file's name (`src/components/UserMenu.vue` → `UserMenu`).
+    File,
 }
 
 /// How a report is printed.
@@ -309,6 +336,14 @@ fn contract_command(command: ContractCommand) -> i32 {
         }
         ContractCommand::Manifest { contract, check } => {
             contract_cli::contract_manifest(&contract, check, &mut out, &mut err)
+        }
+        ContractCommand::Extract { from, out: out_dir, component, check } => {
+            let component = match component {
+                ComponentArg::Dir => banyan_schema::ComponentFrom::Directory,
+                ComponentArg::File => banyan_schema::ComponentFrom::File,
+            };
+            let args = contract_cli::ExtractArgs { from: &from, out: &out_dir, component, check_only: check };
+            contract_cli::contract_extract(args, &mut out, &mut err)
         }
     }
 }
