@@ -50,7 +50,8 @@ pub struct Output {
 /// `banyan schema diff OLD NEW`: every change, classified; exit 1 when any is breaking.
 pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let (old, new) = (loaded(load_sdl_file(old))?, loaded(load_sdl_file(new))?);
+        let (old, new) = both(|| load_sdl_file(old), || load_sdl_file(new));
+        let (old, new) = (loaded(old)?, loaded(new)?);
         let no_contract = loaded(Contract::from_sources([]))?;
         let report = check(&old, &new, &no_contract, CheckOptions { strict: true });
         write_report(out, &report.render(output.format.format(output.colour)));
@@ -76,8 +77,9 @@ pub struct CheckArgs<'a> {
 /// `banyan schema check`: the CI gate.
 pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let old = loaded(load_sdl_file(args.base))?;
-        let new = loaded(new_schema(args.new))?;
+        // The two schemas parse and validate on two threads (the contract is small).
+        let (old, new) = both(|| load_sdl_file(args.base), || new_schema(args.new));
+        let (old, new) = (loaded(old)?, loaded(new)?);
         let contract = loaded(Contract::load(args.contract))?;
         let accepted = match args.accepted {
             Some(path) => loaded(AcceptedChanges::load(path))?,
@@ -225,6 +227,18 @@ fn new_schema(path: Option<&Path>) -> Result<Sdl, banyan_schema::SchemaError> {
         Some(path) => load_sdl_file(path),
         None => load_sdl(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl()),
     }
+}
+
+/// Runs `a` on a thread of its own and `b` on this one (each schema takes most of a core to
+/// parse and validate).
+fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = b();
+        // A panic in `a` is a bug: let it go on unwinding here.
+        let a = a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
 }
 
 /// Runs a command body; an input that could not be loaded (or written) is exit 2 with its message.

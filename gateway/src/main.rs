@@ -247,6 +247,13 @@ fn main() -> ExitCode {
         Command::Migration { command } => (Run::Migration(command), LogFormat::Text),
     };
     init_tracing(log_format);
+    // The schema and contract commands are synchronous: they start no async runtime (and its
+    // worker threads), which is part of what a CI step waits for.
+    let command = match command {
+        Run::Schema(command) => return exit(schema_command(command)),
+        Run::Contract(command) => return exit(contract_command(command)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(banyan_gateway::WORKER_STACK_BYTES)
@@ -298,6 +305,7 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
             gateway.run_until_signal().await;
             Ok(ExitCode::SUCCESS)
         }
+        // Run before the runtime starts (see `main`); kept here so the match stays whole.
         Run::Schema(command) => Ok(exit(schema_command(command))),
         Run::Contract(command) => Ok(exit(contract_command(command))),
         Run::Migration(command) => Ok(exit(migration_command(command))),
