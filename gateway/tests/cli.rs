@@ -171,8 +171,8 @@ fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
     assert_eq!(check(Path::new("no/such/accepted.toml")).status.code(), Some(2));
 }
 
-/// A throwaway git repository holding `.ci/schema-contract` and the contract, for running the
-/// gate as CI does.
+/// A throwaway git repository holding `.ci/schema-contract`, the contract and the fixture SPA it
+/// is extracted from, for running the gate as CI does.
 struct GitRepo {
     root: PathBuf,
 }
@@ -186,6 +186,9 @@ impl GitRepo {
         std::fs::copy(repo().join(".ci/schema-contract"), root.join(".ci/schema-contract"))
             .expect("the script");
         copy_dir(&repo().join("frontend-contract"), &root.join("frontend-contract"));
+        // The gate checks frontend-contract/ against the SPA source it is extracted from.
+        let spa = "schema/tests/fixtures/spa";
+        copy_dir(&repo().join(spa), &root.join(spa));
         let repo = Self { root };
         repo.git(&["init", "-q", "-b", "main"]);
         repo
