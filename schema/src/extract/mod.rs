@@ -160,6 +160,9 @@ struct Def {
     spreads: Vec<(String, usize)>,
 }
 
+/// One file scanned: the source, each template's definitions, and the problems found.
+type Scanned = (Source, Vec<Vec<Def>>, Vec<Problem>);
+
 /// A template with its definitions parsed: (source index, template index) → definitions.
 type TemplateId = (usize, usize);
 
@@ -175,7 +178,7 @@ pub fn extract(root: impl AsRef<Path>, options: ExtractOptions) -> Result<Extrac
         .unwrap_or_default();
     let threads = crate::validate::default_parallelism().min(paths.len().max(1));
     let chunk = paths.len().div_ceil(threads).max(1);
-    let scanned: Vec<Result<(Source, Vec<Vec<Def>>, Vec<Problem>), ExtractError>> = std::thread::scope(|s| {
+    let scanned: Vec<Result<Scanned, ExtractError>> = std::thread::scope(|s| {
         let handles: Vec<_> = paths
             .chunks(chunk)
             .map(|part| {
@@ -276,7 +279,7 @@ fn scan_file(
     rel: &Path,
     root_name: &str,
     options: ExtractOptions,
-) -> Result<(Source, Vec<Vec<Def>>, Vec<Problem>), ExtractError> {
+) -> Result<Scanned, ExtractError> {
     let path = root.join(rel);
     let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
     let file_label = label(&path);
