@@ -6,9 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use banyan_schema::{
-    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, Contract, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK,
-    Format, Level, MANIFEST_FILE, ManifestStatus, Sdl, build_manifest, check, load_sdl, load_sdl_file,
-    schema_hash, validate_contract,
+    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract, EXIT_FAILURE,
+    EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, Sdl,
+    build_manifest, check, extract, load_sdl, load_sdl_file, schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -50,7 +50,8 @@ pub struct Output {
 /// `banyan schema diff OLD NEW`: every change, classified; exit 1 when any is breaking.
 pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let (old, new) = (loaded(load_sdl_file(old))?, loaded(load_sdl_file(new))?);
+        let (old, new) = both(|| load_sdl_file(old), || load_sdl_file(new));
+        let (old, new) = (loaded(old)?, loaded(new)?);
         let no_contract = loaded(Contract::from_sources([]))?;
         let report = check(&old, &new, &no_contract, CheckOptions { strict: true });
         write_report(out, &report.render(output.format.format(output.colour)));
@@ -76,8 +77,9 @@ pub struct CheckArgs<'a> {
 /// `banyan schema check`: the CI gate.
 pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let old = loaded(load_sdl_file(args.base))?;
-        let new = loaded(new_schema(args.new))?;
+        // The two schemas parse and validate on two threads (the contract is small).
+        let (old, new) = both(|| load_sdl_file(args.base), || new_schema(args.new));
+        let (old, new) = (loaded(old)?, loaded(new)?);
         let contract = loaded(Contract::load(args.contract))?;
         let accepted = match args.accepted {
             Some(path) => loaded(AcceptedChanges::load(path))?,
@@ -159,12 +161,84 @@ pub fn contract_manifest(
     }
 }
 
+/// What `banyan contract extract` reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractArgs<'a> {
+    /// The SPA's source tree.
+    pub from: &'a Path,
+    /// The contract folder to write (or compare with).
+    pub out: &'a Path,
+    /// What names an operation's component.
+    pub component: ComponentFrom,
+    /// Write nothing; exit 1 when `out` differs from what the source holds.
+    pub check_only: bool,
+}
+
+/// `banyan contract extract`: the contract's operation files from the SPA's source. Exit 0
+/// written (or, with `check_only`, up to date), 1 stale (`check_only`), 2 an operation cannot be
+/// extracted statically (each problem as `file:line:col`) or a file cannot be read or written.
+pub fn contract_extract(args: ExtractArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let extraction = match extract(args.from, ExtractOptions { component: args.component }) {
+        Ok(extraction) => extraction,
+        Err(e) => return exit_code(err, || Err(e.to_string())),
+    };
+    let summary = format!(
+        "{} operations from {} source files in {}",
+        extraction.operations,
+        extraction.sources,
+        args.from.display()
+    );
+    if args.check_only {
+        let differences = match extraction.compare(args.out) {
+            Ok(differences) => differences,
+            Err(e) => return exit_code(err, || Err(e.to_string())),
+        };
+        if differences.is_empty() {
+            write_report(out, &format!("{} is up to date ({summary})\n", args.out.display()));
+            return EXIT_OK;
+        }
+        let list: String = differences.iter().map(|d| format!("  {d}\n")).collect();
+        write_report(
+            err,
+            &format!(
+                "{} is not up to date with {}:\n{list}run `banyan contract extract --from {} --out {}`\n",
+                args.out.display(),
+                args.from.display(),
+                args.from.display(),
+                args.out.display()
+            ),
+        );
+        return EXIT_FAILURE;
+    }
+    exit_code(err, || {
+        let changed = loaded(extraction.write(args.out))?;
+        let list: String = changed.iter().map(|d| format!("  {d}\n")).collect();
+        write_report(
+            out,
+            &format!("{}: {} files changed ({summary})\n{list}", args.out.display(), changed.len()),
+        );
+        Ok(EXIT_OK)
+    })
+}
+
 /// The schema at `path`, or the one the code builds, labelled as its committed snapshot.
 fn new_schema(path: Option<&Path>) -> Result<Sdl, banyan_schema::SchemaError> {
     match path {
         Some(path) => load_sdl_file(path),
         None => load_sdl(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl()),
     }
+}
+
+/// Runs `a` on a thread of its own and `b` on this one (each schema takes most of a core to
+/// parse and validate).
+fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = b();
+        // A panic in `a` is a bug: let it go on unwinding here.
+        let a = a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
 }
 
 /// Runs a command body; an input that could not be loaded (or written) is exit 2 with its message.

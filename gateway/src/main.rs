@@ -166,6 +166,33 @@ enum ContractCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Pull the operations from the SPA's source (`gql`/`graphql` templates and calls in
+    /// .ts/.tsx/.js/.jsx/.vue, .graphql files) into one file per operation, following
+    /// `${Fragment}` interpolations across files. Exits 1 with --check when the folder is stale,
+    /// 2 when an operation cannot be extracted statically (each at file:line:col).
+    Extract {
+        /// The SPA's source tree.
+        #[arg(long)]
+        from: PathBuf,
+        /// The contract folder to write.
+        #[arg(long, default_value = "frontend-contract")]
+        out: PathBuf,
+        /// What names an operation's component: the source file's directory, or its file name.
+        #[arg(long, value_enum, default_value_t = ComponentArg::Dir)]
+        component: ComponentArg,
+        /// Write nothing; exit 1 when the folder differs from what the source holds.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+/// `--component` of `contract extract`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ComponentArg {
+    /// The source file's directory (`src/TemplateList/TemplateList.tsx` → `TemplateList`).
+    Dir,
+    /// The source file's name (`src/components/UserMenu.vue` → `UserMenu`).
+    File,
 }
 
 /// How a report is printed.
@@ -227,6 +254,13 @@ fn main() -> ExitCode {
         Command::Migration { command } => (Run::Migration(command), LogFormat::Text),
     };
     init_tracing(log_format);
+    // The schema and contract commands are synchronous: they start no async runtime (and its
+    // worker threads), which is part of what a CI step waits for.
+    let command = match command {
+        Run::Schema(command) => return exit(schema_command(command)),
+        Run::Contract(command) => return exit(contract_command(command)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(banyan_gateway::WORKER_STACK_BYTES)
@@ -286,6 +320,7 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
             println!("{}: Banyan would start with this configuration", path.display());
             Ok(ExitCode::SUCCESS)
         }
+        // Run before the runtime starts (see `main`); kept here so the match stays whole.
         Run::Schema(command) => Ok(exit(schema_command(command))),
         Run::Contract(command) => Ok(exit(contract_command(command))),
         Run::Migration(command) => Ok(exit(migration_command(command))),
@@ -324,6 +359,14 @@ fn contract_command(command: ContractCommand) -> i32 {
         }
         ContractCommand::Manifest { contract, check } => {
             contract_cli::contract_manifest(&contract, check, &mut out, &mut err)
+        }
+        ContractCommand::Extract { from, out: out_dir, component, check } => {
+            let component = match component {
+                ComponentArg::Dir => banyan_schema::ComponentFrom::Directory,
+                ComponentArg::File => banyan_schema::ComponentFrom::File,
+            };
+            let args = contract_cli::ExtractArgs { from: &from, out: &out_dir, component, check_only: check };
+            contract_cli::contract_extract(args, &mut out, &mut err)
         }
     }
 }

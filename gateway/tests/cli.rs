@@ -171,8 +171,8 @@ fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
     assert_eq!(check(Path::new("no/such/accepted.toml")).status.code(), Some(2));
 }
 
-/// A throwaway git repository holding `.ci/schema-contract` and the contract, for running the
-/// gate as CI does.
+/// A throwaway git repository holding `.ci/schema-contract`, the contract and the fixture SPA it
+/// is extracted from, for running the gate as CI does.
 struct GitRepo {
     root: PathBuf,
 }
@@ -186,6 +186,9 @@ impl GitRepo {
         std::fs::copy(repo().join(".ci/schema-contract"), root.join(".ci/schema-contract"))
             .expect("the script");
         copy_dir(&repo().join("frontend-contract"), &root.join("frontend-contract"));
+        // The gate checks frontend-contract/ against the SPA source it is extracted from.
+        let spa = "schema/tests/fixtures/spa";
+        copy_dir(&repo().join(spa), &root.join(spa));
         let repo = Self { root };
         repo.git(&["init", "-q", "-b", "main"]);
         repo
@@ -573,4 +576,54 @@ fn migration_check_exit_codes_and_error_format() {
     let missing = banyan(&["migration", "check", "no/such/table.toml"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).starts_with("error: cannot read no/such/table.toml"), "{}", stderr(&missing));
+}
+
+#[test]
+fn the_contract_is_what_the_fixture_spa_holds() {
+    let output = banyan(&["contract", "extract", "--from", "schema/tests/fixtures/spa", "--check"]);
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    assert!(stdout(&output).contains("9 operations from 13 source files"), "{}", stdout(&output));
+}
+
+#[test]
+fn extract_check_exits_1_on_a_stale_contract_and_extract_repairs_it() {
+    let out = std::env::temp_dir().join(format!("banyan-cli-{}-extracted", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let out_arg = out.to_string_lossy().into_owned();
+    let extract = |check: bool| {
+        let mut args = vec!["contract", "extract", "--from", "schema/tests/fixtures/spa", "--out", &out_arg];
+        if check {
+            args.push("--check");
+        }
+        banyan(&args)
+    };
+    let missing = extract(true);
+    assert_eq!(missing.status.code(), Some(1), "an empty folder is stale: {}", stderr(&missing));
+    assert!(stderr(&missing).contains("missing  UserMenu/UserMenu.graphql"), "{}", stderr(&missing));
+
+    let written = extract(false);
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    assert_eq!(extract(true).status.code(), Some(0));
+
+    std::fs::write(out.join("UserMenu/UserMenu.graphql"), "query UserMenu { me { id } }\n").expect("edit");
+    let stale = extract(true);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(stderr(&stale).contains("changed  UserMenu/UserMenu.graphql"), "{}", stderr(&stale));
+    assert_eq!(extract(false).status.code(), Some(0));
+    assert_eq!(extract(true).status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn extract_exits_2_with_the_position_of_what_cannot_be_extracted() {
+    let output = banyan(&["contract", "extract", "--from", "schema/tests/fixtures/spa-broken", "--check"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "schema/tests/fixtures/spa-broken/src/Feed/Feed.tsx:17:5: error: only an identifier bound to a gql fragment template can be interpolated"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("schema/tests/fixtures/spa-broken/src/Profile/Profile.vue:15:5"), "{err}");
 }

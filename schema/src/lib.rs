@@ -12,6 +12,8 @@
 //!   deprecated usage as warnings).
 //! * [`build_manifest`] builds the persisted-operations manifest;
 //!   [`Manifest::compare`] tells whether a committed one is stale.
+//! * [`extract()`] pulls the contract from the SPA's source (`gql` templates in JS/TS/Vue,
+//!   `.graphql` files), following `${Fragment}` interpolations across files.
 //! * [`operation_usage`] lists the schema coordinates each operation uses.
 //! * [`AcceptedChanges`] reads `schema/accepted-changes.toml`, reviewed changes keyed by the
 //!   base schema's [`schema_hash`]; [`CheckReport::with_accepted`] lets them through.
@@ -36,6 +38,7 @@ pub mod accepted;
 pub mod check;
 pub mod contract;
 pub mod diff;
+pub mod extract;
 pub mod manifest;
 pub mod problem;
 pub mod render;
@@ -50,6 +53,7 @@ pub use accepted::{
 pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check};
 pub use contract::{Contract, ContractError, ContractOperation, ContractSource, OperationType};
 pub use diff::{Change, ChangeKind, Level, SdlPosition, Side, diff};
+pub use extract::{ComponentFrom, Difference, ExtractError, ExtractOptions, Extraction, extract};
 pub use manifest::{
     MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestError, ManifestStatus, PersistedOperation,
     build_manifest, operation_id,

@@ -141,14 +141,51 @@ fn one_of_rules(schema: &Schema, path_label: &str) -> Vec<Problem> {
 /// removed from every line, trailing empty lines are removed, and the text ends with exactly
 /// one `\n`. (So `git show`, which drops the final newline, and a checkout agree.)
 pub fn schema_hash(text: &str) -> String {
+    // Streamed into the hasher line by line (no copies of the text): empty lines are held back
+    // until a non-empty one follows, so trailing ones drop out.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut normalised: String =
-        text.split('\n').map(|line| line.trim_end_matches([' ', '\t'])).collect::<Vec<_>>().join("\n");
-    let kept = normalised.trim_end_matches('\n').len();
-    normalised.truncate(kept);
-    normalised.push('\n');
-    format!("sha256:{}", hex::encode(Sha256::digest(normalised.as_bytes())))
+    let mut hasher = Sha256::new();
+    let mut newlines_due = 0usize;
+    for line in text_lines(text) {
+        let line = line.trim_end_matches([' ', '\t']);
+        if line.is_empty() {
+            newlines_due += 1;
+            continue;
+        }
+        for _ in 0..newlines_due {
+            hasher.update(b"\n");
+        }
+        hasher.update(line.as_bytes());
+        newlines_due = 1;
+    }
+    hasher.update(b"\n");
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// The lines of `text`, ended by `\r\n`, `\r` or `\n` (the last one may be unterminated, and
+/// is yielded even when empty, as `split` does).
+fn text_lines(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let rest = &bytes[start..];
+        match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            Some(i) => {
+                let line = &text[start..start + i];
+                let crlf = rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n');
+                start += i + if crlf { 2 } else { 1 };
+                Some(line)
+            }
+            None => {
+                done = true;
+                Some(&text[start..])
+            }
+        }
+    })
 }
 
 /// Reads `path` and calls [`load_sdl`] with the path as its label.

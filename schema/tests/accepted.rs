@@ -49,6 +49,35 @@ fn the_hash_normalises_line_endings_trailing_blanks_and_the_final_newline() {
     assert_eq!(load_sdl("x.graphql", "type Query {\n a: Int\n}").unwrap().hash(), expected);
 }
 
+/// The hash is streamed line by line; it must be the hash of the normalised text as the
+/// definition states it (normalise with string operations, then hash), on awkward inputs too.
+#[test]
+fn the_streamed_hash_is_the_hash_of_the_normalised_text() {
+    use sha2::{Digest, Sha256};
+    fn by_definition(text: &str) -> String {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches([' ', '\t'])).collect();
+        let mut normalised = lines.join("\n");
+        normalised.truncate(normalised.trim_end_matches('\n').len());
+        normalised.push('\n');
+        format!("sha256:{}", hex::encode(Sha256::digest(normalised.as_bytes())))
+    }
+    for text in [
+        "",
+        "\n\n",
+        " \t\n",
+        "\n\ntype A {\n\n\n  a: Int\n}\n \n\t\n",
+        "a\rb\r\rc\r",
+        "a\r\n\r\nb",
+        "\r\n\r",
+        "\u{feff}\u{feff}a",
+        "é \n  ü\t \r\n",
+    ] {
+        assert_eq!(schema_hash(text), by_definition(text), "{text:?}");
+    }
+}
+
 #[test]
 fn an_entry_for_this_base_accepts_the_change() {
     let report = run(&entry(&schema_hash(OLD), "Query.me", "FIELD_CHANGED_KIND"));
