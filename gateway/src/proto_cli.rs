@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use banyan_proto::{
-    CheckOptions, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK, Format, ProtoSet, ReflectionVersion, Rules, Usage,
-};
+use banyan_proto::{CheckOptions, EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK, Format, ProtoSet, Usage};
+pub use banyan_proto::{ReflectionVersion, Rules};
 
 use crate::contract_cli::{Output, OutputFormat};
 
