@@ -839,18 +839,24 @@ impl Differ<'_> {
             }
         }
         // Reserved numbers and names.
+        let kept: Vec<(i64, i64)> =
+            nm.reserved_range.iter().map(|x| (i64::from(x.start()), i64::from(x.end()))).collect();
         for r in &om.reserved_range {
-            for number in r.start()..r.end().min(r.start().saturating_add(1_000_000)) {
-                let still = nm.reserved_range.iter().any(|x| x.start() <= number && number < x.end());
-                if !still {
-                    let text = if r.end() - r.start() == 1 {
-                        r.start().to_string()
-                    } else {
-                        format!("{} to {}", r.start(), r.end() - 1)
-                    };
-                    self.push(Levels(B, B, B), "RESERVED_REMOVED", Some("RESERVED_MESSAGE_NO_DELETE"), name.to_owned(), format!("Reserved numbers {text} of `{name}` are no longer all reserved (first: {number}): an old number may be reused."), self.new_at(n.file, &n.path), Touch::Message(name.to_owned()));
-                    break;
-                }
+            if let Some(number) = first_uncovered(i64::from(r.start()), i64::from(r.end()), &kept) {
+                let text = if r.end() - r.start() == 1 {
+                    r.start().to_string()
+                } else {
+                    format!("{} to {}", r.start(), r.end() - 1)
+                };
+                self.push(
+                    Levels(B, B, B),
+                    "RESERVED_REMOVED",
+                    Some("RESERVED_MESSAGE_NO_DELETE"),
+                    name.to_owned(),
+                    format!("Reserved numbers {text} of `{name}` are no longer all reserved (first: {number}): an old number may be reused."),
+                    self.new_at(n.file, &n.path),
+                    Touch::Message(name.to_owned()),
+                );
             }
         }
         for r in &om.reserved_name {
@@ -1089,17 +1095,18 @@ impl Differ<'_> {
                 Touch::Enum(name.to_owned()),
             );
         }
+        // Enum ranges are inclusive.
+        let kept: Vec<(i64, i64)> =
+            ne.reserved_range.iter().map(|x| (i64::from(x.start()), i64::from(x.end()) + 1)).collect();
         for r in &oe.reserved_range {
-            let kept =
-                |number: i32| ne.reserved_range.iter().any(|x| x.start() <= number && number <= x.end());
-            if !kept(r.start()) || !kept(r.end()) {
+            if let Some(number) = first_uncovered(i64::from(r.start()), i64::from(r.end()) + 1, &kept) {
                 self.push(
                     Levels(B, B, B),
                     "RESERVED_REMOVED",
                     Some("RESERVED_ENUM_NO_DELETE"),
                     name.to_owned(),
                     format!(
-                        "Reserved numbers {} to {} of `{name}` are no longer all reserved.",
+                        "Reserved numbers {} to {} of `{name}` are no longer all reserved (first: {number}).",
                         r.start(),
                         r.end()
                     ),
@@ -1279,6 +1286,19 @@ impl Differ<'_> {
             }
         }
     }
+}
+
+/// The first number of `[start, end)` that none of `ranges` (each `[start, end)`) covers.
+fn first_uncovered(start: i64, end: i64, ranges: &[(i64, i64)]) -> Option<i64> {
+    let mut at = start;
+    while at < end {
+        // The furthest a range holding `at` reaches; none holds it: uncovered.
+        let Some(reach) = ranges.iter().filter(|(s, e)| *s <= at && at < *e).map(|(_, e)| *e).max() else {
+            return Some(at);
+        };
+        at = reach;
+    }
+    None
 }
 
 fn is_deprecated_message(m: &DescriptorProto) -> bool {

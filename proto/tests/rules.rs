@@ -383,3 +383,24 @@ fn a_breaking_change_to_a_used_field_fails_and_one_to_an_unused_field_warns() {
         [("RPC_REMOVED", Severity::Warning)]
     );
 }
+
+#[test]
+fn reserved_ranges_may_be_split_or_merged_but_not_shrunk() {
+    let old = proto3("message A { reserved 5 to 9, 100 to max; }");
+    // The same numbers, written differently: nothing removed.
+    let same = proto3("message A { reserved 5, 6 to 7, 8 to 9; reserved 100 to 199, 200 to max; }");
+    assert_eq!(levels(&old, &same, "RESERVED_REMOVED"), [None, None, None]);
+    let shrunk = proto3("message A { reserved 5 to 9, 101 to max; }");
+    let report = run(&[("a.proto", &old)], &[("a.proto", &shrunk)], Rules::Wire);
+    let messages: Vec<&str> = report
+        .changes
+        .iter()
+        .filter(|c| c.change.kind == "RESERVED_REMOVED")
+        .map(|c| c.change.message.as_str())
+        .collect();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("(first: 100)"), "{}", messages[0]);
+    let enum_old = proto3("enum E { E_X = 0; reserved 3 to 6; }");
+    let enum_new = proto3("enum E { E_X = 0; reserved 3, 4, 6; }");
+    assert_eq!(levels(&enum_old, &enum_new, "RESERVED_REMOVED"), [B, B, B]);
+}
