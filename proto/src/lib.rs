@@ -55,11 +55,11 @@ pub enum ProtoError {
     #[error("{0}: no .proto files found")]
     NoProtos(String),
     /// protox could not compile the files.
-    #[error("{dir}: {message}")]
+    #[error("{message}")]
     Compile {
         /// The folder (or label).
         dir: String,
-        /// protox's message.
+        /// Where (`dir/file:line:col` as far as known) and protox's message.
         message: String,
     },
     /// Reflection failed.

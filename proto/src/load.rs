@@ -106,9 +106,22 @@ fn collect_protos(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), 
 }
 
 fn compile_error(dir: &Path, error: &protox::Error) -> ProtoError {
-    // protox's `Display` is its one-line message; the file it is about comes apart.
-    let file = error.file().map(|f| format!("{f}: ")).unwrap_or_default();
-    ProtoError::Compile { dir: dir.display().to_string(), message: format!("{file}{error}") }
+    // protox's `Display` is its one-line message; the file and the span (a byte offset in the
+    // diagnostic's label) come apart.
+    use miette::Diagnostic as _;
+    let offset = error.labels().and_then(|mut labels| labels.next()).map(|label| label.offset());
+    let at = match (error.file(), offset) {
+        (Some(file), Some(offset)) => {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            let before = text.get(..offset).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}/{file}:{line}:{column}", dir.display())
+        }
+        (Some(file), None) => format!("{}/{file}", dir.display()),
+        _ => dir.display().to_string(),
+    };
+    ProtoError::Compile { dir: dir.display().to_string(), message: format!("{at}: {error}") }
 }
 
 /// In-memory files by name.

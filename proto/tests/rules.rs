@@ -404,3 +404,20 @@ fn reserved_ranges_may_be_split_or_merged_but_not_shrunk() {
     let enum_new = proto3("enum E { E_X = 0; reserved 3, 4, 6; }");
     assert_eq!(levels(&enum_old, &enum_new, "RESERVED_REMOVED"), [B, B, B]);
 }
+
+#[test]
+fn a_proto_that_does_not_compile_is_an_error_with_its_position() {
+    let dir = std::env::temp_dir().join(format!("banyan-proto-bad-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("x")).expect("a scratch folder");
+    std::fs::write(
+        dir.join("x/a.proto"),
+        "syntax = \"proto3\";\npackage x;\nmessage A {\n  int32 x = 1\n}\n",
+    )
+    .expect("a scratch file");
+    let error = ProtoSet::load_dir(&dir).map(|_| ()).expect_err("a syntax error");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        error.to_string(),
+        format!("{}/x/a.proto:5:1: expected ';' or '[', but found '}}'", dir.display())
+    );
+}
