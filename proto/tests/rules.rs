@@ -421,3 +421,42 @@ fn a_proto_that_does_not_compile_is_an_error_with_its_position() {
         format!("{}/x/a.proto:5:1: expected ';' or '[', but found '}}'", dir.display())
     );
 }
+
+#[test]
+fn every_format_names_the_change_and_the_code() {
+    let base = set("old", &[("a.proto", &proto3(USED))]);
+    let usage = usage_of(&base);
+    let new = set("new", &[("a.proto", &proto3(&USED.replace(" uint64 count = 1;", "")))]);
+    let report = check(&base, &new, &usage, CheckOptions::default());
+
+    let json: serde_json::Value =
+        serde_json::from_str(&report.render(banyan_proto::Format::Json)).expect("the JSON output parses");
+    assert_eq!(json["format"], "banyan-proto-check");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["rules"], "wire-json");
+    assert_eq!(json["exit_code"], 1);
+    assert_eq!(json["summary"]["breaking_used"], 1);
+    let change = &json["changes"][0];
+    assert_eq!(change["kind"], "FIELD_REMOVED");
+    assert_eq!(change["buf_rule"], "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED");
+    assert_eq!(change["element"], "p.v1.Thing.count");
+    assert_eq!(change["severity"], "error");
+    assert_eq!(change["location"]["file"], "old/a.proto");
+    assert_eq!(change["location"]["line"], 5);
+    assert_eq!(change["uses"][0]["function"], "Client::get");
+    assert_eq!(change["uses"][0]["line"], 10);
+
+    let github = report.render(banyan_proto::Format::Github);
+    let lines: Vec<&str> = github.lines().collect();
+    assert!(lines[0].starts_with("::error file=old/a.proto,line=5,col="), "{github}");
+    assert!(lines[1].starts_with("::error file=src/client.rs,line=10,col=24,title=breaking proto change%3A FIELD_REMOVED::Client::get reads `count` is affected"), "{github}");
+    assert_eq!(
+        lines.last().copied(),
+        Some("::notice title=Proto check::FAILED: 1 breaking change touches what Banyan uses.")
+    );
+
+    let markdown = report.render(banyan_proto::Format::Markdown);
+    assert!(markdown.starts_with("## ❌ Proto check failed\n"), "{markdown}");
+    assert!(markdown.contains("| ❌ | Field `p.v1.Thing.count` (1) was removed"), "{markdown}");
+    assert!(markdown.contains("`Client::get` (`src/client.rs:10:24`): reads `count`"), "{markdown}");
+}
