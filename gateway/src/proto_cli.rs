@@ -122,8 +122,7 @@ pub struct CheckArgs<'a> {
 /// `banyan proto check`: the CI gate behind the gateway.
 pub fn check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut run = || -> Result<i32, banyan_proto::ProtoError> {
-        let old = ProtoSet::load_dir(args.base)?;
-        let new = ProtoSet::load_dir(args.new)?;
+        let (old, new) = ProtoSet::load_dirs(args.base, args.new)?;
         let usage = Usage::scan(args.sources, &old)?;
         let report =
             banyan_proto::check(&old, &new, &usage, CheckOptions { rules: args.rules, strict: args.strict });

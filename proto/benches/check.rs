@@ -110,8 +110,7 @@ fn input() -> &'static Input {
 
 /// What `banyan proto check` does after start: load, read usage, check.
 fn whole_check(i: &Input) -> banyan_proto::CheckReport {
-    let old = ProtoSet::load_dir(&i.base).expect("the base compiles");
-    let new = ProtoSet::load_dir(&i.new).expect("the new side compiles");
+    let (old, new) = ProtoSet::load_dirs(&i.base, &i.new).expect("both sides compile");
     let usage = Usage::scan(&i.sources, &old).expect("the sources parse");
     check(&old, &new, &usage, CheckOptions::default())
 }

@@ -305,7 +305,8 @@ pub(crate) struct Index<'a> {
     pub(crate) messages: BTreeMap<String, Element<'a, DescriptorProto>>,
     pub(crate) enums: BTreeMap<String, Element<'a, EnumDescriptorProto>>,
     pub(crate) services: BTreeMap<String, Element<'a, ServiceDescriptorProto>>,
-    locations: BTreeMap<&'a str, Locations<'a>>,
+    /// Built on first use: only files with a change need their positions.
+    locations: BTreeMap<&'a str, std::cell::OnceCell<Locations<'a>>>,
 }
 
 /// A message, enum or service with where it is.
@@ -327,7 +328,7 @@ impl<'a> Index<'a> {
         };
         for file in set.own_files() {
             index.files.insert(file.name(), file);
-            index.locations.insert(file.name(), Locations::new(file.source_code_info.as_ref()));
+            index.locations.insert(file.name(), std::cell::OnceCell::new());
             for (i, m) in file.message_type.iter().enumerate() {
                 index.message(file.name(), file.package(), m, vec![4, idx(i)]);
             }
@@ -365,7 +366,9 @@ impl<'a> Index<'a> {
     }
 
     fn position(&self, side: Side, file: &str, path: &[i32]) -> Option<ProtoPosition> {
-        let (line, column) = self.locations.get(file)?.line_col(path).unwrap_or((1, 1));
+        let info = self.files.get(file)?.source_code_info.as_ref();
+        let locations = self.locations.get(file)?.get_or_init(|| Locations::new(info));
+        let (line, column) = locations.line_col(path).unwrap_or((1, 1));
         Some(ProtoPosition { side, file: self.set.display_path(file), line, column })
     }
 
@@ -627,7 +630,6 @@ impl Differ<'_> {
         for of in &om.field {
             let element = format!("{name}.{}", of.name());
             let touch = Touch::Field(name.to_owned(), of.name().to_owned());
-            let old_pos = self.old_at(o.file, &field_path(o, of));
             let Some(nf) = new_by_number.get(&of.number()).copied() else {
                 if let Some(moved) = new_by_name.get(of.name()) {
                     self.push(Levels(B, B, B), "FIELD_RENUMBERED", Some("FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED"), element.clone(), format!("Field `{element}` changed its number from {} to {}: readers of either side drop the other's value.", of.number(), moved.number()), self.new_at(n.file, &field_path(n, moved)), touch);
@@ -665,16 +667,15 @@ impl Differ<'_> {
                     Some(rule),
                     element.clone(),
                     format!("Field `{element}` ({}) was removed {why}.", of.number()),
-                    old_pos,
+                    self.old_at(o.file, &field_path(o, of)),
                     touch,
                 );
                 continue;
             };
-            let new_pos = self.new_at(n.file, &field_path(n, nf));
             let type_change = self.type_change(of, nf);
             if of.name() != nf.name() {
                 if type_change.is_some() {
-                    self.push(Levels(B, B, B), "FIELD_NUMBER_REUSED", Some("FIELD_SAME_NAME"), element.clone(), format!("Field number {} of `{name}` was `{} {}` and is now `{} {}`: old readers misread the new field.", of.number(), self.type_text(of), of.name(), self.type_text(nf), nf.name()), new_pos, touch);
+                    self.push(Levels(B, B, B), "FIELD_NUMBER_REUSED", Some("FIELD_SAME_NAME"), element.clone(), format!("Field number {} of `{name}` was `{} {}` and is now `{} {}`: old readers misread the new field.", of.number(), self.type_text(of), of.name(), self.type_text(nf), nf.name()), self.new_at(n.file, &field_path(n, nf)), touch);
                     continue;
                 }
                 let (oj, nj) = (json_name(of), json_name(nf));
@@ -690,7 +691,7 @@ impl Differ<'_> {
                     Some("FIELD_SAME_NAME"),
                     element.clone(),
                     format!("Field `{element}` ({}) was renamed to `{}`; {json}.", of.number(), nf.name()),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             } else if json_name(of) != json_name(nf) {
@@ -704,7 +705,7 @@ impl Differ<'_> {
                         json_name(of),
                         json_name(nf)
                     ),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -719,7 +720,7 @@ impl Differ<'_> {
                         self.type_text(of),
                         self.type_text(nf)
                     ),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -731,7 +732,7 @@ impl Differ<'_> {
                     Some("FIELD_WIRE_COMPATIBLE_CARDINALITY"),
                     element.clone(),
                     format!("Field `{element}` changed from {oc} to {nc}."),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             } else if oc != nc {
@@ -741,7 +742,7 @@ impl Differ<'_> {
                     Some("FIELD_SAME_CARDINALITY"),
                     element.clone(),
                     format!("Field `{element}` changed from {oc} to {nc} presence."),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -761,7 +762,7 @@ impl Differ<'_> {
                     format!(
                         "Field `{element}` {what}: setting it now clears (or no longer clears) its siblings."
                     ),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -776,7 +777,7 @@ impl Differ<'_> {
                         of.default_value.as_deref().unwrap_or("(none)"),
                         nf.default_value.as_deref().unwrap_or("(none)")
                     ),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -790,7 +791,7 @@ impl Differ<'_> {
                     Some("FIELD_SAME_JSTYPE"),
                     element.clone(),
                     format!("The `jstype`/`ctype` option of `{element}` changed."),
-                    new_pos.clone(),
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch.clone(),
                 );
             }
@@ -802,7 +803,7 @@ impl Differ<'_> {
                     None,
                     element.clone(),
                     format!("Field `{element}` was deprecated."),
-                    new_pos,
+                    self.new_at(n.file, &field_path(n, nf)),
                     touch,
                 );
             }

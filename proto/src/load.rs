@@ -44,6 +44,16 @@ impl ProtoSet {
         Ok(Self { label: dir.display().to_string(), files: compiler.file_descriptor_set().file })
     }
 
+    /// Compiles two folders at once, each on its own thread (what `proto check` loads).
+    pub fn load_dirs(base: &Path, new: &Path) -> Result<(Self, Self), ProtoError> {
+        let (base, new) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| Self::load_dir(new));
+            let base = Self::load_dir(base);
+            (base, other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        Ok((base?, new?))
+    }
+
     /// Compiles in-memory sources (`(file name, text)`), for tests and benchmarks.
     pub fn from_sources<'a>(
         label: &str,
