@@ -13,6 +13,10 @@
 //!
 //! Both services refuse, with `UNAUTHENTICATED`, any call without the identity the gateway signs
 //! (`banyan_sources::service_identity`), verified with [`DevStackConfig::service_identity_secrets`].
+//! Both also serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, open to any
+//! caller, as real services commonly do) with the descriptors they were built from
+//! ([`FILE_DESCRIPTOR_SET`]), each listing its own service; [`DevStackConfig::reflected_protos`]
+//! makes them serve other protos instead, to model a service that changed its protofile.
 //!
 //! All three are seeded from one [`Dataset`]. The monolith keeps its own copy of the events and
 //! drafts (as a Django app has its own tables) and computes its legacy views from it; a dual write
@@ -53,6 +57,16 @@ mod rng;
 mod service_auth;
 mod time;
 mod wrong_answer;
+
+/// The encoded `FileDescriptorSet` the services were built from (`sources/proto/`, compiled with
+/// protox, with imports and source info): what their reflection serves by default.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/services_descriptor_set.bin"));
+
+/// The `EventService`'s fully-qualified name, as reflection lists it.
+pub const EVENT_SERVICE: &str = "banyan.events.v1.EventService";
+/// The `DraftService`'s fully-qualified name, as reflection lists it.
+pub const DRAFT_SERVICE: &str = "banyan.drafts.v1.DraftService";
 
 /// The generated protobuf types, gRPC servers and gRPC clients of the services.
 pub mod proto {
@@ -137,6 +151,10 @@ pub struct DevStackConfig {
     /// calls and `StreamEvents` alike) one connection may carry at once, as a proxy in front of
     /// a real service caps it (nginx: 128). `None` (the default): tonic's own (no cap).
     pub max_concurrent_streams: Option<u32>,
+    /// A folder of `.proto` files (compiled with protox at start) that the services serve over
+    /// reflection instead of the ones they were built from: a service whose protofile changed
+    /// (a field removed, say) while its code did not. `None` (the default): their own.
+    pub reflected_protos: Option<std::path::PathBuf>,
 }
 
 impl Default for DevStackConfig {
@@ -151,6 +169,7 @@ impl Default for DevStackConfig {
             session_authentication_first: false,
             service_identity_secrets: Vec::new(),
             max_concurrent_streams: None,
+            reflected_protos: None,
         }
     }
 }
@@ -250,6 +269,7 @@ impl DevStack {
         };
         let identity = ServiceIdentityKeys::new(&secrets)
             .map_err(|e| DevStackError::Config(format!("service_identity_secrets: {e}")))?;
+        let reflected = reflected_descriptors(config.reflected_protos.as_deref())?;
         let monolith = bind(Backend::Monolith, config.monolith_addr).await?;
         let events = bind(Backend::Events, config.events_addr).await?;
         let drafts = bind(Backend::Drafts, config.drafts_addr).await?;
@@ -305,6 +325,8 @@ impl DevStack {
                 EventsApi::new(shared.clone()),
                 VerifyIdentity::new(identity.clone()),
             ));
+        let (v1, v1alpha) = reflection(&reflected, EVENT_SERVICE)?;
+        let server = server.add_service(v1).add_service(v1alpha);
         let stop = shared.shutdown.clone();
         tasks.push((
             "events",
@@ -324,6 +346,8 @@ impl DevStack {
                 DraftsApi::new(shared.clone()),
                 VerifyIdentity::new(identity.clone()),
             ));
+        let (v1, v1alpha) = reflection(&reflected, DRAFT_SERVICE)?;
+        let server = server.add_service(v1).add_service(v1alpha);
         let stop = shared.shutdown.clone();
         tasks.push((
             "drafts",
@@ -501,6 +525,61 @@ impl DevStack {
         }
         tracing::info!("devstack stopped");
     }
+}
+
+/// The descriptors reflection serves: the compiled-in set, or `dir`'s protos compiled now.
+fn reflected_descriptors(
+    dir: Option<&std::path::Path>,
+) -> Result<prost_types::FileDescriptorSet, DevStackError> {
+    use prost::Message as _;
+    let Some(dir) = dir else {
+        return prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET).map_err(|e| {
+            DevStackError::Config(format!("the compiled-in descriptor set does not decode: {e}"))
+        });
+    };
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let entries = std::fs::read_dir(&at)
+            .map_err(|e| DevStackError::Config(format!("reflected_protos: {}: {e}", at.display())))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "proto") {
+                names.push(path);
+            }
+        }
+    }
+    names.sort();
+    protox::compile(&names, [dir])
+        .map_err(|e| DevStackError::Config(format!("reflected_protos: {}: {e}", dir.display())))
+}
+
+/// Reflection servers (v1, v1alpha) listing only `service`, from `descriptors`.
+#[allow(clippy::type_complexity)]
+fn reflection(
+    descriptors: &prost_types::FileDescriptorSet,
+    service: &str,
+) -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    DevStackError,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_file_descriptor_set(descriptors.clone())
+            .with_service_name(service)
+    };
+    let error =
+        |e: tonic_reflection::server::Error| DevStackError::Config(format!("reflection for {service}: {e}"));
+    Ok((builder().build_v1().map_err(error)?, builder().build_v1alpha().map_err(error)?))
 }
 
 impl Shared {

@@ -6,7 +6,7 @@
 //! OTLP (`telemetry`), and starting
 //! and stopping it ([`server`]); the migration admin page (`admin`); plus the schema-contract
 //! commands ([`contract_cli`]) and the migration commands ([`migration_cli`], reading the
-//! contract through [`migration_contract`]). The `banyan` binary (src/main.rs) is the CLI on top.
+//! contract through [`migration_contract`]), and the proto-contract commands ([`proto_cli`]). The `banyan` binary (src/main.rs) is the CLI on top.
 
 mod admin;
 mod app;
@@ -26,6 +26,7 @@ pub mod migration;
 pub mod migration_cli;
 pub mod migration_contract;
 pub mod persisted;
+pub mod proto_cli;
 pub mod rate_limit;
 mod response_order;
 pub mod server;

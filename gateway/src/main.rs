@@ -69,6 +69,76 @@ enum Command {
         #[command(subcommand)]
         command: MigrationCommand,
     },
+    /// The services' .proto files: pull them over gRPC reflection, check them for compatibility.
+    Proto {
+        #[command(subcommand)]
+        command: ProtoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProtoCommand {
+    /// Fetch the .proto files of every service the servers list, over gRPC server reflection
+    /// (well-known types left out), and write them in package layout. Exits 2 when a server cannot
+    /// be reached or answers wrongly; with --check, writes nothing and exits 1 when the files
+    /// under --out differ from what is served.
+    Pull {
+        /// A server (`host:port` or `http://host:port`); repeat for several.
+        #[arg(long = "service", value_name = "ADDR", required = true)]
+        services: Vec<String>,
+        /// Where the files go.
+        #[arg(long, default_value = banyan_gateway::proto_cli::PROTO_DIR)]
+        out: PathBuf,
+        /// Write nothing; exit 1 (with a diff) when the files under --out are not what is served.
+        #[arg(long)]
+        check: bool,
+        /// Delete .proto files under --out that no server serves.
+        #[arg(long)]
+        prune: bool,
+        /// The reflection protocol: v1, v1alpha, or auto (v1, then v1alpha).
+        #[arg(long, value_enum, default_value_t = ReflectionArg::Auto)]
+        reflection: ReflectionArg,
+        /// Limit for each server's whole conversation.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Classify every change between two folders of .proto files as breaking, dangerous or safe
+    /// (buf's categories), judged by what Banyan's sources use. Exits 1 when a breaking change
+    /// touches something Banyan uses (any breaking change with --strict), 2 when an input cannot
+    /// be loaded.
+    Check {
+        /// The protos before (e.g. the committed sources/proto).
+        #[arg(long)]
+        base: PathBuf,
+        /// The protos after (e.g. what `proto pull` fetched from a service).
+        #[arg(long)]
+        new: PathBuf,
+        /// buf's rule category.
+        #[arg(long, value_enum, default_value_t = RulesArg::WireJson)]
+        rules: RulesArg,
+        /// Banyan's sources, read for the RPCs, messages and fields they use.
+        #[arg(long, default_value = banyan_gateway::proto_cli::SOURCES_DIR)]
+        sources: PathBuf,
+        /// Fail on any breaking change, used by Banyan or not.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReflectionArg {
+    Auto,
+    V1,
+    V1alpha,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RulesArg {
+    Wire,
+    WireJson,
+    File,
 }
 
 #[derive(Subcommand)]
@@ -252,6 +322,7 @@ fn main() -> ExitCode {
         Command::Schema { command } => (Run::Schema(command), LogFormat::Text),
         Command::Contract { command } => (Run::Contract(command), LogFormat::Text),
         Command::Migration { command } => (Run::Migration(command), LogFormat::Text),
+        Command::Proto { command } => (Run::Proto(command), LogFormat::Text),
     };
     init_tracing(log_format);
     // The schema and contract commands are synchronous: they start no async runtime (and its
@@ -294,6 +365,7 @@ enum Run {
     Schema(SchemaCommand),
     Contract(ContractCommand),
     Migration(MigrationCommand),
+    Proto(ProtoCommand),
 }
 
 /// Reports the error that stops the process: on stderr as text, or as a log line where logs are
@@ -324,6 +396,32 @@ async fn run(command: Run) -> anyhow::Result<ExitCode> {
         Run::Schema(command) => Ok(exit(schema_command(command))),
         Run::Contract(command) => Ok(exit(contract_command(command))),
         Run::Migration(command) => Ok(exit(migration_command(command))),
+        Run::Proto(command) => Ok(exit(proto_command(command).await)),
+    }
+}
+
+async fn proto_command(command: ProtoCommand) -> i32 {
+    use banyan_gateway::proto_cli;
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    match command {
+        ProtoCommand::Pull { services, out: dir, check, prune, reflection, timeout } => {
+            let reflection = match reflection {
+                ReflectionArg::Auto => banyan_proto::ReflectionVersion::Auto,
+                ReflectionArg::V1 => banyan_proto::ReflectionVersion::V1,
+                ReflectionArg::V1alpha => banyan_proto::ReflectionVersion::V1Alpha,
+            };
+            let args = proto_cli::PullArgs { services, out: dir, check, prune, reflection, timeout };
+            proto_cli::pull(&args, &mut out, &mut err).await
+        }
+        ProtoCommand::Check { base, new, rules, sources, strict, output } => {
+            let rules = match rules {
+                RulesArg::Wire => banyan_proto::Rules::Wire,
+                RulesArg::WireJson => banyan_proto::Rules::WireJson,
+                RulesArg::File => banyan_proto::Rules::File,
+            };
+            let args = proto_cli::CheckArgs { base: &base, new: &new, sources: &sources, rules, strict };
+            proto_cli::check(args, output.output(), &mut out.lock(), &mut err.lock())
+        }
     }
 }
 
