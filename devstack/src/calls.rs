@@ -152,4 +152,26 @@ mod tests {
         assert_eq!(log.count("K"), 0);
         assert!(log.last_headers("K").is_none());
     }
+
+    #[test]
+    fn concurrent_calls_are_all_counted() {
+        let log = std::sync::Arc::new(CallLog::default());
+        let headers = HeaderMap::new();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let (log, headers) = (&log, &headers);
+                scope.spawn(move || {
+                    for _ in 0..500 {
+                        log.record(if thread % 2 == 0 { "A" } else { "B" }, headers);
+                    }
+                });
+            }
+        });
+        assert_eq!(log.count("A"), 1000);
+        assert_eq!(log.count("B"), 1000);
+        assert_eq!(log.snapshot().len(), 2);
+        log.reset();
+        assert!(log.snapshot().is_empty(), "a reset key is not listed");
+        assert_eq!(log.total(), 0);
+    }
 }

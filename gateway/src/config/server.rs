@@ -24,6 +24,12 @@ pub struct ServerConfig {
     /// caller who may not introspect. Default `false` (`banyan dev` turns it on).
     #[serde(default)]
     pub suggestions: bool,
+    /// Open a `tracing` span per resolved field (async-graphql's `Tracing` extension: spans
+    /// `request`, `parse`, `validation`, `execute` and one per field, at `info` under the
+    /// `async_graphql` target). It wraps every field's resolution, so it costs CPU on every
+    /// request even when the log filter drops the spans (`BENCHMARKS.md`). Default `false`.
+    #[serde(default)]
+    pub field_spans: bool,
     /// Where GraphiQL's page loads its scripts and styles (React and GraphiQL, as npm packages
     /// laid out like unpkg: `<base>/graphiql@4/graphiql.min.js`). Point it at an internal mirror
     /// where browsers cannot reach the internet. Default `"https://unpkg.com"`.
@@ -147,6 +153,7 @@ impl Default for ServerConfig {
             graphiql: false,
             introspection: false,
             suggestions: false,
+            field_spans: false,
             graphiql_cdn: default_graphiql_cdn(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),
