@@ -1,22 +1,24 @@
-//! Call counters: how often each endpoint or method of a stand-in was called, with which
-//! headers the last time, and the W3C trace context of every call (so tests can follow a trace
-//! from the gateway into the backends).
+//! Call counters: how often each endpoint or method of a stand-in was called, and with which
+//! headers the last time.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use http::HeaderMap;
 
 /// Traceparents kept per key: enough for any test, bounded for a long-running `banyan dev`.
 const MAX_TRACEPARENTS: usize = 1024;
 
+/// One key's counter and the headers of its last call, kept as received: they are turned into
+/// text only when a test asks for them, not on every call.
 #[derive(Debug, Default)]
 struct Entry {
-    count: u64,
-    last_headers: BTreeMap<String, String>,
+    count: AtomicU64,
+    last_headers: Mutex<Option<HeaderMap>>,
     /// The `traceparent` of each call that carried one, oldest first (the first
     /// [`MAX_TRACEPARENTS`]).
-    traceparents: Vec<String>,
+    traceparents: Mutex<Vec<String>>,
 }
 
 /// Counts the requests that reached each stand-in, per endpoint and method.
@@ -31,47 +33,59 @@ struct Entry {
 /// `"DraftService/BatchGetDrafts"`). Every request is counted, including those a fault then
 /// fails; the `/__devstack/` admin endpoints are not. A monolith request that matches no route is
 /// counted under `"{METHOD} {path as sent}"`.
+///
+/// Recording a call takes a shared lock on the map (exclusive only the first time a key is
+/// seen), an atomic increment, and that key's own lock for the time of one header-map swap, so
+/// concurrent calls to different endpoints do not wait for each other.
 #[derive(Debug, Default)]
 pub struct CallLog {
-    entries: Mutex<BTreeMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
 }
 
 impl CallLog {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn entries(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
         // A panic while holding the lock cannot leave the map inconsistent: keep going.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn entries_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Entry>>> {
+        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How many calls `key` received since the start or the last [`reset`](Self::reset).
     pub fn count(&self, key: &str) -> u64 {
-        self.lock().get(key).map_or(0, |e| e.count)
+        self.entries().get(key).map_or(0, |e| e.count.load(Ordering::Acquire))
     }
 
     /// Every key called at least once, with its count.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.lock().iter().map(|(k, e)| (k.clone(), e.count)).collect()
+        self.entries()
+            .iter()
+            .map(|(k, e)| (k.clone(), e.count.load(Ordering::Acquire)))
+            .filter(|(_, count)| *count > 0)
+            .collect()
     }
 
     /// The sum of all counts.
     pub fn total(&self) -> u64 {
-        self.lock().values().map(|e| e.count).sum()
+        self.entries().values().map(|e| e.count.load(Ordering::Acquire)).sum()
     }
 
-    /// Forgets every count and every recorded header.
+    /// Forgets every count and every recorded header. Entries are zeroed, not removed, so a call
+    /// recorded while this runs is counted either before the reset or after it, never lost.
     pub fn reset(&self) {
-        self.lock().clear();
-    }
-
-    /// The headers (gRPC metadata included) of the last call to `key`: lowercase name to value;
-    /// repeated headers are joined with `", "`, values that are not text are left out.
-    pub fn last_headers(&self, key: &str) -> Option<BTreeMap<String, String>> {
-        self.lock().get(key).map(|e| e.last_headers.clone())
+        for entry in self.entries().values() {
+            entry.count.store(0, Ordering::Relaxed);
+            *entry.last_headers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            entry.traceparents.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        }
     }
 
     /// The `traceparent` (header or gRPC metadata) of every call to `key` that carried one, in
     /// order of arrival (the first 1024): `00-<trace id>-<parent span id>-<flags>`.
     pub fn traceparents(&self, key: &str) -> Vec<String> {
-        self.lock().get(key).map(|e| e.traceparents.clone()).unwrap_or_default()
+        let Some(entry) = self.entries().get(key).cloned() else { return Vec::new() };
+        entry.traceparents.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The trace id of every call to `key` that carried a `traceparent`, in order of arrival.
@@ -82,10 +96,14 @@ impl CallLog {
             .collect()
     }
 
-    /// Counts one call to `key` and remembers its headers.
-    pub(crate) fn record(&self, key: String, headers: &HeaderMap) {
+    /// The headers (gRPC metadata included) of the last call to `key`: lowercase name to value;
+    /// repeated headers are joined with `", "`, values that are not text are left out.
+    pub fn last_headers(&self, key: &str) -> Option<BTreeMap<String, String>> {
+        let entry = self.entries().get(key).cloned()?;
+        let headers = entry.last_headers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let headers = headers.as_ref()?;
         let mut last_headers: BTreeMap<String, String> = BTreeMap::new();
-        for (name, value) in headers {
+        for (name, value) in headers.iter() {
             let Ok(value) = value.to_str() else { continue };
             last_headers
                 .entry(name.as_str().to_string())
@@ -95,15 +113,28 @@ impl CallLog {
                 })
                 .or_insert_with(|| value.to_string());
         }
-        let mut entries = self.lock();
-        let entry = entries.entry(key).or_default();
-        entry.count += 1;
-        if let Some(traceparent) = last_headers.get("traceparent")
-            && entry.traceparents.len() < MAX_TRACEPARENTS
-        {
-            entry.traceparents.push(traceparent.clone());
+        Some(last_headers)
+    }
+
+    /// Counts one call to `key` and remembers its headers.
+    pub(crate) fn record(&self, key: &str, headers: &HeaderMap) {
+        // Remember the headers before counting: a test that sees the count sees the headers.
+        let known = self.entries().get(key).cloned();
+        let entry = match known {
+            Some(entry) => entry,
+            None => self.entries_mut().entry(key.to_owned()).or_default().clone(),
+        };
+        if let Some(traceparent) = headers.get("traceparent").and_then(|value| value.to_str().ok()) {
+            let mut traceparents =
+                entry.traceparents.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if traceparents.len() < MAX_TRACEPARENTS {
+                traceparents.push(traceparent.to_owned());
+            }
         }
-        entry.last_headers = last_headers;
+        // Cloning a header map copies no header value (they are reference-counted bytes).
+        let headers = headers.clone();
+        *entry.last_headers.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(headers);
+        entry.count.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -140,8 +171,8 @@ mod tests {
         headers.append("x-banyan-user-id", http::HeaderValue::from_static("7"));
         headers.append("accept", http::HeaderValue::from_static("a"));
         headers.append("accept", http::HeaderValue::from_static("b"));
-        log.record("K".into(), &headers);
-        log.record("K".into(), &headers);
+        log.record("K", &headers);
+        log.record("K", &headers);
         assert_eq!(log.count("K"), 2);
         assert_eq!(log.total(), 2);
         let last = log.last_headers("K").unwrap_or_default();
@@ -151,12 +182,34 @@ mod tests {
             "traceparent",
             http::HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
-        log.record("K".into(), &headers);
+        log.record("K", &headers);
         assert_eq!(log.trace_ids("K"), ["4bf92f3577b34da6a3ce929d0e0e4736"]);
         assert_eq!(log.traceparents("K"), ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]);
         log.reset();
         assert!(log.trace_ids("K").is_empty());
         assert_eq!(log.count("K"), 0);
         assert!(log.last_headers("K").is_none());
+    }
+
+    #[test]
+    fn concurrent_calls_are_all_counted() {
+        let log = std::sync::Arc::new(CallLog::default());
+        let headers = HeaderMap::new();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let (log, headers) = (&log, &headers);
+                scope.spawn(move || {
+                    for _ in 0..500 {
+                        log.record(if thread % 2 == 0 { "A" } else { "B" }, headers);
+                    }
+                });
+            }
+        });
+        assert_eq!(log.count("A"), 1000);
+        assert_eq!(log.count("B"), 1000);
+        assert_eq!(log.snapshot().len(), 2);
+        log.reset();
+        assert!(log.snapshot().is_empty(), "a reset key is not listed");
+        assert_eq!(log.total(), 0);
     }
 }

@@ -67,7 +67,7 @@ where
         let shared = self.shared.clone();
         let backend = self.backend;
         Box::pin(async move {
-            shared.calls.record(grpc_key(request.uri().path()), request.headers());
+            shared.calls.record(&grpc_key(request.uri().path()), request.headers());
             match faults::apply(&shared.faults, &shared.shutdown, backend).await {
                 Verdict::Serve => {
                     let answer = shared.faults.get(backend).answer;

@@ -109,6 +109,12 @@ impl AppState {
             engine.clone(),
             QueryLimits { max_recursive_depth: limits.max_nesting },
             |builder| {
+                // Outermost when on: its spans enclose every other extension's work.
+                let builder = if config.server.field_spans {
+                    builder.extension(async_graphql::extensions::Tracing)
+                } else {
+                    builder
+                };
                 let builder = builder
                     // First, so it sees every error, the other extensions' refusals included.
                     .extension(ErrorMasking::default())

@@ -614,7 +614,7 @@ fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter =
         // async-graphql's per-field spans are many (a page of 50 templates makes hundreds): opt in
-        // with BANYAN_LOG=info,async_graphql=info when tracing a slow query.
+        // with server.field_spans and BANYAN_LOG=info,async_graphql=info when tracing a slow query.
         EnvFilter::try_from_env("BANYAN_LOG")
             .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,async_graphql=warn"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

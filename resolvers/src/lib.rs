@@ -80,7 +80,7 @@ pub fn sdl() -> String {
 pub type SchemaBuilder = async_graphql::SchemaBuilder<Query, Mutation, Subscription>;
 
 fn schema_builder() -> SchemaBuilder {
-    Schema::build(Query, Mutation, Subscription)
-        .register_output_type::<types::Node>()
-        .extension(async_graphql::extensions::Tracing)
+    // async-graphql's `Tracing` extension (a span per field) is the gateway's to add, when
+    // `server.field_spans` asks for it: it costs CPU on every field.
+    Schema::build(Query, Mutation, Subscription).register_output_type::<types::Node>()
 }

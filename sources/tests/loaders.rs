@@ -19,6 +19,7 @@ async fn only_the_loaders_a_request_uses_are_built() {
         request_id: Some("lazy-loaders".to_owned()),
         budget: Default::default(),
         forwarded_headers: Vec::new(),
+        trace: banyan_sources::trace::TraceContext::off(),
     };
     let sources = Sources {
         monolith: clients.monolith.clone(),

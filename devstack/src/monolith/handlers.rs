@@ -222,25 +222,28 @@ pub(super) async fn list_templates(
     };
     let ids = url.id_in()?;
     let terms = search_terms(url.param("search").unwrap_or_default());
-    let mut templates: Vec<Template> = state
-        .templates()
+    let matches_search = |t: &Template| {
+        terms.is_empty() || {
+            let name = t.name.to_lowercase();
+            let subject = t.subject.to_lowercase();
+            terms.iter().all(|term| name.contains(term) || subject.contains(term))
+        }
+    };
+    // Filter and sort references; only the page's templates become resources (DRF paginates the
+    // queryset before serializing too).
+    let all = state.templates();
+    let mut templates: Vec<&Template> = all
         .values()
         .filter(|t| workspaces.contains(&t.workspace))
         .filter(|t| workspace.is_none_or(|w| t.workspace == w))
         .filter(|t| ids.as_ref().is_none_or(|ids| ids.contains(&t.id)))
-        .filter(|t| {
-            let name = t.name.to_lowercase();
-            let subject = t.subject.to_lowercase();
-            terms.iter().all(|term| name.contains(term) || subject.contains(term))
-        })
-        .cloned()
+        .filter(|t| matches_search(t))
         .collect();
     if ids.is_none() {
         // Newest change first, then id descending.
         templates.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
     }
-    let out: Vec<TemplateOut> = templates.iter().map(|t| state.template_out(t, caller)).collect();
-    url.paginate(out)
+    url.paginate_with(templates, |t| state.template_out(t, caller))
 }
 
 /// `GET /api/v1/templates/{id}/`

@@ -106,7 +106,7 @@ async fn guard(State(state): State<Arc<MonolithState>>, request: Request, next: 
         .get::<MatchedPath>()
         .map_or_else(|| request.uri().path().to_string(), |p| p.as_str().to_string());
     let key = format!("{} {route}", request.method());
-    state.shared.calls.record(key, request.headers());
+    state.shared.calls.record(&key, request.headers());
     match faults::apply(&state.shared.faults, &state.shared.shutdown, Backend::Monolith).await {
         Verdict::Serve => match state.shared.faults.get(Backend::Monolith).answer {
             None => next.run(request).await,

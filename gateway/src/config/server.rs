@@ -24,6 +24,12 @@ pub struct ServerConfig {
     /// caller who may not introspect. Default `false` (`banyan dev` turns it on).
     #[serde(default)]
     pub suggestions: bool,
+    /// Open a `tracing` span per resolved field (async-graphql's `Tracing` extension: spans
+    /// `request`, `parse`, `validation`, `execute` and one per field, at `info` under the
+    /// `async_graphql` target). It wraps every field's resolution, so it costs CPU on every
+    /// request even when the log filter drops the spans (`BENCHMARKS.md`). Default `false`.
+    #[serde(default)]
+    pub field_spans: bool,
     /// Where GraphiQL's page loads GraphiQL and React from: empty (the default), the gateway
     /// serves them itself under `/graphql/assets/` (built in, so GraphiQL works with no
     /// internet); or the base URL of an unpkg-style npm CDN or mirror
@@ -152,6 +158,7 @@ impl Default for ServerConfig {
             graphiql: false,
             introspection: false,
             suggestions: false,
+            field_spans: false,
             graphiql_cdn: String::new(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),

@@ -1,0 +1,541 @@
+//! `load`: the load harness (see `BENCHMARKS.md`). `load --smoke` is CI's check that the
+//! harness works and that every operation costs the backend calls the table allows.
+#![allow(clippy::print_stdout)] // a report on stdout is this binary's output
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use banyan_bench::driver::{self, Outcome, Target};
+use banyan_bench::floor::{self, FloorConfig};
+use banyan_bench::operations::{self, BENCH_USER, OPERATIONS, Operation, TEMPLATE_LIST};
+use banyan_bench::procstat;
+use banyan_bench::stack::{
+    self, DevstackControl, DevstackInfo, FloorInfo, GatewayOptions, Process, announce_and_wait,
+};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+/// Banyan's load harness: the devstack, `banyan serve` and the floor, each its own process, under
+/// a closed-loop HTTP/1.1 load.
+#[derive(Parser)]
+#[command(name = "load")]
+struct Cli {
+    #[command(subcommand)]
+    child: Option<Child>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The processes this binary starts of itself.
+#[derive(Subcommand)]
+enum Child {
+    /// Serve the devstack; print where, as one JSON line; stop when stdin closes.
+    #[command(hide = true)]
+    ServeDevstack,
+    /// Serve the floor; print where, as one JSON line; stop when stdin closes.
+    #[command(hide = true)]
+    ServeFloor {
+        #[arg(long)]
+        monolith: String,
+        #[arg(long)]
+        events: String,
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Operations to run (comma-separated): TemplateList, TemplateEditor, AnalyticsDashboard, Me, Wide.
+    #[arg(long, value_delimiter = ',')]
+    ops: Vec<String>,
+    /// Concurrent connections, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+    concurrency: Vec<usize>,
+    /// Backend latencies: `realistic` (monolith 2 ms, services 0.5 ms) and/or `zero`.
+    #[arg(long, value_delimiter = ',', default_value = "realistic,zero")]
+    latency: Vec<Latency>,
+    /// What serves the requests, in order; repeat one for A/B/A (`banyan,floor,banyan`).
+    #[arg(long, value_delimiter = ',', default_value = "banyan,floor")]
+    variants: Vec<Variant>,
+    /// Measured time of each run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured load before each run (connections, caches, JIT-free warm-up of the allocator).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// The `banyan` binary; default: the one next to this binary (same profile).
+    #[arg(long)]
+    gateway_bin: Option<PathBuf>,
+    /// `KEY=VALUE` environment for the gateway (configuration as `BANYAN_<SECTION>__<KEY>`).
+    #[arg(long = "gateway-env")]
+    gateway_env: Vec<String>,
+    /// Every result as JSON, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// CI's smoke run: every operation for about a second at zero latency and 4 connections,
+    /// Banyan and the floor; fails on any failed request and on calls above the table.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Latency {
+    /// Monolith 2 ms, services 0.5 ms (Django answers in milliseconds).
+    Realistic,
+    /// No added latency: pure overhead.
+    Zero,
+}
+
+impl Latency {
+    fn backends(self) -> (Duration, Duration) {
+        match self {
+            Latency::Realistic => (Duration::from_millis(2), Duration::from_micros(500)),
+            Latency::Zero => (Duration::ZERO, Duration::ZERO),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Variant {
+    /// The gateway, every migrated field on its declared default.
+    Banyan,
+    /// The gateway with every migrated read on `legacy`.
+    Legacy,
+    /// The gateway with every migrated read in shadow, primary `legacy`, 100% sampled.
+    Shadow,
+    /// The hand-written floor (TemplateList only).
+    Floor,
+}
+
+/// The routing table of a variant.
+fn routing_table(variant: Variant) -> Option<String> {
+    const READS: [&str; 3] = ["Template.stats", "Template.draft", "Template.recentEvents"];
+    match variant {
+        Variant::Banyan | Variant::Floor => None,
+        Variant::Legacy => {
+            Some(READS.iter().map(|f| format!("[fields.\"{f}\"]\nmode = \"legacy\"\n\n")).collect())
+        }
+        // No shadow is shed at 256 connections: max_in_flight is above it.
+        Variant::Shadow => Some(
+            READS
+                .iter()
+                .map(|f| {
+                    format!(
+                        "[fields.\"{f}\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\nmax_in_flight = 1024\n\n"
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// One run's figures.
+#[derive(Debug, Serialize)]
+struct Row {
+    latency: Latency,
+    variant: Variant,
+    operation: &'static str,
+    concurrency: usize,
+    requests: u64,
+    failures: u64,
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    backend_calls_per_request: f64,
+    calls: BTreeMap<String, u64>,
+    cpu_ms_per_request: f64,
+    peak_rss_mib: f64,
+    rss_mib: f64,
+    devstack_cpu_ms_per_request: f64,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BANYAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.child {
+            Some(Child::ServeDevstack) => serve_devstack().await.map(|()| true),
+            Some(Child::ServeFloor { monolith, events, secrets }) => serve_floor(FloorConfig {
+                monolith_url: monolith,
+                events_url: events,
+                service_identity_secrets: secrets,
+            })
+            .await
+            .map(|()| true),
+            None => harness(cli.run).await,
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_devstack() -> anyhow::Result<()> {
+    let stack = banyan_devstack::DevStack::start(banyan_devstack::DevStackConfig::default()).await?;
+    let token = stack
+        .dataset()
+        .users
+        .iter()
+        .find(|u| u.id == BENCH_USER)
+        .map(|u| u.token.clone())
+        .context("the dataset has no bench user")?;
+    let info = DevstackInfo {
+        monolith_url: stack.monolith_url(),
+        events_url: stack.events_url(),
+        drafts_url: stack.drafts_url(),
+        secrets: stack.service_identity_secrets().to_vec(),
+        token,
+    };
+    announce_and_wait(&info).await?;
+    stack.shutdown().await;
+    Ok(())
+}
+
+async fn serve_floor(config: FloorConfig) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let info = FloorInfo { addr: listener.local_addr()? };
+    tokio::select! {
+        served = floor::serve(listener, &config) => served?,
+        waited = announce_and_wait(&info) => waited?,
+    }
+    Ok(())
+}
+
+/// What serves one variant's runs.
+struct Served {
+    process: Process,
+    addr: std::net::SocketAddr,
+}
+
+async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
+    if args.smoke {
+        args.concurrency = vec![4];
+        args.latency = vec![Latency::Zero];
+        args.variants = vec![Variant::Banyan, Variant::Floor];
+        args.duration = Duration::from_secs(1);
+        args.warmup = Duration::from_millis(300);
+    }
+    let ops: Vec<&'static Operation> = if args.ops.is_empty() {
+        OPERATIONS.iter().collect()
+    } else {
+        args.ops
+            .iter()
+            .map(|name| operations::by_name(name).with_context(|| format!("no operation called {name}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let gateway_bin = match args.gateway_bin.clone() {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("banyan"),
+    };
+    if !gateway_bin.exists() {
+        bail!(
+            "no gateway binary at {}: build it first (`cargo build --release -p banyan-gateway --bin banyan`, or without --release for a debug `load`)",
+            gateway_bin.display()
+        );
+    }
+    let gateway_env = args
+        .gateway_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .context("--gateway-env takes KEY=VALUE")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scratch = std::env::temp_dir().join(format!("banyan-bench-{}", std::process::id()));
+
+    let (devstack_process, devstack) = stack::spawn_self::<DevstackInfo>(&["serve-devstack"]).await?;
+    let control = DevstackControl::new(&devstack);
+    let authorization = format!("Token {}", devstack.token);
+    println!(
+        "{:<9} {:<7} {:<18} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9} {:>10} {:>6}",
+        "latency",
+        "variant",
+        "operation",
+        "conc",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "calls/req",
+        "cpu ms/req",
+        "peak MiB",
+        "devstk ms",
+        "fails"
+    );
+    let mut rows = Vec::new();
+    let result = async {
+        for &latency in &args.latency {
+            let (monolith, services) = latency.backends();
+            control.set_latency(monolith, services).await?;
+            for &variant in &args.variants {
+                let served = start_variant(variant, &devstack, &gateway_bin, &gateway_env, &scratch).await?;
+                for &op in &ops {
+                    if variant == Variant::Floor && op.name != TEMPLATE_LIST.name {
+                        continue;
+                    }
+                    let target = Target {
+                        addr: served.addr,
+                        path: "/graphql".to_owned(),
+                        authorization: authorization.clone(),
+                        body: serde_json::to_vec(&op.body())?.into(),
+                    };
+                    for &concurrency in &args.concurrency {
+                        let row = measure(
+                            &target,
+                            &control,
+                            &served,
+                            devstack_process.pid(),
+                            latency,
+                            variant,
+                            op,
+                            concurrency,
+                            args.warmup,
+                            args.duration,
+                        )
+                        .await?;
+                        print_row(&row);
+                        rows.push(row);
+                    }
+                }
+                served.process.stop();
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    devstack_process.stop();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    print_ratios(&rows);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(check(&rows, args.smoke))
+}
+
+async fn start_variant(
+    variant: Variant,
+    devstack: &DevstackInfo,
+    gateway_bin: &std::path::Path,
+    gateway_env: &[(String, String)],
+    scratch: &std::path::Path,
+) -> anyhow::Result<Served> {
+    if variant == Variant::Floor {
+        let mut args =
+            vec!["serve-floor", "--monolith", &devstack.monolith_url, "--events", &devstack.events_url];
+        for secret in &devstack.secrets {
+            args.extend(["--secret", secret.as_str()]);
+        }
+        let (process, info) = stack::spawn_self::<FloorInfo>(&args).await?;
+        return Ok(Served { process, addr: info.addr });
+    }
+    let options = GatewayOptions {
+        binary: gateway_bin.to_path_buf(),
+        routing_table: routing_table(variant),
+        env: gateway_env.to_vec(),
+        scratch: scratch.to_path_buf(),
+    };
+    let name = format!("{variant:?}").to_lowercase();
+    let gateway = stack::start_gateway(&options, devstack, &name).await?;
+    Ok(Served { process: gateway.process, addr: gateway.addr })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    target: &Target,
+    control: &DevstackControl,
+    served: &Served,
+    devstack_pid: u32,
+    latency: Latency,
+    variant: Variant,
+    op: &'static Operation,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> anyhow::Result<Row> {
+    // Warm up, then start counting with nothing in flight, so every counted call belongs to a
+    // counted request.
+    driver::run(target.clone(), concurrency, warmup).await?;
+    control.reset_calls().await?;
+    let pid = served.process.pid();
+    procstat::reset_peak(pid);
+    let cpu_before = procstat::cpu_time(pid)?;
+    let devstack_before = procstat::cpu_time(devstack_pid)?;
+    let outcome: Outcome = driver::run(target.clone(), concurrency, duration).await?;
+    let cpu = procstat::cpu_time(pid)?.saturating_sub(cpu_before);
+    let devstack_cpu = procstat::cpu_time(devstack_pid)?.saturating_sub(devstack_before);
+    let memory = procstat::memory(pid)?;
+    let calls = control.calls().await?;
+    let requests = outcome.requests().max(1);
+    if let Some(failure) = &outcome.first_failure {
+        eprintln!("{} via {variant:?}: first failure: {failure:.400}", op.name);
+    }
+    Ok(Row {
+        latency,
+        variant,
+        operation: op.name,
+        concurrency,
+        requests: outcome.requests(),
+        failures: outcome.failures,
+        requests_per_second: outcome.throughput(),
+        p50_ms: ms(outcome.quantile(0.5)),
+        p99_ms: ms(outcome.quantile(0.99)),
+        backend_calls_per_request: calls.values().sum::<u64>() as f64 / requests as f64,
+        calls,
+        cpu_ms_per_request: ms(cpu) / requests as f64,
+        peak_rss_mib: mib(memory.peak),
+        rss_mib: mib(memory.rss),
+        devstack_cpu_ms_per_request: ms(devstack_cpu) / requests as f64,
+    })
+}
+
+fn print_row(row: &Row) {
+    println!(
+        "{:<9} {:<7} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>6}",
+        format!("{:?}", row.latency).to_lowercase(),
+        format!("{:?}", row.variant).to_lowercase(),
+        row.operation,
+        row.concurrency,
+        row.requests_per_second,
+        row.p50_ms,
+        row.p99_ms,
+        row.backend_calls_per_request,
+        row.cpu_ms_per_request,
+        row.peak_rss_mib,
+        row.devstack_cpu_ms_per_request,
+        row.failures,
+    );
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0u32), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / f64::from(n))
+}
+
+/// Banyan (every gateway variant's runs, averaged) over the floor, per latency and concurrency.
+fn print_ratios(rows: &[Row]) {
+    let mut printed_header = false;
+    for latency in [Latency::Realistic, Latency::Zero] {
+        let concurrencies: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.concurrency).collect();
+        for concurrency in concurrencies {
+            let of = |floor: bool| {
+                rows.iter().filter(move |r| {
+                    r.latency == latency
+                        && r.concurrency == concurrency
+                        && r.operation == TEMPLATE_LIST.name
+                        && (r.variant == Variant::Floor) == floor
+                        && matches!(r.variant, Variant::Banyan | Variant::Floor)
+                })
+            };
+            let pick = |floor: bool, f: fn(&Row) -> f64| mean(of(floor).map(f));
+            let (Some(rps), Some(floor_rps)) =
+                (pick(false, |r| r.requests_per_second), pick(true, |r| r.requests_per_second))
+            else {
+                continue;
+            };
+            let (Some(p50), Some(floor_p50)) = (pick(false, |r| r.p50_ms), pick(true, |r| r.p50_ms)) else {
+                continue;
+            };
+            let (Some(cpu), Some(floor_cpu)) =
+                (pick(false, |r| r.cpu_ms_per_request), pick(true, |r| r.cpu_ms_per_request))
+            else {
+                continue;
+            };
+            if !printed_header {
+                println!("\nBanyan / floor, TemplateList:");
+                println!(
+                    "{:<9} {:>5} {:>11} {:>9} {:>14}",
+                    "latency", "conc", "throughput", "p50", "CPU/request"
+                );
+                printed_header = true;
+            }
+            println!(
+                "{:<9} {:>5} {:>10.2}x {:>8.2}x {:>13.2}x",
+                format!("{latency:?}").to_lowercase(),
+                concurrency,
+                rps / floor_rps,
+                p50 / floor_p50,
+                cpu / floor_cpu
+            );
+        }
+    }
+}
+
+/// Failed requests fail any run; in smoke mode, so do calls above the table.
+fn check(rows: &[Row], smoke: bool) -> bool {
+    let mut ok = true;
+    for row in rows {
+        if row.failures > 0 {
+            println!("FAIL {} via {:?}: {} failed requests", row.operation, row.variant, row.failures);
+            ok = false;
+        }
+        if row.requests == 0 {
+            println!("FAIL {} via {:?}: no request answered", row.operation, row.variant);
+            ok = false;
+        }
+    }
+    if !smoke {
+        return ok;
+    }
+    for row in rows.iter().filter(|r| r.variant == Variant::Banyan) {
+        let Some(op) = operations::by_name(row.operation) else { continue };
+        let expected: BTreeMap<&str, u64> = op.expected_calls.iter().copied().collect();
+        let keys: std::collections::BTreeSet<&str> =
+            expected.keys().copied().chain(row.calls.keys().map(String::as_str)).collect();
+        for key in keys {
+            let allowed = expected.get(key).copied().unwrap_or(0) * row.requests;
+            let made = row.calls.get(key).copied().unwrap_or(0);
+            if made > allowed {
+                println!(
+                    "FAIL {}: {key}: {:.2} calls per request, the table allows {}",
+                    row.operation,
+                    made as f64 / row.requests.max(1) as f64,
+                    expected.get(key).copied().unwrap_or(0)
+                );
+                ok = false;
+            } else if made < allowed {
+                println!(
+                    "note {}: {key}: {:.2} calls per request, below the table's {}: lower the table (bench/src/operations.rs)",
+                    row.operation,
+                    made as f64 / row.requests.max(1) as f64,
+                    expected.get(key).copied().unwrap_or(0)
+                );
+            }
+        }
+    }
+    println!("{}", if ok { "smoke: ok" } else { "smoke: FAILED" });
+    ok
+}
