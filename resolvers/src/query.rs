@@ -10,7 +10,7 @@ use crate::ids::{self, GlobalId, NodeType};
 use crate::migrated::{self, TemplateDraftField};
 use crate::types::{
     BlockObject, DraftObject, MemberObject, Node, TemplateConnection, TemplateObject, UserObject,
-    WorkspaceObject, template_connection,
+    WorkspaceObject, load_members, template_connection,
 };
 
 /// The root of every read.
@@ -99,15 +99,13 @@ impl Query {
                 .map(|block| Node::Block(BlockObject { template, block })),
             GlobalId::WorkspaceMember(workspace_id, user) => match workspace(ctx, workspace_id).await? {
                 None => None,
-                Some(_) => {
-                    let scope = scope(ctx)?;
-                    let sources = ctx.data::<Sources>()?;
-                    let members =
-                        sources.monolith.workspace_members(&scope.caller, workspace_id).await.graphql()?;
-                    members.into_iter().find(|membership| membership.user_id == user).map(|membership| {
+                Some(_) => load_members(ctx, workspace_id)
+                    .await?
+                    .into_iter()
+                    .find(|membership| membership.user_id == user)
+                    .map(|membership| {
                         Node::WorkspaceMember(MemberObject { workspace: workspace_id, membership })
-                    })
-                }
+                    }),
             },
         })
     }
@@ -125,8 +123,7 @@ async fn draft(ctx: &Context<'_>, template_id: TemplateId) -> Result<Option<Draf
 
 async fn workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
     let scope = scope(ctx)?;
-    let sources = ctx.data::<Sources>()?;
-    Ok(sources.monolith.workspace(&scope.caller, id).await.graphql()?.map(WorkspaceObject))
+    Ok(scope.loaders.workspaces.load_one(id).await.graphql()?.map(WorkspaceObject))
 }
 
 async fn template(ctx: &Context<'_>, id: TemplateId) -> Result<Option<TemplateObject>> {

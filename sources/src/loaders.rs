@@ -1,28 +1,35 @@
-//! Batch loaders (async-graphql's DataLoader): every key a request asks for within one tick is
-//! loaded with one backend call per backend method, so a list of 100 templates costs one call,
-//! not 100. Loaders are built per request: they carry the caller, and their cache must not outlive
-//! the request.
+//! The per-request batch loaders: one [`BatchLoad`] per backend method that takes many keys,
+//! each wrapped in a [`BatchLoader`] that the request's [`BatchScheduler`] dispatches once per
+//! level of the query (see [`crate::batch`]), so a list of 100 templates costs one call, not 100,
+//! and so do the templates of every workspace of a page. Loaders are built per request: they
+//! carry the caller, and their cache must not outlive the request.
 //!
 //! Where a backend cannot batch (the monolith's legacy views take one template per call, and
 //! `ListEvents` one template per call too), the loader says so in its docs ("one call per key")
-//! and still gives the request its cache and bounded concurrency
+//! and still gives the request its cache, its deduplication and bounded concurrency
 //! ([`LEGACY_CONCURRENCY`] calls at once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use chrono::{DateTime, Utc};
 
 use futures::StreamExt;
 
 use crate::Sources;
-use crate::domain::{Draft, EventPage, StatsWindow, Template, TemplateId, TemplateStats, User, UserId};
+pub use crate::batch::{BatchLoad, BatchLoader, BatchScheduler};
+use crate::domain::{
+    Draft, EventPage, Membership, StatsWindow, Template, TemplateId, TemplateStats, User, UserId, Workspace,
+    WorkspaceId,
+};
 use crate::error::{Backend, SourceError};
 use crate::identity::Caller;
 
 /// How many per-key calls a one-call-per-key loader makes at once.
 pub const LEGACY_CONCURRENCY: usize = 8;
+
+/// The most ids one `GetTemplateStats` (per window) or `BatchGetDrafts` call takes.
+pub const MAX_SERVICE_BATCH: usize = 1000;
 
 /// Users by id, from the monolith's `?id__in=` filter.
 pub struct UserLoader {
@@ -30,9 +37,11 @@ pub struct UserLoader {
     caller: Caller,
 }
 
-impl Loader<UserId> for UserLoader {
+impl BatchLoad for UserLoader {
+    type Key = UserId;
     type Value = User;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
     async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "users", keys.len());
@@ -47,14 +56,59 @@ pub struct TemplateLoader {
     caller: Caller,
 }
 
-impl Loader<TemplateId> for TemplateLoader {
+impl BatchLoad for TemplateLoader {
+    type Key = TemplateId;
     type Value = Template;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Template>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "templates", keys.len());
         let templates = self.sources.monolith.templates_by_ids(&self.caller, keys).await?;
         Ok(templates.into_iter().map(|t| (t.id, t)).collect())
+    }
+}
+
+/// The caller's workspaces by id, from the monolith's `?id__in=` filter; others are absent.
+pub struct WorkspaceLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl BatchLoad for WorkspaceLoader {
+    type Key = WorkspaceId;
+    type Value = Workspace;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
+
+    async fn load(&self, keys: &[WorkspaceId]) -> Result<HashMap<WorkspaceId, Workspace>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "workspaces", keys.len());
+        let workspaces = self.sources.monolith.workspaces_by_ids(&self.caller, keys).await?;
+        Ok(workspaces.into_iter().map(|w| (w.id, w)).collect())
+    }
+}
+
+/// The members of workspaces, from the monolith's memberships list (`?workspace__in=`, every
+/// page). A workspace the caller does not belong to is absent; one of theirs has at least them.
+pub struct MembersLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl BatchLoad for MembersLoader {
+    type Key = WorkspaceId;
+    type Value = Vec<Membership>;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
+
+    async fn load(&self, keys: &[WorkspaceId]) -> Result<HashMap<WorkspaceId, Vec<Membership>>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "members", keys.len());
+        let members = self.sources.monolith.members_of_workspaces(&self.caller, keys).await?;
+        let mut by_workspace: HashMap<WorkspaceId, Vec<Membership>> = HashMap::with_capacity(keys.len());
+        for (workspace, membership) in members {
+            by_workspace.entry(workspace).or_default().push(membership);
+        }
+        Ok(by_workspace)
     }
 }
 
@@ -74,9 +128,11 @@ pub struct StatsLoader {
     now: DateTime<Utc>,
 }
 
-impl Loader<StatsKey> for StatsLoader {
+impl BatchLoad for StatsLoader {
+    type Key = StatsKey;
     type Value = TemplateStats;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Events;
+    const MAX_BATCH: usize = MAX_SERVICE_BATCH;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Events, "stats", keys.len());
@@ -100,9 +156,11 @@ pub struct LegacyStatsLoader {
     caller: Caller,
 }
 
-impl Loader<StatsKey> for LegacyStatsLoader {
+impl BatchLoad for LegacyStatsLoader {
+    type Key = StatsKey;
     type Value = TemplateStats;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = usize::MAX;
 
     async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "legacy_stats", keys.len());
@@ -119,9 +177,11 @@ pub struct DraftLoader {
     caller: Caller,
 }
 
-impl Loader<TemplateId> for DraftLoader {
+impl BatchLoad for DraftLoader {
+    type Key = TemplateId;
     type Value = Draft;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Drafts;
+    const MAX_BATCH: usize = MAX_SERVICE_BATCH;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Drafts, "drafts", keys.len());
@@ -136,9 +196,11 @@ pub struct LegacyDraftLoader {
     caller: Caller,
 }
 
-impl Loader<TemplateId> for LegacyDraftLoader {
+impl BatchLoad for LegacyDraftLoader {
+    type Key = TemplateId;
     type Value = Draft;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = usize::MAX;
 
     async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "legacy_drafts", keys.len());
@@ -165,9 +227,11 @@ pub struct EventsPageLoader {
     caller: Caller,
 }
 
-impl Loader<EventsPageKey> for EventsPageLoader {
+impl BatchLoad for EventsPageLoader {
+    type Key = EventsPageKey;
     type Value = EventPage;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Events;
+    const MAX_BATCH: usize = usize::MAX;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Events, "event_pages", keys.len());
@@ -187,9 +251,11 @@ pub struct LegacyEventsPageLoader {
     caller: Caller,
 }
 
-impl Loader<EventsPageKey> for LegacyEventsPageLoader {
+impl BatchLoad for LegacyEventsPageLoader {
+    type Key = EventsPageKey;
     type Value = EventPage;
-    type Error = SourceError;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = usize::MAX;
 
     async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "legacy_event_pages", keys.len());
@@ -257,88 +323,18 @@ where
     }
 }
 
-/// A loader that remembers what it loaded for the rest of the request, so a key asked for twice
-/// (the same author on many templates, a prefetched page) costs one call. It also remembers what
-/// the cache cannot hold ([`Remembering`]): keys the backend does not have, and keys whose call
-/// failed, so neither is asked for again in the same request.
-pub type CachedLoader<T> = DataLoader<Remembering<T>, HashMapCache>;
-
-/// What a request learned about a key besides its value.
-#[derive(Clone)]
-enum Known {
-    /// The backend has no value for it (the caller may not see it, or it does not exist).
-    Missing,
-    /// Its call failed; the same error answers it for the rest of the request.
-    Failed(SourceError),
-}
-
-/// Wraps a loader so that, for the rest of its request, a key the backend did not return is
-/// answered absent without a call, and a key whose call failed with a backend failure is answered
-/// with that failure without a call: a failing or hanging backend costs a request one call (one
-/// deadline), not one for the prefetch and another for the field. A batch holding a key that
-/// failed fails with that error; a batch of keys never tried is called. Keys are remembered by
-/// their `Debug` form (every loader's key is a plain id or a small struct of them), so one wrapper
-/// serves every key type.
-pub struct Remembering<T> {
-    inner: T,
-    known: std::sync::Mutex<HashMap<String, Known>>,
-}
-
-impl<T> Remembering<T> {
-    fn new(inner: T) -> Self {
-        Self { inner, known: std::sync::Mutex::new(HashMap::new()) }
-    }
-}
-
-impl<K, T> Loader<K> for Remembering<T>
-where
-    K: Send + Sync + Clone + Eq + std::hash::Hash + std::fmt::Debug + 'static,
-    T: Loader<K, Error = SourceError>,
-{
-    type Value = T::Value;
-    type Error = SourceError;
-
-    async fn load(&self, keys: &[K]) -> Result<HashMap<K, T::Value>, SourceError> {
-        let fresh: Vec<K> = {
-            let known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut fresh = Vec::with_capacity(keys.len());
-            for key in keys {
-                match known.get(&format!("{key:?}")) {
-                    Some(Known::Failed(error)) => return Err(error.clone()),
-                    Some(Known::Missing) => {}
-                    None => fresh.push(key.clone()),
-                }
-            }
-            fresh
-        };
-        if fresh.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let result = self.inner.load(&fresh).await;
-        let mut known = self.known.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &result {
-            Ok(values) => {
-                for key in fresh.iter().filter(|key| !values.contains_key(key)) {
-                    known.insert(format!("{key:?}"), Known::Missing);
-                }
-            }
-            Err(error)
-                if error.failed_backend().is_some() || matches!(error, SourceError::RequestTimeout) =>
-            {
-                for key in &fresh {
-                    known.insert(format!("{key:?}"), Known::Failed(error.clone()));
-                }
-            }
-            Err(_) => {}
-        }
-        result
-    }
-}
+/// A loader for one request: batched by level, with the request's cache, deduplication, and
+/// memory of missing keys and failures (see [`crate::batch`]).
+pub type CachedLoader<T> = BatchLoader<T>;
 
 /// The loaders of one request, all acting for one caller.
 pub struct Loaders {
     /// Users by id (monolith).
     pub users: CachedLoader<UserLoader>,
+    /// The caller's workspaces by id (monolith).
+    pub workspaces: CachedLoader<WorkspaceLoader>,
+    /// The members of workspaces (monolith).
+    pub members: CachedLoader<MembersLoader>,
     /// Templates by id (monolith).
     pub templates: CachedLoader<TemplateLoader>,
     /// Stats from the event store.
@@ -353,26 +349,50 @@ pub struct Loaders {
     pub event_pages: CachedLoader<EventsPageLoader>,
     /// Pages of events from the monolith's legacy view.
     pub legacy_event_pages: CachedLoader<LegacyEventsPageLoader>,
+    scheduler: BatchScheduler,
 }
 
 impl Loaders {
-    /// Loaders for one request by `caller`, with stats windows ending at `now`.
+    /// Loaders for one request by `caller`, with stats windows ending at `now`, dispatched by a
+    /// scheduler of their own: run the request's execution in
+    /// [`BatchScheduler::drive`] on [`Loaders::scheduler`] to batch by level.
     pub fn new(sources: &Sources, caller: &Caller, now: DateTime<Utc>) -> Self {
+        let scheduler = BatchScheduler::new();
         let sources = sources.clone();
         let caller = caller.clone();
+        let s = &scheduler;
         Self {
-            users: cached(UserLoader { sources: sources.clone(), caller: caller.clone() }),
-            templates: cached(TemplateLoader { sources: sources.clone(), caller: caller.clone() }),
-            stats: cached(StatsLoader { sources: sources.clone(), caller: caller.clone(), now }),
-            legacy_stats: cached(LegacyStatsLoader { sources: sources.clone(), caller: caller.clone() }),
-            drafts: cached(DraftLoader { sources: sources.clone(), caller: caller.clone() }),
-            legacy_drafts: cached(LegacyDraftLoader { sources: sources.clone(), caller: caller.clone() }),
-            event_pages: cached(EventsPageLoader { sources: sources.clone(), caller: caller.clone() }),
-            legacy_event_pages: cached(LegacyEventsPageLoader { sources, caller }),
+            users: BatchLoader::new(UserLoader { sources: sources.clone(), caller: caller.clone() }, s),
+            workspaces: BatchLoader::new(
+                WorkspaceLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            members: BatchLoader::new(MembersLoader { sources: sources.clone(), caller: caller.clone() }, s),
+            templates: BatchLoader::new(
+                TemplateLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            stats: BatchLoader::new(StatsLoader { sources: sources.clone(), caller: caller.clone(), now }, s),
+            legacy_stats: BatchLoader::new(
+                LegacyStatsLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            drafts: BatchLoader::new(DraftLoader { sources: sources.clone(), caller: caller.clone() }, s),
+            legacy_drafts: BatchLoader::new(
+                LegacyDraftLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            event_pages: BatchLoader::new(
+                EventsPageLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            legacy_event_pages: BatchLoader::new(LegacyEventsPageLoader { sources, caller }, s),
+            scheduler,
         }
     }
-}
 
-fn cached<T: Send + Sync + 'static>(loader: T) -> DataLoader<Remembering<T>, HashMapCache> {
-    DataLoader::with_cache(Remembering::new(loader), tokio::spawn, HashMapCache::default())
+    /// The scheduler that dispatches these loaders' keys.
+    pub fn scheduler(&self) -> &BatchScheduler {
+        &self.scheduler
+    }
 }

@@ -152,16 +152,18 @@ pub(super) async fn get_user(
     to_json(UserOut::from(user))
 }
 
-/// `GET /api/v1/workspaces/`
+/// `GET /api/v1/workspaces/?id__in=`
 pub(super) async fn list_workspaces(
     State(state): State<Arc<MonolithState>>,
     caller: Caller,
     url: RequestUrl,
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
+    let wanted = url.id_in()?;
     let workspaces: Vec<WorkspaceOut<'_>> = dataset
         .workspaces_of(caller.user)
         .into_iter()
+        .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(id)))
         .filter_map(|id| dataset.workspace(id))
         .map(WorkspaceOut::from)
         .collect();
@@ -196,6 +198,39 @@ pub(super) async fn list_members(
     let mut members: Vec<&Membership> = dataset.memberships.iter().filter(|m| m.workspace == id).collect();
     members.sort_by_key(|m| m.user);
     url.paginate(members.into_iter().map(MembershipOut::from).collect())
+}
+
+/// `GET /api/v1/memberships/?workspace__in=`: the memberships of the caller's workspaces (of
+/// those among `workspace__in`), by workspace then user.
+pub(super) async fn list_memberships(
+    State(state): State<Arc<MonolithState>>,
+    caller: Caller,
+    url: RequestUrl,
+) -> ApiResult {
+    let dataset = &state.shared.dataset;
+    let wanted = url.ids_in("workspace__in")?;
+    let visible = dataset.workspaces_of(caller.user);
+    let mut members: Vec<&Membership> = dataset
+        .memberships
+        .iter()
+        .filter(|m| visible.contains(&m.workspace))
+        .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.workspace)))
+        .collect();
+    members.sort_by_key(|m| (m.workspace, m.user));
+    url.paginate(members.into_iter().map(WorkspaceMembershipOut::from).collect())
+}
+
+#[derive(Serialize)]
+struct WorkspaceMembershipOut {
+    workspace: u64,
+    #[serde(flatten)]
+    membership: MembershipOut,
+}
+
+impl From<&Membership> for WorkspaceMembershipOut {
+    fn from(m: &Membership) -> Self {
+        WorkspaceMembershipOut { workspace: m.workspace, membership: MembershipOut::from(m) }
+    }
 }
 
 /// DRF's `SearchFilter` terms: split on whitespace and commas.

@@ -72,9 +72,7 @@ impl TemplateObject {
     /// The workspace that owns it.
     async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<WorkspaceObject>> {
         let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let workspace = sources.monolith.workspace(&scope.caller, self.0.workspace_id).await.graphql()?;
-        Ok(workspace.map(WorkspaceObject))
+        Ok(scope.loaders.workspaces.load_one(self.0.workspace_id).await.graphql()?.map(WorkspaceObject))
     }
 
     /// How its emails fared over a window. Null with an error when the stats backend fails.
@@ -203,12 +201,13 @@ pub(crate) async fn template_connection(
     Ok(connection)
 }
 
-/// Loads what the page's templates will ask for (authors, stats per window) in one call per
-/// backend method, before their fields resolve. The loaders batch on their own too, but only
-/// within a short window that a large page can outlast; the prefetch makes one call per page
-/// certain, and the loaders' per-request cache answers the fields. Migrated fields prefetch from
-/// the backend the request's routing decides for them, the same decision their fields make.
-/// Failures are left for the fields themselves to report.
+/// Loads what the page's templates will ask for (authors, stats per window) before their
+/// fields resolve, so those calls go out with the page's level rather than the next one: the
+/// loaders batch a level's keys in one call per backend method on their own (see
+/// `banyan_sources::batch`); the prefetch saves the page's fields one level of latency, and the
+/// loaders' per-request cache answers them. Migrated fields prefetch from the backend the
+/// request's routing decides for them, the same decision their fields make. Failures are left
+/// for the fields themselves to report.
 async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
     let Ok(scope) = scope(ctx) else { return };
     let look_ahead = ctx.look_ahead();
