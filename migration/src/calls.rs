@@ -11,7 +11,8 @@ use crate::declaration::BackendCall;
 pub const MONOLITH_ME: BackendCall = BackendCall::monolith("GET /api/v1/me/");
 /// `GET /api/v1/users/`: users, by `?id__in=`.
 pub const MONOLITH_USERS: BackendCall = BackendCall::monolith("GET /api/v1/users/");
-/// `GET /api/v1/workspaces/`: the caller's workspaces, page by page, or by `?id__in=`.
+/// `GET /api/v1/workspaces/`: the caller's workspaces, page by page (also how a workspace is
+/// found by id: the caller sees exactly the workspaces they belong to).
 pub const MONOLITH_WORKSPACES: BackendCall = BackendCall::monolith("GET /api/v1/workspaces/");
 /// `GET /api/v1/workspaces/{id}/`: one workspace.
 pub const MONOLITH_WORKSPACE: BackendCall = BackendCall::monolith("GET /api/v1/workspaces/{id}/");

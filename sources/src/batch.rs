@@ -18,20 +18,26 @@
 //! with a waker of its own. A loader asked for a key while the wrapper polls does not call: it
 //! queues the key and tells the scheduler. When a poll of the execution returns `Pending`
 //! *without having been woken meanwhile* (a list's chunking wakes itself, so it is still runnable
-//! and keeps its turn), nothing in the request can progress except through I/O. If then no batch
-//! and no backend call of this request are under way, the level is complete: every field that
-//! could ask for a key at this level has asked, and the wrapper dispatches the queued keys, one
-//! batch per loader (split at the loader's [`BatchLoad::MAX_BATCH`]). Their answers wake the
-//! fields, which resolve the next level and queue its keys, and so on. So each backend method is
-//! called at most once per level (per `MAX_BATCH` keys), with no timer anywhere, and the count
-//! does not depend on timing: the same query makes the same calls on a loaded machine.
+//! and keeps its turn), nothing in the request can progress except through I/O: every field that
+//! could ask for a key right now has asked.
 //!
-//! Waiting for the request's direct calls too (a page of templates per workspace, counted in
-//! [`crate::resilience::Resilience::call`] while the wrapper polls) is what lets the templates of
-//! two workspaces, whose pages answer at different moments, ask for their drafts in one call. The
-//! price is the one a hand-written handler that makes the minimum calls pays too: a level starts
-//! when the slowest call of the one before it has answered (each call bounded by its backend's
-//! timeout and the request's deadline).
+//! The wrapper then dispatches the queued keys, one batch per loader (split at the loader's
+//! [`BatchLoad::MAX_BATCH`]), unless a call of an *earlier* level is still under way. A level is
+//! what the execution does between two dispatches: the batches dispatched at its start and the
+//! backend calls the execution makes itself meanwhile (`me`, the root list of workspaces;
+//! counted in [`crate::resilience::Resilience::call`] when it starts inside the wrapper's poll)
+//! belong to it. Their answers are what add keys to the next level, so the next level waits for
+//! all of them: the templates of two workspaces, whose pages answer at different moments, ask
+//! for their drafts in one call. Calls started during the level being collected do not hold it
+//! back: they are its own, and its keys go out beside them. Each batch's answer wakes the fields
+//! waiting for it, which resolve and queue the next level's keys, and so on. So each backend
+//! method is called at most once per level (per `MAX_BATCH` keys), with no timer anywhere, and the
+//! count does not depend on timing: the same query makes the same calls on a loaded machine.
+//!
+//! The price is the one a hand-written handler that makes the minimum calls pays too: a level
+//! starts when the slowest call of the one before it has answered (each call bounded by its
+//! backend's timeout and the request's deadline), where a timer-based loader would let a fast
+//! branch run ahead with calls of its own.
 //!
 //! # Outside the wrapper
 //!

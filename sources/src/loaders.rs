@@ -19,8 +19,8 @@ use futures::StreamExt;
 use crate::Sources;
 pub use crate::batch::{BatchLoad, BatchLoader, BatchScheduler};
 use crate::domain::{
-    Draft, EventPage, Membership, StatsWindow, Template, TemplateId, TemplateStats, User, UserId, Workspace,
-    WorkspaceId,
+    Draft, EventPage, Membership, Page, StatsWindow, Template, TemplateId, TemplateStats, User, UserId,
+    Workspace, WorkspaceId,
 };
 use crate::error::{Backend, SourceError};
 use crate::identity::Caller;
@@ -69,22 +69,84 @@ impl BatchLoad for TemplateLoader {
     }
 }
 
-/// The caller's workspaces by id, from the monolith's `?id__in=` filter; others are absent.
-pub struct WorkspaceLoader {
+/// The caller (`/api/v1/me/`), once per request however many fields ask (one key: `()`).
+pub struct MeLoader {
     sources: Sources,
     caller: Caller,
 }
 
-impl BatchLoad for WorkspaceLoader {
-    type Key = WorkspaceId;
-    type Value = Workspace;
+impl BatchLoad for MeLoader {
+    type Key = ();
+    type Value = User;
     const BACKEND: Backend = Backend::Monolith;
-    const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
+    const MAX_BATCH: usize = 1;
 
-    async fn load(&self, keys: &[WorkspaceId]) -> Result<HashMap<WorkspaceId, Workspace>, SourceError> {
-        self.sources.metrics.observe_batch(Backend::Monolith, "workspaces", keys.len());
-        let workspaces = self.sources.monolith.workspaces_by_ids(&self.caller, keys).await?;
-        Ok(workspaces.into_iter().map(|w| (w.id, w)).collect())
+    async fn load(&self, _: &[()]) -> Result<HashMap<(), User>, SourceError> {
+        let me = self.sources.monolith.me(&self.caller.credential, self.caller.request_id.as_deref()).await?;
+        Ok(HashMap::from([((), me)]))
+    }
+}
+
+/// Every workspace of the caller, all pages, once per request however many fields ask (one
+/// key: `()`). It also answers a workspace by id: the caller sees exactly the workspaces they
+/// belong to, so one list serves `workspaces`, `workspace(id:)` and every `Template.workspace`
+/// of the request.
+pub struct MyWorkspacesLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl BatchLoad for MyWorkspacesLoader {
+    type Key = ();
+    type Value = Vec<Workspace>;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = 1;
+
+    async fn load(&self, _: &[()]) -> Result<HashMap<(), Vec<Workspace>>, SourceError> {
+        let workspaces = self.sources.monolith.workspaces(&self.caller).await?;
+        Ok(HashMap::from([((), workspaces)]))
+    }
+}
+
+/// One page of a workspace's templates: the arguments of the monolith's list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplatePageKey {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// The `search` filter, if any.
+    pub search: Option<String>,
+    /// The page number, from 1.
+    pub page: u64,
+    /// Templates per page.
+    pub page_size: u64,
+}
+
+/// Pages of workspaces' templates: one call per key (the monolith lists one workspace per
+/// call); the same page asked twice in a request is one call.
+pub struct TemplatePageLoader {
+    sources: Sources,
+    caller: Caller,
+}
+
+impl BatchLoad for TemplatePageLoader {
+    type Key = TemplatePageKey;
+    type Value = Page<Template>;
+    const BACKEND: Backend = Backend::Monolith;
+    const MAX_BATCH: usize = usize::MAX;
+
+    async fn load(
+        &self,
+        keys: &[TemplatePageKey],
+    ) -> Result<HashMap<TemplatePageKey, Page<Template>>, SourceError> {
+        self.sources.metrics.observe_batch(Backend::Monolith, "template_pages", keys.len());
+        one_call_per_key(keys, |key| async move {
+            self.sources
+                .monolith
+                .templates_page(&self.caller, key.workspace, key.search.as_deref(), key.page, key.page_size)
+                .await
+                .map(Some)
+        })
+        .await
     }
 }
 
@@ -329,10 +391,14 @@ pub type CachedLoader<T> = BatchLoader<T>;
 
 /// The loaders of one request, all acting for one caller.
 pub struct Loaders {
+    /// The caller (monolith `me`).
+    pub me: CachedLoader<MeLoader>,
+    /// Every workspace of the caller, which also answers workspaces by id (monolith).
+    pub my_workspaces: CachedLoader<MyWorkspacesLoader>,
+    /// Pages of workspaces' templates (monolith).
+    pub template_pages: CachedLoader<TemplatePageLoader>,
     /// Users by id (monolith).
     pub users: CachedLoader<UserLoader>,
-    /// The caller's workspaces by id (monolith).
-    pub workspaces: CachedLoader<WorkspaceLoader>,
     /// The members of workspaces (monolith).
     pub members: CachedLoader<MembersLoader>,
     /// Templates by id (monolith).
@@ -362,11 +428,16 @@ impl Loaders {
         let caller = caller.clone();
         let s = &scheduler;
         Self {
-            users: BatchLoader::new(UserLoader { sources: sources.clone(), caller: caller.clone() }, s),
-            workspaces: BatchLoader::new(
-                WorkspaceLoader { sources: sources.clone(), caller: caller.clone() },
+            me: BatchLoader::new(MeLoader { sources: sources.clone(), caller: caller.clone() }, s),
+            my_workspaces: BatchLoader::new(
+                MyWorkspacesLoader { sources: sources.clone(), caller: caller.clone() },
                 s,
             ),
+            template_pages: BatchLoader::new(
+                TemplatePageLoader { sources: sources.clone(), caller: caller.clone() },
+                s,
+            ),
+            users: BatchLoader::new(UserLoader { sources: sources.clone(), caller: caller.clone() }, s),
             members: BatchLoader::new(MembersLoader { sources: sources.clone(), caller: caller.clone() }, s),
             templates: BatchLoader::new(
                 TemplateLoader { sources: sources.clone(), caller: caller.clone() },

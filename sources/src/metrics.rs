@@ -1,5 +1,5 @@
 //! What the backend calls cost, for `/metrics`: per backend and operation a duration histogram,
-//! errors by [`SourceError::code`], calls in flight, and the sizes of DataLoader batches.
+//! errors by [`SourceError::code`], calls in flight, and the sizes of loader batches.
 //!
 //! One [`BackendMetrics`] belongs to one gateway (tests run many gateways in one process, so
 //! there is no process-global recorder): the gateway builds it, registers it in its own

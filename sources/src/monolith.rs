@@ -144,23 +144,6 @@ impl MonolithClient {
             .transpose()
     }
 
-    /// The caller's workspaces among `ids`, in any order; others are left out.
-    pub async fn workspaces_by_ids(
-        &self,
-        caller: &Caller,
-        ids: &[WorkspaceId],
-    ) -> Result<Vec<Workspace>, SourceError> {
-        let mut workspaces = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_PAGE_SIZE) {
-            let page: wire::Page<wire::Workspace> =
-                self.get(caller, "/api/v1/workspaces/", &id_in_query(chunk.iter().map(|id| id.0))).await?;
-            for workspace in page.results {
-                workspaces.push(workspace.try_into()?);
-            }
-        }
-        Ok(workspaces)
-    }
-
     /// The members of each of `ids` the caller belongs to, all pages, by workspace (a workspace
     /// the caller does not see is left out).
     pub async fn members_of_workspaces(

@@ -152,18 +152,16 @@ pub(super) async fn get_user(
     to_json(UserOut::from(user))
 }
 
-/// `GET /api/v1/workspaces/?id__in=`
+/// `GET /api/v1/workspaces/`
 pub(super) async fn list_workspaces(
     State(state): State<Arc<MonolithState>>,
     caller: Caller,
     url: RequestUrl,
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
-    let wanted = url.id_in()?;
     let workspaces: Vec<WorkspaceOut<'_>> = dataset
         .workspaces_of(caller.user)
         .into_iter()
-        .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(id)))
         .filter_map(|id| dataset.workspace(id))
         .map(WorkspaceOut::from)
         .collect();

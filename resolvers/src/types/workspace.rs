@@ -116,6 +116,14 @@ impl MemberObject {
     }
 }
 
+/// One of the caller's workspaces, from the request's one list of them (the caller sees exactly
+/// the workspaces they belong to); `None` for any other.
+pub(crate) async fn load_workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
+    let scope = scope(ctx)?;
+    let mine = scope.loaders.my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
+    Ok(mine.into_iter().find(|workspace| workspace.id == id).map(WorkspaceObject))
+}
+
 /// A workspace's members through the batch loader (empty when the caller does not see it).
 pub(crate) async fn load_members(ctx: &Context<'_>, workspace: WorkspaceId) -> Result<Vec<Membership>> {
     let scope = scope(ctx)?;
