@@ -456,6 +456,11 @@ impl<T: BatchLoad> LoaderInner<T> {
         let (join_level, spawn_detached) = {
             let mut state = self.lock();
             let state = &mut *state;
+            // A load holding a key whose failure is remembered fails with it: call nothing.
+            let failed = keys.iter().any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
+            if failed {
+                return;
+            }
             for key in keys {
                 let fresh = match state.slots.get(key) {
                     None | Some(Slot::Failed { remembered: false, .. }) => true,
@@ -679,5 +684,101 @@ impl<T: BatchLoad> Drop for Waiting<'_, T> {
         if let Some(id) = self.id.take() {
             self.inner.lock().waiters.remove(&id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Answers every key but `13` with its double, records the size of each call, and fails
+    /// every call while `failing`.
+    #[derive(Default)]
+    struct Doubling {
+        calls: Mutex<Vec<usize>>,
+        failing: AtomicBool,
+        keys_asked: AtomicUsize,
+    }
+
+    impl BatchLoad for Arc<Doubling> {
+        type Key = u64;
+        type Value = u64;
+        const BACKEND: Backend = Backend::Drafts;
+        const MAX_BATCH: usize = 100;
+
+        async fn load(&self, keys: &[u64]) -> Result<HashMap<u64, u64>, SourceError> {
+            self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(keys.len());
+            self.keys_asked.fetch_add(keys.len(), Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(SourceError::Unavailable { backend: Backend::Drafts, detail: "down".into() });
+            }
+            Ok(keys.iter().filter(|&&k| k != 13).map(|&k| (k, k * 2)).collect())
+        }
+    }
+
+    fn calls(loader: &Doubling) -> Vec<usize> {
+        loader.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Resolves `keys` the way async-graphql resolves a list: every item concurrently, in a
+    /// `FuturesOrdered` (which yields to the runtime every 32 items), each item yielding once
+    /// more before it asks.
+    async fn list(loader: &BatchLoader<Arc<Doubling>>, keys: impl Iterator<Item = u64>) -> Vec<Option<u64>> {
+        let items = keys.map(|key| async move {
+            tokio::task::yield_now().await;
+            loader.load_one(key).await.ok().flatten()
+        });
+        futures::future::join_all(items).await
+    }
+
+    #[tokio::test]
+    async fn a_level_of_a_chunked_list_is_one_call_and_the_next_level_another() {
+        let backend = Arc::new(Doubling::default());
+        let scheduler = BatchScheduler::new();
+        let loader = BatchLoader::new(backend.clone(), &scheduler);
+        let answers = scheduler
+            .drive(async {
+                let first = list(&loader, 0..250).await;
+                // The next level asks for the answers' keys (and some again: the cache answers).
+                let second = list(&loader, first.iter().flatten().copied().filter(|v| *v >= 400)).await;
+                (first, second)
+            })
+            .await;
+        assert_eq!(answers.0[21], Some(42));
+        assert_eq!(answers.0[13], None, "a missing key is absent");
+        // 250 keys, at most 100 per call: one level split three ways; then the second level's
+        // 50 keys (the doubles 400..=498, none asked before) in one call.
+        let sizes = calls(&backend);
+        assert_eq!(sizes[..3].iter().sum::<usize>(), 250, "{sizes:?}");
+        assert!(sizes[..3].iter().all(|&n| n <= 100), "{sizes:?}");
+        assert_eq!(sizes.len(), 3 + 1, "one split level, then one call: {sizes:?}");
+        assert_eq!(sizes[3], 50, "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_key_is_called_once_and_a_backend_failure_is_remembered() {
+        let backend = Arc::new(Doubling::default());
+        let scheduler = BatchScheduler::new();
+        let loader = BatchLoader::new(backend.clone(), &scheduler);
+        backend.failing.store(true, Ordering::SeqCst);
+        let (a, b) = scheduler.drive(async { futures::join!(loader.load_one(1), loader.load_one(1)) }).await;
+        assert_eq!(a.err().map(|e| e.code()), Some("BACKEND_UNAVAILABLE"));
+        assert_eq!(b.err().map(|e| e.code()), Some("BACKEND_UNAVAILABLE"));
+        backend.failing.store(false, Ordering::SeqCst);
+        // Remembered for the request: no second call, the same error; a missing key likewise.
+        let again = scheduler.drive(loader.load_many([1, 13, 2])).await;
+        assert_eq!(again.err().map(|e| e.code()), Some("BACKEND_UNAVAILABLE"));
+        assert_eq!(calls(&backend), vec![1], "deduplicated into one call, and not repeated");
+    }
+
+    #[tokio::test]
+    async fn a_load_outside_any_wrapper_still_batches_its_turn() {
+        let backend = Arc::new(Doubling::default());
+        let loader = BatchLoader::new(backend.clone(), &BatchScheduler::new());
+        let answers = list(&loader, 0..40).await;
+        assert_eq!(answers.iter().flatten().count(), 39);
+        assert_eq!(backend.keys_asked.load(Ordering::SeqCst), 40, "every key asked once");
     }
 }
