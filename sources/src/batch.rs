@@ -457,7 +457,9 @@ impl<T: BatchLoad> LoaderInner<T> {
             let mut state = self.lock();
             let state = &mut *state;
             // A load holding a key whose failure is remembered fails with it: call nothing.
-            let failed = keys.iter().any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
+            let failed = keys
+                .iter()
+                .any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
             if failed {
                 return;
             }
