@@ -412,18 +412,7 @@ fn the_migration_report_for_the_default_table_and_the_committed_contract() {
 
     // Every field on its service: the legacy views and the legacy draft writes can go; the
     // permission check (GET templates) cannot, the service side of the writes still asks it.
-    // The per-workspace views nothing reads any more (the memberships list and the caller's
-    // workspace list batch them) can go too.
-    let mut retirable = owned(&[
-        ANALYTICS,
-        DRAFT,
-        EVENTS,
-        BLOCK_INSERT,
-        BLOCK_UPDATE,
-        BLOCK_DELETE,
-        "GET /api/v1/workspaces/{id}/",
-        "GET /api/v1/workspaces/{id}/members/",
-    ]);
+    let mut retirable = owned(&[ANALYTICS, DRAFT, EVENTS, BLOCK_INSERT, BLOCK_UPDATE, BLOCK_DELETE]);
     retirable.sort();
     assert_eq!(strings(&report["retirable"]), retirable);
     let templates = report["endpoints"]
