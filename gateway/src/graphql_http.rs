@@ -301,15 +301,21 @@ async fn execute(
         request = request.data(operation.request_data());
     }
     let mut served = None;
+    let mut batches = None;
     if let Some(caller) = caller {
         let (scope, log) = match request_scope(app, headers, caller) {
             Ok(scoped) => scoped,
             Err(refusal) => return refusal.render(media),
         };
         served = log;
+        batches = Some(scope.batch_scheduler());
         request = request.data(scope);
     }
-    let mut response = app.schema.execute(request).await;
+    // The request's loaders dispatch level by level while its scheduler drives the execution.
+    let mut response = match batches {
+        Some(scheduler) => scheduler.drive(app.schema.execute(request)).await,
+        None => app.schema.execute(request).await,
+    };
     if let Some(operation) = operation {
         operation.finish(&response);
     }

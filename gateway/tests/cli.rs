@@ -407,7 +407,7 @@ fn the_migration_report_for_the_default_table_and_the_committed_contract() {
             "WorkspaceMembers".into(),
             vec![],
             None,
-            owned(&[ME, USERS, "GET /api/v1/workspaces/{id}/", "GET /api/v1/workspaces/{id}/members/"]),
+            owned(&[ME, "GET /api/v1/memberships/", USERS, "GET /api/v1/workspaces/"]),
         ),
         ("WorkspaceSwitcher".into(), vec![], None, owned(&[ME, "GET /api/v1/workspaces/"])),
     ];

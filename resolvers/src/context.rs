@@ -40,6 +40,15 @@ impl RequestScope {
     }
 }
 
+impl RequestScope {
+    /// The scheduler of this request's loaders: run the request's execution in its
+    /// [`drive`](banyan_sources::loaders::BatchScheduler::drive) (or `drive_stream`) so they
+    /// batch level by level.
+    pub fn batch_scheduler(&self) -> banyan_sources::loaders::BatchScheduler {
+        self.loaders.scheduler().clone()
+    }
+}
+
 /// The request's scope, or `UNAUTHENTICATED`.
 pub(crate) fn scope<'a>(ctx: &Context<'a>) -> Result<&'a RequestScope, Error> {
     ctx.data_opt::<RequestScope>().ok_or_else(unauthenticated)

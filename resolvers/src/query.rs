@@ -1,7 +1,6 @@
 //! `Query`: the entry points for reading.
 
 use async_graphql::{Context, ID, Object, Result};
-use banyan_sources::Sources;
 use banyan_sources::domain::{TemplateId, WorkspaceId};
 
 use crate::context::scope;
@@ -10,7 +9,7 @@ use crate::ids::{self, GlobalId, NodeType};
 use crate::migrated::{self, TemplateDraftField};
 use crate::types::{
     BlockObject, DraftObject, MemberObject, Node, TemplateConnection, TemplateObject, UserObject,
-    WorkspaceObject, template_connection,
+    WorkspaceObject, load_members, load_workspace, template_connection,
 };
 
 /// The root of every read.
@@ -22,26 +21,14 @@ impl Query {
     /// The signed-in user; null (with an error) when the monolith cannot say.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
         let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let me = sources
-            .monolith
-            .me_within(
-                &scope.caller.budget,
-                &scope.caller.credential,
-                scope.caller.request_id.as_deref(),
-                &scope.caller.trace,
-            )
-            .await
-            .graphql()?;
-        Ok(Some(UserObject(me)))
+        Ok(scope.loaders.me.load_one(()).await.graphql()?.map(UserObject))
     }
 
     /// The workspaces the signed-in user belongs to; null (with an error) when the monolith
     /// cannot say.
     async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<WorkspaceObject>>> {
         let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let workspaces = sources.monolith.workspaces(&scope.caller).await.graphql()?;
+        let workspaces = scope.loaders.my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
         Ok(Some(workspaces.into_iter().map(WorkspaceObject).collect()))
     }
 
@@ -104,15 +91,13 @@ impl Query {
                 .map(|block| Node::Block(BlockObject { template, block })),
             GlobalId::WorkspaceMember(workspace_id, user) => match workspace(ctx, workspace_id).await? {
                 None => None,
-                Some(_) => {
-                    let scope = scope(ctx)?;
-                    let sources = ctx.data::<Sources>()?;
-                    let members =
-                        sources.monolith.workspace_members(&scope.caller, workspace_id).await.graphql()?;
-                    members.into_iter().find(|membership| membership.user_id == user).map(|membership| {
+                Some(_) => load_members(ctx, workspace_id)
+                    .await?
+                    .into_iter()
+                    .find(|membership| membership.user_id == user)
+                    .map(|membership| {
                         Node::WorkspaceMember(MemberObject { workspace: workspace_id, membership })
-                    })
-                }
+                    }),
             },
         })
     }
@@ -129,9 +114,7 @@ async fn draft(ctx: &Context<'_>, template_id: TemplateId) -> Result<Option<Draf
 }
 
 async fn workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
-    let scope = scope(ctx)?;
-    let sources = ctx.data::<Sources>()?;
-    Ok(sources.monolith.workspace(&scope.caller, id).await.graphql()?.map(WorkspaceObject))
+    load_workspace(ctx, id).await
 }
 
 async fn template(ctx: &Context<'_>, id: TemplateId) -> Result<Option<TemplateObject>> {

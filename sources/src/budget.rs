@@ -1,6 +1,6 @@
 //! How many backend calls one request may make: a counter shared by every clone of the
 //! request's [`Caller`](crate::Caller), charged by each client just before it calls a backend.
-//! A DataLoader batch is one call, as is each page of a paged REST list.
+//! A loader batch is one call, as is each page of a paged REST list.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

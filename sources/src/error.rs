@@ -31,7 +31,7 @@ impl fmt::Display for Backend {
     }
 }
 
-/// A failed backend call. `Clone` because DataLoader hands one error to every waiting key.
+/// A failed backend call. `Clone` because a loader batch hands one error to every waiting key.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
     /// The backend did not answer before the deadline.

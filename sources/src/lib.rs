@@ -1,8 +1,9 @@
 //! Banyan's backends, with no GraphQL in sight: the monolith's REST client ([`monolith`]), the
 //! gRPC clients of the event store ([`events`]) and the draft store ([`drafts`]), the domain types
-//! they all return ([`domain`]), the per-request batch loaders ([`loaders`]), and how the caller's
+//! they all return ([`domain`]), the per-request batch loaders ([`loaders`], dispatched level by level by [`batch`]), and how the caller's
 //! identity, deadlines and errors travel ([`identity`], [`error`]).
 
+pub mod batch;
 pub mod budget;
 pub mod domain;
 pub mod drafts;

@@ -1,5 +1,5 @@
 //! What the backend calls cost, for `/metrics`: per backend and operation a duration histogram,
-//! errors by [`SourceError::code`], calls in flight, and the sizes of DataLoader batches; and for
+//! errors by [`SourceError::code`], calls in flight, and the sizes of loader batches; and for
 //! subscriptions ([`crate::fanout`]), the upstream `StreamEvents` streams open, their reconnects,
 //! and the subscribers ended for not keeping up.
 //!

@@ -159,6 +159,20 @@ impl MonolithClient {
             .transpose()
     }
 
+    /// The members of each of `ids` the caller belongs to, all pages, by workspace (a workspace
+    /// the caller does not see is left out).
+    pub async fn members_of_workspaces(
+        &self,
+        caller: &Caller,
+        ids: &[WorkspaceId],
+    ) -> Result<Vec<(WorkspaceId, Membership)>, SourceError> {
+        let workspaces: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+        let filter = [("workspace__in", workspaces.join(","))];
+        let members: Vec<wire::WorkspaceMembership> =
+            self.get_all_pages_with(caller, "/api/v1/memberships/", &filter).await?;
+        members.into_iter().map(|m| Ok((WorkspaceId(m.workspace), m.membership.try_into()?))).collect()
+    }
+
     /// A workspace's members, all pages.
     pub async fn workspace_members(
         &self,
@@ -444,10 +458,21 @@ impl MonolithClient {
         caller: &Caller,
         path: &str,
     ) -> Result<Vec<T>, SourceError> {
+        self.get_all_pages_with(caller, path, &[]).await
+    }
+
+    /// [`Self::get_all_pages`] with the query parameters of a filter.
+    async fn get_all_pages_with<T: DeserializeOwned>(
+        &self,
+        caller: &Caller,
+        path: &str,
+        filter: &[(&str, String)],
+    ) -> Result<Vec<T>, SourceError> {
         const MAX_PAGES: u64 = 100;
         let mut items = Vec::new();
         for page in 1..=MAX_PAGES {
-            let query = [("page", page.to_string()), ("page_size", MAX_PAGE_SIZE.to_string())];
+            let mut query = filter.to_vec();
+            query.extend([("page", page.to_string()), ("page_size", MAX_PAGE_SIZE.to_string())]);
             let body: wire::Page<T> = self.get(caller, path, &query).await?;
             items.extend(body.results);
             if body.next.is_none() {
@@ -796,6 +821,14 @@ mod wire {
         fn try_from(w: Workspace) -> Result<Self, SourceError> {
             Ok(Self { id: WorkspaceId(w.id), name: w.name, slug: w.slug, created_at: w.created_at })
         }
+    }
+
+    /// A membership with its workspace, as `/api/v1/memberships/` lists it.
+    #[derive(Deserialize)]
+    pub(super) struct WorkspaceMembership {
+        pub(super) workspace: u64,
+        #[serde(flatten)]
+        pub(super) membership: Membership,
     }
 
     #[derive(Deserialize)]

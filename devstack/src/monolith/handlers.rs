@@ -198,6 +198,39 @@ pub(super) async fn list_members(
     url.paginate(members.into_iter().map(MembershipOut::from).collect())
 }
 
+/// `GET /api/v1/memberships/?workspace__in=`: the memberships of the caller's workspaces (of
+/// those among `workspace__in`), by workspace then user.
+pub(super) async fn list_memberships(
+    State(state): State<Arc<MonolithState>>,
+    caller: Caller,
+    url: RequestUrl,
+) -> ApiResult {
+    let dataset = &state.shared.dataset;
+    let wanted = url.ids_in("workspace__in")?;
+    let visible = dataset.workspaces_of(caller.user);
+    let mut members: Vec<&Membership> = dataset
+        .memberships
+        .iter()
+        .filter(|m| visible.contains(&m.workspace))
+        .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.workspace)))
+        .collect();
+    members.sort_by_key(|m| (m.workspace, m.user));
+    url.paginate(members.into_iter().map(WorkspaceMembershipOut::from).collect())
+}
+
+#[derive(Serialize)]
+struct WorkspaceMembershipOut {
+    workspace: u64,
+    #[serde(flatten)]
+    membership: MembershipOut,
+}
+
+impl From<&Membership> for WorkspaceMembershipOut {
+    fn from(m: &Membership) -> Self {
+        WorkspaceMembershipOut { workspace: m.workspace, membership: MembershipOut::from(m) }
+    }
+}
+
 /// DRF's `SearchFilter` terms: split on whitespace and commas.
 fn search_terms(search: &str) -> Vec<String> {
     search

@@ -83,6 +83,7 @@ pub(crate) fn router(shared: Arc<Shared>, addr: SocketAddr) -> Router {
         .route("/api/v1/workspaces/", get(handlers::list_workspaces))
         .route("/api/v1/workspaces/{id}/", get(handlers::get_workspace))
         .route("/api/v1/workspaces/{id}/members/", get(handlers::list_members))
+        .route("/api/v1/memberships/", get(handlers::list_memberships))
         .route("/api/v1/templates/", get(handlers::list_templates))
         .route("/api/v1/templates/{id}/", get(handlers::get_template).patch(handlers::patch_template))
         .route("/api/v1/templates/{id}/analytics/", get(handlers::analytics))

@@ -58,13 +58,19 @@ impl RequestUrl {
     /// The `id__in` filter: `None` when absent or empty, else the ids (a non-integer is a field
     /// error, as django-filter reports it).
     pub(crate) fn id_in(&self) -> Result<Option<Vec<u64>>, ApiError> {
-        let Some(raw) = self.param("id__in").filter(|v| !v.trim().is_empty()) else {
+        self.ids_in("id__in")
+    }
+
+    /// An `__in` filter of ids named `param` (`id__in`, `workspace__in`): `None` when absent or
+    /// empty, else the ids (a non-integer is a field error, as django-filter reports it).
+    pub(crate) fn ids_in(&self, param: &'static str) -> Result<Option<Vec<u64>>, ApiError> {
+        let Some(raw) = self.param(param).filter(|v| !v.trim().is_empty()) else {
             return Ok(None);
         };
         raw.split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse::<u64>().map_err(|_| ApiError::field("id__in", "Enter a whole number.")))
+            .map(|s| s.parse::<u64>().map_err(|_| ApiError::field(param, "Enter a whole number.")))
             .collect::<Result<Vec<u64>, ApiError>>()
             .map(Some)
     }

@@ -23,6 +23,7 @@ use super::{CallerKey, ConnectionIdentity, Upgrade, identify_connection, spend_r
 use crate::app::AppState;
 use crate::auth::{AuthError, AuthRefusal};
 use banyan_sources::Caller;
+use banyan_sources::loaders::BatchScheduler;
 
 /// A caller over `websocket.max_connections_per_caller`, as `connection_error` and close.
 const TOO_MANY_CONNECTIONS: AuthRefusal = AuthRefusal {
@@ -284,11 +285,14 @@ impl Executor for OperationScopes {
         let identity = session_data
             .get(&TypeId::of::<ConnectionIdentity>())
             .and_then(|data| data.downcast_ref::<ConnectionIdentity>());
-        let (request, served) = match identity {
+        let (request, scheduler, served) = match identity {
             Some(identity) => identity.scope(&self.app, request),
-            None => (request, None),
+            None => (request, BatchScheduler::new(), None),
         };
-        let stream = self.app.schema.execute_stream_with_session_data(request, session_data);
+        // Each operation's loaders dispatch level by level while its scheduler drives it.
+        let stream = scheduler
+            .drive_stream(self.app.schema.execute_stream_with_session_data(request, session_data))
+            .boxed();
         match served {
             None => stream,
             Some(log) => stream.map(move |response| with_routing(response, Some(&log))).boxed(),

@@ -37,6 +37,7 @@ use axum::extract::WebSocketUpgrade;
 use axum::response::{IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
 use banyan_sources::domain::UserId;
+use banyan_sources::loaders::BatchScheduler;
 use banyan_sources::{Caller, Credential};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
@@ -267,13 +268,14 @@ struct ConnectionIdentity {
 }
 
 impl ConnectionIdentity {
-    /// `request` with a [`RequestScope`] of its own, and the log of which backend served each
-    /// migrated field, when the caller may see it.
+    /// `request` with a [`RequestScope`] of its own, the scheduler that must drive its execution
+    /// (`BatchScheduler::drive_stream`), and the log of which backend served each migrated
+    /// field, when the caller may see it.
     fn scope(
         &self,
         app: &AppState,
         request: async_graphql::Request,
-    ) -> (async_graphql::Request, Option<ServedLog>) {
+    ) -> (async_graphql::Request, BatchScheduler, Option<ServedLog>) {
         let n = self.operations.fetch_add(1, Ordering::Relaxed);
         let (routing, log) = migration::request_routing(
             &app.engine,
@@ -282,7 +284,9 @@ impl ConnectionIdentity {
             self.ask.clone(),
             |name| self.headers.get(name),
         );
-        (request.data(RequestScope::new(&app.sources, self.caller.clone(), routing)), log)
+        let scope = RequestScope::new(&app.sources, self.caller.clone(), routing);
+        let scheduler = scope.batch_scheduler();
+        (request.data(scope), scheduler, log)
     }
 }
 

@@ -30,6 +30,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Name, Variables};
 use axum::extract::ws::{Message, WebSocket};
 use banyan_resolvers::ServedLog;
+use banyan_sources::loaders::BatchScheduler;
 use futures::stream::{BoxStream, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
@@ -344,11 +345,12 @@ impl Connection {
                 .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
                 .collect(),
         );
-        let (request, served) = match self.identity.as_ref().and_then(Option::as_ref) {
+        let (request, scheduler, served) = match self.identity.as_ref().and_then(Option::as_ref) {
             Some(identity) => identity.scope(&self.app, request),
-            None => (request, None),
+            None => (request, BatchScheduler::new(), None),
         };
-        let stream = self.app.schema.execute_stream(request);
+        // The operation's loaders dispatch level by level while its scheduler drives it.
+        let stream = scheduler.drive_stream(self.app.schema.execute_stream(request)).boxed();
         self.generations += 1;
         let operation = Operation {
             id: id.clone(),

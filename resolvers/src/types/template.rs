@@ -4,9 +4,8 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use std::collections::HashSet;
 
 use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField, SimpleObject};
-use banyan_sources::Sources;
-use banyan_sources::domain::{Template, TemplateStatus, UserId, WorkspaceId};
-use banyan_sources::loaders::{EventsPageKey, StatsKey};
+use banyan_sources::domain::{Page, Template, TemplateStatus, UserId, WorkspaceId};
+use banyan_sources::loaders::{EventsPageKey, StatsKey, TemplatePageKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -17,7 +16,7 @@ use crate::ids::{self, NodeType};
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
-    load_user,
+    load_user, load_workspace,
 };
 
 /// The most templates or events one page may hold.
@@ -71,10 +70,7 @@ impl TemplateObject {
 
     /// The workspace that owns it.
     async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<WorkspaceObject>> {
-        let scope = scope(ctx)?;
-        let sources = ctx.data::<Sources>()?;
-        let workspace = sources.monolith.workspace(&scope.caller, self.0.workspace_id).await.graphql()?;
-        Ok(workspace.map(WorkspaceObject))
+        load_workspace(ctx, self.0.workspace_id).await
     }
 
     /// How its emails fared over a window. Null with an error when the stats backend fails.
@@ -164,26 +160,23 @@ pub(crate) async fn template_connection(
 ) -> Result<TemplateConnection> {
     let first = page_size(first)? as u64;
     let scope = scope(ctx)?;
-    let sources = ctx.data::<Sources>()?;
     let start = match &after {
         Some(cursor) => decode_offset(cursor)? + 1,
         None => 0,
     };
     let first_page = start / first + 1;
-    let mut page = sources
-        .monolith
-        .templates_page(&scope.caller, workspace, search.as_deref(), first_page, first)
-        .await
-        .graphql()?;
+    let search = search.filter(|s| !s.is_empty());
+    let key = |page| TemplatePageKey { workspace, search: search.clone(), page, page_size: first };
+    let pages = &scope.loaders.template_pages;
+    let mut page =
+        pages.load_one(key(first_page)).await.graphql()?.unwrap_or(Page { total: 0, items: Vec::new() });
     let total = page.total;
     let mut items = page.items.split_off(usize::try_from(start % first).unwrap_or(0).min(page.items.len()));
     let covered_until = first_page * first;
-    if start % first != 0 && covered_until < total {
-        let next = sources
-            .monolith
-            .templates_page(&scope.caller, workspace, search.as_deref(), first_page + 1, first)
-            .await
-            .graphql()?;
+    if start % first != 0
+        && covered_until < total
+        && let Some(next) = pages.load_one(key(first_page + 1)).await.graphql()?
+    {
         items.extend(next.items);
     }
     items.truncate(usize::try_from(first).unwrap_or(usize::MAX));
@@ -203,12 +196,13 @@ pub(crate) async fn template_connection(
     Ok(connection)
 }
 
-/// Loads what the page's templates will ask for (authors, stats per window) in one call per
-/// backend method, before their fields resolve. The loaders batch on their own too, but only
-/// within a short window that a large page can outlast; the prefetch makes one call per page
-/// certain, and the loaders' per-request cache answers the fields. Migrated fields prefetch from
-/// the backend the request's routing decides for them, the same decision their fields make.
-/// Failures are left for the fields themselves to report.
+/// Loads what the page's templates will ask for (authors, stats per window) before their
+/// fields resolve, so those calls go out with the page's level rather than the next one: the
+/// loaders batch a level's keys in one call per backend method on their own (see
+/// `banyan_sources::batch`); the prefetch saves the page's fields one level of latency, and the
+/// loaders' per-request cache answers them. Migrated fields prefetch from the backend the
+/// request's routing decides for them, the same decision their fields make. Failures are left
+/// for the fields themselves to report.
 async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
     let Ok(scope) = scope(ctx) else { return };
     let look_ahead = ctx.look_ahead();

@@ -37,11 +37,12 @@ impl WorkspaceObject {
 
     /// Everyone who belongs to the workspace, with their role.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<MemberObject>> {
-        let scope = scope(ctx)?;
-        let sources = ctx.data::<banyan_sources::Sources>()?;
-        let members = sources.monolith.workspace_members(&scope.caller, self.0.id).await.graphql()?;
         let workspace = self.0.id;
-        Ok(members.into_iter().map(|membership| MemberObject { workspace, membership }).collect())
+        Ok(load_members(ctx, workspace)
+            .await?
+            .into_iter()
+            .map(|membership| MemberObject { workspace, membership })
+            .collect())
     }
 
     /// The workspace's templates, most recently updated first.
@@ -113,6 +114,20 @@ impl MemberObject {
     async fn joined_at(&self) -> DateTime<Utc> {
         self.membership.joined_at
     }
+}
+
+/// One of the caller's workspaces, from the request's one list of them (the caller sees exactly
+/// the workspaces they belong to); `None` for any other.
+pub(crate) async fn load_workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
+    let scope = scope(ctx)?;
+    let mine = scope.loaders.my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
+    Ok(mine.into_iter().find(|workspace| workspace.id == id).map(WorkspaceObject))
+}
+
+/// A workspace's members through the batch loader (empty when the caller does not see it).
+pub(crate) async fn load_members(ctx: &Context<'_>, workspace: WorkspaceId) -> Result<Vec<Membership>> {
+    let scope = scope(ctx)?;
+    Ok(scope.loaders.members.load_one(workspace).await.graphql()?.unwrap_or_default())
 }
 
 /// A user through the batch loader.

@@ -222,6 +222,8 @@ impl Resilience {
         Fut: Future<Output = Attempt<T>>,
     {
         budget.charge()?;
+        // A call the request's execution makes itself holds its level open until it ends.
+        let _level = crate::batch::direct_call();
         let guarded = self.guarded(budget, per_call_timeout, kind.idempotent, span, attempt);
         match kind.dedupe_key.filter(|_| kind.idempotent && self.0.options.dedupe_reads) {
             Some(key) => {
