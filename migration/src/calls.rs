@@ -14,11 +14,6 @@ pub const MONOLITH_USERS: BackendCall = BackendCall::monolith("GET /api/v1/users
 /// `GET /api/v1/workspaces/`: the caller's workspaces, page by page (also how a workspace is
 /// found by id: the caller sees exactly the workspaces they belong to).
 pub const MONOLITH_WORKSPACES: BackendCall = BackendCall::monolith("GET /api/v1/workspaces/");
-/// `GET /api/v1/workspaces/{id}/`: one workspace.
-pub const MONOLITH_WORKSPACE: BackendCall = BackendCall::monolith("GET /api/v1/workspaces/{id}/");
-/// `GET /api/v1/workspaces/{id}/members/`: a workspace's members.
-pub const MONOLITH_WORKSPACE_MEMBERS: BackendCall =
-    BackendCall::monolith("GET /api/v1/workspaces/{id}/members/");
 /// `GET /api/v1/memberships/`: the members of many workspaces, by `?workspace__in=`.
 pub const MONOLITH_MEMBERSHIPS: BackendCall = BackendCall::monolith("GET /api/v1/memberships/");
 /// `GET /api/v1/templates/`: a page of a workspace's templates, or templates by `?id__in=`.
@@ -65,8 +60,6 @@ pub const ALL: &[BackendCall] = &[
     MONOLITH_ME,
     MONOLITH_USERS,
     MONOLITH_WORKSPACES,
-    MONOLITH_WORKSPACE,
-    MONOLITH_WORKSPACE_MEMBERS,
     MONOLITH_MEMBERSHIPS,
     MONOLITH_TEMPLATES,
     MONOLITH_TEMPLATE_PATCH,

@@ -495,8 +495,8 @@ mod tests {
         let me = needs("GET /api/v1/me/");
         assert_eq!(me[0].0, "gateway:identity");
         assert_eq!(me[0].2.len(), 4);
-        // Every declared monolith endpoint is listed once: 13 of them.
-        assert_eq!(report.endpoints.len(), 13);
+        // Every declared monolith endpoint is listed once: 12 of them.
+        assert_eq!(report.endpoints.len(), 12);
     }
 
     #[test]

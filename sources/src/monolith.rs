@@ -147,18 +147,6 @@ impl MonolithClient {
         pages.into_iter().map(TryInto::try_into).collect()
     }
 
-    /// One workspace; `None` when it does not exist or the caller is not a member.
-    pub async fn workspace(
-        &self,
-        caller: &Caller,
-        id: WorkspaceId,
-    ) -> Result<Option<Workspace>, SourceError> {
-        let path = format!("/api/v1/workspaces/{id}/");
-        not_found_as_none(self.get::<wire::Workspace>(caller, &path, &[]).await)?
-            .map(TryInto::try_into)
-            .transpose()
-    }
-
     /// The members of each of `ids` the caller belongs to, all pages, by workspace (a workspace
     /// the caller does not see is left out).
     pub async fn members_of_workspaces(
@@ -171,17 +159,6 @@ impl MonolithClient {
         let members: Vec<wire::WorkspaceMembership> =
             self.get_all_pages_with(caller, "/api/v1/memberships/", &filter).await?;
         members.into_iter().map(|m| Ok((WorkspaceId(m.workspace), m.membership.try_into()?))).collect()
-    }
-
-    /// A workspace's members, all pages.
-    pub async fn workspace_members(
-        &self,
-        caller: &Caller,
-        id: WorkspaceId,
-    ) -> Result<Vec<Membership>, SourceError> {
-        let path = format!("/api/v1/workspaces/{id}/members/");
-        let members: Vec<wire::Membership> = self.get_all_pages(caller, &path).await?;
-        members.into_iter().map(TryInto::try_into).collect()
     }
 
     /// One page of a workspace's templates, newest first, optionally filtered by `search`.

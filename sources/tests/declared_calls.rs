@@ -48,8 +48,7 @@ async fn every_declared_call_is_one_the_devstack_counts() {
     monolith.me(&credential, None, &banyan_sources::TraceContext::off()).await.unwrap();
     monolith.users_by_ids(&me, &[UserId(1), UserId(2)]).await.unwrap();
     monolith.workspaces(&me).await.unwrap();
-    monolith.workspace(&me, WorkspaceId(1)).await.unwrap();
-    monolith.workspace_members(&me, WorkspaceId(1)).await.unwrap();
+    monolith.members_of_workspaces(&me, &[WorkspaceId(1)]).await.unwrap();
     monolith.templates_page(&me, WorkspaceId(1), None, 1, 10).await.unwrap();
     monolith.templates_by_ids(&me, &[template]).await.unwrap();
     monolith
