@@ -616,7 +616,13 @@ async fn subscriptions_broken_mid_stream_under_load_end_coded_or_are_released_an
         let stalls = fault == Answer::MidStreamStall;
         // A stalled unary call waits out the event store's call deadline: short only then.
         let faulted: &[Backend] = if stalls { &[Backend::Events] } else { &[] };
-        let stack = TestStack::start_with(DevStackConfig::default(), |c| matrix_config(c, faulted)).await;
+        // One stream per subscription, so a broken stream reaches each client as it is: the shared
+        // streams' resume and reconnect are tested in subscription_fanout.rs.
+        let stack = TestStack::start_with(DevStackConfig::default(), |c| {
+            matrix_config(c, faulted);
+            c.subscriptions.share_upstream = false;
+        })
+        .await;
         let expected = Expected::from_dataset(stack.devstack.dataset());
         warm_up(&stack, &expected).await;
         stack.devstack.faults().set(Backend::Events, answer(fault));
