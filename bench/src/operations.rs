@@ -109,17 +109,15 @@ pub const WIDE: Operation = Operation {
             stats { sent openRate } draft { version blocks { id kind } } } } } } }",
     operation_name: Some("Wide"),
     variables: "{}",
-    // Today's ceiling, not yet the minimum: the loaders' delay window meets async-graphql's
-    // chunked resolution of list items, so users, stats and drafts take one to three calls
-    // depending on timing (issue 10, section 3). The batch scheduler brings each to one call per
-    // level: lower these then. Templates and members are one call per workspace (two).
+    // The minimum: one call per backend method per level (the batch scheduler); members of
+    // every workspace come from one memberships call, templates are one page per workspace (two).
     expected_calls: &[
         ("GET /api/v1/workspaces/", 1),
-        ("GET /api/v1/workspaces/{id}/members/", 2),
+        ("GET /api/v1/memberships/", 1),
         ("GET /api/v1/templates/", 2),
-        ("GET /api/v1/users/", 3),
-        ("EventService/GetTemplateStats", 2),
-        ("DraftService/BatchGetDrafts", 2),
+        ("GET /api/v1/users/", 1),
+        ("EventService/GetTemplateStats", 1),
+        ("DraftService/BatchGetDrafts", 1),
     ],
 };
 
