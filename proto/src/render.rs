@@ -43,21 +43,8 @@ use serde::Serialize;
 use crate::check::{CheckReport, CheckedChange, ProtoPosition, Rules, Side, Summary};
 use crate::{Level, Severity};
 
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Text for people; `colour` adds ANSI colour codes.
-    Text {
-        /// Whether to emit ANSI colour codes.
-        colour: bool,
-    },
-    /// Pretty JSON (the documented shape), with a trailing newline.
-    Json,
-    /// GitHub Actions workflow commands (`::error file=…,line=…::message`).
-    Github,
-    /// Markdown, for a pull-request comment.
-    Markdown,
-}
+/// The output formats of `banyan schema check`, shared so both gates print alike.
+pub use banyan_schema::Format;
 
 struct Style {
     on: bool,
