@@ -138,13 +138,21 @@ impl SourceError {
     }
 }
 
+/// What a tonic server says (with `CANCELLED`) when a call outlives its `grpc-timeout`.
+const SERVER_TIMEOUT_MESSAGE: &str = "Timeout expired";
+
 /// Maps a gRPC status from `backend`, called with deadline `timeout`, into a [`SourceError`].
 pub(crate) fn from_status(backend: Backend, timeout: Duration, status: &tonic::Status) -> SourceError {
     use std::error::Error;
     use tonic::Code;
     // Whichever side noticed the deadline first (the server honouring `grpc-timeout`, or the
-    // client), it is a timeout.
-    if status.code() == Code::DeadlineExceeded || caused_by::<tonic::TimeoutExpired>(status) {
+    // client), it is a timeout. A tonic server cut by `grpc-timeout` answers `CANCELLED` with
+    // its `TimeoutExpired` message rather than `DEADLINE_EXCEEDED`; under load that answer can
+    // beat the client's own timer, so it is a timeout too, not an unavailable backend.
+    if status.code() == Code::DeadlineExceeded
+        || caused_by::<tonic::TimeoutExpired>(status)
+        || (status.code() == Code::Cancelled && status.message() == SERVER_TIMEOUT_MESSAGE)
+    {
         return SourceError::Timeout { backend, timeout };
     }
     // A status with a source was made on this side of the wire from a transport failure (a
@@ -185,4 +193,27 @@ fn caused_by<E: std::error::Error + 'static>(status: &tonic::Status) -> bool {
         source = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a tonic server sends when a call outlives its `grpc-timeout` (its timeout layer's
+    /// error, turned into a status as tonic's server does; the client receives code and message,
+    /// no source) is a timeout. The fault matrix once saw `BACKEND_UNAVAILABLE` for a slow event
+    /// store: under load the server's answer came before the client's own timer fired. Over the
+    /// wire the client's channel would race the server with the same deadline, so this is built
+    /// as the server builds it.
+    #[test]
+    fn a_server_that_cuts_a_call_at_its_grpc_timeout_is_a_timeout() {
+        let sent = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        let received = tonic::Status::new(sent.code(), sent.message());
+        assert_eq!(received.code(), tonic::Code::Cancelled, "tonic's server says it with CANCELLED");
+        let error = from_status(Backend::Events, Duration::from_millis(200), &received);
+        assert_eq!(error.code(), "BACKEND_TIMEOUT", "{error:?}");
+        // A cancellation for any other reason is still an unavailable backend.
+        let other = from_status(Backend::Events, Duration::from_millis(200), &tonic::Status::cancelled("shutdown"));
+        assert_eq!(other.code(), "BACKEND_UNAVAILABLE", "{other:?}");
+    }
 }
