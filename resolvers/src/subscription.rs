@@ -66,14 +66,17 @@ impl Subscription {
             .collect::<Result<Vec<_>>>()?;
         let scope = scope(ctx)?;
         // The services trust the gateway, so visibility is checked here, against the monolith.
-        let visible = scope.loaders.templates.load_many(ids.iter().copied()).await.graphql()?;
+        // The calls made once at subscribe time are boxed: async-graphql keeps this future's state
+        // for as long as the subscription runs, and awaited in place their futures (tens of KiB
+        // together) would stay in it for every idle subscriber.
+        let visible = Box::pin(scope.loaders.templates.load_many(ids.iter().copied())).await.graphql()?;
         if let Some(hidden) = ids.iter().find(|id| !visible.contains_key(id)) {
             return Err(not_visible(*hidden, "does not exist or is not visible to you"));
         }
         let sources = ctx.data::<Sources>()?.clone();
         // 0 is the event store's "from now".
         let after = (after_sequence > 0).then_some(after_sequence);
-        let events = sources.events.subscribe(&scope.caller, &ids, after).await.graphql()?;
+        let events = Box::pin(sources.events.subscribe(&scope.caller, &ids, after)).await.graphql()?;
         let recheck = ctx
             .data_opt::<SubscriptionPolicy>()
             .map(|policy| policy.visibility_recheck_interval)
@@ -132,7 +135,8 @@ impl Watch {
                     return Some(item.map(|event| EmailEventObject(EmailEvent::clone(&event))).map_err(feed_error));
                 }
                 () = recheck => {
-                    if let Some(refused) = refusal(&self.sources, &self.caller, &self.templates).await {
+                    // Boxed for the same reason: the stream keeps this future between events.
+                    if let Some(refused) = Box::pin(refusal(&self.sources, &self.caller, &self.templates)).await {
                         self.done = true;
                         return Some(Err(refused));
                     }

@@ -40,7 +40,7 @@ use banyan_sources::domain::UserId;
 use banyan_sources::loaders::BatchScheduler;
 use banyan_sources::{Caller, Credential};
 use http::request::Parts;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
@@ -135,7 +135,7 @@ pub(crate) fn upgrade(
     let connection = Upgrade {
         credential: app.auth.credential(headers),
         request_id: crate::auth::request_id(headers),
-        headers: Arc::new(headers.clone()),
+        headers: Arc::new(owned_headers(headers)),
         // The client's address as rate limiting sees it (`X-Forwarded-For` behind a trusted proxy).
         peer: Some(
             app.rate_limit
@@ -160,15 +160,31 @@ pub(crate) fn upgrade(
         WebSocketProtocols::GraphQLWS => {
             let ceiling = max.saturating_mul(2);
             upgrade.max_message_size(ceiling).max_frame_size(ceiling).on_upgrade(move |socket| async move {
-                lifecycle.websocket(open, transport::serve(app, socket, connection)).await;
+                // Boxed: `websocket` would hold the session in its state twice (its argument,
+                // then the select it moves it into) for as long as the connection is open.
+                lifecycle.websocket(open, Box::pin(transport::serve(app, socket, connection))).await;
             })
         }
         WebSocketProtocols::SubscriptionsTransportWS => {
             upgrade.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
-                lifecycle.websocket(open, legacy::serve(app, socket, protocol, connection)).await;
+                lifecycle.websocket(open, Box::pin(legacy::serve(app, socket, protocol, connection))).await;
             })
         }
     }
+}
+
+/// A copy of the upgrade request's headers that shares no memory with it. hyper parses header
+/// values as slices of the connection's read buffer (16 KiB or more), so a plain clone kept for
+/// the connection's life would keep that whole buffer alive for every open WebSocket.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // `from_bytes` copies; it accepts every byte a parsed value can hold.
+        let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else { continue };
+        copy.set_sensitive(value.is_sensitive());
+        owned.append(name.clone(), copy);
+    }
+    owned
 }
 
 /// The first subprotocol in `Sec-WebSocket-Protocol` that Banyan speaks, as async-graphql picks.
@@ -340,6 +356,29 @@ fn payload_credential(payload: &Value) -> Option<Result<String, AuthError>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Values parsed as hyper parses them (slices of one read buffer) are copied out: nothing the
+    /// connection keeps points into that buffer, so it can be freed after the upgrade.
+    #[test]
+    fn kept_headers_share_no_memory_with_the_read_buffer() {
+        let buffer = axum::body::Bytes::from(b"Token secret-token-valuerequest-42".to_vec());
+        let slice = |range: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(buffer.slice(range)).expect("a valid header value")
+        };
+        let mut parsed = HeaderMap::new();
+        let mut authorization = slice(0..24);
+        authorization.set_sensitive(true);
+        parsed.insert(header::AUTHORIZATION, authorization);
+        parsed.append("x-request-id", slice(24..34));
+        parsed.append("x-request-id", slice(26..34));
+        let inside = |value: &HeaderValue| buffer.as_ptr_range().contains(&value.as_bytes().as_ptr());
+        // The premise: a clone still points into the buffer.
+        assert!(parsed.values().all(inside));
+        let kept = owned_headers(&parsed);
+        assert_eq!(kept, parsed, "the same names and values, in order, repeated names too");
+        assert!(!kept.values().any(inside), "a kept value still points into the read buffer");
+        assert!(kept[header::AUTHORIZATION].is_sensitive());
+    }
 
     #[test]
     fn credential_from_payload() {

@@ -54,18 +54,19 @@ const OUTGOING_BUFFER: usize = 32;
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves one graphql-transport-ws connection until either side closes it, in a span of its own.
-pub(super) async fn serve(app: AppState, socket: WebSocket, upgrade: Upgrade) {
-    let request_id = upgrade.request_id.clone().unwrap_or_default();
+///
+/// Not an `async fn`: the connection's state is built and boxed before the first poll, so the
+/// future every open connection keeps holds pointers, not the application's handles, the
+/// upgrade's headers and the socket (an `async fn` keeps its arguments in its state for its whole
+/// life, beside whatever it moves them into; that doubled what an idle subscriber cost).
+pub(super) fn serve(app: AppState, socket: WebSocket, upgrade: Upgrade) -> impl Future<Output = ()> {
+    let request_id = upgrade.request_id.as_deref().unwrap_or_default();
     let span = tracing::debug_span!("websocket", protocol = "graphql-transport-ws", request_id);
-    serve_connection(app, socket, upgrade).instrument(span).await;
-}
-
-async fn serve_connection(app: AppState, socket: WebSocket, upgrade: Upgrade) {
     let (sink, incoming) = socket.split();
     let (out, frames) = mpsc::channel(OUTGOING_BUFFER);
     let writer = tokio::spawn(write_frames(sink, frames));
     let (finished_tx, finished) = mpsc::unbounded_channel();
-    let mut connection = Connection {
+    let connection = Box::new(Connection {
         app,
         upgrade,
         out,
@@ -76,7 +77,16 @@ async fn serve_connection(app: AppState, socket: WebSocket, upgrade: Upgrade) {
         operations: HashMap::new(),
         generations: 0,
         heard_since_ping: true,
-    };
+    });
+    serve_connection(connection, incoming, finished, writer).instrument(span)
+}
+
+async fn serve_connection(
+    mut connection: Box<Connection>,
+    incoming: SplitStream<WebSocket>,
+    finished: mpsc::UnboundedReceiver<Box<Finished>>,
+    writer: JoinHandle<()>,
+) {
     if let Some(close) = connection.run(incoming, finished).await {
         tracing::debug!(code = close.code(), reason = %close.reason(), "closing a WebSocket");
         let _ = connection.out.send(close.frame()).await;
