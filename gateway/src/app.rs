@@ -22,8 +22,8 @@ use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
 use crate::config::{AdminAccess, Config};
 use crate::csrf::CsrfRule;
-use crate::edge::{self, InFlight};
 use crate::document_cache::DocumentCache;
+use crate::edge::{self, InFlight};
 use crate::error_masking::{ErrorMasking, WarningLimit};
 use crate::graphql_http;
 use crate::introspection::IntrospectionPolicy;
@@ -130,11 +130,8 @@ impl AppState {
         let persisted = Arc::new(PersistedOperations::new(&config.persisted).sharing(shared.clone()));
         let operations = persisted.clone();
         let limit_warnings = Arc::new(LimitWarnings::default());
-        let schema = banyan_resolvers::build_schema_with(
-            sources.clone(),
-            engine.clone(),
-            query_limits,
-            |builder| {
+        let schema =
+            banyan_resolvers::build_schema_with(sources.clone(), engine.clone(), query_limits, |builder| {
                 // Outermost when on: its spans enclose every other extension's work.
                 let builder = if config.server.field_spans {
                     builder.extension(async_graphql::extensions::Tracing)
@@ -161,8 +158,7 @@ impl AppState {
                     None => builder,
                 };
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
-            },
-        );
+            });
         let routing_policy = RoutingPolicy {
             expose_on_request: config.migration.expose_routing,
             expose_always: graphiql.always_show_routing,

@@ -897,7 +897,8 @@ pub(crate) fn precheck(
     if operation.ty == OperationType::Subscription && over_http {
         return Precheck::Checked;
     }
-    let cost = cost::operation_cost(registry, &document.document, operation, variables, limits.default_list_size);
+    let cost =
+        cost::operation_cost(registry, &document.document, operation, variables, limits.default_list_size);
     if cost > limits.max_cost || complexity_bound(&document.document) > limits.max_complexity {
         return Precheck::Checked;
     }
@@ -922,11 +923,10 @@ fn complexity_bound(document: &ExecutableDocument) -> usize {
                 Selection::InlineFragment(fragment) => {
                     in_set(document, &fragment.node.selection_set.node, level + 1)
                 }
-                Selection::FragmentSpread(spread) => {
-                    document.fragments.get(&spread.node.fragment_name.node).map_or(0, |fragment| {
-                        in_set(document, &fragment.node.selection_set.node, level + 1)
-                    })
-                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |fragment| in_set(document, &fragment.node.selection_set.node, level + 1)),
             })
             .fold(0, usize::saturating_add)
     }

@@ -280,7 +280,11 @@ pub(crate) struct OperationRecord {
 
 impl Metrics {
     /// The record of the operation of `document` a request named `requested` runs.
-    pub(crate) fn operation(&self, document: &ExecutableDocument, requested: Option<&str>) -> OperationRecord {
+    pub(crate) fn operation(
+        &self,
+        document: &ExecutableDocument,
+        requested: Option<&str>,
+    ) -> OperationRecord {
         let (name, ty) = chosen_operation(document, requested).unwrap_or((None, OperationType::Query));
         let labels = OperationLabels {
             graphql_operation_name: self.operation_label(name.as_deref().or(requested)),

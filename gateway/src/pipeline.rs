@@ -210,7 +210,10 @@ impl Graphql {
             || session.is_some_and(|session| session.contains_key(&TypeId::of::<IntrospectionGrant>()));
         if !granted {
             if crate::introspection::selects_introspection(&document.document) {
-                return Route::Answer(Response::from_errors(vec![crate::introspection::disabled()]), request_id);
+                return Route::Answer(
+                    Response::from_errors(vec![crate::introspection::disabled()]),
+                    request_id,
+                );
             }
             // Should a selection escape the walk above, async-graphql still answers nothing.
             request = request.disable_introspection();
@@ -423,7 +426,10 @@ mod tests {
         state.graphql.execute(request("{ __typename  }", None, Value::Null)).await;
         assert_eq!((documents.misses(), documents.hits()), (2, 2));
         for _ in 0..2 {
-            let response = state.graphql.execute(request("{ ...A } fragment A on Query { ...A }", None, Value::Null)).await;
+            let response = state
+                .graphql
+                .execute(request("{ ...A } fragment A on Query { ...A }", None, Value::Null))
+                .await;
             let codes: Vec<_> = response
                 .errors
                 .iter()

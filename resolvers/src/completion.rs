@@ -230,7 +230,15 @@ fn find_field<'d>(
             Selection::FragmentSpread(spread) => {
                 if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
                     let on = Some(fragment.node.type_condition.node.on.node.as_str());
-                    find_field(document, &fragment.node.selection_set.node, key, on, found, subsets, nesting + 1);
+                    find_field(
+                        document,
+                        &fragment.node.selection_set.node,
+                        key,
+                        on,
+                        found,
+                        subsets,
+                        nesting + 1,
+                    );
                 }
             }
         }

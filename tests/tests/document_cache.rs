@@ -68,7 +68,8 @@ async fn a_refused_document_is_refused_every_time_and_never_kept() {
 
 #[tokio::test]
 async fn the_cache_holds_at_most_its_size() {
-    let stack = TestStack::start_with(Default::default(), |config| config.server.document_cache_size = 2).await;
+    let stack =
+        TestStack::start_with(Default::default(), |config| config.server.document_cache_size = 2).await;
     for round in 0..2 {
         for n in 0..6 {
             let answer = stack.graphql(&format!("{{ a{n}: __typename }}"), Value::Null).await;

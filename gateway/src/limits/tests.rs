@@ -406,8 +406,9 @@ async fn variables_and_extensions_nest_only_as_deep_as_serde_json_allows() {
         "subscription ($v: [ID!]!) { templateEvents(templateIds: $v) { sequence } }",
     )
     .variables(async_graphql::Variables::from_json(variables));
-    let first =
-        futures::StreamExt::next(&mut state.graphql.full_schema().execute_stream(request)).await.expect("a response");
+    let first = futures::StreamExt::next(&mut state.graphql.full_schema().execute_stream(request))
+        .await
+        .expect("a response");
     assert!(!first.errors.is_empty(), "a coercion error, no crash");
 }
 

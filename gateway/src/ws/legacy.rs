@@ -290,9 +290,8 @@ impl Executor for OperationScopes {
             None => (request, BatchScheduler::new(), None),
         };
         // Each operation's loaders dispatch level by level while its scheduler drives it.
-        let stream = scheduler
-            .drive_stream(self.app.graphql.execute_stream(request, Some(session_data)))
-            .boxed();
+        let stream =
+            scheduler.drive_stream(self.app.graphql.execute_stream(request, Some(session_data))).boxed();
         match served {
             None => stream,
             Some(log) => stream.map(move |response| with_routing(response, Some(&log))).boxed(),
