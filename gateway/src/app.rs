@@ -9,7 +9,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use banyan_migration::Engine;
-use banyan_resolvers::{BanyanSchema, QueryLimits};
+use banyan_resolvers::QueryLimits;
 use banyan_sources::Sources;
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -22,8 +22,9 @@ use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
 use crate::config::{AdminAccess, Config};
 use crate::csrf::CsrfRule;
+use crate::document_cache::DocumentCache;
 use crate::edge::{self, InFlight};
-use crate::error_masking::ErrorMasking;
+use crate::error_masking::{ErrorMasking, WarningLimit};
 use crate::graphql_http;
 use crate::introspection::IntrospectionPolicy;
 use crate::limits::{LimitWarnings, LimitsExtension};
@@ -31,13 +32,16 @@ use crate::metrics::{Metrics, OperationMetrics};
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::persisted::{PersistedExtension, PersistedOperations};
+use crate::pipeline::{Graphql, GraphqlParts};
 use crate::rate_limit::RateLimiter;
 use crate::response_order::SelectionOrder;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct AppState {
-    pub(crate) schema: BanyanSchema,
+    /// The executor every transport calls: the gateway's own pipeline around the schema
+    /// without extensions (`crate::pipeline`).
+    pub(crate) graphql: Graphql,
     /// What one document may ask for (the schema's extension applies them; GET reads them to
     /// parse safely before execution).
     pub(crate) limits: LimitsConfig,
@@ -98,17 +102,36 @@ impl AppState {
             .with_metrics(banyan_sources::BackendMetrics::new())
             .with_fanout(config.subscriptions.fanout_options());
         let websockets = crate::ws::WebSockets::new(&config.websocket, &config.cors.allowed_origins);
-        let metrics =
-            Metrics::new(Metrics::operation_names(config), &sources, &engine, &websockets, shared.as_ref());
+        let documents = DocumentCache::new(config.server.document_cache_size);
+        let metrics = Metrics::new(
+            Metrics::operation_names(config),
+            &sources,
+            &engine,
+            &websockets,
+            shared.as_ref(),
+            &documents,
+        );
+        let masking = Arc::new(WarningLimit::default());
+        let subscription_policy = banyan_resolvers::SubscriptionPolicy {
+            visibility_recheck_interval: config.websocket.credential_recheck_interval,
+        };
+        let query_limits = QueryLimits { max_recursive_depth: limits.max_nesting };
+        // Without extensions unless one needs async-graphql's per-field hook (`pipeline`).
+        let fast = (!config.server.field_spans && telemetry.extension().is_none()).then(|| {
+            banyan_resolvers::build_schema_without_extensions(
+                sources.clone(),
+                engine.clone(),
+                query_limits,
+                config.server.suggestions,
+                subscription_policy,
+            )
+        });
         let operation_metrics = OperationMetrics(metrics.clone());
         let persisted = Arc::new(PersistedOperations::new(&config.persisted).sharing(shared.clone()));
         let operations = persisted.clone();
         let limit_warnings = Arc::new(LimitWarnings::default());
-        let schema = banyan_resolvers::build_schema_with(
-            sources.clone(),
-            engine.clone(),
-            QueryLimits { max_recursive_depth: limits.max_nesting },
-            |builder| {
+        let schema =
+            banyan_resolvers::build_schema_with(sources.clone(), engine.clone(), query_limits, |builder| {
                 // Outermost when on: its spans enclose every other extension's work.
                 let builder = if config.server.field_spans {
                     builder.extension(async_graphql::extensions::Tracing)
@@ -117,7 +140,7 @@ impl AppState {
                 };
                 let builder = builder
                     // First, so it sees every error, the other extensions' refusals included.
-                    .extension(ErrorMasking::default())
+                    .extension(ErrorMasking::sharing(masking.clone()))
                     .extension(operation_metrics)
                     // Persisted operations next: they fill in a document sent by id, which the
                     // limits then bound. The limits before the order extension, which reads the
@@ -128,17 +151,14 @@ impl AppState {
                     .extension(SelectionOrder)
                     // A running subscription re-checks its templates' visibility as often as its
                     // connection re-checks the credential.
-                    .data(banyan_resolvers::SubscriptionPolicy {
-                        visibility_recheck_interval: config.websocket.credential_recheck_interval,
-                    });
+                    .data(subscription_policy);
                 // Names the operation's span (and opens field spans) when tracing is on.
                 let builder = match telemetry.extension() {
                     Some(tracing) => builder.extension(tracing),
                     None => builder,
                 };
                 if config.server.suggestions { builder } else { builder.disable_suggestions() }
-            },
-        );
+            });
         let routing_policy = RoutingPolicy {
             expose_on_request: config.migration.expose_routing,
             expose_always: graphiql.always_show_routing,
@@ -152,10 +172,25 @@ impl AppState {
             };
             crate::graphiql::GraphiqlPage::new(graphiql, &config.server.graphiql_cdn, &tabs)
         });
+        let graphql = Graphql::new(GraphqlParts {
+            fast,
+            full: schema,
+            limits,
+            limit_warnings: limit_warnings.clone(),
+            documents,
+            persisted: persisted.clone(),
+            metrics: metrics.clone(),
+            introspection: config.server.introspection,
+            masking,
+        });
+        tracing::debug!(
+            extension_free = graphql.is_extension_free(),
+            "GraphQL runs on the schema without extensions unless a per-field extension is configured"
+        );
         let ready = Arc::new(AtomicBool::new(true));
         Self {
+            graphql,
             lifecycle: crate::lifecycle::Lifecycle::new(ready.clone()),
-            schema,
             limits,
             limit_warnings,
             auth: Authenticator::new(sources.monolith.clone(), &config.auth)

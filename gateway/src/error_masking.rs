@@ -46,6 +46,41 @@ pub(crate) struct ErrorMasking {
     warnings: Arc<WarningLimit>,
 }
 
+impl ErrorMasking {
+    /// Masking that shares its rate limit of warnings with the gateway's pipeline.
+    pub(crate) fn sharing(warnings: Arc<WarningLimit>) -> Self {
+        Self { warnings }
+    }
+}
+
+/// The whole of the extension's work on one response, for the gateway's own pipeline
+/// (`crate::pipeline`), which runs without the extension: every error masked and given the
+/// request id, backend failures logged within `limit`.
+pub(crate) fn mask_response(response: Response, request_id: Option<&str>, limit: &WarningLimit) -> Response {
+    let (response, failures) = mask(response, request_id);
+    log_backend_failures(failures, request_id.unwrap_or("-"), limit);
+    response
+}
+
+/// The id a request's errors carry: the transport's, else its caller's (a WebSocket operation
+/// of a signed-in caller).
+pub(crate) fn request_id_of(request: &Request, session: Option<&async_graphql::Data>) -> Option<String> {
+    let from_data = |data: &async_graphql::Data| {
+        data.get(&std::any::TypeId::of::<RequestId>())
+            .and_then(|value| value.downcast_ref::<RequestId>())
+            .map(|id| id.0.clone())
+    };
+    let scope = |data: &async_graphql::Data| {
+        data.get(&std::any::TypeId::of::<RequestScope>())
+            .and_then(|value| value.downcast_ref::<RequestScope>())
+            .and_then(|scope| scope.caller.request_id.clone())
+    };
+    from_data(&request.data)
+        .or_else(|| session.and_then(from_data))
+        .or_else(|| scope(&request.data))
+        .or_else(|| session.and_then(scope))
+}
+
 impl ExtensionFactory for ErrorMasking {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Masker { request_id: Arc::default(), warnings: self.warnings.clone() })

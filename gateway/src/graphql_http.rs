@@ -313,8 +313,8 @@ async fn execute(
     }
     // The request's loaders dispatch level by level while its scheduler drives the execution.
     let mut response = match batches {
-        Some(scheduler) => scheduler.drive(app.schema.execute(request)).await,
-        None => app.schema.execute(request).await,
+        Some(scheduler) => scheduler.drive(app.graphql.execute(request)).await,
+        None => app.graphql.execute(request).await,
     };
     if let Some(operation) = operation {
         operation.finish(&response);

@@ -75,17 +75,22 @@ impl Extension for IntrospectionCheck {
             return Ok(request);
         }
         if selects_introspection(request.parsed_query()?) {
-            let mut error = ServerError::new("introspection is disabled on this server", None);
-            error.extensions.get_or_insert_with(Default::default).set("code", INTROSPECTION_DISABLED);
-            return Err(error);
+            return Err(disabled());
         }
         // Should a selection escape the walk above, async-graphql still answers nothing.
         Ok(request.disable_introspection())
     }
 }
 
+/// The refusal of a document that selects introspection.
+pub(crate) fn disabled() -> ServerError {
+    let mut error = ServerError::new("introspection is disabled on this server", None);
+    error.extensions.get_or_insert_with(Default::default).set("code", INTROSPECTION_DISABLED);
+    error
+}
+
 /// Whether any operation or fragment selects `__schema` or `__type`, at any depth.
-fn selects_introspection(document: &ExecutableDocument) -> bool {
+pub(crate) fn selects_introspection(document: &ExecutableDocument) -> bool {
     fn in_set(set: &SelectionSet) -> bool {
         set.items.iter().any(|selection| match &selection.node {
             Selection::Field(field) => {

@@ -36,6 +36,7 @@
 mod cost;
 
 use std::any::TypeId;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,10 +49,13 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult};
+use async_graphql::registry::Registry;
+use async_graphql::{Request, Response, ServerError, ServerResult, ValidationResult, Variables};
 use banyan_resolvers::RequestScope;
+use banyan_sources::CallBudget;
 
 use crate::config::{LimitsConfig, WarnableLimit};
+use crate::document_cache::{CachedDocument, DocumentCache};
 
 /// The stable `extensions.code` of every refusal here.
 pub(crate) mod codes {
@@ -308,7 +312,7 @@ fn block_string_end(bytes: &[u8], start: usize) -> Option<usize> {
 /// in `limits.warn_only` pass silently: for a look at a document before it is executed (the GET
 /// handler's), whose execution logs and counts them.
 pub(crate) fn parse_bounded(query: &str, limits: &LimitsConfig) -> Result<ExecutableDocument, ServerError> {
-    parse_enforced(query, &Enforcer { limits, warnings: None })
+    parse_enforced(query, &Enforcer::new(limits, None))
 }
 
 fn parse_enforced(query: &str, enforcer: &Enforcer<'_>) -> Result<ExecutableDocument, ServerError> {
@@ -350,6 +354,14 @@ impl LimitWarnings {
 struct Enforcer<'a> {
     limits: &'a LimitsConfig,
     warnings: Option<&'a LimitWarnings>,
+    /// Set when a warn-only limit was exceeded (and let through).
+    exceeded: Cell<bool>,
+}
+
+impl<'a> Enforcer<'a> {
+    fn new(limits: &'a LimitsConfig, warnings: Option<&'a LimitWarnings>) -> Self {
+        Self { limits, warnings, exceeded: Cell::new(false) }
+    }
 }
 
 impl Enforcer<'_> {
@@ -361,6 +373,7 @@ impl Enforcer<'_> {
         let error = error();
         match error.warnable() {
             Some((limit, value, max)) if self.limits.warn_only.contains(limit) => {
+                self.exceeded.set(true);
                 if let Some(warnings) = self.warnings {
                     warnings.record(limit, value, max);
                 }
@@ -513,7 +526,7 @@ impl Measure {
 /// depth and introspection depth, root fields and directives, in time linear in the document.
 #[cfg(test)]
 pub(crate) fn check_document(document: &ExecutableDocument, limits: &LimitsConfig) -> Result<(), LimitError> {
-    check_document_enforced(document, &Enforcer { limits, warnings: None })
+    check_document_enforced(document, &Enforcer::new(limits, None))
 }
 
 fn check_document_enforced(document: &ExecutableDocument, enforcer: &Enforcer<'_>) -> Result<(), LimitError> {
@@ -647,7 +660,7 @@ fn most_directives(document: &ExecutableDocument) -> usize {
 }
 
 /// The operation a request runs, as async-graphql picks it.
-fn select_operation<'a>(
+pub(crate) fn select_operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
 ) -> Result<&'a OperationDefinition, LimitError> {
@@ -705,7 +718,7 @@ struct Verdict {
 
 impl LimitsChecker {
     fn enforcer(&self) -> Enforcer<'_> {
-        Enforcer { limits: &self.limits, warnings: Some(&self.warnings) }
+        Enforcer::new(&self.limits, Some(&*self.warnings))
     }
 
     /// Steps 4 and 5 after validation: the operation, complexity, cost.
@@ -752,13 +765,8 @@ impl Extension for LimitsChecker {
             );
             (operation.ty, cost)
         });
-        // Queries and mutations get a budget of backend calls; a subscription's stream lives
-        // as long as its client wants, and each of its events is bounded by the cost instead.
-        if let Ok((OperationType::Query | OperationType::Mutation, _)) = operation
-            && let Some(scope) = request_scope(&request)
-        {
-            let enforce = !self.limits.warn_only.contains(WarnableLimit::BackendCalls);
-            scope.caller.budget.limit_to(self.limits.max_backend_calls, enforce);
+        if let (Ok((operation_type, _)), Some(scope)) = (&operation, request_scope(&request)) {
+            limit_budget(&scope.caller.budget, *operation_type, &self.limits);
         }
         *self.verdict.lock().unwrap_or_else(PoisonError::into_inner) = Some(Verdict { operation });
         request.set_parsed_query(document);
@@ -780,19 +788,7 @@ impl Extension for LimitsChecker {
     ) -> Response {
         let response = next.run(ctx, operation_name).await;
         if let Some(scope) = ctx.data_opt::<RequestScope>() {
-            let budget = &scope.caller.budget;
-            if let Some(limit) = budget.limit() {
-                if budget.refused() > 0 {
-                    tracing::warn!(
-                        limit = WarnableLimit::BackendCalls.name(),
-                        max = limit,
-                        refused = budget.refused(),
-                        "backend calls refused over the request's budget"
-                    );
-                } else if budget.used() > limit {
-                    self.warnings.record(WarnableLimit::BackendCalls, budget.used() as u64, limit as u64);
-                }
-            }
+            after_execution(&scope.caller.budget, &self.warnings);
         }
         response
     }
@@ -805,27 +801,140 @@ impl Extension for LimitsChecker {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await.map_err(|mut errors| {
-            // As graphql-js's `validate` does: a document can break a rule once per token, and
-            // each error costs the response far more bytes than its token cost the request.
-            if errors.len() > MAX_REPORTED_ERRORS {
-                errors.truncate(MAX_REPORTED_ERRORS);
-                errors.push(ServerError::new(
-                    "Too many validation errors, error limit reached. Validation aborted.",
-                    None,
-                ));
-            }
-            errors
-                .into_iter()
-                .map(|error| match error.extensions.as_ref().and_then(|e| e.get("code")) {
-                    Some(_) => error,
-                    None => with_code(error, codes::GRAPHQL_VALIDATION_FAILED),
-                })
-                .collect::<Vec<_>>()
-        })?;
+        let result = next.run(ctx).await.map_err(code_validation_errors)?;
         self.after_validation(result.complexity).map_err(|error| vec![error.into_server_error()])?;
         Ok(result)
     }
+}
+
+/// Gives a query or mutation its budget of backend calls; a subscription's stream lives as long
+/// as its client wants, and each of its events is bounded by the cost instead.
+pub(crate) fn limit_budget(budget: &CallBudget, operation_type: OperationType, limits: &LimitsConfig) {
+    if matches!(operation_type, OperationType::Query | OperationType::Mutation) {
+        let enforce = !limits.warn_only.contains(WarnableLimit::BackendCalls);
+        budget.limit_to(limits.max_backend_calls, enforce);
+    }
+}
+
+/// After a query or mutation ran: logs a request that went over its budget of backend calls
+/// and, for a warn-only budget, counts it.
+pub(crate) fn after_execution(budget: &CallBudget, warnings: &LimitWarnings) {
+    let Some(limit) = budget.limit() else { return };
+    if budget.refused() > 0 {
+        tracing::warn!(
+            limit = WarnableLimit::BackendCalls.name(),
+            max = limit,
+            refused = budget.refused(),
+            "backend calls refused over the request's budget"
+        );
+    } else if budget.used() > limit {
+        warnings.record(WarnableLimit::BackendCalls, budget.used() as u64, limit as u64);
+    }
+}
+
+/// Validation errors as the gateway reports them: at most [`MAX_REPORTED_ERRORS`] (as
+/// graphql-js's `validate` does: a document can break a rule once per token, and each error
+/// costs the response far more bytes than its token cost the request), each with a code.
+pub(crate) fn code_validation_errors(mut errors: Vec<ServerError>) -> Vec<ServerError> {
+    if errors.len() > MAX_REPORTED_ERRORS {
+        errors.truncate(MAX_REPORTED_ERRORS);
+        errors.push(ServerError::new(
+            "Too many validation errors, error limit reached. Validation aborted.",
+            None,
+        ));
+    }
+    errors
+        .into_iter()
+        .map(|error| match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(_) => error,
+            None => with_code(error, codes::GRAPHQL_VALIDATION_FAILED),
+        })
+        .collect()
+}
+
+/// What the gateway's own pipeline (`crate::pipeline`) learns of a document before execution.
+pub(crate) enum Precheck {
+    /// Refused by steps 1 to 3: the error to answer with, as the extension would.
+    Refused(ServerError),
+    /// Within every limit, as far as can be known before validation: the document (kept in the
+    /// cache) and the type of the operation the request runs.
+    Clean { document: Arc<CachedDocument>, operation_type: OperationType },
+    /// A refusal that must come after async-graphql's validation errors (no such operation, a
+    /// subscription over HTTP, complexity or cost possibly over), or a warn-only excess to log
+    /// and count: the schema with the limits extension has to serve it.
+    Checked,
+}
+
+/// Steps 1 to 3 (through `documents`), the operation and an upper bound of steps 4's checks,
+/// with no side effect: nothing is logged or counted here, so whatever is not
+/// [`Precheck::Clean`] or [`Precheck::Refused`] can be served by the extension as before.
+pub(crate) fn precheck(
+    query: &str,
+    operation_name: Option<&str>,
+    variables: &Variables,
+    registry: &Registry,
+    limits: &LimitsConfig,
+    documents: &DocumentCache,
+    over_http: bool,
+) -> Precheck {
+    let document = match documents.get(query) {
+        Some(cached) => cached,
+        None => {
+            let enforcer = Enforcer::new(limits, None);
+            let parsed = parse_enforced(query, &enforcer);
+            if enforcer.exceeded.get() {
+                return Precheck::Checked;
+            }
+            match parsed {
+                Ok(document) => documents.insert(query, document),
+                Err(error) => return Precheck::Refused(error),
+            }
+        }
+    };
+    let Ok(operation) = select_operation(&document.document, operation_name) else {
+        return Precheck::Checked;
+    };
+    if operation.ty == OperationType::Subscription && over_http {
+        return Precheck::Checked;
+    }
+    let cost =
+        cost::operation_cost(registry, &document.document, operation, variables, limits.default_list_size);
+    if cost > limits.max_cost || complexity_bound(&document.document) > limits.max_complexity {
+        return Precheck::Checked;
+    }
+    let operation_type = operation.ty;
+    Precheck::Clean { document, operation_type }
+}
+
+/// At least async-graphql's flat complexity of any operation of `document` (each field counts
+/// 1, fragment spreads expanded): every field of every operation. Bounded, as step 3 bounds the
+/// expansion of spreads.
+fn complexity_bound(document: &ExecutableDocument) -> usize {
+    fn in_set(document: &ExecutableDocument, set: &SelectionSet, level: usize) -> usize {
+        if level > MAX_ROOT_FRAGMENT_NESTING {
+            return usize::MAX;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    1usize.saturating_add(in_set(document, &field.node.selection_set.node, level + 1))
+                }
+                Selection::InlineFragment(fragment) => {
+                    in_set(document, &fragment.node.selection_set.node, level + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |fragment| in_set(document, &fragment.node.selection_set.node, level + 1)),
+            })
+            .fold(0, usize::saturating_add)
+    }
+    document
+        .operations
+        .iter()
+        .map(|(_, operation)| in_set(document, &operation.node.selection_set.node, 1))
+        .fold(0, usize::saturating_add)
 }
 
 /// The request's scope, when the caller was identified (it travels in the request's data).

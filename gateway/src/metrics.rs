@@ -89,6 +89,7 @@ impl Metrics {
         engine: &Engine,
         websockets: &crate::ws::WebSockets,
         shared: Option<&crate::shared_store::SharedStore>,
+        documents: &crate::document_cache::DocumentCache,
     ) -> Self {
         let mut registry = Registry::default();
         let http_duration = Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -127,6 +128,24 @@ impl Metrics {
             "banyan_websocket_connections_active",
             "Initialised WebSocket connections open: an autoscaling signal",
             move || vec![(Vec::new(), sockets.open_connections() as f64)],
+        )));
+        let cache = documents.clone();
+        registry.register_collector(Box::new(SnapshotCollector::counter(
+            "banyan_document_cache_hits",
+            "Requests whose document was found parsed in the document cache (server.document_cache_size)",
+            move || vec![(Vec::new(), cache.hits() as f64)],
+        )));
+        let cache = documents.clone();
+        registry.register_collector(Box::new(SnapshotCollector::counter(
+            "banyan_document_cache_misses",
+            "Requests whose document was not in the document cache, so was parsed and measured",
+            move || vec![(Vec::new(), cache.misses() as f64)],
+        )));
+        let cache = documents.clone();
+        registry.register_collector(Box::new(SnapshotCollector::gauge(
+            "banyan_document_cache_entries",
+            "Parsed documents kept in the document cache",
+            move || vec![(Vec::new(), cache.entries() as f64)],
         )));
         sources.metrics.register(&mut registry);
         register_resilience(&mut registry, sources);
@@ -248,6 +267,38 @@ impl ActiveRequest {
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// One operation as the gateway's pipeline (`crate::pipeline`) records it, in place of the
+/// extension below: its labels, and, for a subscription, its place in
+/// `banyan_subscriptions_active` (given back when this is dropped, with the stream).
+pub(crate) struct OperationRecord {
+    labels: OperationLabels,
+    _subscription: Option<ActiveRequest>,
+}
+
+impl Metrics {
+    /// The record of the operation of `document` a request named `requested` runs.
+    pub(crate) fn operation(
+        &self,
+        document: &ExecutableDocument,
+        requested: Option<&str>,
+    ) -> OperationRecord {
+        let (name, ty) = chosen_operation(document, requested).unwrap_or((None, OperationType::Query));
+        let labels = OperationLabels {
+            graphql_operation_name: self.operation_label(name.as_deref().or(requested)),
+            graphql_operation_type: type_name(ty),
+        };
+        let subscription =
+            (ty == OperationType::Subscription).then(|| ActiveRequest::enter(&self.0.subscriptions_active));
+        OperationRecord { labels, _subscription: subscription }
+    }
+
+    /// Records one execution of `operation` (a query or mutation, or one subscription event)
+    /// that took `elapsed`.
+    pub(crate) fn observe(&self, operation: &OperationRecord, elapsed: std::time::Duration) {
+        self.0.operation_duration.get_or_create(&operation.labels).observe(elapsed.as_secs_f64());
     }
 }
 

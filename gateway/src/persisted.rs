@@ -106,7 +106,7 @@ impl PersistedError {
         matches!(self, Self::NotFound | Self::NotSupported).then(|| HeaderValue::from_static(UNCACHEABLE))
     }
 
-    fn into_server_error(self) -> ServerError {
+    pub(crate) fn into_server_error(self) -> ServerError {
         let mut error = ServerError::new(self.to_string(), None);
         error.extensions.get_or_insert_with(Default::default).set("code", self.code());
         error
@@ -166,7 +166,7 @@ pub(crate) struct Resolved {
     /// Whether the document came by id (a `GET` by id may be cached by a CDN).
     pub(crate) by_id: bool,
     /// A document to store in the APQ store once it has passed validation: (hash, text).
-    register: Option<(String, Arc<str>)>,
+    pub(crate) register: Option<(String, Arc<str>)>,
 }
 
 /// The persisted operations: the trusted documents and the APQ store. Cheap to share.
@@ -299,7 +299,10 @@ impl PersistedOperations {
         persisted: Option<PersistedQuery>,
     ) -> Result<Resolved, PersistedError> {
         let Some(persisted) = persisted else {
-            self.check_trusted(&sha256_hex(query), operation_name)?;
+            // Hashing the text costs on every request: only where the rule needs it.
+            if self.trusted_documents != TrustedDocuments::Off {
+                self.check_trusted(&sha256_hex(query), operation_name)?;
+            }
             return Ok(Resolved { query: None, by_id: false, register: None });
         };
         if persisted.version != 1 {
@@ -355,7 +358,7 @@ impl PersistedOperations {
         Ok(())
     }
 
-    async fn register(&self, (hash, text): (String, Arc<str>)) {
+    pub(crate) async fn register(&self, (hash, text): (String, Arc<str>)) {
         if let Some(store) = &self.apq {
             if let Some(shared) = &self.shared {
                 // A failure is counted and logged by the store; this replica still remembers.

@@ -14,7 +14,9 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextSubscribe,
 };
 use async_graphql::futures_util::stream::{BoxStream, StreamExt};
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
 use async_graphql::{Name, Request, Response, ServerResult, Value};
 
 /// Guards the recursion of plan building; the limits extension, which runs first, already
@@ -112,6 +114,23 @@ fn collect<'a>(
                 }
             }
         }
+    }
+}
+
+/// The order of every object an operation selects, for the gateway's own pipeline
+/// (`crate::pipeline`), which runs without this extension.
+#[derive(Debug)]
+pub(crate) struct ResponseOrder(Plan);
+
+impl ResponseOrder {
+    /// The order of the objects `operation`, an operation of `document`, selects.
+    pub(crate) fn of(document: &ExecutableDocument, operation: &OperationDefinition) -> Self {
+        Self(Plan::build(document, &[&operation.selection_set.node], 0))
+    }
+
+    /// Puts the keys of every object of `data` in the order of the selection set.
+    pub(crate) fn apply(&self, data: &mut Value) {
+        self.0.apply(data);
     }
 }
 

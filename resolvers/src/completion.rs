@@ -27,7 +27,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextResolve, ResolveInfo,
 };
-use async_graphql::{Name, QueryPathNode, Response, ServerResult, Value};
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
+use async_graphql::registry::{MetaTypeName, Registry};
+use async_graphql::{Name, PathSegment, QueryPathNode, Response, ServerResult, Value};
 use async_graphql::{QueryPathSegment, indexmap::IndexMap};
 
 /// The extension factory: add it to the schema builder (done by `schema_builder`).
@@ -113,6 +117,131 @@ impl Extension for NullCompletionExtension {
             complete(&mut response.data, &record);
         }
         response
+    }
+}
+
+/// [`NullCompletion`]'s work for a response executed without it (by a schema with no
+/// extension, so async-graphql resolves fields on its fast path): the failed fields are those
+/// of the response's errors with a path, and the type of each position on their paths is read
+/// from the operation and `registry` instead of being recorded while fields resolve.
+pub fn complete_response(
+    response: &mut Response,
+    registry: &Registry,
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+) {
+    let failed: Vec<Vec<Step>> = response
+        .errors
+        .iter()
+        .filter(|error| !error.path.is_empty())
+        .map(|error| {
+            error
+                .path
+                .iter()
+                .map(|segment| match segment {
+                    PathSegment::Field(name) => Step::Key(name.clone()),
+                    PathSegment::Index(index) => Step::Index(*index),
+                })
+                .collect()
+        })
+        .collect();
+    if failed.is_empty() {
+        return;
+    }
+    let root = match operation.ty {
+        OperationType::Query => Some(registry.query_type.as_str()),
+        OperationType::Mutation => registry.mutation_type.as_deref(),
+        OperationType::Subscription => registry.subscription_type.as_deref(),
+    };
+    let mut record = Record::default();
+    if let Some(root) = root {
+        for path in &failed {
+            record_types(registry, document, root, &operation.selection_set.node, path, &mut record.types);
+        }
+    }
+    record.failed = failed;
+    complete(&mut response.data, &record);
+}
+
+/// Records the type of every field on `path` (each prefix ending with a key), walking the
+/// selection sets from the root type `root`.
+fn record_types(
+    registry: &Registry,
+    document: &ExecutableDocument,
+    root: &str,
+    root_set: &SelectionSet,
+    path: &[Step],
+    types: &mut HashMap<Vec<Step>, String>,
+) {
+    let mut parent = root.to_owned();
+    let mut sets: Vec<&SelectionSet> = vec![root_set];
+    for (position, step) in path.iter().enumerate() {
+        // A list index stays on the field's own type, unwrapped by `type_at`.
+        let Step::Key(key) = step else { continue };
+        let mut found = None;
+        let mut subsets = Vec::new();
+        for set in &sets {
+            find_field(document, set, key, None, &mut found, &mut subsets, 0);
+        }
+        let Some((name, condition)) = found else { return };
+        let meta = condition
+            .and_then(|on| registry.types.get(on))
+            .and_then(|ty| ty.field_by_name(name))
+            .or_else(|| registry.types.get(parent.as_str()).and_then(|ty| ty.field_by_name(name)));
+        let Some(meta) = meta else { return };
+        types.insert(path[..=position].to_vec(), meta.ty.clone());
+        parent = MetaTypeName::concrete_typename(&meta.ty).to_owned();
+        sets = subsets;
+    }
+}
+
+/// Deepest fragment nesting followed when looking for a field; the gateway's limits refuse
+/// deeper documents and fragment cycles before execution.
+const MAX_FRAGMENT_NESTING: usize = 128;
+
+/// The first field of `set` (fragments flattened) whose response key is `key`: its name and
+/// the type condition it sits under, if any; and the selection sets of every such field.
+fn find_field<'d>(
+    document: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    key: &str,
+    condition: Option<&'d str>,
+    found: &mut Option<(&'d str, Option<&'d str>)>,
+    subsets: &mut Vec<&'d SelectionSet>,
+    nesting: usize,
+) {
+    if nesting > MAX_FRAGMENT_NESTING {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                if field.response_key().node.as_str() == key {
+                    found.get_or_insert((field.name.node.as_str(), condition));
+                    subsets.push(&field.selection_set.node);
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                let fragment = &fragment.node;
+                let on = fragment.type_condition.as_ref().map(|c| c.node.on.node.as_str()).or(condition);
+                find_field(document, &fragment.selection_set.node, key, on, found, subsets, nesting + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    let on = Some(fragment.node.type_condition.node.on.node.as_str());
+                    find_field(
+                        document,
+                        &fragment.node.selection_set.node,
+                        key,
+                        on,
+                        found,
+                        subsets,
+                        nesting + 1,
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -206,6 +335,51 @@ mod tests {
 
     fn json(v: serde_json::Value) -> Value {
         Value::from_json(v).unwrap_or(Value::Null)
+    }
+
+    /// A response as async-graphql leaves it, completed from the errors' paths and the
+    /// schema's types alone.
+    fn completed(query: &str, data: serde_json::Value, failed: &[&[PathSegment]]) -> serde_json::Value {
+        let document = async_graphql::parser::parse_query(query).expect("parses");
+        let (_, operation) = document.operations.iter().next().expect("an operation");
+        let mut response = Response::new(json(data));
+        response.errors = failed
+            .iter()
+            .map(|path| {
+                let mut error = async_graphql::ServerError::new("failed", None);
+                error.path = path.to_vec();
+                error
+            })
+            .collect();
+        complete_response(&mut response, &crate::type_registry(), &document, &operation.node);
+        response.data.into_json().unwrap_or_default()
+    }
+
+    fn field(name: &str) -> PathSegment {
+        PathSegment::Field(name.to_owned())
+    }
+
+    #[test]
+    fn types_are_read_from_the_operation_through_aliases_fragments_and_lists() {
+        // `name: String!` fails under an alias inside a fragment: its template (nullable) is null.
+        let query = "{ t: template(id: \"1\") { ...F } } fragment F on Template { id n: name }";
+        let data = serde_json::json!({ "t": { "id": "1" } });
+        assert_eq!(completed(query, data, &[&[field("t"), field("n")]]), serde_json::json!({ "t": null }));
+        // `stats` (nullable) fails in item 1 of a non-null list of non-null templates: only it
+        // is null.
+        let query = "{ templates(workspaceId: \"w\") { nodes { id stats(window: LAST_7_DAYS) { sent } } } }";
+        let data = serde_json::json!({ "templates": { "nodes": [ { "id": "a", "stats": { "sent": 1 } }, { "id": "b" } ] } });
+        let failed = [field("templates"), field("nodes"), PathSegment::Index(1), field("stats")];
+        assert_eq!(
+            completed(query, data, &[&failed]),
+            serde_json::json!({ "templates": { "nodes": [ { "id": "a", "stats": { "sent": 1 } }, { "id": "b", "stats": null } ] } })
+        );
+        // `id: ID!` fails in that item: the item is non-null, so is the list, so `templates`
+        // (nullable) is null.
+        let query = "{ templates(workspaceId: \"w\") { nodes { id } } }";
+        let data = serde_json::json!({ "templates": { "nodes": [ { "id": "a" }, {} ] } });
+        let failed = [field("templates"), field("nodes"), PathSegment::Index(1), field("id")];
+        assert_eq!(completed(query, data, &[&failed]), serde_json::json!({ "templates": null }));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use async_graphql::Schema;
 use banyan_migration::Engine;
 use banyan_sources::Sources;
 
+pub use completion::complete_response;
 pub use context::RequestScope;
 pub use ids::template_and_workspace_ids;
 pub use migrated::{RequestRouting, Served, ServedLog};
@@ -71,6 +72,43 @@ pub fn build_schema_with(
         .finish()
 }
 
+/// [`build_schema`] with no extension at all, not even the completion of failed fields:
+/// async-graphql resolves a field on its fast path (no `ResolveInfo`, no registry lookups, no
+/// chain of boxed hooks per field and list item) only when no extension is registered. The
+/// caller applies [`complete_response`] to every response instead. Nothing can add an
+/// extension here: there is no builder to customise.
+pub fn build_schema_without_extensions(
+    sources: Sources,
+    engine: Engine,
+    limits: QueryLimits,
+    suggestions: bool,
+    policy: SubscriptionPolicy,
+) -> BanyanSchema {
+    let builder = schema_builder()
+        .data(sources)
+        .data(engine)
+        .data(policy)
+        .limit_recursive_depth(limits.max_recursive_depth);
+    if suggestions { builder.finish() } else { builder.disable_suggestions().finish() }
+}
+
+/// The schema's types, as async-graphql registers them (without its introspection types), for
+/// reading field types and argument defaults outside an extension.
+pub fn type_registry() -> async_graphql::registry::Registry {
+    use async_graphql::{OutputType, SubscriptionType};
+    let mut registry = async_graphql::registry::Registry {
+        query_type: Query::type_name().into_owned(),
+        mutation_type: Some(Mutation::type_name().into_owned()),
+        subscription_type: Some(Subscription::type_name().into_owned()),
+        ..Default::default()
+    };
+    Query::create_type_info(&mut registry);
+    Mutation::create_type_info(&mut registry);
+    Subscription::create_type_info(&mut registry);
+    types::Node::create_type_info(&mut registry);
+    registry
+}
+
 /// The schema's SDL, as committed in `schema/schema.graphql`. Needs no backends.
 pub fn sdl() -> String {
     schema_builder().finish().sdl()
@@ -83,4 +121,40 @@ fn schema_builder() -> SchemaBuilder {
     // async-graphql's `Tracing` extension (a span per field) is the gateway's to add, when
     // `server.field_spans` asks for it: it costs CPU on every field.
     Schema::build(Query, Mutation, Subscription).register_output_type::<types::Node>()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_type_registry_holds_every_object_and_field_of_the_schema() {
+        let registry = super::type_registry();
+        let sdl = super::sdl();
+        let mut current = None;
+        let mut checked = 0;
+        let mut in_description = false;
+        for line in sdl.lines() {
+            let trimmed = line.trim();
+            if trimmed == "\"\"\"" {
+                in_description = !in_description;
+                continue;
+            }
+            if in_description || trimmed.starts_with('"') {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("type ").or_else(|| line.strip_prefix("interface ")) {
+                let name = rest.split([' ', '{']).next().unwrap_or_default();
+                assert!(registry.types.contains_key(name), "{name}");
+                current = registry.types.get(name);
+            } else if line.starts_with('}') {
+                current = None;
+            } else if let Some(ty) = current
+                && let Some(field) = line.strip_prefix('\t').filter(|l| !l.starts_with(['\t', '"', ')']))
+            {
+                let name = field.split(['(', ':']).next().unwrap_or_default().trim();
+                assert!(ty.field_by_name(name).is_some(), "{} has {name}", ty.name());
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "{checked} fields checked");
+    }
 }

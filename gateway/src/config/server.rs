@@ -30,6 +30,11 @@ pub struct ServerConfig {
     /// request even when the log filter drops the spans (`BENCHMARKS.md`). Default `false`.
     #[serde(default)]
     pub field_spans: bool,
+    /// Most parsed documents kept, keyed by their text, so a repeated query is neither parsed
+    /// nor measured against the limits again (`0` turns the cache off). Only documents within
+    /// every limit are kept, and only texts up to 16 KiB. Default `1000`.
+    #[serde(default = "default_document_cache_size")]
+    pub document_cache_size: u64,
     /// Where GraphiQL's page loads GraphiQL and React from: empty (the default), the gateway
     /// serves them itself under `/graphql/assets/` (built in, so GraphiQL works with no
     /// internet); or the base URL of an unpkg-style npm CDN or mirror
@@ -112,6 +117,9 @@ fn default_max_connections() -> usize {
 fn default_max_in_flight_requests() -> usize {
     1000
 }
+fn default_document_cache_size() -> u64 {
+    1000
+}
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
@@ -159,6 +167,7 @@ impl Default for ServerConfig {
             introspection: false,
             suggestions: false,
             field_spans: false,
+            document_cache_size: default_document_cache_size(),
             graphiql_cdn: String::new(),
             request_timeout: default_request_timeout(),
             max_body_bytes: default_max_body_bytes(),

@@ -273,7 +273,7 @@ struct OperationScopes {
 
 impl Executor for OperationScopes {
     async fn execute(&self, request: async_graphql::Request) -> async_graphql::Response {
-        self.app.schema.execute(request).await
+        self.app.graphql.execute(request).await
     }
 
     fn execute_stream(
@@ -290,9 +290,8 @@ impl Executor for OperationScopes {
             None => (request, BatchScheduler::new(), None),
         };
         // Each operation's loaders dispatch level by level while its scheduler drives it.
-        let stream = scheduler
-            .drive_stream(self.app.schema.execute_stream_with_session_data(request, session_data))
-            .boxed();
+        let stream =
+            scheduler.drive_stream(self.app.graphql.execute_stream(request, Some(session_data))).boxed();
         match served {
             None => stream,
             Some(log) => stream.map(move |response| with_routing(response, Some(&log))).boxed(),

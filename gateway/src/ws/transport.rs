@@ -1,7 +1,8 @@
 //! graphql-transport-ws, as its PROTOCOL.md (graphql-ws) defines it, run by Banyan: one loop per
 //! connection reads the client's messages in order, and each operation runs in a task of its
-//! own, cancelled by the client's `complete`. Operations go through the schema's own executor
-//! (`execute_stream`), so its extensions (limits, ordering) apply as over HTTP.
+//! own, cancelled by the client's `complete`. Operations go through the gateway's pipeline
+//! (`crate::pipeline`, `Graphql::execute_stream`), so limits, ordering and masking apply as over
+//! HTTP.
 //!
 //! - `connection_init` (payload absent, null or an object) identifies the caller; then, within
 //!   the caller's connection cap, `connection_ack`. A second one closes 4429.
@@ -362,7 +363,7 @@ impl Connection {
             None => (request, BatchScheduler::new(), None),
         };
         // The operation's loaders dispatch level by level while its scheduler drives it.
-        let stream = scheduler.drive_stream(self.app.schema.execute_stream(request)).boxed();
+        let stream = scheduler.drive_stream(self.app.graphql.execute_stream(request, None)).boxed();
         self.generations += 1;
         let operation = Operation {
             id: id.clone(),
