@@ -213,7 +213,8 @@ mod tests {
         let error = from_status(Backend::Events, Duration::from_millis(200), &received);
         assert_eq!(error.code(), "BACKEND_TIMEOUT", "{error:?}");
         // A cancellation for any other reason is still an unavailable backend.
-        let other = from_status(Backend::Events, Duration::from_millis(200), &tonic::Status::cancelled("shutdown"));
+        let other =
+            from_status(Backend::Events, Duration::from_millis(200), &tonic::Status::cancelled("shutdown"));
         assert_eq!(other.code(), "BACKEND_UNAVAILABLE", "{other:?}");
     }
 }
