@@ -8,6 +8,7 @@
 mod completion;
 mod context;
 pub mod error;
+mod event_memo;
 mod ids;
 pub mod migrated;
 mod mutation;
@@ -66,6 +67,7 @@ pub fn build_schema_with(
         // specification asks (see `completion`) before any outer extension (the gateway's
         // response ordering) sees the response.
         .extension(completion::NullCompletion)
+        .data(event_memo::EventMemo::new(sources.metrics.clone()))
         .data(sources)
         .data(engine)
         .limit_recursive_depth(limits.max_recursive_depth)

@@ -2,21 +2,23 @@
 //!
 //! Subscribers of the same templates share one upstream stream (`banyan_sources::fanout`); each
 //! subscriber's visibility of its templates is checked when it subscribes and again every
-//! [`SubscriptionPolicy::visibility_recheck_interval`] while it runs.
+//! [`SubscriptionPolicy::visibility_recheck_interval`] while it runs. Each event's selection is
+//! resolved once per distinct selection when it does not depend on the caller
+//! ([`crate::event_memo`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
-use banyan_sources::domain::{EmailEvent, TemplateId};
+use banyan_sources::domain::TemplateId;
 use banyan_sources::{Caller, FeedError, SharedEventStream, SourceError, Sources};
 use futures::{Stream, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes, from_source};
+use crate::event_memo::{SelectionKey, SubscribedEvent};
 use crate::ids::{self, NodeType};
-use crate::types::EmailEventObject;
 
 /// The most templates one subscription may follow (the event store's limit).
 const MAX_TEMPLATES: usize = 100;
@@ -50,7 +52,7 @@ impl Subscription {
             desc = "Replay stored events after this `EmailEvent.sequence` first; omit to start from now."
         )]
         after_sequence: Option<ID>,
-    ) -> Result<impl Stream<Item = Result<EmailEventObject>> + use<>> {
+    ) -> Result<impl Stream<Item = Result<SubscribedEvent>> + use<>> {
         if template_ids.is_empty() || template_ids.len() > MAX_TEMPLATES {
             return Err(coded(codes::BAD_USER_INPUT, format!("follow 1 to {MAX_TEMPLATES} templates")));
         }
@@ -73,6 +75,9 @@ impl Subscription {
         if let Some(hidden) = ids.iter().find(|id| !visible.contains_key(id)) {
             return Err(not_visible(*hidden, "does not exist or is not visible to you"));
         }
+        // What this subscription selects of each event, once: subscribers of the same selection
+        // share each event's resolution, unless it depends on the caller.
+        let selection = SelectionKey::of(ctx);
         let sources = ctx.data::<Sources>()?.clone();
         // 0 is the event store's "from now".
         let after = (after_sequence > 0).then_some(after_sequence);
@@ -93,6 +98,7 @@ impl Subscription {
             sources,
             caller: scope.caller.clone().for_request(),
             templates: ids.into(),
+            selection,
             done: false,
         };
         Ok(futures::stream::unfold(watch, |mut watch| async move {
@@ -109,11 +115,12 @@ struct Watch {
     sources: Sources,
     caller: Caller,
     templates: Arc<[TemplateId]>,
+    selection: Option<SelectionKey>,
     done: bool,
 }
 
 impl Watch {
-    async fn next(&mut self) -> Option<Result<EmailEventObject>> {
+    async fn next(&mut self) -> Option<Result<SubscribedEvent>> {
         if self.done {
             return None;
         }
@@ -132,7 +139,8 @@ impl Watch {
                     if item.is_err() {
                         self.done = true;
                     }
-                    return Some(item.map(|event| EmailEventObject(EmailEvent::clone(&event))).map_err(feed_error));
+                    let selection = self.selection.clone();
+                    return Some(item.map(|event| SubscribedEvent::new(event, selection)).map_err(feed_error));
                 }
                 () = recheck => {
                     // Boxed for the same reason: the stream keeps this future between events.

@@ -1,7 +1,8 @@
 //! What the backend calls cost, for `/metrics`: per backend and operation a duration histogram,
 //! errors by [`SourceError::code`], calls in flight, and the sizes of loader batches; and for
 //! subscriptions ([`crate::fanout`]), the upstream `StreamEvents` streams open, their reconnects,
-//! and the subscribers ended for not keeping up.
+//! the subscribers ended for not keeping up, and how often an event's selection was resolved or
+//! reused (counted by the resolvers, which share one resolution per event and operation).
 //!
 //! One [`BackendMetrics`] belongs to one gateway (tests run many gateways in one process, so
 //! there is no process-global recorder): the gateway builds it, registers it in its own
@@ -80,6 +81,8 @@ struct Families {
     shared_subscribers: Gauge,
     upstream_reconnects: Counter,
     subscriber_overflows: Counter,
+    event_resolutions: Counter,
+    event_resolutions_reused: Counter,
 }
 
 impl Default for Families {
@@ -93,6 +96,8 @@ impl Default for Families {
             shared_subscribers: Gauge::default(),
             upstream_reconnects: Counter::default(),
             subscriber_overflows: Counter::default(),
+            event_resolutions: Counter::default(),
+            event_resolutions_reused: Counter::default(),
         }
     }
 }
@@ -146,6 +151,16 @@ impl BackendMetrics {
             "Subscriptions ended with SUBSCRIBER_TOO_SLOW because their buffer (subscriptions.subscriber_buffer) filled",
             self.0.subscriber_overflows.clone(),
         );
+        registry.register(
+            "banyan_subscription_event_resolutions",
+            "Subscription events whose selection was resolved: once per event and distinct operation when the selection does not depend on the caller, once per subscriber when it does",
+            self.0.event_resolutions.clone(),
+        );
+        registry.register(
+            "banyan_subscription_event_resolutions_reused",
+            "Subscription events delivered with a value another subscriber of the same operation had resolved",
+            self.0.event_resolutions_reused.clone(),
+        );
     }
 
     /// Counts one upstream event stream as open until the guard is dropped.
@@ -178,6 +193,28 @@ impl BackendMetrics {
     /// Subscribers ended because their buffer overflowed, so far.
     pub fn subscriber_overflows(&self) -> u64 {
         self.0.subscriber_overflows.get()
+    }
+
+    /// Counts one resolution of a subscription's selection for one event.
+    pub fn subscription_event_resolved(&self) {
+        self.0.event_resolutions.inc();
+    }
+
+    /// Counts one delivery of a subscription event whose value was resolved for another
+    /// subscriber of the same operation.
+    pub fn subscription_event_reused(&self) {
+        self.0.event_resolutions_reused.inc();
+    }
+
+    /// Resolutions of subscription events so far (see
+    /// [`BackendMetrics::subscription_event_resolved`]).
+    pub fn subscription_event_resolutions(&self) -> u64 {
+        self.0.event_resolutions.get()
+    }
+
+    /// Deliveries of subscription events that reused another subscriber's resolution so far.
+    pub fn subscription_event_reuses(&self) -> u64 {
+        self.0.event_resolutions_reused.get()
     }
 
     /// Starts timing one call; the call counts as in flight until the guard is dropped (so a

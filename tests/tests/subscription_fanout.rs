@@ -2,10 +2,13 @@
 //! streams (counted by the devstack's event store, over its `/__devstack/streams` endpoint),
 //! receive every event in sequence order with no gap and no duplicate, are ended with
 //! `SUBSCRIBER_TOO_SLOW` (never silently dropped) when they cannot keep up, resume with
-//! `afterSequence`, and see no gap when the upstream stream is reset under them.
+//! `afterSequence`, and see no gap when the upstream stream is reset under them. Subscribers of
+//! the same selection share each event's resolution, unless the selection depends on the caller
+//! (counted by the gateway's `/metrics`).
 //!
 //! Every expected list is built from the sequences the event store assigned when the test
-//! appended (`DevStack::append_events`), filtered by template here; never from the gateway.
+//! appended (`DevStack::append_events`), filtered by template here, and from the seeded data;
+//! never from the gateway.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -590,4 +593,252 @@ async fn measure_cpu_per_delivered_event() {
         );
         stack.stop().await;
     }
+}
+
+/// Selections of each event resolved so far, and deliveries that reused another subscriber's.
+const RESOLUTIONS: &str = "banyan_subscription_event_resolutions_total";
+const REUSED: &str = "banyan_subscription_event_resolutions_reused_total";
+
+/// Kinds the reuse tests append, round robin, with their GraphQL names.
+const KINDS: [(EventKind, &str); 2] = [(EventKind::Delivered, "DELIVERED"), (EventKind::Opened, "OPENED")];
+
+/// One appended event, as the test knows it: the sequence the event store assigned, the kind
+/// appended and the recipient the devstack writes (`test-{position in the batch}@example.com`).
+struct Appended {
+    sequence: String,
+    kind: &'static str,
+    recipient: String,
+}
+
+/// Appends `count` events to `template`, kinds round robin.
+async fn append_round_robin(stack: &TestStack, template: u64, count: usize) -> Vec<Appended> {
+    let batch = (0..count).map(|i| (template, KINDS[i % KINDS.len()].0)).collect();
+    let sequences = stack.devstack.append_events(batch).await;
+    sequences
+        .iter()
+        .enumerate()
+        .map(|(i, sequence)| Appended {
+            sequence: sequence.to_string(),
+            kind: KINDS[i % KINDS.len()].1,
+            recipient: format!("test-{i}@example.com"),
+        })
+        .collect()
+}
+
+/// `{ field: value }`.
+fn object(field: &str, value: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(field.to_owned(), value)]))
+}
+
+/// Reads exactly `per_socket × count` messages from each socket, every one an event with no
+/// error; returns each subscription's `payload.data` in arrival order, by subscription id.
+async fn read_events(
+    sockets: &mut [WsClient],
+    per_socket: usize,
+    count: usize,
+) -> HashMap<String, Vec<Value>> {
+    let mut received: HashMap<String, Vec<Value>> = HashMap::new();
+    for socket in sockets {
+        for _ in 0..per_socket * count {
+            let message = socket.next().await.expect("an event");
+            assert_eq!(message["type"], "next", "{message}");
+            assert!(message["payload"].get("errors").is_none(), "{message}");
+            let id = message["id"].as_str().expect("an id").to_owned();
+            received.entry(id).or_default().push(message["payload"]["data"].clone());
+        }
+    }
+    received
+}
+
+/// The same selection as [`SPELLED_WITH_A_FRAGMENT`], plainly.
+const SPELLED_PLAINLY: &str = "subscription($ids: [ID!]!, $after: ID) { \
+    templateEvents(templateIds: $ids, afterSequence: $after) { sequence kind recipient } }";
+
+/// The same selection as [`SPELLED_PLAINLY`] through a fragment, another operation and other
+/// variable names, an alias on the root field (the response key, not the event's selection) and
+/// an `@include` that keeps its field.
+const SPELLED_WITH_A_FRAGMENT: &str = "fragment Seen on EmailEvent { sequence kind } \
+    subscription Feed($templates: [ID!]!, $from: ID, $withRecipient: Boolean!) { \
+    events: templateEvents(templateIds: $templates, afterSequence: $from) { \
+    ...Seen recipient @include(if: $withRecipient) } }";
+
+/// 100 subscribers of one template, half of them spelling the selection another way: every one
+/// receives every appended event, in its own response's shape, and each event's selection is
+/// resolved once for all of them (the counter reads K, where one resolution per subscriber would
+/// read 100 × K).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_of_one_selection_share_one_resolution_per_event() {
+    const EVENTS: usize = 20;
+    const SOCKETS: usize = 10;
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.websocket.keepalive_interval = Duration::ZERO;
+    })
+    .await;
+    let template = visible_templates(&stack, 1)[0];
+    let start = stack.devstack.append_events(vec![(template, EventKind::Sent)]).await[0];
+    let spellings = [
+        (SPELLED_PLAINLY, "templateEvents", variables(template, start)),
+        (
+            SPELLED_WITH_A_FRAGMENT,
+            "events",
+            json!({ "templates": [template_id(template)], "from": start.to_string(), "withRecipient": true }),
+        ),
+    ];
+    let mut sockets = Vec::new();
+    for connection in 0..SOCKETS {
+        let mut socket = WsClient::signed_in(&stack, OWNER).await;
+        for slot in 0..PER_CONNECTION {
+            let n = connection * PER_CONNECTION + slot;
+            let (query, _, variables) = &spellings[n % spellings.len()];
+            socket.subscribe(&format!("s{n}"), query, variables.clone()).await;
+        }
+        sockets.push(socket);
+    }
+    let subscribers = SOCKETS * PER_CONNECTION;
+    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
+    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
+
+    let appended = append_round_robin(&stack, template, EVENTS).await;
+    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
+    assert_eq!(received.len(), subscribers);
+    for n in 0..subscribers {
+        let root = spellings[n % spellings.len()].1;
+        let expected: Vec<Value> = appended
+            .iter()
+            .map(|event| {
+                let event =
+                    json!({ "sequence": event.sequence, "kind": event.kind, "recipient": event.recipient });
+                object(root, event)
+            })
+            .collect();
+        assert_eq!(received[&format!("s{n}")], expected, "subscriber s{n}");
+    }
+    assert_eq!(
+        metric(&stack, RESOLUTIONS).await - resolved_before,
+        EVENTS as f64,
+        "one resolution per event, whichever spelling"
+    );
+    assert_eq!(
+        metric(&stack, REUSED).await - reused_before,
+        (EVENTS * (subscribers - 1)) as f64,
+        "every other delivery reused it"
+    );
+    stack.stop().await;
+}
+
+/// What a reuse-test subscriber selects, and the `templateEvents` it expects for an event.
+type Shape = (&'static str, fn(&Appended) -> Value);
+
+/// Three selections of the same events (the second is the first with an alias, the third has
+/// one more field): each event is resolved once per selection, and every subscriber receives its
+/// own selection's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_selections_of_the_same_events_resolve_once_each() {
+    const EVENTS: usize = 10;
+    const SOCKETS: usize = 3;
+    let shapes: [Shape; 3] = [
+        ("sequence kind", |e| json!({ "sequence": e.sequence, "kind": e.kind })),
+        ("at: sequence kind", |e| json!({ "at": e.sequence, "kind": e.kind })),
+        (
+            "sequence kind recipient",
+            |e| json!({ "sequence": e.sequence, "kind": e.kind, "recipient": e.recipient }),
+        ),
+    ];
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.websocket.keepalive_interval = Duration::ZERO;
+    })
+    .await;
+    let template = visible_templates(&stack, 1)[0];
+    let start = stack.devstack.append_events(vec![(template, EventKind::Sent)]).await[0];
+    let mut sockets = Vec::new();
+    for connection in 0..SOCKETS {
+        let mut socket = WsClient::signed_in(&stack, OWNER).await;
+        for slot in 0..PER_CONNECTION {
+            let n = connection * PER_CONNECTION + slot;
+            let query = format!(
+                "subscription($ids: [ID!]!, $after: ID) {{ \
+                 templateEvents(templateIds: $ids, afterSequence: $after) {{ {} }} }}",
+                shapes[n % shapes.len()].0
+            );
+            socket.subscribe(&format!("s{n}"), &query, variables(template, start)).await;
+        }
+        sockets.push(socket);
+    }
+    let subscribers = SOCKETS * PER_CONNECTION;
+    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
+    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
+
+    let appended = append_round_robin(&stack, template, EVENTS).await;
+    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
+    assert_eq!(received.len(), subscribers);
+    for n in 0..subscribers {
+        let shape = shapes[n % shapes.len()].1;
+        let expected: Vec<Value> =
+            appended.iter().map(|event| object("templateEvents", shape(event))).collect();
+        assert_eq!(received[&format!("s{n}")], expected, "subscriber s{n}");
+    }
+    let resolutions = metric(&stack, RESOLUTIONS).await - resolved_before;
+    assert_eq!(resolutions, (EVENTS * shapes.len()) as f64, "one resolution per event and selection");
+    assert_eq!(metric(&stack, REUSED).await - reused_before, (EVENTS * subscribers) as f64 - resolutions);
+    stack.stop().await;
+}
+
+/// A selection reaching `template` depends on the caller (`viewerCanEdit` is the caller's own
+/// right; visibility and the credential are too): it is resolved for every subscriber, never
+/// shared, and an owner and a viewer of the same workspace, subscribed to the same events with
+/// the same operation, each receive the template as they see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_reaching_the_template_is_resolved_per_subscriber() {
+    const EVENTS: usize = 4;
+    const QUERY: &str = "subscription($ids: [ID!]!, $after: ID) { \
+        templateEvents(templateIds: $ids, afterSequence: $after) { sequence template { name viewerCanEdit } } }";
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.websocket.keepalive_interval = Duration::ZERO;
+    })
+    .await;
+    let dataset = stack.devstack.dataset();
+    // A viewer of one of OWNER's workspaces, and a template of that workspace, from the seed.
+    let viewer = dataset
+        .memberships
+        .iter()
+        .find(|m| m.role == banyan_devstack::dataset::Role::Viewer && (m.workspace == 1 || m.workspace == 2))
+        .expect("a seeded viewer of workspace 1 or 2");
+    let template = dataset.templates.iter().find(|t| t.workspace == viewer.workspace).expect("a template");
+    let (template, name, viewer) = (template.id, template.name.clone(), viewer.user);
+    let start = stack.devstack.append_events(vec![(template, EventKind::Sent)]).await[0];
+    // Both users' subscriptions on one connection each, the owner's first.
+    let users = [(OWNER, true), (viewer, false)];
+    let mut sockets = Vec::new();
+    for (user, _) in users {
+        let mut socket = WsClient::signed_in(&stack, user).await;
+        for slot in 0..PER_CONNECTION {
+            socket.subscribe(&format!("u{user}-{slot}"), QUERY, variables(template, start)).await;
+        }
+        sockets.push(socket);
+    }
+    let subscribers = users.len() * PER_CONNECTION;
+    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
+    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
+
+    let appended = append_round_robin(&stack, template, EVENTS).await;
+    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
+    for (user, can_edit) in users {
+        let expected: Vec<Value> = appended
+            .iter()
+            .map(|event| {
+                let event = json!({ "sequence": event.sequence, "template": { "name": name, "viewerCanEdit": can_edit } });
+                object("templateEvents", event)
+            })
+            .collect();
+        for slot in 0..PER_CONNECTION {
+            assert_eq!(received[&format!("u{user}-{slot}")], expected, "user {user}, subscription {slot}");
+        }
+    }
+    assert_eq!(
+        metric(&stack, RESOLUTIONS).await - resolved_before,
+        (EVENTS * subscribers) as f64,
+        "one resolution per event and subscriber"
+    );
+    assert_eq!(metric(&stack, REUSED).await - reused_before, 0.0, "nothing reused");
+    stack.stop().await;
 }

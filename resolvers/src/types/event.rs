@@ -1,5 +1,7 @@
 //! `EmailEvent` and pages of them.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use banyan_sources::domain::{EmailEvent, EventKind, EventPage};
 use chrono::{DateTime, Utc};
@@ -37,8 +39,20 @@ impl From<EventKind> for EventKindEnum {
     }
 }
 
-/// Something that happened to one email rendered from a template.
-pub(crate) struct EmailEventObject(pub(crate) EmailEvent);
+/// Something that happened to one email rendered from a template. Shared (`Arc`): a
+/// subscription's event is the one its shared upstream stream received, never a copy.
+pub(crate) struct EmailEventObject(pub(crate) Arc<EmailEvent>);
+
+impl EmailEventObject {
+    /// The fields whose value is the event's alone: no caller, no backend, no argument, and no
+    /// failure. A subscription whose selection holds only these (and `__typename`) shares one
+    /// resolution per event with every subscriber of the same selection (`crate::event_memo`).
+    /// `template` is not one: it loads through the caller's loaders, with the caller's
+    /// visibility and credential. A field missing here is resolved per subscriber, so a new
+    /// field is safe until it is added.
+    pub(crate) const CALLER_INDEPENDENT_FIELDS: &[&str] =
+        &["__typename", "sequence", "kind", "recipient", "occurredAt", "templateId"];
+}
 
 /// Something that happened to one email rendered from a template.
 #[Object(name = "EmailEvent")]
@@ -101,7 +115,7 @@ impl From<EventPage> for EmailEventConnection {
                 has_next_page: page.next_page_token.is_some(),
                 end_cursor: page.next_page_token,
             },
-            nodes: page.events.into_iter().map(EmailEventObject).collect(),
+            nodes: page.events.into_iter().map(|event| EmailEventObject(Arc::new(event))).collect(),
         }
     }
 }
