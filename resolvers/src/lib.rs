@@ -87,6 +87,9 @@ pub fn build_schema_without_extensions(
     policy: SubscriptionPolicy,
 ) -> BanyanSchema {
     let builder = schema_builder()
+        // Each schema resolves a subscription event once per selection in its own memo: a
+        // subscription runs on one of them from start to end.
+        .data(event_memo::EventMemo::new(sources.metrics.clone()))
         .data(sources)
         .data(engine)
         .data(policy)
