@@ -684,16 +684,11 @@ async fn subscribers_of_one_selection_share_one_resolution_per_event() {
             json!({ "templates": [template_id(template)], "from": start.to_string(), "withRecipient": true }),
         ),
     ];
-    let mut sockets = Vec::new();
-    for connection in 0..SOCKETS {
-        let mut socket = WsClient::signed_in(&stack, OWNER).await;
-        for slot in 0..PER_CONNECTION {
-            let n = connection * PER_CONNECTION + slot;
-            let (query, _, variables) = &spellings[n % spellings.len()];
-            socket.subscribe(&format!("s{n}"), query, variables.clone()).await;
-        }
-        sockets.push(socket);
-    }
+    let mut sockets = open_subscriptions(&stack, SOCKETS, |n| {
+        let (query, _, variables) = &spellings[n % spellings.len()];
+        (query.to_string(), variables.clone())
+    })
+    .await;
     let subscribers = SOCKETS * PER_CONNECTION;
     assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
     let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
@@ -726,6 +721,26 @@ async fn subscribers_of_one_selection_share_one_resolution_per_event() {
     stack.stop().await;
 }
 
+/// `sockets` connections of [`OWNER`], each with [`PER_CONNECTION`] subscriptions named `s0`,
+/// `s1`, … in order; `subscription(n)` gives the n-th one's query and variables.
+async fn open_subscriptions(
+    stack: &TestStack,
+    sockets: usize,
+    subscription: impl Fn(usize) -> (String, Value),
+) -> Vec<WsClient> {
+    let mut opened = Vec::with_capacity(sockets);
+    for connection in 0..sockets {
+        let mut socket = WsClient::signed_in(stack, OWNER).await;
+        for slot in 0..PER_CONNECTION {
+            let n = connection * PER_CONNECTION + slot;
+            let (query, variables) = subscription(n);
+            socket.subscribe(&format!("s{n}"), &query, variables).await;
+        }
+        opened.push(socket);
+    }
+    opened
+}
+
 /// What a reuse-test subscriber selects, and the `templateEvents` it expects for an event.
 type Shape = (&'static str, fn(&Appended) -> Value);
 
@@ -750,20 +765,15 @@ async fn different_selections_of_the_same_events_resolve_once_each() {
     .await;
     let template = visible_templates(&stack, 1)[0];
     let start = stack.devstack.append_events(vec![(template, EventKind::Sent)]).await[0];
-    let mut sockets = Vec::new();
-    for connection in 0..SOCKETS {
-        let mut socket = WsClient::signed_in(&stack, OWNER).await;
-        for slot in 0..PER_CONNECTION {
-            let n = connection * PER_CONNECTION + slot;
-            let query = format!(
-                "subscription($ids: [ID!]!, $after: ID) {{ \
-                 templateEvents(templateIds: $ids, afterSequence: $after) {{ {} }} }}",
-                shapes[n % shapes.len()].0
-            );
-            socket.subscribe(&format!("s{n}"), &query, variables(template, start)).await;
-        }
-        sockets.push(socket);
-    }
+    let mut sockets = open_subscriptions(&stack, SOCKETS, |n| {
+        let query = format!(
+            "subscription($ids: [ID!]!, $after: ID) {{ \
+             templateEvents(templateIds: $ids, afterSequence: $after) {{ {} }} }}",
+            shapes[n % shapes.len()].0
+        );
+        (query, variables(template, start))
+    })
+    .await;
     let subscribers = SOCKETS * PER_CONNECTION;
     assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
     let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
