@@ -625,6 +625,37 @@ async fn append_round_robin(stack: &TestStack, template: u64, count: usize) -> V
         .collect()
 }
 
+/// What a reuse test's events did: the events appended, each subscription's payloads, and how
+/// many resolutions and reuses the gateway counted while they were delivered.
+struct Delivery {
+    appended: Vec<Appended>,
+    received: HashMap<String, Vec<Value>>,
+    resolutions: f64,
+    reuses: f64,
+}
+
+/// Once all `subscribers` (on `sockets`, [`PER_CONNECTION`] each) share their stream: appends
+/// `count` events to `template` and reads them on every subscription.
+async fn deliver(
+    stack: &TestStack,
+    sockets: &mut [WsClient],
+    subscribers: usize,
+    template: u64,
+    count: usize,
+) -> Delivery {
+    assert!(metric_reaches(stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
+    let (resolved_before, reused_before) = (metric(stack, RESOLUTIONS).await, metric(stack, REUSED).await);
+    let appended = append_round_robin(stack, template, count).await;
+    let received = read_events(sockets, PER_CONNECTION, count).await;
+    assert_eq!(received.len(), subscribers);
+    Delivery {
+        appended,
+        received,
+        resolutions: metric(stack, RESOLUTIONS).await - resolved_before,
+        reuses: metric(stack, REUSED).await - reused_before,
+    }
+}
+
 /// `{ field: value }`.
 fn object(field: &str, value: Value) -> Value {
     Value::Object(serde_json::Map::from_iter([(field.to_owned(), value)]))
@@ -690,12 +721,8 @@ async fn subscribers_of_one_selection_share_one_resolution_per_event() {
     })
     .await;
     let subscribers = SOCKETS * PER_CONNECTION;
-    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
-    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
-
-    let appended = append_round_robin(&stack, template, EVENTS).await;
-    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
-    assert_eq!(received.len(), subscribers);
+    let Delivery { appended, received, resolutions, reuses } =
+        deliver(&stack, &mut sockets, subscribers, template, EVENTS).await;
     for n in 0..subscribers {
         let root = spellings[n % spellings.len()].1;
         let expected: Vec<Value> = appended
@@ -708,16 +735,8 @@ async fn subscribers_of_one_selection_share_one_resolution_per_event() {
             .collect();
         assert_eq!(received[&format!("s{n}")], expected, "subscriber s{n}");
     }
-    assert_eq!(
-        metric(&stack, RESOLUTIONS).await - resolved_before,
-        EVENTS as f64,
-        "one resolution per event, whichever spelling"
-    );
-    assert_eq!(
-        metric(&stack, REUSED).await - reused_before,
-        (EVENTS * (subscribers - 1)) as f64,
-        "every other delivery reused it"
-    );
+    assert_eq!(resolutions, EVENTS as f64, "one resolution per event, whichever spelling");
+    assert_eq!(reuses, (EVENTS * (subscribers - 1)) as f64, "every other delivery reused it");
     stack.stop().await;
 }
 
@@ -775,21 +794,16 @@ async fn different_selections_of_the_same_events_resolve_once_each() {
     })
     .await;
     let subscribers = SOCKETS * PER_CONNECTION;
-    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
-    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
-
-    let appended = append_round_robin(&stack, template, EVENTS).await;
-    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
-    assert_eq!(received.len(), subscribers);
+    let Delivery { appended, received, resolutions, reuses } =
+        deliver(&stack, &mut sockets, subscribers, template, EVENTS).await;
     for n in 0..subscribers {
         let shape = shapes[n % shapes.len()].1;
         let expected: Vec<Value> =
             appended.iter().map(|event| object("templateEvents", shape(event))).collect();
         assert_eq!(received[&format!("s{n}")], expected, "subscriber s{n}");
     }
-    let resolutions = metric(&stack, RESOLUTIONS).await - resolved_before;
     assert_eq!(resolutions, (EVENTS * shapes.len()) as f64, "one resolution per event and selection");
-    assert_eq!(metric(&stack, REUSED).await - reused_before, (EVENTS * subscribers) as f64 - resolutions);
+    assert_eq!(reuses, (EVENTS * subscribers) as f64 - resolutions);
     stack.stop().await;
 }
 
@@ -827,11 +841,8 @@ async fn a_selection_reaching_the_template_is_resolved_per_subscriber() {
         sockets.push(socket);
     }
     let subscribers = users.len() * PER_CONNECTION;
-    assert!(metric_reaches(&stack, "banyan_subscription_shared_subscribers", subscribers as f64).await);
-    let (resolved_before, reused_before) = (metric(&stack, RESOLUTIONS).await, metric(&stack, REUSED).await);
-
-    let appended = append_round_robin(&stack, template, EVENTS).await;
-    let received = read_events(&mut sockets, PER_CONNECTION, EVENTS).await;
+    let Delivery { appended, received, resolutions, reuses } =
+        deliver(&stack, &mut sockets, subscribers, template, EVENTS).await;
     for (user, can_edit) in users {
         let expected: Vec<Value> = appended
             .iter()
@@ -844,11 +855,7 @@ async fn a_selection_reaching_the_template_is_resolved_per_subscriber() {
             assert_eq!(received[&format!("u{user}-{slot}")], expected, "user {user}, subscription {slot}");
         }
     }
-    assert_eq!(
-        metric(&stack, RESOLUTIONS).await - resolved_before,
-        (EVENTS * subscribers) as f64,
-        "one resolution per event and subscriber"
-    );
-    assert_eq!(metric(&stack, REUSED).await - reused_before, 0.0, "nothing reused");
+    assert_eq!(resolutions, (EVENTS * subscribers) as f64, "one resolution per event and subscriber");
+    assert_eq!(reuses, 0.0, "nothing reused");
     stack.stop().await;
 }
