@@ -58,6 +58,8 @@ pub(crate) struct AppState {
     /// Each HTTP request's own deadline (`server.request_timeout`), in its scope: fields not
     /// ready by then answer with coded errors, the rest is served.
     pub(crate) request_deadline: std::time::Duration,
+    /// Turns for executing an HTTP operation (`server.max_concurrent_executions`).
+    pub(crate) executions: Arc<tokio::sync::Semaphore>,
     /// Largest WebSocket message: `websocket.max_message_size`, else `server.max_body_bytes`, as
     /// a message is bounded like a request body.
     pub(crate) max_message_bytes: usize,
@@ -200,6 +202,7 @@ impl AppState {
             ready,
             readiness_breakers: config.backends.breakers_affecting_readiness(),
             request_deadline: config.server.request_timeout,
+            executions: Arc::new(tokio::sync::Semaphore::new(config.server.max_concurrent_executions)),
             max_message_bytes: config.websocket.max_message_size.unwrap_or(config.server.max_body_bytes),
             websocket_init_timeout: config.server.websocket_init_timeout,
             engine,

@@ -267,21 +267,22 @@ pub(crate) async fn limit_in_flight(
     next: Next,
 ) -> Response {
     let Ok(_permit) = in_flight.0.clone().try_acquire_owned() else {
-        let id = request_id(request.headers());
-        tracing::warn!(
-            request_id = id.as_deref().unwrap_or("-"),
-            "refusing a request: server.max_in_flight_requests reached"
-        );
-        let mut response = error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            SERVER_BUSY,
-            "the server is busy; retry shortly",
-            id.as_deref(),
-        );
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECONDS));
-        return response;
+        return busy(request_id(request.headers()).as_deref(), "server.max_in_flight_requests");
     };
     next.run(request).await
+}
+
+/// 503 `SERVER_BUSY` with `Retry-After`, logged with the limit that refused the request.
+pub(crate) fn busy(request_id: Option<&str>, limit: &'static str) -> Response {
+    tracing::warn!(request_id = request_id.unwrap_or("-"), limit, "refusing a request: the server is busy");
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        SERVER_BUSY,
+        "the server is busy; retry shortly",
+        request_id,
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_AFTER_SECONDS));
+    response
 }
 
 /// Turns a panic below into a 500 with a code and the request id, and a log line.

@@ -311,6 +311,16 @@ async fn execute(
         batches = Some(scope.batch_scheduler());
         request = request.data(scope);
     }
+    // Its turn to execute: a burst queues here instead of building every response at once. A
+    // wait as long as the request's whole deadline is the server being too busy for it.
+    let Ok(Ok(_turn)) =
+        tokio::time::timeout(app.request_deadline, app.executions.clone().acquire_owned()).await
+    else {
+        return crate::edge::busy(
+            crate::auth::request_id(headers).as_deref(),
+            "server.max_concurrent_executions",
+        );
+    };
     // The request's loaders dispatch level by level while its scheduler drives the execution.
     let mut response = match batches {
         Some(scheduler) => scheduler.drive(app.graphql.execute(request)).await,

@@ -447,6 +447,62 @@ async fn connections_over_the_cap_are_closed_until_one_is_freed() {
     stack.stop().await;
 }
 
+/// `server.max_concurrent_executions`: an operation beyond the bound waits its turn rather than
+/// executing beside the others. With a bound of 1 and the monolith slow, a second request's
+/// backend call starts only once the first has finished, and both are answered whole.
+#[tokio::test]
+async fn operations_beyond_the_execution_bound_wait_their_turn() {
+    const WORKSPACES: &str = "GET /api/v1/workspaces/";
+    let stack = TestStack::start_with(Default::default(), |config| {
+        config.server.max_concurrent_executions = 1;
+        config.auth.identity_cache_ttl = Duration::from_secs(600);
+        // Both requests, one after the other, well within every deadline.
+        config.backends.monolith.timeout = Duration::from_secs(10);
+        config.server.request_timeout = Duration::from_secs(20);
+    })
+    .await;
+    // The caller's identity is checked (and cached) before the monolith turns slow.
+    assert!(stack.graphql("{ __typename }", json!({})).await.body.get("errors").is_none());
+    stack.devstack.faults().set(Backend::Monolith, Fault::latency(Duration::from_secs(3)));
+    let send = || {
+        let request = stack
+            .http()
+            .post(stack.graphql_url())
+            .header("authorization", format!("Token {}", stack.token(OWNER)))
+            .json(&json!({ "query": "{ workspaces { id } }" }));
+        tokio::spawn(async move { request.send().await.expect("answered").json::<Value>().await })
+    };
+    let first = send();
+    let mut started = false;
+    for _ in 0..200 {
+        if stack.devstack.calls().count(WORKSPACES) == 1 {
+            started = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(started, "the first request reached the monolith");
+    let second = send();
+    // While the first is in the monolith (3 s), the second does not start its call.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        assert_eq!(stack.devstack.calls().count(WORKSPACES), 1, "the second executes beside the first");
+    }
+    let expected: Vec<Value> = stack
+        .devstack
+        .dataset()
+        .workspaces_of(OWNER)
+        .into_iter()
+        .map(|id| json!({ "id": workspace_id(id) }))
+        .collect();
+    for answer in [first, second] {
+        let body = answer.await.expect("joined").expect("JSON");
+        assert_eq!(body["data"]["workspaces"], json!(expected), "{body}");
+    }
+    assert_eq!(stack.devstack.calls().count(WORKSPACES), 2);
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn requests_over_the_in_flight_cap_get_503_server_busy_with_retry_after() {
     let stack = TestStack::start_with(Default::default(), |config| {

@@ -75,6 +75,14 @@ pub struct ServerConfig {
     /// counted). Default `1000`.
     #[serde(default = "default_max_in_flight_requests")]
     pub max_in_flight_requests: usize,
+    /// Most HTTP operations executing at once; the others wait their turn (within their
+    /// deadline) instead of building their responses side by side. Each execution in flight holds
+    /// its whole response tree and its loaders' results (about 0.3 MiB for a page of 50
+    /// templates), so the bound caps memory under a burst. It also caps throughput at this many
+    /// divided by a request's time in its backends: raise it when the backends are slow. Default
+    /// `64`.
+    #[serde(default = "default_max_concurrent_executions")]
+    pub max_concurrent_executions: usize,
     /// How log lines are written to stderr: `"text"` (for people; coloured only on a terminal)
     /// or `"json"` (one object per line, for log collectors). Default `"text"`.
     #[serde(default)]
@@ -117,6 +125,9 @@ fn default_max_connections() -> usize {
 fn default_max_in_flight_requests() -> usize {
     1000
 }
+fn default_max_concurrent_executions() -> usize {
+    64
+}
 fn default_document_cache_size() -> u64 {
     1000
 }
@@ -136,6 +147,7 @@ impl ServerConfig {
         };
         positive("server.max_connections", self.max_connections)?;
         positive("server.max_in_flight_requests", self.max_in_flight_requests)?;
+        positive("server.max_concurrent_executions", self.max_concurrent_executions)?;
         if !self.graphiql_cdn.is_empty() && crate::graphiql::cdn_origin(&self.graphiql_cdn).is_none() {
             return Err(super::ConfigError::Invalid {
                 key: "server.graphiql_cdn",
@@ -177,6 +189,7 @@ impl Default for ServerConfig {
             header_read_timeout: default_header_read_timeout(),
             max_connections: default_max_connections(),
             max_in_flight_requests: default_max_in_flight_requests(),
+            max_concurrent_executions: default_max_concurrent_executions(),
             log_format: LogFormat::default(),
         }
     }
