@@ -172,8 +172,10 @@ impl Lifecycle {
     }
 
     /// Runs one WebSocket connection's `session`, counted by `open` while it runs, and dropped
-    /// (closing the socket) if it still runs when a shutdown's grace period ends.
-    pub(crate) async fn websocket(&self, open: Running, session: impl Future<Output = ()>) {
+    /// (closing the socket) if it still runs when a shutdown's grace period ends. The session
+    /// comes boxed: this future lives as long as the connection, and a session held inline would
+    /// be stored in it twice (the argument, then the `select!` it moves into).
+    pub(crate) async fn websocket(&self, open: Running, session: futures::future::BoxFuture<'static, ()>) {
         let _open = open;
         tokio::select! {
             () = session => {}

@@ -1328,37 +1328,8 @@ fn oneof_of(m: &DescriptorProto, f: &FieldDescriptorProto) -> Option<String> {
     m.oneof_decl.get(i).map(|d| d.name().to_owned())
 }
 
+/// The file options the `file` rules compare, by name, as the written `.proto` spells them
+/// (`deprecated` is not among them: no rule compares it).
 fn file_options(f: &FileDescriptorProto) -> BTreeMap<&'static str, String> {
-    let mut out = BTreeMap::new();
-    let Some(o) = &f.options else { return out };
-    let mut text = |name: &'static str, v: &Option<String>| {
-        if let Some(v) = v {
-            out.insert(name, format!("{v:?}"));
-        }
-    };
-    text("java_package", &o.java_package);
-    text("java_outer_classname", &o.java_outer_classname);
-    text("go_package", &o.go_package);
-    text("objc_class_prefix", &o.objc_class_prefix);
-    text("csharp_namespace", &o.csharp_namespace);
-    text("swift_prefix", &o.swift_prefix);
-    text("php_class_prefix", &o.php_class_prefix);
-    text("php_namespace", &o.php_namespace);
-    text("php_metadata_namespace", &o.php_metadata_namespace);
-    text("ruby_package", &o.ruby_package);
-    let mut flag = |name: &'static str, v: Option<bool>| {
-        if let Some(v) = v {
-            out.insert(name, v.to_string());
-        }
-    };
-    flag("java_multiple_files", o.java_multiple_files);
-    flag("java_string_check_utf8", o.java_string_check_utf8);
-    flag("cc_enable_arenas", o.cc_enable_arenas);
-    flag("cc_generic_services", o.cc_generic_services);
-    flag("java_generic_services", o.java_generic_services);
-    flag("py_generic_services", o.py_generic_services);
-    if o.optimize_for.is_some() {
-        out.insert("optimize_for", o.optimize_for().as_str_name().to_owned());
-    }
-    out
+    crate::source::file_options(f).into_iter().filter(|(name, _)| *name != "deprecated").collect()
 }

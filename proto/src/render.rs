@@ -45,38 +45,7 @@ use crate::{Level, Severity};
 
 /// The output formats of `banyan schema check`, shared so both gates print alike.
 pub use banyan_schema::Format;
-
-struct Style {
-    on: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
-    }
-    fn bold(&self, s: &str) -> String {
-        self.paint("1", s)
-    }
-    fn dim(&self, s: &str) -> String {
-        self.paint("2", s)
-    }
-    fn severity(&self, sev: Severity) -> String {
-        let pad = " ".repeat(7 - sev.as_str().len());
-        let word = match sev {
-            Severity::Error => self.paint("1;31", sev.as_str()),
-            Severity::Warning => self.paint("33", sev.as_str()),
-            Severity::Notice => self.paint("36", sev.as_str()),
-        };
-        format!("{word}{pad}")
-    }
-    fn verdict(&self, ok: bool, s: &str) -> String {
-        if ok { self.paint("1;32", s) } else { self.paint("1;31", s) }
-    }
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") }
-}
+use banyan_schema::render::{Style, annotation, escape_data, level_title, md_cell, plural};
 
 fn pos(p: &ProtoPosition) -> String {
     format!("{}:{}:{}", p.file, p.line, p.column)
@@ -86,14 +55,6 @@ fn side(p: &ProtoPosition) -> &'static str {
     match p.side {
         Side::Old => "base",
         Side::New => "new",
-    }
-}
-
-fn level_title(level: Level) -> &'static str {
-    match level {
-        Level::Breaking => "Breaking changes",
-        Level::Dangerous => "Dangerous changes",
-        Level::Safe => "Safe changes",
     }
 }
 
@@ -115,7 +76,7 @@ impl CheckReport {
     /// Renders the report in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Text { colour } => self.text(&Style { on: colour }),
+            Format::Text { colour } => self.text(&Style::new(colour)),
             Format::Json => {
                 let json = CheckJson {
                     format: "banyan-proto-check",
@@ -355,31 +316,7 @@ impl CheckReport {
     }
 }
 
-fn annotation(level: &str, file: &str, at: Option<(usize, usize)>, title: &str, message: &str) -> String {
-    let mut props = format!("file={}", escape_property(file));
-    if let Some((line, col)) = at {
-        let _ = write!(props, ",line={line},col={col}");
-    }
-    let _ = write!(props, ",title={}", escape_property(title));
-    format!("::{level} {props}::{}", escape_data(message))
-}
-
-/// GitHub's escaping of a workflow command's message.
-fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
-/// GitHub's escaping of a workflow command's property.
-fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
 /// Text for inside a Markdown code span.
 fn md_code(s: &str) -> String {
     s.replace('`', "'")
-}
-
-/// Text for a Markdown table cell.
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
 }

@@ -683,7 +683,8 @@ pub fn scalar_name(ty: Type) -> &'static str {
     }
 }
 
-fn file_options(file: &FileDescriptorProto) -> Vec<(&'static str, String)> {
+/// A file's options as `option name = value;` writes them, in the order written.
+pub(crate) fn file_options(file: &FileDescriptorProto) -> Vec<(&'static str, String)> {
     let Some(o) = &file.options else { return Vec::new() };
     let mut out = Vec::new();
     let mut text = |name: &'static str, value: &Option<String>| {

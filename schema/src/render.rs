@@ -86,26 +86,36 @@ pub enum Format {
     Markdown,
 }
 
-struct Style {
+/// ANSI styling of the gates' text output (`schema check`, `proto check`): colour codes only
+/// when asked for.
+pub struct Style {
     on: bool,
 }
 
 impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
+    /// Colour codes when `colour`, plain text otherwise.
+    pub fn new(colour: bool) -> Self {
+        Self { on: colour }
+    }
+    /// `s` in the SGR style `code`.
+    pub fn paint(&self, code: &str, s: &str) -> String {
         if self.on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_owned() }
     }
-    fn bold(&self, s: &str) -> String {
+    /// Bold.
+    pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
-    fn dim(&self, s: &str) -> String {
+    /// Dim.
+    pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
     /// The severity word padded to a column.
-    fn severity(&self, sev: Severity) -> String {
+    pub fn severity(&self, sev: Severity) -> String {
         let pad = " ".repeat(7 - sev.as_str().len());
         format!("{}{pad}", self.severity_word(sev))
     }
-    fn severity_word(&self, sev: Severity) -> String {
+    /// The severity word in its colour.
+    pub fn severity_word(&self, sev: Severity) -> String {
         let label = sev.as_str();
         match sev {
             Severity::Error => self.paint("1;31", label),
@@ -113,12 +123,14 @@ impl Style {
             Severity::Notice => self.paint("36", label),
         }
     }
-    fn verdict(&self, ok: bool, s: &str) -> String {
+    /// A verdict line: green when it passed, red when not.
+    pub fn verdict(&self, ok: bool, s: &str) -> String {
         if ok { self.paint("1;32", s) } else { self.paint("1;31", s) }
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+/// `1 change`, `2 changes`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") }
 }
 
@@ -133,7 +145,8 @@ fn side_label(p: &SdlPosition) -> &'static str {
     }
 }
 
-fn level_title(level: Level) -> &'static str {
+/// The heading of a level's section.
+pub fn level_title(level: Level) -> &'static str {
     match level {
         Level::Breaking => "Breaking changes",
         Level::Dangerous => "Dangerous changes",
@@ -178,7 +191,7 @@ impl CheckReport {
     /// Renders the report in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Text { colour } => self.text(&Style { on: colour }),
+            Format::Text { colour } => self.text(&Style::new(colour)),
             Format::Json => json(&CheckJson {
                 format: "banyan-schema-check",
                 version: 1,
@@ -569,7 +582,7 @@ impl ValidationReport {
     /// Renders the report in `format`.
     pub fn render(&self, format: Format) -> String {
         match format {
-            Format::Text { colour } => self.text(&Style { on: colour }),
+            Format::Text { colour } => self.text(&Style::new(colour)),
             Format::Json => json(&ValidationJson {
                 format: "banyan-contract-validation",
                 version: 1,
@@ -687,7 +700,7 @@ fn capitalise(s: &str) -> String {
 }
 
 /// Escapes a workflow-command message.
-fn escape_data(s: &str) -> String {
+pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
@@ -696,7 +709,8 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-fn annotation(level: &str, file: &str, at: Option<(usize, usize)>, title: &str, message: &str) -> String {
+/// A GitHub workflow command (`::error file=…,line=…,col=…,title=…::message`), escaped.
+pub fn annotation(level: &str, file: &str, at: Option<(usize, usize)>, title: &str, message: &str) -> String {
     let mut props = format!("file={}", escape_property(file));
     if let Some((line, col)) = at {
         let _ = write!(props, ",line={line},col={col}");
@@ -716,7 +730,7 @@ fn problem_annotation(p: &Problem, title: &str) -> String {
 }
 
 /// Escapes text for a Markdown table cell (pipes and line breaks).
-fn md_cell(s: &str) -> String {
+pub fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -89,6 +89,14 @@ impl TestStack {
         format!("http://{}/graphql", self.gateway.addr())
     }
 
+    /// The gateway's `/metrics` text (Prometheus exposition); asserts a 200.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("http://{}/metrics", self.gateway.addr());
+        let response = self.http().get(url).send().await.expect("the gateway answers");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("a text body")
+    }
+
     /// `ws://127.0.0.1:PORT/graphql`.
     pub fn websocket_url(&self) -> String {
         format!("ws://{}/graphql", self.gateway.addr())
@@ -395,4 +403,10 @@ impl std::io::Write for LogSink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The value of the sample written exactly as `series` (its name and labels, then the value) in
+/// a `/metrics` text.
+pub fn metric_sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }

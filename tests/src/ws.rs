@@ -169,3 +169,13 @@ impl WsClient {
         self.socket.close(None).await.expect("closed");
     }
 }
+
+/// A `subscribe` message for `{ me { id } }` padded with a comment to exactly `size` bytes, for
+/// testing message-size bounds just at and just over them.
+pub fn subscribe_message_of_size(size: usize) -> String {
+    let message = |query: String| {
+        serde_json::json!({ "id": "big", "type": "subscribe", "payload": { "query": query } }).to_string()
+    };
+    let bare = message("{ me { id } }\n#".to_owned()).len();
+    message(format!("{{ me {{ id }} }}\n#{}", "x".repeat(size.saturating_sub(bare))))
+}

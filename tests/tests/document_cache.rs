@@ -3,16 +3,13 @@
 //! is parsed anew and answered for what it says, a refused document is refused the same way
 //! every time and never kept, and the cache holds at most its size.
 
-use banyan_tests::{OWNER, TestStack};
+use banyan_tests::{OWNER, TestStack, metric_sample};
 use serde_json::{Value, json};
 
 /// The value of the un-labelled series `name` in the gateway's `/metrics`.
 async fn metric(stack: &TestStack, name: &str) -> f64 {
-    let url = stack.graphql_url().replace("/graphql", "/metrics");
-    let text = stack.http().get(url).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
+    let text = stack.metrics_text().await;
+    metric_sample(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"))
 }
 
 async fn hits_and_misses(stack: &TestStack) -> (f64, f64) {

@@ -21,7 +21,9 @@ use banyan_devstack::dataset::Dataset;
 use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
 use banyan_gateway::Config;
 use banyan_tests::ws::WsClient;
-use banyan_tests::{GraphqlResponse, OWNER, TestStack, block_id, contract_operations, template_id, user_id};
+use banyan_tests::{
+    GraphqlResponse, OWNER, TestStack, block_id, contract_operations, metric_sample, template_id, user_id,
+};
 use serde_json::{Value, json};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -691,19 +693,6 @@ async fn subscriptions_broken_mid_stream_under_load_end_coded_or_are_released_an
 // ---------------------------------------------------------------------------------------------
 // The breaker and the retry budget under load
 
-/// The gateway's `/metrics` text.
-async fn scrape(stack: &TestStack) -> String {
-    let url = format!("http://{}/metrics", stack.gateway.addr());
-    let response = stack.http().get(url).send().await.expect("the gateway answers");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("a text body")
-}
-
-/// The value of the sample written exactly as `series` (name and labels) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
     worker_panics();
@@ -733,14 +722,14 @@ async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
     // count add up to the queries sent, and most were shed (the breaker opened after 8 failures,
     // plus what was in flight then, plus one probe per one-second cool-down).
     let calls = stack.devstack.calls().count(GET_TEMPLATE_STATS);
-    let metrics = scrape(&stack).await;
-    let shed =
-        sample(&metrics, r#"banyan_backend_shed_by_breaker_total{backend="events"}"#).unwrap_or(0.0) as u64;
+    let metrics = stack.metrics_text().await;
+    let shed = metric_sample(&metrics, r#"banyan_backend_shed_by_breaker_total{backend="events"}"#)
+        .unwrap_or(0.0) as u64;
     assert_eq!(calls + shed, total as u64, "{calls} calls and {shed} shed for {total} queries");
     assert!(calls >= 8, "the breaker needs 8 calls to judge: {calls}");
     assert!(calls <= total as u64 / 2, "the breaker shed most calls: {calls} of {total} made");
     assert_eq!(
-        sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
+        metric_sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
         Some(0.0)
     );
     // The event store comes back: a probe after the cool-down closes the breaker (bounded tries).
@@ -751,9 +740,9 @@ async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
         check_answer(&response, &expected, None, "breaker closed");
     }
     assert_eq!(stack.devstack.calls().count(GET_TEMPLATE_STATS), 2 * CLIENTS as u64, "no call shed");
-    let metrics = scrape(&stack).await;
+    let metrics = stack.metrics_text().await;
     assert_eq!(
-        sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
+        metric_sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
         Some(1.0)
     );
     assert_nothing_panicked();

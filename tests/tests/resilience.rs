@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
 use banyan_gateway::Config;
-use banyan_tests::{GraphqlResponse, OWNER, TestStack, contract_operations, template_id, workspace_id};
+use banyan_tests::{
+    GraphqlResponse, OWNER, TestStack, contract_operations, metric_sample, template_id, workspace_id,
+};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -265,31 +267,24 @@ async fn an_open_breaker_fails_its_fields_at_once_without_calling_the_backend() 
     assert_eq!(stack.devstack.calls().count(GET_TEMPLATE_STATS), 5);
     // Operators see it in /metrics: the events breaker open (the others closed), and each of the
     // 20 requests' stats batch shed without a call.
-    let metrics = scrape(&stack).await;
-    assert_eq!(sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="open"}"#), Some(1.0));
+    let metrics = stack.metrics_text().await;
     assert_eq!(
-        sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
+        metric_sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="open"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_sample(&metrics, r#"banyan_backend_breaker_state{backend="events",state="closed"}"#),
         Some(0.0)
     );
     assert_eq!(
-        sample(&metrics, r#"banyan_backend_breaker_state{backend="monolith",state="closed"}"#),
+        metric_sample(&metrics, r#"banyan_backend_breaker_state{backend="monolith",state="closed"}"#),
         Some(1.0)
     );
-    assert_eq!(sample(&metrics, r#"banyan_backend_shed_by_breaker_total{backend="events"}"#), Some(20.0));
+    assert_eq!(
+        metric_sample(&metrics, r#"banyan_backend_shed_by_breaker_total{backend="events"}"#),
+        Some(20.0)
+    );
     stack.stop().await;
-}
-
-/// The gateway's `/metrics` text.
-async fn scrape(stack: &TestStack) -> String {
-    let url = format!("http://{}/metrics", stack.gateway.addr());
-    let response = stack.http().get(url).send().await.expect("the gateway answers");
-    assert_eq!(response.status(), 200);
-    response.text().await.expect("a text body")
-}
-
-/// The value of the sample written exactly as `series` (name and labels) in `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
 #[tokio::test]

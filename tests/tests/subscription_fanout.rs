@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
 use banyan_tests::ws::WsClient;
-use banyan_tests::{OWNER, TestStack, eventually, template_id};
+use banyan_tests::{OWNER, TestStack, eventually, metric_sample, template_id};
 use serde_json::{Value, json};
 
 const LIVE: &str = "subscription($ids: [ID!]!, $after: ID) { \
@@ -68,18 +68,7 @@ async fn upstream_streams_over_http(stack: &TestStack) -> u64 {
 
 /// A series of the gateway's `/metrics` (0 when absent).
 async fn metric(stack: &TestStack, name: &str) -> f64 {
-    let text = stack
-        .http()
-        .get(format!("http://{}/metrics", stack.gateway.addr()))
-        .send()
-        .await
-        .expect("the gateway answers")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
+    metric_sample(&stack.metrics_text().await, name).unwrap_or(0.0)
 }
 
 /// Polls a metric until it equals `value` (at most 200 × 50 ms: a bound, not a measurement).

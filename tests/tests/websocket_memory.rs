@@ -132,14 +132,8 @@ async fn max_message_size_bounds_messages_and_a_small_read_buffer_still_reads_th
     })
     .await;
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
-    let message = |query: String| {
-        json!({ "id": "big", "type": "subscribe", "payload": { "query": query } }).to_string()
-    };
     // Padded with a comment to an exact size, just at and just over the bound.
-    let sized = |size: usize| {
-        let bare = message("{ me { id } }\n#".to_owned()).len();
-        message(format!("{{ me {{ id }} }}\n#{}", "x".repeat(size - bare)))
-    };
+    let sized = banyan_tests::ws::subscribe_message_of_size;
     let at = sized(max);
     assert_eq!(at.len(), max);
     assert!(socket.send_text(at).await);

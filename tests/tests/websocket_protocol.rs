@@ -286,14 +286,8 @@ async fn a_message_over_max_body_bytes_closes_1009_and_one_under_it_is_served() 
     let stack =
         TestStack::start_with(DevStackConfig::default(), |config| config.server.max_body_bytes = max).await;
     let mut socket = WsClient::signed_in(&stack, OWNER).await;
-    let message = |query: String| {
-        json!({ "id": "big", "type": "subscribe", "payload": { "query": query } }).to_string()
-    };
     // Padded with a comment to an exact size, just under and just over the cap.
-    let sized = |size: usize| {
-        let bare = message("{ me { id } }\n#".to_owned()).len();
-        message(format!("{{ me {{ id }} }}\n#{}", "x".repeat(size - bare)))
-    };
+    let sized = banyan_tests::ws::subscribe_message_of_size;
     let under = sized(max);
     assert_eq!(under.len(), max);
     assert!(socket.send_text(under).await);

@@ -160,8 +160,6 @@ pub(crate) fn upgrade(
         WebSocketProtocols::GraphQLWS => {
             let ceiling = max.saturating_mul(2);
             upgrade.max_message_size(ceiling).max_frame_size(ceiling).on_upgrade(move |socket| async move {
-                // Boxed: `websocket` would hold the session in its state twice (its argument,
-                // then the select it moves it into) for as long as the connection is open.
                 lifecycle.websocket(open, Box::pin(transport::serve(app, socket, connection))).await;
             })
         }
