@@ -305,8 +305,6 @@ pub(crate) struct Index<'a> {
     pub(crate) messages: BTreeMap<String, Element<'a, DescriptorProto>>,
     pub(crate) enums: BTreeMap<String, Element<'a, EnumDescriptorProto>>,
     pub(crate) services: BTreeMap<String, Element<'a, ServiceDescriptorProto>>,
-    /// Built on first use: only files with a change need their positions.
-    locations: BTreeMap<&'a str, std::cell::OnceCell<Locations<'a>>>,
 }
 
 /// A message, enum or service with where it is.
@@ -324,11 +322,9 @@ impl<'a> Index<'a> {
             messages: BTreeMap::new(),
             enums: BTreeMap::new(),
             services: BTreeMap::new(),
-            locations: BTreeMap::new(),
         };
         for file in set.own_files() {
             index.files.insert(file.name(), file);
-            index.locations.insert(file.name(), std::cell::OnceCell::new());
             for (i, m) in file.message_type.iter().enumerate() {
                 index.message(file.name(), file.package(), m, vec![4, idx(i)]);
             }
@@ -366,9 +362,10 @@ impl<'a> Index<'a> {
     }
 
     fn position(&self, side: Side, file: &str, path: &[i32]) -> Option<ProtoPosition> {
+        // A scan per change: indexing every location of a file costs more than the few
+        // changes a file has.
         let info = self.files.get(file)?.source_code_info.as_ref();
-        let locations = self.locations.get(file)?.get_or_init(|| Locations::new(info));
-        let (line, column) = locations.line_col(path).unwrap_or((1, 1));
+        let (line, column) = Locations::find(info, path).unwrap_or((1, 1));
         Some(ProtoPosition { side, file: self.set.display_path(file), line, column })
     }
 
@@ -443,6 +440,12 @@ impl Differ<'_> {
             }
         }
         old.to_owned()
+    }
+
+    /// Whether an element is the same on both sides, so its body holds no change: most of a
+    /// large set is. Not when a package was renamed, as its names then differ in meaning.
+    fn unchanged<T: PartialEq>(&self, old: &T, new: &T) -> bool {
+        self.renames.is_empty() && old == new
     }
 
     fn old_at(&self, file: &str, path: &[i32]) -> Option<ProtoPosition> {
@@ -568,7 +571,9 @@ impl Differ<'_> {
                     Touch::Message(name.clone()),
                 );
             }
-            self.message_body(name, o, n);
+            if !self.unchanged(o.item, n.item) {
+                self.message_body(name, o, n);
+            }
         }
         for (name, n) in &new.messages {
             if !seen.contains(name) {
@@ -967,7 +972,9 @@ impl Differ<'_> {
                     Touch::Enum(name.clone()),
                 );
             }
-            self.enum_body(name, o, n);
+            if !self.unchanged(o.item, n.item) {
+                self.enum_body(name, o, n);
+            }
         }
         for (name, n) in &new.enums {
             if !seen.contains(name) {
@@ -1160,6 +1167,9 @@ impl Differ<'_> {
                     self.new_at(n.file, &n.path),
                     Touch::Service(name.clone()),
                 );
+            }
+            if self.unchanged(o.item, n.item) {
+                continue;
             }
             for (i, om) in o.item.method.iter().enumerate() {
                 let element = format!("{name}/{}", om.name());

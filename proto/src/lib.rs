@@ -22,6 +22,7 @@
 //! ```
 
 pub mod check;
+mod link;
 pub mod load;
 pub mod pull;
 pub mod reflection;
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 
 pub use banyan_schema::{EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK, Level, Severity};
 pub use check::{CheckOptions, CheckReport, CheckedChange, ProtoChange, Rules, Summary, check};
-pub use load::ProtoSet;
+pub use load::{CheckInputs, ProtoSet};
 pub use pull::{Comparison, Pulled, Written, compare, pull, render_set, write};
 pub use reflection::ReflectionVersion;
 pub use render::Format;
@@ -54,12 +55,12 @@ pub enum ProtoError {
     /// A folder holds no `.proto` file.
     #[error("{0}: no .proto files found")]
     NoProtos(String),
-    /// protox could not compile the files.
+    /// The files do not parse or link.
     #[error("{message}")]
     Compile {
         /// The folder (or label).
         dir: String,
-        /// Where (`dir/file:line:col` as far as known) and protox's message.
+        /// Where (`dir/file:line:col` as far as known) and what is wrong.
         message: String,
     },
     /// Reflection failed.

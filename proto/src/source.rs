@@ -42,26 +42,34 @@ pub enum RenderError {
 }
 
 // Field numbers of descriptor.proto, for source-code-info paths.
-const FILE_PACKAGE: i32 = 2;
-const FILE_MESSAGE: i32 = 4;
-const FILE_ENUM: i32 = 5;
-const FILE_SERVICE: i32 = 6;
-const FILE_EXTENSION: i32 = 7;
-const FILE_SYNTAX: i32 = 12;
-const MESSAGE_FIELD: i32 = 2;
-const MESSAGE_NESTED: i32 = 3;
-const MESSAGE_ENUM: i32 = 4;
-const MESSAGE_EXTENSION_RANGE: i32 = 5;
-const MESSAGE_EXTENSION: i32 = 6;
-const MESSAGE_ONEOF: i32 = 8;
-const MESSAGE_RESERVED_RANGE: i32 = 9;
-const MESSAGE_RESERVED_NAME: i32 = 10;
-const ENUM_VALUE: i32 = 2;
-const ENUM_RESERVED_RANGE: i32 = 4;
-const SERVICE_METHOD: i32 = 2;
+pub(crate) const FILE_PACKAGE: i32 = 2;
+pub(crate) const FILE_MESSAGE: i32 = 4;
+pub(crate) const FILE_ENUM: i32 = 5;
+pub(crate) const FILE_SERVICE: i32 = 6;
+pub(crate) const FILE_EXTENSION: i32 = 7;
+pub(crate) const FILE_SYNTAX: i32 = 12;
+pub(crate) const MESSAGE_FIELD: i32 = 2;
+pub(crate) const MESSAGE_NESTED: i32 = 3;
+pub(crate) const MESSAGE_ENUM: i32 = 4;
+pub(crate) const MESSAGE_EXTENSION_RANGE: i32 = 5;
+pub(crate) const MESSAGE_EXTENSION: i32 = 6;
+pub(crate) const MESSAGE_ONEOF: i32 = 8;
+pub(crate) const MESSAGE_RESERVED_RANGE: i32 = 9;
+pub(crate) const MESSAGE_RESERVED_NAME: i32 = 10;
+pub(crate) const ENUM_VALUE: i32 = 2;
+pub(crate) const ENUM_RESERVED_RANGE: i32 = 4;
+pub(crate) const SERVICE_METHOD: i32 = 2;
+pub(crate) const FILE_DEPENDENCY: i32 = 3;
+pub(crate) const FIELD_NAME: i32 = 1;
+pub(crate) const FIELD_NUMBER: i32 = 3;
+pub(crate) const FIELD_TYPE_NAME: i32 = 6;
+pub(crate) const FIELD_EXTENDEE: i32 = 2;
+pub(crate) const METHOD_INPUT: i32 = 2;
+pub(crate) const METHOD_OUTPUT: i32 = 3;
+pub(crate) const ENUM_VALUE_NUMBER: i32 = 2;
 
 /// The largest field number, plus one: how `max` is stored in an exclusive range end.
-const FIELD_NUMBER_END: i32 = 536_870_912;
+pub(crate) const FIELD_NUMBER_END: i32 = 536_870_912;
 
 /// Writes `file` as `.proto` text. `symbols` are every fully-qualified name resolvable from it
 /// (see [`crate::load::symbols`]), used to write the shortest correct type names.

@@ -18,7 +18,7 @@
 //! Code under `#[cfg(test)]` is left out. Each use keeps its file, line, column and the function
 //! it is in (`EventsClient::template_stats`), which is what a report prints.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use prost_types::field_descriptor_proto::Type;
@@ -77,6 +77,15 @@ impl Usage {
 
     /// Reads every `.rs` file under `dir` (recursively) against the protos of `base`.
     pub fn scan(dir: &Path, base: &ProtoSet) -> Result<Usage, ProtoError> {
+        Self::scan_then(dir, || Some(base)).map(|usage| usage.unwrap_or_default())
+    }
+
+    /// [`Usage::scan`], with the base set given only once the sources are read and parsed, so
+    /// reading them can overlap loading it. `None` from `base` (it failed to load) gives `None`.
+    pub fn scan_then<'b>(
+        dir: &Path,
+        base: impl FnOnce() -> Option<&'b ProtoSet>,
+    ) -> Result<Option<Usage>, ProtoError> {
         let mut files = Vec::new();
         collect_rust(dir, dir, &mut files)?;
         files.sort();
@@ -90,7 +99,8 @@ impl Usage {
                     .map_err(|source| ProtoError::Io { path, source })
             })
             .collect::<Result<_, _>>()?;
-        Self::from_sources(&label, &sources, base)
+        let parsed = parse_sources(&label, &sources)?;
+        Ok(base().map(|base| resolve(&label, &parsed, base)))
     }
 
     /// Reads in-memory Rust sources (`(path relative to src/, text)`; `lib.rs` is the crate root).
@@ -99,43 +109,58 @@ impl Usage {
         sources: &[(String, String)],
         base: &ProtoSet,
     ) -> Result<Usage, ProtoError> {
-        let mut parsed = Vec::new();
-        for (path, text) in sources {
-            let file = syn::parse_file(text).map_err(|e| ProtoError::Usage {
-                path: format!("{label}/{path}"),
-                message: format!("{}:{}: {e}", e.span().start().line, e.span().start().column + 1),
-            })?;
-            parsed.push((path.as_str(), file));
-        }
-        let protos = Protos::new(base);
-        // Generated modules: `crate::a::b` → package.
-        let mut modules = BTreeMap::new();
-        for (path, file) in &parsed {
-            find_modules(&module_path(path), &file.items, &mut modules);
-        }
-        let mut usage = Usage { source: Some(label.to_owned()), by_key: BTreeMap::new() };
-        for (path, file) in &parsed {
-            let mut scan = FileScan {
-                protos: &protos,
-                modules: &modules,
-                file_label: format!("{label}/{path}"),
-                module: module_path(path),
-                aliases: BTreeMap::new(),
-                self_type: None,
-                function: String::new(),
-                found: Vec::new(),
-                accesses: Vec::new(),
-            };
-            scan.visit_file(file);
-            scan.finish(&mut usage);
-        }
-        for sites in usage.by_key.values_mut() {
-            sites.sort();
-            sites.dedup();
-        }
-        Ok(usage)
+        let parsed = parse_sources(label, sources)?;
+        Ok(resolve(label, &parsed, base))
     }
+}
 
+fn parse_sources<'s>(
+    label: &str,
+    sources: &'s [(String, String)],
+) -> Result<Vec<(&'s str, syn::File)>, ProtoError> {
+    let mut parsed = Vec::new();
+    for (path, text) in sources {
+        let file = syn::parse_file(text).map_err(|e| ProtoError::Usage {
+            path: format!("{label}/{path}"),
+            message: format!("{}:{}: {e}", e.span().start().line, e.span().start().column + 1),
+        })?;
+        parsed.push((path.as_str(), file));
+    }
+    Ok(parsed)
+}
+
+/// What the parsed sources use of `base`.
+fn resolve(label: &str, parsed: &[(&str, syn::File)], base: &ProtoSet) -> Usage {
+    // Generated modules: `crate::a::b` → package.
+    let mut modules = BTreeMap::new();
+    for (path, file) in parsed {
+        find_modules(&module_path(path), &file.items, &mut modules);
+    }
+    let protos = Protos::new(base, &modules);
+    let mut usage = Usage { source: Some(label.to_owned()), by_key: BTreeMap::new() };
+    for (path, file) in parsed {
+        let mut scan = FileScan {
+            protos: &protos,
+            modules: &modules,
+            file_label: format!("{label}/{path}"),
+            module: module_path(path),
+            aliases: BTreeMap::new(),
+            self_type: None,
+            function: String::new(),
+            found: Vec::new(),
+            accesses: Vec::new(),
+        };
+        scan.visit_file(file);
+        scan.finish(&mut usage);
+    }
+    for sites in usage.by_key.values_mut() {
+        sites.sort();
+        sites.dedup();
+    }
+    usage
+}
+
+impl Usage {
     /// The sites a change touches.
     pub(crate) fn sites(&self, touch: &Touch, index: &Index<'_>) -> Vec<UsageSite> {
         let mut out: Vec<UsageSite> = Vec::new();
@@ -256,14 +281,33 @@ struct Protos {
 }
 
 impl Protos {
-    fn new(set: &ProtoSet) -> Self {
+    /// The protos of the packages the sources generate code for (`modules`' values), and of
+    /// every file those import: nothing else can be reached from Banyan's code.
+    fn new(set: &ProtoSet, modules: &BTreeMap<String, String>) -> Self {
         let mut p = Protos {
             messages: BTreeMap::new(),
             enums: BTreeMap::new(),
             services: BTreeMap::new(),
             fields: BTreeMap::new(),
         };
-        for file in set.own_files() {
+        let by_name: HashMap<&str, &prost_types::FileDescriptorProto> =
+            set.own_files().map(|f| (f.name(), f)).collect();
+        let packages: HashSet<&str> = modules.values().map(String::as_str).collect();
+        let mut reachable: Vec<&prost_types::FileDescriptorProto> =
+            set.own_files().filter(|f| packages.contains(f.package())).collect();
+        let mut seen: HashSet<&str> = reachable.iter().map(|f| f.name()).collect();
+        let mut next = 0;
+        while let Some(file) = reachable.get(next).copied() {
+            next += 1;
+            for import in &file.dependency {
+                if let Some(&dep) = by_name.get(import.as_str())
+                    && seen.insert(dep.name())
+                {
+                    reachable.push(dep);
+                }
+            }
+        }
+        for file in reachable {
             let package = file.package().to_owned();
             for m in &file.message_type {
                 p.message(&package, &package, m, true);
