@@ -73,14 +73,35 @@ pub(crate) fn link(files: &mut [Arc<FileDescriptorProto>], linked: &[bool]) -> R
     let names: Vec<String> = files.iter().map(|f| f.name().to_owned()).collect();
     let symbols = Symbols::collect(files, &names)?;
     let visible = visibility(files, &names);
-    for (i, file) in files.iter_mut().enumerate() {
-        if !linked.get(i).copied().unwrap_or(false) {
-            let linker = FileLinker { file: i, symbols: &symbols, visible: &visible[i], names: &names };
-            // Unshared until linked, so this does not copy.
-            linker.link_file(Arc::make_mut(file))?;
+    // Files link independently once the names are known: two threads, each a half of the files
+    // to link; the error reported is the first in file order.
+    let to_link = linked.iter().filter(|l| !**l).count() + files.len().saturating_sub(linked.len());
+    let mut seen = 0;
+    let middle = (0..files.len())
+        .find(|&i| {
+            if !linked.get(i).copied().unwrap_or(false) {
+                seen += 1;
+            }
+            seen > to_link / 2
+        })
+        .unwrap_or(files.len());
+    let (first, second) = files.split_at_mut(middle);
+    let link_range = |files: &mut [Arc<FileDescriptorProto>], offset: usize| -> Result<(), LinkError> {
+        for (k, file) in files.iter_mut().enumerate() {
+            let i = offset + k;
+            if !linked.get(i).copied().unwrap_or(false) {
+                let linker = FileLinker { file: i, symbols: &symbols, visible: &visible[i], names: &names };
+                // Unshared until linked, so this does not copy.
+                linker.link_file(Arc::make_mut(file))?;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| link_range(second, middle));
+        (link_range(first, 0), other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    first.and(second)
 }
 
 /// For each file, the files whose definitions it may use: itself, what it imports, and what
