@@ -161,7 +161,7 @@ impl Symbols {
                 message_symbols(package, message, &[FILE_MESSAGE, idx(k)], &mut add)?;
             }
             for (k, e) in file.enum_type.iter().enumerate() {
-                enum_symbols(package, e, &[FILE_ENUM, idx(k)], &mut add)?;
+                add(join(package, e.name()), Kind::Enum, &|| vec![FILE_ENUM, idx(k)])?;
             }
             for (k, service) in file.service.iter().enumerate() {
                 let name = join(package, service.name());
@@ -221,18 +221,9 @@ fn message_symbols(
         message_symbols(&name, nested, &child(path, MESSAGE_NESTED, k), add)?;
     }
     for (k, e) in message.enum_type.iter().enumerate() {
-        enum_symbols(&name, e, &child(path, MESSAGE_ENUM, k), add)?;
+        add(join(&name, e.name()), Kind::Enum, &|| child(path, MESSAGE_ENUM, k))?;
     }
     add(name, Kind::Message, &|| path.to_vec())
-}
-
-fn enum_symbols(
-    scope: &str,
-    e: &EnumDescriptorProto,
-    path: &[i32],
-    add: &mut AddSymbol<'_>,
-) -> Result<(), LinkError> {
-    add(join(scope, e.name()), Kind::Enum, &|| path.to_vec())
 }
 
 fn child(path: &[i32], tag: i32, index: usize) -> Vec<i32> {

@@ -86,37 +86,40 @@ impl ProtoSet {
 
 /// Every `*.proto` file under `dir` (recursively), by name relative to `dir`, with its text.
 fn read_dir_protos(dir: &Path) -> Result<BTreeMap<String, String>, ProtoError> {
-    let mut names = Vec::new();
-    collect_protos(dir, dir, &mut names)?;
-    if names.is_empty() {
+    let files = read_tree(dir, "proto")?;
+    if files.is_empty() {
         return Err(ProtoError::NoProtos(dir.display().to_string()));
     }
-    names
-        .into_iter()
-        .map(|name| {
-            let path = dir.join(&name);
-            std::fs::read_to_string(&path)
-                .map(|text| (name, text))
-                .map_err(|source| ProtoError::Io { path, source })
-        })
-        .collect()
+    Ok(files)
 }
 
-fn collect_protos(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ProtoError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|source| ProtoError::Io { path: dir.to_path_buf(), source })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| ProtoError::Io { path: dir.to_path_buf(), source })?;
-        let path: PathBuf = entry.path();
-        if path.is_dir() {
-            collect_protos(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "proto") {
-            let relative = path.strip_prefix(root).unwrap_or(&path);
-            let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>();
-            out.push(name.join("/"));
+/// Every file under `dir` (recursively) whose name ends in `.{extension}`, by its path relative
+/// to `dir` (with `/`), with its text.
+pub(crate) fn read_tree(dir: &Path, extension: &str) -> Result<BTreeMap<String, String>, ProtoError> {
+    fn walk(
+        root: &Path,
+        dir: &Path,
+        extension: &str,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<(), ProtoError> {
+        let io = |source| ProtoError::Io { path: dir.to_path_buf(), source };
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path: PathBuf = entry.map_err(io)?.path();
+            if path.is_dir() {
+                walk(root, &path, extension, out)?;
+            } else if path.extension().is_some_and(|e| e == extension) {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ProtoError::Io { path: path.clone(), source })?;
+                let relative = path.strip_prefix(root).unwrap_or(&path);
+                let name = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>();
+                out.insert(name.join("/"), text);
+            }
         }
+        Ok(())
     }
-    Ok(())
+    let mut out = BTreeMap::new();
+    walk(dir, dir, extension, &mut out)?;
+    Ok(out)
 }
 
 /// Everything `proto check` reads.

@@ -86,19 +86,8 @@ impl Usage {
         dir: &Path,
         base: impl FnOnce() -> Option<&'b ProtoSet>,
     ) -> Result<Option<Usage>, ProtoError> {
-        let mut files = Vec::new();
-        collect_rust(dir, dir, &mut files)?;
-        files.sort();
         let label = dir.display().to_string();
-        let sources: Vec<(String, String)> = files
-            .into_iter()
-            .map(|relative| {
-                let path = dir.join(&relative);
-                std::fs::read_to_string(&path)
-                    .map(|text| (relative, text))
-                    .map_err(|source| ProtoError::Io { path, source })
-            })
-            .collect::<Result<_, _>>()?;
+        let sources: Vec<(String, String)> = crate::load::read_tree(dir, "rs")?.into_iter().collect();
         let parsed = parse_sources(&label, &sources)?;
         Ok(base().map(|base| resolve(&label, &parsed, base)))
     }
@@ -209,24 +198,6 @@ impl Usage {
         out.dedup();
         out
     }
-}
-
-fn collect_rust(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), ProtoError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|source| ProtoError::Io { path: dir.to_path_buf(), source })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| ProtoError::Io { path: dir.to_path_buf(), source })?;
-        let path = entry.path();
-        if path.is_dir() {
-            collect_rust(root, &path, out)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            let relative = path.strip_prefix(root).unwrap_or(&path);
-            out.push(
-                relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
-            );
-        }
-    }
-    Ok(())
 }
 
 /// `lib.rs` → `crate`, `a.rs` / `a/mod.rs` → `crate::a`, `a/b.rs` → `crate::a::b`.
