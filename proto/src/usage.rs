@@ -88,7 +88,17 @@ impl Usage {
     ) -> Result<Option<Usage>, ProtoError> {
         let label = dir.display().to_string();
         let sources: Vec<(String, String)> = crate::load::read_tree(dir, "rs")?.into_iter().collect();
-        let parsed = parse_sources(&label, &sources)?;
+        // The files that declare generated modules first; then only the files that can name one.
+        let (declaring, rest): (Vec<_>, Vec<_>) =
+            sources.into_iter().partition(|(_, text)| text.contains(INCLUDE_PROTO));
+        let mut parsed = parse_sources(&label, &declaring)?;
+        let mut modules = BTreeMap::new();
+        for (path, file) in &parsed {
+            find_modules(&module_path(path), &file.items, &mut modules);
+        }
+        let rest: Vec<(String, String)> =
+            rest.into_iter().filter(|(path, text)| can_name(&modules, path, text)).collect();
+        parsed.extend(parse_sources(&label, &rest)?);
         Ok(base().map(|base| resolve(&label, &parsed, base)))
     }
 
@@ -101,6 +111,22 @@ impl Usage {
         let parsed = parse_sources(label, sources)?;
         Ok(resolve(label, &parsed, base))
     }
+}
+
+/// The macro a generated module is declared with.
+const INCLUDE_PROTO: &str = "include_proto";
+
+/// Whether a file can name a generated module the way [`FileScan`] resolves paths: through
+/// `crate::<head>::…`, `use` declarations or `super::` from inside `<head>`, each of which writes
+/// the module's first segment under `crate` (`<head>`) or lives under it. Reading only those
+/// files is most of what `proto check` saves on reading Banyan's sources (it parses them with
+/// `syn`, whose cost grows with the text).
+fn can_name(modules: &BTreeMap<String, String>, path: &str, text: &str) -> bool {
+    let own_head = module_path(path).split("::").nth(1).map(str::to_owned);
+    modules
+        .keys()
+        .filter_map(|m| m.split("::").nth(1))
+        .any(|head| text.contains(head) || own_head.as_deref() == Some(head))
 }
 
 fn parse_sources<'s>(
@@ -218,7 +244,7 @@ fn find_modules(at: &str, items: &[syn::Item], out: &mut BTreeMap<String, String
             let path = format!("{at}::{}", m.ident);
             for inner in content {
                 if let syn::Item::Macro(mac) = inner
-                    && mac.mac.path.segments.last().is_some_and(|s| s.ident == "include_proto")
+                    && mac.mac.path.segments.last().is_some_and(|s| s.ident == INCLUDE_PROTO)
                     && let Ok(lit) = syn::parse2::<syn::LitStr>(mac.mac.tokens.clone())
                 {
                     out.insert(path.clone(), lit.value());

@@ -72,3 +72,32 @@ fn every_field_of_a_response_the_sources_map_is_read() {
         assert!(sites.iter().any(|s| s.function == "EventsClient::template_stats"), "{field}: {sites:?}");
     }
 }
+
+/// `scan` reads only the files that can name a generated module; reading every file of the
+/// tree finds exactly the same uses, sites included.
+#[test]
+fn reading_only_the_files_that_can_name_generated_code_loses_no_use() {
+    let base = ProtoSet::load_dir(&repo("sources/proto")).expect("the committed protos compile");
+    let scanned = Usage::scan(&repo("sources/src"), &base).expect("the sources parse");
+    let mut every_file = Vec::new();
+    let mut walk = vec![repo("sources/src")];
+    while let Some(dir) = walk.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a folder").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(repo("sources/src")).expect("under sources/src");
+                let name = relative.to_string_lossy().replace('\\', "/");
+                every_file.push((name, std::fs::read_to_string(&path).expect("a source file")));
+            }
+        }
+    }
+    every_file.sort();
+    assert!(every_file.len() > 10, "{}", every_file.len());
+    let label = repo("sources/src").display().to_string();
+    let read_all = Usage::from_sources(&label, &every_file, &base).expect("the sources parse");
+    let entries = |u: &Usage| u.entries().map(|(k, v)| (k.to_owned(), v.to_vec())).collect::<Vec<_>>();
+    assert!(!entries(&scanned).is_empty());
+    assert_eq!(entries(&scanned), entries(&read_all));
+}
