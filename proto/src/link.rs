@@ -14,7 +14,8 @@
 //! (without `allow_alias`) used twice in an enum, an unknown option, an option value of the
 //! wrong type, a custom option that names no extension. Not checked, unlike protoc: a field,
 //! oneof or enum value whose name is also a nested type's or a sibling enum's value (protoc's
-//! C++ scoping); keeping every member's name in the symbol table was a tenth of `proto check`.
+//! C++ scoping; keeping every member's name in the symbol table was a tenth of `proto check`),
+//! an extension's number against its extendee's extension ranges, and a custom option's value.
 //!
 //! Why not protox's `Compiler`: it builds prost-reflect's `DescriptorPool` (a reflection index
 //! plus a second copy of every descriptor) that nothing here reads; on 200 files a side that was
@@ -68,28 +69,22 @@ struct Symbol {
 }
 
 /// Links `files` in place. They come so that each file follows the files it imports; those
-/// marked in `linked` (protobuf's own, already linked) only contribute their names.
+/// marked in `linked` (protobuf's own, or shared with the other side of a check) are linked
+/// already and only contribute their names.
 pub(crate) fn link(files: &mut [Arc<FileDescriptorProto>], linked: &[bool]) -> Result<(), LinkError> {
     let names: Vec<String> = files.iter().map(|f| f.name().to_owned()).collect();
     let symbols = Symbols::collect(files, &names)?;
     let visible = visibility(files, &names);
+    let needs_link = |i: usize| !linked.get(i).copied().unwrap_or(false);
     // Files link independently once the names are known: two threads, each a half of the files
     // to link; the error reported is the first in file order.
-    let to_link = linked.iter().filter(|l| !**l).count() + files.len().saturating_sub(linked.len());
-    let mut seen = 0;
-    let middle = (0..files.len())
-        .find(|&i| {
-            if !linked.get(i).copied().unwrap_or(false) {
-                seen += 1;
-            }
-            seen > to_link / 2
-        })
-        .unwrap_or(files.len());
+    let to_link = (0..files.len()).filter(|&i| needs_link(i)).count();
+    let middle = (0..files.len()).filter(|&i| needs_link(i)).nth(to_link / 2).unwrap_or(files.len());
     let (first, second) = files.split_at_mut(middle);
     let link_range = |files: &mut [Arc<FileDescriptorProto>], offset: usize| -> Result<(), LinkError> {
         for (k, file) in files.iter_mut().enumerate() {
             let i = offset + k;
-            if !linked.get(i).copied().unwrap_or(false) {
+            if needs_link(i) {
                 let linker = FileLinker { file: i, symbols: &symbols, visible: &visible[i], names: &names };
                 // Unshared until linked, so this does not copy.
                 linker.link_file(Arc::make_mut(file))?;

@@ -303,3 +303,59 @@ fn assert_refused(what: &str, files: &[(&str, &str)], expected: &str) {
         Err(e) => assert!(e.to_string().contains(expected), "{what}: {e}\n  expected: {expected}"),
     }
 }
+
+/// `proto check` loads both sides at once and shares the files that are the same on both: each
+/// side must come out as it does loaded alone, including a file whose text is unchanged but
+/// whose import changed (it must link against the new import).
+#[test]
+fn loading_both_sides_at_once_gives_each_side_as_loading_it_alone() {
+    let root = std::env::temp_dir().join(format!("banyan-link-both-{}", std::process::id()));
+    let write = |side: &str, files: &[(&str, &str)]| {
+        for (name, text) in files {
+            let path = root.join(side).join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("a scratch folder");
+            std::fs::write(path, text).expect("a scratch file");
+        }
+    };
+    let importer =
+        "syntax = \"proto3\";\npackage p;\nimport \"p/dep.proto\";\nmessage User { Dep dep = 1; }\n";
+    let unchanged = "syntax = \"proto3\";\npackage q;\nmessage Alone { int32 a = 1; }\n";
+    write(
+        "base",
+        &[
+            ("p/dep.proto", "syntax = \"proto3\";\npackage p;\nmessage Dep { int32 a = 1; }\n"),
+            ("p/user.proto", importer),
+            ("q/alone.proto", unchanged),
+        ],
+    );
+    // `Dep` becomes an enum: the unchanged importer's field must turn from message to enum.
+    write(
+        "new",
+        &[
+            ("p/dep.proto", "syntax = \"proto3\";\npackage p;\nenum Dep { DEP_UNSPECIFIED = 0; }\n"),
+            ("p/user.proto", importer),
+            ("q/alone.proto", unchanged),
+        ],
+    );
+    let sources = root.join("src");
+    std::fs::create_dir_all(&sources).expect("a scratch folder");
+    let both = banyan_proto::CheckInputs::load(&root.join("base"), &root.join("new"), &sources);
+    let alone = |side: &str| match ProtoSet::load_dir(&root.join(side)) {
+        Ok(set) => set.all_files().cloned().collect::<Vec<_>>(),
+        Err(e) => panic!("{side}: {e}"),
+    };
+    let (base_alone, new_alone) = (alone("base"), alone("new"));
+    let _ = std::fs::remove_dir_all(&root);
+    let both = match both {
+        Ok(both) => both,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(both.old.all_files().cloned().collect::<Vec<_>>(), base_alone);
+    assert_eq!(both.new.all_files().cloned().collect::<Vec<_>>(), new_alone);
+    let user_dep = |files: &[FileDescriptorProto]| {
+        let user = files.iter().find(|f| f.name() == "p/user.proto").expect("user.proto");
+        user.message_type[0].field[0].r#type()
+    };
+    assert_eq!(user_dep(&base_alone), prost_types::field_descriptor_proto::Type::Message);
+    assert_eq!(user_dep(&new_alone), prost_types::field_descriptor_proto::Type::Enum);
+}
