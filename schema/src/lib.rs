@@ -40,6 +40,7 @@ pub mod contract;
 pub mod diff;
 pub mod extract;
 pub mod manifest;
+pub mod model;
 pub mod problem;
 pub mod render;
 pub mod sdl;
@@ -50,7 +51,7 @@ pub use accepted::{
     ACCEPTED_CHANGES_FILE, Acceptance, AcceptedChanges, AcceptedChangesError, AcceptedEntry, Unused,
     UnusedAcceptance,
 };
-pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check};
+pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check, check_compact};
 pub use contract::{Contract, ContractError, ContractOperation, ContractSource, OperationType};
 pub use diff::{Change, ChangeKind, Level, SdlPosition, Side, diff};
 pub use extract::{ComponentFrom, Difference, ExtractError, ExtractOptions, Extraction, extract};
@@ -58,11 +59,15 @@ pub use manifest::{
     MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestError, ManifestStatus, PersistedOperation,
     build_manifest, operation_id,
 };
+pub use model::CompactSchema;
 pub use problem::{Problem, Severity};
 pub use render::Format;
-pub use sdl::{SchemaError, Sdl, load_sdl, load_sdl_file, schema_hash};
+pub use sdl::{
+    SchemaError, Sdl, load_compact, load_compact_file, load_compact_file_with, load_compact_with, load_sdl,
+    load_sdl_file, schema_hash,
+};
 pub use usage::{OperationUsage, operation_usage};
-pub use validate::{ValidationReport, validate_contract};
+pub use validate::{ValidationReport, operation_errors, validate_contract};
 
 /// Exit code: nothing to stop.
 pub const EXIT_OK: i32 = 0;

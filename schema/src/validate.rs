@@ -2,10 +2,10 @@
 //! executable validation), operation and fragment names must be unique across the contract,
 //! and use of deprecated fields, arguments, input fields and enum values is a warning.
 
-use apollo_compiler::ExecutableDocument;
 use apollo_compiler::ast;
 use apollo_compiler::diagnostic::ToCliReport;
-use apollo_compiler::validation::DiagnosticList;
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{ExecutableDocument, Schema};
 use serde::Serialize;
 
 use crate::contract::Contract;
@@ -41,8 +41,8 @@ impl ValidationReport {
 
 /// Validates every contract operation against `schema`.
 pub fn validate_contract(schema: &Sdl, contract: &Contract) -> ValidationReport {
-    let errors = operation_errors(schema, contract);
-    let mut collector = Collector::new(schema.schema(), contract, true);
+    let errors = operation_errors(schema.schema(), contract);
+    let mut collector = Collector::new(schema.compact(), contract, true);
     for i in 0..contract.operations().len() {
         collector.operation(i);
     }
@@ -61,9 +61,11 @@ pub(crate) fn sort_problems(v: &mut [Problem]) {
     v.sort_by(|a, b| (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message)));
 }
 
-/// Contract rule violations plus apollo-compiler's build and validation errors, located and
-/// attributed to the operation or fragment they sit in.
-pub(crate) fn operation_errors(schema: &Sdl, contract: &Contract) -> Vec<Problem> {
+/// The contract's rule violations plus apollo-compiler's build and validation errors of its
+/// operations against `schema`, located and attributed to the operation or fragment they sit
+/// in, sorted: [`ValidationReport::errors`], and [`CheckReport::operation_errors`](crate::CheckReport::operation_errors)
+/// when given to [`check_compact`](crate::check_compact).
+pub fn operation_errors(schema: &Valid<Schema>, contract: &Contract) -> Vec<Problem> {
     let chunks = plan_chunks(contract, default_parallelism());
     let mut out: Vec<Problem> = contract.rule_problems().to_vec();
     if chunks.len() <= 1 {
@@ -91,6 +93,7 @@ pub(crate) fn finish(mut out: Vec<Problem>) -> Vec<Problem> {
 
 /// How many threads validation may use.
 pub(crate) fn default_parallelism() -> usize {
+    if let Some(n) = std::env::var("PROBE_VALIDATE_THREADS").ok().and_then(|v| v.parse().ok()) { return n; }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
@@ -142,9 +145,8 @@ pub(crate) fn plan_chunks(contract: &Contract, n: usize) -> Vec<Chunk> {
 }
 
 /// apollo-compiler's build and validation errors for the definitions of one chunk.
-pub(crate) fn validate_chunk(schema: &Sdl, contract: &Contract, chunk: &Chunk) -> Vec<Problem> {
+pub(crate) fn validate_chunk(valid_schema: &Valid<Schema>, contract: &Contract, chunk: &Chunk) -> Vec<Problem> {
     let mut out = Vec::new();
-    let valid_schema = schema.schema();
     let mut build_errors = DiagnosticList::new(valid_schema.sources.clone());
     let mut builder = ExecutableDocument::builder(Some(valid_schema), &mut build_errors);
     let mut any = false;
