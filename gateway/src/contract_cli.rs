@@ -6,10 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use banyan_schema::{
-    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract,
-    EXIT_FAILURE, EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus,
-    Sdl, build_manifest, check_compact, extract, load_compact_file, load_compact_file_with,
-    load_compact_with, load_sdl, load_sdl_file, operation_errors, schema_hash, validate_contract,
+    ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract, EXIT_FAILURE,
+    EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, Sdl,
+    build_manifest, check_compact, extract, load_compact_file, load_compact_file_with, load_compact_with,
+    load_sdl, load_sdl_file, operation_errors, schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -81,11 +81,12 @@ pub struct CheckArgs<'a> {
 pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
         // One schema at a time, each kept only as its compact model (README, "Schema diff and
-        // check at scale"): at most one apollo-compiler schema is alive. The contract validates
-        // against the new schema while it is loaded. Errors come in the order of the inputs:
-        // the base schema, the new schema, the contract.
-        let contract = Contract::load(args.contract);
+        // check at scale"): at most one apollo-compiler schema is alive. The contract loads
+        // into the memory the base schema left and validates against the new schema while that
+        // is loaded. Errors come in the order of the inputs: the base, the new schema, the
+        // contract.
         let old = loaded(load_compact_file(args.base))?;
+        let contract = Contract::load(args.contract);
         let (new, errors) = loaded(match args.new {
             Some(path) => load_compact_file_with(path, |schema| {
                 contract.as_ref().ok().map(|contract| operation_errors(schema, contract))
@@ -243,7 +244,6 @@ fn new_schema(path: Option<&Path>) -> Result<Sdl, banyan_schema::SchemaError> {
         None => load_sdl(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl()),
     }
 }
-
 
 /// Runs a command body; an input that could not be loaded (or written) is exit 2 with its message.
 fn exit_code(err: &mut dyn Write, body: impl FnOnce() -> Result<i32, String>) -> i32 {

@@ -350,7 +350,8 @@ fn reports_on_the_generated_5000_type_pair_are_unchanged() {
         output.stdout
     };
     let diff = ["schema", "diff", "old.graphql", "new.graphql"];
-    let check = ["schema", "check", "--base", "old.graphql", "--new", "new.graphql", "--contract", "contract"];
+    let check =
+        ["schema", "check", "--base", "old.graphql", "--new", "new.graphql", "--contract", "contract"];
     let fixture = |name: &str| {
         std::fs::read_to_string(repo().join("schema/tests/fixtures/synth").join(name)).expect("the fixture")
     };

@@ -45,17 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let new_text = std::fs::read_to_string(&new_path)?;
     phase("read both", t);
     let t = Instant::now();
+    let old = load_compact(&old_path, &old_text)?;
+    drop(old_text);
+    phase(&format!("load old (compact: {} KiB)", old.heap_bytes() / 1024), t);
+    let t = Instant::now();
     let contract = match &contract_dir {
         Some(dir) => Contract::load(dir)?,
         None => Contract::from_sources([])?,
     };
     phase("load contract", t);
     let t = Instant::now();
-    let old = load_compact(&old_path, &old_text)?;
-    drop(old_text);
-    phase(&format!("load old (compact: {} KiB)", old.heap_bytes() / 1024), t);
-    let t = Instant::now();
-    let (new, errors) = load_compact_with(&new_path, &new_text, |schema| operation_errors(schema, &contract))?;
+    let (new, errors) =
+        load_compact_with(&new_path, &new_text, |schema| operation_errors(schema, &contract))?;
     drop(new_text);
     phase(&format!("load new + contract ({} KiB)", new.heap_bytes() / 1024), t);
     let t = Instant::now();

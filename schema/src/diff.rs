@@ -366,7 +366,7 @@ impl<'a> Differ<'a> {
         Some(SdlPosition {
             side,
             file: schema.path().to_owned(),
-            line: pos.line as usize,
+            line: pos.line.get() as usize,
             column: pos.column as usize,
         })
     }
@@ -589,7 +589,13 @@ impl<'a> Differ<'a> {
     }
 
     /// Compares two (trimmed) descriptions.
-    fn description(&mut self, coordinate: String, old: Option<&str>, new: Option<&str>, new_span: Option<Pos>) {
+    fn description(
+        &mut self,
+        coordinate: String,
+        old: Option<&str>,
+        new: Option<&str>,
+        new_span: Option<Pos>,
+    ) {
         if old == new {
             return;
         }

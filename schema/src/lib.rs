@@ -1,6 +1,9 @@
 //! Banyan's schema contract tooling, on SDL and operation text alone (no async-graphql).
 //!
-//! * [`load_sdl`] parses and validates a schema (errors carry `file:line:col`).
+//! * [`load_sdl`] parses and validates a schema (errors carry `file:line:col`);
+//!   [`load_compact`] does the same in chunks and keeps only the [`CompactSchema`] the diff and
+//!   the usage walks read, for large schemas ([`load_compact_with`] runs code on the validated
+//!   schema first, e.g. [`operation_errors`]; [`check_compact`] checks two such models).
 //! * [`diff()`] lists every change between two schemas, classified as breaking, dangerous or
 //!   safe (graphql-js's change kinds, with input and output positions told apart).
 //! * [`Contract::load`] reads the frontend contract (`<Component>/<Operation>.graphql`).

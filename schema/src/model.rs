@@ -8,6 +8,8 @@
 //! at most one apollo-compiler schema is ever alive (README, "Schema diff and check at scale").
 
 use apollo_compiler::ast::{self, DirectiveLocation, OperationType, Value};
+use std::num::NonZeroU32;
+
 use apollo_compiler::collections::HashMap;
 use apollo_compiler::parser::{FileId, SourceMap, SourceSpan};
 use apollo_compiler::schema::{ComponentName, ExtendedType};
@@ -15,13 +17,16 @@ use apollo_compiler::{Node, Schema};
 
 /// A string of one model's table: names, type references as printed (`[Foo!]!`),
 /// descriptions (trimmed), deprecation reasons, canonical default values.
+///
+/// Its number is the string's index plus one, so an `Option<Sym>` takes four bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Sym(u32);
+pub(crate) struct Sym(NonZeroU32);
 
-/// A 1-based line and column, as apollo-compiler reports them.
+/// A 1-based line and column, as apollo-compiler reports them (an `Option<Pos>` takes eight
+/// bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pos {
-    pub(crate) line: u32,
+    pub(crate) line: NonZeroU32,
     pub(crate) column: u32,
 }
 
@@ -355,7 +360,7 @@ impl CompactSchema {
 }
 
 /// Interned strings, all in one buffer (no allocation per string): a symbol is an index into
-/// `spans`; `table` is an open-addressing hash table of symbols plus one (0: empty slot).
+/// `spans` plus one; `table` is an open-addressing hash table of symbols (0: an empty slot).
 #[derive(Debug, Clone, Default)]
 struct Strings {
     text: String,
@@ -386,7 +391,7 @@ fn hash(text: &str) -> u64 {
 
 impl Strings {
     fn get(&self, sym: Sym) -> &str {
-        let Some(&(start, len)) = self.spans.get(sym.0 as usize) else { return "" };
+        let Some(&(start, len)) = self.spans.get(sym.0.get() as usize - 1) else { return "" };
         self.text.get(start as usize..(start + len) as usize).unwrap_or("")
     }
 
@@ -395,10 +400,10 @@ impl Strings {
         let mask = self.table.len() - 1;
         let mut i = hash(text) as usize & mask;
         loop {
-            match self.table[i] {
-                0 => return i,
-                s if self.get(Sym(s - 1)) == text => return i,
-                _ => i = (i + 1) & mask,
+            match NonZeroU32::new(self.table[i]) {
+                None => return i,
+                Some(s) if self.get(Sym(s)) == text => return i,
+                Some(_) => i = (i + 1) & mask,
             }
         }
     }
@@ -407,10 +412,7 @@ impl Strings {
         if self.table.is_empty() {
             return None;
         }
-        match self.table[self.slot(text)] {
-            0 => None,
-            s => Some(Sym(s - 1)),
-        }
+        NonZeroU32::new(self.table[self.slot(text)]).map(Sym)
     }
 
     fn intern(&mut self, text: &str) -> Sym {
@@ -419,22 +421,22 @@ impl Strings {
             self.grow();
         }
         let slot = self.slot(text);
-        if self.table[slot] != 0 {
-            return Sym(self.table[slot] - 1);
+        if let Some(sym) = NonZeroU32::new(self.table[slot]) {
+            return Sym(sym);
         }
-        let sym = self.spans.len() as u32;
         self.spans.push((self.text.len() as u32, text.len() as u32));
         self.text.push_str(text);
-        self.table[slot] = sym + 1;
+        let sym = NonZeroU32::MIN.saturating_add(self.spans.len() as u32 - 1);
+        self.table[slot] = sym.get();
         Sym(sym)
     }
 
     fn grow(&mut self) {
         let size = (self.table.len() * 2).max(1024);
         let old = std::mem::replace(&mut self.table, vec![0; size]);
-        for s in old.into_iter().filter(|&s| s != 0) {
-            let slot = self.slot(self.get(Sym(s - 1)));
-            self.table[slot] = s;
+        for s in old.into_iter().filter_map(NonZeroU32::new) {
+            let slot = self.slot(self.get(Sym(s)));
+            self.table[slot] = s.get();
         }
     }
 
@@ -496,7 +498,7 @@ impl LineIndex {
             Err(i) => i.saturating_sub(1),
         };
         let start = *self.starts.get(line)?;
-        Some(Pos { line: line as u32 + 1, column: offset - start + 1 })
+        Some(Pos { line: NonZeroU32::new(line as u32 + 1)?, column: offset - start + 1 })
     }
 }
 
@@ -525,14 +527,15 @@ impl<'a> Locator<'a> {
         Locator { indexes, files, sources }
     }
 
-    /// Chunks of `text`: `chunks` maps each chunk's file to its offset in `text`.
+    /// Chunks of one text: `lines` indexes the text, `chunks` maps each chunk's file to its
+    /// offset in it.
     pub(crate) fn chunked(
         sources: &'a SourceMap,
-        text: &str,
+        lines: LineIndex,
         chunks: impl IntoIterator<Item = (FileId, usize)>,
     ) -> Locator<'a> {
         let files = chunks.into_iter().map(|(id, offset)| (id, (0, offset))).collect();
-        Locator { indexes: vec![LineIndex::new(text)], files, sources }
+        Locator { indexes: vec![lines], files, sources }
     }
 
     fn pos(&self, span: Option<SourceSpan>) -> Option<Pos> {
@@ -541,7 +544,8 @@ impl<'a> Locator<'a> {
             Some(&(index, base)) => self.indexes[index].pos(base + span.offset()),
             None => {
                 let lc = span.line_column(self.sources)?;
-                Some(Pos { line: u32::try_from(lc.line).ok()?, column: u32::try_from(lc.column).ok()? })
+                let line = NonZeroU32::new(u32::try_from(lc.line).ok()?)?;
+                Some(Pos { line, column: u32::try_from(lc.column).ok()? })
             }
         }
     }
@@ -786,7 +790,8 @@ mod tests {
     /// ariadne) puts it.
     #[test]
     fn line_index_agrees_with_apollo_compiler() {
-        let text = "type Query {\r\n  a: Int\r  b: Int\n\n  c: Int # \u{2028} é \u{2029}\u{85}\x0b\x0c\r\r\n}\n";
+        let text =
+            "type Query {\r\n  a: Int\r  b: Int\n\n  c: Int # \u{2028} é \u{2029}\u{85}\x0b\x0c\r\r\n}\n";
         let document = match ast::Document::parse(text, "t.graphql") {
             Ok(document) => document,
             Err(with_errors) => with_errors.partial,
@@ -797,7 +802,11 @@ mod tests {
         for offset in (0..=text.len()).filter(|&o| text.is_char_boundary(o)) {
             let expected = file.get_line_column(offset).unwrap();
             let pos = index.pos(offset).unwrap();
-            assert_eq!((pos.line as usize, pos.column as usize), (expected.line, expected.column), "offset {offset}");
+            assert_eq!(
+                (pos.line.get() as usize, pos.column as usize),
+                (expected.line, expected.column),
+                "offset {offset}"
+            );
             checked += 1;
         }
         assert!(checked > 50, "{checked}");

@@ -7,9 +7,9 @@
 //! in chunks of whole definitions on two threads, so a large schema costs about what it keeps
 //! (README, "Schema diff and check at scale").
 
+use std::borrow::Cow;
 use std::path::Path;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use apollo_compiler::ast::{self, DirectiveDefinition, DirectiveLocation};
 use apollo_compiler::parser::FileId;
@@ -18,7 +18,7 @@ use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{Node, Schema, name};
 use sha2::{Digest, Sha256};
 
-use crate::model::{self, CompactSchema, Locator};
+use crate::model::{self, CompactSchema, LineIndex, Locator};
 use crate::problem::{self, Problem, Severity};
 
 /// A parsed and validated schema, with the path label it was loaded under.
@@ -122,41 +122,33 @@ pub fn load_compact_with<T>(
     text: &str,
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
-    load_in_chunks(path_label, text, CHUNK_BYTES, with_schema)
+    load_in_chunks(path_label, Cow::Borrowed(text), CHUNK_BYTES, with_schema)
 }
 
-/// [`load_compact_with`] with chunks of at least `chunk_bytes`.
+/// [`load_compact_with`] with chunks of at least `chunk_bytes`; an owned `text` is dropped as
+/// soon as the schema has validated.
 fn load_in_chunks<T>(
     path_label: &str,
-    text: &str,
+    text: Cow<'_, str>,
     chunk_bytes: usize,
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
-    let probe = std::env::var("PROBE_LOAD").is_ok();
-    let t = std::time::Instant::now();
-    let hash = schema_hash(text);
-    if probe { eprintln!("  hash {:?}", t.elapsed()); }
-    let t = std::time::Instant::now();
-    let parsed = parse_in_chunks(path_label, text, chunk_bytes);
-    if probe { eprintln!("  parse+validate {:?}", t.elapsed()); }
-    let Some((schema, files)) = parsed else {
+    let hash = schema_hash(&text);
+    let Some((schema, files)) = parse_in_chunks(path_label, &text, chunk_bytes) else {
         // Whole, as `load_sdl` loads it: the same errors (or, should chunking have been wrong
         // about a valid text, the same schema).
-        let sdl = load_sdl(path_label, text)?;
+        let sdl = load_sdl(path_label, &text)?;
+        drop(text);
         let out = with_schema(sdl.schema());
         return Ok((sdl.into_compact(), out));
     };
-    let t = std::time::Instant::now();
+    let lines = LineIndex::new(&text);
+    drop(text);
     let out = with_schema(&schema);
-    if probe { eprintln!("  with {:?}", t.elapsed()); }
-    let t = std::time::Instant::now();
-    let locator = Locator::chunked(&schema.sources, text, files);
+    let locator = Locator::chunked(&schema.sources, lines, files);
     let compact = model::build(&schema, &locator, path_label, &hash);
     drop(locator);
-    if probe { eprintln!("  compact {:?}", t.elapsed()); }
-    let t = std::time::Instant::now();
     drop(schema);
-    if probe { eprintln!("  drop {:?}", t.elapsed()); }
     Ok((compact, out))
 }
 
@@ -171,31 +163,24 @@ fn parse_in_chunks(
     text: &str,
     chunk_bytes: usize,
 ) -> Option<(Valid<Schema>, Vec<(FileId, usize)>)> {
-    let t0 = std::time::Instant::now();
     let chunks = definition_chunks(text, chunk_bytes);
-    if std::env::var("PROBE_LOAD").is_ok() { eprintln!("   chunks {} {:?}", chunks.len(), t0.elapsed()); }
     if chunks.len() < 2 {
         return None;
     }
-    let next = AtomicUsize::new(0);
-    let parse = || {
-        let mut parsed = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(_, chunk)) = chunks.get(i) else { break };
-            parsed.push((i, ast::Document::parse(chunk, path_label)));
-        }
-        parsed
+    // Chunks alternate between this thread and a helper: a fixed split, so that the halves of
+    // the next schema parsed land where the halves of the last one were freed (each thread
+    // allocates from its own heap).
+    let parse = |first: usize| {
+        let mine = chunks.iter().enumerate().skip(first).step_by(2);
+        mine.map(|(i, &(_, chunk))| (i, ast::Document::parse(chunk, path_label))).collect::<Vec<_>>()
     };
-    let threads: usize = std::env::var("PROBE_PARSE_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let mut documents: Vec<_> = if threads == 1 { parse() } else { std::thread::scope(|scope| {
-        let helper = scope.spawn(parse);
-        let mut mine = parse();
+    let mut documents = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| parse(1));
+        let mut mine = parse(0);
         // A panic in the helper is a bug: let it go on unwinding here.
         mine.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         mine
-    }) };
-    if std::env::var("PROBE_LOAD").is_ok() { eprintln!("   docs {:?}", t0.elapsed()); }
+    });
     documents.sort_unstable_by_key(|(i, _)| *i);
     let mut builder = Schema::builder();
     let mut files = Vec::with_capacity(documents.len());
@@ -204,12 +189,23 @@ fn parse_in_chunks(
         files.push((*document.sources.keys().next()?, *offset));
         builder = builder.add_ast(&document);
     }
-    if std::env::var("PROBE_LOAD").is_ok() { eprintln!("   added {:?}", t0.elapsed()); }
-    let schema = builder.build().ok()?;
-    if std::env::var("PROBE_LOAD").is_ok() { eprintln!("   built {:?}", t0.elapsed()); }
-    let schema = validate(schema).ok()?;
-    if std::env::var("PROBE_LOAD").is_ok() { eprintln!("   validated {:?}", t0.elapsed()); }
-    one_of_rules(&schema, path_label).is_empty().then_some((schema, files))
+    let schema = validate(builder.build().ok()?).ok()?;
+    if !one_of_rules(&schema, path_label).is_empty() {
+        return None;
+    }
+    // Valid: the chunks' texts were kept for diagnostics and are not needed any more (the
+    // model's positions come from the line index of the whole text). The built-in
+    // definitions' file stays, for positions in it.
+    let mut schema = schema.into_inner();
+    schema.sources = Arc::new(
+        schema
+            .sources
+            .iter()
+            .filter(|(id, _)| **id == FileId::BUILT_IN)
+            .map(|(id, f)| (*id, f.clone()))
+            .collect(),
+    );
+    Some((Valid::assume_valid(schema), files))
 }
 
 /// `text` cut into chunks of at least `target` bytes, each ending after a line whose last
@@ -267,7 +263,10 @@ pub(crate) fn definition_chunks(text: &str, target: usize) -> Vec<(usize, &str)>
         i += 1;
     }
     // A tail of blanks is no definition: leave it to the last chunk.
-    if cuts.last().is_some_and(|&cut| text[cut..].bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b','))) {
+    if cuts
+        .last()
+        .is_some_and(|&cut| text[cut..].bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b',')))
+    {
         cuts.pop();
     }
     let mut out = Vec::with_capacity(cuts.len() + 1);
@@ -401,7 +400,7 @@ pub fn load_compact_file_with<T>(
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
     let (label, text) = read_schema(path.as_ref())?;
-    load_compact_with(&label, &text, with_schema)
+    load_in_chunks(&label, Cow::Owned(text), CHUNK_BYTES, with_schema)
 }
 
 /// The path label (`/` separators) and the text of a schema file.
@@ -438,12 +437,9 @@ impl Sdl {
     pub fn into_compact(self) -> CompactSchema {
         match self.compact.into_inner() {
             Some(compact) => compact,
-            None => model::build(
-                &self.schema,
-                &Locator::per_file(&self.schema.sources),
-                &self.path,
-                &self.hash,
-            ),
+            None => {
+                model::build(&self.schema, &Locator::per_file(&self.schema.sources), &self.path, &self.hash)
+            }
         }
     }
 
@@ -483,11 +479,15 @@ mod tests {
 
     #[test]
     fn a_schema_loaded_in_chunks_diffs_as_one_loaded_whole() {
-        let edited = TRICKY.replace("b: E", "b: E!").replace("enum E { A B", "enum E { A C").replace("\n  e: E\n}", "\n}");
-        let (old, new) = (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
+        let edited = TRICKY
+            .replace("b: E", "b: E!")
+            .replace("enum E { A B", "enum E { A C")
+            .replace("\n  e: E\n}", "\n}");
+        let (old, new) =
+            (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
         let whole = crate::diff(&old, &new);
-        let (old_c, ()) = load_in_chunks("old.graphql", TRICKY, 1, |_| ()).unwrap();
-        let (new_c, ()) = load_in_chunks("new.graphql", &edited, 1, |_| ()).unwrap();
+        let (old_c, ()) = load_in_chunks("old.graphql", Cow::Borrowed(TRICKY), 1, |_| ()).unwrap();
+        let (new_c, ()) = load_in_chunks("new.graphql", Cow::Borrowed(&edited), 1, |_| ()).unwrap();
         assert!(definition_chunks(TRICKY, 1).len() > 1 && definition_chunks(&edited, 1).len() > 1);
         let chunked = crate::diff(&old_c, &new_c);
         assert_eq!(chunked, whole);
@@ -498,9 +498,10 @@ mod tests {
 
     #[test]
     fn a_schema_that_fails_in_chunks_reports_what_loading_it_whole_reports() {
-        let broken = format!("{TRICKY}type Late {{ x: Missing }}\ntype Dup {{ a: Int }}\ntype Dup {{ b: Int }}\n");
+        let broken =
+            format!("{TRICKY}type Late {{ x: Missing }}\ntype Dup {{ a: Int }}\ntype Dup {{ b: Int }}\n");
         let whole = load_sdl("s.graphql", &broken).unwrap_err();
-        let chunked = load_in_chunks("s.graphql", &broken, 1, |_| ()).unwrap_err();
+        let chunked = load_in_chunks("s.graphql", Cow::Borrowed(&broken), 1, |_| ()).unwrap_err();
         assert_eq!(chunked.to_string(), whole.to_string());
         assert_eq!(chunked.problems(), whole.problems());
         assert!(!whole.problems().is_empty() && whole.problems().iter().all(|p| p.line.is_some()));

@@ -347,6 +347,9 @@ impl<'a> Collector<'a> {
         };
         self.directives(&mut u, &def.directives, loc);
         self.selections(&mut u, root, &def.selection_set);
+        // Kept for the whole check, one per operation: no spare capacity.
+        u.map.shrink_to_fit();
+        u.scratch = String::new();
         u
     }
 
@@ -605,7 +608,10 @@ impl<'a> Collector<'a> {
                         if let Some(reason) = fd.deprecation {
                             self.deprecated(
                                 "DEPRECATED_INPUT_FIELD",
-                                format!("input field `{named}.{fname}` is deprecated: {}", schema.str(reason)),
+                                format!(
+                                    "input field `{named}.{fname}` is deprecated: {}",
+                                    schema.str(reason)
+                                ),
                                 fspan,
                             );
                         }

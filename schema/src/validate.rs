@@ -6,6 +6,8 @@ use apollo_compiler::ast;
 use apollo_compiler::diagnostic::ToCliReport;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{ExecutableDocument, Schema};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Serialize;
 
 use crate::contract::Contract;
@@ -66,23 +68,37 @@ pub(crate) fn sort_problems(v: &mut [Problem]) {
 /// in, sorted: [`ValidationReport::errors`], and [`CheckReport::operation_errors`](crate::CheckReport::operation_errors)
 /// when given to [`check_compact`](crate::check_compact).
 pub fn operation_errors(schema: &Valid<Schema>, contract: &Contract) -> Vec<Problem> {
-    let chunks = plan_chunks(contract, default_parallelism());
+    let threads = default_parallelism();
+    let documents = contract.operations().len().div_ceil(OPERATIONS_PER_DOCUMENT).max(threads);
+    let chunks = plan_chunks(contract, documents);
     let mut out: Vec<Problem> = contract.rule_problems().to_vec();
-    if chunks.len() <= 1 {
-        for chunk in &chunks {
-            out.extend(validate_chunk(schema, contract, chunk));
+    // Each worker builds, validates and drops one document at a time.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut found = Vec::new();
+        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            found.extend(validate_chunk(schema, contract, chunk));
         }
+        found
+    };
+    if chunks.len() <= 1 || threads <= 1 {
+        out.extend(work());
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                chunks.iter().map(|chunk| scope.spawn(|| validate_chunk(schema, contract, chunk))).collect();
-            for h in handles {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            out.extend(work());
+            for h in helpers {
                 out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             }
         });
     }
     finish(out)
 }
+
+/// Operations per document validated at once: apollo-compiler's executable document and its
+/// validation's working memory cost about 20 KiB per operation, so documents of this size keep
+/// that to about a MiB each.
+const OPERATIONS_PER_DOCUMENT: usize = 64;
 
 /// Sorts and removes duplicates (a fragment validated in two chunks reports twice).
 pub(crate) fn finish(mut out: Vec<Problem>) -> Vec<Problem> {
@@ -93,7 +109,6 @@ pub(crate) fn finish(mut out: Vec<Problem>) -> Vec<Problem> {
 
 /// How many threads validation may use.
 pub(crate) fn default_parallelism() -> usize {
-    if let Some(n) = std::env::var("PROBE_VALIDATE_THREADS").ok().and_then(|v| v.parse().ok()) { return n; }
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4)
 }
 
@@ -145,7 +160,11 @@ pub(crate) fn plan_chunks(contract: &Contract, n: usize) -> Vec<Chunk> {
 }
 
 /// apollo-compiler's build and validation errors for the definitions of one chunk.
-pub(crate) fn validate_chunk(valid_schema: &Valid<Schema>, contract: &Contract, chunk: &Chunk) -> Vec<Problem> {
+pub(crate) fn validate_chunk(
+    valid_schema: &Valid<Schema>,
+    contract: &Contract,
+    chunk: &Chunk,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut build_errors = DiagnosticList::new(valid_schema.sources.clone());
     let mut builder = ExecutableDocument::builder(Some(valid_schema), &mut build_errors);
