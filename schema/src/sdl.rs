@@ -152,6 +152,9 @@ fn load_in_chunks<T>(
     Ok((compact, out))
 }
 
+/// Each chunk's file and its byte offset in the whole text.
+type ChunkFiles = Vec<(FileId, usize)>;
+
 /// Bytes of text per chunk: small enough that the parser's transient trees stay small, large
 /// enough that per-chunk costs do not count.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -162,7 +165,7 @@ fn parse_in_chunks(
     path_label: &str,
     text: &str,
     chunk_bytes: usize,
-) -> Option<(Valid<Schema>, Vec<(FileId, usize)>)> {
+) -> Option<(Valid<Schema>, ChunkFiles)> {
     let chunks = definition_chunks(text, chunk_bytes);
     if chunks.len() < 2 {
         return None;
