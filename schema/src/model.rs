@@ -7,9 +7,9 @@
 //! contract commands build it from apollo-compiler's schema and drop that schema at once, and
 //! at most one apollo-compiler schema is ever alive (README, "Schema diff and check at scale").
 
-use apollo_compiler::ast::{self, DirectiveLocation, OperationType, Value};
 use std::num::NonZeroU32;
 
+use apollo_compiler::ast::{self, DirectiveLocation, OperationType, Value};
 use apollo_compiler::collections::HashMap;
 use apollo_compiler::parser::{FileId, SourceMap, SourceSpan};
 use apollo_compiler::schema::{ComponentName, ExtendedType};

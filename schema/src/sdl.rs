@@ -113,10 +113,12 @@ pub fn load_compact(path_label: &str, text: &str) -> Result<CompactSchema, Schem
 /// dropped (`check` validates the contract's operations there).
 ///
 /// The text is parsed in chunks of whole top-level definitions (about 64 KiB each, on two
-/// threads), which keeps the parser's peak memory near what the schema keeps. Positions in
-/// the schema `with_schema` sees are relative to each chunk; the model's positions are
-/// relative to the whole text, as [`load_sdl`]'s are. When a chunk, the schema or its
-/// validation fails, the text is loaded whole by [`load_sdl`], so errors are exactly its own.
+/// threads), which keeps the parser's peak memory near what the schema keeps. The schema
+/// `with_schema` sees has its spans relative to each chunk and no source text but the
+/// built-in definitions' (diagnostics about operations, located in their own files, are as
+/// usual); the model's positions are relative to the whole text, as [`load_sdl`]'s are. When a
+/// chunk, the schema or its validation fails, the text is loaded whole by [`load_sdl`], so
+/// errors are exactly its own.
 pub fn load_compact_with<T>(
     path_label: &str,
     text: &str,
@@ -161,11 +163,7 @@ const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The schema parsed from chunks of `text` and validated, with each chunk's file and offset;
 /// `None` when anything fails (the caller then loads the text whole) or the text is one chunk.
-fn parse_in_chunks(
-    path_label: &str,
-    text: &str,
-    chunk_bytes: usize,
-) -> Option<(Valid<Schema>, ChunkFiles)> {
+fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(Valid<Schema>, ChunkFiles)> {
     let chunks = definition_chunks(text, chunk_bytes);
     if chunks.len() < 2 {
         return None;

@@ -2,12 +2,12 @@
 //! executable validation), operation and fragment names must be unique across the contract,
 //! and use of deprecated fields, arguments, input fields and enum values is a warning.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use apollo_compiler::ast;
 use apollo_compiler::diagnostic::ToCliReport;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{ExecutableDocument, Schema};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use serde::Serialize;
 
 use crate::contract::Contract;
