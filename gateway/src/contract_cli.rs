@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use banyan_schema::{
     ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract, EXIT_FAILURE,
     EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, Sdl,
-    build_manifest, check, extract, load_sdl, load_sdl_file, schema_hash, validate_contract,
+    build_manifest, check_compact, extract, load_compact_file, load_compact_file_with, load_compact_with,
+    load_sdl, load_sdl_file, operation_errors, schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -50,10 +51,12 @@ pub struct Output {
 /// `banyan schema diff OLD NEW`: every change, classified; exit 1 when any is breaking.
 pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        let (old, new) = both(|| load_sdl_file(old), || load_sdl_file(new));
-        let (old, new) = (loaded(old)?, loaded(new)?);
+        // One schema at a time, each kept only as its compact model (README, "Schema diff and
+        // check at scale"): at most one apollo-compiler schema is alive.
+        let old = loaded(load_compact_file(old))?;
+        let new = loaded(load_compact_file(new))?;
         let no_contract = loaded(Contract::from_sources([]))?;
-        let report = check(&old, &new, &no_contract, CheckOptions { strict: true });
+        let report = check_compact(&old, &new, &no_contract, Vec::new(), CheckOptions { strict: true });
         write_report(out, &report.render(output.format.format(output.colour)));
         Ok(if report.changes_of(Level::Breaking).next().is_some() { EXIT_FAILURE } else { EXIT_OK })
     })
@@ -77,10 +80,22 @@ pub struct CheckArgs<'a> {
 /// `banyan schema check`: the CI gate.
 pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        // The two schemas parse and validate on two threads (the contract is small).
-        let (old, new) = both(|| load_sdl_file(args.base), || new_schema(args.new));
-        let (old, new) = (loaded(old)?, loaded(new)?);
-        let contract = loaded(Contract::load(args.contract))?;
+        // One schema at a time, each kept only as its compact model (README, "Schema diff and
+        // check at scale"): at most one apollo-compiler schema is alive. The contract loads
+        // into the memory the base schema left and validates against the new schema while that
+        // is loaded. Errors come in the order of the inputs: the base, the new schema, the
+        // contract.
+        let old = loaded(load_compact_file(args.base))?;
+        let contract = Contract::load(args.contract);
+        let (new, errors) = loaded(match args.new {
+            Some(path) => load_compact_file_with(path, |schema| {
+                contract.as_ref().ok().map(|contract| operation_errors(schema, contract))
+            }),
+            None => load_compact_with(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl(), |schema| {
+                contract.as_ref().ok().map(|contract| operation_errors(schema, contract))
+            }),
+        })?;
+        let contract = loaded(contract)?;
         let accepted = match args.accepted {
             Some(path) => loaded(AcceptedChanges::load(path))?,
             None if Path::new(ACCEPTED_CHANGES_FILE).is_file() => {
@@ -88,7 +103,8 @@ pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, er
             }
             None => AcceptedChanges::none(),
         };
-        let report = check(&old, &new, &contract, CheckOptions { strict: args.strict })
+        let errors = errors.unwrap_or_default();
+        let report = check_compact(&old, &new, &contract, errors, CheckOptions { strict: args.strict })
             .with_accepted(&accepted, old.hash());
         write_report(out, &report.render(output.format.format(output.colour)));
         Ok(report.exit_code())
@@ -227,18 +243,6 @@ fn new_schema(path: Option<&Path>) -> Result<Sdl, banyan_schema::SchemaError> {
         Some(path) => load_sdl_file(path),
         None => load_sdl(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl()),
     }
-}
-
-/// Runs `a` on a thread of its own and `b` on this one (each schema takes most of a core to
-/// parse and validate).
-fn both<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
-    std::thread::scope(|scope| {
-        let a = scope.spawn(a);
-        let b = b();
-        // A panic in `a` is a bug: let it go on unwinding here.
-        let a = a.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
-    })
 }
 
 /// Runs a command body; an input that could not be loaded (or written) is exit 2 with its message.

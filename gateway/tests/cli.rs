@@ -303,6 +303,71 @@ fn schemas_using_one_of_load_and_adding_it_is_breaking() {
     assert!(stdout(&removed).contains("ONE_OF_REMOVED"), "{}", stdout(&removed));
 }
 
+/// The benchmark's generator (schema/benches/support/synth.rs), for the 5,000-type pair.
+#[path = "../../schema/benches/support/synth.rs"]
+mod synth;
+
+/// Writes the pair `synth_schemas` writes (two documented 5,000-type schemas with 477 changes
+/// and 500 contract operations) into a fresh directory.
+fn synth_pair(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("banyan-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_, _, files) = synth::generate(5_000, 500, 486);
+    let (old, new) = synth::generate_documented(5_000, 486);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    std::fs::write(dir.join("old.graphql"), old).expect("a temp file");
+    std::fs::write(dir.join("new.graphql"), new).expect("a temp file");
+    for file in files {
+        let rel = file.path.strip_prefix("frontend-contract/").expect("a contract path");
+        let path = dir.join("contract").join(rel);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a temp dir");
+        std::fs::write(path, file.text).expect("a temp file");
+    }
+    dir
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The reports of `schema diff` and `schema check` on the generated 5,000-type pair are, byte
+/// for byte, what they were before the diff moved from apollo-compiler's schemas to the compact
+/// model loaded in chunks (recorded with the release build of 47683e8): the text reports are the
+/// committed fixtures, the JSON ones (every field of every change, position, anchor, touched
+/// operation and operation error) are pinned by their SHA-256.
+#[test]
+fn reports_on_the_generated_5000_type_pair_are_unchanged() {
+    let dir = synth_pair("synth");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_banyan"))
+            .args(args)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("banyan runs");
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        output.stdout
+    };
+    let diff = ["schema", "diff", "old.graphql", "new.graphql"];
+    let check =
+        ["schema", "check", "--base", "old.graphql", "--new", "new.graphql", "--contract", "contract"];
+    let fixture = |name: &str| {
+        std::fs::read_to_string(repo().join("schema/tests/fixtures/synth").join(name)).expect("the fixture")
+    };
+    let diff_text = String::from_utf8(run(&diff)).expect("UTF-8");
+    assert!(diff_text == fixture("diff.txt"), "schema diff's text report changed:\n{diff_text}");
+    let check_text = String::from_utf8(run(&check)).expect("UTF-8");
+    assert!(check_text == fixture("check.txt"), "schema check's text report changed:\n{check_text}");
+    assert!(check_text.ends_with(
+        "FAILED: 123 breaking changes touch contract operations; 37 contract operation errors. (exit 1)\n"
+    ));
+    let json = |args: &[&str]| sha256_hex(&run(&[args, &["--format", "json"]].concat()));
+    assert_eq!(json(&diff), "d89c820532f0e0429ed1fc7c8f29e01654172031d2209ededf6943fd87f507ed");
+    assert_eq!(json(&check), "b7d3e3cf994d08ed9daa0f973de9a0354b02c0891e4a312ecc21daa37368a6b9");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---- banyan migration report / check ----
 
 /// A routing table written to a temporary file.

@@ -80,6 +80,14 @@ fn load_sdl_5000_types(bencher: divan::Bencher) {
     bencher.bench(|| load_sdl("schema.graphql", &text).map(|s| s.schema().types.len()))
 }
 
+/// What `banyan schema diff` and `check` do per schema: parse in chunks on two threads,
+/// validate, build the compact model, drop apollo-compiler's schema.
+#[divan::bench(sample_count = 10)]
+fn load_compact_5000_types(bencher: divan::Bencher) {
+    let text = synth::generate(5_000, 1, 0).0;
+    bencher.bench(|| banyan_schema::load_compact("schema.graphql", &text).map(|s| s.type_count()))
+}
+
 /// Usage of the 500 operations in one schema.
 #[divan::bench(sample_count = 20)]
 fn usage_500_ops() -> usize {

@@ -12,12 +12,12 @@
 //!   [`ContractError`](crate::ContractError)), which the CLI maps itself.
 
 use apollo_compiler::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::accepted::{Acceptance, AcceptedChanges, Unused, UnusedAcceptance};
 use crate::contract::{Contract, OperationType};
 use crate::diff::{Change, Level, diff};
+use crate::model::CompactSchema;
 use crate::problem::{Problem, Severity};
 use crate::sdl::Sdl;
 use crate::usage::{Collector, Usage};
@@ -169,7 +169,8 @@ impl CheckReport {
     }
 
     /// Applies accepted changes: every change whose coordinate and kind an entry names, when
-    /// the entry's `base` is `base_hash` (the [`Sdl::hash`] of this check's old schema), is
+    /// the entry's `base` is `base_hash` (the [`Sdl::hash`] or [`CompactSchema::hash`] of this
+    /// check's old schema), is
     /// marked accepted and becomes a notice, so it no longer fails the check. Entries that
     /// apply to nothing are listed in [`CheckReport::unused_acceptances`].
     #[must_use]
@@ -220,21 +221,49 @@ pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -
     // beside the diff and the usage walks.
     let chunks = plan_chunks(contract, default_parallelism());
     let (checked, operation_errors) = std::thread::scope(|scope| {
-        let validations: Vec<_> =
-            chunks.iter().map(|chunk| scope.spawn(|| validate_chunk(new, contract, chunk))).collect();
-        let checked = classify(old, new, contract, options);
+        let validations: Vec<_> = chunks
+            .iter()
+            .map(|chunk| scope.spawn(|| validate_chunk(new.schema(), contract, chunk)))
+            .collect();
+        let checked = classify(old.compact(), new.compact(), contract, options);
         let mut errors = contract.rule_problems().to_vec();
         for v in validations {
             errors.extend(v.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
         (checked, finish(errors))
     });
+    report(old.compact(), new.compact(), contract, options, checked, operation_errors)
+}
+
+/// [`check()`] on compact models, for schemas loaded with
+/// [`load_compact_with`](crate::load_compact_with) so that apollo-compiler's schemas are gone
+/// by now: `operation_errors` is what [`operation_errors`](crate::operation_errors) found
+/// validating the contract against the new schema while it was loaded.
+pub fn check_compact(
+    old: &CompactSchema,
+    new: &CompactSchema,
+    contract: &Contract,
+    operation_errors: Vec<Problem>,
+    options: CheckOptions,
+) -> CheckReport {
+    let checked = classify(old, new, contract, options);
+    report(old, new, contract, options, checked, operation_errors)
+}
+
+fn report(
+    old: &CompactSchema,
+    new: &CompactSchema,
+    contract: &Contract,
+    options: CheckOptions,
+    changes: Vec<CheckedChange>,
+    operation_errors: Vec<Problem>,
+) -> CheckReport {
     CheckReport {
         old_schema: old.path().to_owned(),
         new_schema: new.path().to_owned(),
         strict: options.strict,
         operation_count: contract.operations().len(),
-        changes: checked,
+        changes,
         operation_errors,
         accepted_file: None,
         unused_acceptances: Vec::new(),
@@ -242,20 +271,25 @@ pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -
 }
 
 /// Diff, usage, touches and severities.
-fn classify(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -> Vec<CheckedChange> {
+fn classify(
+    old: &CompactSchema,
+    new: &CompactSchema,
+    contract: &Contract,
+    options: CheckOptions,
+) -> Vec<CheckedChange> {
     let changes = diff(old, new);
     let n = contract.operations().len();
 
     // Usage is resolved in the old schema, which the operations were written against. An
     // operation that does not fully resolve there (one written for the new schema, or an
     // invalid one) is resolved in the new schema too, and the two are merged.
-    let mut in_old = Collector::new(old.schema(), contract, false);
+    let mut in_old = Collector::new(old, contract, false);
     let mut in_new: Option<Collector<'_>> = None;
     let usages: Vec<Usage> = (0..n)
         .map(|i| {
             let mut u = in_old.operation(i);
             if u.unresolved {
-                let c = in_new.get_or_insert_with(|| Collector::new(new.schema(), contract, false));
+                let c = in_new.get_or_insert_with(|| Collector::new(new, contract, false));
                 u.merge(&c.operation(i));
             }
             u

@@ -17,17 +17,12 @@
 //!   every value a client could send before is still accepted; removing non-null is safe,
 //!   adding it is breaking, any list wrapping change or a different named type is breaking.
 
-use std::collections::HashSet;
 use std::fmt;
 
-use apollo_compiler::Name;
-use apollo_compiler::ast::{self, DirectiveLocation, Type, Value};
-use apollo_compiler::parser::SourceSpan;
-use apollo_compiler::schema::{Component, ComponentName, ExtendedType, FieldDefinition};
-use apollo_compiler::{Node, collections::IndexMap, collections::IndexSet};
+use apollo_compiler::ast::{self, DirectiveLocation};
 use serde::Serialize;
 
-use crate::sdl::{Sdl, is_one_of};
+use crate::model::{CompactSchema, FieldDef, InputDef, Kind, Pos, Sym, TypeDef};
 use crate::usage::{Touch, mask};
 
 /// How a change affects clients.
@@ -233,8 +228,15 @@ pub struct Change {
 
 /// Compares `old` with `new` and returns every change, sorted by level (breaking first), then
 /// coordinate, then kind.
-pub fn diff(old: &Sdl, new: &Sdl) -> Vec<Change> {
-    let mut d = Differ { old, new, out: Vec::new() };
+///
+/// Either side may be an [`Sdl`](crate::Sdl) or a [`CompactSchema`]; the diff reads the compact
+/// model of each.
+pub fn diff<O, N>(old: &O, new: &N) -> Vec<Change>
+where
+    O: AsRef<CompactSchema> + ?Sized,
+    N: AsRef<CompactSchema> + ?Sized,
+{
+    let mut d = Differ { old: old.as_ref(), new: new.as_ref(), out: Vec::new() };
     d.schema_roots();
     d.types();
     d.directives();
@@ -245,33 +247,54 @@ pub fn diff(old: &Sdl, new: &Sdl) -> Vec<Change> {
     out
 }
 
-/// graphql-js's `isChangeSafeForObjectOrInterfaceField`.
-pub(crate) fn safe_for_output(old: &Type, new: &Type) -> bool {
-    match old {
-        Type::Named(o) => matches!(new, Type::Named(n) | Type::NonNullNamed(n) if n == o),
-        Type::NonNullNamed(o) => matches!(new, Type::NonNullNamed(n) if n == o),
-        Type::List(o) => match new {
-            Type::List(n) | Type::NonNullList(n) => safe_for_output(o, n),
+/// A printed type reference taken apart one level: `Named`, `Named!`, `[…]`, `[…]!`.
+enum Shape<'a> {
+    Named(&'a str),
+    NonNullNamed(&'a str),
+    List(&'a str),
+    NonNullList(&'a str),
+}
+
+fn shape(ty: &str) -> Shape<'_> {
+    let (non_null, t) = match ty.strip_suffix('!') {
+        Some(t) => (true, t),
+        None => (false, ty),
+    };
+    match (t.strip_prefix('[').and_then(|t| t.strip_suffix(']')), non_null) {
+        (Some(item), false) => Shape::List(item),
+        (Some(item), true) => Shape::NonNullList(item),
+        (None, false) => Shape::Named(t),
+        (None, true) => Shape::NonNullNamed(t),
+    }
+}
+
+/// graphql-js's `isChangeSafeForObjectOrInterfaceField`, on printed types.
+pub(crate) fn safe_for_output(old: &str, new: &str) -> bool {
+    match shape(old) {
+        Shape::Named(o) => matches!(shape(new), Shape::Named(n) | Shape::NonNullNamed(n) if n == o),
+        Shape::NonNullNamed(o) => matches!(shape(new), Shape::NonNullNamed(n) if n == o),
+        Shape::List(o) => match shape(new) {
+            Shape::List(n) | Shape::NonNullList(n) => safe_for_output(o, n),
             _ => false,
         },
-        Type::NonNullList(o) => match new {
-            Type::NonNullList(n) => safe_for_output(o, n),
+        Shape::NonNullList(o) => match shape(new) {
+            Shape::NonNullList(n) => safe_for_output(o, n),
             _ => false,
         },
     }
 }
 
-/// graphql-js's `isChangeSafeForInputObjectFieldOrFieldArg`.
-pub(crate) fn safe_for_input(old: &Type, new: &Type) -> bool {
-    match old {
-        Type::Named(o) => matches!(new, Type::Named(n) if n == o),
-        Type::NonNullNamed(o) => matches!(new, Type::Named(n) | Type::NonNullNamed(n) if n == o),
-        Type::List(o) => match new {
-            Type::List(n) => safe_for_input(o, n),
+/// graphql-js's `isChangeSafeForInputObjectFieldOrFieldArg`, on printed types.
+pub(crate) fn safe_for_input(old: &str, new: &str) -> bool {
+    match shape(old) {
+        Shape::Named(o) => matches!(shape(new), Shape::Named(n) if n == o),
+        Shape::NonNullNamed(o) => matches!(shape(new), Shape::Named(n) | Shape::NonNullNamed(n) if n == o),
+        Shape::List(o) => match shape(new) {
+            Shape::List(n) => safe_for_input(o, n),
             _ => false,
         },
-        Type::NonNullList(o) => match new {
-            Type::List(n) | Type::NonNullList(n) => safe_for_input(o, n),
+        Shape::NonNullList(o) => match shape(new) {
+            Shape::List(n) | Shape::NonNullList(n) => safe_for_input(o, n),
             _ => false,
         },
     }
@@ -288,33 +311,6 @@ pub(crate) fn deprecation_reason(directives: &ast::DirectiveList) -> Option<Stri
     )
 }
 
-/// A canonical print of a value (object fields sorted), for default-value comparison.
-fn canonical_value(v: &Value) -> String {
-    match v {
-        Value::Object(fields) => {
-            let mut parts: Vec<String> =
-                fields.iter().map(|(k, v)| format!("{k}: {}", canonical_value(v))).collect();
-            parts.sort();
-            format!("{{{}}}", parts.join(", "))
-        }
-        Value::List(items) => {
-            format!("[{}]", items.iter().map(|v| canonical_value(v)).collect::<Vec<_>>().join(", "))
-        }
-        other => other.to_string(),
-    }
-}
-
-fn kind_name(ty: &ExtendedType) -> &'static str {
-    match ty {
-        ExtendedType::Scalar(_) => "a scalar",
-        ExtendedType::Object(_) => "an object type",
-        ExtendedType::Interface(_) => "an interface type",
-        ExtendedType::Union(_) => "a union type",
-        ExtendedType::Enum(_) => "an enum type",
-        ExtendedType::InputObject(_) => "an input object type",
-    }
-}
-
 fn is_executable_location(loc: DirectiveLocation) -> bool {
     matches!(
         loc,
@@ -327,13 +323,6 @@ fn is_executable_location(loc: DirectiveLocation) -> bool {
             | DirectiveLocation::InlineFragment
             | DirectiveLocation::VariableDefinition
     )
-}
-
-fn show_default(v: Option<&Node<Value>>) -> String {
-    match v {
-        Some(v) => format!("`{}`", canonical_value(v)),
-        None => "none".to_owned(),
-    }
 }
 
 /// Where an argument list belongs: a field (`Type.field`) or a directive (`@name`).
@@ -352,8 +341,8 @@ impl ArgOwner<'_> {
 }
 
 struct Differ<'a> {
-    old: &'a Sdl,
-    new: &'a Sdl,
+    old: &'a CompactSchema,
+    new: &'a CompactSchema,
     out: Vec<Change>,
 }
 
@@ -368,21 +357,18 @@ struct Draft {
 }
 
 impl<'a> Differ<'a> {
-    fn pos(&self, side: Side, span: Option<SourceSpan>) -> Option<SdlPosition> {
-        let sdl = match side {
+    fn pos(&self, side: Side, pos: Option<Pos>) -> Option<SdlPosition> {
+        let schema = match side {
             Side::Old => self.old,
             Side::New => self.new,
         };
-        let (line, column) = sdl.line_col(span)?;
-        Some(SdlPosition { side, file: sdl.path().to_owned(), line, column })
-    }
-
-    fn old_pos(&self, span: Option<SourceSpan>) -> Option<SdlPosition> {
-        self.pos(Side::Old, span)
-    }
-
-    fn new_pos(&self, span: Option<SourceSpan>) -> Option<SdlPosition> {
-        self.pos(Side::New, span)
+        let pos = pos?;
+        Some(SdlPosition {
+            side,
+            file: schema.path().to_owned(),
+            line: pos.line.get() as usize,
+            column: pos.column as usize,
+        })
     }
 
     fn push(&mut self, d: Draft) {
@@ -399,17 +385,16 @@ impl<'a> Differ<'a> {
     }
 
     /// A change located in the new schema.
-    #[allow(clippy::too_many_arguments)]
     fn at_new(
         &mut self,
         kind: ChangeKind,
         coordinate: String,
         message: String,
         impact: String,
-        span: Option<SourceSpan>,
+        pos: Option<Pos>,
         touch: Touch,
     ) {
-        let location = self.new_pos(span);
+        let location = self.pos(Side::New, pos);
         self.push(Draft { kind, coordinate, message, impact, location, anchor: None, touch });
     }
 
@@ -421,52 +406,82 @@ impl<'a> Differ<'a> {
         coordinate: String,
         message: String,
         impact: String,
-        span: Option<SourceSpan>,
-        anchor: Option<SourceSpan>,
+        pos: Option<Pos>,
+        anchor: Option<Pos>,
         touch: Touch,
     ) {
-        let location = self.old_pos(span);
-        let anchor = self.new_pos(anchor);
+        let location = self.pos(Side::Old, pos);
+        let anchor = self.pos(Side::New, anchor);
         self.push(Draft { kind, coordinate, message, impact, location, anchor, touch });
+    }
+
+    /// The text of an optional symbol of the old schema.
+    fn old_str(&self, sym: Option<Sym>) -> Option<&'a str> {
+        let old = self.old;
+        sym.map(|s| old.str(s))
+    }
+
+    /// The text of an optional symbol of the new schema.
+    fn new_str(&self, sym: Option<Sym>) -> Option<&'a str> {
+        let new = self.new;
+        sym.map(|s| new.str(s))
+    }
+
+    /// Whether two arguments or input fields are the same in every respect the diff reads.
+    fn same_input(&self, o: &InputDef, n: &InputDef) -> bool {
+        let (old, new) = (self.old, self.new);
+        old.str(o.name) == new.str(n.name)
+            && old.str(o.ty) == new.str(n.ty)
+            && self.old_str(o.default) == self.new_str(n.default)
+            && self.old_str(o.description) == self.new_str(n.description)
+            && self.old_str(o.deprecation) == self.new_str(n.deprecation)
+    }
+
+    /// Whether two output fields are the same in every respect the diff reads (arguments in
+    /// the same order), so that comparing them in detail would find nothing.
+    fn same_field(&self, o: &FieldDef, n: &FieldDef) -> bool {
+        let (old, new) = (self.old, self.new);
+        let (oa, na) = (old.args(o.args), new.args(n.args));
+        old.str(o.ty) == new.str(n.ty)
+            && self.old_str(o.description) == self.new_str(n.description)
+            && self.old_str(o.deprecation) == self.new_str(n.deprecation)
+            && oa.len() == na.len()
+            && oa.iter().zip(na).all(|(o, n)| self.same_input(o, n))
     }
 
     // ----- schema definition -------------------------------------------------------------
 
     fn schema_roots(&mut self) {
-        let old = &self.old.schema().schema_definition;
-        let new = &self.new.schema().schema_definition;
-        let pairs = [
-            ("query", &old.query, &new.query),
-            ("mutation", &old.mutation, &new.mutation),
-            ("subscription", &old.subscription, &new.subscription),
-        ];
-        for (op, o, n) in pairs {
-            let Some(o) = o else { continue };
-            let n_name = n.as_ref().map(|n| n.name.as_str());
-            if n_name == Some(o.name.as_str()) {
+        let (old, new) = (self.old, self.new);
+        for (i, op) in ["query", "mutation", "subscription"].into_iter().enumerate() {
+            let Some(o) = &old.roots[i] else { continue };
+            let n = new.roots[i].as_ref();
+            let o_name = old.str(o.name);
+            let n_name = n.map(|n| new.str(n.name));
+            if n_name == Some(o_name) {
                 continue;
             }
-            let message = match n {
-                Some(n) => format!("The {op} root type changed from `{}` to `{}`.", o.name, n.name),
-                None => format!("The schema no longer has a {op} root type (was `{}`).", o.name),
+            let message = match n_name {
+                Some(n_name) => format!("The {op} root type changed from `{o_name}` to `{n_name}`."),
+                None => format!("The schema no longer has a {op} root type (was `{o_name}`)."),
             };
             let touch = Touch::key(format!("schema:{op}"), mask::OUTPUT);
             let impact = format!("every {op} operation is affected");
             match n {
                 Some(n) => self.at_new(
                     ChangeKind::RootOperationTypeChanged,
-                    o.name.to_string(),
+                    o_name.to_owned(),
                     message,
                     impact,
-                    n.name.location(),
+                    n.pos,
                     touch,
                 ),
                 None => self.at_old(
                     ChangeKind::RootOperationTypeChanged,
-                    o.name.to_string(),
+                    o_name.to_owned(),
                     message,
                     impact,
-                    o.name.location(),
+                    o.pos,
                     None,
                     touch,
                 ),
@@ -477,98 +492,93 @@ impl<'a> Differ<'a> {
     // ----- types ---------------------------------------------------------------------------
 
     fn types(&mut self) {
-        let old_types = &self.old.schema().types;
-        let new_types = &self.new.schema().types;
-        for (name, old_ty) in old_types {
-            if old_ty.is_built_in() {
+        let (old, new) = (self.old, self.new);
+        for old_ty in &old.types {
+            if old_ty.built_in {
                 continue;
             }
-            match new_types.get(name) {
+            let name = old.str(old_ty.name);
+            match new.type_named(name) {
                 None => self.at_old(
                     ChangeKind::TypeRemoved,
-                    name.to_string(),
-                    format!("Type `{name}` ({}) was removed.", kind_name(old_ty)),
+                    name.to_owned(),
+                    format!("Type `{name}` ({}) was removed.", old_ty.kind.describe()),
                     format!("operations that use `{name}` no longer validate"),
-                    old_ty.name().location().or(old_ty.location()),
+                    old_ty.pos,
                     None,
-                    Touch::key(name.to_string(), mask::ANY),
+                    Touch::key(name, mask::ANY),
                 ),
                 Some(new_ty) => self.same_type(name, old_ty, new_ty),
             }
         }
-        for (name, new_ty) in new_types {
-            if new_ty.is_built_in() || old_types.contains_key(name) {
+        for new_ty in &new.types {
+            let name = new.str(new_ty.name);
+            if new_ty.built_in || old.type_named(name).is_some() {
                 continue;
             }
             self.at_new(
                 ChangeKind::TypeAdded,
-                name.to_string(),
-                format!("Type `{name}` ({}) was added.", kind_name(new_ty)),
+                name.to_owned(),
+                format!("Type `{name}` ({}) was added.", new_ty.kind.describe()),
                 String::new(),
-                new_ty.name().location().or(new_ty.location()),
+                new_ty.pos,
                 Touch::Never,
             );
         }
     }
 
-    fn same_type(&mut self, name: &Name, old_ty: &'a ExtendedType, new_ty: &'a ExtendedType) {
-        if old_ty == new_ty {
-            return; // equality ignores source locations
-        }
-        let new_span = new_ty.name().location().or(new_ty.location());
-        if std::mem::discriminant(old_ty) != std::mem::discriminant(new_ty) {
+    fn same_type(&mut self, name: &str, old_ty: &'a TypeDef, new_ty: &'a TypeDef) {
+        let new_span = new_ty.pos;
+        if old_ty.kind != new_ty.kind {
             self.at_new(
                 ChangeKind::TypeChangedKind,
-                name.to_string(),
-                format!("`{name}` changed from {} to {}.", kind_name(old_ty), kind_name(new_ty)),
+                name.to_owned(),
+                format!("`{name}` changed from {} to {}.", old_ty.kind.describe(), new_ty.kind.describe()),
                 format!("operations that use `{name}` may no longer validate"),
                 new_span,
-                Touch::key(name.to_string(), mask::ANY),
+                Touch::key(name, mask::ANY),
             );
             return;
         }
-        self.description(name.to_string(), old_ty.description(), new_ty.description(), new_span);
-        match (old_ty, new_ty) {
-            (ExtendedType::Object(o), ExtendedType::Object(n)) => {
-                self.interfaces(name, &o.implements_interfaces, &n.implements_interfaces, new_span);
-                self.output_fields(name, &o.fields, &n.fields, new_span);
+        self.description(
+            name.to_owned(),
+            self.old_str(old_ty.description),
+            self.new_str(new_ty.description),
+            new_span,
+        );
+        match old_ty.kind {
+            Kind::Object | Kind::Interface => {
+                self.interfaces(name, old_ty, new_ty, new_span);
+                self.output_fields(name, old_ty, new_ty, new_span);
             }
-            (ExtendedType::Interface(o), ExtendedType::Interface(n)) => {
-                self.interfaces(name, &o.implements_interfaces, &n.implements_interfaces, new_span);
-                self.output_fields(name, &o.fields, &n.fields, new_span);
+            Kind::Union => self.union_members(name, old_ty, new_ty, new_span),
+            Kind::Enum => self.enum_values(name, old_ty, new_ty, new_span),
+            Kind::InputObject => {
+                self.one_of(name, old_ty.one_of, new_ty.one_of, new_span);
+                self.input_fields(name, old_ty, new_ty, new_span)
             }
-            (ExtendedType::Union(o), ExtendedType::Union(n)) => {
-                self.union_members(name, &o.members, &n.members, new_span)
-            }
-            (ExtendedType::Enum(o), ExtendedType::Enum(n)) => {
-                self.enum_values(name, &o.values, &n.values, new_span)
-            }
-            (ExtendedType::InputObject(o), ExtendedType::InputObject(n)) => {
-                self.one_of(name, is_one_of(old_ty), is_one_of(new_ty), new_span);
-                self.input_fields(name, &o.fields, &n.fields, is_one_of(new_ty), new_span)
-            }
-            _ => {}
+            Kind::Scalar => {}
         }
     }
 
-    fn one_of(&mut self, name: &Name, old: bool, new: bool, new_span: Option<SourceSpan>) {
+    fn one_of(&mut self, name: &str, old: bool, new: bool, new_span: Option<Pos>) {
         match (old, new) {
             (false, true) => self.at_new(
                 ChangeKind::OneOfAdded,
-                name.to_string(),
+                name.to_owned(),
                 format!("Input object type `{name}` is now @oneOf."),
                 format!(
                     "the operation sends `{name}` (a literal without exactly one non-null field, or a variable whose value may have several); it is now refused"
                 ),
                 new_span,
                 Touch::Any(vec![
-                    Touch::key(name.to_string(), mask::INPUT),
+                    Touch::key(name, mask::INPUT),
                     Touch::key(format!("{name}#not-one-of"), mask::LITERAL),
                 ]),
             ),
             (true, false) => self.at_new(
                 ChangeKind::OneOfRemoved,
-                name.to_string(),
+                name.to_owned(),
                 format!("Input object type `{name}` is no longer @oneOf."),
                 String::new(),
                 new_span,
@@ -578,18 +588,18 @@ impl<'a> Differ<'a> {
         }
     }
 
+    /// Compares two (trimmed) descriptions.
     fn description(
         &mut self,
         coordinate: String,
-        old: Option<&Node<str>>,
-        new: Option<&Node<str>>,
-        new_span: Option<SourceSpan>,
+        old: Option<&str>,
+        new: Option<&str>,
+        new_span: Option<Pos>,
     ) {
-        let (o, n) = (old.map(|s| s.trim()), new.map(|s| s.trim()));
-        if o == n {
+        if old == new {
             return;
         }
-        let message = match (o, n) {
+        let message = match (old, new) {
             (None, Some(_)) => format!("A description was added to `{coordinate}`."),
             (Some(_), None) => format!("The description of `{coordinate}` was removed."),
             _ => format!("The description of `{coordinate}` changed."),
@@ -604,16 +614,16 @@ impl<'a> Differ<'a> {
         );
     }
 
+    /// Compares two deprecation reasons (`None`: not deprecated).
     fn deprecation(
         &mut self,
         coordinate: &str,
-        old: &ast::DirectiveList,
-        new: &ast::DirectiveList,
-        new_span: Option<SourceSpan>,
+        old: Option<&str>,
+        new: Option<&str>,
+        new_span: Option<Pos>,
         touch: Touch,
     ) {
-        let (o, n) = (deprecation_reason(old), deprecation_reason(new));
-        let (kind, message) = match (&o, &n) {
+        let (kind, message) = match (old, new) {
             (None, None) => return,
             (Some(a), Some(b)) if a == b => return,
             (None, Some(r)) => (ChangeKind::DeprecationAdded, format!("`{coordinate}` was deprecated: {r}")),
@@ -633,97 +643,85 @@ impl<'a> Differ<'a> {
         self.at_new(kind, coordinate.to_owned(), message, impact, new_span, touch);
     }
 
-    fn interfaces(
-        &mut self,
-        name: &Name,
-        old: &IndexSet<ComponentName>,
-        new: &IndexSet<ComponentName>,
-        new_span: Option<SourceSpan>,
-    ) {
-        for o in old {
-            if !new.contains(o) {
-                let i = &o.name;
+    fn interfaces(&mut self, name: &str, old_ty: &TypeDef, new_ty: &TypeDef, new_span: Option<Pos>) {
+        let (old, new) = (self.old, self.new);
+        let (old_refs, new_refs) = (old.refs_of(old_ty), new.refs_of(new_ty));
+        for o in old_refs {
+            let i = old.str(o.name);
+            if !new_refs.iter().any(|n| new.str(n.name) == i) {
                 self.at_old(
                     ChangeKind::ImplementedInterfaceRemoved,
-                    name.to_string(),
+                    name.to_owned(),
                     format!("`{name}` no longer implements interface `{i}`."),
                     format!(
                         "the operation uses interface `{i}`; `{name}` objects no longer match fragments on it and can no longer be returned where it is expected"
                     ),
-                    o.name.location(),
+                    o.pos,
                     new_span,
-                    Touch::key(i.to_string(), mask::ANY),
+                    Touch::key(i, mask::ANY),
                 );
             }
         }
-        for n in new {
-            if !old.contains(n) {
-                let i = &n.name;
+        for n in new_refs {
+            let i = new.str(n.name);
+            if !old_refs.iter().any(|o| old.str(o.name) == i) {
                 self.at_new(
                     ChangeKind::ImplementedInterfaceAdded,
-                    name.to_string(),
+                    name.to_owned(),
                     format!("`{name}` now implements interface `{i}`."),
                     format!(
                         "fragments on `{i}` now also match `{name}` objects, so the component may receive fields it did not get before"
                     ),
-                    n.name.location(),
-                    Touch::key(i.to_string(), mask::CONDITION),
+                    n.pos,
+                    Touch::key(i, mask::CONDITION),
                 );
             }
         }
     }
 
-    fn union_members(
-        &mut self,
-        name: &Name,
-        old: &IndexSet<ComponentName>,
-        new: &IndexSet<ComponentName>,
-        new_span: Option<SourceSpan>,
-    ) {
-        for o in old {
-            if !new.contains(o) {
-                let m = &o.name;
+    fn union_members(&mut self, name: &str, old_ty: &TypeDef, new_ty: &TypeDef, new_span: Option<Pos>) {
+        let (old, new) = (self.old, self.new);
+        let (old_refs, new_refs) = (old.refs_of(old_ty), new.refs_of(new_ty));
+        for o in old_refs {
+            let m = old.str(o.name);
+            if !new_refs.iter().any(|n| new.str(n.name) == m) {
                 self.at_old(
                     ChangeKind::TypeRemovedFromUnion,
-                    name.to_string(),
+                    name.to_owned(),
                     format!("`{m}` was removed from union type `{name}`."),
                     format!(
                         "the operation selects `... on {m}` where `{name}` is returned; it no longer validates"
                     ),
-                    o.name.location(),
+                    o.pos,
                     new_span,
-                    Touch::All(vec![
-                        Touch::key(name.to_string(), mask::ANY),
-                        Touch::key(m.to_string(), mask::CONDITION),
-                    ]),
+                    Touch::All(vec![Touch::key(name, mask::ANY), Touch::key(m, mask::CONDITION)]),
                 );
             }
         }
-        for n in new {
-            if !old.contains(n) {
-                let m = &n.name;
+        for n in new_refs {
+            let m = new.str(n.name);
+            if !old_refs.iter().any(|o| old.str(o.name) == m) {
                 self.at_new(
                     ChangeKind::TypeAddedToUnion,
-                    name.to_string(),
+                    name.to_owned(),
                     format!("`{m}` was added to union type `{name}`."),
                     format!("a `{m}` object may now reach a component that handles `{name}` by __typename"),
-                    n.name.location(),
-                    Touch::key(name.to_string(), mask::OUTPUT),
+                    n.pos,
+                    Touch::key(name, mask::OUTPUT),
                 );
             }
         }
     }
 
-    fn enum_values(
-        &mut self,
-        name: &Name,
-        old: &IndexMap<Name, Component<ast::EnumValueDefinition>>,
-        new: &IndexMap<Name, Component<ast::EnumValueDefinition>>,
-        new_span: Option<SourceSpan>,
-    ) {
-        for (v, o) in old {
-            let n = new.get(v);
-            if n == Some(o) {
+    fn enum_values(&mut self, name: &str, old_ty: &TypeDef, new_ty: &TypeDef, new_span: Option<Pos>) {
+        let (old, new) = (self.old, self.new);
+        for o in old.values_of(old_ty) {
+            let v = old.str(o.name);
+            let n = new.value(new_ty, v);
+            if n.is_some_and(|n| {
+                self.old_str(o.description) == self.new_str(n.description)
+                    && self.old_str(o.deprecation) == self.new_str(n.deprecation)
+            }) {
                 continue;
             }
             let coordinate = format!("{name}.{v}");
@@ -735,81 +733,76 @@ impl<'a> Differ<'a> {
                     format!(
                         "the operation sends `{name}` values (a literal or a variable), and `{v}` is no longer accepted"
                     ),
-                    o.value.location(),
+                    o.pos,
                     new_span,
-                    Touch::Any(vec![
-                        Touch::key(coordinate, mask::ANY),
-                        Touch::key(name.to_string(), mask::INPUT),
-                    ]),
+                    Touch::Any(vec![Touch::key(coordinate, mask::ANY), Touch::key(name, mask::INPUT)]),
                 ),
                 Some(n) => {
-                    let span = n.value.location();
                     self.description(
                         coordinate.clone(),
-                        o.description.as_ref(),
-                        n.description.as_ref(),
-                        span,
+                        self.old_str(o.description),
+                        self.new_str(n.description),
+                        n.pos,
                     );
-                    let touch = Touch::Any(vec![
-                        Touch::key(coordinate.clone(), mask::ANY),
-                        Touch::key(name.to_string(), mask::OUTPUT | mask::INPUT),
-                    ]);
-                    self.deprecation(&coordinate, &o.directives, &n.directives, span, touch);
+                    let (od, nd) = (self.old_str(o.deprecation), self.new_str(n.deprecation));
+                    if od != nd {
+                        let touch = Touch::Any(vec![
+                            Touch::key(coordinate.clone(), mask::ANY),
+                            Touch::key(name, mask::OUTPUT | mask::INPUT),
+                        ]);
+                        self.deprecation(&coordinate, od, nd, n.pos, touch);
+                    }
                 }
             }
         }
-        for (v, n) in new {
-            if !old.contains_key(v) {
+        for n in new.values_of(new_ty) {
+            let v = new.str(n.name);
+            if old.value(old_ty, v).is_none() {
                 let coordinate = format!("{name}.{v}");
                 self.at_new(
                     ChangeKind::ValueAddedToEnum,
                     coordinate.clone(),
                     format!("Enum value `{coordinate}` was added."),
                     format!("a new enum value {coordinate} may reach a component's switch over {name}"),
-                    n.value.location(),
-                    Touch::key(name.to_string(), mask::OUTPUT),
+                    n.pos,
+                    Touch::key(name, mask::OUTPUT),
                 );
             }
         }
     }
 
-    fn output_fields(
-        &mut self,
-        type_name: &Name,
-        old: &IndexMap<Name, Component<FieldDefinition>>,
-        new: &IndexMap<Name, Component<FieldDefinition>>,
-        type_span: Option<SourceSpan>,
-    ) {
-        for (f, o) in old {
-            let n = new.get(f);
-            if n == Some(o) {
+    fn output_fields(&mut self, type_name: &str, old_ty: &TypeDef, new_ty: &TypeDef, type_span: Option<Pos>) {
+        let (old, new) = (self.old, self.new);
+        for o in old.fields_of(old_ty) {
+            let f = old.str(o.name);
+            let n = new.field(new_ty, f);
+            if n.is_some_and(|n| self.same_field(o, n)) {
                 continue;
             }
             let coordinate = format!("{type_name}.{f}");
             let Some(n) = n else {
-                let was =
-                    if deprecation_reason(&o.directives).is_some() { " (it was deprecated)" } else { "" };
+                let was = if o.deprecation.is_some() { " (it was deprecated)" } else { "" };
                 self.at_old(
                     ChangeKind::FieldRemoved,
                     coordinate.clone(),
                     format!("Field `{coordinate}` was removed{was}."),
                     format!("the operation selects `{coordinate}`; it no longer validates"),
-                    o.name.location(),
+                    o.pos,
                     type_span,
                     Touch::key(coordinate, mask::OUTPUT),
                 );
                 continue;
             };
-            let span = n.name.location();
+            let span = n.pos;
             let field_touch = || Touch::key(coordinate.clone(), mask::OUTPUT);
-            if o.ty != n.ty {
-                if safe_for_output(&o.ty, &n.ty) {
+            let (ot, nt) = (old.str(o.ty), new.str(n.ty));
+            if ot != nt {
+                if safe_for_output(ot, nt) {
                     self.at_new(
                         ChangeKind::FieldTypeChangedSafe,
                         coordinate.clone(),
                         format!(
-                            "Field `{coordinate}` changed type from `{}` to `{}` (compatible for clients).",
-                            o.ty, n.ty
+                            "Field `{coordinate}` changed type from `{ot}` to `{nt}` (compatible for clients)."
                         ),
                         String::new(),
                         span,
@@ -819,55 +812,63 @@ impl<'a> Differ<'a> {
                     self.at_new(
                         ChangeKind::FieldChangedKind,
                         coordinate.clone(),
+                        format!("Field `{coordinate}` changed type from `{ot}` to `{nt}`."),
                         format!(
-                            "Field `{coordinate}` changed type from `{}` to `{}`.",
-                            o.ty, n.ty
-                        ),
-                        format!(
-                            "the operation selects `{coordinate}` and may get a value of a shape it does not expect (`{}` → `{}`)",
-                            o.ty, n.ty
+                            "the operation selects `{coordinate}` and may get a value of a shape it does not expect (`{ot}` → `{nt}`)"
                         ),
                         span,
                         field_touch(),
                     );
                 }
             }
-            self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
-            self.deprecation(&coordinate, &o.directives, &n.directives, span, field_touch());
-            self.arguments(ArgOwner::Field(&coordinate), &o.arguments, &n.arguments, span);
+            self.description(
+                coordinate.clone(),
+                self.old_str(o.description),
+                self.new_str(n.description),
+                span,
+            );
+            let (od, nd) = (self.old_str(o.deprecation), self.new_str(n.deprecation));
+            if od != nd {
+                self.deprecation(&coordinate, od, nd, span, field_touch());
+            }
+            self.arguments(ArgOwner::Field(&coordinate), old.args(o.args), new.args(n.args), span);
         }
-        for (f, n) in new {
-            if !old.contains_key(f) {
+        for n in new.fields_of(new_ty) {
+            let f = new.str(n.name);
+            if old.field(old_ty, f).is_none() {
                 let coordinate = format!("{type_name}.{f}");
                 self.at_new(
                     ChangeKind::FieldAdded,
                     coordinate.clone(),
-                    format!("Field `{coordinate}` of type `{}` was added.", n.ty),
+                    format!("Field `{coordinate}` of type `{}` was added.", new.str(n.ty)),
                     String::new(),
-                    n.name.location(),
+                    n.pos,
                     Touch::Never,
                 );
             }
         }
     }
 
+    /// Compares the argument lists of a field or a directive (`old_args` in the old schema,
+    /// `new_args` in the new one).
     fn arguments(
         &mut self,
         owner: ArgOwner<'_>,
-        old: &[Node<ast::InputValueDefinition>],
-        new: &[Node<ast::InputValueDefinition>],
-        owner_span: Option<SourceSpan>,
+        old_args: &[InputDef],
+        new_args: &[InputDef],
+        owner_span: Option<Pos>,
     ) {
+        let (old, new) = (self.old, self.new);
         let owner_coord = owner.coordinate();
         let (what, owner_mask) = match owner {
             ArgOwner::Field(_) => ("field", mask::OUTPUT),
             ArgOwner::Directive(_) => ("directive", mask::DIRECTIVE),
         };
-        let owner_touch = || Touch::key(owner_coord.to_owned(), owner_mask);
-        for o in old {
-            let a = &o.name;
-            let n = new.iter().find(|n| n.name == *a);
-            if n == Some(o) {
+        let owner_touch = || Touch::key(owner_coord, owner_mask);
+        for o in old_args {
+            let a = old.str(o.name);
+            let n = new_args.iter().find(|n| new.str(n.name) == a);
+            if n.is_some_and(|n| self.same_input(o, n)) {
                 continue;
             }
             let coordinate = format!("{owner_coord}({a}:)");
@@ -882,21 +883,21 @@ impl<'a> Differ<'a> {
                     coordinate.clone(),
                     format!("Argument `{coordinate}` was removed."),
                     format!("the operation passes `{a}` to `{owner_coord}`; it no longer validates"),
-                    o.name.location(),
+                    o.pos,
                     owner_span,
                     arg_touch,
                 );
                 continue;
             };
-            let span = n.name.location();
-            if o.ty != n.ty {
-                if safe_for_input(&o.ty, &n.ty) {
+            let span = n.pos;
+            let (ot, nt) = (old.str(o.ty), new.str(n.ty));
+            if ot != nt {
+                if safe_for_input(ot, nt) {
                     self.at_new(
                         ChangeKind::ArgTypeChangedSafe,
                         coordinate.clone(),
                         format!(
-                            "Argument `{coordinate}` changed type from `{}` to `{}` (compatible for clients).",
-                            o.ty, n.ty
+                            "Argument `{coordinate}` changed type from `{ot}` to `{nt}` (compatible for clients)."
                         ),
                         String::new(),
                         span,
@@ -906,44 +907,35 @@ impl<'a> Differ<'a> {
                     self.at_new(
                         ChangeKind::ArgChangedKind,
                         coordinate.clone(),
+                        format!("Argument `{coordinate}` changed type from `{ot}` to `{nt}`."),
                         format!(
-                            "Argument `{coordinate}` changed type from `{}` to `{}`.",
-                            o.ty, n.ty
-                        ),
-                        format!(
-                            "the operation passes `{a}`; a value of type `{}` may no longer be accepted as `{}`",
-                            o.ty, n.ty
+                            "the operation passes `{a}`; a value of type `{ot}` may no longer be accepted as `{nt}`"
                         ),
                         span,
                         arg_touch.clone(),
                     );
                 }
             }
-            let (od, nd) = (
-                o.default_value.as_ref().map(|v| canonical_value(v)),
-                n.default_value.as_ref().map(|v| canonical_value(v)),
-            );
+            let (od, nd) = (self.old_str(o.default), self.new_str(n.default));
             // Where an operation leaves the argument unset: omitted, or a nullable variable
             // with no default that the client may leave out.
-            let unset_touch = Touch::key(format!("{coordinate}#unset"), mask::INPUT | mask::DIRECTIVE);
-            if !o.is_required() && n.is_required() && safe_for_input(&o.ty, &n.ty) {
+            let unset_touch = || Touch::key(format!("{coordinate}#unset"), mask::INPUT | mask::DIRECTIVE);
+            if !o.required && n.required && safe_for_input(ot, nt) {
                 self.at_new(
                     ChangeKind::ArgBecameRequired,
                     coordinate.clone(),
                     format!(
-                        "Argument `{coordinate}` of type `{}` lost its default value {} and is now required.",
-                        n.ty,
-                        show_default(o.default_value.as_ref())
+                        "Argument `{coordinate}` of type `{nt}` lost its default value {} and is now required.",
+                        show_default(od)
                     ),
                     format!(
                         "the operation uses `{owner_coord}` without `{a}` (or with a variable that may be unset); it no longer validates"
                     ),
                     span,
-                    unset_touch,
+                    unset_touch(),
                 );
             } else if od != nd {
-                let (from, to) =
-                    (show_default(o.default_value.as_ref()), show_default(n.default_value.as_ref()));
+                let (from, to) = (show_default(od), show_default(nd));
                 self.at_new(
                     ChangeKind::ArgDefaultValueChange,
                     coordinate.clone(),
@@ -952,20 +944,27 @@ impl<'a> Differ<'a> {
                         "the operation uses `{owner_coord}` without `{a}` (or with a variable that may be unset), so it now gets the default {to} instead of {from}"
                     ),
                     span,
-                    unset_touch,
+                    unset_touch(),
                 );
             }
-            self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
-            self.deprecation(&coordinate, &o.directives, &n.directives, span, arg_touch);
+            self.description(
+                coordinate.clone(),
+                self.old_str(o.description),
+                self.new_str(n.description),
+                span,
+            );
+            let (o_dep, n_dep) = (self.old_str(o.deprecation), self.new_str(n.deprecation));
+            if o_dep != n_dep {
+                self.deprecation(&coordinate, o_dep, n_dep, span, arg_touch);
+            }
         }
-        for n in new {
-            if old.iter().any(|o| o.name == n.name) {
+        for n in new_args {
+            let a = new.str(n.name);
+            if old_args.iter().any(|o| old.str(o.name) == a) {
                 continue;
             }
-            let a = &n.name;
             let coordinate = format!("{owner_coord}({a}:)");
-            let required = n.is_required();
-            let (kind, impact) = match (owner, required) {
+            let (kind, impact) = match (owner, n.required) {
                 (ArgOwner::Field(_), true) => (
                     ChangeKind::RequiredArgAdded,
                     format!(
@@ -986,39 +985,30 @@ impl<'a> Differ<'a> {
                 ),
                 (ArgOwner::Directive(_), false) => (ChangeKind::DirectiveArgAdded, String::new()),
             };
-            let req = if required { "Required" } else { "Optional" };
-            let default = n
-                .default_value
-                .as_ref()
-                .map(|v| format!(" (default `{}`)", canonical_value(v)))
-                .unwrap_or_default();
+            let req = if n.required { "Required" } else { "Optional" };
+            let default = self.new_str(n.default).map(|v| format!(" (default `{v}`)")).unwrap_or_default();
             let touch = if kind == ChangeKind::DirectiveArgAdded { Touch::Never } else { owner_touch() };
             self.at_new(
                 kind,
                 coordinate.clone(),
                 format!(
                     "{req} argument `{coordinate}` of type `{}`{default} was added to {what} `{owner_coord}`.",
-                    n.ty
+                    new.str(n.ty)
                 ),
                 impact,
-                n.name.location(),
+                n.pos,
                 touch,
             );
         }
     }
 
-    fn input_fields(
-        &mut self,
-        type_name: &Name,
-        old: &IndexMap<Name, Component<ast::InputValueDefinition>>,
-        new: &IndexMap<Name, Component<ast::InputValueDefinition>>,
-        new_is_one_of: bool,
-        type_span: Option<SourceSpan>,
-    ) {
-        let type_touch = || Touch::key(type_name.to_string(), mask::INPUT | mask::LITERAL);
-        for (f, o) in old {
-            let n = new.get(f);
-            if n == Some(o) {
+    fn input_fields(&mut self, type_name: &str, old_ty: &TypeDef, new_ty: &TypeDef, type_span: Option<Pos>) {
+        let (old, new) = (self.old, self.new);
+        let type_touch = || Touch::key(type_name, mask::INPUT | mask::LITERAL);
+        for o in old.input_fields_of(old_ty) {
+            let f = old.str(o.name);
+            let n = new.input_field(new_ty, f);
+            if n.is_some_and(|n| self.same_input(o, n)) {
                 continue;
             }
             let coordinate = format!("{type_name}.{f}");
@@ -1031,21 +1021,21 @@ impl<'a> Differ<'a> {
                     format!(
                         "the operation sends `{type_name}` (with `{f}`, or through a variable that may carry it); `{f}` is no longer accepted"
                     ),
-                    o.name.location(),
+                    o.pos,
                     type_span,
                     field_touch,
                 );
                 continue;
             };
-            let span = n.name.location();
-            if o.ty != n.ty {
-                if safe_for_input(&o.ty, &n.ty) {
+            let span = n.pos;
+            let (ot, nt) = (old.str(o.ty), new.str(n.ty));
+            if ot != nt {
+                if safe_for_input(ot, nt) {
                     self.at_new(
                         ChangeKind::FieldTypeChangedSafe,
                         coordinate.clone(),
                         format!(
-                            "Input field `{coordinate}` changed type from `{}` to `{}` (compatible for clients).",
-                            o.ty, n.ty
+                            "Input field `{coordinate}` changed type from `{ot}` to `{nt}` (compatible for clients)."
                         ),
                         String::new(),
                         span,
@@ -1055,48 +1045,41 @@ impl<'a> Differ<'a> {
                     self.at_new(
                         ChangeKind::FieldChangedKind,
                         coordinate.clone(),
+                        format!("Input field `{coordinate}` changed type from `{ot}` to `{nt}`."),
                         format!(
-                            "Input field `{coordinate}` changed type from `{}` to `{}`.",
-                            o.ty, n.ty
-                        ),
-                        format!(
-                            "the operation sends `{type_name}`; a `{f}` of type `{}` may no longer be accepted as `{}`",
-                            o.ty, n.ty
+                            "the operation sends `{type_name}`; a `{f}` of type `{ot}` may no longer be accepted as `{nt}`"
                         ),
                         span,
                         field_touch.clone(),
                     );
                 }
             }
-            let (od, nd) = (
-                o.default_value.as_ref().map(|v| canonical_value(v)),
-                n.default_value.as_ref().map(|v| canonical_value(v)),
-            );
+            let (od, nd) = (self.old_str(o.default), self.new_str(n.default));
             // Where an operation may leave the field unset: a literal without it (or with a
             // variable that may be unset), or any variable that carries the type (its value is
             // not in the operation).
-            let unset_touch = Touch::Any(vec![
-                Touch::key(type_name.to_string(), mask::INPUT),
-                Touch::key(format!("{coordinate}#unset"), mask::LITERAL),
-            ]);
-            if !o.is_required() && n.is_required() && safe_for_input(&o.ty, &n.ty) {
+            let unset_touch = || {
+                Touch::Any(vec![
+                    Touch::key(type_name, mask::INPUT),
+                    Touch::key(format!("{coordinate}#unset"), mask::LITERAL),
+                ])
+            };
+            if !o.required && n.required && safe_for_input(ot, nt) {
                 self.at_new(
                     ChangeKind::InputFieldBecameRequired,
                     coordinate.clone(),
                     format!(
-                        "Input field `{coordinate}` of type `{}` lost its default value {} and is now required.",
-                        n.ty,
-                        show_default(o.default_value.as_ref())
+                        "Input field `{coordinate}` of type `{nt}` lost its default value {} and is now required.",
+                        show_default(od)
                     ),
                     format!(
                         "the operation sends `{type_name}` and may omit `{f}`; such a value is now refused"
                     ),
                     span,
-                    unset_touch,
+                    unset_touch(),
                 );
             } else if od != nd {
-                let (from, to) =
-                    (show_default(o.default_value.as_ref()), show_default(n.default_value.as_ref()));
+                let (from, to) = (show_default(od), show_default(nd));
                 self.at_new(
                     ChangeKind::InputFieldDefaultValueChange,
                     coordinate.clone(),
@@ -1105,33 +1088,39 @@ impl<'a> Differ<'a> {
                         "the operation sends `{type_name}` and may omit `{f}`, which now defaults to {to} instead of {from}"
                     ),
                     span,
-                    unset_touch,
+                    unset_touch(),
                 );
             }
-            self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
-            self.deprecation(&coordinate, &o.directives, &n.directives, span, field_touch);
+            self.description(
+                coordinate.clone(),
+                self.old_str(o.description),
+                self.new_str(n.description),
+                span,
+            );
+            let (o_dep, n_dep) = (self.old_str(o.deprecation), self.new_str(n.deprecation));
+            if o_dep != n_dep {
+                self.deprecation(&coordinate, o_dep, n_dep, span, field_touch);
+            }
         }
-        for (f, n) in new {
-            if old.contains_key(f) {
+        for n in new.input_fields_of(new_ty) {
+            let f = new.str(n.name);
+            if old.input_field(old_ty, f).is_some() {
                 continue;
             }
             let coordinate = format!("{type_name}.{f}");
-            let required = n.is_required();
-            let (kind, message, impact) = if new_is_one_of {
+            let nt = new.str(n.ty);
+            let (kind, message, impact) = if new_ty.one_of {
                 // A oneOf field is nullable with no default (checked when loading): callers
                 // keep sending exactly one of the other fields, which mean what they meant.
                 (
                     ChangeKind::OneOfInputFieldAdded,
-                    format!(
-                        "Field `{coordinate}` of type `{}` was added to @oneOf input `{type_name}`.",
-                        n.ty
-                    ),
+                    format!("Field `{coordinate}` of type `{nt}` was added to @oneOf input `{type_name}`."),
                     String::new(),
                 )
-            } else if required {
+            } else if n.required {
                 (
                     ChangeKind::RequiredInputFieldAdded,
-                    format!("Required input field `{coordinate}` of type `{}` was added.", n.ty),
+                    format!("Required input field `{coordinate}` of type `{nt}` was added."),
                     format!(
                         "the operation sends `{type_name}` without the new required field `{f}`; the request will be rejected"
                     ),
@@ -1139,43 +1128,48 @@ impl<'a> Differ<'a> {
             } else {
                 (
                     ChangeKind::OptionalInputFieldAdded,
-                    format!("Optional input field `{coordinate}` of type `{}` was added.", n.ty),
+                    format!("Optional input field `{coordinate}` of type `{nt}` was added."),
                     format!(
                         "the operation sends `{type_name}`; the new optional field `{f}` takes its default when omitted"
                     ),
                 )
             };
             let touch = if kind == ChangeKind::OneOfInputFieldAdded { Touch::Never } else { type_touch() };
-            self.at_new(kind, coordinate, message, impact, n.name.location(), touch);
+            self.at_new(kind, coordinate, message, impact, n.pos, touch);
         }
     }
 
     // ----- directives ----------------------------------------------------------------------
 
     fn directives(&mut self /* all directive definitions */) {
-        let old_defs = &self.old.schema().directive_definitions;
-        let new_defs = &self.new.schema().directive_definitions;
-        for (name, o) in old_defs {
+        let (old, new) = (self.old, self.new);
+        for o in &old.directives {
+            let name = old.str(o.name);
             let coordinate = format!("@{name}");
             let touch = || Touch::key(coordinate.clone(), mask::DIRECTIVE);
-            let Some(n) = new_defs.get(name) else {
+            let Some(n) = new.directive_named(name) else {
                 self.at_old(
                     ChangeKind::DirectiveRemoved,
                     coordinate.clone(),
                     format!("Directive `{coordinate}` was removed."),
                     format!("the operation uses `{coordinate}`; it no longer validates"),
-                    o.name.location(),
+                    o.pos,
                     None,
                     touch(),
                 );
                 continue;
             };
             // `@oneOf` is built in (added on load when a schema does not define it).
-            if (o.is_built_in() && n.is_built_in()) || name == "oneOf" {
+            if (o.built_in && n.built_in) || name == "oneOf" {
                 continue;
             }
-            let span = n.name.location();
-            self.description(coordinate.clone(), o.description.as_ref(), n.description.as_ref(), span);
+            let span = n.pos;
+            self.description(
+                coordinate.clone(),
+                self.old_str(o.description),
+                self.new_str(n.description),
+                span,
+            );
             if o.repeatable && !n.repeatable {
                 self.at_new(
                     ChangeKind::DirectiveRepeatableRemoved,
@@ -1195,9 +1189,8 @@ impl<'a> Differ<'a> {
                     Touch::Never,
                 );
             }
-            let old_locs: HashSet<DirectiveLocation> = o.locations.iter().copied().collect();
-            let new_locs: HashSet<DirectiveLocation> = n.locations.iter().copied().collect();
-            for loc in &o.locations {
+            let (old_locs, new_locs) = (old.locations_of(o), new.locations_of(n));
+            for loc in old_locs {
                 if !new_locs.contains(loc) {
                     let touch = if is_executable_location(*loc) {
                         Touch::key(format!("{coordinate}#{}", loc.name()), mask::DIRECTIVE)
@@ -1217,7 +1210,7 @@ impl<'a> Differ<'a> {
                     );
                 }
             }
-            for loc in &n.locations {
+            for loc in new_locs {
                 if !old_locs.contains(loc) {
                     self.at_new(
                         ChangeKind::DirectiveLocationAdded,
@@ -1229,20 +1222,29 @@ impl<'a> Differ<'a> {
                     );
                 }
             }
-            self.arguments(ArgOwner::Directive(&coordinate), &o.arguments, &n.arguments, span);
+            self.arguments(ArgOwner::Directive(&coordinate), old.args(o.args), new.args(n.args), span);
         }
-        for (name, n) in new_defs {
-            if !old_defs.contains_key(name) {
+        for n in &new.directives {
+            let name = new.str(n.name);
+            if old.directive_named(name).is_none() {
                 let coordinate = format!("@{name}");
                 self.at_new(
                     ChangeKind::DirectiveAdded,
                     coordinate.clone(),
                     format!("Directive `{coordinate}` was added."),
                     String::new(),
-                    n.name.location(),
+                    n.pos,
                     Touch::Never,
                 );
             }
         }
+    }
+}
+
+/// A default value as the messages show it: `` `value` `` or `none`.
+fn show_default(v: Option<&str>) -> String {
+    match v {
+        Some(v) => format!("`{v}`"),
+        None => "none".to_owned(),
     }
 }

@@ -1,6 +1,9 @@
 //! Banyan's schema contract tooling, on SDL and operation text alone (no async-graphql).
 //!
-//! * [`load_sdl`] parses and validates a schema (errors carry `file:line:col`).
+//! * [`load_sdl`] parses and validates a schema (errors carry `file:line:col`);
+//!   [`load_compact`] does the same in chunks and keeps only the [`CompactSchema`] the diff and
+//!   the usage walks read, for large schemas ([`load_compact_with`] runs code on the validated
+//!   schema first, e.g. [`operation_errors`]; [`check_compact`] checks two such models).
 //! * [`diff()`] lists every change between two schemas, classified as breaking, dangerous or
 //!   safe (graphql-js's change kinds, with input and output positions told apart).
 //! * [`Contract::load`] reads the frontend contract (`<Component>/<Operation>.graphql`).
@@ -40,6 +43,7 @@ pub mod contract;
 pub mod diff;
 pub mod extract;
 pub mod manifest;
+pub mod model;
 pub mod problem;
 pub mod render;
 pub mod sdl;
@@ -50,7 +54,7 @@ pub use accepted::{
     ACCEPTED_CHANGES_FILE, Acceptance, AcceptedChanges, AcceptedChangesError, AcceptedEntry, Unused,
     UnusedAcceptance,
 };
-pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check};
+pub use check::{CheckOptions, CheckReport, CheckedChange, Summary, TouchedOperation, check, check_compact};
 pub use contract::{Contract, ContractError, ContractOperation, ContractSource, OperationType};
 pub use diff::{Change, ChangeKind, Level, SdlPosition, Side, diff};
 pub use extract::{ComponentFrom, Difference, ExtractError, ExtractOptions, Extraction, extract};
@@ -58,11 +62,15 @@ pub use manifest::{
     MANIFEST_FILE, MANIFEST_FORMAT, Manifest, ManifestError, ManifestStatus, PersistedOperation,
     build_manifest, operation_id,
 };
+pub use model::CompactSchema;
 pub use problem::{Problem, Severity};
 pub use render::Format;
-pub use sdl::{SchemaError, Sdl, load_sdl, load_sdl_file, schema_hash};
+pub use sdl::{
+    SchemaError, Sdl, load_compact, load_compact_file, load_compact_file_with, load_compact_with, load_sdl,
+    load_sdl_file, schema_hash,
+};
 pub use usage::{OperationUsage, operation_usage};
-pub use validate::{ValidationReport, validate_contract};
+pub use validate::{ValidationReport, operation_errors, validate_contract};
 
 /// Exit code: nothing to stop.
 pub const EXIT_OK: i32 = 0;

@@ -1,15 +1,24 @@
 //! Loading SDL: parse and validate a schema with apollo-compiler, keeping the path label so
 //! every later message can point at `file:line:col`.
+//!
+//! Two ways: [`load_sdl`] keeps apollo-compiler's schema (and builds the [`CompactSchema`] the
+//! diff reads when first asked); [`load_compact`] and [`load_compact_with`] keep only the
+//! compact model, dropping apollo-compiler's schema as soon as it is built, and parse the text
+//! in chunks of whole definitions on two threads, so a large schema costs about what it keeps
+//! (README, "Schema diff and check at scale").
 
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
-use apollo_compiler::ast::{DirectiveDefinition, DirectiveLocation};
-use apollo_compiler::parser::SourceSpan;
+use apollo_compiler::ast::{self, DirectiveDefinition, DirectiveLocation};
+use apollo_compiler::parser::FileId;
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{Node, Schema, name};
 use sha2::{Digest, Sha256};
 
+use crate::model::{self, CompactSchema, LineIndex, Locator};
 use crate::problem::{self, Problem, Severity};
 
 /// A parsed and validated schema, with the path label it was loaded under.
@@ -18,6 +27,8 @@ pub struct Sdl {
     path: String,
     schema: Valid<Schema>,
     hash: String,
+    /// Built on first use ([`Sdl::compact`]).
+    compact: OnceLock<CompactSchema>,
 }
 
 /// Why an SDL file could not be loaded. The CLI maps every variant to exit code 2
@@ -73,16 +84,201 @@ pub fn load_sdl(path_label: &str, text: &str) -> Result<Sdl, SchemaError> {
         }
         SchemaError::Invalid { path: path_label.to_owned(), problems }
     };
-    let mut schema = Schema::parse(text, path_label).map_err(|with_errors| invalid(&with_errors.errors))?;
-    if !schema.directive_definitions.contains_key("oneOf") {
-        schema.directive_definitions.insert(name!("oneOf"), one_of_definition());
-    }
-    let schema = schema.validate().map_err(|with_errors| invalid(&with_errors.errors))?;
+    let schema = Schema::parse(text, path_label).map_err(|with_errors| invalid(&with_errors.errors))?;
+    let schema = validate(schema).map_err(|with_errors| invalid(&with_errors.errors))?;
     let one_of_problems = one_of_rules(&schema, path_label);
     if !one_of_problems.is_empty() {
         return Err(SchemaError::Invalid { path: path_label.to_owned(), problems: one_of_problems });
     }
-    Ok(Sdl { path: path_label.to_owned(), schema, hash: schema_hash(text) })
+    Ok(Sdl { path: path_label.to_owned(), schema, hash: schema_hash(text), compact: OnceLock::new() })
+}
+
+/// Adds `@oneOf` when the schema does not define it, then validates.
+#[allow(clippy::result_large_err)] // apollo-compiler's own error type
+fn validate(mut schema: Schema) -> Result<Valid<Schema>, apollo_compiler::validation::WithErrors<Schema>> {
+    if !schema.directive_definitions.contains_key("oneOf") {
+        schema.directive_definitions.insert(name!("oneOf"), one_of_definition());
+    }
+    schema.validate()
+}
+
+/// Parses and validates `text` as [`load_sdl`] does (the same errors, positions and codes) and
+/// returns only the [`CompactSchema`]: apollo-compiler's schema is dropped as soon as the model
+/// is built.
+pub fn load_compact(path_label: &str, text: &str) -> Result<CompactSchema, SchemaError> {
+    load_compact_with(path_label, text, |_| ()).map(|(compact, ())| compact)
+}
+
+/// [`load_compact`], running `with_schema` on apollo-compiler's validated schema before it is
+/// dropped (`check` validates the contract's operations there).
+///
+/// The text is parsed in chunks of whole top-level definitions (about 64 KiB each, on two
+/// threads), which keeps the parser's peak memory near what the schema keeps. The schema
+/// `with_schema` sees has its spans relative to each chunk and no source text but the
+/// built-in definitions' (diagnostics about operations, located in their own files, are as
+/// usual); the model's positions are relative to the whole text, as [`load_sdl`]'s are. When a
+/// chunk, the schema or its validation fails, the text is loaded whole by [`load_sdl`], so
+/// errors are exactly its own.
+pub fn load_compact_with<T>(
+    path_label: &str,
+    text: &str,
+    with_schema: impl FnOnce(&Valid<Schema>) -> T,
+) -> Result<(CompactSchema, T), SchemaError> {
+    load_in_chunks(path_label, Cow::Borrowed(text), CHUNK_BYTES, with_schema)
+}
+
+/// [`load_compact_with`] with chunks of at least `chunk_bytes`; an owned `text` is dropped as
+/// soon as the schema has validated.
+fn load_in_chunks<T>(
+    path_label: &str,
+    text: Cow<'_, str>,
+    chunk_bytes: usize,
+    with_schema: impl FnOnce(&Valid<Schema>) -> T,
+) -> Result<(CompactSchema, T), SchemaError> {
+    let hash = schema_hash(&text);
+    let Some((schema, files)) = parse_in_chunks(path_label, &text, chunk_bytes) else {
+        // Whole, as `load_sdl` loads it: the same errors (or, should chunking have been wrong
+        // about a valid text, the same schema).
+        let sdl = load_sdl(path_label, &text)?;
+        drop(text);
+        let out = with_schema(sdl.schema());
+        return Ok((sdl.into_compact(), out));
+    };
+    let lines = LineIndex::new(&text);
+    drop(text);
+    let out = with_schema(&schema);
+    let locator = Locator::chunked(&schema.sources, lines, files);
+    let compact = model::build(&schema, &locator, path_label, &hash);
+    drop(locator);
+    drop(schema);
+    Ok((compact, out))
+}
+
+/// Each chunk's file and its byte offset in the whole text.
+type ChunkFiles = Vec<(FileId, usize)>;
+
+/// Bytes of text per chunk: small enough that the parser's transient trees stay small, large
+/// enough that per-chunk costs do not count.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// The schema parsed from chunks of `text` and validated, with each chunk's file and offset;
+/// `None` when anything fails (the caller then loads the text whole) or the text is one chunk.
+fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(Valid<Schema>, ChunkFiles)> {
+    let chunks = definition_chunks(text, chunk_bytes);
+    if chunks.len() < 2 {
+        return None;
+    }
+    // Chunks alternate between this thread and a helper: a fixed split, so that the halves of
+    // the next schema parsed land where the halves of the last one were freed (each thread
+    // allocates from its own heap).
+    let parse = |first: usize| {
+        let mine = chunks.iter().enumerate().skip(first).step_by(2);
+        mine.map(|(i, &(_, chunk))| (i, ast::Document::parse(chunk, path_label))).collect::<Vec<_>>()
+    };
+    let mut documents = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| parse(1));
+        let mut mine = parse(0);
+        // A panic in the helper is a bug: let it go on unwinding here.
+        mine.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        mine
+    });
+    documents.sort_unstable_by_key(|(i, _)| *i);
+    let mut builder = Schema::builder();
+    let mut files = Vec::with_capacity(documents.len());
+    for ((_, document), (offset, _)) in documents.into_iter().zip(&chunks) {
+        let document = document.ok()?;
+        files.push((*document.sources.keys().next()?, *offset));
+        builder = builder.add_ast(&document);
+    }
+    let schema = validate(builder.build().ok()?).ok()?;
+    if !one_of_rules(&schema, path_label).is_empty() {
+        return None;
+    }
+    // Valid: the chunks' texts were kept for diagnostics and are not needed any more (the
+    // model's positions come from the line index of the whole text). The built-in
+    // definitions' file stays, for positions in it.
+    let mut schema = schema.into_inner();
+    schema.sources = Arc::new(
+        schema
+            .sources
+            .iter()
+            .filter(|(id, _)| **id == FileId::BUILT_IN)
+            .map(|(id, f)| (*id, f.clone()))
+            .collect(),
+    );
+    Some((Valid::assume_valid(schema), files))
+}
+
+/// `text` cut into chunks of at least `target` bytes, each ending after a line whose last
+/// token closes a top-level definition's braces (outside strings, block strings and
+/// comments), with each chunk's byte offset. A tail of blanks and commas joins the last chunk.
+pub(crate) fn definition_chunks(text: &str, target: usize) -> Vec<(usize, &str)> {
+    let bytes = text.as_bytes();
+    let (mut i, mut depth, mut start, mut closed) = (0usize, 0i64, 0usize, false);
+    let mut cuts = Vec::new();
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    // `\"""` is an escaped triple quote inside a block string.
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                i += 3;
+                closed = false;
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                closed = false;
+                continue;
+            }
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                closed = false;
+            }
+            c @ (b'}' | b')' | b']') => {
+                depth -= 1;
+                closed = c == b'}' && depth == 0;
+            }
+            b'\n' if depth == 0 && closed && i + 1 - start >= target => {
+                cuts.push(i + 1);
+                start = i + 1;
+                // Blank lines and comments after a cut go with the next definition (a chunk
+                // with no definition does not parse).
+                closed = false;
+            }
+            b' ' | b'\t' | b'\r' | b',' | b'\n' => {}
+            _ => closed = false,
+        }
+        i += 1;
+    }
+    // A tail of blanks is no definition: leave it to the last chunk.
+    if cuts
+        .last()
+        .is_some_and(|&cut| text[cut..].bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b',')))
+    {
+        cuts.pop();
+    }
+    let mut out = Vec::with_capacity(cuts.len() + 1);
+    let mut from = 0;
+    for cut in cuts.into_iter().chain(std::iter::once(text.len())) {
+        if cut > from || out.is_empty() {
+            out.push((from, &text[from..cut]));
+        }
+        from = cut;
+    }
+    out
 }
 
 /// `directive @oneOf on INPUT_OBJECT`, as the specification defines it.
@@ -190,11 +386,31 @@ fn text_lines(text: &str) -> impl Iterator<Item = &str> {
 
 /// Reads `path` and calls [`load_sdl`] with the path as its label.
 pub fn load_sdl_file(path: impl AsRef<Path>) -> Result<Sdl, SchemaError> {
-    let path = path.as_ref();
-    let label = path.display().to_string().replace('\\', "/");
-    let text =
-        std::fs::read_to_string(path).map_err(|source| SchemaError::Io { path: label.clone(), source })?;
+    let (label, text) = read_schema(path.as_ref())?;
     load_sdl(&label, &text)
+}
+
+/// Reads `path` and calls [`load_compact`] with the path as its label.
+pub fn load_compact_file(path: impl AsRef<Path>) -> Result<CompactSchema, SchemaError> {
+    load_compact_file_with(path, |_| ()).map(|(compact, ())| compact)
+}
+
+/// Reads `path` and calls [`load_compact_with`] with the path as its label.
+pub fn load_compact_file_with<T>(
+    path: impl AsRef<Path>,
+    with_schema: impl FnOnce(&Valid<Schema>) -> T,
+) -> Result<(CompactSchema, T), SchemaError> {
+    let (label, text) = read_schema(path.as_ref())?;
+    load_in_chunks(&label, Cow::Owned(text), CHUNK_BYTES, with_schema)
+}
+
+/// The path label (`/` separators) and the text of a schema file.
+fn read_schema(path: &Path) -> Result<(String, String), SchemaError> {
+    let label = path.display().to_string().replace('\\', "/");
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((label, text)),
+        Err(source) => Err(SchemaError::Io { path: label, source }),
+    }
 }
 
 impl Sdl {
@@ -213,8 +429,82 @@ impl Sdl {
         &self.schema
     }
 
-    /// Line and column of a span in this schema's source.
-    pub(crate) fn line_col(&self, span: Option<SourceSpan>) -> Option<(usize, usize)> {
-        problem::line_col(&self.schema.sources, span)
+    /// The compact model the diff and the usage walks read (built on first use).
+    pub fn compact(&self) -> &CompactSchema {
+        self.compact.get_or_init(|| self.build_compact())
+    }
+
+    /// The compact model alone: apollo-compiler's schema is dropped.
+    pub fn into_compact(self) -> CompactSchema {
+        match self.compact.into_inner() {
+            Some(compact) => compact,
+            None => {
+                model::build(&self.schema, &Locator::per_file(&self.schema.sources), &self.path, &self.hash)
+            }
+        }
+    }
+
+    fn build_compact(&self) -> CompactSchema {
+        model::build(&self.schema, &Locator::per_file(&self.schema.sources), &self.path, &self.hash)
+    }
+}
+
+impl AsRef<CompactSchema> for Sdl {
+    fn as_ref(&self) -> &CompactSchema {
+        self.compact()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests unwrap on purpose
+
+    use super::*;
+
+    /// Definitions whose strings, block strings and comments hold braces, quotes and line ends
+    /// that must not cut a chunk, with `\r\n` and U+2028 line ends along the way.
+    const TRICKY: &str = "\"\"\"\nBlock } with \\\"\"\" inside\n}\n\"\"\"\ntype Query {\r\n  a(x: In = {s: \"}\\\" {\"}): T # } \"\n  b: E @deprecated(reason: \"}\\n\")\n}\n\n# \" a comment } with a quote\n\"one } line\"\nscalar S\n\ntype T implements I { # \u{2028} ariadne counts a line here\n  id: ID!\n  e: E\n}\ninterface I { id: ID! }\n\nenum E { A B\n}\ninput In @oneOf { s: String n: Int }\nunion U = T\n\n";
+
+    #[test]
+    fn chunks_are_cut_between_definitions_only() {
+        let chunks = definition_chunks(TRICKY, 1);
+        let texts: Vec<&str> = chunks.iter().map(|(_, t)| *t).collect();
+        assert_eq!(texts.concat(), TRICKY);
+        for (offset, chunk) in &chunks {
+            assert_eq!(&TRICKY[*offset..*offset + chunk.len()], *chunk);
+            // Every chunk parses on its own: no cut inside a definition, string or comment.
+            assert!(ast::Document::parse(*chunk, "x.graphql").is_ok(), "{chunk:?} in {texts:#?}");
+        }
+        assert!(chunks.len() >= 4, "{texts:#?}");
+    }
+
+    #[test]
+    fn a_schema_loaded_in_chunks_diffs_as_one_loaded_whole() {
+        let edited = TRICKY
+            .replace("b: E", "b: E!")
+            .replace("enum E { A B", "enum E { A C")
+            .replace("\n  e: E\n}", "\n}");
+        let (old, new) =
+            (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
+        let whole = crate::diff(&old, &new);
+        let (old_c, ()) = load_in_chunks("old.graphql", Cow::Borrowed(TRICKY), 1, |_| ()).unwrap();
+        let (new_c, ()) = load_in_chunks("new.graphql", Cow::Borrowed(&edited), 1, |_| ()).unwrap();
+        assert!(definition_chunks(TRICKY, 1).len() > 1 && definition_chunks(&edited, 1).len() > 1);
+        let chunked = crate::diff(&old_c, &new_c);
+        assert_eq!(chunked, whole);
+        assert!(whole.len() >= 4, "{whole:#?}");
+        assert!(whole.iter().all(|c| c.location.is_some()), "{whole:#?}");
+        assert_eq!(old_c.hash(), old.hash());
+    }
+
+    #[test]
+    fn a_schema_that_fails_in_chunks_reports_what_loading_it_whole_reports() {
+        let broken =
+            format!("{TRICKY}type Late {{ x: Missing }}\ntype Dup {{ a: Int }}\ntype Dup {{ b: Int }}\n");
+        let whole = load_sdl("s.graphql", &broken).unwrap_err();
+        let chunked = load_in_chunks("s.graphql", Cow::Borrowed(&broken), 1, |_| ()).unwrap_err();
+        assert_eq!(chunked.to_string(), whole.to_string());
+        assert_eq!(chunked.problems(), whole.problems());
+        assert!(!whole.problems().is_empty() && whole.problems().iter().all(|p| p.line.is_some()));
     }
 }

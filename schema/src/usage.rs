@@ -9,17 +9,15 @@ use std::rc::Rc;
 
 use apollo_compiler::collections::HashSet as FastSet;
 
-use apollo_compiler::ast::{self, OperationType as AstOperationType, Type, Value};
+use apollo_compiler::ast::{self, OperationType as AstOperationType, Value};
 use apollo_compiler::collections::HashMap;
 use apollo_compiler::parser::SourceSpan;
-use apollo_compiler::schema::{ExtendedType, Implementers};
-use apollo_compiler::{Name, Node, Schema};
+use apollo_compiler::{Name, Node};
 use serde::Serialize;
 
 use crate::contract::{Contract, OperationType};
-use crate::diff::deprecation_reason;
+use crate::model::{CompactSchema, InputDef, Kind, Sym, item_type};
 use crate::problem::{Problem, Severity};
-use crate::sdl::Sdl;
 
 /// Bit flags saying how a coordinate is used.
 pub(crate) mod mask {
@@ -231,8 +229,11 @@ pub struct OperationUsage {
 /// The coordinates each contract operation uses in `schema`, in contract order.
 ///
 /// The gateway uses this for per-component reports (which fields a component reads).
-pub fn operation_usage(schema: &Sdl, contract: &Contract) -> Vec<OperationUsage> {
-    let mut c = Collector::new(schema.schema(), contract, false);
+pub fn operation_usage<S>(schema: &S, contract: &Contract) -> Vec<OperationUsage>
+where
+    S: AsRef<CompactSchema> + ?Sized,
+{
+    let mut c = Collector::new(schema.as_ref(), contract, false);
     contract
         .operations()
         .iter()
@@ -262,14 +263,20 @@ pub fn operation_usage(schema: &Sdl, contract: &Contract) -> Vec<OperationUsage>
         .collect()
 }
 
-/// Walks contract operations against one schema.
+/// The named type inside a printed type's list and non-null wrappers.
+fn inner_named(ty: &str) -> &str {
+    ty.trim_start_matches('[').trim_end_matches([']', '!'])
+}
+
+/// Walks contract operations against one schema (its compact model).
 pub(crate) struct Collector<'a> {
-    schema: &'a Schema,
+    schema: &'a CompactSchema,
     contract: &'a Contract,
-    implementers: HashMap<Name, Implementers>,
+    /// Interface → (objects, interfaces) implementing it.
+    implementers: HashMap<Sym, (Vec<Sym>, Vec<Sym>)>,
     fragments: HashMap<Name, Rc<Usage>>,
     in_progress: HashSet<Name>,
-    input_closures: HashMap<Name, Rc<Vec<String>>>,
+    input_closures: HashMap<&'a str, Rc<Vec<String>>>,
     interner: Interner,
     /// Deprecated usages, when collecting them.
     deprecations: Option<Vec<Problem>>,
@@ -283,11 +290,11 @@ pub(crate) struct Collector<'a> {
 }
 
 impl<'a> Collector<'a> {
-    pub(crate) fn new(schema: &'a Schema, contract: &'a Contract, deprecations: bool) -> Self {
+    pub(crate) fn new(schema: &'a CompactSchema, contract: &'a Contract, deprecations: bool) -> Self {
         Collector {
             schema,
             contract,
-            implementers: schema.implementers_map(),
+            implementers: schema.implementers(),
             fragments: HashMap::default(),
             in_progress: HashSet::new(),
             input_closures: HashMap::default(),
@@ -306,7 +313,8 @@ impl<'a> Collector<'a> {
     /// Usage of the contract's operation number `index`.
     pub(crate) fn operation(&mut self, index: usize) -> Usage {
         let mut u = Usage::with_capacity(128);
-        let Some(op) = self.contract.operations().get(index) else {
+        let contract = self.contract;
+        let Some(op) = contract.operations().get(index) else {
             return u;
         };
         let def = &op.node;
@@ -319,15 +327,16 @@ impl<'a> Collector<'a> {
         let span = def.name.as_ref().and_then(|n| n.location()).or(def.location());
         let kind = def.operation_type;
         u.add_fmt(&mut self.interner, format_args!("schema:{}", kind.name()), mask::OUTPUT, span);
-        let root = self.schema.root_operation(kind).cloned();
-        match &root {
+        let schema = self.schema;
+        let root = schema.root(kind).map(|r| schema.str(r.name));
+        match root {
             Some(root) => u.add(&mut self.interner, root, mask::OUTPUT, span),
             None => u.unresolved = true,
         }
         for var in &def.variables {
             self.input_reach(&mut u, var.ty.inner_named_type(), var.location());
             if let Some(dv) = &var.default_value {
-                self.value(&mut u, dv, &var.ty);
+                self.value(&mut u, dv, &var.ty.to_string());
             }
             self.directives(&mut u, &var.directives, "VARIABLE_DEFINITION");
         }
@@ -337,7 +346,10 @@ impl<'a> Collector<'a> {
             AstOperationType::Subscription => "SUBSCRIPTION",
         };
         self.directives(&mut u, &def.directives, loc);
-        self.selections(&mut u, root.as_ref(), &def.selection_set);
+        self.selections(&mut u, root, &def.selection_set);
+        // Kept for the whole check, one per operation: no spare capacity.
+        u.map.shrink_to_fit();
+        u.scratch = String::new();
         u
     }
 
@@ -348,14 +360,15 @@ impl<'a> Collector<'a> {
         if !self.in_progress.insert(name.clone()) {
             return None; // a cycle: invalid, reported by validation
         }
-        let (file_index, def) = self.contract.fragment(name)?;
+        let contract = self.contract;
+        let (file_index, def) = contract.fragment(name)?;
         let saved = std::mem::replace(&mut self.context, (file_index, Some(name.to_string())));
         let saved_in_fragment = std::mem::replace(&mut self.in_fragment, true);
         let mut u = Usage::default();
         let tc = &def.type_condition;
         u.add(&mut self.interner, tc, mask::CONDITION, tc.location().or(def.location()));
         self.directives(&mut u, &def.directives, "FRAGMENT_DEFINITION");
-        self.selections(&mut u, Some(tc), &def.selection_set);
+        self.selections(&mut u, Some(tc.as_str()), &def.selection_set);
         self.context = saved;
         self.in_fragment = saved_in_fragment;
         self.in_progress.remove(name);
@@ -364,7 +377,7 @@ impl<'a> Collector<'a> {
         Some(u)
     }
 
-    fn selections(&mut self, u: &mut Usage, parent: Option<&Name>, sels: &[ast::Selection]) {
+    fn selections(&mut self, u: &mut Usage, parent: Option<&'a str>, sels: &'a [ast::Selection]) {
         for sel in sels {
             match sel {
                 ast::Selection::Field(f) => self.field(u, parent, f),
@@ -380,8 +393,8 @@ impl<'a> Collector<'a> {
                     let inner = match &i.type_condition {
                         Some(tc) => {
                             u.add(&mut self.interner, tc, mask::CONDITION, tc.location().or(i.location()));
-                            u.unresolved |= !self.schema.types.contains_key(tc);
-                            Some(tc)
+                            u.unresolved |= self.schema.type_named(tc).is_none();
+                            Some(tc.as_str())
                         }
                         None => parent,
                     };
@@ -391,9 +404,9 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn field(&mut self, u: &mut Usage, parent: Option<&Name>, f: &Node<ast::Field>) {
+    fn field(&mut self, u: &mut Usage, parent: Option<&'a str>, f: &'a Node<ast::Field>) {
         self.directives(u, &f.directives, "FIELD");
-        let name = &f.name;
+        let name = f.name.as_str();
         if name.starts_with("__") {
             return; // __typename, __schema, __type: introspection, no schema coordinate
         }
@@ -402,36 +415,29 @@ impl<'a> Collector<'a> {
             self.selections(u, None, &f.selection_set);
             return;
         };
-        let span = name.location().or(f.location());
+        let span = f.name.location().or(f.location());
         let schema = self.schema;
-        let (def, is_interface) = match schema.types.get(parent) {
-            Some(ExtendedType::Object(o)) => (o.fields.get(name), false),
-            Some(ExtendedType::Interface(i)) => (i.fields.get(name), true),
-            _ => (None, false),
-        };
+        let parent_ty = schema.type_named(parent);
+        let def = parent_ty.and_then(|t| schema.field(t, name));
         // Implementations of an interface field are selected too.
-        let mut impls: Vec<Name> = Vec::new();
-        if let Some(imp) = is_interface.then(|| self.implementers.get(parent)).flatten() {
-            for t in imp.objects.iter().chain(imp.interfaces.iter()) {
-                let has = match schema.types.get(t) {
-                    Some(ExtendedType::Object(o)) => o.fields.contains_key(name),
-                    Some(ExtendedType::Interface(i)) => i.fields.contains_key(name),
-                    _ => false,
-                };
-                if has {
-                    impls.push(t.clone());
+        let mut impls: Vec<&'a str> = Vec::new();
+        if let Some(pt) = parent_ty.filter(|t| t.kind == Kind::Interface)
+            && let Some((objects, interfaces)) = self.implementers.get(&pt.name)
+        {
+            for &t in objects.iter().chain(interfaces) {
+                let t = schema.str(t);
+                if schema.type_named(t).and_then(|ty| schema.field(ty, name)).is_some() {
+                    impls.push(t);
                 }
             }
         }
         for t in &impls {
             u.add_fmt(&mut self.interner, format_args!("{t}.{name}"), mask::OUTPUT, span);
         }
-        if let Some(def) = def
-            && let Some(reason) = deprecation_reason(&def.directives)
-        {
+        if let Some(reason) = def.and_then(|d| d.deprecation) {
             self.deprecated(
                 "DEPRECATED_FIELD",
-                format!("field `{parent}.{name}` is deprecated: {reason}"),
+                format!("field `{parent}.{name}` is deprecated: {}", schema.str(reason)),
                 span,
             );
         }
@@ -445,15 +451,19 @@ impl<'a> Collector<'a> {
                     arg_span,
                 );
             }
-            if let Some(arg_def) = def.and_then(|d| d.argument_by_name(&arg.name)) {
-                if let Some(reason) = deprecation_reason(&arg_def.directives) {
+            if let Some(arg_def) = def.and_then(|d| argument(schema, schema.args(d.args), &arg.name)) {
+                if let Some(reason) = arg_def.deprecation {
                     self.deprecated(
                         "DEPRECATED_ARGUMENT",
-                        format!("argument `{parent}.{name}({}:)` is deprecated: {reason}", arg.name),
+                        format!(
+                            "argument `{parent}.{name}({}:)` is deprecated: {}",
+                            arg.name,
+                            schema.str(reason)
+                        ),
                         arg_span,
                     );
                 }
-                self.value(u, &arg.value, &arg_def.ty);
+                self.value(u, &arg.value, schema.str(arg_def.ty));
             } else {
                 u.unresolved = true;
             }
@@ -466,23 +476,19 @@ impl<'a> Collector<'a> {
         }
         if let Some(def) = def {
             let owner = format!("{parent}.{name}");
-            self.unset_arguments(u, &owner, &def.arguments, &f.arguments, mask::INPUT, span);
+            self.unset_arguments(u, &owner, schema.args(def.args), &f.arguments, mask::INPUT, span);
         }
         for t in &impls {
-            let impl_def = match schema.types.get(t) {
-                Some(ExtendedType::Object(o)) => o.fields.get(name),
-                Some(ExtendedType::Interface(i)) => i.fields.get(name),
-                _ => None,
-            };
+            let impl_def = schema.type_named(t).and_then(|ty| schema.field(ty, name));
             if let Some(impl_def) = impl_def {
                 let owner = format!("{t}.{name}");
-                self.unset_arguments(u, &owner, &impl_def.arguments, &f.arguments, mask::INPUT, span);
+                self.unset_arguments(u, &owner, schema.args(impl_def.args), &f.arguments, mask::INPUT, span);
             }
         }
         u.add_fmt(&mut self.interner, format_args!("{parent}.{name}"), mask::OUTPUT, span);
         match def {
             Some(def) => {
-                let ty = def.ty.inner_named_type();
+                let ty = schema.str(def.named);
                 u.add(&mut self.interner, ty, mask::OUTPUT, span);
                 self.selections(u, Some(ty), &f.selection_set);
             }
@@ -494,6 +500,7 @@ impl<'a> Collector<'a> {
     }
 
     fn directives(&mut self, u: &mut Usage, list: &ast::DirectiveList, location: &str) {
+        let schema = self.schema;
         for (i, d) in list.iter().enumerate() {
             let span = d.name.location().or(d.location());
             let dn = &d.name;
@@ -501,7 +508,7 @@ impl<'a> Collector<'a> {
                 u.add_fmt(&mut self.interner, format_args!("@{dn}#repeated"), mask::DIRECTIVE, span);
             }
             u.add_fmt(&mut self.interner, format_args!("@{dn}#{location}"), mask::DIRECTIVE, span);
-            let def = self.schema.directive_definitions.get(&d.name);
+            let def = schema.directive_named(dn);
             for arg in &d.arguments {
                 let arg_span = arg.name.location().or(arg.location());
                 u.add_fmt(
@@ -510,25 +517,25 @@ impl<'a> Collector<'a> {
                     mask::DIRECTIVE,
                     arg_span,
                 );
-                if let Some(arg_def) = def.and_then(|d| d.argument_by_name(&arg.name)) {
-                    self.value(u, &arg.value, &arg_def.ty);
+                if let Some(arg_def) = def.and_then(|d| argument(schema, schema.args(d.args), &arg.name)) {
+                    self.value(u, &arg.value, schema.str(arg_def.ty));
                 }
             }
             if let Some(def) = def {
                 let owner = format!("@{dn}");
-                self.unset_arguments(u, &owner, &def.arguments, &d.arguments, mask::DIRECTIVE, span);
+                self.unset_arguments(u, &owner, schema.args(def.args), &d.arguments, mask::DIRECTIVE, span);
             }
             u.add_fmt(&mut self.interner, format_args!("@{dn}"), mask::DIRECTIVE, span);
         }
     }
 
     /// Marks a variable's input type and everything a client may send through it.
-    fn input_reach(&mut self, u: &mut Usage, named: &Name, span: Option<SourceSpan>) {
+    fn input_reach(&mut self, u: &mut Usage, named: &'a str, span: Option<SourceSpan>) {
         let keys = match self.input_closures.get(named) {
             Some(k) => k.clone(),
             None => {
                 let k = Rc::new(self.input_closure(named));
-                self.input_closures.insert(named.clone(), k.clone());
+                self.input_closures.insert(named, k.clone());
                 k
             }
         };
@@ -537,17 +544,18 @@ impl<'a> Collector<'a> {
         }
     }
 
-    fn input_closure(&self, named: &Name) -> Vec<String> {
+    fn input_closure(&self, named: &'a str) -> Vec<String> {
+        let schema = self.schema;
         let mut out = Vec::new();
-        let mut seen: HashSet<&Name> = HashSet::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut stack = vec![named];
         seen.insert(named);
         while let Some(t) = stack.pop() {
             out.push(t.to_string());
-            if let Some(ExtendedType::InputObject(io)) = self.schema.types.get(t) {
-                for (f, fd) in &io.fields {
-                    out.push(format!("{t}.{f}"));
-                    let nt = fd.ty.inner_named_type();
+            if let Some(io) = schema.type_named(t) {
+                for fd in schema.input_fields_of(io) {
+                    out.push(format!("{t}.{}", schema.str(fd.name)));
+                    let nt = schema.str(fd.named);
                     if seen.insert(nt) {
                         stack.push(nt);
                     }
@@ -557,28 +565,26 @@ impl<'a> Collector<'a> {
         out
     }
 
-    /// Marks what a literal value uses, given the type expected at its position.
-    fn value(&mut self, u: &mut Usage, v: &Node<Value>, ty: &Type) {
-        let named = ty.inner_named_type();
+    /// Marks what a literal value uses, given the type expected at its position (as printed).
+    fn value(&mut self, u: &mut Usage, v: &Node<Value>, ty: &str) {
+        let schema = self.schema;
+        let named = inner_named(ty);
         let span = v.location();
         match v.as_ref() {
             Value::Variable(_) | Value::Null => {}
             Value::List(items) => {
-                let item_ty = ty.item_type();
+                let item_ty = item_type(ty);
                 for it in items {
                     self.value(u, it, item_ty);
                 }
             }
             Value::Object(fields) => {
                 u.add(&mut self.interner, named, mask::LITERAL, span);
-                let schema = self.schema;
-                let io = match schema.types.get(named) {
-                    Some(ExtendedType::InputObject(io)) => Some(io),
-                    _ => None,
-                };
+                let io = schema.type_named(named).filter(|t| t.kind == Kind::InputObject);
                 if let Some(io) = io {
-                    for (fname, _) in io.fields.iter() {
-                        let unset = match fields.iter().find(|(n, _)| n == fname) {
+                    for fd in schema.input_fields_of(io) {
+                        let fname = schema.str(fd.name);
+                        let unset = match fields.iter().find(|(n, _)| n.as_str() == fname) {
                             None => true,
                             Some((_, fv)) => self.may_be_unset(fv),
                         };
@@ -598,15 +604,18 @@ impl<'a> Collector<'a> {
                 }
                 for (fname, fv) in fields {
                     let fspan = fname.location().or(span);
-                    if let Some(fd) = io.and_then(|io| io.fields.get(fname)) {
-                        if let Some(reason) = deprecation_reason(&fd.directives) {
+                    if let Some(fd) = io.and_then(|io| schema.input_field(io, fname)) {
+                        if let Some(reason) = fd.deprecation {
                             self.deprecated(
                                 "DEPRECATED_INPUT_FIELD",
-                                format!("input field `{named}.{fname}` is deprecated: {reason}"),
+                                format!(
+                                    "input field `{named}.{fname}` is deprecated: {}",
+                                    schema.str(reason)
+                                ),
                                 fspan,
                             );
                         }
-                        self.value(u, fv, &fd.ty);
+                        self.value(u, fv, schema.str(fd.ty));
                     } else {
                         u.unresolved = true;
                     }
@@ -615,14 +624,11 @@ impl<'a> Collector<'a> {
             }
             Value::Enum(val) => {
                 u.add(&mut self.interner, named, mask::LITERAL, span);
-                let def = match self.schema.types.get(named) {
-                    Some(ExtendedType::Enum(e)) => e.values.get(val),
-                    _ => None,
-                };
-                match def.and_then(|vd| deprecation_reason(&vd.directives)) {
+                let def = schema.type_named(named).and_then(|e| schema.value(e, val));
+                match def.and_then(|vd| vd.deprecation) {
                     Some(reason) => self.deprecated(
                         "DEPRECATED_ENUM_VALUE",
-                        format!("enum value `{named}.{val}` is deprecated: {reason}"),
+                        format!("enum value `{named}.{val}` is deprecated: {}", schema.str(reason)),
                         span,
                     ),
                     None => u.unresolved |= def.is_none(),
@@ -632,7 +638,6 @@ impl<'a> Collector<'a> {
             _ => u.add(&mut self.interner, named, mask::LITERAL, span),
         }
     }
-
     /// Whether the value at an argument or input-field position may leave it unset at run
     /// time: a variable of a nullable type with no default may be omitted by the client (then
     /// the position takes its default, or is missing). Inside a fragment the operation is not
@@ -665,18 +670,20 @@ impl<'a> Collector<'a> {
         &mut self,
         u: &mut Usage,
         owner: &str,
-        definitions: &[Node<ast::InputValueDefinition>],
+        definitions: &[InputDef],
         given: &[Node<ast::Argument>],
         mask: u8,
         span: Option<SourceSpan>,
     ) {
+        let schema = self.schema;
         for d in definitions {
-            let unset = match given.iter().find(|a| a.name == d.name) {
+            let d_name = schema.str(d.name);
+            let unset = match given.iter().find(|a| a.name == d_name) {
                 None => true,
                 Some(a) => self.may_be_unset(&a.value),
             };
             if unset {
-                u.add_fmt(&mut self.interner, format_args!("{owner}({}:)#unset", d.name), mask, span);
+                u.add_fmt(&mut self.interner, format_args!("{owner}({d_name}:)#unset"), mask, span);
             }
         }
     }
@@ -699,4 +706,10 @@ impl<'a> Collector<'a> {
             definition: definition.clone(),
         });
     }
+}
+
+/// The first argument named `name` of a field or directive (as apollo-compiler's
+/// `argument_by_name`).
+fn argument<'s>(schema: &CompactSchema, args: &'s [InputDef], name: &str) -> Option<&'s InputDef> {
+    args.iter().find(|a| schema.str(a.name) == name)
 }

@@ -2,10 +2,12 @@
 //! executable validation), operation and fragment names must be unique across the contract,
 //! and use of deprecated fields, arguments, input fields and enum values is a warning.
 
-use apollo_compiler::ExecutableDocument;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use apollo_compiler::ast;
 use apollo_compiler::diagnostic::ToCliReport;
-use apollo_compiler::validation::DiagnosticList;
+use apollo_compiler::validation::{DiagnosticList, Valid};
+use apollo_compiler::{ExecutableDocument, Schema};
 use serde::Serialize;
 
 use crate::contract::Contract;
@@ -41,8 +43,8 @@ impl ValidationReport {
 
 /// Validates every contract operation against `schema`.
 pub fn validate_contract(schema: &Sdl, contract: &Contract) -> ValidationReport {
-    let errors = operation_errors(schema, contract);
-    let mut collector = Collector::new(schema.schema(), contract, true);
+    let errors = operation_errors(schema.schema(), contract);
+    let mut collector = Collector::new(schema.compact(), contract, true);
     for i in 0..contract.operations().len() {
         collector.operation(i);
     }
@@ -61,26 +63,42 @@ pub(crate) fn sort_problems(v: &mut [Problem]) {
     v.sort_by(|a, b| (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message)));
 }
 
-/// Contract rule violations plus apollo-compiler's build and validation errors, located and
-/// attributed to the operation or fragment they sit in.
-pub(crate) fn operation_errors(schema: &Sdl, contract: &Contract) -> Vec<Problem> {
-    let chunks = plan_chunks(contract, default_parallelism());
+/// The contract's rule violations plus apollo-compiler's build and validation errors of its
+/// operations against `schema`, located and attributed to the operation or fragment they sit
+/// in, sorted: [`ValidationReport::errors`], and [`CheckReport::operation_errors`](crate::CheckReport::operation_errors)
+/// when given to [`check_compact`](crate::check_compact).
+pub fn operation_errors(schema: &Valid<Schema>, contract: &Contract) -> Vec<Problem> {
+    let threads = default_parallelism();
+    let documents = contract.operations().len().div_ceil(OPERATIONS_PER_DOCUMENT).max(threads);
+    let chunks = plan_chunks(contract, documents);
     let mut out: Vec<Problem> = contract.rule_problems().to_vec();
-    if chunks.len() <= 1 {
-        for chunk in &chunks {
-            out.extend(validate_chunk(schema, contract, chunk));
+    // Each worker builds, validates and drops one document at a time.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut found = Vec::new();
+        while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            found.extend(validate_chunk(schema, contract, chunk));
         }
+        found
+    };
+    if chunks.len() <= 1 || threads <= 1 {
+        out.extend(work());
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                chunks.iter().map(|chunk| scope.spawn(|| validate_chunk(schema, contract, chunk))).collect();
-            for h in handles {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            out.extend(work());
+            for h in helpers {
                 out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             }
         });
     }
     finish(out)
 }
+
+/// Operations per document validated at once: apollo-compiler's executable document and its
+/// validation's working memory cost about 20 KiB per operation, so documents of this size keep
+/// that to about a MiB each.
+const OPERATIONS_PER_DOCUMENT: usize = 64;
 
 /// Sorts and removes duplicates (a fragment validated in two chunks reports twice).
 pub(crate) fn finish(mut out: Vec<Problem>) -> Vec<Problem> {
@@ -142,9 +160,12 @@ pub(crate) fn plan_chunks(contract: &Contract, n: usize) -> Vec<Chunk> {
 }
 
 /// apollo-compiler's build and validation errors for the definitions of one chunk.
-pub(crate) fn validate_chunk(schema: &Sdl, contract: &Contract, chunk: &Chunk) -> Vec<Problem> {
+pub(crate) fn validate_chunk(
+    valid_schema: &Valid<Schema>,
+    contract: &Contract,
+    chunk: &Chunk,
+) -> Vec<Problem> {
     let mut out = Vec::new();
-    let valid_schema = schema.schema();
     let mut build_errors = DiagnosticList::new(valid_schema.sources.clone());
     let mut builder = ExecutableDocument::builder(Some(valid_schema), &mut build_errors);
     let mut any = false;
