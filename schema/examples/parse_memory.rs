@@ -3,7 +3,7 @@
 //! definitions (a probe for issue 11's memory target; README, "Schema diff and check at scale").
 //!
 //! `cargo run --release -p banyan-schema --example parse_memory -- /tmp/synth/new.graphql 0`
-//! (whole) or `… 65536` (chunks), after `--example synth_schemas -- /tmp/synth`.
+//! (whole) or `… 65536` (chunks, cut as `schema diff` and `check` cut them), after `--example synth_schemas -- /tmp/synth`.
 
 use apollo_compiler::Schema;
 
@@ -20,61 +20,6 @@ fn memory() -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// `text` cut after a line that ends a top-level definition's braces, outside strings and
-/// comments, once a chunk holds at least `target` bytes.
-fn chunks(text: &str, target: usize) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let (mut i, mut depth, mut start, mut closed) = (0usize, 0i32, 0usize, false);
-    let mut out = Vec::new();
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !(bytes[i..].starts_with(b"\"\"\"") && bytes[i - 1] != b'\\') {
-                    i += 1;
-                }
-                i += 3;
-                closed = false;
-                continue;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-                closed = false;
-                continue;
-            }
-            b'{' | b'(' | b'[' => {
-                depth += 1;
-                closed = false;
-            }
-            c @ (b'}' | b')' | b']') => {
-                depth -= 1;
-                closed = c == b'}' && depth == 0;
-            }
-            b'\n' if depth == 0 && closed && i + 1 - start >= target => {
-                out.push(&text[start..=i]);
-                start = i + 1;
-            }
-            b' ' | b'\t' | b'\r' | b',' | b'\n' => {}
-            _ => closed = false,
-        }
-        i += 1;
-    }
-    if start < text.len() {
-        out.push(&text[start..]);
-    }
-    out
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: parse_memory SCHEMA.graphql CHUNK_BYTES (0: whole)")?;
@@ -85,10 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schema = if chunk == 0 {
         Schema::parse(&text, &path).map_err(|e| e.errors.to_string())?
     } else {
-        let parts = chunks(&text, chunk);
+        let parts = banyan_schema::sdl::definition_chunks(&text, chunk);
         eprintln!("{} chunks", parts.len());
         let mut builder = Schema::builder();
-        for part in parts {
+        for (_, part) in parts {
             builder = builder.parse(part, &path);
         }
         builder.build().map_err(|e| e.errors.to_string())?

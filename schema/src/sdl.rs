@@ -212,7 +212,7 @@ fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(
 /// `text` cut into chunks of at least `target` bytes, each ending after a line whose last
 /// token closes a top-level definition's braces (outside strings, block strings and
 /// comments), with each chunk's byte offset. A tail of blanks and commas joins the last chunk.
-pub(crate) fn definition_chunks(text: &str, target: usize) -> Vec<(usize, &str)> {
+pub fn definition_chunks(text: &str, target: usize) -> Vec<(usize, &str)> {
     let bytes = text.as_bytes();
     let (mut i, mut depth, mut start, mut closed) = (0usize, 0i64, 0usize, false);
     let mut cuts = Vec::new();
