@@ -34,13 +34,6 @@
 //! method is called at most once per level (per `MAX_BATCH` keys), with no timer anywhere, and the
 //! count does not depend on timing: the same query makes the same calls on a loaded machine.
 //!
-//! A load that asks nothing new at its level (every key is cached, or in a call of an earlier
-//! level) is *deferred*: it answers when its level is dispatched, not at once. Otherwise a branch
-//! whose key happened to be loaded a level early (a page both the root and a nested field ask
-//! for) would run a level ahead, and what it asks next would go out one call before what its
-//! siblings at the same depth ask. A level with only deferred loads dispatches nothing and ends
-//! at once.
-//!
 //! The price is the one a hand-written handler that makes the minimum calls pays too: a level
 //! starts when the slowest call of the one before it has answered (each call bounded by its
 //! backend's timeout and the request's deadline), where a timer-based loader would let a fast
@@ -115,7 +108,6 @@ impl std::fmt::Debug for BatchScheduler {
             .field("queued_loaders", &state.queued.len())
             .field("level", &state.level)
             .field("older_in_flight", &state.older)
-            .field("deferred_loads", &state.deferred.len())
             .finish()
     }
 }
@@ -140,10 +132,6 @@ struct State {
     older: usize,
     /// The wrapper's waker, for when the last of `older` ends.
     driver: Option<Waker>,
-    /// Loads of this level that asked no key of it (every key was known already, or in a
-    /// call of an earlier level): they answer when this level is dispatched, so what they
-    /// lead to is asked at the next level with the rest of it.
-    deferred: Vec<Waker>,
 }
 
 impl Shared {
@@ -275,14 +263,7 @@ struct DriverGone<'a>(&'a BatchScheduler);
 
 impl Drop for DriverGone<'_> {
     fn drop(&mut self) {
-        let (queued, deferred) = {
-            let mut state = self.0.shared.lock();
-            state.level += 1;
-            (std::mem::take(&mut state.queued), std::mem::take(&mut state.deferred))
-        };
-        for waiter in deferred {
-            waiter.wake();
-        }
+        let queued = std::mem::take(&mut self.0.shared.lock().queued);
         if queued.is_empty() || tokio::runtime::Handle::try_current().is_err() {
             return;
         }
@@ -349,9 +330,9 @@ impl BatchScheduler {
         if flag.woken.load(Ordering::SeqCst) {
             return;
         }
-        let (queued, deferred, level) = {
+        let (queued, level) = {
             let mut state = self.shared.lock();
-            if state.older > 0 || (state.queued.is_empty() && state.deferred.is_empty()) {
+            if state.older > 0 || state.queued.is_empty() {
                 if state.older > 0 {
                     state.driver = Some(cx.waker().clone());
                 }
@@ -363,34 +344,12 @@ impl BatchScheduler {
             let level = state.level;
             state.older += std::mem::take(&mut state.current);
             state.level += 1;
-            (std::mem::take(&mut state.queued), std::mem::take(&mut state.deferred), level)
+            (std::mem::take(&mut state.queued), level)
         };
         let dispatch = LevelDispatch { scheduler: self, level };
         for loader in queued {
             loader.dispatch(Some(&dispatch));
         }
-        // A level with only deferred loads dispatches nothing but still ends: they go on now.
-        for waiter in deferred {
-            waiter.wake();
-        }
-    }
-
-    /// The level being collected, when this scheduler's wrapper is polling on this thread.
-    fn level_here(&self) -> Option<u64> {
-        self.is_driving_here().then(|| self.shared.lock().level)
-    }
-
-    /// Whether a load deferred at `level` still waits (the level is not dispatched yet); if so,
-    /// `waker` is woken when it is.
-    fn still_deferred(&self, level: u64, waker: &Waker) -> bool {
-        let mut state = self.shared.lock();
-        if state.level > level {
-            return false;
-        }
-        if !state.deferred.iter().any(|w| w.will_wake(waker)) {
-            state.deferred.push(waker.clone());
-        }
-        true
     }
 
     /// Queues `loader` for the next level.
@@ -456,9 +415,7 @@ impl<S: Stream + Unpin> Stream for DrivenStream<S> {
 
 /// What a request knows of one key.
 enum Slot<V> {
-    /// Queued for the level being collected.
-    Queued,
-    /// In a call under way.
+    /// Queued or being loaded.
     Loading,
     /// Loaded.
     Found(V),
@@ -492,14 +449,11 @@ impl<T: BatchLoad> LoaderInner<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks every key not known yet (or whose last failure is not remembered) as queued: for
-    /// the level when the request's wrapper is polling here, else detached. Returns the level a
-    /// load asked at when none of its keys is queued for that level: such a load is deferred
-    /// until the level is dispatched (see [`State::deferred`]).
-    fn ask(self: &Arc<Self>, keys: &[T::Key]) -> Option<u64> {
-        let level = self.scheduler.level_here();
-        let in_level = level.is_some();
-        let (join_level, spawn_detached, defer) = {
+    /// Marks every key not known yet (or whose last failure is not remembered) as loading and
+    /// queues it: for the level when the request's wrapper is polling here, else detached.
+    fn ask(self: &Arc<Self>, keys: &[T::Key]) {
+        let in_level = self.scheduler.is_driving_here();
+        let (join_level, spawn_detached) = {
             let mut state = self.lock();
             let state = &mut *state;
             // A load holding a key whose failure is remembered fails with it: call nothing.
@@ -507,7 +461,7 @@ impl<T: BatchLoad> LoaderInner<T> {
                 .iter()
                 .any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
             if failed {
-                return None;
+                return;
             }
             for key in keys {
                 let fresh = match state.slots.get(key) {
@@ -515,18 +469,16 @@ impl<T: BatchLoad> LoaderInner<T> {
                     Some(_) => false,
                 };
                 if fresh {
-                    state.slots.insert(key.clone(), Slot::Queued);
+                    state.slots.insert(key.clone(), Slot::Loading);
                     state.queue.push(key.clone());
                 }
             }
-            let defer =
-                level.filter(|_| !keys.iter().any(|key| matches!(state.slots.get(key), Some(Slot::Queued))));
             if state.queue.is_empty() {
-                (false, false, defer)
+                (false, false)
             } else if in_level {
-                (!std::mem::replace(&mut state.in_level, true), false, defer)
+                (!std::mem::replace(&mut state.in_level, true), false)
             } else {
-                (false, !std::mem::replace(&mut state.detached, true), defer)
+                (false, !std::mem::replace(&mut state.detached, true))
             }
         };
         if join_level {
@@ -543,7 +495,6 @@ impl<T: BatchLoad> LoaderInner<T> {
                 .in_current_span(),
             );
         }
-        defer
     }
 
     /// Records a batch's outcome for its keys and wakes everyone waiting on this loader.
@@ -579,13 +530,7 @@ impl<T: BatchLoad> Dispatch for LoaderInner<T> {
                 Some(_) => state.in_level = false,
                 None => state.detached = false,
             }
-            let keys = std::mem::take(&mut state.queue);
-            for key in &keys {
-                if let Some(slot @ Slot::Queued) = state.slots.get_mut(key) {
-                    *slot = Slot::Loading;
-                }
-            }
-            keys
+            std::mem::take(&mut state.queue)
         };
         for chunk in keys.chunks(T::MAX_BATCH.max(1)) {
             let level = level.map(LevelDispatch::start_batch);
@@ -677,8 +622,8 @@ impl<T: BatchLoad> BatchLoader<T> {
         keys: impl IntoIterator<Item = T::Key>,
     ) -> Result<HashMap<T::Key, T::Value>, SourceError> {
         let keys: Vec<T::Key> = keys.into_iter().collect();
-        let deferred = self.inner.ask(&keys);
-        Waiting { inner: &self.inner, keys, id: None, deferred }.await
+        self.inner.ask(&keys);
+        Waiting { inner: &self.inner, keys, id: None }.await
     }
 }
 
@@ -687,8 +632,6 @@ struct Waiting<'a, T: BatchLoad> {
     inner: &'a LoaderInner<T>,
     keys: Vec<T::Key>,
     id: Option<u64>,
-    /// The level this load waits to see dispatched first, if deferred.
-    deferred: Option<u64>,
 }
 
 // Nothing in it is pinned: it only reads its keys.
@@ -699,18 +642,12 @@ impl<T: BatchLoad> Future for Waiting<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if let Some(level) = this.deferred {
-            if this.inner.scheduler.still_deferred(level, cx.waker()) {
-                return Poll::Pending;
-            }
-            this.deferred = None;
-        }
         let mut state = this.inner.lock();
         let state = &mut *state;
         let mut values = HashMap::with_capacity(this.keys.len());
         for key in &this.keys {
             match state.slots.get(key) {
-                Some(Slot::Queued | Slot::Loading) => {
+                Some(Slot::Loading) => {
                     let id = *this.id.get_or_insert_with(|| {
                         state.next_waiter += 1;
                         state.next_waiter
@@ -836,32 +773,6 @@ mod tests {
         let again = scheduler.drive(loader.load_many([1, 13, 2])).await;
         assert_eq!(again.err().map(|e| e.code()), Some("BACKEND_UNAVAILABLE"));
         assert_eq!(calls(&backend), vec![1], "deduplicated into one call, and not repeated");
-    }
-
-    /// A branch whose key is known from an earlier level must not run a level ahead of a
-    /// branch that loads its key at this level: what both ask next goes out in one call.
-    #[tokio::test]
-    async fn a_key_known_from_an_earlier_level_waits_for_its_level() {
-        let backend = Arc::new(Doubling::default());
-        let scheduler = BatchScheduler::new();
-        let loader = BatchLoader::new(backend.clone(), &scheduler);
-        let (cached, fresh) = scheduler
-            .drive(async {
-                let _ = loader.load_one(1).await;
-                let cached = async {
-                    let first = loader.load_one(1).await.ok().flatten().unwrap_or_default();
-                    loader.load_one(first * 50).await.ok().flatten()
-                };
-                let fresh = async {
-                    let first = loader.load_one(2).await.ok().flatten().unwrap_or_default();
-                    loader.load_one(first * 50).await.ok().flatten()
-                };
-                futures::join!(cached, fresh)
-            })
-            .await;
-        assert_eq!((cached, fresh), (Some(200), Some(400)));
-        // Level 1: key 1; level 2: key 2 (1 is cached); level 3: keys 100 and 200 together.
-        assert_eq!(calls(&backend), vec![1, 1, 2]);
     }
 
     #[tokio::test]
