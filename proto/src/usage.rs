@@ -92,14 +92,11 @@ impl Usage {
         let (declaring, rest): (Vec<_>, Vec<_>) =
             sources.into_iter().partition(|(_, text)| text.contains(INCLUDE_PROTO));
         let mut parsed = parse_sources(&label, &declaring)?;
-        let mut modules = BTreeMap::new();
-        for (path, file) in &parsed {
-            find_modules(&module_path(path), &file.items, &mut modules);
-        }
+        let modules = generated_modules(&parsed);
         let rest: Vec<(String, String)> =
             rest.into_iter().filter(|(path, text)| can_name(&modules, path, text)).collect();
         parsed.extend(parse_sources(&label, &rest)?);
-        Ok(base().map(|base| resolve(&label, &parsed, base)))
+        Ok(base().map(|base| resolve(&label, &parsed, &modules, base)))
     }
 
     /// Reads in-memory Rust sources (`(path relative to src/, text)`; `lib.rs` is the crate root).
@@ -109,7 +106,7 @@ impl Usage {
         base: &ProtoSet,
     ) -> Result<Usage, ProtoError> {
         let parsed = parse_sources(label, sources)?;
-        Ok(resolve(label, &parsed, base))
+        Ok(resolve(label, &parsed, &generated_modules(&parsed), base))
     }
 }
 
@@ -144,19 +141,28 @@ fn parse_sources<'s>(
     Ok(parsed)
 }
 
-/// What the parsed sources use of `base`.
-fn resolve(label: &str, parsed: &[(&str, syn::File)], base: &ProtoSet) -> Usage {
-    // Generated modules: `crate::a::b` → package.
+/// The generated modules the parsed sources declare: `crate::a::b` → package.
+fn generated_modules(parsed: &[(&str, syn::File)]) -> BTreeMap<String, String> {
     let mut modules = BTreeMap::new();
     for (path, file) in parsed {
         find_modules(&module_path(path), &file.items, &mut modules);
     }
-    let protos = Protos::new(base, &modules);
+    modules
+}
+
+/// What the parsed sources use of `base`, through `modules` (see [`generated_modules`]).
+fn resolve(
+    label: &str,
+    parsed: &[(&str, syn::File)],
+    modules: &BTreeMap<String, String>,
+    base: &ProtoSet,
+) -> Usage {
+    let protos = Protos::new(base, modules);
     let mut usage = Usage { source: Some(label.to_owned()), by_key: BTreeMap::new() };
     for (path, file) in parsed {
         let mut scan = FileScan {
             protos: &protos,
-            modules: &modules,
+            modules,
             file_label: format!("{label}/{path}"),
             module: module_path(path),
             aliases: BTreeMap::new(),
