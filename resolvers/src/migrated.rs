@@ -252,8 +252,14 @@ impl MigratedRead for TemplateStatsField {
 
     async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<StatsKey>) -> Result<(), SourceError> {
         match backend {
-            Backend::Legacy => reach.loaders.legacy_stats.load_many(keys).await.map(drop),
-            Backend::Service => reach.loaders.stats.load_many(keys).await.map(drop),
+            Backend::Legacy => {
+                reach.loaders.legacy_stats.prefetch_many(keys).await;
+                Ok(())
+            }
+            Backend::Service => {
+                reach.loaders.stats.prefetch_many(keys).await;
+                Ok(())
+            }
         }
     }
 }
@@ -275,8 +281,14 @@ impl MigratedRead for TemplateDraftField {
 
     async fn prefetch(reach: Reach<'_>, backend: Backend, keys: Vec<TemplateId>) -> Result<(), SourceError> {
         match backend {
-            Backend::Legacy => reach.loaders.legacy_drafts.load_many(keys).await.map(drop),
-            Backend::Service => reach.loaders.drafts.load_many(keys).await.map(drop),
+            Backend::Legacy => {
+                reach.loaders.legacy_drafts.prefetch_many(keys).await;
+                Ok(())
+            }
+            Backend::Service => {
+                reach.loaders.drafts.prefetch_many(keys).await;
+                Ok(())
+            }
         }
     }
 }

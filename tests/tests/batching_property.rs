@@ -412,8 +412,8 @@ fn every_batching_method_is_called_at_most_once_per_level_of_any_query() {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48);
     let config = Config { cases, failure_persistence: None, max_shrink_iters: 2048, ..Config::default() };
     // CI runs one fixed sequence of queries, so a failure is reproducible and a pass means the
-    // same thing every time; `BATCHING_PROPTEST_RANDOM=1` explores new ones (it finds the known
-    // limit described at `a_page_shared_with_an_earlier_level_splits_the_next_level`).
+    // same thing every time; `BATCHING_PROPTEST_RANDOM=1` explores new ones (it found the shape
+    // of `a_page_shared_with_an_earlier_level_does_not_split_the_next_level`).
     let mut runner = if std::env::var_os("BATCHING_PROPTEST_RANDOM").is_some() {
         TestRunner::new(config)
     } else {
@@ -460,15 +460,14 @@ fn every_batching_method_is_called_at_most_once_per_level_of_any_query() {
     }
 }
 
-/// A known limit of the batch scheduler, found by the property test with a random seed: levels
-/// are dispatch rounds, not depths of the query. Here the root `templates(workspaceId: W1)` asks
-/// for W1's first page at the first level; `workspaces { templates }` asks for the same page
-/// (shared, one call) and W2's at the second. W1's page answers a level early, so its templates'
-/// stats go out in one round and W2's in the next: two `GetTemplateStats` calls where the query
-/// needs one level. Ignored until the scheduler tags keys with the query depth that asked them.
+/// Found by the property test with a random seed: the root `templates(workspaceId: W1)` asks for
+/// W1's first page at the first level; `workspaces { templates }` asks for the same page (shared,
+/// one call) and W2's at the second. W1's page was known a level early, so its templates' stats
+/// went out in one round and W2's in the next: two `GetTemplateStats` calls where the query needs
+/// one level. A load that asks nothing new at its level now waits for the level's dispatch
+/// (`BatchScheduler`'s deferred loads), so both pages' stats go out together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known limit: a page shared with an earlier level splits the next level"]
-async fn a_page_shared_with_an_earlier_level_splits_the_next_level() {
+async fn a_page_shared_with_an_earlier_level_does_not_split_the_next_level() {
     let stack = TestStack::start().await;
     let dataset = stack.devstack.dataset();
     let first_workspace = dataset.workspaces_of(banyan_tests::OWNER)[0];

@@ -210,7 +210,7 @@ async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
     let authors = async {
         if nodes.iter().any(|node| node.field("createdBy").exists()) {
             let ids: HashSet<UserId> = templates.iter().map(|t| t.created_by).collect();
-            let _ = scope.loaders.users.load_many(ids).await;
+            scope.loaders.users.prefetch_many(ids).await;
         }
     };
     let windows: HashSet<StatsWindowEnum> = nodes
