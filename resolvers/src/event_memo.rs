@@ -91,6 +91,11 @@ impl SelectionKey {
         }
         Some(Self(key.into()))
     }
+
+    /// The key as text (field by field, `alias:name`, space-separated).
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The values of subscription events already resolved, by event and selection; one per schema
