@@ -22,25 +22,48 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_graphql::{Error, Pos, Response, ServerError};
 use banyan_sources::domain::TemplateId;
 use banyan_sources::{Caller, FeedError, SharedEventStream, SourceError, Sources};
+use tokio::sync::Notify;
 
 /// In a subscription request's data: the transport can share one execution among the
-/// subscribers of one plan. The resolver accepts by leaving a [`SharePlan`] here.
+/// subscribers of one plan. The resolver accepts by leaving a [`SharePlan`] here, or declines
+/// (so that the transport lets go at once of what it kept to share).
 #[derive(Clone, Default)]
-pub struct ShareOffer(Arc<Mutex<Option<SharePlan>>>);
+pub struct ShareOffer(Arc<OfferState>);
+
+#[derive(Default)]
+struct OfferState {
+    plan: Mutex<Option<SharePlan>>,
+    decided: Notify,
+}
 
 impl ShareOffer {
-    /// An offer not yet accepted.
+    /// An offer not yet answered.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// The plan, once the resolver has accepted the offer.
     pub fn take(&self) -> Option<SharePlan> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.0.plan.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Whether the resolver accepted (and the plan was not taken yet).
+    pub fn is_accepted(&self) -> bool {
+        self.0.plan.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    }
+
+    /// Resolves once the resolver has accepted or declined the offer.
+    pub async fn decided(&self) {
+        self.0.decided.notified().await;
     }
 
     pub(crate) fn accept(&self, plan: SharePlan) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(plan);
+        *self.0.plan.lock().unwrap_or_else(PoisonError::into_inner) = Some(plan);
+        self.0.decided.notify_one();
+    }
+
+    pub(crate) fn decline(&self) {
+        self.0.decided.notify_one();
     }
 }
 

@@ -98,22 +98,24 @@ impl Subscription {
         let after = (after_sequence > 0).then_some(after_sequence);
         // Checked for this caller: when the payload cannot depend on it, the transport's shared
         // execution serves it, and this execution ends here.
-        if let Some(offer) = ctx.data_opt::<ShareOffer>()
-            && after.is_none()
-            && let Some(selection) = &selection
-            && alone_at_the_root(ctx)
-        {
-            let mut templates = ids;
-            templates.sort_unstable();
-            templates.dedup();
-            let response_key: Arc<str> = ctx.item.node.response_key().node.as_str().into();
-            offer.accept(SharePlan {
-                templates: templates.into(),
-                selection: format!("{response_key} {{ {} }}", selection.as_str()).into(),
-                response_key,
-                position: ctx.item.pos,
-            });
-            return Ok(futures::stream::empty().right_stream());
+        if let Some(offer) = ctx.data_opt::<ShareOffer>() {
+            if after.is_none()
+                && let Some(selection) = &selection
+                && alone_at_the_root(ctx)
+            {
+                let mut templates = ids;
+                templates.sort_unstable();
+                templates.dedup();
+                let response_key: Arc<str> = ctx.item.node.response_key().node.as_str().into();
+                offer.accept(SharePlan {
+                    templates: templates.into(),
+                    selection: format!("{response_key} {{ {} }}", selection.as_str()).into(),
+                    response_key,
+                    position: ctx.item.pos,
+                });
+                return Ok(futures::stream::empty().right_stream());
+            }
+            offer.decline();
         }
         let sources = ctx.data::<Sources>()?.clone();
         let events = Box::pin(sources.events.subscribe(&scope.caller, &ids, after)).await.graphql()?;

@@ -16,6 +16,11 @@
 //!   then `complete`.
 //! - Every other message, or a malformed one, closes 4400 (see [`Close`]).
 //!
+//! A subscription that turns out to be shareable (its resolver accepts the `ShareOffer` after
+//! checking it) leaves its task and joins a shared execution ([`super::shared`]): from then on
+//! the connection's writer sends its payloads from the connection's outbox, and this loop
+//! re-checks its visibility on the credential re-check timer and ends it.
+//!
 //! When the server shuts down, each running operation gets `complete`, then the connection
 //! closes with 1001 (`Server shutting down`).
 //!
@@ -661,7 +666,7 @@ impl Operation {
     async fn run(mut self, mut stream: BoxStream<'static, async_graphql::Response>) {
         let first = match self.deadline {
             Some(deadline) => tokio::time::timeout(deadline, stream.next()).await,
-            None => Ok(stream.next().await),
+            None => Ok(self.first_of_subscription(&mut stream).await),
         };
         let ending = match first {
             Err(_elapsed) => {
@@ -710,6 +715,26 @@ impl Operation {
             }
         };
         self.finish(ending);
+    }
+
+    /// A subscription's first result. One offered to share lets go of what it kept for that as
+    /// soon as its resolver declines (it may wait long for its first event).
+    async fn first_of_subscription(
+        &mut self,
+        stream: &mut BoxStream<'static, async_graphql::Response>,
+    ) -> Option<async_graphql::Response> {
+        let Some(offer) = self.share.as_ref().map(|share| share.offer.clone()) else {
+            return stream.next().await;
+        };
+        tokio::select! {
+            first = stream.next() => first,
+            () = offer.decided() => {
+                if !offer.is_accepted() {
+                    self.share = None;
+                }
+                stream.next().await
+            }
+        }
     }
 
     /// Tells the loop how it ended.
