@@ -49,6 +49,7 @@ use tracing::Instrument;
 
 use crate::app::AppState;
 use crate::error_masking::RequestId;
+use crate::introspection::IntrospectionGrant;
 use crate::metrics::SubscriptionUnit;
 use crate::persisted::Resolved;
 
@@ -312,6 +313,10 @@ impl SharedSubscriptions {
         // Registered (APQ) by the subscriber's own execution already.
         let resolved = Resolved { register: None, ..seed.resolved };
         request = request.data(resolved).data(feed.clone()).data(RequestId(group.name.clone()));
+        // Its document passed the introspection policy for the subscriber that brought it (its
+        // other operations may select `__schema`, allowed to that caller), and what it executes
+        // is events' fields: the same document must not be refused here.
+        request = request.data(IntrospectionGrant);
         let responses = BatchScheduler::new().drive_stream(app.graphql.execute_stream(request, None)).boxed();
         let span =
             tracing::debug_span!("shared_subscription", group = %group.name, templates = group.key.0.len());
