@@ -212,6 +212,24 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Tokens deleted since the start (DRF's token deleted: `/me/` answers 401 for it).
     pub(crate) revoked_tokens: std::sync::RwLock<std::collections::HashSet<String>>,
+    /// Memberships deleted since the start, as (workspace, user).
+    pub(crate) removed_memberships: std::sync::RwLock<std::collections::HashSet<(u64, u64)>>,
+}
+
+impl Shared {
+    /// `user`'s role in `workspace` now: the seeded one, unless the membership was removed.
+    pub(crate) fn role(&self, user: u64, workspace: u64) -> Option<dataset::Role> {
+        let removed = self.removed_memberships.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.dataset.role(user, workspace).filter(|_| !removed.contains(&(workspace, user)))
+    }
+
+    /// The workspaces `user` is a member of now, ascending.
+    pub(crate) fn workspaces_of(&self, user: u64) -> Vec<u64> {
+        let removed = self.removed_memberships.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut workspaces = self.dataset.workspaces_of(user);
+        workspaces.retain(|workspace| !removed.contains(&(*workspace, user)));
+        workspaces
+    }
 }
 
 /// The running stand-ins. Dropping it stops them too (without waiting); prefer
@@ -297,6 +315,7 @@ impl DevStack {
             session_authentication_first: config.session_authentication_first,
             shutdown: CancellationToken::new(),
             revoked_tokens: std::sync::RwLock::default(),
+            removed_memberships: std::sync::RwLock::default(),
         })
         .map_err(|e| DevStackError::Dataset(e.to_string()))?;
         let shared = Arc::new(shared);
@@ -495,6 +514,17 @@ impl DevStack {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(token.to_owned());
+    }
+
+    /// Removes `user` from `workspace`, as deleting the membership row does: from now on the
+    /// monolith answers as if `user` had no role there (the workspace and its templates are not
+    /// visible to it, `404`); the seeded member lists still show the row.
+    pub fn remove_membership(&self, workspace: u64, user: u64) {
+        self.shared
+            .removed_memberships
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((workspace, user));
     }
 
     /// Turns the A/A noise knob on or off (off by default). While it is on, the monolith's legacy

@@ -81,6 +81,9 @@ pub(crate) struct AppState {
     pub(crate) csrf: CsrfRule,
     /// WebSocket settings (`[websocket]`) and the connections each caller holds.
     pub(crate) websockets: crate::ws::WebSockets,
+    /// Executions shared by the graphql-transport-ws subscribers of one operation
+    /// (`subscriptions.share_execution`).
+    pub(crate) shared_subscriptions: crate::ws::SharedSubscriptions,
     /// This gateway's Prometheus registry (`/metrics`).
     pub(crate) metrics: Metrics,
     /// What runs, and where a shutdown stands (WebSockets end when it drains).
@@ -112,6 +115,12 @@ impl AppState {
             &websockets,
             shared.as_ref(),
             &documents,
+        );
+        let shared_subscriptions = crate::ws::SharedSubscriptions::new(
+            config.subscriptions.share_execution && config.subscriptions.share_upstream,
+            config.subscriptions.subscriber_buffer,
+            sources.metrics.clone(),
+            metrics.subscriptions_active(),
         );
         let masking = Arc::new(WarningLimit::default());
         let subscription_policy = banyan_resolvers::SubscriptionPolicy {
@@ -213,6 +222,7 @@ impl AppState {
             rate_limit: RateLimiter::new(&config.rate_limit).sharing(shared),
             csrf: CsrfRule::new(config),
             websockets,
+            shared_subscriptions,
             metrics,
             telemetry,
         }

@@ -270,6 +270,18 @@ impl Drop for ActiveRequest {
     }
 }
 
+/// One subscription counted in `banyan_subscriptions_active` while held: a subscriber of a
+/// shared execution (`crate::ws`) holds one, as its own execution would have.
+pub(crate) struct SubscriptionUnit {
+    _unit: ActiveRequest,
+}
+
+impl SubscriptionUnit {
+    pub(crate) fn enter(gauge: &Gauge) -> Self {
+        Self { _unit: ActiveRequest::enter(gauge) }
+    }
+}
+
 /// One operation as the gateway's pipeline (`crate::pipeline`) records it, in place of the
 /// extension below: its labels, and, for a subscription, its place in
 /// `banyan_subscriptions_active` (given back when this is dropped, with the stream).
@@ -279,20 +291,28 @@ pub(crate) struct OperationRecord {
 }
 
 impl Metrics {
-    /// The record of the operation of `document` a request named `requested` runs.
+    /// The record of the operation of `document` a request named `requested` runs; a
+    /// subscription counts as running unless it is a shared execution (`counted` false), whose
+    /// subscribers count one by one ([`SubscriptionUnit`]).
     pub(crate) fn operation(
         &self,
         document: &ExecutableDocument,
         requested: Option<&str>,
+        counted: bool,
     ) -> OperationRecord {
         let (name, ty) = chosen_operation(document, requested).unwrap_or((None, OperationType::Query));
         let labels = OperationLabels {
             graphql_operation_name: self.operation_label(name.as_deref().or(requested)),
             graphql_operation_type: type_name(ty),
         };
-        let subscription =
-            (ty == OperationType::Subscription).then(|| ActiveRequest::enter(&self.0.subscriptions_active));
+        let subscription = (counted && ty == OperationType::Subscription)
+            .then(|| ActiveRequest::enter(&self.0.subscriptions_active));
         OperationRecord { labels, _subscription: subscription }
+    }
+
+    /// `banyan_subscriptions_active`, for the subscribers of shared executions.
+    pub(crate) fn subscriptions_active(&self) -> Gauge {
+        self.0.subscriptions_active.clone()
     }
 
     /// Records one execution of `operation` (a query or mutation, or one subscription event)
@@ -376,7 +396,9 @@ impl Extension for OperationTimer {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((name, ty)) = chosen_operation(&document, state.requested.as_deref()) {
             state.operation = Some((self.metrics.operation_label(name.as_deref()), type_name(ty)));
-            if ty == OperationType::Subscription {
+            // A shared execution's subscribers count one by one instead.
+            let shared = ctx.data_opt::<banyan_resolvers::shared_execution::SharedFeed>().is_some();
+            if ty == OperationType::Subscription && !shared {
                 state._subscription = Some(ActiveRequest::enter(&self.metrics.0.subscriptions_active));
             }
         }

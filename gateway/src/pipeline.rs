@@ -232,7 +232,10 @@ impl Graphql {
                 order
             }
         };
-        let record = parts.metrics.operation(&document.document, operation_name.as_deref());
+        // A shared execution's subscribers count as running subscriptions one by one.
+        let shared =
+            request.data.contains_key(&TypeId::of::<banyan_resolvers::shared_execution::SharedFeed>());
+        let record = parts.metrics.operation(&document.document, operation_name.as_deref(), !shared);
         request.set_parsed_query(document.document.clone());
         let finish = Finish {
             document,
@@ -296,7 +299,8 @@ impl Graphql {
         self.mask(response, finish.request_id.as_deref())
     }
 
-    fn mask(&self, response: Response, request_id: Option<&str>) -> Response {
+    /// Masks `response`'s errors as every response's are, with `request_id`.
+    pub(crate) fn mask(&self, response: Response, request_id: Option<&str>) -> Response {
         mask_response(response, request_id, &self.0.parts.masking)
     }
 }

@@ -1,7 +1,11 @@
 //! Reuse per event: a subscription event's selection is resolved once per distinct selection,
 //! not once per subscriber, when what it selects does not depend on the caller.
 //!
-//! **What stays per subscriber.** Each subscription is still its own `execute_stream`: its
+//! Subscribers that can share more share a whole execution instead ([`crate::shared_execution`]:
+//! over graphql-transport-ws, the same templates and no `afterSequence`); that execution
+//! resolves through this memo too, so groups of the same selection on other templates share it.
+//!
+//! **What stays per subscriber.** Each other subscription is still its own `execute_stream`: its
 //! visibility check at subscribe time and its re-checks, its order, its place in the shared
 //! stream, `SUBSCRIBER_TOO_SLOW`, the limits, error masking and response ordering all run for it
 //! as before. Only the step inside, turning the event into the selection's `Value`, is shared:
@@ -90,6 +94,11 @@ impl SelectionKey {
             key.push(' ');
         }
         Some(Self(key.into()))
+    }
+
+    /// The key as text (field by field, `alias:name`, space-separated).
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

@@ -13,6 +13,7 @@ mod ids;
 pub mod migrated;
 mod mutation;
 mod query;
+pub mod shared_execution;
 mod subscription;
 mod types;
 

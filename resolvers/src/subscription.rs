@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_graphql::parser::types::Selection;
 use async_graphql::{Context, ErrorExtensions, ID, Result, Subscription};
 use banyan_sources::domain::TemplateId;
 use banyan_sources::{Caller, FeedError, SharedEventStream, SourceError, Sources};
@@ -19,6 +20,7 @@ use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes, from_source};
 use crate::event_memo::{SelectionKey, SubscribedEvent};
 use crate::ids::{self, NodeType};
+use crate::shared_execution::{ShareOffer, SharePlan, SharedFeed};
 
 /// The most templates one subscription may follow (the event store's limit).
 const MAX_TEMPLATES: usize = 100;
@@ -66,6 +68,20 @@ impl Subscription {
             .iter()
             .map(|id| ids::decode(id, NodeType::Template).map(TemplateId))
             .collect::<Result<Vec<_>>>()?;
+        // The shared execution of subscribers checked one by one (`crate::shared_execution`):
+        // it follows the events the transport opened for them and checks nothing itself.
+        if let Some(feed) = ctx.data_opt::<SharedFeed>() {
+            let events =
+                feed.take_events().ok_or_else(|| async_graphql::Error::new("a shared feed runs once"))?;
+            let watch = Watch {
+                events,
+                recheck: None,
+                selection: SelectionKey::of(ctx),
+                shared: Some(feed.clone()),
+                done: false,
+            };
+            return Ok(watch.into_stream().left_stream());
+        }
         let scope = scope(ctx)?;
         // The services trust the gateway, so visibility is checked here, against the monolith.
         // The calls made once at subscribe time are boxed: async-graphql keeps this future's state
@@ -78,9 +94,30 @@ impl Subscription {
         // What this subscription selects of each event, once: subscribers of the same selection
         // share each event's resolution, unless it depends on the caller.
         let selection = SelectionKey::of(ctx);
-        let sources = ctx.data::<Sources>()?.clone();
         // 0 is the event store's "from now".
         let after = (after_sequence > 0).then_some(after_sequence);
+        // Checked for this caller: when the payload cannot depend on it, the transport's shared
+        // execution serves it, and this execution ends here.
+        if let Some(offer) = ctx.data_opt::<ShareOffer>() {
+            if after.is_none()
+                && let Some(selection) = &selection
+                && alone_at_the_root(ctx)
+            {
+                let mut templates = ids;
+                templates.sort_unstable();
+                templates.dedup();
+                let response_key: Arc<str> = ctx.item.node.response_key().node.as_str().into();
+                offer.accept(SharePlan {
+                    templates: templates.into(),
+                    selection: format!("{response_key} {{ {} }}", selection.as_str()).into(),
+                    response_key,
+                    position: ctx.item.pos,
+                });
+                return Ok(futures::stream::empty().right_stream());
+            }
+            offer.decline();
+        }
+        let sources = ctx.data::<Sources>()?.clone();
         let events = Box::pin(sources.events.subscribe(&scope.caller, &ids, after)).await.graphql()?;
         let recheck = ctx
             .data_opt::<SubscriptionPolicy>()
@@ -89,46 +126,62 @@ impl Subscription {
             .map(|period| {
                 let mut interval = tokio::time::interval_at(Instant::now() + period, period);
                 interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                interval
+                // Re-checks act for the caller on a budget of their own: the subscription lives long.
+                Box::new(Recheck {
+                    interval,
+                    sources,
+                    caller: scope.caller.clone().for_request(),
+                    templates: ids.into(),
+                })
             });
-        // Re-checks act for the caller on a budget of their own: the subscription lives long.
-        let watch = Watch {
-            events,
-            recheck,
-            sources,
-            caller: scope.caller.clone().for_request(),
-            templates: ids.into(),
-            selection,
-            done: false,
-        };
-        Ok(futures::stream::unfold(watch, |mut watch| async move {
-            let item = watch.next().await?;
-            Some((item, watch))
-        }))
+        let watch = Watch { events, recheck, selection, shared: None, done: false };
+        Ok(watch.into_stream().left_stream())
     }
+}
+
+/// The subscription field is the operation's only root selection, with no directive: its
+/// payload is that field's alone.
+fn alone_at_the_root(ctx: &Context<'_>) -> bool {
+    let root = &ctx.query_env.operation.node.selection_set.node.items;
+    root.len() == 1 && matches!(root[0].node, Selection::Field(_)) && ctx.item.node.directives.is_empty()
+}
+
+/// How a running subscription re-checks that its caller still sees its templates.
+struct Recheck {
+    interval: Interval,
+    sources: Sources,
+    caller: Caller,
+    templates: Arc<[TemplateId]>,
 }
 
 /// A subscription's events, with its visibility re-checked on a timer.
 struct Watch {
     events: SharedEventStream,
-    recheck: Option<Interval>,
-    sources: Sources,
-    caller: Caller,
-    templates: Arc<[TemplateId]>,
+    /// `None` in a shared execution, whose subscribers the transport re-checks.
+    recheck: Option<Box<Recheck>>,
     selection: Option<SelectionKey>,
+    /// A shared execution's feed, told each event's sequence.
+    shared: Option<SharedFeed>,
     done: bool,
 }
 
 impl Watch {
+    fn into_stream(self) -> impl Stream<Item = Result<SubscribedEvent>> {
+        futures::stream::unfold(self, |mut watch| async move {
+            let item = watch.next().await?;
+            Some((item, watch))
+        })
+    }
+
     async fn next(&mut self) -> Option<Result<SubscribedEvent>> {
         if self.done {
             return None;
         }
         loop {
             let recheck = async {
-                match &mut self.recheck {
-                    Some(interval) => {
-                        interval.tick().await;
+                match self.recheck.as_deref_mut() {
+                    Some(recheck) => {
+                        recheck.interval.tick().await;
                     }
                     None => std::future::pending().await,
                 }
@@ -136,15 +189,18 @@ impl Watch {
             tokio::select! {
                 item = self.events.next() => {
                     let item = item?;
-                    if item.is_err() {
-                        self.done = true;
+                    match (&item, &self.shared) {
+                        (Err(_), _) => self.done = true,
+                        (Ok(event), Some(shared)) => shared.took(event.sequence),
+                        (Ok(_), None) => {}
                     }
                     let selection = self.selection.clone();
                     return Some(item.map(|event| SubscribedEvent::new(event, selection)).map_err(feed_error));
                 }
                 () = recheck => {
+                    let Some(recheck) = self.recheck.as_deref() else { continue };
                     // Boxed for the same reason: the stream keeps this future between events.
-                    if let Some(refused) = Box::pin(refusal(&self.sources, &self.caller, &self.templates)).await {
+                    if let Some(refused) = Box::pin(refusal(&recheck.sources, &recheck.caller, &recheck.templates)).await {
                         self.done = true;
                         return Some(Err(refused));
                     }
@@ -158,7 +214,7 @@ impl Watch {
 /// cache): a template it no longer sees (`NOT_FOUND`), or its credential refused
 /// (`UNAUTHENTICATED`, `FORBIDDEN`). Any other failure keeps the subscription: a backend blip
 /// should not end every feed.
-async fn refusal(
+pub(crate) async fn refusal(
     sources: &Sources,
     caller: &Caller,
     templates: &[TemplateId],
@@ -184,7 +240,7 @@ fn not_visible(template: TemplateId, why: &str) -> async_graphql::Error {
     )
 }
 
-fn feed_error(error: FeedError) -> async_graphql::Error {
+pub(crate) fn feed_error(error: FeedError) -> async_graphql::Error {
     match error {
         FeedError::Source(error) => from_source(error),
         FeedError::TooSlow { last_sequence } => coded(

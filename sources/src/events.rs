@@ -91,7 +91,23 @@ impl EventsClient {
         after_sequence: Option<u64>,
     ) -> Result<SharedEventStream, SourceError> {
         caller.budget.charge()?;
-        self.hub.clone().subscribe(self, caller, templates, after_sequence).await
+        self.hub.clone().subscribe(self, caller, templates, after_sequence, true).await
+    }
+
+    /// The events of `templates` from now on for an execution shared by many subscribers (the
+    /// gateway's transport counts each of them as a shared subscriber; this stream is not one).
+    /// Always through the fan-out's shared stream: only offered with `share_upstream` on.
+    pub async fn subscribe_for_shared_execution(
+        &self,
+        caller: &Caller,
+        templates: &[TemplateId],
+    ) -> Result<SharedEventStream, SourceError> {
+        self.hub.clone().subscribe(self, caller, templates, None, false).await
+    }
+
+    /// Whether subscribers of the same templates share one upstream stream (`share_upstream`).
+    pub fn shares_upstream(&self) -> bool {
+        self.hub.shares_upstream()
     }
 
     /// The same client, recording its calls into `metrics`.

@@ -172,13 +172,20 @@ impl EventHub {
         Self(Arc::new(HubInner { options, feeds: Mutex::default(), opened: AtomicU64::new(0) }))
     }
 
-    /// A subscriber's stream (see [`EventsClient::subscribe`]).
+    /// `share_upstream`.
+    pub(crate) fn shares_upstream(&self) -> bool {
+        self.0.options.share_upstream
+    }
+
+    /// A subscriber's stream (see [`EventsClient::subscribe`]); `counted` in
+    /// `banyan_subscription_shared_subscribers` unless it serves a shared execution.
     pub(crate) async fn subscribe(
         self,
         client: &EventsClient,
         caller: &Caller,
         templates: &[TemplateId],
         after: Option<u64>,
+        counted: bool,
     ) -> Result<SharedEventStream, SourceError> {
         if !self.0.options.share_upstream {
             let stream = client.open_stream(caller, templates, after.unwrap_or(0)).await?;
@@ -198,7 +205,7 @@ impl EventHub {
             None => None,
         };
         let reader = Reader {
-            _counted: client.metrics().shared_subscriber(),
+            _counted: counted.then(|| client.metrics().shared_subscriber()),
             _membership: membership,
             receiver,
             ending,
@@ -368,7 +375,8 @@ struct CatchUp {
 
 /// One subscriber's side: its buffer, and the catch-up stream while there is one.
 struct Reader {
-    _counted: SharedSubscriberGuard,
+    /// `None` for a shared execution, whose subscribers are counted one by one instead.
+    _counted: Option<SharedSubscriberGuard>,
     _membership: Membership,
     receiver: mpsc::Receiver<Arc<EmailEvent>>,
     ending: Arc<OnceLock<Ending>>,

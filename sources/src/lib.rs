@@ -25,7 +25,7 @@ pub use error::{Backend, SourceError};
 pub use fanout::{FanoutOptions, FeedError, SharedEventStream};
 pub use grpc::GrpcOptions;
 pub use identity::{Caller, Credential, SessionCredential};
-pub use metrics::BackendMetrics;
+pub use metrics::{BackendMetrics, SharedExecutionGuard, SharedSubscriberGuard};
 pub use monolith::MonolithOptions;
 pub use resilience::{BreakerOptions, BreakerState, ResilienceOptions, ResilienceSnapshot, RetryOptions};
 pub use service_identity::ServiceIdentityKeys;

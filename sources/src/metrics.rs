@@ -79,6 +79,7 @@ struct Families {
     batch_size: Family<LoaderLabels, Histogram, fn() -> Histogram>,
     upstream_streams: Gauge,
     shared_subscribers: Gauge,
+    shared_executions: Gauge,
     upstream_reconnects: Counter,
     subscriber_overflows: Counter,
     event_resolutions: Counter,
@@ -94,6 +95,7 @@ impl Default for Families {
             batch_size: Family::new_with_constructor(batch_size_histogram),
             upstream_streams: Gauge::default(),
             shared_subscribers: Gauge::default(),
+            shared_executions: Gauge::default(),
             upstream_reconnects: Counter::default(),
             subscriber_overflows: Counter::default(),
             event_resolutions: Counter::default(),
@@ -142,6 +144,11 @@ impl BackendMetrics {
             self.0.shared_subscribers.clone(),
         );
         registry.register(
+            "banyan_subscription_shared_executions",
+            "Executions shared by the subscribers of one operation (the same templates and a selection that does not depend on the caller): one per distinct operation, however many subscribe",
+            self.0.shared_executions.clone(),
+        );
+        registry.register(
             "banyan_subscription_upstream_reconnects",
             "Shared event streams reopened after the event store ended them (resuming from the last sequence seen)",
             self.0.upstream_reconnects.clone(),
@@ -174,10 +181,18 @@ impl BackendMetrics {
         self.0.upstream_streams.get()
     }
 
-    /// Counts one subscriber as attached to a shared stream until the guard is dropped.
-    pub(crate) fn shared_subscriber(&self) -> SharedSubscriberGuard {
+    /// Counts one subscriber as attached to a shared stream (directly, or through a shared
+    /// execution) until the guard is dropped.
+    pub fn shared_subscriber(&self) -> SharedSubscriberGuard {
         self.0.shared_subscribers.inc();
         SharedSubscriberGuard(self.clone())
+    }
+
+    /// Counts one execution shared by the subscribers of one operation until the guard is
+    /// dropped.
+    pub fn shared_execution(&self) -> SharedExecutionGuard {
+        self.0.shared_executions.inc();
+        SharedExecutionGuard(self.clone())
     }
 
     /// Counts one reconnect of a shared event stream.
@@ -186,7 +201,7 @@ impl BackendMetrics {
     }
 
     /// Counts one subscriber ended because its buffer overflowed.
-    pub(crate) fn subscriber_overflowed(&self) {
+    pub fn subscriber_overflowed(&self) {
         self.0.subscriber_overflows.inc();
     }
 
@@ -204,6 +219,12 @@ impl BackendMetrics {
     /// subscriber of the same operation.
     pub fn subscription_event_reused(&self) {
         self.0.event_resolutions_reused.inc();
+    }
+
+    /// Counts `deliveries` of a subscription event whose value was resolved once for them all
+    /// (a shared execution's payload given to its subscribers but one).
+    pub fn subscription_events_reused(&self, deliveries: u64) {
+        self.0.event_resolutions_reused.inc_by(deliveries);
     }
 
     /// Resolutions of subscription events so far (see
@@ -246,11 +267,22 @@ impl Drop for UpstreamStreamGuard {
 }
 
 /// One subscriber attached to a shared stream (see [`BackendMetrics::shared_subscriber`]).
-pub(crate) struct SharedSubscriberGuard(BackendMetrics);
+#[derive(Debug)]
+pub struct SharedSubscriberGuard(BackendMetrics);
 
 impl Drop for SharedSubscriberGuard {
     fn drop(&mut self) {
         self.0.0.shared_subscribers.dec();
+    }
+}
+
+/// One execution counted in `banyan_subscription_shared_executions` while it is held.
+#[derive(Debug)]
+pub struct SharedExecutionGuard(BackendMetrics);
+
+impl Drop for SharedExecutionGuard {
+    fn drop(&mut self) {
+        self.0.0.shared_executions.dec();
     }
 }
 

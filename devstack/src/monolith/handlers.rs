@@ -100,14 +100,14 @@ impl MonolithState {
             created_by: t.created_by,
             created_at: rfc3339(&t.created_at),
             updated_at: rfc3339(&t.updated_at),
-            can_edit: self.shared.dataset.role(caller.user, t.workspace).is_some_and(|r| r.can_edit()),
+            can_edit: self.shared.role(caller.user, t.workspace).is_some_and(|r| r.can_edit()),
         }
     }
 
     /// The template, if the caller may see it.
     pub(super) fn visible_template(&self, caller: Caller, id: u64) -> Result<Template, ApiError> {
         let template = self.templates().get(&id).cloned().ok_or_else(ApiError::not_found)?;
-        if self.shared.dataset.role(caller.user, template.workspace).is_none() {
+        if self.shared.role(caller.user, template.workspace).is_none() {
             return Err(ApiError::not_found());
         }
         Ok(template)
@@ -159,7 +159,8 @@ pub(super) async fn list_workspaces(
     url: RequestUrl,
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
-    let workspaces: Vec<WorkspaceOut<'_>> = dataset
+    let workspaces: Vec<WorkspaceOut<'_>> = state
+        .shared
         .workspaces_of(caller.user)
         .into_iter()
         .filter_map(|id| dataset.workspace(id))
@@ -175,7 +176,7 @@ pub(super) async fn get_workspace(
     IdPath(id): IdPath,
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
-    if dataset.role(caller.user, id).is_none() {
+    if state.shared.role(caller.user, id).is_none() {
         return Err(ApiError::not_found());
     }
     let workspace = dataset.workspace(id).ok_or_else(ApiError::not_found)?;
@@ -190,7 +191,7 @@ pub(super) async fn list_members(
     url: RequestUrl,
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
-    if dataset.role(caller.user, id).is_none() {
+    if state.shared.role(caller.user, id).is_none() {
         return Err(ApiError::not_found());
     }
     let mut members: Vec<&Membership> = dataset.memberships.iter().filter(|m| m.workspace == id).collect();
@@ -207,7 +208,7 @@ pub(super) async fn list_memberships(
 ) -> ApiResult {
     let dataset = &state.shared.dataset;
     let wanted = url.ids_in("workspace__in")?;
-    let visible = dataset.workspaces_of(caller.user);
+    let visible = state.shared.workspaces_of(caller.user);
     let mut members: Vec<&Membership> = dataset
         .memberships
         .iter()
@@ -246,7 +247,7 @@ pub(super) async fn list_templates(
     caller: Caller,
     url: RequestUrl,
 ) -> ApiResult {
-    let workspaces = state.shared.dataset.workspaces_of(caller.user);
+    let workspaces = state.shared.workspaces_of(caller.user);
     let workspace = match url.param("workspace").map(str::trim).filter(|w| !w.is_empty()) {
         None => None,
         Some(raw) => {
@@ -317,8 +318,7 @@ impl MonolithState {
     /// as DRF's `get_object()` then `check_object_permissions` do.
     pub(super) fn editable_template(&self, caller: Caller, id: u64) -> Result<Template, ApiError> {
         let template = self.visible_template(caller, id)?;
-        let can_edit =
-            self.shared.dataset.role(caller.user, template.workspace).is_some_and(|r| r.can_edit());
+        let can_edit = self.shared.role(caller.user, template.workspace).is_some_and(|r| r.can_edit());
         if !can_edit {
             return Err(ApiError::forbidden());
         }

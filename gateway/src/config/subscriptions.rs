@@ -19,6 +19,14 @@ pub struct SubscriptionsConfig {
     /// its caller's identity, for an event store that authorises each user. Default `true`.
     #[serde(default = "default_share_upstream")]
     pub share_upstream: bool,
+    /// graphql-transport-ws subscribers of the same operation share one execution, when its
+    /// payload cannot depend on the caller (no `afterSequence`, a selection of
+    /// caller-independent `EmailEvent` fields): each subscriber is checked on its own (limits,
+    /// arguments, visibility, re-checks) and keeps only its buffer, and one execution per
+    /// distinct operation resolves and serializes each event once. Needs `share_upstream`.
+    /// `false` runs one execution per subscriber. Default `true`.
+    #[serde(default = "default_share_execution")]
+    pub share_execution: bool,
     /// Events buffered for one subscriber that reads slower than they come. When it is full, the
     /// subscription delivers what the buffer holds, then ends with `SUBSCRIBER_TOO_SLOW`
     /// (`extensions.lastSequence`: the last sequence delivered) and `complete`; the others never
@@ -39,6 +47,9 @@ pub struct SubscriptionsConfig {
 fn default_share_upstream() -> bool {
     true
 }
+fn default_share_execution() -> bool {
+    true
+}
 fn default_subscriber_buffer() -> usize {
     256
 }
@@ -53,6 +64,7 @@ impl Default for SubscriptionsConfig {
     fn default() -> Self {
         Self {
             share_upstream: default_share_upstream(),
+            share_execution: default_share_execution(),
             subscriber_buffer: default_subscriber_buffer(),
             reconnect_attempts: default_reconnect_attempts(),
             reconnect_backoff: default_reconnect_backoff(),

@@ -22,7 +22,10 @@
 
 pub(crate) mod close;
 mod legacy;
+mod shared;
 mod transport;
+
+pub(crate) use shared::SharedSubscriptions;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

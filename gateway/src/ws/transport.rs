@@ -16,6 +16,11 @@
 //!   then `complete`.
 //! - Every other message, or a malformed one, closes 4400 (see [`Close`]).
 //!
+//! A subscription that turns out to be shareable (its resolver accepts the `ShareOffer` after
+//! checking it) leaves its task and joins a shared execution ([`super::shared`]): from then on
+//! the connection's writer sends its payloads from the connection's outbox, and this loop
+//! re-checks its visibility on the credential re-check timer and ends it.
+//!
 //! When the server shuts down, each running operation gets `complete`, then the connection
 //! closes with 1001 (`Server shutting down`).
 //!
@@ -31,6 +36,9 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Name, Variables};
 use axum::extract::ws::{Message, WebSocket};
 use banyan_resolvers::ServedLog;
+use banyan_resolvers::shared_execution::visibility_refusal;
+use banyan_sources::Caller;
+use banyan_sources::domain::TemplateId;
 use banyan_sources::loaders::BatchScheduler;
 use futures::stream::{BoxStream, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -41,6 +49,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 
 use super::close::Close;
+use super::shared::{self, Ended, Membership, Outbox, Outgoing, Seed, ShareOffer, Subscriber};
 use super::{
     CallerKey, ConnectionIdentity, ConnectionSlot, Upgrade, identify_connection, spend_rate_limit,
     with_routing,
@@ -65,13 +74,16 @@ pub(super) fn serve(app: AppState, socket: WebSocket, upgrade: Upgrade) -> impl 
     let span = tracing::debug_span!("websocket", protocol = "graphql-transport-ws", request_id);
     let (sink, incoming) = socket.split();
     let (out, frames) = mpsc::channel(OUTGOING_BUFFER);
-    let writer = tokio::spawn(write_frames(sink, frames));
     let (finished_tx, finished) = mpsc::unbounded_channel();
+    let outbox = Arc::new(Outbox::default());
+    let writer = tokio::spawn(write_frames(sink, frames, outbox.clone(), finished_tx.clone()));
     let connection = Box::new(Connection {
         app,
         upgrade,
         out,
         finished_tx,
+        outbox,
+        request_id: None,
         init_received: false,
         identity: None,
         slot: None,
@@ -93,7 +105,7 @@ async fn serve_connection(
         let _ = connection.out.send(Box::new(close.frame())).await;
     }
     for running in connection.operations.values() {
-        running.task.abort();
+        running.stop();
     }
     drop(connection);
     let abort = writer.abort_handle();
@@ -102,11 +114,51 @@ async fn serve_connection(
     }
 }
 
-/// Writes queued frames to the socket; stops after a close frame, or when the queue ends.
-async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut frames: mpsc::Receiver<Box<Message>>) {
-    while let Some(frame) = frames.recv().await {
-        let last = matches!(*frame, Message::Close(_));
-        if sink.send(*frame).await.is_err() || last {
+/// Writes queued frames to the socket: the loop's and its operations' first, then the shared
+/// executions' payloads (`outbox`), in the order each was queued; hands the end of a shared
+/// subscription back to the loop once its payloads are written. Stops after a close frame, or
+/// when the loop's queue ends.
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Box<Message>>,
+    outbox: Arc<Outbox>,
+    finished: mpsc::UnboundedSender<Box<Finished>>,
+) {
+    loop {
+        let frame = match frames.try_recv() {
+            Ok(frame) => *frame,
+            Err(mpsc::error::TryRecvError::Disconnected) => return,
+            Err(mpsc::error::TryRecvError::Empty) => match outbox.pop() {
+                Some(Outgoing::Next(subscriber, payload)) => {
+                    subscriber.dequeued();
+                    if subscriber.is_cancelled() {
+                        continue;
+                    }
+                    Message::Text(shared::next_frame(&subscriber, &payload).into())
+                }
+                Some(Outgoing::End(subscriber, ended)) => {
+                    if !subscriber.is_cancelled() {
+                        let _ = finished.send(Box::new(Finished {
+                            id: subscriber.id.to_string(),
+                            generation: subscriber.generation,
+                            ending: Ending::Left(ended),
+                        }));
+                    }
+                    continue;
+                }
+                None => {
+                    tokio::select! {
+                        frame = frames.recv() => match frame {
+                            Some(frame) => *frame,
+                            None => return,
+                        },
+                        () = outbox.ready() => continue,
+                    }
+                }
+            },
+        };
+        let last = matches!(frame, Message::Close(_));
+        if sink.send(frame).await.is_err() || last {
             return;
         }
     }
@@ -125,11 +177,44 @@ impl From<Close> for End {
 }
 
 /// A running operation.
-struct Running {
-    /// Tells this run from an earlier one under the same id.
-    generation: u64,
-    /// Aborted when the operation is completed or the connection ends (dropping it would not).
-    task: JoinHandle<()>,
+enum Running {
+    /// Its own execution, in a task; for a subscription offered to share, until it has joined.
+    Task {
+        /// Tells this run from an earlier one under the same id.
+        generation: u64,
+        /// Aborted when the operation is completed or the connection ends (dropping it would not).
+        task: JoinHandle<()>,
+        /// When it may join a shared execution: cancelled with the operation, so that nothing
+        /// queued for it is written after.
+        subscriber: Option<Arc<Subscriber>>,
+        /// Its shared execution let it go before the loop heard that it had joined.
+        left: Option<Ended>,
+    },
+    /// A subscriber of a shared execution; dropping it leaves.
+    Shared(Box<Membership>),
+}
+
+impl Running {
+    fn generation(&self) -> u64 {
+        match self {
+            Self::Task { generation, .. } => *generation,
+            Self::Shared(membership) => membership.subscriber.generation,
+        }
+    }
+
+    /// Stops what runs for it, at once: its task is aborted, or its shared payloads still queued
+    /// are dropped (it leaves its group when dropped).
+    fn stop(&self) {
+        match self {
+            Self::Task { task, subscriber, .. } => {
+                task.abort();
+                if let Some(subscriber) = subscriber {
+                    subscriber.cancel();
+                }
+            }
+            Self::Shared(membership) => membership.subscriber.cancel(),
+        }
+    }
 }
 
 /// An operation's task is done: how the main loop ends it.
@@ -144,6 +229,10 @@ enum Ending {
     Complete,
     /// It never ran (parse, validation or a limit): one `error` with these GraphQL errors.
     Error(Vec<async_graphql::ServerError>),
+    /// Checked, it joined a shared execution, which runs it from now on.
+    Joined(Box<Membership>),
+    /// Its shared execution let it go, and what was queued for it is written.
+    Left(Ended),
 }
 
 /// The `subscribe` payload.
@@ -182,6 +271,11 @@ struct Connection {
     out: mpsc::Sender<Box<Message>>,
     /// Boxed: a channel allocates its first block of 32 slots up front, for every connection.
     finished_tx: mpsc::UnboundedSender<Box<Finished>>,
+    /// Payloads of shared executions for this connection's subscribers, which the writer sends.
+    outbox: Arc<Outbox>,
+    /// The id its operations' errors carry (`extensions.requestId`), set with the
+    /// acknowledgement: one copy for every shared subscriber of the connection.
+    request_id: Option<Arc<str>>,
     init_received: bool,
     /// Set with the acknowledgement; `None` inside for an anonymous caller.
     identity: Option<Option<Arc<ConnectionIdentity>>>,
@@ -284,7 +378,7 @@ impl Connection {
             "complete" => {
                 let id = operation_id(&message)?;
                 if let Some(running) = self.operations.remove(&id) {
-                    running.task.abort();
+                    running.stop();
                 }
                 Ok(())
             }
@@ -308,6 +402,8 @@ impl Connection {
             .await
             .map_err(|_| Close::RateLimited)?;
         self.slot = Some(self.app.websockets.admit(caller).ok_or(Close::TooManyConnections)?);
+        self.request_id =
+            identity.as_ref().and_then(|identity| identity.caller.request_id.as_deref()).map(Arc::from);
         self.identity = Some(identity.map(Arc::new));
         self.send(&json!({ "type": "connection_ack" })).await
     }
@@ -339,12 +435,35 @@ impl Connection {
             Some(OperationType::Subscription) => None,
             _ => Some(self.app.websockets.config.operation_timeout),
         };
-        let mut request = async_graphql::Request::new(payload.query.unwrap_or_default())
-            .variables(Variables::from_json(Value::Object(payload.variables.unwrap_or_default())));
+        let query = payload.query.unwrap_or_default();
+        let variables = Variables::from_json(Value::Object(payload.variables.unwrap_or_default()));
+        self.generations += 1;
+        // A subscription of a signed-in caller may turn out to be shareable (its resolver says,
+        // once it has checked it): what the shared execution would run is kept until then.
+        let share = match (&deadline, self.identity.as_ref().and_then(Option::as_ref)) {
+            (None, Some(identity)) if self.app.shared_subscriptions.enabled() => Some(Box::new(Share {
+                app: self.app.clone(),
+                offer: ShareOffer::new(),
+                seed: Seed {
+                    query: query.clone(),
+                    operation_name: payload.operation_name.clone(),
+                    variables: variables.clone(),
+                    resolved: resolved.clone(),
+                },
+                subscriber: Subscriber::new(&id, self.generations, self.request_id.clone()),
+                outbox: self.outbox.clone(),
+                caller: identity.caller.clone().for_request(),
+            })),
+            _ => None,
+        };
+        let mut request = async_graphql::Request::new(query).variables(variables);
         if let Some(name) = payload.operation_name {
             request = request.operation_name(name);
         }
         request = request.data(resolved);
+        if let Some(share) = &share {
+            request = request.data(share.offer.clone());
+        }
         // `x-banyan-admin-token` on the upgrade request grants introspection, as on HTTP.
         if let Some(grant) = crate::introspection::admin_grant(&self.upgrade.headers, &self.app.admin_access)
         {
@@ -364,7 +483,7 @@ impl Connection {
         };
         // The operation's loaders dispatch level by level while its scheduler drives it.
         let stream = scheduler.drive_stream(self.app.graphql.execute_stream(request, None)).boxed();
-        self.generations += 1;
+        let subscriber = share.as_ref().map(|share| share.subscriber.clone());
         let operation = Operation {
             id: id.clone(),
             generation: self.generations,
@@ -372,24 +491,68 @@ impl Connection {
             deadline,
             out: self.out.clone(),
             finished: self.finished_tx.clone(),
+            share,
         };
         let task = tokio::spawn(operation.run(stream).in_current_span());
-        self.operations.insert(id, Running { generation: self.generations, task });
+        self.operations
+            .insert(id, Running::Task { generation: self.generations, task, subscriber, left: None });
         Ok(())
     }
 
     /// Ends a finished operation with `complete` or `error`, unless the client completed it
     /// already (and perhaps reused its id).
     async fn on_finished(&mut self, done: Finished) -> Result<(), End> {
-        if self.operations.get(&done.id).is_none_or(|running| running.generation != done.generation) {
+        if self.operations.get(&done.id).is_none_or(|running| running.generation() != done.generation) {
+            // A membership that arrives too late is dropped here, which leaves its group.
             return Ok(());
         }
-        self.operations.remove(&done.id);
-        let message = match done.ending {
-            Ending::Complete => json!({ "id": done.id, "type": "complete" }),
-            Ending::Error(errors) => json!({ "id": done.id, "type": "error", "payload": errors }),
+        let Some(running) = self.operations.remove(&done.id) else { return Ok(()) };
+        let message = match (done.ending, running) {
+            (Ending::Complete, _) => json!({ "id": done.id, "type": "complete" }),
+            (Ending::Error(errors), _) => json!({ "id": done.id, "type": "error", "payload": errors }),
+            (Ending::Joined(membership), Running::Task { left: Some(ended), .. })
+            | (Ending::Left(ended), Running::Shared(membership)) => {
+                return self.left(*membership, ended).await;
+            }
+            (Ending::Joined(membership), _) => {
+                self.operations.insert(done.id, Running::Shared(membership));
+                return Ok(());
+            }
+            // Its group let it go before its task's word that it joined came: kept until then.
+            (Ending::Left(ended), Running::Task { generation, task, subscriber, .. }) => {
+                let task = Running::Task { generation, task, subscriber, left: Some(ended) };
+                self.operations.insert(done.id, task);
+                return Ok(());
+            }
         };
         self.send(&message).await
+    }
+
+    /// A shared subscriber its group let go, once what was queued for it is written.
+    async fn left(&mut self, membership: Membership, ended: Ended) -> Result<(), End> {
+        match ended {
+            Ended::Complete => {
+                let id = membership.subscriber.id.to_string();
+                drop(membership);
+                self.send(&json!({ "id": id, "type": "complete" })).await
+            }
+            Ended::TooSlow { last_sequence } => {
+                self.end_shared(membership, banyan_resolvers::shared_execution::too_slow(last_sequence)).await
+            }
+        }
+    }
+
+    /// Ends a shared subscriber with `error` (a `next` carrying it, as its own execution would
+    /// have sent it), then `complete`; nothing queued for it is written after.
+    async fn end_shared(&mut self, membership: Membership, error: async_graphql::Error) -> Result<(), End> {
+        membership.subscriber.cancel();
+        let response =
+            self.app.graphql.mask(membership.plan.error_response(error), self.request_id.as_deref());
+        let id = membership.subscriber.id.to_string();
+        drop(membership);
+        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
+        self.send(&json!({ "id": id, "type": "next", "payload": payload })).await?;
+        self.send(&json!({ "id": id, "type": "complete" })).await
     }
 
     /// The server is shutting down: every running operation stops and gets `complete` (so the
@@ -399,9 +562,11 @@ impl Connection {
         ids.sort();
         for id in ids {
             if let Some(running) = self.operations.remove(&id) {
-                running.task.abort();
+                running.stop();
                 // Once it has stopped it can send no `next` after the `complete`.
-                let _ = running.task.await;
+                if let Running::Task { task, .. } = running {
+                    let _ = task.await;
+                }
             }
             self.send(&json!({ "id": id, "type": "complete" })).await?;
         }
@@ -424,16 +589,64 @@ impl Connection {
         let caller = &identity.caller;
         let request_id = Some(identity.request_id.clone());
         match self.app.auth.identify(Ok(Some(caller.credential.clone())), request_id).await {
-            Ok(Some(now)) if now.user_id == caller.user_id => Ok(()),
-            Ok(_) => Err(Close::Refused(AuthError::InvalidCredential.refusal()).into()),
-            Err(AuthError::Backend(_)) => Ok(()),
-            Err(refused) => Err(Close::Refused(refused.refusal()).into()),
+            Ok(Some(now)) if now.user_id == caller.user_id => {}
+            Ok(_) => return Err(Close::Refused(AuthError::InvalidCredential.refusal()).into()),
+            Err(AuthError::Backend(_)) => {}
+            Err(refused) => return Err(Close::Refused(refused.refusal()).into()),
         }
+        self.recheck_shared().await
+    }
+
+    /// Re-checks, against the monolith, that the caller still sees every template of each of its
+    /// shared subscriptions (which have no execution of their own to do it), as a subscription's
+    /// own re-check does: one refused ends with its `NOT_FOUND` (or the credential's code).
+    async fn recheck_shared(&mut self) -> Result<(), End> {
+        let Some(Some(identity)) = &self.identity else { return Ok(()) };
+        let shared: Vec<(String, u64, Arc<[TemplateId]>)> = self
+            .operations
+            .iter()
+            .filter_map(|(id, running)| match running {
+                Running::Shared(membership) => {
+                    Some((id.clone(), membership.subscriber.generation, membership.plan.templates.clone()))
+                }
+                Running::Task { .. } => None,
+            })
+            .collect();
+        if shared.is_empty() {
+            return Ok(());
+        }
+        // On a budget of its own, as a subscription's re-check.
+        let caller = identity.caller.clone().for_request();
+        let sources = &self.app.sources;
+        let refusals = futures::future::join_all(
+            shared.iter().map(|(_, _, templates)| visibility_refusal(sources, &caller, templates)),
+        )
+        .await;
+        for ((id, generation, _), refusal) in shared.into_iter().zip(refusals) {
+            let Some(error) = refusal else { continue };
+            if self.operations.get(&id).is_none_or(|running| running.generation() != generation) {
+                continue;
+            }
+            if let Some(Running::Shared(membership)) = self.operations.remove(&id) {
+                self.end_shared(*membership, error).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn send(&self, message: &Value) -> Result<(), End> {
         self.out.send(Box::new(Message::Text(message.to_string().into()))).await.map_err(|_| End::Gone)
     }
+}
+
+/// What a subscription offered to share needs to join its shared execution.
+struct Share {
+    app: AppState,
+    offer: ShareOffer,
+    seed: Seed,
+    subscriber: Arc<Subscriber>,
+    outbox: Arc<Outbox>,
+    caller: Caller,
 }
 
 /// An operation's task: sends its results as `next`, then tells the loop how it ended.
@@ -445,13 +658,15 @@ struct Operation {
     deadline: Option<Duration>,
     out: mpsc::Sender<Box<Message>>,
     finished: mpsc::UnboundedSender<Box<Finished>>,
+    /// Set for a subscription that may join a shared execution.
+    share: Option<Box<Share>>,
 }
 
 impl Operation {
-    async fn run(self, mut stream: BoxStream<'static, async_graphql::Response>) {
+    async fn run(mut self, mut stream: BoxStream<'static, async_graphql::Response>) {
         let first = match self.deadline {
             Some(deadline) => tokio::time::timeout(deadline, stream.next()).await,
-            None => Ok(stream.next().await),
+            None => Ok(self.first_of_subscription(&mut stream).await),
         };
         let ending = match first {
             Err(_elapsed) => {
@@ -465,7 +680,26 @@ impl Operation {
                 }
                 Ending::Complete
             }
-            Ok(None) => Ending::Complete,
+            Ok(None) => {
+                // Its execution ended with no result: it was checked and accepted the offer
+                // to share (or it had no event to send, when it did not).
+                let Some(share) = self.share.take() else { return self.finish(Ending::Complete) };
+                let Some(plan) = share.offer.take() else { return self.finish(Ending::Complete) };
+                drop(stream);
+                let Share { app, seed, subscriber, outbox, caller, .. } = *share;
+                match app.shared_subscriptions.join(&app, plan, seed, subscriber, outbox, &caller).await {
+                    Ok(membership) => Ending::Joined(Box::new(membership)),
+                    Err(failed) => {
+                        let request_id = caller.request_id.as_deref();
+                        let failed = app.graphql.mask(failed, request_id);
+                        let payload = serde_json::to_value(&failed).unwrap_or(Value::Null);
+                        if !self.next(payload).await {
+                            return;
+                        }
+                        Ending::Complete
+                    }
+                }
+            }
             Ok(Some(response)) if is_request_error(&response) => Ending::Error(response.errors),
             Ok(Some(response)) => {
                 let mut response = Some(response);
@@ -480,6 +714,31 @@ impl Operation {
                 Ending::Complete
             }
         };
+        self.finish(ending);
+    }
+
+    /// A subscription's first result. One offered to share lets go of what it kept for that as
+    /// soon as its resolver declines (it may wait long for its first event).
+    async fn first_of_subscription(
+        &mut self,
+        stream: &mut BoxStream<'static, async_graphql::Response>,
+    ) -> Option<async_graphql::Response> {
+        let Some(offer) = self.share.as_ref().map(|share| share.offer.clone()) else {
+            return stream.next().await;
+        };
+        tokio::select! {
+            first = stream.next() => first,
+            () = offer.decided() => {
+                if !offer.is_accepted() {
+                    self.share = None;
+                }
+                stream.next().await
+            }
+        }
+    }
+
+    /// Tells the loop how it ended.
+    fn finish(self, ending: Ending) {
         let _ = self.finished.send(Box::new(Finished { id: self.id, generation: self.generation, ending }));
     }
 
