@@ -131,6 +131,24 @@ impl WsClient {
         }
     }
 
+    /// The next message as the gateway wrote it, pings skipped, for what a parsed `Value` hides
+    /// (it sorts object keys); `None` once the connection ends.
+    pub async fn next_text(&mut self) -> Option<String> {
+        loop {
+            let frame = timeout(READ_BOUND, self.socket.next()).await.expect("a frame within the bound")?;
+            match frame.ok()? {
+                Message::Text(text) => {
+                    let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                    if message["type"] != "ping" {
+                        return Some(text.as_str().to_owned());
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
     /// The next JSON message, pings and pongs included; `None` once the connection ends.
     pub async fn next_including_pings(&mut self) -> Option<Value> {
         loop {

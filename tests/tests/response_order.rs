@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use banyan_devstack::{Backend, Fault};
-use banyan_tests::{OWNER, TestStack, template_id};
+use banyan_devstack::{Backend, EventKind, Fault};
+use banyan_tests::ws::WsClient;
+use banyan_tests::{OWNER, TestStack, metric_sample, template_id};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
@@ -174,5 +175,53 @@ async fn a_failed_field_put_back_as_null_keeps_its_place() {
     let data = body.get("data");
     assert_eq!(data.keys(), ["template", "__typename"]);
     assert_eq!(data.get("template").keys(), ["stats", "name", "recent", "id"]);
+    stack.stop().await;
+}
+
+/// Over graphql-transport-ws too, read from the raw frames: the `next` of a query (its own
+/// execution) and an event of a shared subscription (`ws::shared`, one serialization for every
+/// subscriber) keep the order of the selection set, where a payload passed through
+/// `serde_json::Value` would come out sorted.
+#[tokio::test]
+async fn websocket_payloads_keep_the_order_of_the_selection_set() {
+    let stack = TestStack::start().await;
+    let mut socket = WsClient::signed_in(&stack, OWNER).await;
+    socket.subscribe("q", "{ me { id fullName } __typename }", json!({})).await;
+    let text = socket.next_text().await.expect("next");
+    let frame: Ordered = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(frame.keys(), ["id", "type", "payload"], "{text}");
+    let data = frame.get("payload").get("data");
+    assert_eq!(data.keys(), ["me", "__typename"], "{text}");
+    assert_eq!(data.get("me").keys(), ["id", "fullName"], "{text}");
+    assert_eq!(socket.next().await.expect("complete")["type"], "complete");
+
+    let template = stack
+        .devstack
+        .dataset()
+        .templates
+        .iter()
+        .filter(|t| t.workspace == 1)
+        .map(|t| t.id)
+        .min()
+        .expect("a template OWNER sees");
+    let live =
+        "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { templateId sequence kind } }";
+    socket.subscribe("s", live, json!({ "ids": [template_id(template)] })).await;
+    // Joined once the gauge says so (at most 200 × 50 ms: a bound, not a measurement).
+    let mut shared = false;
+    for _ in 0..200 {
+        let metrics = stack.metrics_text().await;
+        if metric_sample(&metrics, "banyan_subscription_shared_executions") == Some(1.0) {
+            shared = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(shared, "the subscription joined a shared execution");
+    stack.devstack.append_events(vec![(template, EventKind::Opened)]).await;
+    let text = socket.next_text().await.expect("an event");
+    let frame: Ordered = serde_json::from_str(&text).expect("JSON");
+    let event = frame.get("payload").get("data").get("templateEvents");
+    assert_eq!(event.keys(), ["templateId", "sequence", "kind"], "{text}");
     stack.stop().await;
 }

@@ -42,7 +42,6 @@ use banyan_sources::{BackendMetrics, Caller, SharedSubscriberGuard};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use prometheus_client::metrics::gauge::Gauge;
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
@@ -191,32 +190,41 @@ pub(super) enum Ended {
 pub(super) struct Payload(Arc<PayloadText>);
 
 struct PayloadText {
+    /// The response as JSON, its objects in the order of the selection set.
     json: Box<str>,
-    /// Its errors carry the group's request id, replaced by each subscriber's when written.
-    has_errors: bool,
+    /// A response with errors, kept: its errors carry the group's request id, replaced by each
+    /// subscriber's when written.
+    with_errors: Option<async_graphql::Response>,
 }
 
-/// The `next` frame of `payload` for `subscriber`, as `json!({"id", "type", "payload"})` prints
-/// it (serde_json sorts an object's keys): the shared text is copied, not parsed, unless it
-/// carries errors, which get the subscriber's own request id.
-pub(super) fn next_frame(subscriber: &Subscriber, payload: &Payload) -> String {
-    let id = Value::from(&*subscriber.id);
-    if !payload.0.has_errors {
-        return format!("{{\"id\":{id},\"payload\":{},\"type\":\"next\"}}", payload.0.json);
+impl Payload {
+    /// `response`, serialized once for every member.
+    pub(super) fn new(response: async_graphql::Response) -> Self {
+        let json = serde_json::to_string(&response).unwrap_or_else(|_| "null".to_owned()).into();
+        let with_errors = (!response.errors.is_empty()).then_some(response);
+        Self(Arc::new(PayloadText { json, with_errors }))
     }
-    let mut value: Value = serde_json::from_str(&payload.0.json).unwrap_or_default();
-    if let Some(errors) = value.get_mut("errors").and_then(Value::as_array_mut) {
-        for error in errors {
-            let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) else {
-                continue;
-            };
-            match &subscriber.request_id {
-                Some(id) => extensions.insert("requestId".to_owned(), Value::from(&**id)),
-                None => extensions.remove("requestId"),
-            };
+}
+
+/// The `next` frame of `payload` for `subscriber` ([`super::transport::next_frame`]): the shared
+/// text is copied, unless the response carries errors, which get the subscriber's own request id.
+pub(super) fn next_frame(subscriber: &Subscriber, payload: &Payload) -> String {
+    let Some(response) = &payload.0.with_errors else {
+        return super::transport::next_frame(&subscriber.id, &payload.0.json);
+    };
+    // `Response` is not `Clone`: a copy of what it serializes.
+    let mut copy = async_graphql::Response::new(response.data.clone());
+    copy.extensions = response.extensions.clone();
+    copy.errors = response.errors.clone();
+    for error in &mut copy.errors {
+        let Some(extensions) = error.extensions.as_mut() else { continue };
+        match &subscriber.request_id {
+            Some(id) => extensions.set("requestId", &**id),
+            None => extensions.unset("requestId"),
         }
     }
-    serde_json::json!({ "id": id, "type": "next", "payload": value }).to_string()
+    let json = serde_json::to_string(&copy).unwrap_or_else(|_| "null".to_owned());
+    super::transport::next_frame(&subscriber.id, &json)
 }
 
 /// What a member's connection keeps of it; dropping it leaves the group.
@@ -376,11 +384,7 @@ impl SharedSubscriptions {
     ) {
         let _counted = self.0.metrics.shared_execution();
         while let Some(response) = responses.next().await {
-            let Ok(value) = serde_json::to_value(&response) else { break };
-            let payload = Payload(Arc::new(PayloadText {
-                json: value.to_string().into(),
-                has_errors: !response.errors.is_empty(),
-            }));
+            let payload = Payload::new(response);
             if !self.deliver(&group, &payload, feed.last_sequence()) {
                 return;
             }
@@ -420,7 +424,7 @@ impl SharedSubscriptions {
             tracing::debug!(group = %group.name, overflowed, "shared subscribers ended as too slow");
             (0..overflowed).for_each(|_| self.0.metrics.subscriber_overflowed());
         }
-        if !payload.0.has_errors && delivered > 1 {
+        if payload.0.with_errors.is_none() && delivered > 1 {
             // Resolved once by the shared execution, for every member.
             self.0.metrics.subscription_events_reused(delivered - 1);
         }
@@ -482,37 +486,54 @@ impl SharedSubscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn subscriber(id: &str, request_id: Option<&str>) -> Arc<Subscriber> {
         Subscriber::new(id, 1, request_id.map(Arc::from))
     }
 
-    fn payload(value: &Value, has_errors: bool) -> Payload {
-        Payload(Arc::new(PayloadText { json: value.to_string().into(), has_errors }))
+    fn payload(data: async_graphql::Value) -> Payload {
+        Payload::new(async_graphql::Response::new(data))
     }
 
-    /// The frame built from the shared text is the one the per-subscriber path prints.
+    /// `{ "templateEvents": { "sequence": …, "kind": … } }`, in that order (not alphabetical).
+    fn event(sequence: &str) -> async_graphql::Value {
+        let object = |pairs: Vec<(&str, async_graphql::Value)>| {
+            async_graphql::Value::Object(
+                pairs.into_iter().map(|(k, v)| (async_graphql::Name::new(k), v)).collect(),
+            )
+        };
+        let kind = async_graphql::Value::Enum(async_graphql::Name::new("OPENED"));
+        object(vec![("templateEvents", object(vec![("sequence", sequence.into()), ("kind", kind)]))])
+    }
+
+    /// The frame copies the shared text: the id escaped, the payload's objects in the order of
+    /// the selection set (not sorted, as through `serde_json::Value`).
     #[test]
-    fn a_next_frame_is_what_json_prints() {
-        let data = json!({ "data": { "templateEvents": { "sequence": "7", "kind": "OPENED" } } });
-        let id = "sub \"1\"";
-        let frame = next_frame(&subscriber(id, None), &payload(&data, false));
-        assert_eq!(frame, json!({ "id": id, "type": "next", "payload": data }).to_string());
+    fn a_next_frame_keeps_the_order_of_the_payload() {
+        let frame = next_frame(&subscriber("sub \"1\"", None), &payload(event("7")));
+        assert_eq!(
+            frame,
+            r#"{"id":"sub \"1\"","type":"next","payload":{"data":{"templateEvents":{"sequence":"7","kind":"OPENED"}}}}"#
+        );
     }
 
     /// A shared error carries each subscriber's own request id, or none.
     #[test]
     fn errors_carry_the_subscribers_request_id() {
-        let failed = json!({ "data": null, "errors": [{ "message": "m", "path": ["templateEvents"],
-            "extensions": { "code": "BACKEND_UNAVAILABLE", "requestId": "banyan-shared-0" } }] });
+        let mut error = async_graphql::ServerError::new("m", None);
+        error.path = vec![async_graphql::PathSegment::Field("templateEvents".to_owned())];
+        let mut extensions = async_graphql::ErrorExtensionValues::default();
+        extensions.set("code", "BACKEND_UNAVAILABLE");
+        extensions.set("requestId", "banyan-shared-0");
+        error.extensions = Some(extensions);
+        let failed = Payload::new(async_graphql::Response::from_errors(vec![error]));
         let frame: Value =
-            serde_json::from_str(&next_frame(&subscriber("a", Some("req-1")), &payload(&failed, true)))
-                .expect("JSON");
+            serde_json::from_str(&next_frame(&subscriber("a", Some("req-1")), &failed)).expect("JSON");
         assert_eq!(frame["payload"]["errors"][0]["extensions"]["requestId"], "req-1");
         assert_eq!(frame["payload"]["errors"][0]["extensions"]["code"], "BACKEND_UNAVAILABLE");
-        let frame: Value =
-            serde_json::from_str(&next_frame(&subscriber("a", None), &payload(&failed, true))).expect("JSON");
+        assert_eq!(frame["payload"]["errors"][0]["path"], json!(["templateEvents"]));
+        let frame: Value = serde_json::from_str(&next_frame(&subscriber("a", None), &failed)).expect("JSON");
         assert!(frame["payload"]["errors"][0]["extensions"].get("requestId").is_none(), "{frame}");
     }
 
@@ -548,7 +569,7 @@ mod tests {
         let slow = registry.add(&group, &mut plan(), &subscriber("slow", None), &slow_outbox).expect("open");
         let fast = registry.add(&group, &mut plan(), &subscriber("fast", None), &fast_outbox).expect("open");
         for sequence in [10, 11, 12] {
-            assert!(registry.deliver(&group, &payload(&json!({ "s": sequence }), false), sequence));
+            assert!(registry.deliver(&group, &payload(async_graphql::Value::from(sequence)), sequence));
             // The fast writer takes each at once.
             let Some(Outgoing::Next(taken, _)) = fast_outbox.pop() else { panic!("a payload queued") };
             taken.dequeued();

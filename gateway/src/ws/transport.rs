@@ -550,8 +550,8 @@ impl Connection {
             self.app.graphql.mask(membership.plan.error_response(error), self.request_id.as_deref());
         let id = membership.subscriber.id.to_string();
         drop(membership);
-        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        self.send(&json!({ "id": id, "type": "next", "payload": payload })).await?;
+        let payload = serde_json::to_string(&response).unwrap_or_else(|_| "null".to_owned());
+        self.send_text(next_frame(&id, &payload)).await?;
         self.send(&json!({ "id": id, "type": "complete" })).await
     }
 
@@ -637,6 +637,11 @@ impl Connection {
     async fn send(&self, message: &Value) -> Result<(), End> {
         self.out.send(Box::new(Message::Text(message.to_string().into()))).await.map_err(|_| End::Gone)
     }
+
+    /// Sends one frame of JSON text.
+    async fn send_text(&self, frame: String) -> Result<(), End> {
+        self.out.send(Box::new(Message::Text(frame.into()))).await.map_err(|_| End::Gone)
+    }
 }
 
 /// What a subscription offered to share needs to join its shared execution.
@@ -675,7 +680,7 @@ impl Operation {
                     "message": "the operation did not finish in time",
                     "extensions": { "code": "OPERATION_TIMEOUT" },
                 }] });
-                if !self.next(timed_out).await {
+                if !self.next_text(&timed_out.to_string()).await {
                     return;
                 }
                 Ending::Complete
@@ -692,8 +697,7 @@ impl Operation {
                     Err(failed) => {
                         let request_id = caller.request_id.as_deref();
                         let failed = app.graphql.mask(failed, request_id);
-                        let payload = serde_json::to_value(&failed).unwrap_or(Value::Null);
-                        if !self.next(payload).await {
+                        if !self.next(&failed).await {
                             return;
                         }
                         Ending::Complete
@@ -705,8 +709,7 @@ impl Operation {
                 let mut response = Some(response);
                 while let Some(result) = response {
                     let result = with_routing(result, self.served.as_ref());
-                    let Ok(payload) = serde_json::to_value(&result) else { break };
-                    if !self.next(payload).await {
+                    if !self.next(&result).await {
                         return;
                     }
                     response = stream.next().await;
@@ -742,11 +745,25 @@ impl Operation {
         let _ = self.finished.send(Box::new(Finished { id: self.id, generation: self.generation, ending }));
     }
 
-    /// Sends a `next`; false once the connection is gone.
-    async fn next(&self, payload: Value) -> bool {
-        let message = json!({ "id": self.id, "type": "next", "payload": payload });
-        self.out.send(Box::new(Message::Text(message.to_string().into()))).await.is_ok()
+    /// Sends `response` in a `next`; false once the connection is gone.
+    async fn next(&self, response: &async_graphql::Response) -> bool {
+        let payload = serde_json::to_string(response).unwrap_or_else(|_| "null".to_owned());
+        self.next_text(&payload).await
     }
+
+    /// Sends a `next` carrying `payload`, JSON text; false once the connection is gone.
+    async fn next_text(&self, payload: &str) -> bool {
+        let frame = next_frame(&self.id, payload);
+        self.out.send(Box::new(Message::Text(frame.into()))).await.is_ok()
+    }
+}
+
+/// The `next` message of operation `id` carrying `payload` (JSON text), written as text so the
+/// payload's objects keep the order of the selection set: through `serde_json::Value`, whose
+/// maps sort their keys, they would not (`response_order` puts them in that order).
+pub(super) fn next_frame(id: &str, payload: &str) -> String {
+    let id = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
+    format!("{{\"id\":{id},\"type\":\"next\",\"payload\":{payload}}}")
 }
 
 /// Applies the persisted-operation rules (`crate::persisted`) to a `subscribe` payload: a
