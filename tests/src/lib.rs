@@ -3,6 +3,7 @@
 //! with helpers to send GraphQL over HTTP ([`TestStack::graphql`]) and over WebSocket
 //! ([`ws::WsClient`]), and to read what each backend received.
 
+pub mod subscriptions;
 pub mod ws;
 
 use std::time::Duration;

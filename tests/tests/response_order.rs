@@ -4,8 +4,9 @@
 use std::fmt;
 
 use banyan_devstack::{Backend, EventKind, Fault};
+use banyan_tests::subscriptions::metric_reaches;
 use banyan_tests::ws::WsClient;
-use banyan_tests::{OWNER, TestStack, metric_sample, template_id};
+use banyan_tests::{OWNER, TestStack, template_id};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
@@ -207,16 +208,7 @@ async fn websocket_payloads_keep_the_order_of_the_selection_set() {
     let live =
         "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { templateId sequence kind } }";
     socket.subscribe("s", live, json!({ "ids": [template_id(template)] })).await;
-    // Joined once the gauge says so (at most 200 × 50 ms: a bound, not a measurement).
-    let mut shared = false;
-    for _ in 0..200 {
-        let metrics = stack.metrics_text().await;
-        if metric_sample(&metrics, "banyan_subscription_shared_executions") == Some(1.0) {
-            shared = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let shared = metric_reaches(&stack, "banyan_subscription_shared_executions", 1.0).await;
     assert!(shared, "the subscription joined a shared execution");
     stack.devstack.append_events(vec![(template, EventKind::Opened)]).await;
     let text = socket.next_text().await.expect("an event");

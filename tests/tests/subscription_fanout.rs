@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
+use banyan_tests::subscriptions::{append_large, event_sequence, metric, metric_reaches, visible_templates};
 use banyan_tests::ws::WsClient;
-use banyan_tests::{OWNER, TestStack, eventually, metric_sample, template_id};
+use banyan_tests::{OWNER, TestStack, eventually, template_id};
 use serde_json::{Value, json};
 
 const LIVE: &str = "subscription($ids: [ID!]!, $after: ID) { \
@@ -27,29 +28,8 @@ const LIVE: &str = "subscription($ids: [ID!]!, $after: ID) { \
 const CONNECTIONS: usize = 20;
 const PER_CONNECTION: usize = 10;
 
-/// `n` templates OWNER may see (workspaces 1 and 2), lowest ids first, from the seeded data.
-fn visible_templates(stack: &TestStack, n: usize) -> Vec<u64> {
-    let mut ids: Vec<u64> = stack
-        .devstack
-        .dataset()
-        .templates
-        .iter()
-        .filter(|t| t.workspace == 1 || t.workspace == 2)
-        .map(|t| t.id)
-        .collect();
-    ids.sort_unstable();
-    assert!(ids.len() >= n, "the seed has {n} visible templates");
-    ids.truncate(n);
-    ids
-}
-
 fn variables(template: u64, after: u64) -> Value {
     json!({ "ids": [template_id(template)], "after": after.to_string() })
-}
-
-/// The sequence of a `next` carrying an event; `None` for any other message.
-fn event_sequence(message: &Value) -> Option<u64> {
-    message["payload"]["data"]["templateEvents"]["sequence"].as_str()?.parse().ok()
 }
 
 /// The devstack's count of open `StreamEvents` calls, read over its HTTP admin endpoint.
@@ -64,22 +44,6 @@ async fn upstream_streams_over_http(stack: &TestStack) -> u64 {
         .await
         .expect("JSON");
     body["event_streams"].as_u64().expect("a count")
-}
-
-/// A series of the gateway's `/metrics` (0 when absent).
-async fn metric(stack: &TestStack, name: &str) -> f64 {
-    metric_sample(&stack.metrics_text().await, name).unwrap_or(0.0)
-}
-
-/// Polls a metric until it equals `value` (at most 200 × 50 ms: a bound, not a measurement).
-async fn metric_reaches(stack: &TestStack, name: &str, value: f64) -> bool {
-    for _ in 0..200 {
-        if metric(stack, name).await == value {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// 200 subscribers, on 20 connections, following 3 templates (one each, round robin): the
@@ -218,35 +182,9 @@ async fn two_hundred_subscribers_share_three_streams_and_receive_every_event_in_
     stack.stop().await;
 }
 
-/// Characters of each recipient the slow-subscriber test appends.
-const RECIPIENT_CHARS: usize = 4_000;
-
 /// What the slow-subscriber test's clients select: the sequence and the (large) recipient.
 const WITH_RECIPIENT: &str = "subscription($ids: [ID!]!, $after: ID) { \
     templateEvents(templateIds: $ids, afterSequence: $after) { sequence recipient } }";
-
-/// Appends `count` events to `template` through the event store's own `AppendEvents`, signed as
-/// the gateway would, each with a recipient of about [`RECIPIENT_CHARS`] characters: frames of
-/// 4 KiB, so the socket buffers between the gateway and a client that stopped reading (which
-/// loopback autotunes to megabytes) fill after hundreds of events rather than tens of
-/// thousands. Returns the sequences the event store assigned.
-async fn append_large(stack: &TestStack, template: u64, count: usize) -> Vec<u64> {
-    use banyan_devstack::proto::events::event_service_client::EventServiceClient;
-    use banyan_devstack::proto::events::{AppendEventsRequest, NewEmailEvent};
-    let mut client = EventServiceClient::connect(stack.devstack.events_url()).await.expect("connects");
-    let padding = "x".repeat(RECIPIENT_CHARS);
-    let events = (0..count)
-        .map(|n| NewEmailEvent {
-            template_id: template.to_string(),
-            kind: banyan_devstack::proto::events::EventKind::Delivered.into(),
-            recipient: format!("{n}-{padding}@example.com"),
-            occurred_at: None,
-        })
-        .collect();
-    let mut request = tonic::Request::new(AppendEventsRequest { events });
-    stack.devstack.service_identity_keys().sign_metadata(request.metadata_mut(), OWNER, None);
-    client.append_events(request).await.expect("appended").into_inner().sequences
-}
 
 /// A subscriber that stops reading its socket is ended with `SUBSCRIBER_TOO_SLOW` after its
 /// buffer fills, while another on the same stream keeps receiving every event. The slow one,

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use banyan_devstack::dataset::Role;
 use banyan_devstack::{DevStackConfig, EventKind, Fault};
+use banyan_tests::subscriptions::{append_large, event_sequence, metric, metric_reaches, visible_templates};
 use banyan_tests::ws::WsClient;
-use banyan_tests::{OWNER, TestStack, eventually, metric_sample, template_id};
+use banyan_tests::{OWNER, TestStack, eventually, template_id};
 use serde_json::{Value, json};
 
 /// The dashboard's live feed, from now on: shareable.
@@ -31,43 +32,6 @@ const RUNNING: &str = "banyan_subscriptions_active";
 
 /// Subscriptions per connection.
 const PER_CONNECTION: usize = 10;
-
-/// `n` templates OWNER may see (workspaces 1 and 2), lowest ids first, from the seeded data.
-fn visible_templates(stack: &TestStack, n: usize) -> Vec<u64> {
-    let mut ids: Vec<u64> = stack
-        .devstack
-        .dataset()
-        .templates
-        .iter()
-        .filter(|t| t.workspace == 1 || t.workspace == 2)
-        .map(|t| t.id)
-        .collect();
-    ids.sort_unstable();
-    assert!(ids.len() >= n, "the seed has {n} visible templates");
-    ids.truncate(n);
-    ids
-}
-
-/// A series of the gateway's `/metrics` (0 when absent).
-async fn metric(stack: &TestStack, name: &str) -> f64 {
-    metric_sample(&stack.metrics_text().await, name).unwrap_or(0.0)
-}
-
-/// Polls a metric until it equals `value` (at most 200 × 50 ms: a bound, not a measurement).
-async fn metric_reaches(stack: &TestStack, name: &str, value: f64) -> bool {
-    for _ in 0..200 {
-        if metric(stack, name).await == value {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-/// The sequence of a `next` carrying an event; `None` for any other message.
-fn event_sequence(message: &Value) -> Option<u64> {
-    message["payload"]["data"]["templateEvents"]["sequence"].as_str()?.parse().ok()
-}
 
 /// Reads `count` events on each of `ids` from `socket` (any interleaving); each id's sequences
 /// in arrival order.
@@ -223,30 +187,6 @@ async fn a_subscriber_losing_visibility_is_ended_with_not_found_while_the_others
     viewer_socket.send(json!({ "type": "ping" })).await;
     assert_eq!(viewer_socket.next_including_pings().await.expect("an answer")["type"], "pong");
     stack.stop().await;
-}
-
-/// Characters of each recipient the slow-subscriber test appends: frames of 4 KiB, so that the
-/// socket buffers of a client that stopped reading fill after hundreds of events.
-const RECIPIENT_CHARS: usize = 4_000;
-
-/// Appends `count` events to `template` through the event store's own `AppendEvents`, each with
-/// a recipient of about [`RECIPIENT_CHARS`] characters; the sequences assigned.
-async fn append_large(stack: &TestStack, template: u64, count: usize) -> Vec<u64> {
-    use banyan_devstack::proto::events::event_service_client::EventServiceClient;
-    use banyan_devstack::proto::events::{AppendEventsRequest, NewEmailEvent};
-    let mut client = EventServiceClient::connect(stack.devstack.events_url()).await.expect("connects");
-    let padding = "x".repeat(RECIPIENT_CHARS);
-    let events = (0..count)
-        .map(|n| NewEmailEvent {
-            template_id: template.to_string(),
-            kind: banyan_devstack::proto::events::EventKind::Delivered.into(),
-            recipient: format!("{n}-{padding}@example.com"),
-            occurred_at: None,
-        })
-        .collect();
-    let mut request = tonic::Request::new(AppendEventsRequest { events });
-    stack.devstack.service_identity_keys().sign_metadata(request.metadata_mut(), OWNER, None);
-    client.append_events(request).await.expect("appended").into_inner().sequences
 }
 
 /// Two subscribers of one shared execution; one stops reading. Once its buffer is full it alone
