@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::ws::WsClient;
+
 use crate::{OWNER, TestStack, metric_sample};
 
 /// Characters of each recipient [`append_large`] appends.
@@ -68,4 +70,22 @@ pub async fn append_large(stack: &TestStack, template: u64, count: usize) -> Vec
     let mut request = tonic::Request::new(AppendEventsRequest { events });
     stack.devstack.service_identity_keys().sign_metadata(request.metadata_mut(), OWNER, None);
     client.append_events(request).await.expect("appended").into_inner().sequences
+}
+
+/// Reads a subscription ended by the gateway (at most `bound` messages): the sequences of the
+/// events it got, in order, and the error of its last `next` (`Null` when none), up to its
+/// `complete`.
+pub async fn read_until_complete(socket: &mut WsClient, bound: usize) -> (Vec<u64>, Value) {
+    let mut received = Vec::new();
+    let mut error = Value::Null;
+    for _ in 0..=bound {
+        let message = socket.next().await.expect("a message");
+        match (message["type"].as_str(), event_sequence(&message)) {
+            (Some("next"), Some(sequence)) => received.push(sequence),
+            (Some("next"), None) => error = message["payload"]["errors"][0].clone(),
+            (Some("complete"), _) => break,
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    (received, error)
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use banyan_devstack::dataset::Role;
 use banyan_devstack::{DevStackConfig, EventKind, Fault};
-use banyan_tests::subscriptions::{append_large, event_sequence, metric, metric_reaches, visible_templates};
+use banyan_tests::subscriptions::{
+    append_large, event_sequence, metric, metric_reaches, read_until_complete, visible_templates,
+};
 use banyan_tests::ws::WsClient;
 use banyan_tests::{OWNER, TestStack, eventually, template_id};
 use serde_json::{Value, json};
@@ -228,17 +230,7 @@ async fn a_slow_shared_subscriber_is_ended_alone_with_its_last_sequence() {
     assert_eq!(metric(&stack, "banyan_subscription_overflows_total").await, 1.0, "the slow one, once");
     assert_eq!(fast_received, appended, "the fast one got every event, in order");
 
-    let mut slow_received = Vec::new();
-    let mut error = Value::Null;
-    for _ in 0..=appended.len() + 2 {
-        let message = slow.next().await.expect("a message");
-        match (message["type"].as_str(), event_sequence(&message)) {
-            (Some("next"), Some(sequence)) => slow_received.push(sequence),
-            (Some("next"), None) => error = message["payload"]["errors"][0].clone(),
-            (Some("complete"), _) => break,
-            _ => panic!("unexpected {message}"),
-        }
-    }
+    let (slow_received, error) = read_until_complete(&mut slow, appended.len() + 2).await;
     assert_eq!(error["extensions"]["code"], "SUBSCRIBER_TOO_SLOW", "{error}");
     let last = *slow_received.last().expect("it got some events first");
     assert_eq!(error["extensions"]["lastSequence"], last.to_string(), "{error}");
