@@ -447,8 +447,9 @@ impl EventService for EventsApi {
             )));
         }
         let templates: HashSet<String> = request.template_ids.into_iter().collect();
-        let guard = StreamGuard::new(self.shared.clone());
+        // Counted once it listens: a test that waits for the count may then append.
         let (receiver, replay, last) = self.shared.events.subscribe(&templates, request.after_sequence);
+        let guard = StreamGuard::new(self.shared.clone());
         let (sender, stream) = mpsc::channel(STREAM_BUFFER);
         tracing::debug!(
             templates = templates.len(),

@@ -6,7 +6,7 @@ use std::fmt;
 use banyan_devstack::{Backend, EventKind, Fault};
 use banyan_tests::subscriptions::metric_reaches;
 use banyan_tests::ws::WsClient;
-use banyan_tests::{OWNER, TestStack, template_id};
+use banyan_tests::{OWNER, TestStack, eventually, template_id};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::json;
 
@@ -210,6 +210,8 @@ async fn websocket_payloads_keep_the_order_of_the_selection_set() {
     socket.subscribe("s", live, json!({ "ids": [template_id(template)] })).await;
     let shared = metric_reaches(&stack, "banyan_subscription_shared_executions", 1.0).await;
     assert!(shared, "the subscription joined a shared execution");
+    // Events "from now" are those appended once the event store listens.
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await, "the upstream stream listens");
     stack.devstack.append_events(vec![(template, EventKind::Opened)]).await;
     let text = socket.next_text().await.expect("an event");
     let frame: Ordered = serde_json::from_str(&text).expect("JSON");

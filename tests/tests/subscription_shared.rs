@@ -87,7 +87,10 @@ async fn subscribers_of_one_operation_share_one_execution_and_receive_every_even
     assert!(metric_reaches(&stack, SUBSCRIBERS, subscribers).await, "all 30 joined");
     assert_eq!(metric(&stack, EXECUTIONS).await, 1.0, "one execution for the 30 subscribers");
     assert_eq!(metric(&stack, RUNNING).await, subscribers, "each counts as a running subscription");
-    assert_eq!(stack.devstack.active_event_streams(), 1);
+    assert!(
+        eventually(|| stack.devstack.active_event_streams() == 1).await,
+        "one upstream stream, listening"
+    );
 
     let resolved_before = metric(&stack, "banyan_subscription_event_resolutions_total").await;
     let batch: Vec<(u64, EventKind)> =
@@ -170,6 +173,8 @@ async fn a_subscriber_losing_visibility_is_ended_with_not_found_while_the_others
     viewer_socket.subscribe("viewer", LIVE, json!({ "ids": [template_id(template)] })).await;
     assert!(metric_reaches(&stack, SUBSCRIBERS, 2.0).await);
     assert_eq!(metric(&stack, EXECUTIONS).await, 1.0, "one execution for both callers");
+    // Events "from now" are those appended once the event store listens.
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await, "the upstream stream listens");
     let first = stack.devstack.append_events(vec![(template, EventKind::Delivered)]).await;
     assert_eq!(event_sequence(&owner_socket.next().await.expect("an event")), Some(first[0]));
     assert_eq!(event_sequence(&viewer_socket.next().await.expect("an event")), Some(first[0]));
@@ -211,6 +216,7 @@ async fn a_slow_shared_subscriber_is_ended_alone_with_its_last_sequence() {
     slow.subscribe("slow", QUERY, variables).await;
     assert!(metric_reaches(&stack, SUBSCRIBERS, 2.0).await);
     assert_eq!(metric(&stack, EXECUTIONS).await, 1.0, "both on one execution");
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await, "the upstream stream listens");
 
     // Batches of 8 (half the buffer) read by the fast one before the next: the pace of a client
     // that keeps up; bounded.
@@ -266,6 +272,7 @@ async fn an_upstream_failure_reaches_every_subscriber_of_the_shared_execution() 
     }
     assert!(metric_reaches(&stack, SUBSCRIBERS, 4.0).await);
     assert_eq!(metric(&stack, EXECUTIONS).await, 1.0);
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await, "the upstream stream listens");
     let first = stack.devstack.append_events(vec![(template, EventKind::Delivered)]).await[0];
     for socket in &mut sockets {
         for _ in 0..2 {
@@ -321,6 +328,9 @@ async fn subscriptions_that_are_not_shareable_run_their_own_execution() {
     assert!(metric_reaches(&stack, SUBSCRIBERS, 3.0).await, "all three joined the event store's stream");
     assert_eq!(metric(&stack, EXECUTIONS).await, 1.0, "only the shareable one shares");
     assert_eq!(metric(&stack, RUNNING).await, 3.0);
+    // The shared stream, and the resuming one's catch-up stream, which stays until its first live
+    // event.
+    assert!(eventually(|| stack.devstack.active_event_streams() == 2).await, "both streams listen");
     let live = stack.devstack.append_events(vec![(template, EventKind::Clicked)]).await;
     let mut received: HashMap<String, Vec<Value>> = HashMap::new();
     for _ in 0..missed.len() + 3 {
