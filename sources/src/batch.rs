@@ -698,18 +698,21 @@ impl<T: BatchLoad> BatchLoader<T> {
         &self,
         keys: impl IntoIterator<Item = T::Key>,
     ) -> Result<HashMap<T::Key, T::Value>, SourceError> {
-        let keys: Vec<T::Key> = keys.into_iter().collect();
-        let deferred = self.inner.ask(&keys, false);
-        Waiting { inner: &self.inner, keys, id: None, deferred }.await
+        self.wait_for(keys, false).await
     }
 
     /// [`Self::load_many`] for a page about to resolve a field on each of its items: the items'
     /// later loads of these keys are answered at once, not deferred as a load answered from a
     /// call of an earlier level is (see the module docs). Failures are left for those loads.
     pub async fn prefetch_many(&self, keys: impl IntoIterator<Item = T::Key>) {
+        let _ = self.wait_for(keys, true).await;
+    }
+
+    /// Asks for `keys` (noted as prefetched or not) and waits for them.
+    fn wait_for(&self, keys: impl IntoIterator<Item = T::Key>, prefetch: bool) -> Waiting<'_, T> {
         let keys: Vec<T::Key> = keys.into_iter().collect();
-        let deferred = self.inner.ask(&keys, true);
-        let _ = Waiting { inner: &self.inner, keys, id: None, deferred }.await;
+        let deferred = self.inner.ask(&keys, prefetch);
+        Waiting { inner: &self.inner, keys, id: None, deferred }
     }
 }
 
