@@ -93,6 +93,26 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
+    /// A state for unit tests: `Config::default()` changed by `configure`, lazy clients (no
+    /// backend is called unless a test resolves a field), the built-in catalog.
+    #[cfg(test)]
+    #[allow(clippy::expect_used)] // a test fixture
+    pub(crate) fn for_tests(configure: impl FnOnce(&mut Config)) -> AppState {
+        let mut config = Config::default();
+        configure(&mut config);
+        let sources = Sources::new(&config.backends.sources_options()).expect("lazy clients");
+        let catalog = Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
+        AppState::new(
+            &config,
+            sources,
+            banyan_migration::Engine::with_defaults(catalog),
+            Arc::default(),
+            &crate::graphiql::GraphiqlDefaults::default(),
+            None,
+            crate::telemetry::Telemetry::default(),
+        )
+    }
+
     pub(crate) fn new(
         config: &Config,
         sources: Sources,

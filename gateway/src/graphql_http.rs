@@ -266,7 +266,10 @@ async fn execute(
 ) -> Response {
     // The operation's span (tracing on), from before the caller's check to the answer.
     let operation = app.telemetry.operation(headers);
-    let caller = match identify(app, headers, client_ip).await {
+    // Boxed: identifying can wait on the credential cache and the rate limiter, whose futures
+    // are large (about 25 KiB); inline, every request waiting for its turn below would keep
+    // that much in its handler's future.
+    let caller = match Box::pin(identify(app, headers, client_ip)).await {
         Ok(caller) => caller,
         Err(refusal) => return refusal.with_request_id(headers).render(media),
     };
@@ -321,11 +324,9 @@ async fn execute(
             "server.max_concurrent_executions",
         );
     };
-    // The request's loaders dispatch level by level while its scheduler drives the execution.
-    let mut response = match batches {
-        Some(scheduler) => scheduler.drive(app.graphql.execute(request)).await,
-        None => app.graphql.execute(request).await,
-    };
+    // Boxed, and built only now: a request waiting for its turn above holds none of the
+    // execution's state (its future is several KiB).
+    let mut response = Box::pin(run(app, request, batches)).await;
     if let Some(operation) = operation {
         operation.finish(&response);
     }
@@ -338,6 +339,19 @@ async fn execute(
         http_response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     http_response
+}
+
+/// Executes `request`; its loaders dispatch level by level while its scheduler drives the
+/// execution.
+async fn run(
+    app: &AppState,
+    request: async_graphql::Request,
+    batches: Option<banyan_sources::loaders::BatchScheduler>,
+) -> async_graphql::Response {
+    match batches {
+        Some(scheduler) => scheduler.drive(app.graphql.execute(request)).await,
+        None => app.graphql.execute(request).await,
+    }
 }
 
 /// The CSRF rule (see `csrf`), before the caller is identified, so a forged request costs no
@@ -673,6 +687,25 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("header"));
         headers
+    }
+
+    /// A request waiting for its execution turn holds its handler's future: that future must
+    /// not carry the identity check's or the execution's state inline (they were 25 KiB, and
+    /// 192 requests waiting at 256 connections held 6–7 MiB of them; BENCHMARKS.md, "A request
+    /// waiting for its turn").
+    #[tokio::test]
+    async fn a_request_waiting_for_its_turn_holds_a_small_future() {
+        let state = AppState::for_tests(|_| {});
+        let headers = HeaderMap::new();
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let waiting = execute(&state, Media::Json, &headers, ip, GraphqlParams::default(), false);
+        let size = std::mem::size_of_val(&waiting);
+        assert!(size < 4096, "the future of `execute` is {size} bytes");
+        let identity = identify(&state, &headers, ip);
+        let execution = run(&state, async_graphql::Request::new("{ __typename }"), None);
+        // What the boxes keep out of it: each is larger than the whole waiting future.
+        assert!(std::mem::size_of_val(&identity) > size, "{}", std::mem::size_of_val(&identity));
+        assert!(std::mem::size_of_val(&execution) > size / 2, "{}", std::mem::size_of_val(&execution));
     }
 
     #[test]

@@ -324,24 +324,9 @@ mod tests {
     use crate::app::AppState;
     use crate::config::Config;
     use crate::error_masking::RequestId;
-    use crate::graphiql::GraphiqlDefaults;
-
-    use std::sync::Arc;
 
     fn state(configure: impl FnOnce(&mut Config)) -> AppState {
-        let mut config = Config::default();
-        configure(&mut config);
-        let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
-        let catalog = Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
-        AppState::new(
-            &config,
-            sources,
-            banyan_migration::Engine::with_defaults(catalog),
-            Arc::default(),
-            &GraphiqlDefaults::default(),
-            None,
-            crate::telemetry::Telemetry::default(),
-        )
+        AppState::for_tests(configure)
     }
 
     fn request(query: &str, operation: Option<&str>, variables: Value) -> async_graphql::Request {

@@ -8,7 +8,6 @@ use serde_json::Value;
 use super::*;
 use crate::app::AppState;
 use crate::config::Config;
-use crate::graphiql::GraphiqlDefaults;
 
 /// graphql-js's `getIntrospectionQuery` with every option of the issue on (descriptions,
 /// specifiedByUrl, directiveIsRepeatable, schemaDescription, inputValueDeprecation).
@@ -184,21 +183,11 @@ fn aliases_are_counted_as_written() {
 // ---- Through the schema and its extensions ----
 
 fn schema_with(configure: impl FnOnce(&mut Config)) -> crate::app::AppState {
-    let mut config = Config::default();
-    // These tests introspect, as GraphiQL does in `banyan dev` (`serve` refuses by default).
-    config.server.introspection = true;
-    configure(&mut config);
-    let sources = banyan_sources::Sources::new(&config.backends.sources_options()).expect("lazy clients");
-    let catalog = std::sync::Arc::new(banyan_migration::Catalog::banyan().expect("the declarations agree"));
-    AppState::new(
-        &config,
-        sources,
-        banyan_migration::Engine::with_defaults(catalog),
-        std::sync::Arc::default(),
-        &GraphiqlDefaults::default(),
-        None,
-        crate::telemetry::Telemetry::default(),
-    )
+    AppState::for_tests(|config| {
+        // These tests introspect, as GraphiQL does in `banyan dev` (`serve` refuses by default).
+        config.server.introspection = true;
+        configure(config);
+    })
 }
 
 /// Executes `query` as the HTTP layer does (through the gateway's pipeline, which hands what
