@@ -70,11 +70,33 @@ pub(super) struct Breaker {
     state: Mutex<State>,
 }
 
+/// The outcomes of a closed breaker's window, oldest first, with the failures among them
+/// counted as they come and go: judging a call costs the same however busy the backend is.
+#[derive(Debug, Default)]
+struct Window {
+    outcomes: VecDeque<(Instant, bool)>,
+    failures: usize,
+}
+
+impl Window {
+    /// Adds an outcome at `now` and forgets those older than `window` or beyond
+    /// [`MAX_OUTCOMES`].
+    fn push(&mut self, now: Instant, failed: bool, window: Duration) {
+        self.outcomes.push_back((now, failed));
+        self.failures += usize::from(failed);
+        while self.outcomes.len() > MAX_OUTCOMES
+            || self.outcomes.front().is_some_and(|(at, _)| now.duration_since(*at) > window)
+        {
+            if let Some((_, failed)) = self.outcomes.pop_front() {
+                self.failures -= usize::from(failed);
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 enum State {
-    Closed {
-        outcomes: VecDeque<(Instant, bool)>,
-    },
+    Closed(Window),
     Open {
         until: Instant,
     },
@@ -87,7 +109,7 @@ enum State {
 
 impl Breaker {
     pub(super) fn new(backend: Backend, options: BreakerOptions) -> Self {
-        Self { backend, options, state: Mutex::new(State::Closed { outcomes: VecDeque::new() }) }
+        Self { backend, options, state: Mutex::new(State::Closed(Window::default())) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -96,7 +118,7 @@ impl Breaker {
 
     pub(super) fn state(&self) -> BreakerState {
         match &*self.lock() {
-            State::Closed { .. } => BreakerState::Closed,
+            State::Closed(_) => BreakerState::Closed,
             State::Open { until } if Instant::now() >= *until => BreakerState::HalfOpen,
             State::Open { .. } => BreakerState::Open,
             State::HalfOpen { .. } => BreakerState::HalfOpen,
@@ -111,7 +133,7 @@ impl Breaker {
         let now = Instant::now();
         let mut state = self.lock();
         match &mut *state {
-            State::Closed { .. } => true,
+            State::Closed(_) => true,
             State::Open { until } if now < *until => false,
             State::Open { .. } => {
                 tracing::warn!(backend = self.backend.name(), "circuit breaker half-open: probing");
@@ -143,15 +165,9 @@ impl Breaker {
         let now = Instant::now();
         let mut state = self.lock();
         match &mut *state {
-            State::Closed { outcomes } => {
-                outcomes.push_back((now, failed));
-                while outcomes.len() > MAX_OUTCOMES
-                    || outcomes.front().is_some_and(|(at, _)| now.duration_since(*at) > self.options.window)
-                {
-                    outcomes.pop_front();
-                }
-                let total = outcomes.len();
-                let failures = outcomes.iter().filter(|(_, failed)| *failed).count();
+            State::Closed(window) => {
+                window.push(now, failed, self.options.window);
+                let (total, failures) = (window.outcomes.len(), window.failures);
                 if failed
                     && total >= self.options.min_calls as usize
                     && failures as f64 >= self.options.failure_rate * total as f64
@@ -172,7 +188,7 @@ impl Breaker {
             }
             State::HalfOpen { .. } => {
                 tracing::warn!(backend = self.backend.name(), "circuit breaker closed: the probe succeeded");
-                *state = State::Closed { outcomes: VecDeque::new() };
+                *state = State::Closed(Window::default());
             }
             // A call admitted before the breaker opened: its outcome is already accounted for.
             State::Open { .. } => {}
@@ -218,6 +234,77 @@ mod tests {
         breaker.record(false);
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert!(breaker.admit());
+    }
+
+    /// The breaker's running count of failures, against a count made afresh over a plain list
+    /// of outcomes after every call: both open it at the same call when the failures that tip
+    /// it are the ones the cap on outcomes pushes out.
+    #[test]
+    fn failures_pushed_out_by_the_cap_stop_counting() {
+        let breaker = Breaker::new(
+            Backend::Monolith,
+            BreakerOptions {
+                min_calls: MAX_OUTCOMES as u32,
+                window: Duration::from_secs(3600),
+                ..breaker(1).options
+            },
+        );
+        // Old failures, then enough successes to fill the window; then failures, each pushing
+        // out the oldest outcome, until the breaker opens.
+        let calls = std::iter::repeat_n(true, 2000)
+            .chain(std::iter::repeat_n(false, MAX_OUTCOMES - 2000))
+            .chain(std::iter::repeat(true))
+            .take(3 * MAX_OUTCOMES);
+        let mut kept: VecDeque<bool> = VecDeque::new();
+        let mut expected_to_open_at = None;
+        let mut opened_at = None;
+        for (i, failed) in calls.enumerate() {
+            kept.push_back(failed);
+            if kept.len() > MAX_OUTCOMES {
+                kept.pop_front();
+            }
+            let failures = kept.iter().filter(|failed| **failed).count();
+            if expected_to_open_at.is_none()
+                && failed
+                && kept.len() >= MAX_OUTCOMES
+                && failures * 2 >= kept.len()
+            {
+                expected_to_open_at = Some(i);
+            }
+            breaker.record(failed);
+            if opened_at.is_none() && breaker.state() == BreakerState::Open {
+                opened_at = Some(i);
+            }
+        }
+        // 2,048 new failures, once the 2,000 old ones are gone: not after 48.
+        assert_eq!(expected_to_open_at, Some(MAX_OUTCOMES + 2047));
+        assert_eq!(opened_at, expected_to_open_at);
+    }
+
+    /// Failures older than the window stop counting: 10 old failures and 1 new one among 20
+    /// calls in the window is a rate of 1/20, not 11/20.
+    #[tokio::test]
+    async fn failures_older_than_the_window_stop_counting() {
+        let breaker = Breaker::new(
+            Backend::Monolith,
+            BreakerOptions { min_calls: 20, window: Duration::from_millis(50), ..breaker(1).options },
+        );
+        for _ in 0..10 {
+            breaker.record(true);
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        for _ in 0..19 {
+            breaker.record(false);
+        }
+        breaker.record(true);
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        // The new failures alone open it: 19 of 38 calls.
+        for _ in 0..17 {
+            breaker.record(true);
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed, "18 failures among 37 calls");
+        breaker.record(true);
+        assert_eq!(breaker.state(), BreakerState::Open, "19 failures among 38 calls");
     }
 
     #[test]
