@@ -54,23 +54,45 @@ impl Plan {
         Self { keys }
     }
 
-    /// Puts the keys of `value`'s objects in the planned order, through lists.
+    /// Puts the keys of `value`'s objects in the planned order, through lists. An object is
+    /// reordered in place, and only when out of order: its keys are not hashed again.
     fn apply(&self, value: &mut Value) {
         match value {
             Value::Object(object) if !self.keys.is_empty() => {
-                let mut remaining = std::mem::take(object);
-                for (key, plan) in &self.keys {
-                    if let Some(mut child) = remaining.swap_remove(key) {
-                        plan.apply(&mut child);
-                        object.insert(key.clone(), child);
+                let mut in_order = true;
+                let mut last = 0;
+                for (key, child) in object.iter_mut() {
+                    let position = self.position(key, last);
+                    if let Some(position) = position {
+                        self.keys[position].1.apply(child);
                     }
+                    // A key the plan does not know goes last (nothing should be there; keep
+                    // whatever is rather than lose it).
+                    let position = position.unwrap_or(usize::MAX);
+                    in_order &= position >= last;
+                    last = position;
                 }
-                // Nothing should be left; keep whatever is rather than lose it.
-                object.extend(remaining);
+                if !in_order {
+                    // Stable: keys the plan does not know keep their order among themselves.
+                    object.sort_by_cached_key(|key, _| self.position(key, 0).unwrap_or(usize::MAX));
+                }
             }
             Value::List(items) => items.iter_mut().for_each(|item| self.apply(item)),
             _ => {}
         }
+    }
+
+    /// Where `key` is in the plan, looked for from `hint` first (the next key of an object in
+    /// order is usually the next one planned).
+    fn position(&self, key: &Name, hint: usize) -> Option<usize> {
+        let hint = hint.min(self.keys.len());
+        let after = self.keys.get(hint..).unwrap_or_default();
+        let before = self.keys.get(..hint).unwrap_or_default();
+        after
+            .iter()
+            .position(|(planned, _)| planned == key)
+            .map(|i| i + hint)
+            .or_else(|| before.iter().position(|(planned, _)| planned == key))
     }
 }
 
@@ -247,5 +269,48 @@ mod tests {
         assert_eq!(keys(&root["b"]), ["z", "a", "m", "b"]);
         let Value::List(items) = &root["list"] else { panic!("a list") };
         assert!(items.iter().all(|item| keys(item) == ["y", "x"]));
+    }
+
+    /// Every order of an object's keys, against the order written out by hand: planned keys in
+    /// the plan's order, then keys the plan does not know in the order they came, with each
+    /// child reordered by its own key's plan.
+    #[test]
+    fn every_order_of_keys_comes_out_planned_with_unknown_keys_last() {
+        let mut request = Request::new("{ a { y x } b c d }");
+        let plan = plan_for(&mut request).expect("a plan");
+        let arrived = ["d", "q", "a", "c", "p", "b"];
+        let mut orders = vec![Vec::new()];
+        for _ in 0..arrived.len() {
+            orders = orders
+                .into_iter()
+                .flat_map(|order: Vec<&str>| {
+                    let unused: Vec<&str> = arrived.iter().copied().filter(|k| !order.contains(k)).collect();
+                    unused.into_iter().map(move |k| {
+                        let mut next = order.clone();
+                        next.push(k);
+                        next
+                    })
+                })
+                .collect();
+        }
+        assert_eq!(orders.len(), 720);
+        for order in orders {
+            let mut object = async_graphql::indexmap::IndexMap::new();
+            for key in &order {
+                let value = match *key {
+                    "a" => Value::from_json(serde_json::json!({ "x": 1, "y": 2 })).expect("a value"),
+                    other => Value::from(other),
+                };
+                object.insert(Name::new(key), value);
+            }
+            let mut data = Value::Object(object);
+            plan.apply(&mut data);
+            let unknown: Vec<&str> = order.iter().copied().filter(|k| matches!(*k, "p" | "q")).collect();
+            let expected: Vec<&str> = ["a", "b", "c", "d"].into_iter().chain(unknown).collect();
+            assert_eq!(keys(&data), expected, "arrived as {order:?}");
+            let Value::Object(root) = &data else { panic!("an object") };
+            assert_eq!(keys(&root["a"]), ["y", "x"], "arrived as {order:?}");
+            assert_eq!(root["c"], Value::from("c"), "values stay with their keys");
+        }
     }
 }
