@@ -183,17 +183,33 @@ pub struct Exemplar {
     pub at: DateTime<Utc>,
 }
 
-/// What the request tells the recorder about a shadowed call.
+/// Counts `outcome` for `operation` (anonymous when `None`); the name is copied only the first
+/// time it is seen.
+fn count_per_operation(
+    operations: &mut BTreeMap<String, Counters>,
+    operation: Option<&str>,
+    outcome: Outcome,
+    noise_only: bool,
+) {
+    let operation = operation.unwrap_or(ANONYMOUS_OPERATION);
+    match operations.get_mut(operation) {
+        Some(counters) => counters.add(outcome, noise_only),
+        None => operations.entry(operation.to_owned()).or_default().add(outcome, noise_only),
+    }
+}
+
+/// What the request tells the recorder about a shadowed call. All but the path are the
+/// request's, shared: a request makes them once for all its shadowed calls.
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     /// The GraphQL operation's name (from the document, `None` when anonymous).
-    pub operation: Option<String>,
+    pub operation: Option<Arc<str>>,
     /// The field's path in the response.
     pub field_path: String,
     /// The operation's variables.
-    pub variables: Option<Value>,
+    pub variables: Option<Arc<Value>>,
     /// The signed-in user's id (stored only hashed).
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
 }
 
 /// How the recorder behaves.
@@ -299,11 +315,7 @@ impl ShadowRecorder {
         let mut state = self.lock();
         let entry = state.entry(key).or_default();
         entry.counters.add(outcome, false);
-        entry
-            .operations
-            .entry(operation.unwrap_or(ANONYMOUS_OPERATION).to_owned())
-            .or_default()
-            .add(outcome, false);
+        count_per_operation(&mut entry.operations, operation, outcome, false);
         if let Some((backend, latency)) = secondary {
             entry.latency.of(backend).observe(latency);
         }
@@ -356,19 +368,18 @@ impl ShadowRecorder {
         let outcome = if real == 0 && comparison.omitted == 0 { Outcome::Match } else { Outcome::Mismatch };
         let noise_only = outcome == Outcome::Match && !noise.is_empty();
         entry.counters.add(outcome, noise_only);
-        let operation = context.operation.as_deref().unwrap_or(ANONYMOUS_OPERATION).to_owned();
-        entry.operations.entry(operation).or_default().add(outcome, noise_only);
+        count_per_operation(&mut entry.operations, context.operation.as_deref(), outcome, noise_only);
         if outcome == Outcome::Mismatch && self.config.exemplars_per_key > 0 {
             if entry.exemplars.len() >= self.config.exemplars_per_key {
                 entry.exemplars.pop_front();
             }
             entry.exemplars.push_back(Exemplar {
                 key,
-                operation: context.operation.clone(),
+                operation: context.operation.as_deref().map(str::to_owned),
                 field_path: context.field_path.clone(),
                 variables: context
                     .variables
-                    .as_ref()
+                    .as_deref()
                     .map(|v| if self.config.keep_variables { v.clone() } else { redact(v) }),
                 user_hash: context.user_id.as_deref().map(user_hash),
                 primary,
@@ -467,10 +478,10 @@ mod tests {
 
     fn context(operation: &str) -> CallContext {
         CallContext {
-            operation: Some(operation.to_owned()),
+            operation: Some(operation.into()),
             field_path: "template.draft".to_owned(),
-            variables: Some(json!({"id": "VGVtcGxhdGU6MQ==", "n": 3, "list": ["a", null]})),
-            user_id: Some("7".to_owned()),
+            variables: Some(Arc::new(json!({"id": "VGVtcGxhdGU6MQ==", "n": 3, "list": ["a", null]}))),
+            user_id: Some("7".into()),
         }
     }
 
@@ -566,7 +577,7 @@ mod tests {
             (Backend::Service, &json!(2), MS),
         );
         let snapshot = recorder.snapshot();
-        assert_eq!(snapshot.keys[&key].exemplars[0].variables, context("Op").variables);
+        assert_eq!(snapshot.keys[&key].exemplars[0].variables, context("Op").variables.as_deref().cloned());
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! What each request brings to the resolvers: the caller, their loaders, and how migrated fields
 //! are routed for them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{Context, Error};
+use banyan_migration::CallContext;
 use banyan_sources::loaders::Loaders;
 use banyan_sources::{Caller, Sources};
 
@@ -26,6 +27,9 @@ pub struct RequestScope {
     pub routing: RequestRouting,
     /// When the request started: where its stats windows end.
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    /// What the request's shadowed calls tell the recorder about it (operation, variables,
+    /// user), made at its first shadowed call and shared by the others.
+    pub(crate) shadow_context: OnceLock<CallContext>,
 }
 
 impl RequestScope {
@@ -36,7 +40,14 @@ impl RequestScope {
         let started_at = chrono::Utc::now();
         let caller = caller.for_request();
         let loaders = Arc::new(Loaders::new(sources, &caller, started_at));
-        Self { caller, loaders, sources: sources.clone(), routing, started_at }
+        Self {
+            caller,
+            loaders,
+            sources: sources.clone(),
+            routing,
+            started_at,
+            shadow_context: OnceLock::new(),
+        }
     }
 }
 

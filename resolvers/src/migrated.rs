@@ -212,12 +212,13 @@ pub(crate) fn write_backend<F: MigratedWrite>(ctx: &Context<'_>) -> Result<Backe
 }
 
 fn call_context(ctx: &Context<'_>, scope: &RequestScope, field_path: String) -> CallContext {
-    CallContext {
-        operation: ctx.query_env.operation_name.clone(),
-        field_path,
-        variables: serde_json::to_value(&ctx.query_env.variables).ok(),
-        user_id: Some(scope.caller.user_id.to_string()),
-    }
+    let request = scope.shadow_context.get_or_init(|| CallContext {
+        operation: ctx.query_env.operation_name.as_deref().map(Arc::from),
+        field_path: String::new(),
+        variables: serde_json::to_value(&ctx.query_env.variables).ok().map(Arc::new),
+        user_id: Some(Arc::from(scope.caller.user_id.to_string())),
+    });
+    CallContext { field_path, ..request.clone() }
 }
 
 impl RequestScope {

@@ -187,10 +187,10 @@ async fn shadow_stats(stack: &TestStack, operation: &str, primary: Value, second
         }),
     };
     let context = CallContext {
-        operation: Some(operation.to_owned()),
+        operation: Some(operation.into()),
         field_path: "templates.edges.0.node.stats".to_owned(),
-        variables: Some(json!({ "workspaceId": "V29ya3NwYWNlOjE=" })),
-        user_id: Some("1".to_owned()),
+        variables: Some(std::sync::Arc::new(json!({ "workspaceId": "V29ya3NwYWNlOjE=" }))),
+        user_id: Some("1".into()),
     };
     let served: Result<Value, String> = engine
         .executor
