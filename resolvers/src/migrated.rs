@@ -186,10 +186,27 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
 
 /// Loads `keys` of `F` into the cache of the side the request's fields of `F` will read: the
 /// same decision as [`read`]. Failures are left for the fields to report.
+///
+/// In shadow (sampled per request, so every item of the page has the same plan), the keys are
+/// asked of the secondary's side too, from a task of its own: the items' second calls, each
+/// spawned as its item resolves, then wait for that one call instead of going out in as many
+/// calls as the waves the items resolved in. The task is detached from the request's levels, so
+/// the secondary never holds the response back. Not for a calibration, whose second calls must
+/// not share the request's loaders, nor when the field's second calls are at their bound.
 pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Key>) {
     let (Ok(scope), Ok(engine)) = (scope(ctx), ctx.data::<Engine>()) else { return };
     let Ok(field) = field_key(engine, F::DECLARATION) else { return };
     let decision = scope.routing.decide(field);
+    if let Some(plan) = decision.shadow
+        && plan.purpose == ShadowPurpose::Compare
+        && engine.executor.in_flight(field) < plan.max_in_flight
+    {
+        let loaders = scope.loaders.clone();
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            let _ = F::prefetch(Reach { loaders: &loaders }, plan.call, keys).await;
+        });
+    }
     let _ = F::prefetch(scope.reach(), decision.serve, keys).await;
 }
 

@@ -164,6 +164,43 @@ async fn shadow_with_identical_data_matches_and_a_legacy_side_behind_mismatches_
     stack.stop().await;
 }
 
+/// A page of 50 templates with `Template.stats` in shadow: the page asks its items' stats of the
+/// primary in one call, and of the secondary in one call too (not one per chunk of items that
+/// resolved together, which was two or three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secondaries_of_a_page_share_one_call() {
+    let table = RoutingTableFile::new(
+        "shadow-page",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n",
+    );
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    // Answers that take as long as a real backend's, so the page's items resolve in waves.
+    stack.devstack.faults().set(DevBackend::Monolith, Fault::latency(Duration::from_millis(2)));
+    stack.devstack.faults().set(DevBackend::Events, Fault::latency(Duration::from_micros(500)));
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let compared = |engine: &Engine| {
+        engine.executor.recorder().snapshot().keys.get(&key).map_or(0, |results| results.counters.compared())
+    };
+    let query = include_str!("../../frontend-contract/TemplateList/TemplateList.graphql");
+    for round in 1..=3u64 {
+        stack.devstack.calls().reset();
+        let variables = json!({ "workspaceId": banyan_tests::workspace_id(1), "first": 50 });
+        let response = stack.graphql(query, variables).await;
+        assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+        let edges = response.data()["templates"]["edges"].as_array().map_or(0, Vec::len);
+        assert_eq!(edges, 50, "a page of 50");
+        eventually("the page's comparisons", || compared(&engine) == 50 * round).await;
+        assert_eq!(legacy_calls(&stack), 50, "the legacy view reads one template per call");
+        assert_eq!(
+            service_calls(&stack),
+            1,
+            "round {round}: one GetTemplateStats for the page's secondaries"
+        );
+    }
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
     let table = RoutingTableFile::new(
