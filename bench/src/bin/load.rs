@@ -154,6 +154,10 @@ struct Row {
     peak_rss_mib: f64,
     rss_mib: f64,
     devstack_cpu_ms_per_request: f64,
+    /// The gateway's CPU over the devstack's in the same run: the devstack's work per request is
+    /// fixed by the operation and variant, so this ratio carries less of the machine's drift
+    /// than either figure alone (compare it between runs of the same variant only).
+    cpu_per_devstack_cpu: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -281,7 +285,7 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
     let control = DevstackControl::new(&devstack);
     let authorization = format!("Token {}", devstack.token);
     println!(
-        "{:<9} {:<7} {:<18} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9} {:>10} {:>6}",
+        "{:<9} {:<7} {:<18} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9} {:>10} {:>7} {:>6}",
         "latency",
         "variant",
         "operation",
@@ -293,6 +297,7 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
         "cpu ms/req",
         "peak MiB",
         "devstk ms",
+        "cpu/dev",
         "fails"
     );
     let mut rows = Vec::new();
@@ -420,12 +425,13 @@ async fn measure(
         peak_rss_mib: mib(memory.peak),
         rss_mib: mib(memory.rss),
         devstack_cpu_ms_per_request: ms(devstack_cpu) / requests as f64,
+        cpu_per_devstack_cpu: cpu.as_secs_f64() / devstack_cpu.as_secs_f64().max(f64::EPSILON),
     })
 }
 
 fn print_row(row: &Row) {
     println!(
-        "{:<9} {:<7} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>6}",
+        "{:<9} {:<7} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>7.2} {:>6}",
         format!("{:?}", row.latency).to_lowercase(),
         format!("{:?}", row.variant).to_lowercase(),
         row.operation,
@@ -437,6 +443,7 @@ fn print_row(row: &Row) {
         row.cpu_ms_per_request,
         row.peak_rss_mib,
         row.devstack_cpu_ms_per_request,
+        row.cpu_per_devstack_cpu,
         row.failures,
     );
 }

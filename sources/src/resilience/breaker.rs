@@ -208,7 +208,7 @@ mod tests {
                 failure_rate: 0.5,
                 min_calls,
                 window: Duration::from_secs(60),
-                cool_down: Duration::from_millis(20),
+                cool_down: Duration::from_millis(500),
             },
         )
     }
@@ -224,12 +224,12 @@ mod tests {
         breaker.record(true);
         assert_eq!(breaker.state(), BreakerState::Open);
         assert!(!breaker.admit(), "open sheds");
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(breaker.admit(), "the first call after the cool-down probes");
         assert!(!breaker.admit(), "one probe at a time");
         breaker.record(true);
         assert_eq!(breaker.state(), BreakerState::Open, "a failed probe opens it again");
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(breaker.admit());
         breaker.record(false);
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -287,12 +287,14 @@ mod tests {
     async fn failures_older_than_the_window_stop_counting() {
         let breaker = Breaker::new(
             Backend::Monolith,
-            BreakerOptions { min_calls: 20, window: Duration::from_millis(50), ..breaker(1).options },
+            BreakerOptions { min_calls: 20, window: Duration::from_secs(1), ..breaker(1).options },
         );
         for _ in 0..10 {
             breaker.record(true);
         }
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        // Past the window; the 37 calls after it take far less than a window (a stall of a
+        // second would age some of them out too).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         for _ in 0..19 {
             breaker.record(false);
         }
