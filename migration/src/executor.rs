@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::decision::{Decision, ShadowPlan, ShadowPurpose};
@@ -23,9 +22,10 @@ pub struct ShadowExecutor {
     in_flight: Arc<HashMap<FieldKey, AtomicUsize>>,
 }
 
-/// What the secondary task learns of the primary once it is done.
-enum PrimaryDone {
-    Value(Value, Duration),
+/// What the secondary task learns of the primary once it is done: its answer as it is (turned
+/// into JSON only when it differs from the secondary's), and how long it took.
+enum PrimaryDone<T> {
+    Value(T, Duration),
     Failed,
 }
 
@@ -77,7 +77,7 @@ impl ShadowExecutor {
     where
         F: Fn(Backend) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Serialize + Send + 'static,
+        T: Serialize + Clone + PartialEq + Send + 'static,
         E: Display + Send + 'static,
     {
         let primary = call(decision.serve);
@@ -99,7 +99,7 @@ impl ShadowExecutor {
         P: Future<Output = Result<T, E>>,
         S: FnOnce(Backend) -> SFut,
         SFut: Future<Output = Result<T, E2>> + Send + 'static,
-        T: Serialize + Send + 'static,
+        T: Serialize + Clone + PartialEq + Send + 'static,
         E2: Display + Send + 'static,
     {
         let key = decision.key;
@@ -110,16 +110,10 @@ impl ShadowExecutor {
         let elapsed = started.elapsed();
         self.recorder.record_served(key, decision.serve, elapsed);
         if let Some(sender) = to_secondary {
-            // Serialising is the only shadow work on the primary's path, and only on sampled
-            // requests; the comparison runs in the secondary's task.
+            // A copy of the answer is the only shadow work on the primary's path, and only on
+            // sampled requests; the comparison runs in the secondary's task.
             let done = match &result {
-                Ok(value) => match serde_json::to_value(value) {
-                    Ok(json) => PrimaryDone::Value(json, elapsed),
-                    Err(error) => {
-                        tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
-                        PrimaryDone::Failed
-                    }
-                },
+                Ok(value) => PrimaryDone::Value(value.clone(), elapsed),
                 Err(_) => PrimaryDone::Failed,
             };
             // The secondary's task waits for this message, so it is there to receive it.
@@ -134,11 +128,11 @@ impl ShadowExecutor {
         plan: ShadowPlan,
         context: CallContext,
         call: S,
-    ) -> Option<oneshot::Sender<PrimaryDone>>
+    ) -> Option<oneshot::Sender<PrimaryDone<T>>>
     where
         S: FnOnce(Backend) -> SFut,
         SFut: Future<Output = Result<T, E>> + Send + 'static,
-        T: Serialize + Send + 'static,
+        T: Serialize + PartialEq + Send + 'static,
         E: Display + Send + 'static,
     {
         let operation = context.operation.clone();
@@ -146,7 +140,7 @@ impl ShadowExecutor {
             self.recorder.record_outcome(key, operation.as_deref(), Outcome::Skipped, None);
             return None;
         };
-        let (sender, receiver) = oneshot::channel::<PrimaryDone>();
+        let (sender, receiver) = oneshot::channel::<PrimaryDone<T>>();
         let secondary = call(plan.call);
         let recorder = self.recorder.clone();
         tokio::spawn(async move {
@@ -179,23 +173,43 @@ impl ShadowExecutor {
                     );
                     return;
                 }
-                Ok(Ok(value)) => match serde_json::to_value(value) {
-                    Ok(json) => json,
-                    Err(error) => {
-                        tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
-                        recorder.record_outcome(
-                            key,
-                            operation.as_deref(),
-                            Outcome::SecondaryError,
-                            Some((plan.call, elapsed)),
-                        );
-                        return;
-                    }
-                },
+                Ok(Ok(value)) => value,
             };
             let PrimaryDone::Value(primary_value, primary_elapsed) = primary else {
                 recorder.record_outcome(key, operation.as_deref(), Outcome::PrimaryError, None);
                 return;
+            };
+            // Equal answers are a match whatever the normalisers say, and need no JSON: the
+            // common case costs a comparison of two values.
+            if plan.purpose == ShadowPurpose::Compare && primary_value == secondary_value {
+                recorder.record_match(
+                    key,
+                    &context,
+                    (plan.call.other(), primary_elapsed),
+                    (plan.call, elapsed),
+                );
+                return;
+            }
+            let secondary_value = match serde_json::to_value(secondary_value) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
+                    recorder.record_outcome(
+                        key,
+                        operation.as_deref(),
+                        Outcome::SecondaryError,
+                        Some((plan.call, elapsed)),
+                    );
+                    return;
+                }
+            };
+            let primary_value = match serde_json::to_value(primary_value) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
+                    recorder.record_outcome(key, operation.as_deref(), Outcome::PrimaryError, None);
+                    return;
+                }
             };
             match plan.purpose {
                 ShadowPurpose::Calibrate => {

@@ -338,6 +338,26 @@ impl ShadowRecorder {
         self.record_compared(key, context, primary.0, primary.2, secondary.0, secondary.2, &comparison)
     }
 
+    /// Counts a comparison of two answers known to be equal (no JSON was made of them): a match,
+    /// as [`record_comparison`](Self::record_comparison) would count it.
+    pub fn record_match(
+        &self,
+        key: FieldKey,
+        context: &CallContext,
+        primary: (Backend, Duration),
+        secondary: (Backend, Duration),
+    ) -> Outcome {
+        self.record_compared(
+            key,
+            context,
+            primary.0,
+            primary.1,
+            secondary.0,
+            secondary.1,
+            &Comparison::default(),
+        )
+    }
+
     #[allow(clippy::too_many_arguments)] // private; each argument is a distinct fact
     fn record_compared(
         &self,

@@ -347,3 +347,49 @@ async fn run_accepts_a_borrowing_primary() {
     assert_eq!(answer, Ok(Stats { sent: 3, opened: 1 }));
     wait_for(|| counters(&fixture).secondary_errors == 1).await;
 }
+
+/// An answer whose JSON cannot be made; whether two are the same is told by `id` alone, and
+/// `note` is left out of the comparison (`PartialEq` ignores it, as a skipped field of a derived
+/// type would be).
+#[derive(Debug, Clone)]
+struct Opaque {
+    id: u64,
+    note: &'static str,
+}
+
+impl PartialEq for Opaque {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Serialize for Opaque {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!("no JSON for {} ({})", self.id, self.note)))
+    }
+}
+
+/// Equal answers are a match without being turned into JSON (these cannot be); different ones
+/// are compared as JSON, which here fails on the secondary's side first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_answers_match_without_json() {
+    let fixture = fixture(&shadow("1s", 4));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    for (n, secondary_id) in [(1, 7), (2, 7), (3, 8)] {
+        let answer = fixture
+            .executor
+            .execute(&decision, context(), move |backend| async move {
+                let id = if backend == Backend::Legacy { 7 } else { secondary_id };
+                Ok::<_, String>(Opaque { id, note: "either side" })
+            })
+            .await;
+        assert_eq!(answer.map(|opaque| opaque.id), Ok(7));
+        wait_for(|| {
+            let counters = counters(&fixture);
+            counters.compared() + counters.secondary_errors + counters.primary_errors == n
+        })
+        .await;
+    }
+    let counters = counters(&fixture);
+    assert_eq!((counters.matched, counters.mismatched, counters.secondary_errors), (2, 0, 1), "{counters:?}");
+}

@@ -129,8 +129,8 @@ pub(crate) trait MigratedRead {
     const DECLARATION: &'static FieldDeclaration;
     /// What one call reads (the template, its window, a page).
     type Key: Clone + Send + Sync + 'static;
-    /// The domain value both sides return; shadows compare its JSON.
-    type Value: Serialize + Send + 'static;
+    /// The domain value both sides return; shadows compare it, and its JSON when it differs.
+    type Value: Serialize + Clone + PartialEq + Send + 'static;
 
     /// Reads `key` from `backend`.
     fn load(
