@@ -148,36 +148,29 @@ impl ShadowExecutor {
             let started = Instant::now();
             let answer = tokio::time::timeout(plan.deadline, secondary).await;
             let elapsed = started.elapsed();
+            // An outcome with no comparison; `ran`: the secondary answered (its latency counts).
+            let finish = |outcome: Outcome, ran: bool| {
+                recorder.record_outcome(
+                    key,
+                    operation.as_deref(),
+                    outcome,
+                    ran.then_some((plan.call, elapsed)),
+                );
+            };
             let Ok(primary) = receiver.await else {
                 // The request went away before its primary answered.
-                recorder.record_outcome(key, operation.as_deref(), Outcome::Skipped, None);
-                return;
+                return finish(Outcome::Skipped, false);
             };
             let secondary_value = match answer {
-                Err(_) => {
-                    recorder.record_outcome(
-                        key,
-                        operation.as_deref(),
-                        Outcome::SecondaryTimeout,
-                        Some((plan.call, elapsed)),
-                    );
-                    return;
-                }
+                Err(_) => return finish(Outcome::SecondaryTimeout, true),
                 Ok(Err(error)) => {
                     tracing::debug!(key = %key, backend = %plan.call, %error, "shadow: the secondary failed");
-                    recorder.record_outcome(
-                        key,
-                        operation.as_deref(),
-                        Outcome::SecondaryError,
-                        Some((plan.call, elapsed)),
-                    );
-                    return;
+                    return finish(Outcome::SecondaryError, true);
                 }
                 Ok(Ok(value)) => value,
             };
             let PrimaryDone::Value(primary_value, primary_elapsed) = primary else {
-                recorder.record_outcome(key, operation.as_deref(), Outcome::PrimaryError, None);
-                return;
+                return finish(Outcome::PrimaryError, false);
             };
             // Equal answers are a match whatever the normalisers say, and need no JSON: the
             // common case costs a comparison of two values.
@@ -194,21 +187,14 @@ impl ShadowExecutor {
                 Ok(json) => json,
                 Err(error) => {
                     tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
-                    recorder.record_outcome(
-                        key,
-                        operation.as_deref(),
-                        Outcome::SecondaryError,
-                        Some((plan.call, elapsed)),
-                    );
-                    return;
+                    return finish(Outcome::SecondaryError, true);
                 }
             };
             let primary_value = match serde_json::to_value(primary_value) {
                 Ok(json) => json,
                 Err(error) => {
                     tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
-                    recorder.record_outcome(key, operation.as_deref(), Outcome::PrimaryError, None);
-                    return;
+                    return finish(Outcome::PrimaryError, false);
                 }
             };
             match plan.purpose {
