@@ -67,9 +67,14 @@ struct RunArgs {
     /// Unmeasured load before each run (connections, caches, JIT-free warm-up of the allocator).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// The `banyan` binary; default: the one next to this binary (same profile).
+    /// The `banyan` binary; default: the one next to this binary (same profile). Repeat it to
+    /// compare binaries: each variant's runs go to every binary in turn, against the same
+    /// devstack, and a summary pairs them round by round.
     #[arg(long)]
-    gateway_bin: Option<PathBuf>,
+    gateway_bin: Vec<PathBuf>,
+    /// How many times to run everything (with several binaries, the rounds of an A/B).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
     /// `KEY=VALUE` environment for the gateway (configuration as `BANYAN_<SECTION>__<KEY>`).
     #[arg(long = "gateway-env")]
     gateway_env: Vec<String>,
@@ -139,6 +144,10 @@ fn routing_table(variant: Variant) -> Option<String> {
 /// One run's figures.
 #[derive(Debug, Serialize)]
 struct Row {
+    /// Which `--gateway-bin` served (0: the first, and the floor's).
+    binary: usize,
+    /// Which of the `--rounds`.
+    round: usize,
     latency: Latency,
     variant: Variant,
     operation: &'static str,
@@ -260,15 +269,17 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
             .map(|name| operations::by_name(name).with_context(|| format!("no operation called {name}")))
             .collect::<anyhow::Result<_>>()?
     };
-    let gateway_bin = match args.gateway_bin.clone() {
-        Some(path) => path,
-        None => std::env::current_exe()?.with_file_name("banyan"),
+    let gateway_bins = match args.gateway_bin.clone() {
+        bins if bins.is_empty() => vec![std::env::current_exe()?.with_file_name("banyan")],
+        bins => bins,
     };
-    if !gateway_bin.exists() {
-        bail!(
-            "no gateway binary at {}: build it first (`cargo build --release -p banyan-gateway --bin banyan`, or without --release for a debug `load`)",
-            gateway_bin.display()
-        );
+    for gateway_bin in &gateway_bins {
+        if !gateway_bin.exists() {
+            bail!(
+                "no gateway binary at {}: build it first (`cargo build --release -p banyan-gateway --bin banyan`, or without --release for a debug `load`)",
+                gateway_bin.display()
+            );
+        }
     }
     let gateway_env = args
         .gateway_env
@@ -285,7 +296,7 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
     let control = DevstackControl::new(&devstack);
     let authorization = format!("Token {}", devstack.token);
     println!(
-        "{:<9} {:<7} {:<18} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9} {:>10} {:>7} {:>6}",
+        "{:<9} {:<9} {:<18} {:>5} {:>9} {:>8} {:>8} {:>9} {:>10} {:>9} {:>10} {:>7} {:>6}",
         "latency",
         "variant",
         "operation",
@@ -302,40 +313,46 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
     );
     let mut rows = Vec::new();
     let result = async {
-        for &latency in &args.latency {
-            let (monolith, services) = latency.backends();
-            control.set_latency(monolith, services).await?;
-            for &variant in &args.variants {
-                let served = start_variant(variant, &devstack, &gateway_bin, &gateway_env, &scratch).await?;
-                for &op in &ops {
-                    if variant == Variant::Floor && op.name != TEMPLATE_LIST.name {
-                        continue;
-                    }
-                    let target = Target {
-                        addr: served.addr,
-                        path: "/graphql".to_owned(),
-                        authorization: authorization.clone(),
-                        body: serde_json::to_vec(&op.body())?.into(),
-                    };
-                    for &concurrency in &args.concurrency {
-                        let row = measure(
-                            &target,
-                            &control,
-                            &served,
-                            devstack_process.pid(),
-                            latency,
-                            variant,
-                            op,
-                            concurrency,
-                            args.warmup,
-                            args.duration,
-                        )
-                        .await?;
-                        print_row(&row);
-                        rows.push(row);
+        for round in 0..args.rounds.max(1) {
+            for &latency in &args.latency {
+                let (monolith, services) = latency.backends();
+                control.set_latency(monolith, services).await?;
+                for &variant in &args.variants {
+                    // The floor is the same whichever gateway binary is compared.
+                    let binaries =
+                        if variant == Variant::Floor { &gateway_bins[..1] } else { &gateway_bins[..] };
+                    for (binary, gateway_bin) in binaries.iter().enumerate() {
+                        let served =
+                            start_variant(variant, &devstack, gateway_bin, &gateway_env, &scratch).await?;
+                        for &op in &ops {
+                            if variant == Variant::Floor && op.name != TEMPLATE_LIST.name {
+                                continue;
+                            }
+                            let target = Target {
+                                addr: served.addr,
+                                path: "/graphql".to_owned(),
+                                authorization: authorization.clone(),
+                                body: serde_json::to_vec(&op.body())?.into(),
+                            };
+                            for &concurrency in &args.concurrency {
+                                let run = Run { binary, round, latency, variant, op, concurrency };
+                                let row = measure(
+                                    &target,
+                                    &control,
+                                    &served,
+                                    devstack_process.pid(),
+                                    run,
+                                    args.warmup,
+                                    args.duration,
+                                )
+                                .await?;
+                                print_row(&row, gateway_bins.len());
+                                rows.push(row);
+                            }
+                        }
+                        served.process.stop();
                     }
                 }
-                served.process.stop();
             }
         }
         anyhow::Ok(())
@@ -344,7 +361,8 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
     devstack_process.stop();
     let _ = std::fs::remove_dir_all(&scratch);
     result?;
-    print_ratios(&rows);
+    print_ratios(&rows, gateway_bins.len());
+    print_binaries(&rows, gateway_bins.len());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -379,19 +397,27 @@ async fn start_variant(
     Ok(Served { process: gateway.process, addr: gateway.addr })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one measured run is: which binary, round, latency, variant, operation and concurrency.
+#[derive(Clone, Copy)]
+struct Run {
+    binary: usize,
+    round: usize,
+    latency: Latency,
+    variant: Variant,
+    op: &'static Operation,
+    concurrency: usize,
+}
+
 async fn measure(
     target: &Target,
     control: &DevstackControl,
     served: &Served,
     devstack_pid: u32,
-    latency: Latency,
-    variant: Variant,
-    op: &'static Operation,
-    concurrency: usize,
+    run: Run,
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<Row> {
+    let Run { binary, round, latency, variant, op, concurrency } = run;
     // Warm up, then start counting with nothing in flight, so every counted call belongs to a
     // counted request.
     driver::run(target.clone(), concurrency, warmup).await?;
@@ -410,6 +436,8 @@ async fn measure(
         eprintln!("{} via {variant:?}: first failure: {failure:.400}", op.name);
     }
     Ok(Row {
+        binary,
+        round,
         latency,
         variant,
         operation: op.name,
@@ -429,11 +457,17 @@ async fn measure(
     })
 }
 
-fn print_row(row: &Row) {
+fn print_row(row: &Row, binaries: usize) {
+    let variant = format!("{:?}", row.variant).to_lowercase();
+    let variant = if binaries > 1 && row.variant != Variant::Floor {
+        format!("{variant}#{}", row.binary + 1)
+    } else {
+        variant
+    };
     println!(
-        "{:<9} {:<7} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>7.2} {:>6}",
+        "{:<9} {:<9} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>7.2} {:>6}",
         format!("{:?}", row.latency).to_lowercase(),
-        format!("{:?}", row.variant).to_lowercase(),
+        variant,
         row.operation,
         row.concurrency,
         row.requests_per_second,
@@ -453,8 +487,16 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| sum / f64::from(n))
 }
 
-/// Banyan (every gateway variant's runs, averaged) over the floor, per latency and concurrency.
-fn print_ratios(rows: &[Row]) {
+/// Banyan (every gateway variant's runs of one binary, averaged) over the floor, per latency and
+/// concurrency; one table per `--gateway-bin`.
+fn print_ratios(rows: &[Row], binaries: usize) {
+    for binary in 0..binaries {
+        let name = if binaries > 1 { format!("Banyan#{}", binary + 1) } else { "Banyan".to_owned() };
+        print_ratios_of(rows, binary, &name);
+    }
+}
+
+fn print_ratios_of(rows: &[Row], binary: usize, name: &str) {
     let mut printed_header = false;
     for latency in [Latency::Realistic, Latency::Zero] {
         let concurrencies: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.concurrency).collect();
@@ -465,6 +507,7 @@ fn print_ratios(rows: &[Row]) {
                         && r.concurrency == concurrency
                         && r.operation == TEMPLATE_LIST.name
                         && (r.variant == Variant::Floor) == floor
+                        && (floor || r.binary == binary)
                         && matches!(r.variant, Variant::Banyan | Variant::Floor)
                 })
             };
@@ -483,7 +526,7 @@ fn print_ratios(rows: &[Row]) {
                 continue;
             };
             if !printed_header {
-                println!("\nBanyan / floor, TemplateList:");
+                println!("\n{name} / floor, TemplateList:");
                 println!(
                     "{:<9} {:>5} {:>11} {:>9} {:>14}",
                     "latency", "conc", "throughput", "p50", "CPU/request"
@@ -497,6 +540,76 @@ fn print_ratios(rows: &[Row]) {
                 rps / floor_rps,
                 p50 / floor_p50,
                 cpu / floor_cpu
+            );
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// With several `--gateway-bin`s: per run shape, each binary's medians over the rounds, and each
+/// binary's `cpu/dev` against the first's, paired round by round (the same devstack, moments
+/// apart, so the machine's drift mostly cancels).
+fn print_binaries(rows: &[Row], binaries: usize) {
+    if binaries < 2 {
+        return;
+    }
+    let rounds = rows.iter().map(|r| r.round).max().map_or(0, |r| r + 1);
+    println!();
+    println!(
+        "binaries compared ({rounds} rounds; medians, and cpu/dev of each binary over #1's in the same round)"
+    );
+    let mut shapes: Vec<(Latency, Variant, &str, usize)> = Vec::new();
+    for row in rows.iter().filter(|r| r.variant != Variant::Floor) {
+        let shape = (row.latency, row.variant, row.operation, row.concurrency);
+        if !shapes.contains(&shape) {
+            shapes.push(shape);
+        }
+    }
+    for (latency, variant, operation, concurrency) in shapes {
+        let of = |binary: usize| {
+            rows.iter().filter(move |r| {
+                (r.latency, r.variant, r.operation, r.concurrency, r.binary)
+                    == (latency, variant, operation, concurrency, binary)
+            })
+        };
+        for binary in 0..binaries {
+            let Some(cpu_dev) = median(of(binary).map(|r| r.cpu_per_devstack_cpu).collect()) else {
+                continue;
+            };
+            let cpu = median(of(binary).map(|r| r.cpu_ms_per_request).collect()).unwrap_or(0.0);
+            let p50 = median(of(binary).map(|r| r.p50_ms).collect()).unwrap_or(0.0);
+            let rps = median(of(binary).map(|r| r.requests_per_second).collect()).unwrap_or(0.0);
+            let paired: Vec<f64> = of(binary)
+                .filter_map(|row| {
+                    let first = of(0).find(|first| first.round == row.round)?;
+                    Some(row.cpu_per_devstack_cpu / first.cpu_per_devstack_cpu)
+                })
+                .collect();
+            let lower = paired.iter().filter(|ratio| **ratio < 1.0).count();
+            let versus = match (binary, median(paired.clone())) {
+                (0, _) | (_, None) => String::new(),
+                (_, Some(ratio)) => format!(
+                    "  vs #1: x{ratio:.3} (median of {}), lower in {lower} of {}",
+                    paired.len(),
+                    paired.len()
+                ),
+            };
+            println!(
+                "{:<9} {:<9} {:<18} {:>5}  #{}: cpu/dev {cpu_dev:.2}, cpu {cpu:.3} ms/req, p50 {p50:.2} ms, {rps:.0} req/s{versus}",
+                format!("{latency:?}").to_lowercase(),
+                format!("{variant:?}").to_lowercase(),
+                operation,
+                concurrency,
+                binary + 1,
             );
         }
     }
