@@ -183,16 +183,16 @@ impl ShadowExecutor {
                 );
                 return;
             }
-            let secondary_value = match serde_json::to_value(secondary_value) {
-                Ok(json) => json,
-                Err(error) => {
+            let (primary_value, secondary_value) = match (
+                serde_json::to_value(primary_value),
+                serde_json::to_value(secondary_value),
+            ) {
+                (Ok(primary), Ok(secondary)) => (primary, secondary),
+                (_, Err(error)) => {
                     tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
                     return finish(Outcome::SecondaryError, true);
                 }
-            };
-            let primary_value = match serde_json::to_value(primary_value) {
-                Ok(json) => json,
-                Err(error) => {
+                (Err(error), _) => {
                     tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
                     return finish(Outcome::PrimaryError, false);
                 }

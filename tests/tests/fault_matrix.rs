@@ -308,11 +308,14 @@ fn matrix_config(config: &mut Config, faulted: &[Backend]) {
 }
 
 /// Signs the owner in while the monolith is healthy (its identity is then cached), checks a whole
-/// answer, and resets the devstack's counters.
-async fn warm_up(stack: &TestStack, expected: &Expected) {
+/// answer, and resets the devstack's counters; returns the stats calls it made (they stay in a
+/// breaker's window).
+async fn warm_up(stack: &TestStack, expected: &Expected) -> u64 {
     let response = stack.graphql(MATRIX_QUERY, json!({ "id": template_id(TEMPLATE) })).await;
     check_answer(&response, expected, None, "warm-up");
+    let stats_calls = stack.devstack.calls().count(GET_TEMPLATE_STATS);
     stack.devstack.calls().reset();
+    stats_calls
 }
 
 /// A fault of the devstack and the code each backend's fields get for it, or `None` where the
@@ -710,10 +713,7 @@ async fn under_load_the_breaker_opens_sheds_and_closes_after_recovery() {
     let expected = Expected::from_dataset(stack.devstack.dataset());
     // The warm-up's successful stats calls are in the breaker's window too: with them, fewer
     // than 8 failures can be enough to open it.
-    let response = stack.graphql(MATRIX_QUERY, json!({ "id": template_id(TEMPLATE) })).await;
-    check_answer(&response, &expected, None, "warm-up");
-    let warm_up_calls = stack.devstack.calls().count(GET_TEMPLATE_STATS);
-    stack.devstack.calls().reset();
+    let warm_up_calls = warm_up(&stack, &expected).await;
     stack.devstack.faults().set(Backend::Events, Fault::error_rate(1.0));
     let responses = drive(&stack, REQUESTS).await;
     let total = CLIENTS * REQUESTS;

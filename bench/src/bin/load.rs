@@ -324,31 +324,38 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
                     for (binary, gateway_bin) in binaries.iter().enumerate() {
                         let served =
                             start_variant(variant, &devstack, gateway_bin, &gateway_env, &scratch).await?;
-                        for &op in &ops {
-                            if variant == Variant::Floor && op.name != TEMPLATE_LIST.name {
-                                continue;
-                            }
+                        let runs = ops
+                            .iter()
+                            .filter(|op| variant != Variant::Floor || op.name == TEMPLATE_LIST.name)
+                            .flat_map(|&op| {
+                                args.concurrency.iter().map(move |&concurrency| Run {
+                                    binary,
+                                    round,
+                                    latency,
+                                    variant,
+                                    op,
+                                    concurrency,
+                                })
+                            });
+                        for run in runs {
                             let target = Target {
                                 addr: served.addr,
                                 path: "/graphql".to_owned(),
                                 authorization: authorization.clone(),
-                                body: serde_json::to_vec(&op.body())?.into(),
+                                body: serde_json::to_vec(&run.op.body())?.into(),
                             };
-                            for &concurrency in &args.concurrency {
-                                let run = Run { binary, round, latency, variant, op, concurrency };
-                                let row = measure(
-                                    &target,
-                                    &control,
-                                    &served,
-                                    devstack_process.pid(),
-                                    run,
-                                    args.warmup,
-                                    args.duration,
-                                )
-                                .await?;
-                                print_row(&row, gateway_bins.len());
-                                rows.push(row);
-                            }
+                            let row = measure(
+                                &target,
+                                &control,
+                                &served,
+                                devstack_process.pid(),
+                                run,
+                                args.warmup,
+                                args.duration,
+                            )
+                            .await?;
+                            print_row(&row, gateway_bins.len());
+                            rows.push(row);
                         }
                         served.process.stop();
                     }
@@ -594,14 +601,12 @@ fn print_binaries(rows: &[Row], binaries: usize) {
                     Some(row.cpu_per_devstack_cpu / first.cpu_per_devstack_cpu)
                 })
                 .collect();
-            let lower = paired.iter().filter(|ratio| **ratio < 1.0).count();
-            let versus = match (binary, median(paired.clone())) {
+            let (lower, rounds) = (paired.iter().filter(|ratio| **ratio < 1.0).count(), paired.len());
+            let versus = match (binary, median(paired)) {
                 (0, _) | (_, None) => String::new(),
-                (_, Some(ratio)) => format!(
-                    "  vs #1: x{ratio:.3} (median of {}), lower in {lower} of {}",
-                    paired.len(),
-                    paired.len()
-                ),
+                (_, Some(ratio)) => {
+                    format!("  vs #1: x{ratio:.3} (median of {rounds}), lower in {lower} of {rounds}")
+                }
             };
             println!(
                 "{:<9} {:<9} {:<18} {:>5}  #{}: cpu/dev {cpu_dev:.2}, cpu {cpu:.3} ms/req, p50 {p50:.2} ms, {rps:.0} req/s{versus}",
