@@ -24,13 +24,13 @@ pub struct ShadowExecutor {
 
 /// What the secondary task learns of the primary once it is done: its answer as it is (turned
 /// into JSON only when it differs from the secondary's), and how long it took.
-enum PrimaryDone<T> {
+pub(crate) enum PrimaryDone<T> {
     Value(T, Duration),
     Failed,
 }
 
 /// A slot among a field's `max_in_flight`; frees itself when dropped.
-struct Slot {
+pub(crate) struct Slot {
     in_flight: Arc<HashMap<FieldKey, AtomicUsize>>,
     key: FieldKey,
 }
@@ -135,9 +135,8 @@ impl ShadowExecutor {
         T: Serialize + PartialEq + Send + 'static,
         E: Display + Send + 'static,
     {
-        let operation = context.operation.clone();
         let Some(slot) = self.take_slot(key, plan.max_in_flight) else {
-            self.recorder.record_outcome(key, operation.as_deref(), Outcome::Skipped, None);
+            self.recorder.record_outcome(key, context.operation.as_deref(), Outcome::Skipped, None);
             return None;
         };
         let (sender, receiver) = oneshot::channel::<PrimaryDone<T>>();
@@ -148,77 +147,87 @@ impl ShadowExecutor {
             let started = Instant::now();
             let answer = tokio::time::timeout(plan.deadline, secondary).await;
             let elapsed = started.elapsed();
-            // An outcome with no comparison; `ran`: the secondary answered (its latency counts).
-            let finish = |outcome: Outcome, ran: bool| {
-                recorder.record_outcome(
-                    key,
-                    operation.as_deref(),
-                    outcome,
-                    ran.then_some((plan.call, elapsed)),
-                );
-            };
             let Ok(primary) = receiver.await else {
                 // The request went away before its primary answered.
-                return finish(Outcome::Skipped, false);
-            };
-            let secondary_value = match answer {
-                Err(_) => return finish(Outcome::SecondaryTimeout, true),
-                Ok(Err(error)) => {
-                    tracing::debug!(key = %key, backend = %plan.call, %error, "shadow: the secondary failed");
-                    return finish(Outcome::SecondaryError, true);
-                }
-                Ok(Ok(value)) => value,
-            };
-            let PrimaryDone::Value(primary_value, primary_elapsed) = primary else {
-                return finish(Outcome::PrimaryError, false);
-            };
-            // Equal answers are a match whatever the normalisers say, and need no JSON: the
-            // common case costs a comparison of two values.
-            if plan.purpose == ShadowPurpose::Compare && primary_value == secondary_value {
-                recorder.record_match(
-                    key,
-                    &context,
-                    (plan.call.other(), primary_elapsed),
-                    (plan.call, elapsed),
-                );
+                recorder.record_outcome(key, context.operation.as_deref(), Outcome::Skipped, None);
                 return;
-            }
-            let (primary_value, secondary_value) = match (
-                serde_json::to_value(primary_value),
-                serde_json::to_value(secondary_value),
-            ) {
-                (Ok(primary), Ok(secondary)) => (primary, secondary),
-                (_, Err(error)) => {
-                    tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
-                    return finish(Outcome::SecondaryError, true);
-                }
-                (Err(error), _) => {
-                    tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
-                    return finish(Outcome::PrimaryError, false);
-                }
             };
-            match plan.purpose {
-                ShadowPurpose::Calibrate => {
-                    recorder.record_calibration(key, &primary_value, &secondary_value);
-                }
-                ShadowPurpose::Compare => {
-                    recorder.record_comparison(
-                        key,
-                        &context,
-                        (plan.call.other(), &primary_value, primary_elapsed),
-                        (plan.call, &secondary_value, elapsed),
-                    );
-                }
-            }
+            settle(&recorder, key, plan, &context, primary, answer.ok(), elapsed);
         });
         Some(sender)
     }
 
-    fn take_slot(&self, key: FieldKey, max_in_flight: usize) -> Option<Slot> {
+    pub(crate) fn take_slot(&self, key: FieldKey, max_in_flight: usize) -> Option<Slot> {
         let count = self.in_flight.get(&key)?;
         count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < max_in_flight).then_some(now + 1))
             .ok()?;
         Some(Slot { in_flight: self.in_flight.clone(), key })
+    }
+}
+
+/// Records what one second call found, once both answers are in: `secondary` is `None` when it
+/// missed its deadline, and `elapsed` is how long it took. Equal answers are a match whatever
+/// the normalisers say, and need no JSON: the common case costs a comparison of two values.
+pub(crate) fn settle<T, E>(
+    recorder: &ShadowRecorder,
+    key: FieldKey,
+    plan: ShadowPlan,
+    context: &CallContext,
+    primary: PrimaryDone<T>,
+    secondary: Option<Result<T, E>>,
+    elapsed: Duration,
+) where
+    T: Serialize + PartialEq,
+    E: Display,
+{
+    // An outcome with no comparison; `ran`: the secondary answered (its latency counts).
+    let finish = |outcome: Outcome, ran: bool| {
+        recorder.record_outcome(
+            key,
+            context.operation.as_deref(),
+            outcome,
+            ran.then_some((plan.call, elapsed)),
+        );
+    };
+    let secondary_value = match secondary {
+        None => return finish(Outcome::SecondaryTimeout, true),
+        Some(Err(error)) => {
+            tracing::debug!(key = %key, backend = %plan.call, %error, "shadow: the secondary failed");
+            return finish(Outcome::SecondaryError, true);
+        }
+        Some(Ok(value)) => value,
+    };
+    let PrimaryDone::Value(primary_value, primary_elapsed) = primary else {
+        return finish(Outcome::PrimaryError, false);
+    };
+    if plan.purpose == ShadowPurpose::Compare && primary_value == secondary_value {
+        recorder.record_match(key, context, (plan.call.other(), primary_elapsed), (plan.call, elapsed));
+        return;
+    }
+    let (primary_value, secondary_value) =
+        match (serde_json::to_value(primary_value), serde_json::to_value(secondary_value)) {
+            (Ok(primary), Ok(secondary)) => (primary, secondary),
+            (_, Err(error)) => {
+                tracing::warn!(key = %key, %error, "shadow: the secondary's answer does not serialise");
+                return finish(Outcome::SecondaryError, true);
+            }
+            (Err(error), _) => {
+                tracing::warn!(key = %key, %error, "shadow: the primary's answer does not serialise");
+                return finish(Outcome::PrimaryError, false);
+            }
+        };
+    match plan.purpose {
+        ShadowPurpose::Calibrate => {
+            recorder.record_calibration(key, &primary_value, &secondary_value);
+        }
+        ShadowPurpose::Compare => {
+            recorder.record_comparison(
+                key,
+                context,
+                (plan.call.other(), &primary_value, primary_elapsed),
+                (plan.call, &secondary_value, elapsed),
+            );
+        }
     }
 }

@@ -11,7 +11,8 @@
 //!   catalog; [`live`]: the table in force, reloaded on change, gated by evidence.
 //! - [`decision`]: per request and field, which backend serves (fixed, sticky canary, shadow)
 //!   and whether a second call is made.
-//! - [`executor`]: runs the serving call and its shadow; [`compare`], [`path`]: the comparison;
+//! - [`executor`]: runs the serving call and its shadow; [`batch`]: the shadows of a page's
+//!   items, compared together; [`compare`], [`path`]: the comparison;
 //!   [`recorder`]: counters, latencies, noise (A/A), exemplars; [`evidence`]: what a flip needs.
 //! - [`report`]: the retirement report (per component, per monolith endpoint, per field).
 //! - [`hash`]: the fixed hash every replica shares; [`engine`]: what a process holds of it all.
@@ -20,6 +21,7 @@
 //! and [`ShadowExecutor::execute`] the decision with a closure that calls the chosen backend.
 
 pub mod banyan;
+pub mod batch;
 pub mod calls;
 pub mod catalog;
 pub mod compare;
@@ -35,6 +37,7 @@ pub mod recorder;
 pub mod report;
 pub mod table;
 
+pub use batch::{BatchAnswers, BatchSecondary, LatencyProbe, ShadowBatch};
 pub use catalog::{Catalog, CatalogError};
 pub use compare::{Comparator, Comparison, Difference};
 pub use decision::{

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use banyan_migration::recorder::Counters;
 use banyan_migration::{
-    Backend, CallContext, Catalog, FieldKey, RecorderConfig, RequestSubject, RoutingTable, ShadowExecutor,
-    ShadowRecorder,
+    Backend, BatchSecondary, CallContext, Catalog, FieldKey, RecorderConfig, RequestSubject, RoutingTable,
+    ShadowBatch, ShadowExecutor, ShadowRecorder,
 };
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -392,4 +392,124 @@ async fn equal_answers_match_without_json() {
     }
     let counters = counters(&fixture);
     assert_eq!((counters.matched, counters.mismatched, counters.secondary_errors), (2, 0, 1), "{counters:?}");
+}
+
+/// A batch whose secondary answers each key `n` with `Stats { sent: n, opened: n }`, recording
+/// how many keys each of its calls asked for.
+fn page_batch(
+    fixture: &Fixture,
+    decision: &banyan_migration::Decision,
+    deadline_wait: Option<Duration>,
+) -> (Arc<ShadowBatch<u64, Stats, String>>, Arc<Mutex<Vec<usize>>>) {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let calls2 = calls.clone();
+    let secondary: BatchSecondary<u64, Stats, String> = Arc::new(move |backend, keys: Vec<u64>| {
+        assert_eq!(backend, Backend::Service, "the shadow's side is asked");
+        calls2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(keys.len());
+        Box::pin(async move {
+            if let Some(wait) = deadline_wait {
+                tokio::time::sleep(wait).await;
+            }
+            keys.into_iter().map(|n| Ok(Stats { sent: n, opened: n })).collect()
+        })
+    });
+    let batch = fixture.executor.batch(decision, secondary).unwrap_or_else(|| panic!("a comparing decision"));
+    (Arc::new(batch), calls)
+}
+
+fn calls_made(calls: &Mutex<Vec<usize>>) -> Vec<usize> {
+    calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// A page's items are compared together once the last of them has its primary's answer, with
+/// one secondary call for all of them; a difference is found at its item's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_is_compared_once_its_last_item_answers_with_one_secondary_call() {
+    let fixture = fixture(&shadow("10s", 100));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, None);
+    batch.expect(10);
+    // The primary agrees with the secondary except on item 7's `opened`.
+    let primary =
+        |n: u64| async move { Ok::<_, String>(Stats { sent: n, opened: if n == 7 { n + 1 } else { n } }) };
+    for n in 0..9 {
+        assert_eq!(batch.run(context(), primary(n), n).await.map(|s| s.sent), Ok(n));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(counters(&fixture).compared(), 0, "nothing is compared before the page's last item");
+    assert!(calls_made(&calls).is_empty(), "the secondary is asked once, for the whole page");
+    assert_eq!(batch.run(context(), primary(9), 9).await.map(|s| s.sent), Ok(9));
+    wait_for(|| counters(&fixture).compared() == 10).await;
+    assert_eq!(calls_made(&calls), [10]);
+    let counters = counters(&fixture);
+    assert_eq!((counters.matched, counters.mismatched), (9, 1), "{counters:?}");
+    let snapshot = fixture.executor.recorder().snapshot();
+    let differences = &snapshot.keys[&fixture.key].exemplars[0].differences;
+    assert_eq!(differences.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), ["$.opened"]);
+    assert_eq!(differences[0].primary, Some(serde_json::json!(8)));
+    assert_eq!(differences[0].secondary, Some(serde_json::json!(7)));
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+}
+
+/// Items beyond what the batch expected are compared one by one, each with its own call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_a_batch_did_not_expect_are_compared_alone() {
+    let fixture = fixture(&shadow("10s", 100));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, None);
+    batch.expect(1);
+    for n in [3, 4] {
+        let answer =
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+        assert_eq!(answer.map(|s| s.sent), Ok(n));
+    }
+    wait_for(|| counters(&fixture).compared() == 2).await;
+    assert_eq!(calls_made(&calls), [1, 1]);
+    assert_eq!(counters(&fixture).matched, 2);
+}
+
+/// A request that ends before all the expected items came compares the ones that did; an item
+/// dropped before its primary answered counts as skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_ends_early_compares_the_items_it_has() {
+    let fixture = fixture(&shadow("10s", 100));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, None);
+    batch.expect(5);
+    for n in 0..3 {
+        let answer =
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+        assert_eq!(answer.map(|s| s.sent), Ok(n));
+    }
+    // An item whose primary never answers, abandoned (as a cancelled request abandons it).
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(20),
+        batch.run(context(), std::future::pending::<Result<Stats, String>>(), 3),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    assert_eq!(counters(&fixture).skipped, 1);
+    assert_eq!(counters(&fixture).compared(), 0, "one item is still expected");
+    drop(batch);
+    wait_for(|| counters(&fixture).compared() == 3).await;
+    assert_eq!(calls_made(&calls), [3]);
+    assert_eq!(counters(&fixture).matched, 3);
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+}
+
+/// The deadline counts from the batch's start; a secondary past it times out for every item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_its_deadline_counts_a_timeout_per_item() {
+    let fixture = fixture(&shadow("50ms", 100));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, Some(Duration::from_secs(30)));
+    batch.expect(2);
+    for n in 0..2 {
+        let answer =
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+        assert_eq!(answer.map(|s| s.sent), Ok(n));
+    }
+    wait_for(|| counters(&fixture).secondary_timeouts == 2).await;
+    assert_eq!(calls_made(&calls), [2]);
+    assert_eq!(counters(&fixture).compared(), 0);
 }

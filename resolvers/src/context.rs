@@ -1,10 +1,11 @@
 //! What each request brings to the resolvers: the caller, their loaders, and how migrated fields
 //! are routed for them.
 
-use std::sync::{Arc, OnceLock};
+use std::any::Any;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::{Context, Error};
-use banyan_migration::CallContext;
+use banyan_migration::{CallContext, FieldKey};
 use banyan_sources::loaders::Loaders;
 use banyan_sources::{Caller, Sources};
 
@@ -30,6 +31,10 @@ pub struct RequestScope {
     /// What the request's shadowed calls tell the recorder about it (operation, variables,
     /// user), made at its first shadowed call and shared by the others.
     pub(crate) shadow_context: OnceLock<CallContext>,
+    /// The request's shadow batches, one per migrated field whose page prefetched for its items
+    /// (each a `banyan_migration::ShadowBatch` of that field's types). Dropped with the request,
+    /// which compares whatever items a batch still holds.
+    pub(crate) shadow_batches: Mutex<Vec<(FieldKey, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl RequestScope {
@@ -47,6 +52,7 @@ impl RequestScope {
             routing,
             started_at,
             shadow_context: OnceLock::new(),
+            shadow_batches: Mutex::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use async_graphql::{Context, Result};
 use banyan_migration::banyan::{
@@ -16,8 +17,8 @@ use banyan_migration::banyan::{
     UPDATE_DRAFT_BLOCK,
 };
 use banyan_migration::{
-    Backend, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides, RequestSubject,
-    RoutingTable, ShadowPurpose,
+    Backend, BatchSecondary, CallContext, DecidedBy, Decision, Engine, FieldDeclaration, FieldKey, Overrides,
+    RequestSubject, RoutingTable, ShadowBatch, ShadowPurpose,
 };
 use banyan_sources::SourceError;
 use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
@@ -174,6 +175,12 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     };
     scope.routing.note(path, &decision);
     let primary = F::load(scope.reach(), decision.serve, key.clone());
+    // An item of a page that prefetched in shadow: its comparison joins the page's.
+    if decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Compare)
+        && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, false)
+    {
+        return batch.run(context, primary, key).await.graphql();
+    }
     // A calibration asks the primary again, so it must not be answered from the request's loader
     // cache (or joined to the primary's batch): it gets loaders of its own.
     let fresh = decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Calibrate);
@@ -188,11 +195,11 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
 /// same decision as [`read`]. Failures are left for the fields to report.
 ///
 /// In shadow (sampled per request, so every item of the page has the same plan), the keys are
-/// asked of the secondary's side too, from a task of its own: the items' second calls, each
-/// spawned as its item resolves, then wait for that one call instead of going out in as many
-/// calls as the waves the items resolved in. The task is detached from the request's levels, so
-/// the secondary never holds the response back. Not for a calibration, whose second calls must
-/// not share the request's loaders, nor when the field's second calls are at their bound.
+/// asked of the secondary's side too, in one call from a task of its own (detached from the
+/// request's levels, so the secondary never holds the response back), and the items' comparisons
+/// are made together once the last item has its primary answer (the request's
+/// [`ShadowBatch`] of `F`). Not for a calibration, whose second calls must not share the
+/// request's loaders, nor when the field's second calls are at their bound.
 pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Key>) {
     let (Ok(scope), Ok(engine)) = (scope(ctx), ctx.data::<Engine>()) else { return };
     let Ok(field) = field_key(engine, F::DECLARATION) else { return };
@@ -200,11 +207,16 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
     if let Some(plan) = decision.shadow
         && plan.purpose == ShadowPurpose::Compare
         && engine.executor.in_flight(field) < plan.max_in_flight
+        && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, true)
     {
+        batch.expect(keys.len());
+        let latency = batch.latency_probe();
         let loaders = scope.loaders.clone();
         let keys = keys.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
             let _ = F::prefetch(Reach { loaders: &loaders }, plan.call, keys).await;
+            latency.record(started.elapsed());
         });
     }
     let _ = F::prefetch(scope.reach(), decision.serve, keys).await;
@@ -243,6 +255,25 @@ impl RequestScope {
         Reach { loaders: &self.loaders }
     }
 
+    /// The request's shadow batch of `F`; made (by a page's prefetch) when `create`.
+    fn shadow_batch<F: MigratedRead>(
+        &self,
+        engine: &Engine,
+        decision: &Decision,
+        create: bool,
+    ) -> Option<Arc<ShadowBatch<F::Key, F::Value, SourceError>>> {
+        let mut batches = self.shadow_batches.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, batch)) = batches.iter().find(|(key, _)| *key == decision.key) {
+            return batch.clone().downcast().ok();
+        }
+        if !create {
+            return None;
+        }
+        let batch = Arc::new(engine.executor.batch(decision, batch_secondary::<F>(self.loaders.clone()))?);
+        batches.push((decision.key, batch.clone()));
+        Some(batch)
+    }
+
     /// The loaders of a second call, which may outlive the resolver: the request's, or (`fresh`)
     /// new ones with empty caches.
     fn second_call_loaders(&self, fresh: bool) -> Arc<Loaders> {
@@ -251,6 +282,18 @@ impl RequestScope {
             false => self.loaders.clone(),
         }
     }
+}
+
+/// How a batch of `F` asks the secondary: each key through the request's loaders (which the
+/// page's prefetch has filled, or is filling, for the same keys), all at once.
+fn batch_secondary<F: MigratedRead>(loaders: Arc<Loaders>) -> BatchSecondary<F::Key, F::Value, SourceError> {
+    Arc::new(move |backend, keys: Vec<F::Key>| {
+        let loaders = loaders.clone();
+        Box::pin(async move {
+            let reach = Reach { loaders: &loaders };
+            futures::future::join_all(keys.into_iter().map(|key| F::load(reach, backend, key))).await
+        })
+    })
 }
 
 /// `Template.stats`: the legacy analytics view (one template per call) or `GetTemplateStats`.
