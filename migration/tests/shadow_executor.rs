@@ -394,13 +394,16 @@ async fn equal_answers_match_without_json() {
     assert_eq!((counters.matched, counters.mismatched, counters.secondary_errors), (2, 0, 1), "{counters:?}");
 }
 
+/// A batch of the test's field, and the number of keys each of its secondary calls asked for.
+type PageBatch = (Arc<ShadowBatch<u64, Stats, String>>, Arc<Mutex<Vec<usize>>>);
+
 /// A batch whose secondary answers each key `n` with `Stats { sent: n, opened: n }`, recording
 /// how many keys each of its calls asked for.
 fn page_batch(
     fixture: &Fixture,
     decision: &banyan_migration::Decision,
     deadline_wait: Option<Duration>,
-) -> (Arc<ShadowBatch<u64, Stats, String>>, Arc<Mutex<Vec<usize>>>) {
+) -> PageBatch {
     let calls = Arc::new(Mutex::new(Vec::new()));
     let calls2 = calls.clone();
     let secondary: BatchSecondary<u64, Stats, String> = Arc::new(move |backend, keys: Vec<u64>| {

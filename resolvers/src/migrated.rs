@@ -261,7 +261,7 @@ impl RequestScope {
         engine: &Engine,
         decision: &Decision,
         create: bool,
-    ) -> Option<Arc<ShadowBatch<F::Key, F::Value, SourceError>>> {
+    ) -> Option<Arc<FieldBatch<F>>> {
         let mut batches = self.shadow_batches.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, batch)) = batches.iter().find(|(key, _)| *key == decision.key) {
             return batch.clone().downcast().ok();
@@ -283,6 +283,9 @@ impl RequestScope {
         }
     }
 }
+
+/// The request's shadow batch of the migrated field `F`.
+type FieldBatch<F> = ShadowBatch<<F as MigratedRead>::Key, <F as MigratedRead>::Value, SourceError>;
 
 /// How a batch of `F` asks the secondary: each key through the request's loaders (which the
 /// page's prefetch has filled, or is filling, for the same keys), all at once.
