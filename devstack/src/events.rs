@@ -84,20 +84,52 @@ pub(crate) struct Counts {
 struct Log {
     /// Every event; the event with sequence `n` is at index `n - 1`.
     events: Vec<StoredEvent>,
-    /// Indexes into `events` per template id, ascending.
-    by_template: HashMap<Arc<str>, Vec<usize>>,
+    /// Each template's events.
+    by_template: HashMap<Arc<str>, TemplateLog>,
+}
+
+/// One template's events.
+#[derive(Debug)]
+struct TemplateLog {
+    /// Indexes into `events`, ascending.
+    indexes: Vec<usize>,
+    /// Whether `occurred_at` never decreases along `indexes`: true of the dataset and of live
+    /// appends; an append stamped earlier than the template's last event clears it, and stats
+    /// then scan every event instead of the window alone.
+    in_time_order: bool,
 }
 
 impl Log {
     fn push(&mut self, event: StoredEvent) {
         let index = self.events.len();
         match self.by_template.get_mut(&*event.template_id) {
-            Some(list) => list.push(index),
+            Some(log) => {
+                let last = log.indexes.last().and_then(|&i| self.events.get(i));
+                if last.is_some_and(|last| last.occurred_at > event.occurred_at) {
+                    log.in_time_order = false;
+                }
+                log.indexes.push(index);
+            }
             None => {
-                self.by_template.insert(event.template_id.clone(), vec![index]);
+                let log = TemplateLog { indexes: vec![index], in_time_order: true };
+                self.by_template.insert(event.template_id.clone(), log);
             }
         }
         self.events.push(event);
+    }
+
+    /// The template's events that may fall in `start..end`: only those when they are in time
+    /// order (found by binary search), else all of them.
+    fn window(&self, template_id: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> &[usize] {
+        let Some(log) = self.by_template.get(template_id) else { return &[] };
+        if !log.in_time_order {
+            return &log.indexes;
+        }
+        let before = |bound: DateTime<Utc>| {
+            log.indexes.partition_point(|&i| self.events.get(i).is_some_and(|e| e.occurred_at < bound))
+        };
+        let (from, to) = (before(start), before(end));
+        log.indexes.get(from..to.max(from)).unwrap_or(&[])
     }
 
     fn head(&self) -> u64 {
@@ -105,7 +137,7 @@ impl Log {
     }
 
     fn indexes(&self, template_id: &str) -> &[usize] {
-        self.by_template.get(template_id).map_or(&[], Vec::as_slice)
+        self.by_template.get(template_id).map_or(&[], |log| log.indexes.as_slice())
     }
 
     /// The events of these templates with a sequence above `after`, in sequence order.
@@ -231,7 +263,7 @@ impl EventStore {
             .map(|template| {
                 let mut counts = Counts::default();
                 let mut openers: HashSet<&str> = HashSet::new();
-                for event in log.indexes(template).iter().filter_map(|&i| log.events.get(i)) {
+                for event in log.window(template, start, end).iter().filter_map(|&i| log.events.get(i)) {
                     if event.occurred_at < start || event.occurred_at >= end {
                         continue;
                     }
@@ -607,5 +639,91 @@ mod tests {
         assert_eq!(decode_token(&token, "17"), Some(1234));
         assert_eq!(decode_token(&token, "18"), None);
         assert_eq!(decode_token("garbage!", "17"), None);
+    }
+
+    /// Counts of `template`'s events in `start..end`, counted over every event there is.
+    fn counted_by_hand(
+        events: &[(String, EventKind, String, DateTime<Utc>)],
+        template: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Counts {
+        let mut counts = Counts::default();
+        let mut openers = std::collections::BTreeSet::new();
+        for (t, kind, recipient, at) in events {
+            if t != template || *at < start || *at >= end {
+                continue;
+            }
+            match kind {
+                EventKind::Sent => counts.sent += 1,
+                EventKind::Delivered => counts.delivered += 1,
+                EventKind::Opened => {
+                    counts.opened += 1;
+                    openers.insert(recipient.clone());
+                }
+                EventKind::Clicked => counts.clicked += 1,
+                EventKind::Bounced => counts.bounced += 1,
+                EventKind::Unspecified => {}
+            }
+        }
+        counts.unique_opens = openers.len() as u64;
+        counts
+    }
+
+    /// Stats read only the window of a template whose events are in time order, and every
+    /// event once an append is stamped before the template's last: the same counts either
+    /// way, including events exactly on a window's bounds.
+    #[test]
+    fn stats_over_a_window_count_what_a_scan_of_every_event_counts() {
+        let anchor = time::now();
+        let dataset = Dataset::generate(7, anchor);
+        let store = EventStore::new(&dataset);
+        let mut all: Vec<(String, EventKind, String, DateTime<Utc>)> = dataset
+            .events
+            .iter()
+            .map(|e| (e.template.to_string(), e.kind, e.recipient.to_string(), e.occurred_at))
+            .collect();
+        let mut per_template: HashMap<&str, usize> = HashMap::new();
+        for e in &all {
+            *per_template.entry(e.0.as_str()).or_default() += 1;
+        }
+        let busiest =
+            per_template.into_iter().max_by_key(|&(t, n)| (n, t.to_owned())).map(|(t, _)| t.to_owned());
+        let template = busiest.unwrap_or_else(|| panic!("the dataset has events"));
+        let times: Vec<DateTime<Utc>> = all.iter().filter(|e| e.0 == template).map(|e| e.3).collect();
+        // Windows bounded by the template's own event times (so events sit on both bounds),
+        // by times between them, the last seven days, and an empty window.
+        let windows = [
+            (times[times.len() / 4], times[times.len() / 2]),
+            (times[0], times[times.len() - 1]),
+            (times[3] + chrono::Duration::milliseconds(1), times[times.len() - 3]),
+            (anchor - chrono::Duration::days(7), anchor),
+            (times[5], times[5]),
+        ];
+        let check = |all: &[(String, EventKind, String, DateTime<Utc>)], label: &str| {
+            for (start, end) in windows {
+                let stats = store.stats([template.as_str()], start, end);
+                assert_eq!(stats, [counted_by_hand(all, &template, start, end)], "{label}: {start}..{end}");
+            }
+            let first = store.stats([template.as_str()], windows[0].0, windows[0].1);
+            assert!(first[0].sent + first[0].opened > 0, "{label}: the first window holds events");
+        };
+        assert!(store.read().by_template[template.as_str()].in_time_order);
+        check(&all, "in time order");
+
+        // A late event, stamped inside the first window: the template is no longer in time order.
+        let late_at = windows[0].0 + chrono::Duration::seconds(1);
+        let late = NewEmailEvent {
+            template_id: template.clone(),
+            kind: EventKind::Opened.into(),
+            recipient: "late@example.com".to_owned(),
+            occurred_at: Some(time::to_timestamp(&late_at)),
+        };
+        if let Err(status) = store.append(vec![late]) {
+            panic!("{status}");
+        }
+        all.push((template.clone(), EventKind::Opened, "late@example.com".to_owned(), late_at));
+        assert!(!store.read().by_template[template.as_str()].in_time_order);
+        check(&all, "after a late append");
     }
 }
