@@ -20,7 +20,7 @@ use crate::diff::{Change, Level, diff};
 use crate::model::CompactSchema;
 use crate::problem::{Problem, Severity};
 use crate::sdl::Sdl;
-use crate::usage::{Collector, Usage};
+use crate::usage::Collector;
 use crate::validate::{default_parallelism, finish, plan_chunks, validate_chunk};
 use crate::{EXIT_FAILURE, EXIT_OK};
 
@@ -271,6 +271,10 @@ fn report(
 }
 
 /// Diff, usage, touches and severities.
+///
+/// Each operation's usage is walked once, tested against the changes it may touch (those
+/// indexed under one of its keys, and those that can touch an operation without any), and
+/// dropped: one usage is alive at a time, not the contract's (several MiB for 500 operations).
 fn classify(
     old: &CompactSchema,
     new: &CompactSchema,
@@ -278,58 +282,48 @@ fn classify(
     options: CheckOptions,
 ) -> Vec<CheckedChange> {
     let changes = diff(old, new);
-    let n = contract.operations().len();
+
+    // Key → the changes that need it (one of their keys must be used for them to touch).
+    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut without_keys = Vec::new();
+    for (c, change) in changes.iter().enumerate() {
+        match change.touch.required_keys() {
+            Some(keys) => keys.into_iter().for_each(|k| by_key.entry(k).or_default().push(c)),
+            None => without_keys.push(c),
+        }
+    }
 
     // Usage is resolved in the old schema, which the operations were written against. An
     // operation that does not fully resolve there (one written for the new schema, or an
     // invalid one) is resolved in the new schema too, and the two are merged.
     let mut in_old = Collector::new(old, contract, false);
     let mut in_new: Option<Collector<'_>> = None;
-    let usages: Vec<Usage> = (0..n)
-        .map(|i| {
-            let mut u = in_old.operation(i);
-            if u.unresolved {
-                let c = in_new.get_or_insert_with(|| Collector::new(new, contract, false));
-                u.merge(&c.operation(i));
-            }
-            u
-        })
-        .collect();
-
-    // Index: key → operations using it, to test only candidate operations per change.
-    let mut index: HashMap<&str, Vec<usize>> = HashMap::default();
-    for (i, u) in usages.iter().enumerate() {
-        for k in u.keys() {
-            index.entry(k).or_default().push(i);
+    let mut touching: Vec<Vec<TouchedOperation>> = vec![Vec::new(); changes.len()];
+    let mut candidates = Vec::new();
+    for (i, op) in contract.operations().iter().enumerate() {
+        let mut u = in_old.operation(i);
+        if u.unresolved {
+            let c = in_new.get_or_insert_with(|| Collector::new(new, contract, false));
+            u.merge(&c.operation(i));
         }
-    }
-
-    let mut checked = Vec::with_capacity(changes.len());
-    for change in changes {
-        let candidates: Vec<usize> = match change.touch.required_keys() {
-            Some(keys) => {
-                let mut v: Vec<usize> = keys.iter().filter_map(|k| index.get(k)).flatten().copied().collect();
-                v.sort_unstable();
-                v.dedup();
-                v
-            }
-            None => (0..n).collect(),
-        };
-        let mut operations = Vec::new();
-        for i in candidates {
-            let u = &usages[i];
-            if !change.touch.matches(u) {
+        candidates.clear();
+        candidates.extend(u.keys().filter_map(|k| by_key.get(k)).flatten());
+        candidates.extend_from_slice(&without_keys);
+        candidates.sort_unstable();
+        candidates.dedup();
+        for &c in &candidates {
+            let touch = &changes[c].touch;
+            if !touch.matches(&u) {
                 continue;
             }
-            let op = &contract.operations()[i];
-            let site = change.touch.site(u);
+            let site = touch.site(&u);
             let file = contract
                 .file_index_of(site)
                 .and_then(|fi| contract.file(fi))
                 .map(|f| f.path.clone())
                 .unwrap_or_else(|| op.file.clone());
             let (line, column) = contract.line_col(site).unwrap_or((op.line, op.column));
-            operations.push(TouchedOperation {
+            touching[c].push(TouchedOperation {
                 component: op.component.clone(),
                 operation: op.name.clone(),
                 operation_type: op.operation_type,
@@ -338,6 +332,10 @@ fn classify(
                 column,
             });
         }
+    }
+
+    let mut checked = Vec::with_capacity(changes.len());
+    for (change, operations) in changes.into_iter().zip(touching) {
         let touched = !operations.is_empty();
         let severity = match change.level {
             Level::Breaking if touched || options.strict => Severity::Error,
