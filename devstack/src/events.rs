@@ -93,6 +93,9 @@ struct Log {
 struct TemplateLog {
     /// Indexes into `events`, ascending.
     indexes: Vec<usize>,
+    /// The `occurred_at` of each of `indexes`' events, beside them: a window's bounds are found
+    /// by a binary search of this, not of events scattered through the log.
+    times: Vec<DateTime<Utc>>,
     /// Whether `occurred_at` never decreases along `indexes`: true of the dataset and of live
     /// appends; an append stamped earlier than the template's last event clears it, and stats
     /// then scan every event instead of the window alone.
@@ -104,14 +107,15 @@ impl Log {
         let index = self.events.len();
         match self.by_template.get_mut(&*event.template_id) {
             Some(log) => {
-                let last = log.indexes.last().and_then(|&i| self.events.get(i));
-                if last.is_some_and(|last| last.occurred_at > event.occurred_at) {
+                if log.times.last().is_some_and(|&last| last > event.occurred_at) {
                     log.in_time_order = false;
                 }
                 log.indexes.push(index);
+                log.times.push(event.occurred_at);
             }
             None => {
-                let log = TemplateLog { indexes: vec![index], in_time_order: true };
+                let log =
+                    TemplateLog { indexes: vec![index], times: vec![event.occurred_at], in_time_order: true };
                 self.by_template.insert(event.template_id.clone(), log);
             }
         }
@@ -125,10 +129,7 @@ impl Log {
         if !log.in_time_order {
             return &log.indexes;
         }
-        let before = |bound: DateTime<Utc>| {
-            log.indexes.partition_point(|&i| self.events.get(i).is_some_and(|e| e.occurred_at < bound))
-        };
-        let (from, to) = (before(start), before(end));
+        let (from, to) = (log.times.partition_point(|&t| t < start), log.times.partition_point(|&t| t < end));
         log.indexes.get(from..to.max(from)).unwrap_or(&[])
     }
 
