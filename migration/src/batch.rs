@@ -52,6 +52,9 @@ where
 }
 
 struct BatchState<K, T> {
+    /// The field's slot among its `max_in_flight`, held from [`ShadowBatch::expect`] until the
+    /// expected items are compared: a page's items share one call, so they count once.
+    slot: Option<Slot>,
     /// Items expected that have not started yet.
     to_come: usize,
     /// Items started whose primary has not answered yet.
@@ -65,7 +68,6 @@ struct Done<K, T> {
     key: K,
     primary: PrimaryDone<T>,
     context: CallContext,
-    _slot: Slot,
 }
 
 /// Records how long the secondary's page call took (see [`ShadowBatch::latency_probe`]).
@@ -103,7 +105,7 @@ impl ShadowExecutor {
             started: Instant::now(),
             secondary,
             secondary_latency: Arc::new(AtomicU64::new(0)),
-            state: Mutex::new(BatchState { to_come: 0, running: 0, done: Vec::new() }),
+            state: Mutex::new(BatchState { slot: None, to_come: 0, running: 0, done: Vec::new() }),
         })
     }
 }
@@ -114,9 +116,20 @@ where
     T: Serialize + Clone + PartialEq + Send + 'static,
     E: Display + Send + 'static,
 {
-    /// `items` more items of the field will run through this batch.
-    pub fn expect(&self, items: usize) {
-        self.lock().to_come += items;
+    /// `items` more items of the field will run through this batch (a page about to resolve
+    /// them, whose caller then asks the secondary for their keys). False when the field's
+    /// `max_in_flight` second calls are already running: the items then go one by one, and are
+    /// skipped as such.
+    pub fn expect(&self, items: usize) -> bool {
+        let mut state = self.lock();
+        if state.slot.is_none() {
+            match self.executor.take_slot(self.decision.key, self.plan.max_in_flight) {
+                Some(slot) => state.slot = Some(slot),
+                None => return false,
+            }
+        }
+        state.to_come += items;
+        true
     }
 
     /// Where the caller that makes the secondary's page call records how long it took (the
@@ -147,13 +160,11 @@ where
         let result = primary.await;
         let elapsed = started.elapsed();
         recorder.record_served(self.decision.key, self.decision.serve, elapsed);
-        if let Some(slot) = self.executor.take_slot(self.decision.key, self.plan.max_in_flight) {
-            let primary = match &result {
-                Ok(value) => PrimaryDone::Value(value.clone(), elapsed),
-                Err(_) => PrimaryDone::Failed,
-            };
-            arrival.done = Some(Done { key, primary, context, _slot: slot });
-        }
+        let primary = match &result {
+            Ok(value) => PrimaryDone::Value(value.clone(), elapsed),
+            Err(_) => PrimaryDone::Failed,
+        };
+        arrival.done = Some(Done { key, primary, context });
         result
     }
 
@@ -168,9 +179,9 @@ where
         Some(Arrival { batch: self, operation: context.operation.clone(), done: None })
     }
 
-    /// An item finished, with its side of the comparison; without it (no slot was free, or the
-    /// request went away before its primary answered) it counts as skipped. The last of the
-    /// batch starts the comparisons.
+    /// An item finished, with its side of the comparison; without it (the request went away
+    /// before its primary answered) it counts as skipped. The last of the expected items starts
+    /// the comparisons, which take the batch's slot with them.
     fn finished(&self, operation: Option<&str>, done: Option<Done<K, T>>) {
         if done.is_none() {
             self.executor.recorder().record_outcome(self.decision.key, operation, Outcome::Skipped, None);
@@ -180,15 +191,18 @@ where
             state.running -= 1;
             state.done.extend(done);
             match state.to_come == 0 && state.running == 0 {
-                true => std::mem::take(&mut state.done),
-                false => Vec::new(),
+                true => Some((std::mem::take(&mut state.done), state.slot.take())),
+                false => None,
             }
         };
-        self.compare(ready);
+        if let Some((items, slot)) = ready {
+            self.compare(items, slot);
+        }
     }
 
-    /// Hands `items` to one task that waits for the secondary's answers and settles each.
-    fn compare(&self, items: Vec<Done<K, T>>) {
+    /// Hands `items` to one task that waits for the secondary's answers and settles each; the
+    /// slot is free once it has.
+    fn compare(&self, items: Vec<Done<K, T>>, slot: Option<Slot>) {
         if items.is_empty() {
             return;
         }
@@ -204,6 +218,7 @@ where
         let deadline = tokio::time::Instant::from_std(self.started + plan.deadline);
         let (started, latency) = (self.started, self.secondary_latency.clone());
         runtime.spawn(async move {
+            let _slot = slot;
             let answers = tokio::time::timeout_at(deadline, answers).await.ok();
             // The page call's own latency when its caller recorded it; else (it has not yet, or
             // some keys were not in it) until the last answer.
@@ -259,7 +274,8 @@ where
 {
     /// The request is over: the items that came are compared, even if others never did.
     fn drop(&mut self) {
-        let done = std::mem::take(&mut self.state.get_mut().unwrap_or_else(PoisonError::into_inner).done);
-        self.compare(done);
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let (done, slot) = (std::mem::take(&mut state.done), state.slot.take());
+        self.compare(done, slot);
     }
 }

@@ -516,3 +516,28 @@ async fn a_batch_past_its_deadline_counts_a_timeout_per_item() {
     assert_eq!(calls_made(&calls), [2]);
     assert_eq!(counters(&fixture).compared(), 0);
 }
+
+/// A page's items share one call, so they hold one of the field's `max_in_flight` slots: a page
+/// of ten goes through a bound of one, and another page finds the slot taken until the first is
+/// compared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_counts_once_among_max_in_flight() {
+    let fixture = fixture(&shadow("10s", 1));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, None);
+    let (other, _) = page_batch(&fixture, &fixture.table.decide(fixture.key, &subject(2)), None);
+    assert!(batch.expect(10), "a free slot");
+    assert_eq!(fixture.executor.in_flight(fixture.key), 1);
+    assert!(batch.expect(5), "the page's slot covers more of its items");
+    assert!(!other.expect(10), "the field's one slot is taken by the first page");
+    for n in 0..15 {
+        let answer =
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+        assert_eq!(answer.map(|s| s.sent), Ok(n));
+    }
+    wait_for(|| counters(&fixture).compared() == 15).await;
+    assert_eq!((counters(&fixture).matched, counters(&fixture).skipped), (15, 0));
+    assert_eq!(calls_made(&calls), [15]);
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+    assert!(other.expect(10), "free again once the first page is compared");
+}

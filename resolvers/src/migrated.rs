@@ -198,18 +198,18 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
 /// asked of the secondary's side too, in one call from a task of its own (detached from the
 /// request's levels, so the secondary never holds the response back), and the items' comparisons
 /// are made together once the last item has its primary answer (the request's
-/// [`ShadowBatch`] of `F`). Not for a calibration, whose second calls must not share the
-/// request's loaders, nor when the field's second calls are at their bound.
+/// [`ShadowBatch`] of `F`, which counts once among the field's `max_in_flight`). Not for a
+/// calibration, whose second calls must not share the request's loaders, nor when the field's
+/// second calls are at their bound.
 pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Key>) {
     let (Ok(scope), Ok(engine)) = (scope(ctx), ctx.data::<Engine>()) else { return };
     let Ok(field) = field_key(engine, F::DECLARATION) else { return };
     let decision = scope.routing.decide(field);
     if let Some(plan) = decision.shadow
         && plan.purpose == ShadowPurpose::Compare
-        && engine.executor.in_flight(field) < plan.max_in_flight
         && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, true)
+        && batch.expect(keys.len())
     {
-        batch.expect(keys.len());
         let latency = batch.latency_probe();
         let loaders = scope.loaders.clone();
         let keys = keys.clone();

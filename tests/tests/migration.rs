@@ -201,6 +201,48 @@ async fn the_secondaries_of_a_page_share_one_call() {
     stack.stop().await;
 }
 
+/// A page whose items select `stats` twice (two aliases, one window) prefetches one window: the
+/// page's batch expects 50 items and gets 100. The 50 beyond it are compared one by one, and
+/// still every item is compared, and the secondary is asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_beyond_a_shadowed_page_s_batch_are_compared_too() {
+    let table = RoutingTableFile::new(
+        "shadow-aliases",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n",
+    );
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let engine = stack.gateway.engine().clone();
+    let key = stats_key(&engine);
+    let counters = |engine: &Engine| {
+        engine
+            .executor
+            .recorder()
+            .snapshot()
+            .keys
+            .get(&key)
+            .map(|results| results.counters)
+            .unwrap_or_default()
+    };
+    let query = "query Aliased($workspaceId: ID!) { templates(workspaceId: $workspaceId, first: 50) { edges { \
+                 node { id stats { sent } again: stats { opened } } } } }";
+    stack.devstack.calls().reset();
+    let response = stack.graphql(query, json!({ "workspaceId": banyan_tests::workspace_id(1) })).await;
+    assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+    let edges = response.data()["templates"]["edges"].as_array().map_or(0, Vec::len);
+    assert_eq!(edges, 50, "a page of 50");
+    // Polled like `eventually`, so that a failure shows what was counted.
+    for _ in 0..400 {
+        if counters(&engine).compared() == 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let counters = counters(&engine);
+    assert_eq!((counters.matched, counters.skipped), (100, 0), "{counters:?}");
+    assert_eq!(service_calls(&stack), 1, "one GetTemplateStats for the page's secondaries");
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
     let table = RoutingTableFile::new(
