@@ -420,6 +420,16 @@ fn page_batch(
     (Arc::new(batch), calls)
 }
 
+/// Runs items `ns` through `batch`, one after another, each with a primary that agrees with
+/// the secondary, and checks each gets its primary's answer.
+async fn run_items(batch: &ShadowBatch<u64, Stats, String>, ns: impl IntoIterator<Item = u64>) {
+    for n in ns {
+        let answer =
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+        assert_eq!(answer.map(|s| s.sent), Ok(n));
+    }
+}
+
 fn calls_made(calls: &Mutex<Vec<usize>>) -> Vec<usize> {
     calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
@@ -461,11 +471,7 @@ async fn items_a_batch_did_not_expect_are_compared_alone() {
     let decision = fixture.table.decide(fixture.key, &subject(1));
     let (batch, calls) = page_batch(&fixture, &decision, None);
     batch.expect(1);
-    for n in [3, 4] {
-        let answer =
-            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
-        assert_eq!(answer.map(|s| s.sent), Ok(n));
-    }
+    run_items(&batch, [3, 4]).await;
     wait_for(|| counters(&fixture).compared() == 2).await;
     assert_eq!(calls_made(&calls), [1, 1]);
     assert_eq!(counters(&fixture).matched, 2);
@@ -479,11 +485,7 @@ async fn a_request_that_ends_early_compares_the_items_it_has() {
     let decision = fixture.table.decide(fixture.key, &subject(1));
     let (batch, calls) = page_batch(&fixture, &decision, None);
     batch.expect(5);
-    for n in 0..3 {
-        let answer =
-            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
-        assert_eq!(answer.map(|s| s.sent), Ok(n));
-    }
+    run_items(&batch, 0..3).await;
     // An item whose primary never answers, abandoned (as a cancelled request abandons it).
     let abandoned = tokio::time::timeout(
         Duration::from_millis(20),
@@ -507,11 +509,7 @@ async fn a_batch_past_its_deadline_counts_a_timeout_per_item() {
     let decision = fixture.table.decide(fixture.key, &subject(1));
     let (batch, calls) = page_batch(&fixture, &decision, Some(Duration::from_secs(30)));
     batch.expect(2);
-    for n in 0..2 {
-        let answer =
-            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
-        assert_eq!(answer.map(|s| s.sent), Ok(n));
-    }
+    run_items(&batch, 0..2).await;
     wait_for(|| counters(&fixture).secondary_timeouts == 2).await;
     assert_eq!(calls_made(&calls), [2]);
     assert_eq!(counters(&fixture).compared(), 0);
@@ -530,11 +528,7 @@ async fn a_page_counts_once_among_max_in_flight() {
     assert_eq!(fixture.executor.in_flight(fixture.key), 1);
     assert!(batch.expect(5), "the page's slot covers more of its items");
     assert!(!other.expect(10), "the field's one slot is taken by the first page");
-    for n in 0..15 {
-        let answer =
-            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
-        assert_eq!(answer.map(|s| s.sent), Ok(n));
-    }
+    run_items(&batch, 0..15).await;
     wait_for(|| counters(&fixture).compared() == 15).await;
     assert_eq!((counters(&fixture).matched, counters(&fixture).skipped), (15, 0));
     assert_eq!(calls_made(&calls), [15]);

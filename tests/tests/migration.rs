@@ -16,6 +16,10 @@ use serde_json::{Value, json};
 
 const STATS_QUERY: &str = "query Stats($id: ID!) { template(id: $id) { stats { sent delivered opened clicked bounced uniqueOpens } } }";
 
+/// `Template.stats` served by the monolith and compared with the event store on every request.
+const STATS_IN_SHADOW_BEHIND_LEGACY: &str =
+    "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n";
+
 async fn stack_with_table(table: &RoutingTableFile, devstack: DevStackConfig) -> TestStack {
     stack_with_table_and(table, devstack, |_| {}).await
 }
@@ -169,10 +173,7 @@ async fn shadow_with_identical_data_matches_and_a_legacy_side_behind_mismatches_
 /// resolved together, which was two or three).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secondaries_of_a_page_share_one_call() {
-    let table = RoutingTableFile::new(
-        "shadow-page",
-        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n",
-    );
+    let table = RoutingTableFile::new("shadow-page", STATS_IN_SHADOW_BEHIND_LEGACY);
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     // Answers that take as long as a real backend's, so the page's items resolve in waves.
     stack.devstack.faults().set(DevBackend::Monolith, Fault::latency(Duration::from_millis(2)));
@@ -206,22 +207,12 @@ async fn the_secondaries_of_a_page_share_one_call() {
 /// still every item is compared, and the secondary is asked once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_beyond_a_shadowed_page_s_batch_are_compared_too() {
-    let table = RoutingTableFile::new(
-        "shadow-aliases",
-        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n",
-    );
+    let table = RoutingTableFile::new("shadow-aliases", STATS_IN_SHADOW_BEHIND_LEGACY);
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     let engine = stack.gateway.engine().clone();
-    let key = stats_key(&engine);
     let counters = |engine: &Engine| {
-        engine
-            .executor
-            .recorder()
-            .snapshot()
-            .keys
-            .get(&key)
-            .map(|results| results.counters)
-            .unwrap_or_default()
+        let results = engine.executor.recorder().snapshot().keys.remove(&stats_key(engine));
+        results.map(|results| results.counters).unwrap_or_default()
     };
     let query = "query Aliased($workspaceId: ID!) { templates(workspaceId: $workspaceId, first: 50) { edges { \
                  node { id stats { sent } again: stats { opened } } } } }";
