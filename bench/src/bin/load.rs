@@ -370,6 +370,7 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
     result?;
     print_ratios(&rows, gateway_bins.len());
     print_binaries(&rows, gateway_bins.len());
+    print_shadow(&rows, gateway_bins.len());
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&rows)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -620,6 +621,74 @@ fn print_binaries(rows: &[Row], binaries: usize) {
     }
 }
 
+/// Shadow's p50 over legacy-only's for one run shape, paired within rounds.
+#[derive(Debug, PartialEq)]
+struct ShadowPairs {
+    latency: Latency,
+    operation: &'static str,
+    concurrency: usize,
+    binary: usize,
+    /// One ratio per pair, in round order.
+    ratios: Vec<f64>,
+}
+
+/// The shadow target's figure (the primary's p50 in shadow against legacy-only), per run shape:
+/// each round's `shadow` runs paired with its `legacy` runs in order (the first with the first),
+/// runs moments apart, so the machine's drift mostly cancels.
+fn shadow_pairs(rows: &[Row]) -> Vec<ShadowPairs> {
+    let mut out: Vec<ShadowPairs> = Vec::new();
+    for shadow in rows.iter().filter(|r| r.variant == Variant::Shadow) {
+        let shape = (shadow.latency, shadow.operation, shadow.concurrency, shadow.binary);
+        let same = |r: &&Row| {
+            (r.latency, r.operation, r.concurrency, r.binary, r.round)
+                == (shape.0, shape.1, shape.2, shape.3, shadow.round)
+        };
+        // This shadow run's place among its round's, and the legacy run in the same place.
+        let place = rows
+            .iter()
+            .filter(same)
+            .filter(|r| r.variant == Variant::Shadow)
+            .position(|r| std::ptr::eq(r, shadow));
+        let legacy =
+            place.and_then(|i| rows.iter().filter(same).filter(|r| r.variant == Variant::Legacy).nth(i));
+        let Some(legacy) = legacy else { continue };
+        let ratio = shadow.p50_ms / legacy.p50_ms;
+        match out.iter_mut().find(|p| (p.latency, p.operation, p.concurrency, p.binary) == shape) {
+            Some(pairs) => pairs.ratios.push(ratio),
+            None => out.push(ShadowPairs {
+                latency: shape.0,
+                operation: shape.1,
+                concurrency: shape.2,
+                binary: shape.3,
+                ratios: vec![ratio],
+            }),
+        }
+    }
+    out
+}
+
+fn print_shadow(rows: &[Row], binaries: usize) {
+    let pairs = shadow_pairs(rows);
+    if pairs.is_empty() {
+        return;
+    }
+    println!();
+    println!("shadow's p50 over legacy-only's, paired within each round (the target: at most x1.05)");
+    for p in pairs {
+        let n = p.ratios.len();
+        let within = p.ratios.iter().filter(|r| **r <= 1.05).count();
+        let (low, high) = p.ratios.iter().fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        let Some(middle) = median(p.ratios) else { continue };
+        let binary = if binaries > 1 { format!(" #{}", p.binary + 1) } else { String::new() };
+        println!(
+            "{:<9} {:<18} {:>5}{binary}  x{middle:.3} (median of {n}, {low:.2}-{high:.2}), within x1.05 in {within} of {n}",
+            format!("{:?}", p.latency).to_lowercase(),
+            p.operation,
+            p.concurrency,
+        );
+    }
+}
+
 /// Failed requests fail any run; in smoke mode, so do calls above the table.
 fn check(rows: &[Row], smoke: bool) -> bool {
     let mut ok = true;
@@ -664,4 +733,57 @@ fn check(rows: &[Row], smoke: bool) -> bool {
     }
     println!("{}", if ok { "smoke: ok" } else { "smoke: FAILED" });
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(round: usize, variant: Variant, concurrency: usize, binary: usize, p50_ms: f64) -> Row {
+        Row {
+            binary,
+            round,
+            latency: Latency::Realistic,
+            variant,
+            operation: TEMPLATE_LIST.name,
+            concurrency,
+            requests: 1,
+            failures: 0,
+            requests_per_second: 1.0,
+            p50_ms,
+            p99_ms: p50_ms,
+            backend_calls_per_request: 1.0,
+            calls: BTreeMap::new(),
+            cpu_ms_per_request: 1.0,
+            peak_rss_mib: 1.0,
+            rss_mib: 1.0,
+            devstack_cpu_ms_per_request: 1.0,
+            cpu_per_devstack_cpu: 1.0,
+        }
+    }
+
+    /// Each shadow run is paired with the legacy run in the same place of its round, whatever
+    /// their order; shapes without both variants give no pair.
+    #[test]
+    fn shadow_runs_pair_with_the_legacy_runs_of_their_round() {
+        use Variant::{Legacy, Shadow};
+        let rows = vec![
+            row(0, Legacy, 16, 0, 40.0),
+            row(0, Shadow, 16, 0, 42.0),
+            row(0, Legacy, 16, 0, 50.0),
+            row(0, Shadow, 16, 0, 45.0),
+            row(0, Legacy, 64, 0, 200.0),
+            row(1, Shadow, 16, 0, 60.0),
+            row(1, Legacy, 16, 0, 50.0),
+            row(1, Shadow, 16, 1, 70.0),
+        ];
+        let pairs = shadow_pairs(&rows);
+        assert_eq!(pairs.len(), 1, "{pairs:?}");
+        assert_eq!((pairs[0].concurrency, pairs[0].binary), (16, 0));
+        let expected = [42.0 / 40.0, 45.0 / 50.0, 60.0 / 50.0];
+        assert_eq!(pairs[0].ratios.len(), expected.len());
+        for (got, want) in pairs[0].ratios.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{got} != {want}");
+        }
+    }
 }
