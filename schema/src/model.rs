@@ -431,8 +431,20 @@ impl Strings {
         Sym(sym)
     }
 
+    /// Room for `more` strings without growing the table.
+    fn reserve(&mut self, more: usize) {
+        let wanted = ((self.spans.len() + more) * 2).next_power_of_two();
+        if wanted > self.table.len() {
+            self.rehash(wanted);
+        }
+        self.spans.reserve(more);
+    }
+
     fn grow(&mut self) {
-        let size = (self.table.len() * 2).max(1024);
+        self.rehash((self.table.len() * 2).max(1024));
+    }
+
+    fn rehash(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.table, vec![0; size]);
         for s in old.into_iter().filter_map(NonZeroU32::new) {
             let slot = self.slot(self.get(Sym(s)));
@@ -575,6 +587,7 @@ pub(crate) fn build(schema: &Schema, locator: &Locator<'_>, path: &str, hash: &s
             locations: Vec::new(),
         },
     };
+    b.reserve_for(schema);
     let def = &schema.schema_definition;
     for (i, root) in [&def.query, &def.mutation, &def.subscription].into_iter().enumerate() {
         b.m.roots[i] = root.as_ref().map(|r| Root { name: b.intern(&r.name), pos: b.pos(r.name.location()) });
@@ -632,6 +645,26 @@ struct Builder<'l, 'a> {
 }
 
 impl Builder<'_, '_> {
+    /// Room for what `schema` will add, counted first, so the tables are not grown (and their
+    /// contents copied and rehashed) as they fill: fields and enum values exactly, input values
+    /// without arguments, strings by at most one new name per type and member.
+    fn reserve_for(&mut self, schema: &Schema) {
+        let (mut fields, mut values, mut inputs) = (0, 0, 0);
+        for ty in schema.types.values() {
+            match ty {
+                ExtendedType::Object(o) => fields += o.fields.len(),
+                ExtendedType::Interface(i) => fields += i.fields.len(),
+                ExtendedType::Enum(e) => values += e.values.len(),
+                ExtendedType::InputObject(io) => inputs += io.fields.len(),
+                ExtendedType::Scalar(_) | ExtendedType::Union(_) => {}
+            }
+        }
+        self.m.fields.reserve_exact(fields);
+        self.m.values.reserve_exact(values);
+        self.m.inputs.reserve(inputs);
+        self.m.strings.reserve(schema.types.len() + fields + values + inputs);
+    }
+
     fn intern(&mut self, text: &str) -> Sym {
         self.m.strings.intern(text)
     }
