@@ -431,13 +431,12 @@ impl Strings {
         Sym(sym)
     }
 
-    /// Room for `more` strings without growing the table.
-    fn reserve(&mut self, more: usize) {
+    /// A table with room for `more` strings without growing.
+    fn reserve_table(&mut self, more: usize) {
         let wanted = ((self.spans.len() + more) * 2).next_power_of_two();
         if wanted > self.table.len() {
             self.rehash(wanted);
         }
-        self.spans.reserve(more);
     }
 
     fn grow(&mut self) {
@@ -645,24 +644,32 @@ struct Builder<'l, 'a> {
 }
 
 impl Builder<'_, '_> {
-    /// Room for what `schema` will add, counted first, so the tables are not grown (and their
-    /// contents copied and rehashed) as they fill: fields and enum values exactly, input values
-    /// without arguments, strings by at most one new name per type and member.
+    /// Room for what `schema` will add, counted first, so the tables are not grown (their
+    /// contents copied, or rehashed) as they fill: fields, enum values and input values (input
+    /// fields and arguments) exactly, and the string table for one name per type and member (it
+    /// still grows should descriptions and printed types need more).
     fn reserve_for(&mut self, schema: &Schema) {
         let (mut fields, mut values, mut inputs) = (0, 0, 0);
         for ty in schema.types.values() {
             match ty {
-                ExtendedType::Object(o) => fields += o.fields.len(),
-                ExtendedType::Interface(i) => fields += i.fields.len(),
+                ExtendedType::Object(o) => {
+                    fields += o.fields.len();
+                    inputs += o.fields.values().map(|f| f.arguments.len()).sum::<usize>();
+                }
+                ExtendedType::Interface(i) => {
+                    fields += i.fields.len();
+                    inputs += i.fields.values().map(|f| f.arguments.len()).sum::<usize>();
+                }
                 ExtendedType::Enum(e) => values += e.values.len(),
                 ExtendedType::InputObject(io) => inputs += io.fields.len(),
                 ExtendedType::Scalar(_) | ExtendedType::Union(_) => {}
             }
         }
+        inputs += schema.directive_definitions.values().map(|d| d.arguments.len()).sum::<usize>();
         self.m.fields.reserve_exact(fields);
         self.m.values.reserve_exact(values);
-        self.m.inputs.reserve(inputs);
-        self.m.strings.reserve(schema.types.len() + fields + values + inputs);
+        self.m.inputs.reserve_exact(inputs);
+        self.m.strings.reserve_table(schema.types.len() + fields + values + inputs);
     }
 
     fn intern(&mut self, text: &str) -> Sym {
