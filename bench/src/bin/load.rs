@@ -575,13 +575,11 @@ fn print_binaries(rows: &[Row], binaries: usize) {
     println!(
         "binaries compared ({rounds} rounds; medians, and cpu/dev of each binary over #1's in the same round)"
     );
-    let mut shapes: Vec<(Latency, Variant, &str, usize)> = Vec::new();
-    for row in rows.iter().filter(|r| r.variant != Variant::Floor) {
-        let shape = (row.latency, row.variant, row.operation, row.concurrency);
-        if !shapes.contains(&shape) {
-            shapes.push(shape);
-        }
-    }
+    let shapes = distinct(
+        rows.iter()
+            .filter(|r| r.variant != Variant::Floor)
+            .map(|r| (r.latency, r.variant, r.operation, r.concurrency)),
+    );
     for (latency, variant, operation, concurrency) in shapes {
         let of = |binary: usize| {
             rows.iter().filter(move |r| {
@@ -589,6 +587,7 @@ fn print_binaries(rows: &[Row], binaries: usize) {
                     == (latency, variant, operation, concurrency, binary)
             })
         };
+        let first: Vec<&Row> = of(0).collect();
         for binary in 0..binaries {
             let Some(cpu_dev) = median(of(binary).map(|r| r.cpu_per_devstack_cpu).collect()) else {
                 continue;
@@ -596,11 +595,9 @@ fn print_binaries(rows: &[Row], binaries: usize) {
             let cpu = median(of(binary).map(|r| r.cpu_ms_per_request).collect()).unwrap_or(0.0);
             let p50 = median(of(binary).map(|r| r.p50_ms).collect()).unwrap_or(0.0);
             let rps = median(of(binary).map(|r| r.requests_per_second).collect()).unwrap_or(0.0);
-            let paired: Vec<f64> = of(binary)
-                .filter_map(|row| {
-                    let first = of(0).find(|first| first.round == row.round)?;
-                    Some(row.cpu_per_devstack_cpu / first.cpu_per_devstack_cpu)
-                })
+            let paired: Vec<f64> = paired_within_rounds(&first, &of(binary).collect::<Vec<_>>())
+                .into_iter()
+                .map(|(first, row)| row.cpu_per_devstack_cpu / first.cpu_per_devstack_cpu)
                 .collect();
             let (lower, rounds) = (paired.iter().filter(|ratio| **ratio < 1.0).count(), paired.len());
             let versus = match (binary, median(paired)) {
@@ -632,36 +629,53 @@ struct ShadowPairs {
     ratios: Vec<f64>,
 }
 
+/// Distinct items, in the order they first come.
+fn distinct<T: PartialEq>(items: impl Iterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// `b`'s runs paired with `a`'s runs moments apart: within each round, the first with the
+/// first, the second with the second, and so on (so the machine's drift mostly cancels).
+fn paired_within_rounds<'r>(a: &[&'r Row], b: &[&'r Row]) -> Vec<(&'r Row, &'r Row)> {
+    let mut pairs = Vec::new();
+    for round in distinct(b.iter().map(|r| r.round)) {
+        let a_runs = a.iter().filter(|r| r.round == round);
+        let b_runs = b.iter().filter(|r| r.round == round);
+        pairs.extend(a_runs.zip(b_runs).map(|(a, b)| (*a, *b)));
+    }
+    pairs
+}
+
 /// The shadow target's figure (the primary's p50 in shadow against legacy-only), per run shape:
-/// each round's `shadow` runs paired with its `legacy` runs in order (the first with the first),
-/// runs moments apart, so the machine's drift mostly cancels.
+/// each round's `shadow` runs paired with its `legacy` runs ([`paired_within_rounds`]).
 fn shadow_pairs(rows: &[Row]) -> Vec<ShadowPairs> {
-    let mut out: Vec<ShadowPairs> = Vec::new();
-    for shadow in rows.iter().filter(|r| r.variant == Variant::Shadow) {
-        let shape = (shadow.latency, shadow.operation, shadow.concurrency, shadow.binary);
-        let same = |r: &&Row| {
-            (r.latency, r.operation, r.concurrency, r.binary, r.round)
-                == (shape.0, shape.1, shape.2, shape.3, shadow.round)
-        };
-        // This shadow run's place among its round's, and the legacy run in the same place.
-        let place = rows
-            .iter()
-            .filter(same)
+    let shapes = distinct(
+        rows.iter()
             .filter(|r| r.variant == Variant::Shadow)
-            .position(|r| std::ptr::eq(r, shadow));
-        let legacy =
-            place.and_then(|i| rows.iter().filter(same).filter(|r| r.variant == Variant::Legacy).nth(i));
-        let Some(legacy) = legacy else { continue };
-        let ratio = shadow.p50_ms / legacy.p50_ms;
-        match out.iter_mut().find(|p| (p.latency, p.operation, p.concurrency, p.binary) == shape) {
-            Some(pairs) => pairs.ratios.push(ratio),
-            None => out.push(ShadowPairs {
-                latency: shape.0,
-                operation: shape.1,
-                concurrency: shape.2,
-                binary: shape.3,
-                ratios: vec![ratio],
-            }),
+            .map(|r| (r.latency, r.operation, r.concurrency, r.binary)),
+    );
+    let mut out = Vec::new();
+    for (latency, operation, concurrency, binary) in shapes {
+        let of = |variant: Variant| -> Vec<&Row> {
+            rows.iter()
+                .filter(|r| {
+                    (r.latency, r.operation, r.concurrency, r.binary, r.variant)
+                        == (latency, operation, concurrency, binary, variant)
+                })
+                .collect()
+        };
+        let ratios: Vec<f64> = paired_within_rounds(&of(Variant::Legacy), &of(Variant::Shadow))
+            .into_iter()
+            .map(|(legacy, shadow)| shadow.p50_ms / legacy.p50_ms)
+            .collect();
+        if !ratios.is_empty() {
+            out.push(ShadowPairs { latency, operation, concurrency, binary, ratios });
         }
     }
     out
