@@ -37,13 +37,16 @@ pub struct RequestRouting {
     subject: RequestSubject,
     overrides: Overrides,
     served: Option<ServedLog>,
+    /// Each field's decision, made once: it depends only on the above, and a page of 50 items
+    /// would otherwise hash the request id twice per item in shadow.
+    decided: Mutex<Vec<Decision>>,
 }
 
 impl RequestRouting {
     /// Routing from `table` (one [`banyan_migration::LiveTable::snapshot`]) for `subject`, with
     /// `overrides` forced first.
     pub fn new(table: Arc<RoutingTable>, subject: RequestSubject, overrides: Overrides) -> Self {
-        Self { table, subject, overrides, served: None }
+        Self { table, subject, overrides, served: None, decided: Mutex::new(Vec::new()) }
     }
 
     /// Also notes, in `log`, which backend serves each migrated field at each path.
@@ -54,7 +57,13 @@ impl RequestRouting {
 
     /// What this request does for `key`.
     pub fn decide(&self, key: FieldKey) -> Decision {
-        self.table.decide_with(key, &self.subject, &self.overrides)
+        let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(decision) = decided.iter().find(|decision| decision.key == key) {
+            return *decision;
+        }
+        let decision = self.table.decide_with(key, &self.subject, &self.overrides);
+        decided.push(decision);
+        decision
     }
 
     /// The table snapshot this request decides from.
@@ -139,6 +148,16 @@ pub(crate) trait MigratedRead {
         backend: Backend,
         key: Self::Key,
     ) -> impl Future<Output = Result<Self::Value, SourceError>> + Send + '_;
+
+    /// Reads every key of a page's shadow batch from `backend`: each key's own outcome, in the
+    /// order of `keys`. Sides whose loader can wait for them all at once say so.
+    fn load_each(
+        reach: Reach<'_>,
+        backend: Backend,
+        keys: Vec<Self::Key>,
+    ) -> impl Future<Output = Vec<Result<Self::Value, SourceError>>> + Send + '_ {
+        futures::future::join_all(keys.into_iter().map(move |key| Self::load(reach, backend, key)))
+    }
 
     /// Loads `keys` from `backend` into the request's loader cache, for a page about to resolve
     /// the field on each of its items. Sides without a cache do nothing.
@@ -287,15 +306,12 @@ impl RequestScope {
 /// The request's shadow batch of the migrated field `F`.
 type FieldBatch<F> = ShadowBatch<<F as MigratedRead>::Key, <F as MigratedRead>::Value, SourceError>;
 
-/// How a batch of `F` asks the secondary: each key through the request's loaders (which the
+/// How a batch of `F` asks the secondary: its keys through the request's loaders (which the
 /// page's prefetch has filled, or is filling, for the same keys), all at once.
 fn batch_secondary<F: MigratedRead>(loaders: Arc<Loaders>) -> BatchSecondary<F::Key, F::Value, SourceError> {
     Arc::new(move |backend, keys: Vec<F::Key>| {
         let loaders = loaders.clone();
-        Box::pin(async move {
-            let reach = Reach { loaders: &loaders };
-            futures::future::join_all(keys.into_iter().map(|key| F::load(reach, backend, key))).await
-        })
+        Box::pin(async move { F::load_each(Reach { loaders: &loaders }, backend, keys).await })
     })
 }
 
@@ -311,6 +327,17 @@ impl MigratedRead for TemplateStatsField {
         match backend {
             Backend::Legacy => reach.loaders.legacy_stats.load_one(key).await,
             Backend::Service => reach.loaders.stats.load_one(key).await,
+        }
+    }
+
+    async fn load_each(
+        reach: Reach<'_>,
+        backend: Backend,
+        keys: Vec<StatsKey>,
+    ) -> Vec<Result<Self::Value, SourceError>> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.load_each(keys).await,
+            Backend::Service => reach.loaders.stats.load_each(keys).await,
         }
     }
 
@@ -427,5 +454,48 @@ mod tests {
             let read = matches!(declaration.access, Access::Read);
             assert_eq!(read, !declaration.is_write(), "`{}`", declaration.key);
         }
+    }
+
+    /// A request decides each field once and keeps it: asked again, in any order, each field
+    /// gets what the table decides for it (sampled per request id, canary per user, an override
+    /// first), never another field's decision.
+    #[test]
+    fn a_request_keeps_each_field_s_decision() {
+        let catalog = Catalog::banyan().unwrap_or_else(|e| panic!("{e}"));
+        let table = RoutingTable::parse(
+            "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.5\n\
+             [fields.\"Template.draft\"]\nmode = \"canary\"\npercent = 50\n",
+            "t",
+            &catalog,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let table = Arc::new(table);
+        let key = |name| catalog.key(name).unwrap_or_else(|| panic!("{name} is declared"));
+        let (stats, draft, events) =
+            (key("Template.stats"), key("Template.draft"), key("Template.recentEvents"));
+        let overrides =
+            Overrides::parse("Template.recentEvents=service", &catalog).unwrap_or_else(|e| panic!("{e}"));
+        let (mut shadowed, mut on_service) = (0, 0);
+        for id in 0..200 {
+            let subject = RequestSubject {
+                user_id: Some(format!("user-{id}")),
+                request_id: format!("req-{id}"),
+                headers: Vec::new(),
+            };
+            let fresh = |key| table.decide_with(key, &subject, &overrides);
+            let expected = [fresh(stats), fresh(draft), fresh(events)];
+            shadowed += usize::from(expected[0].shadow.is_some());
+            on_service += usize::from(expected[1].serve == Backend::Service);
+            let routing = RequestRouting::new(table.clone(), subject.clone(), overrides.clone());
+            for key in [draft, stats, events, stats, draft, events, stats] {
+                let decision = routing.decide(key);
+                assert_eq!(Some(&decision), expected.iter().find(|d| d.key == key), "request {id}, {key}");
+            }
+        }
+        // Both draws vary between requests, so a decision kept for the wrong request would show.
+        assert!(
+            (60..=140).contains(&shadowed) && (60..=140).contains(&on_service),
+            "{shadowed} {on_service}"
+        );
     }
 }

@@ -76,6 +76,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -491,6 +492,17 @@ struct LoaderState<K, V> {
     prefetched: HashSet<K>,
 }
 
+/// What a load asks its keys for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asking {
+    /// [`BatchLoader::load_many`] (and `load_one`): all of them, or the first failure.
+    Load,
+    /// [`BatchLoader::prefetch_many`]: for a page's items, a level later.
+    Prefetch,
+    /// [`BatchLoader::load_each`]: each key's own outcome.
+    EachKey,
+}
+
 struct LoaderInner<T: BatchLoad> {
     loader: T,
     scheduler: BatchScheduler,
@@ -506,17 +518,20 @@ impl<T: BatchLoad> LoaderInner<T> {
     /// the level when the request's wrapper is polling here, else detached. Returns the level a
     /// load asked at when none of its keys is queued for that level and not all of them were
     /// prefetched for it: such a load is deferred until the level is dispatched (see
-    /// [`State::deferred`]). A `prefetch` notes the keys it queues as prefetched.
-    fn ask(self: &Arc<Self>, keys: &[T::Key], prefetch: bool) -> Option<u64> {
+    /// [`State::deferred`]). A prefetch notes the keys it queues as prefetched.
+    fn ask(self: &Arc<Self>, keys: &[T::Key], asking: Asking) -> Option<u64> {
         let level = self.scheduler.level_here();
         let in_level = level.is_some();
+        let prefetch = asking == Asking::Prefetch;
         let (join_level, spawn_detached, defer) = {
             let mut state = self.lock();
             let state = &mut *state;
-            // A load holding a key whose failure is remembered fails with it: call nothing.
-            let failed = keys
-                .iter()
-                .any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
+            // A load holding a key whose failure is remembered fails with it: call nothing. Not
+            // so a load of each key's own outcome, whose other keys are still wanted.
+            let failed = asking != Asking::EachKey
+                && keys
+                    .iter()
+                    .any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
             if failed {
                 return None;
             }
@@ -698,38 +713,98 @@ impl<T: BatchLoad> BatchLoader<T> {
         &self,
         keys: impl IntoIterator<Item = T::Key>,
     ) -> Result<HashMap<T::Key, T::Value>, SourceError> {
-        self.wait_for(keys, false).await
+        self.wait_for(keys, Asking::Load).await
+    }
+
+    /// Each key's own outcome, in the order of `keys`: its value, `None` when the backend has
+    /// none, or the error of its call. One wait for all of them, where a `load_one` per key would
+    /// take the lock, register a waker and be woken once per key.
+    pub async fn load_each(&self, keys: Vec<T::Key>) -> Vec<Result<Option<T::Value>, SourceError>> {
+        let deferred = self.inner.ask(&keys, Asking::EachKey);
+        Waiting::<T, EachKey> { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }.await
     }
 
     /// [`Self::load_many`] for a page about to resolve a field on each of its items: the items'
     /// later loads of these keys are answered at once, not deferred as a load answered from a
     /// call of an earlier level is (see the module docs). Failures are left for those loads.
     pub async fn prefetch_many(&self, keys: impl IntoIterator<Item = T::Key>) {
-        let _ = self.wait_for(keys, true).await;
+        let _ = self.wait_for(keys, Asking::Prefetch).await;
     }
 
-    /// Asks for `keys` (noted as prefetched or not) and waits for them.
-    fn wait_for(&self, keys: impl IntoIterator<Item = T::Key>, prefetch: bool) -> Waiting<'_, T> {
+    /// Asks for `keys` (a load or a prefetch) and waits for them.
+    fn wait_for(
+        &self,
+        keys: impl IntoIterator<Item = T::Key>,
+        asking: Asking,
+    ) -> Waiting<'_, T, AllOrFirstError> {
         let keys: Vec<T::Key> = keys.into_iter().collect();
-        let deferred = self.inner.ask(&keys, prefetch);
-        Waiting { inner: &self.inner, keys, id: None, deferred }
+        let deferred = self.inner.ask(&keys, asking);
+        Waiting { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }
     }
 }
 
-/// Waits until every key of one load is settled.
-struct Waiting<'a, T: BatchLoad> {
+/// How a wait reads its keys' slots: its answer, or `None` while it must go on waiting.
+trait Gather<K, V> {
+    type Output;
+    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output>;
+}
+
+/// [`BatchLoader::load_many`]: the values found, or the first failure met before a key still
+/// loading.
+struct AllOrFirstError;
+
+impl<K: Clone + Eq + Hash, V: Clone> Gather<K, V> for AllOrFirstError {
+    type Output = Result<HashMap<K, V>, SourceError>;
+
+    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output> {
+        let mut values = HashMap::with_capacity(keys.len());
+        for key in keys {
+            match slots.get(key) {
+                Some(Slot::Queued | Slot::Loading) => return None,
+                Some(Slot::Found(value)) => {
+                    values.insert(key.clone(), value.clone());
+                }
+                Some(Slot::Failed { error, .. }) => return Some(Err(error.clone())),
+                Some(Slot::Missing) | None => {}
+            }
+        }
+        Some(Ok(values))
+    }
+}
+
+/// [`BatchLoader::load_each`]: once every key is settled, each key's own outcome.
+struct EachKey;
+
+impl<K: Eq + Hash, V: Clone> Gather<K, V> for EachKey {
+    type Output = Vec<Result<Option<V>, SourceError>>;
+
+    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output> {
+        keys.iter()
+            .map(|key| match slots.get(key) {
+                Some(Slot::Queued | Slot::Loading) => None,
+                Some(Slot::Found(value)) => Some(Ok(Some(value.clone()))),
+                Some(Slot::Failed { error, .. }) => Some(Err(error.clone())),
+                Some(Slot::Missing) | None => Some(Ok(None)),
+            })
+            .collect()
+    }
+}
+
+/// Waits until the keys of one load are settled (or, for [`AllOrFirstError`], one has failed).
+struct Waiting<'a, T: BatchLoad, G> {
     inner: &'a LoaderInner<T>,
     keys: Vec<T::Key>,
     id: Option<u64>,
     /// The level this load waits to see dispatched first, if deferred.
     deferred: Option<u64>,
+    gather: PhantomData<fn() -> G>,
 }
 
 // Nothing in it is pinned: it only reads its keys.
-impl<T: BatchLoad> Unpin for Waiting<'_, T> {}
+impl<T: BatchLoad, G> Unpin for Waiting<'_, T, G> {}
 
-impl<T: BatchLoad> Future for Waiting<'_, T> {
-    type Output = Result<HashMap<T::Key, T::Value>, SourceError>;
+impl<T: BatchLoad, G: Gather<T::Key, T::Value>> Future for Waiting<'_, T, G> {
+    type Output = G::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -741,44 +816,28 @@ impl<T: BatchLoad> Future for Waiting<'_, T> {
         }
         let mut state = this.inner.lock();
         let state = &mut *state;
-        let mut values = HashMap::with_capacity(this.keys.len());
-        for key in &this.keys {
-            match state.slots.get(key) {
-                Some(Slot::Queued | Slot::Loading) => {
-                    let id = *this.id.get_or_insert_with(|| {
-                        state.next_waiter += 1;
-                        state.next_waiter
-                    });
-                    match state.waiters.get_mut(&id) {
-                        Some(waker) if waker.will_wake(cx.waker()) => {}
-                        Some(waker) => waker.clone_from(cx.waker()),
-                        None => {
-                            state.waiters.insert(id, cx.waker().clone());
-                        }
-                    }
-                    return Poll::Pending;
-                }
-                Some(Slot::Found(value)) => {
-                    values.insert(key.clone(), value.clone());
-                }
-                Some(Slot::Failed { error, .. }) => {
-                    let error = error.clone();
-                    if let Some(id) = this.id.take() {
-                        state.waiters.remove(&id);
-                    }
-                    return Poll::Ready(Err(error));
-                }
-                Some(Slot::Missing) | None => {}
+        if let Some(answer) = G::gather(&state.slots, &this.keys) {
+            if let Some(id) = this.id.take() {
+                state.waiters.remove(&id);
+            }
+            return Poll::Ready(answer);
+        }
+        let id = *this.id.get_or_insert_with(|| {
+            state.next_waiter += 1;
+            state.next_waiter
+        });
+        match state.waiters.get_mut(&id) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => {
+                state.waiters.insert(id, cx.waker().clone());
             }
         }
-        if let Some(id) = this.id.take() {
-            state.waiters.remove(&id);
-        }
-        Poll::Ready(Ok(values))
+        Poll::Pending
     }
 }
 
-impl<T: BatchLoad> Drop for Waiting<'_, T> {
+impl<T: BatchLoad, G> Drop for Waiting<'_, T, G> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.inner.lock().waiters.remove(&id);
@@ -925,6 +984,27 @@ mod tests {
             let levels = scheduler.shared.lock().level;
             assert_eq!(levels, if prefetch { 2 } else { 3 }, "prefetched: {prefetch}");
         }
+    }
+
+    /// `load_each` answers every key with its own outcome, where `load_many` fails whole: a key
+    /// whose earlier call failed keeps its error, the others are loaded in one call.
+    #[tokio::test]
+    async fn each_key_gets_its_own_outcome_in_one_call() {
+        let backend = Arc::new(Doubling::default());
+        let scheduler = BatchScheduler::new();
+        let loader = BatchLoader::new(backend.clone(), &scheduler);
+        backend.failing.store(true, Ordering::SeqCst);
+        let _ = scheduler.drive(loader.load_one(1)).await;
+        backend.failing.store(false, Ordering::SeqCst);
+        let keys = vec![1, 2, 13, 3, 2];
+        let each = scheduler.drive(loader.load_each(keys.clone())).await;
+        let codes: Vec<Result<Option<u64>, &str>> =
+            each.iter().map(|outcome| outcome.as_ref().map(|v| *v).map_err(|e| e.code())).collect();
+        assert_eq!(codes, [Err("BACKEND_UNAVAILABLE"), Ok(Some(4)), Ok(None), Ok(Some(6)), Ok(Some(4))]);
+        assert_eq!(calls(&backend), vec![1, 3], "the failed key is not asked again; 2, 13 and 3 in one call");
+        let whole = scheduler.drive(loader.load_many(keys)).await;
+        assert_eq!(whole.err().map(|e| e.code()), Some("BACKEND_UNAVAILABLE"));
+        assert!(loader.inner.lock().waiters.is_empty(), "no waiter left behind");
     }
 
     #[tokio::test]
