@@ -1,9 +1,20 @@
-//! The load driver: `concurrency` HTTP/1.1 keep-alive connections, each sending the next request
-//! as soon as the previous answer is read (a closed loop), for a fixed time; every latency is
-//! kept, so percentiles are exact.
+//! The load driver: `concurrency` HTTP/1.1 keep-alive connections for a fixed time; every latency
+//! is kept, so percentiles are exact.
+//!
+//! Two ways to pace them ([`Pace`]):
+//! - a closed loop: each connection sends its next request as soon as the previous answer is
+//!   read. It finds the most a server can take, and there every request queues behind the
+//!   others: latency is then mostly waiting for the CPU.
+//! - an open loop at a fixed rate: request `i` is due at `i / rate` seconds from the start,
+//!   whether or not earlier answers are in, and the next free connection sends it. Its latency
+//!   counts from when it was due if it went out late (every connection busy: the wait is the
+//!   server's doing), else from when it was sent (a timer waking a little late is not). This is
+//!   latency at a given load, below what saturates the server; a closed loop alone would hide the
+//!   waits of requests that could not be sent (coordinated omission).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -79,8 +90,59 @@ impl Outcome {
     }
 }
 
+/// How requests are sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Each connection sends again as soon as it has its answer.
+    ClosedLoop,
+    /// This many requests per second, due at fixed intervals from the start.
+    Rate(f64),
+}
+
+/// When the requests of an open loop are due: shared by the connections, which claim them in
+/// order.
+struct Schedule {
+    started: Instant,
+    rate: f64,
+    next: AtomicU64,
+}
+
+impl Schedule {
+    /// Claims the next request: when it is due.
+    fn claim(&self) -> Instant {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        self.started + Duration::from_secs_f64(index as f64 / self.rate)
+    }
+}
+
+/// Waits for the next request's turn; `None` when the run is over. Returns the instant its
+/// latency counts from.
+async fn next_turn(schedule: Option<&Schedule>, deadline: Instant, give_up: Instant) -> Option<Instant> {
+    let Some(schedule) = schedule else {
+        let now = Instant::now();
+        return (now < deadline).then_some(now);
+    };
+    let due = schedule.claim();
+    let claimed = Instant::now();
+    // A rate the server cannot take leaves requests due long past the deadline: stop at
+    // `give_up`, and the throughput shows the rate was not met.
+    if due >= deadline || claimed >= give_up {
+        return None;
+    }
+    if claimed > due {
+        return Some(due);
+    }
+    tokio::time::sleep_until(due.into()).await;
+    Some(Instant::now())
+}
+
 /// One connection's loop: sends until `deadline`, returns its latencies and failures.
-async fn connection(target: Arc<Target>, deadline: Instant) -> Result<Outcome, DriverError> {
+async fn connection(
+    target: Arc<Target>,
+    schedule: Option<Arc<Schedule>>,
+    deadline: Instant,
+    give_up: Instant,
+) -> Result<Outcome, DriverError> {
     let stream = TcpStream::connect(target.addr)
         .await
         .map_err(|source| DriverError::Connect { addr: target.addr, source })?;
@@ -89,7 +151,7 @@ async fn connection(target: Arc<Target>, deadline: Instant) -> Result<Outcome, D
     let driving = tokio::spawn(conn);
     let host = target.addr.to_string();
     let mut outcome = Outcome::default();
-    while Instant::now() < deadline {
+    while let Some(origin) = next_turn(schedule.as_deref(), deadline, give_up).await {
         let request = Request::builder()
             .method(Method::POST)
             .uri(target.path.as_str())
@@ -99,11 +161,10 @@ async fn connection(target: Arc<Target>, deadline: Instant) -> Result<Outcome, D
             .header(header::AUTHORIZATION, target.authorization.as_str())
             .body(Full::new(target.body.clone()))?;
         sender.ready().await?;
-        let started = Instant::now();
         let response = sender.send_request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
-        let took = started.elapsed();
+        let took = origin.elapsed();
         outcome.latencies_us.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
         if status != StatusCode::OK || contains(&body, b"\"errors\"") {
             outcome.failures += 1;
@@ -121,13 +182,26 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Runs `concurrency` connections for `duration`, then waits for every answer in flight.
-pub async fn run(target: Target, concurrency: usize, duration: Duration) -> Result<Outcome, DriverError> {
+/// Runs `concurrency` connections for `duration`, paced by `pace`, then waits for every answer
+/// in flight. An open loop that falls behind stops sending after twice `duration`.
+pub async fn run(
+    target: Target,
+    concurrency: usize,
+    duration: Duration,
+    pace: Pace,
+) -> Result<Outcome, DriverError> {
     let target = Arc::new(target);
     let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> =
-        (0..concurrency).map(|_| tokio::spawn(connection(target.clone(), deadline))).collect();
+    let (deadline, give_up) = (started + duration, started + duration * 2);
+    let schedule = match pace {
+        Pace::ClosedLoop => None,
+        Pace::Rate(rate) => {
+            Some(Arc::new(Schedule { started, rate: rate.max(f64::MIN_POSITIVE), next: AtomicU64::new(0) }))
+        }
+    };
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| tokio::spawn(connection(target.clone(), schedule.clone(), deadline, give_up)))
+        .collect();
     let mut total = Outcome::default();
     for task in tasks {
         let outcome = match task.await {
@@ -156,6 +230,53 @@ mod tests {
         assert_eq!(outcome.quantile(0.99), Duration::from_micros(99));
         assert_eq!(outcome.quantile(1.0), Duration::from_micros(100));
         assert_eq!(Outcome::default().quantile(0.5), Duration::ZERO);
+    }
+
+    /// A server on 127.0.0.1 that answers every request after `delay`.
+    async fn slow_server(delay: Duration) -> Target {
+        let app = axum::Router::new().route(
+            "/graphql",
+            axum::routing::post(move || async move {
+                tokio::time::sleep(delay).await;
+                r#"{"data":{}}"#
+            }),
+        );
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Target {
+            addr,
+            path: "/graphql".into(),
+            authorization: "Bearer t".into(),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_open_loop_sends_what_its_rate_makes_due() {
+        let target = slow_server(Duration::from_millis(20)).await;
+        let outcome = run(target, 4, Duration::from_millis(500), Pace::Rate(100.0))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Due at 0, 10, ..., 490 ms: 50 requests, however fast the connections could go.
+        assert_eq!(outcome.requests(), 50);
+        assert_eq!(outcome.failures, 0);
+        assert!(outcome.latencies_us[0] >= 20_000, "{:?}", &outcome.latencies_us[..3]);
+    }
+
+    /// One connection, 30 ms per answer, a request due every 10 ms: the k-th answered request
+    /// went out at 30k ms at the earliest, was due at 10k ms, and waited at least 30 + 20k ms.
+    #[tokio::test]
+    async fn an_open_loop_counts_a_late_request_from_when_it_was_due() {
+        let target = slow_server(Duration::from_millis(30)).await;
+        let outcome = run(target, 1, Duration::from_millis(300), Pace::Rate(100.0))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!((10..=30).contains(&outcome.requests()), "{} requests", outcome.requests());
+        for (k, &latency) in outcome.latencies_us.iter().enumerate() {
+            assert!(u64::from(latency) >= 30_000 + 20_000 * k as u64, "request {k}: {latency} µs");
+        }
     }
 
     #[test]

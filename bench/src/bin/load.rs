@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use banyan_bench::driver::{self, Outcome, Target};
+use banyan_bench::driver::{self, Outcome, Pace, Target};
 use banyan_bench::floor::{self, FloorConfig};
 use banyan_bench::operations::{self, BENCH_USER, OPERATIONS, Operation, TEMPLATE_LIST};
 use banyan_bench::procstat;
@@ -55,6 +55,11 @@ struct RunArgs {
     /// Concurrent connections, one run each.
     #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
     concurrency: Vec<usize>,
+    /// Send this many requests per second (an open loop, over `--concurrency` connections at
+    /// most), latency counted from when each was due; default: a closed loop, each connection
+    /// sending again as soon as it has its answer.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Backend latencies: `realistic` (monolith 2 ms, services 0.5 ms) and/or `zero`.
     #[arg(long, value_delimiter = ',', default_value = "realistic,zero")]
     latency: Vec<Latency>,
@@ -152,6 +157,8 @@ struct Row {
     variant: Variant,
     operation: &'static str,
     concurrency: usize,
+    /// The open loop's rate, if the run had one.
+    rate: Option<f64>,
     requests: u64,
     failures: u64,
     requests_per_second: f64,
@@ -291,6 +298,14 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scratch = std::env::temp_dir().join(format!("banyan-bench-{}", std::process::id()));
+    let pace = match args.rate {
+        Some(rate) if rate.is_finite() && rate > 0.0 => {
+            println!("open loop: {rate} requests per second, over at most `conc` connections");
+            Pace::Rate(rate)
+        }
+        Some(rate) => bail!("--rate must be a positive number of requests per second, not {rate}"),
+        None => Pace::ClosedLoop,
+    };
 
     let (devstack_process, devstack) = stack::spawn_self::<DevstackInfo>(&["serve-devstack"]).await?;
     let control = DevstackControl::new(&devstack);
@@ -335,6 +350,7 @@ async fn harness(mut args: RunArgs) -> anyhow::Result<bool> {
                                     variant,
                                     op,
                                     concurrency,
+                                    pace,
                                 })
                             });
                         for run in runs {
@@ -414,6 +430,7 @@ struct Run {
     variant: Variant,
     op: &'static Operation,
     concurrency: usize,
+    pace: Pace,
 }
 
 async fn measure(
@@ -425,16 +442,16 @@ async fn measure(
     warmup: Duration,
     duration: Duration,
 ) -> anyhow::Result<Row> {
-    let Run { binary, round, latency, variant, op, concurrency } = run;
+    let Run { binary, round, latency, variant, op, concurrency, pace } = run;
     // Warm up, then start counting with nothing in flight, so every counted call belongs to a
     // counted request.
-    driver::run(target.clone(), concurrency, warmup).await?;
+    driver::run(target.clone(), concurrency, warmup, pace).await?;
     control.reset_calls().await?;
     let pid = served.process.pid();
     procstat::reset_peak(pid);
     let cpu_before = procstat::cpu_time(pid)?;
     let devstack_before = procstat::cpu_time(devstack_pid)?;
-    let outcome: Outcome = driver::run(target.clone(), concurrency, duration).await?;
+    let outcome: Outcome = driver::run(target.clone(), concurrency, duration, pace).await?;
     let cpu = procstat::cpu_time(pid)?.saturating_sub(cpu_before);
     let devstack_cpu = procstat::cpu_time(devstack_pid)?.saturating_sub(devstack_before);
     let memory = procstat::memory(pid)?;
@@ -450,6 +467,10 @@ async fn measure(
         variant,
         operation: op.name,
         concurrency,
+        rate: match pace {
+            Pace::Rate(rate) => Some(rate),
+            Pace::ClosedLoop => None,
+        },
         requests: outcome.requests(),
         failures: outcome.failures,
         requests_per_second: outcome.throughput(),
@@ -761,6 +782,7 @@ mod tests {
             variant,
             operation: TEMPLATE_LIST.name,
             concurrency,
+            rate: None,
             requests: 1,
             failures: 0,
             requests_per_second: 1.0,
