@@ -9,6 +9,11 @@
 //! items missing) hands the lot to one task, which waits for the secondary's answers under the
 //! field's deadline and settles each item as the per-item path does. Items beyond what was
 //! expected take the per-item path.
+//!
+//! A batch lives as long as its request's scope, which for a WebSocket operation spans every
+//! event of a subscription. Pages expected while earlier ones still run join their round (one
+//! deadline, counted from the round's first page); a page expected once everything before it was
+//! handed off starts a new round, with a deadline of its own.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -43,15 +48,30 @@ where
     executor: ShadowExecutor,
     decision: Decision,
     plan: ShadowPlan,
-    /// When the batch (and so the secondary's call) started: the deadline counts from here.
-    started: Instant,
     secondary: BatchSecondary<K, T, E>,
-    /// How long the secondary's page call took, in nanoseconds (0: not known yet).
-    secondary_latency: Arc<AtomicU64>,
     state: Mutex<BatchState<K, T>>,
 }
 
+/// The pages a batch compares together: those expected while earlier ones are still running.
+/// A page expected once the batch has handed off everything it had (a WebSocket operation's
+/// next event, whose scope is the same) starts a new round.
+#[derive(Clone)]
+struct Round {
+    /// When the round's first page (and so the secondary's call) started: the deadline counts
+    /// from here.
+    started: Instant,
+    /// How long the secondary's page call took, in nanoseconds (0: not known yet).
+    secondary_latency: Arc<AtomicU64>,
+}
+
+impl Round {
+    fn now() -> Self {
+        Self { started: Instant::now(), secondary_latency: Arc::new(AtomicU64::new(0)) }
+    }
+}
+
 struct BatchState<K, T> {
+    round: Round,
     /// The field's slot among its `max_in_flight`, held from [`ShadowBatch::expect`] until the
     /// expected items are compared: a page's items share one call, so they count once.
     slot: Option<Slot>,
@@ -102,10 +122,14 @@ impl ShadowExecutor {
             executor: self.clone(),
             decision: *decision,
             plan,
-            started: Instant::now(),
             secondary,
-            secondary_latency: Arc::new(AtomicU64::new(0)),
-            state: Mutex::new(BatchState { slot: None, to_come: 0, running: 0, done: Vec::new() }),
+            state: Mutex::new(BatchState {
+                round: Round::now(),
+                slot: None,
+                to_come: 0,
+                running: 0,
+                done: Vec::new(),
+            }),
         })
     }
 }
@@ -128,14 +152,17 @@ where
                 None => return false,
             }
         }
+        if state.to_come == 0 && state.running == 0 && state.done.is_empty() {
+            state.round = Round::now();
+        }
         state.to_come += items;
         true
     }
 
     /// Where the caller that makes the secondary's page call records how long it took (the
-    /// latency every item of the batch reports for the secondary).
+    /// latency every item of the round reports for the secondary).
     pub fn latency_probe(&self) -> LatencyProbe {
-        LatencyProbe(self.secondary_latency.clone())
+        LatencyProbe(self.lock().round.secondary_latency.clone())
     }
 
     /// Serves one item: awaits `primary` and returns its result; its comparison is left to the
@@ -191,18 +218,18 @@ where
             state.running -= 1;
             state.done.extend(done);
             match state.to_come == 0 && state.running == 0 {
-                true => Some((std::mem::take(&mut state.done), state.slot.take())),
+                true => Some((std::mem::take(&mut state.done), state.slot.take(), state.round.clone())),
                 false => None,
             }
         };
-        if let Some((items, slot)) = ready {
-            self.compare(items, slot);
+        if let Some((items, slot, round)) = ready {
+            self.compare(items, slot, round);
         }
     }
 
-    /// Hands `items` to one task that waits for the secondary's answers and settles each; the
-    /// slot is free once it has.
-    fn compare(&self, items: Vec<Done<K, T>>, slot: Option<Slot>) {
+    /// Hands `items` to one task that waits for the secondary's answers (by the deadline of
+    /// their `round`) and settles each; the slot is free once it has.
+    fn compare(&self, items: Vec<Done<K, T>>, slot: Option<Slot>, round: Round) {
         if items.is_empty() {
             return;
         }
@@ -215,8 +242,8 @@ where
             return;
         };
         let answers = (self.secondary)(plan.call, items.iter().map(|item| item.key.clone()).collect());
-        let deadline = tokio::time::Instant::from_std(self.started + plan.deadline);
-        let (started, latency) = (self.started, self.secondary_latency.clone());
+        let deadline = tokio::time::Instant::from_std(round.started + plan.deadline);
+        let Round { started, secondary_latency: latency } = round;
         runtime.spawn(async move {
             let _slot = slot;
             let answers = tokio::time::timeout_at(deadline, answers).await.ok();
@@ -275,7 +302,7 @@ where
     /// The request is over: the items that came are compared, even if others never did.
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let (done, slot) = (std::mem::take(&mut state.done), state.slot.take());
-        self.compare(done, slot);
+        let (done, slot, round) = (std::mem::take(&mut state.done), state.slot.take(), state.round.clone());
+        self.compare(done, slot, round);
     }
 }

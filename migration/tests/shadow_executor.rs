@@ -535,3 +535,26 @@ async fn a_page_counts_once_among_max_in_flight() {
     wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
     assert!(other.expect(10), "free again once the first page is compared");
 }
+
+/// A WebSocket operation keeps its scope, and so its batch, from one event to the next: a page
+/// that comes after the batch's earlier pages were compared starts a round of its own, whose
+/// deadline counts from its own start, not from the first page's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_after_the_batch_was_compared_has_a_deadline_of_its_own() {
+    let fixture = fixture(&shadow("200ms", 100));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    // The secondary takes a little of the deadline (an answer ready at once beats any timer).
+    let (batch, calls) = page_batch(&fixture, &decision, Some(Duration::from_millis(20)));
+    assert!(batch.expect(2));
+    run_items(&batch, 0..2).await;
+    wait_for(|| counters(&fixture).compared() == 2).await;
+    // Longer than the deadline after the first page started.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(batch.expect(3));
+    run_items(&batch, 10..13).await;
+    wait_for(|| counters(&fixture).compared() + counters(&fixture).secondary_timeouts >= 5).await;
+    let counters = counters(&fixture);
+    assert_eq!((counters.matched, counters.secondary_timeouts), (5, 0), "{counters:?}");
+    assert_eq!(calls_made(&calls), [2, 3]);
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+}
