@@ -70,7 +70,8 @@
 //! error for the rest of the request, so a failing or hanging backend costs a request one call
 //! and one deadline, not one for the prefetch and another for the fields; any other failure is
 //! handed to those who waited and the key is tried again by the next ask. A load asking for a key
-//! that failed fails with that error.
+//! that failed fails with that error; [`BatchLoader::load_each`] answers that key with it and
+//! loads the others.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
