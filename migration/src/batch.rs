@@ -159,6 +159,24 @@ where
         true
     }
 
+    /// The items still expected will not come: what was asked of the request is answered (a
+    /// subscription's event is resolved, and an error that nulled a list dropped its items
+    /// unstarted). The round's items that came are compared and its slot freed, as the batch's
+    /// drop does at a request's end; a page expected later starts a new round.
+    pub fn end_round(&self) {
+        let ready = {
+            let mut state = self.lock();
+            state.to_come = 0;
+            match state.running == 0 {
+                true => Some((std::mem::take(&mut state.done), state.slot.take(), state.round.clone())),
+                false => None,
+            }
+        };
+        if let Some((items, slot, round)) = ready {
+            self.compare(items, slot, round);
+        }
+    }
+
     /// Where the caller that makes the secondary's page call records how long it took (the
     /// latency every item of the round reports for the secondary).
     pub fn latency_probe(&self) -> LatencyProbe {

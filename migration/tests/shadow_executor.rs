@@ -558,3 +558,29 @@ async fn a_page_after_the_batch_was_compared_has_a_deadline_of_its_own() {
     assert_eq!(calls_made(&calls), [2, 3]);
     wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
 }
+
+/// A subscription's event resolved with items of its page never started (an error nulled the
+/// list before they ran): ending the round compares the items that came and frees the field's
+/// slot, and the next event's page has a round, and a deadline, of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_round_compares_the_items_that_came_and_frees_the_slot() {
+    let fixture = fixture(&shadow("200ms", 1));
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    let (batch, calls) = page_batch(&fixture, &decision, Some(Duration::from_millis(20)));
+    assert!(batch.expect(5));
+    run_items(&batch, 0..2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(counters(&fixture).compared(), 0, "the batch still waits for the items it expects");
+    assert_eq!(fixture.executor.in_flight(fixture.key), 1);
+    batch.end_round();
+    wait_for(|| counters(&fixture).compared() == 2).await;
+    wait_for(|| fixture.executor.in_flight(fixture.key) == 0).await;
+    // Past the first round's deadline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(batch.expect(2), "the slot is free again");
+    run_items(&batch, 10..12).await;
+    wait_for(|| counters(&fixture).compared() + counters(&fixture).secondary_timeouts >= 4).await;
+    let counters = counters(&fixture);
+    assert_eq!((counters.matched, counters.secondary_timeouts, counters.skipped), (4, 0, 0), "{counters:?}");
+    assert_eq!(calls_made(&calls), [2, 2]);
+}
