@@ -7,6 +7,7 @@
 //! a shadow compared on the JSON of the domain value, the note of who served for the response's
 //! `extensions`, and [`prefetch`] for pages, which warms the same side the fields will read.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -25,7 +26,7 @@ use banyan_sources::domain::{Draft, EventPage, TemplateId, TemplateStats};
 use banyan_sources::loaders::{EventsPageKey, Loaders, StatsKey};
 use serde::Serialize;
 
-use crate::context::{RequestScope, scope};
+use crate::context::{CurrentLoaders, RequestScope, scope};
 use crate::error::{SourceResultExt, coded, codes};
 
 /// How one request (or WebSocket operation) routes migrated fields: one snapshot of the table,
@@ -193,7 +194,8 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
         None => CallContext::default(),
     };
     scope.routing.note(path, &decision);
-    let primary = F::load(scope.reach(), decision.serve, key.clone());
+    let loaders = scope.loaders();
+    let primary = F::load(Reach { loaders: &loaders }, decision.serve, key.clone());
     // An item of a page that prefetched in shadow: its comparison joins the page's.
     if decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Compare)
         && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, false)
@@ -230,7 +232,7 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
         && batch.expect(keys.len())
     {
         let latency = batch.latency_probe();
-        let loaders = scope.loaders.clone();
+        let loaders = scope.loaders();
         let keys = keys.clone();
         tokio::spawn(async move {
             let started = Instant::now();
@@ -238,7 +240,7 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
             latency.record(started.elapsed());
         });
     }
-    let _ = F::prefetch(scope.reach(), decision.serve, keys).await;
+    let _ = F::prefetch(Reach { loaders: &scope.loaders() }, decision.serve, keys).await;
 }
 
 /// A migrated write: its store of record is decided per request like a read's backend, but it is
@@ -270,10 +272,6 @@ fn call_context(ctx: &Context<'_>, scope: &RequestScope, field_path: String) -> 
 }
 
 impl RequestScope {
-    pub(crate) fn reach(&self) -> Reach<'_> {
-        Reach { loaders: &self.loaders }
-    }
-
     /// The request's shadow batch of `F`; made (by a page's prefetch) when `create`.
     fn shadow_batch<F: MigratedRead>(
         &self,
@@ -281,14 +279,14 @@ impl RequestScope {
         decision: &Decision,
         create: bool,
     ) -> Option<Arc<FieldBatch<F>>> {
-        let mut batches = self.shadow_batches.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut batches = self.shadow_batches.lock();
         if let Some((_, batch)) = batches.iter().find(|(key, _)| *key == decision.key) {
-            return batch.clone().downcast().ok();
+            return batch.clone().into_any().downcast().ok();
         }
         if !create {
             return None;
         }
-        let batch = Arc::new(engine.executor.batch(decision, batch_secondary::<F>(self.loaders.clone()))?);
+        let batch = Arc::new(engine.executor.batch(decision, batch_secondary::<F>(self.current_loaders()))?);
         batches.push((decision.key, batch.clone()));
         Some(batch)
     }
@@ -297,8 +295,8 @@ impl RequestScope {
     /// new ones with empty caches.
     fn second_call_loaders(&self, fresh: bool) -> Arc<Loaders> {
         match fresh {
-            true => Arc::new(Loaders::new(&self.sources, &self.caller, self.started_at)),
-            false => self.loaders.clone(),
+            true => Arc::new(Loaders::new(&self.sources, &self.caller, self.started_at())),
+            false => self.loaders(),
         }
     }
 }
@@ -306,11 +304,65 @@ impl RequestScope {
 /// The request's shadow batch of the migrated field `F`.
 type FieldBatch<F> = ShadowBatch<<F as MigratedRead>::Key, <F as MigratedRead>::Value, SourceError>;
 
-/// How a batch of `F` asks the secondary: its keys through the request's loaders (which the
-/// page's prefetch has filled, or is filling, for the same keys), all at once.
-fn batch_secondary<F: MigratedRead>(loaders: Arc<Loaders>) -> BatchSecondary<F::Key, F::Value, SourceError> {
+/// A request's shadow batch of some migrated field, whatever the field's types.
+trait AnyBatch: Send + Sync {
+    fn end_round(&self);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<K, T> AnyBatch for ShadowBatch<K, T, SourceError>
+where
+    K: Clone + Send + 'static,
+    T: Serialize + Clone + PartialEq + Send + 'static,
+{
+    fn end_round(&self) {
+        ShadowBatch::end_round(self);
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// The shadow batches of one request (or WebSocket operation), one per migrated field whose page
+/// prefetched for its items. Cheap to clone; clones share the batches.
+#[derive(Clone, Default)]
+pub(crate) struct ShadowRounds(Arc<Mutex<Vec<FieldBatchEntry>>>);
+
+/// One field's batch in [`ShadowRounds`].
+type FieldBatchEntry = (FieldKey, Arc<dyn AnyBatch>);
+
+impl std::fmt::Debug for ShadowRounds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ShadowRounds").field(&self.lock().len()).finish()
+    }
+}
+
+impl ShadowRounds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FieldBatchEntry>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An answer of the operation is resolved (a subscription's event): every batch compares
+    /// the items that came and frees its slot, expecting no more of the pages before, so a
+    /// page of the next answer starts a round of its own (`ShadowBatch::end_round`).
+    pub(crate) fn end(&self) {
+        let batches: Vec<Arc<dyn AnyBatch>> = self.lock().iter().map(|(_, batch)| batch.clone()).collect();
+        for batch in batches {
+            batch.end_round();
+        }
+    }
+}
+
+/// How a batch of `F` asks the secondary: its keys through the loaders of the answer being
+/// compared (which the page's prefetch has filled, or is filling, for the same keys), all at
+/// once. A subscription's batch outlives an event's loaders: each comparison takes the current
+/// ones, asked when the round is handed off (before the next event replaces them).
+fn batch_secondary<F: MigratedRead>(
+    loaders: CurrentLoaders,
+) -> BatchSecondary<F::Key, F::Value, SourceError> {
     Arc::new(move |backend, keys: Vec<F::Key>| {
-        let loaders = loaders.clone();
+        let loaders = loaders.get();
         Box::pin(async move { F::load_each(Reach { loaders: &loaders }, backend, keys).await })
     })
 }

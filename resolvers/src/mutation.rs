@@ -137,7 +137,7 @@ async fn edit_draft(
         .map_err(|_| coded(codes::BAD_USER_INPUT, "`expectedVersion` must not be negative"))?;
     let scope = scope(ctx)?;
     let sources = ctx.data::<Sources>()?;
-    let template = scope.loaders.templates.load_one(key).await.graphql()?;
+    let template = scope.loaders().templates.load_one(key).await.graphql()?;
     match template {
         None => return Err(from_source(SourceError::NotFound)),
         Some(template) if !template.can_edit => {

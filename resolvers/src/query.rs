@@ -21,14 +21,14 @@ impl Query {
     /// The signed-in user; null (with an error) when the monolith cannot say.
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders.me.load_one(()).await.graphql()?.map(UserObject))
+        Ok(scope.loaders().me.load_one(()).await.graphql()?.map(UserObject))
     }
 
     /// The workspaces the signed-in user belongs to; null (with an error) when the monolith
     /// cannot say.
     async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<WorkspaceObject>>> {
         let scope = scope(ctx)?;
-        let workspaces = scope.loaders.my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
+        let workspaces = scope.loaders().my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
         Ok(Some(workspaces.into_iter().map(WorkspaceObject).collect()))
     }
 
@@ -80,7 +80,7 @@ impl Query {
         Ok(match ids::decode_any(&id)? {
             GlobalId::User(key) => {
                 let scope = scope(ctx)?;
-                scope.loaders.users.load_one(key).await.graphql()?.map(|u| Node::User(UserObject(u)))
+                scope.loaders().users.load_one(key).await.graphql()?.map(|u| Node::User(UserObject(u)))
             }
             GlobalId::Workspace(key) => workspace(ctx, key).await?.map(Node::Workspace),
             GlobalId::Template(key) => template(ctx, key).await?.map(Node::Template),
@@ -119,5 +119,5 @@ async fn workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<Workspac
 
 async fn template(ctx: &Context<'_>, id: TemplateId) -> Result<Option<TemplateObject>> {
     let scope = scope(ctx)?;
-    Ok(scope.loaders.templates.load_one(id).await.graphql()?.map(TemplateObject))
+    Ok(scope.loaders().templates.load_one(id).await.graphql()?.map(TemplateObject))
 }

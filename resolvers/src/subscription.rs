@@ -16,7 +16,7 @@ use banyan_sources::{Caller, FeedError, SharedEventStream, SourceError, Sources}
 use futures::{Stream, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::context::scope;
+use crate::context::{NextAnswer, scope};
 use crate::error::{SourceResultExt, coded, codes, from_source};
 use crate::event_memo::{SelectionKey, SubscribedEvent};
 use crate::ids::{self, NodeType};
@@ -78,6 +78,7 @@ impl Subscription {
                 recheck: None,
                 selection: SelectionKey::of(ctx),
                 shared: Some(feed.clone()),
+                answers: None,
                 done: false,
             };
             return Ok(watch.into_stream().left_stream());
@@ -87,7 +88,7 @@ impl Subscription {
         // The calls made once at subscribe time are boxed: async-graphql keeps this future's state
         // for as long as the subscription runs, and awaited in place their futures (tens of KiB
         // together) would stay in it for every idle subscriber.
-        let visible = Box::pin(scope.loaders.templates.load_many(ids.iter().copied())).await.graphql()?;
+        let visible = Box::pin(scope.loaders().templates.load_many(ids.iter().copied())).await.graphql()?;
         if let Some(hidden) = ids.iter().find(|id| !visible.contains_key(id)) {
             return Err(not_visible(*hidden, "does not exist or is not visible to you"));
         }
@@ -134,7 +135,8 @@ impl Subscription {
                     templates: ids.into(),
                 })
             });
-        let watch = Watch { events, recheck, selection, shared: None, done: false };
+        let answers = Some(scope.next_answer());
+        let watch = Watch { events, recheck, selection, shared: None, answers, done: false };
         Ok(watch.into_stream().left_stream())
     }
 }
@@ -162,6 +164,11 @@ struct Watch {
     selection: Option<SelectionKey>,
     /// A shared execution's feed, told each event's sequence.
     shared: Option<SharedFeed>,
+    /// Moves the subscriber's scope on to a new answer as each event arrives, so the event's
+    /// fields read the data as it stands then (fresh loaders, stats windows ending now), not as
+    /// it stood when the subscription began. `None` in a shared execution, whose fields read
+    /// nothing but the event.
+    answers: Option<NextAnswer>,
     done: bool,
 }
 
@@ -193,6 +200,9 @@ impl Watch {
                         (Err(_), _) => self.done = true,
                         (Ok(event), Some(shared)) => shared.took(event.sequence),
                         (Ok(_), None) => {}
+                    }
+                    if let (Ok(_), Some(answers)) = (&item, &self.answers) {
+                        answers.next();
                     }
                     let selection = self.selection.clone();
                     return Some(item.map(|event| SubscribedEvent::new(event, selection)).map_err(feed_error));

@@ -493,7 +493,22 @@ impl Loaders {
     /// scheduler of their own: run the request's execution in
     /// [`BatchScheduler::drive`] on [`Loaders::scheduler`] to batch by level.
     pub fn new(sources: &Sources, caller: &Caller, now: DateTime<Utc>) -> Self {
-        let scheduler = BatchScheduler::new();
+        Self::with_scheduler(sources, caller, now, BatchScheduler::new())
+    }
+
+    /// Fresh loaders (empty caches, stats windows ending at `now`) dispatched by the scheduler
+    /// of these: for the next answer of an execution that scheduler already drives (a
+    /// subscription's next event), which must read the data as it stands then.
+    pub fn for_next_answer(&self, sources: &Sources, caller: &Caller, now: DateTime<Utc>) -> Self {
+        Self::with_scheduler(sources, caller, now, self.scheduler.clone())
+    }
+
+    fn with_scheduler(
+        sources: &Sources,
+        caller: &Caller,
+        now: DateTime<Utc>,
+        scheduler: BatchScheduler,
+    ) -> Self {
         let context = Arc::new(LoaderContext {
             sources: sources.clone(),
             caller: caller.clone(),

@@ -234,6 +234,67 @@ async fn items_beyond_a_shadowed_page_s_batch_are_compared_too() {
     stack.stop().await;
 }
 
+/// A subscription keeps one scope, and so one shadow batch per field, for all its events: each
+/// event's page reads both sides afresh (one legacy call per template, one `GetTemplateStats`),
+/// is compared in a round of its own, whose deadline counts from that page's start, and gives
+/// the field's one slot back after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_of_a_subscription_compares_its_page_in_a_round_of_its_own() {
+    let table = RoutingTableFile::new(
+        "shadow-subscription",
+        "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 1.0\n\
+         secondary_deadline = \"500ms\"\nmax_in_flight = 1\n",
+    );
+    let mut devstack = DevStackConfig::default();
+    // The secondary is still answering when the page's items are compared.
+    devstack.faults.insert(DevBackend::Events, Fault::latency(Duration::from_millis(20)));
+    let stack = stack_with_table(&table, devstack).await;
+    let engine = stack.gateway.engine().clone();
+    let counters = |engine: &Engine| {
+        let results = engine.executor.recorder().snapshot().keys.remove(&stats_key(engine));
+        results.map(|results| results.counters).unwrap_or_default()
+    };
+    let mut socket = banyan_tests::ws::WsClient::signed_in(&stack, OWNER).await;
+    let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { \
+                 workspace { templates(first: 5) { edges { node { stats { sent } } } } } } } }";
+    socket.subscribe("1", query, json!({ "ids": [template_id(1)] })).await;
+    eventually("the subscription's stream is open", || stack.devstack.active_event_streams() == 1).await;
+    for event in 1..=2u64 {
+        stack.devstack.calls().reset();
+        stack.devstack.append_events(vec![(1, EventKind::Opened)]).await;
+        let message = socket.next().await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        let edges =
+            &message["payload"]["data"]["templateEvents"]["template"]["workspace"]["templates"]["edges"];
+        assert_eq!(edges.as_array().map_or(0, Vec::len), 5, "{message}");
+        for _ in 0..400 {
+            let counters = counters(&engine);
+            if counters.compared() + counters.secondary_timeouts >= 5 * event {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let counters = counters(&engine);
+        assert_eq!(
+            (counters.matched, counters.secondary_timeouts),
+            (5 * event, 0),
+            "event {event}: {counters:?}"
+        );
+        assert_eq!(
+            (legacy_calls(&stack), service_calls(&stack)),
+            (5, 1),
+            "event {event} reads both sides afresh"
+        );
+        eventually("the page gives its slot back", || engine.executor.in_flight(stats_key(&engine)) == 0)
+            .await;
+        // The next event comes after this page's deadline has passed.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    socket.close().await;
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_secondary_that_takes_two_seconds_does_not_hold_the_response() {
     let table = RoutingTableFile::new(

@@ -121,3 +121,32 @@ async fn a_socket_that_never_sends_connection_init_is_closed() {
     assert_eq!(initialised.next_including_pings().await.expect("an answer")["type"], "pong");
     stack.stop().await;
 }
+
+/// Each event's payload is resolved as the data stands when the event is delivered, as a query
+/// made then would be: a subscription that selects its template's stats sees the event it was
+/// just told about counted, and the next one too, not the stats as they stood when it began.
+#[tokio::test]
+async fn each_event_reads_the_data_as_it_stands_then() {
+    let stack = TestStack::start().await;
+    let mut socket = WsClient::signed_in(&stack, OWNER).await;
+    let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { \
+                 name stats { opened } } } }";
+    socket.subscribe("s", query, json!({ "ids": [template_id(1)] })).await;
+    assert!(eventually(|| stack.devstack.active_event_streams() == 1).await);
+    let stats = "query($id: ID!) { template(id: $id) { stats { opened } } }";
+    let before = stack.graphql(stats, json!({ "id": template_id(1) })).await;
+    let before = before.data()["template"]["stats"]["opened"].as_u64().expect("a count");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        stack.devstack.append_events(vec![(1, EventKind::Opened)]).await;
+        let message = socket.next().await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        seen.push(message["payload"]["data"]["templateEvents"]["template"]["stats"]["opened"].as_u64());
+    }
+    // Counted independently: the count a query read before the first event, plus the events
+    // appended since.
+    assert_eq!(seen, [Some(before + 1), Some(before + 2)]);
+    socket.close().await;
+    stack.stop().await;
+}

@@ -19,11 +19,13 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::close::Close;
-use super::{CallerKey, ConnectionIdentity, Upgrade, identify_connection, spend_rate_limit, with_routing};
+use super::{
+    CallerKey, ConnectionIdentity, OperationScope, Upgrade, identify_connection, spend_rate_limit,
+    with_routing,
+};
 use crate::app::AppState;
 use crate::auth::{AuthError, AuthRefusal};
 use banyan_sources::Caller;
-use banyan_sources::loaders::BatchScheduler;
 
 /// A caller over `websocket.max_connections_per_caller`, as `connection_error` and close.
 const TOO_MANY_CONNECTIONS: AuthRefusal = AuthRefusal {
@@ -285,13 +287,11 @@ impl Executor for OperationScopes {
         let identity = session_data
             .get(&TypeId::of::<ConnectionIdentity>())
             .and_then(|data| data.downcast_ref::<ConnectionIdentity>());
-        let (request, scheduler, served) = match identity {
+        let operation = match identity {
             Some(identity) => identity.scope(&self.app, request),
-            None => (request, BatchScheduler::new(), None),
+            None => OperationScope::bare(request),
         };
-        // Each operation's loaders dispatch level by level while its scheduler drives it.
-        let stream =
-            scheduler.drive_stream(self.app.graphql.execute_stream(request, Some(session_data))).boxed();
+        let (stream, served) = operation.execute(&self.app.graphql, Some(session_data));
         match served {
             None => stream,
             Some(log) => stream.map(move |response| with_routing(response, Some(&log))).boxed(),

@@ -42,6 +42,8 @@ use banyan_resolvers::{RequestScope, ServedLog};
 use banyan_sources::domain::UserId;
 use banyan_sources::loaders::BatchScheduler;
 use banyan_sources::{Caller, Credential};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
@@ -50,6 +52,7 @@ use crate::app::AppState;
 use crate::auth::{AuthError, AuthRefusal, parse_authorization};
 use crate::config::WebSocketConfig;
 use crate::migration::{self, RoutingAsk, RoutingAskError};
+use crate::pipeline::Graphql;
 use crate::rate_limit::{RateKey, RateLimited};
 
 /// What WebSocket connections share across the process: their settings and how many
@@ -285,14 +288,8 @@ struct ConnectionIdentity {
 }
 
 impl ConnectionIdentity {
-    /// `request` with a [`RequestScope`] of its own, the scheduler that must drive its execution
-    /// (`BatchScheduler::drive_stream`), and the log of which backend served each migrated
-    /// field, when the caller may see it.
-    fn scope(
-        &self,
-        app: &AppState,
-        request: async_graphql::Request,
-    ) -> (async_graphql::Request, BatchScheduler, Option<ServedLog>) {
+    /// `request` with a [`RequestScope`] of its own, and how to run it (see [`OperationScope`]).
+    fn scope(&self, app: &AppState, request: async_graphql::Request) -> OperationScope {
         let n = self.operations.fetch_add(1, Ordering::Relaxed);
         let (routing, log) = migration::request_routing(
             &app.engine,
@@ -303,7 +300,35 @@ impl ConnectionIdentity {
         );
         let scope = RequestScope::new(&app.sources, self.caller.clone(), routing);
         let scheduler = scope.batch_scheduler();
-        (request.data(scope), scheduler, log)
+        OperationScope { request: request.data(scope), scheduler, served: log }
+    }
+}
+
+/// A WebSocket operation's request with its scope, and what runs it.
+struct OperationScope {
+    request: async_graphql::Request,
+    /// Drives the operation's execution (`BatchScheduler::drive_stream`), so its loaders batch
+    /// level by level.
+    scheduler: BatchScheduler,
+    /// Which backend served each migrated field, when the caller may see it.
+    served: Option<ServedLog>,
+}
+
+impl OperationScope {
+    /// `request` run by no one in particular (no signed-in caller: no scope, no loaders).
+    fn bare(request: async_graphql::Request) -> Self {
+        Self { request, scheduler: BatchScheduler::new(), served: None }
+    }
+
+    /// Executes the operation on `graphql`, its loaders dispatching level by level while its
+    /// scheduler drives it: its answers, and who served them.
+    fn execute(
+        self,
+        graphql: &Graphql,
+        session_data: Option<Arc<async_graphql::Data>>,
+    ) -> (BoxStream<'static, async_graphql::Response>, Option<ServedLog>) {
+        let stream = self.scheduler.drive_stream(graphql.execute_stream(self.request, session_data));
+        (stream.boxed(), self.served)
     }
 }
 

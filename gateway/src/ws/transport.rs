@@ -39,7 +39,6 @@ use banyan_resolvers::ServedLog;
 use banyan_resolvers::shared_execution::visibility_refusal;
 use banyan_sources::Caller;
 use banyan_sources::domain::TemplateId;
-use banyan_sources::loaders::BatchScheduler;
 use futures::stream::{BoxStream, SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Map, Value, json};
@@ -51,8 +50,8 @@ use tracing::Instrument;
 use super::close::Close;
 use super::shared::{self, Ended, Membership, Outbox, Outgoing, Seed, ShareOffer, Subscriber};
 use super::{
-    CallerKey, ConnectionIdentity, ConnectionSlot, Upgrade, identify_connection, spend_rate_limit,
-    with_routing,
+    CallerKey, ConnectionIdentity, ConnectionSlot, OperationScope, Upgrade, identify_connection,
+    spend_rate_limit, with_routing,
 };
 use crate::app::AppState;
 use crate::auth::AuthError;
@@ -477,12 +476,11 @@ impl Connection {
                 .filter_map(|(key, value)| Some((key, async_graphql::Value::from_json(value).ok()?)))
                 .collect(),
         );
-        let (request, scheduler, served) = match self.identity.as_ref().and_then(Option::as_ref) {
+        let operation = match self.identity.as_ref().and_then(Option::as_ref) {
             Some(identity) => identity.scope(&self.app, request),
-            None => (request, BatchScheduler::new(), None),
+            None => OperationScope::bare(request),
         };
-        // The operation's loaders dispatch level by level while its scheduler drives it.
-        let stream = scheduler.drive_stream(self.app.graphql.execute_stream(request, None)).boxed();
+        let (stream, served) = operation.execute(&self.app.graphql, None);
         let subscriber = share.as_ref().map(|share| share.subscriber.clone());
         let operation = Operation {
             id: id.clone(),

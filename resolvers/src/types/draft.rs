@@ -23,7 +23,7 @@ impl DraftObject {
     /// The template the draft belongs to; null when it is no longer visible.
     async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders.templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+        Ok(scope.loaders().templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
     }
 
     /// Increases with every edit; an edit names the version it was made against.

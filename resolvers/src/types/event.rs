@@ -85,7 +85,7 @@ impl EmailEventObject {
     /// The template the email was rendered from.
     async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders.templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+        Ok(scope.loaders().templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
     }
 }
 

@@ -167,7 +167,7 @@ pub(crate) async fn template_connection(
     let first_page = start / first + 1;
     let search = search.filter(|s| !s.is_empty());
     let key = |page| TemplatePageKey { workspace, search: search.clone(), page, page_size: first };
-    let pages = &scope.loaders.template_pages;
+    let pages = &scope.loaders().template_pages;
     let mut page =
         pages.load_one(key(first_page)).await.graphql()?.unwrap_or(Page { total: 0, items: Vec::new() });
     let total = page.total;
@@ -210,7 +210,7 @@ async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
     let authors = async {
         if nodes.iter().any(|node| node.field("createdBy").exists()) {
             let ids: HashSet<UserId> = templates.iter().map(|t| t.created_by).collect();
-            scope.loaders.users.prefetch_many(ids).await;
+            scope.loaders().users.prefetch_many(ids).await;
         }
     };
     let windows: HashSet<StatsWindowEnum> = nodes

@@ -120,18 +120,18 @@ impl MemberObject {
 /// the workspaces they belong to); `None` for any other.
 pub(crate) async fn load_workspace(ctx: &Context<'_>, id: WorkspaceId) -> Result<Option<WorkspaceObject>> {
     let scope = scope(ctx)?;
-    let mine = scope.loaders.my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
+    let mine = scope.loaders().my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
     Ok(mine.into_iter().find(|workspace| workspace.id == id).map(WorkspaceObject))
 }
 
 /// A workspace's members through the batch loader (empty when the caller does not see it).
 pub(crate) async fn load_members(ctx: &Context<'_>, workspace: WorkspaceId) -> Result<Vec<Membership>> {
     let scope = scope(ctx)?;
-    Ok(scope.loaders.members.load_one(workspace).await.graphql()?.unwrap_or_default())
+    Ok(scope.loaders().members.load_one(workspace).await.graphql()?.unwrap_or_default())
 }
 
 /// A user through the batch loader.
 pub(crate) async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<UserObject>> {
     let scope = scope(ctx)?;
-    Ok(scope.loaders.users.load_one(id).await.graphql()?.map(UserObject))
+    Ok(scope.loaders().users.load_one(id).await.graphql()?.map(UserObject))
 }
