@@ -153,10 +153,10 @@ pub(crate) fn request_routing<'h>(
     }
 }
 
-/// `extensions.routing`: who served each migrated field, ordered by path (added to a response
-/// only when it resolved one).
+/// `extensions.routing`: who served each migrated field since the last answer, ordered by path
+/// (added to a response only when it resolved one).
 pub(crate) fn routing_extension(log: &ServedLog) -> async_graphql::Value {
-    serde_json::to_value(log.entries())
+    serde_json::to_value(log.take())
         .ok()
         .and_then(|json| async_graphql::Value::from_json(json).ok())
         .unwrap_or(async_graphql::Value::Null)

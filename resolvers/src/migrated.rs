@@ -119,9 +119,10 @@ impl ServedLog {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
-    /// Everything noted so far, ordered by path.
-    pub fn entries(&self) -> Vec<Served> {
-        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    /// Everything noted since the last take, ordered by path, leaving the log empty: each
+    /// answer of an operation (a subscription's events) reports its own fields.
+    pub fn take(&self) -> Vec<Served> {
+        let mut entries = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         entries
     }

@@ -679,6 +679,45 @@ async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload(
     stack.stop().await;
 }
 
+/// A subscription's events each report who served their own migrated fields in
+/// `extensions.routing`, not every event's so far.
+#[tokio::test]
+async fn each_event_of_a_subscription_reports_its_own_routing() {
+    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
+        config.migration.allow_route_override = true;
+        config.migration.expose_routing = true;
+    })
+    .await;
+    let mut socket = websocket(
+        &stack,
+        json!({
+            "Authorization": format!("Token {}", stack.token(OWNER)),
+            "x-banyan-route": "Template.stats=legacy",
+            "x-banyan-show-routing": "true",
+        }),
+    )
+    .await;
+    let ack = socket.next().await.expect("connection_ack");
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { stats { sent } } } }";
+    socket.subscribe("s", query, json!({ "ids": [template_id(1)] })).await;
+    eventually("the subscription's stream is open", || stack.devstack.active_event_streams() == 1).await;
+    for event in 1..=3 {
+        stack.devstack.append_events(vec![(1, EventKind::Sent)]).await;
+        let message = socket.next().await.expect("an event");
+        assert_eq!(message["type"], "next", "{message}");
+        let routing = message["payload"]["extensions"]["routing"].as_array().cloned().unwrap_or_default();
+        assert_eq!(routing.len(), 1, "event {event}: {message}");
+        assert_eq!(routing[0]["path"], "templateEvents.template.stats");
+        assert_eq!(
+            (routing[0]["backend"].as_str(), routing[0]["mode"].as_str()),
+            (Some("legacy"), Some("forced"))
+        );
+    }
+    socket.close().await;
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn a_websocket_operation_takes_the_table_in_force_when_it_starts_not_the_connections() {
     let table = RoutingTableFile::new("websocket-reload", "[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
