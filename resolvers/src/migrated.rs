@@ -344,9 +344,10 @@ impl ShadowRounds {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An answer of the operation is resolved (a subscription's event): every batch compares
-    /// the items that came and frees its slot, expecting no more of the pages before, so a
-    /// page of the next answer starts a round of its own (`ShadowBatch::end_round`).
+    /// The operation's last answer is complete (a subscription's next event arrived): every
+    /// batch compares the items that came and frees its slot, expecting no more of that
+    /// answer's pages, so a page of the next answer starts a round of its own
+    /// (`ShadowBatch::end_round`).
     pub(crate) fn end(&self) {
         let batches: Vec<Arc<dyn AnyBatch>> = self.lock().iter().map(|(_, batch)| batch.clone()).collect();
         for batch in batches {
