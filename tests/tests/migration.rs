@@ -642,8 +642,9 @@ async fn websocket_stats(client: &mut WsClient, id: &str, template: u64) -> Valu
     panic!("operation {id} did not complete: {payloads:?}");
 }
 
-#[tokio::test]
-async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload() {
+/// A stack that lets callers force routes and see them, and a graphql-transport-ws connection
+/// whose init payload forces `Template.stats` to legacy and asks to see the routing.
+async fn stack_with_stats_forced_to_legacy_over_websocket() -> (TestStack, WsClient) {
     let stack = TestStack::start_with(DevStackConfig::default(), |config| {
         config.migration.allow_route_override = true;
         config.migration.expose_routing = true;
@@ -658,6 +659,12 @@ async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload(
         }),
     )
     .await;
+    (stack, socket)
+}
+
+#[tokio::test]
+async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload() {
+    let (stack, mut socket) = stack_with_stats_forced_to_legacy_over_websocket().await;
     for id in ["1", "2"] {
         let payload = websocket_stats(&mut socket, id, 3).await;
         assert_eq!(payload["extensions"]["routing"][0]["backend"], "legacy", "{payload:?}");
@@ -683,20 +690,7 @@ async fn over_websocket_each_operation_routes_and_reports_from_the_init_payload(
 /// `extensions.routing`, not every event's so far.
 #[tokio::test]
 async fn each_event_of_a_subscription_reports_its_own_routing() {
-    let stack = TestStack::start_with(DevStackConfig::default(), |config| {
-        config.migration.allow_route_override = true;
-        config.migration.expose_routing = true;
-    })
-    .await;
-    let mut socket = websocket(
-        &stack,
-        json!({
-            "Authorization": format!("Token {}", stack.token(OWNER)),
-            "x-banyan-route": "Template.stats=legacy",
-            "x-banyan-show-routing": "true",
-        }),
-    )
-    .await;
+    let (stack, mut socket) = stack_with_stats_forced_to_legacy_over_websocket().await;
     let ack = socket.next().await.expect("connection_ack");
     assert_eq!(ack["type"], "connection_ack", "{ack}");
     let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { stats { sent } } } }";
