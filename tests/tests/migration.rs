@@ -650,7 +650,7 @@ async fn stack_with_stats_forced_to_legacy_over_websocket() -> (TestStack, WsCli
         config.migration.expose_routing = true;
     })
     .await;
-    let mut socket = websocket(
+    let socket = websocket(
         &stack,
         json!({
             "Authorization": format!("Token {}", stack.token(OWNER)),
