@@ -102,6 +102,28 @@ struct TemplateLog {
     in_time_order: bool,
 }
 
+/// `times.partition_point(|&t| t < bound)` for times in order, searched from the newest back
+/// (1, 2, 4, ... from the end, then a binary search of the last step): a stats window ends near
+/// now and spans the last few days of months of events, and the newest times are the ones in
+/// cache, where a plain binary search starts in the cold middle of a long array.
+fn partition_from_end(times: &[DateTime<Utc>], bound: DateTime<Utc>) -> usize {
+    // Every time from `above` on is at or after `bound`.
+    let mut above = times.len();
+    let mut step = 1;
+    loop {
+        let probe = times.len().saturating_sub(step);
+        match times.get(probe) {
+            Some(&time) if time >= bound && probe > 0 => {
+                above = probe;
+                step *= 2;
+            }
+            _ => {
+                return probe + times.get(probe..above).map_or(0, |span| span.partition_point(|&t| t < bound));
+            }
+        }
+    }
+}
+
 impl Log {
     fn push(&mut self, event: StoredEvent) {
         let index = self.events.len();
@@ -129,7 +151,7 @@ impl Log {
         if !log.in_time_order {
             return &log.indexes;
         }
-        let (from, to) = (log.times.partition_point(|&t| t < start), log.times.partition_point(|&t| t < end));
+        let (from, to) = (partition_from_end(&log.times, start), partition_from_end(&log.times, end));
         log.indexes.get(from..to.max(from)).unwrap_or(&[])
     }
 
@@ -674,6 +696,21 @@ mod tests {
     /// Stats read only the window of a template whose events are in time order, and every
     /// event once an append is stamped before the template's last: the same counts either
     /// way, including events exactly on a window's bounds.
+    /// The search from the end finds what counting the times before the bound finds, for every
+    /// bound around every time of arrays of every length up to 70, with runs of equal times.
+    #[test]
+    fn searching_from_the_end_finds_the_count_of_earlier_times() {
+        let at = |seconds: i64| DateTime::<Utc>::from_timestamp(seconds, 0).unwrap_or_default();
+        for len in 0..70i64 {
+            // Pairs of equal times: 0, 0, 2, 2, 4, 4, ...
+            let times: Vec<DateTime<Utc>> = (0..len).map(|i| at(i / 2 * 2)).collect();
+            for bound in -1..=len + 1 {
+                let expected = times.iter().filter(|&&t| t < at(bound)).count();
+                assert_eq!(partition_from_end(&times, at(bound)), expected, "{len} times, bound {bound}");
+            }
+        }
+    }
+
     #[test]
     fn stats_over_a_window_count_what_a_scan_of_every_event_counts() {
         let anchor = time::now();
