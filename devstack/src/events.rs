@@ -118,7 +118,8 @@ fn partition_from_end(times: &[DateTime<Utc>], bound: DateTime<Utc>) -> usize {
                 step *= 2;
             }
             _ => {
-                return probe + times.get(probe..above).map_or(0, |span| span.partition_point(|&t| t < bound));
+                let span = times.get(probe..above).unwrap_or_default();
+                return probe + span.partition_point(|&t| t < bound);
             }
         }
     }
