@@ -90,7 +90,7 @@ impl RequestScope {
 
     /// For an operation that gives more than one answer (a subscription): call
     /// [`NextAnswer::next`] before resolving each event.
-    pub fn next_answer(&self) -> NextAnswer {
+    pub(crate) fn next_answer(&self) -> NextAnswer {
         NextAnswer {
             answer: self.answer.clone(),
             sources: self.sources.clone(),
@@ -113,7 +113,7 @@ impl CurrentLoaders {
 
 /// Moves a [`RequestScope`] on from one answer to the next. Cheap to clone.
 #[derive(Clone)]
-pub struct NextAnswer {
+pub(crate) struct NextAnswer {
     answer: Arc<ArcSwap<Answer>>,
     sources: Sources,
     caller: Caller,
@@ -132,7 +132,7 @@ impl NextAnswer {
     /// answer reads through fresh loaders (empty caches, stats windows ending now) on the same
     /// scheduler. Loads still running for the last answer (a shadow's detached calls) keep the
     /// loaders they started with.
-    pub fn next(&self) {
+    pub(crate) fn next(&self) {
         self.rounds.end();
         let now = Utc::now();
         let loaders = self.answer.load().loaders.for_next_answer(&self.sources, &self.caller, now);

@@ -22,7 +22,7 @@ use banyan_migration::Engine;
 use banyan_sources::Sources;
 
 pub use completion::complete_response;
-pub use context::{NextAnswer, RequestScope};
+pub use context::RequestScope;
 pub use ids::template_and_workspace_ids;
 pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
