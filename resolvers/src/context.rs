@@ -120,12 +120,6 @@ pub(crate) struct NextAnswer {
     rounds: ShadowRounds,
 }
 
-impl std::fmt::Debug for NextAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NextAnswer").finish_non_exhaustive()
-    }
-}
-
 impl NextAnswer {
     /// A new answer starts (a subscription's event arrived), the last one being complete: the
     /// shadow batches compare the items that came for it and give their slots back, and the new

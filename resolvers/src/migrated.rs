@@ -227,21 +227,21 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
     let (Ok(scope), Ok(engine)) = (scope(ctx), ctx.data::<Engine>()) else { return };
     let Ok(field) = field_key(engine, F::DECLARATION) else { return };
     let decision = scope.routing.decide(field);
+    let loaders = scope.loaders();
     if let Some(plan) = decision.shadow
         && plan.purpose == ShadowPurpose::Compare
         && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, true)
         && batch.expect(keys.len())
     {
         let latency = batch.latency_probe();
-        let loaders = scope.loaders();
-        let keys = keys.clone();
+        let (loaders, keys) = (loaders.clone(), keys.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let _ = F::prefetch(Reach { loaders: &loaders }, plan.call, keys).await;
             latency.record(started.elapsed());
         });
     }
-    let _ = F::prefetch(Reach { loaders: &scope.loaders() }, decision.serve, keys).await;
+    let _ = F::prefetch(Reach { loaders: &loaders }, decision.serve, keys).await;
 }
 
 /// A migrated write: its store of record is decided per request like a read's backend, but it is
@@ -332,12 +332,6 @@ pub(crate) struct ShadowRounds(Arc<Mutex<Vec<FieldBatchEntry>>>);
 
 /// One field's batch in [`ShadowRounds`].
 type FieldBatchEntry = (FieldKey, Arc<dyn AnyBatch>);
-
-impl std::fmt::Debug for ShadowRounds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ShadowRounds").field(&self.lock().len()).finish()
-    }
-}
 
 impl ShadowRounds {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FieldBatchEntry>> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use banyan_devstack::{Backend as DevBackend, DevStackConfig, EventKind, Fault};
 use banyan_migration::calls::{EVENTS_GET_TEMPLATE_STATS, MONOLITH_TEMPLATE_ANALYTICS};
+use banyan_migration::recorder::Counters;
 use banyan_migration::{Backend, Engine, FieldKey};
 use banyan_tests::ws::{TRANSPORT_WS, WsClient};
 use banyan_tests::{OWNER, RoutingTableFile, TestStack, template_id};
@@ -60,6 +61,22 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("never happened: {what}");
+}
+
+/// `Template.stats`' shadow counters once `settled` holds of them, polled like [`eventually`] but
+/// returned either way, so that a failing assertion shows what was counted.
+async fn stats_counters_once(engine: &Engine, settled: impl Fn(&Counters) -> bool) -> Counters {
+    let counters = || {
+        let results = engine.executor.recorder().snapshot().keys.remove(&stats_key(engine));
+        results.map(|results| results.counters).unwrap_or_default()
+    };
+    for _ in 0..400 {
+        if settled(&counters()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    counters()
 }
 
 async fn stats_of(stack: &TestStack, user: u64, template: u64) -> Value {
@@ -210,10 +227,6 @@ async fn items_beyond_a_shadowed_page_s_batch_are_compared_too() {
     let table = RoutingTableFile::new("shadow-aliases", STATS_IN_SHADOW_BEHIND_LEGACY);
     let stack = stack_with_table(&table, DevStackConfig::default()).await;
     let engine = stack.gateway.engine().clone();
-    let counters = |engine: &Engine| {
-        let results = engine.executor.recorder().snapshot().keys.remove(&stats_key(engine));
-        results.map(|results| results.counters).unwrap_or_default()
-    };
     let query = "query Aliased($workspaceId: ID!) { templates(workspaceId: $workspaceId, first: 50) { edges { \
                  node { id stats { sent } again: stats { opened } } } } }";
     stack.devstack.calls().reset();
@@ -221,14 +234,7 @@ async fn items_beyond_a_shadowed_page_s_batch_are_compared_too() {
     assert!(response.body.get("errors").is_none(), "{:?}", response.body);
     let edges = response.data()["templates"]["edges"].as_array().map_or(0, Vec::len);
     assert_eq!(edges, 50, "a page of 50");
-    // Polled like `eventually`, so that a failure shows what was counted.
-    for _ in 0..400 {
-        if counters(&engine).compared() == 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let counters = counters(&engine);
+    let counters = stats_counters_once(&engine, |counters| counters.compared() == 100).await;
     assert_eq!((counters.matched, counters.skipped), (100, 0), "{counters:?}");
     assert_eq!(service_calls(&stack), 1, "one GetTemplateStats for the page's secondaries");
     stack.stop().await;
@@ -250,10 +256,6 @@ async fn each_event_of_a_subscription_compares_its_page_in_a_round_of_its_own() 
     devstack.faults.insert(DevBackend::Events, Fault::latency(Duration::from_millis(20)));
     let stack = stack_with_table(&table, devstack).await;
     let engine = stack.gateway.engine().clone();
-    let counters = |engine: &Engine| {
-        let results = engine.executor.recorder().snapshot().keys.remove(&stats_key(engine));
-        results.map(|results| results.counters).unwrap_or_default()
-    };
     let mut socket = banyan_tests::ws::WsClient::signed_in(&stack, OWNER).await;
     let query = "subscription($ids: [ID!]!) { templateEvents(templateIds: $ids) { sequence template { \
                  workspace { templates(first: 5) { edges { node { stats { sent } } } } } } } }";
@@ -268,14 +270,8 @@ async fn each_event_of_a_subscription_compares_its_page_in_a_round_of_its_own() 
         let edges =
             &message["payload"]["data"]["templateEvents"]["template"]["workspace"]["templates"]["edges"];
         assert_eq!(edges.as_array().map_or(0, Vec::len), 5, "{message}");
-        for _ in 0..400 {
-            let counters = counters(&engine);
-            if counters.compared() + counters.secondary_timeouts >= 5 * event {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let counters = counters(&engine);
+        let counters =
+            stats_counters_once(&engine, |c| c.compared() + c.secondary_timeouts >= 5 * event).await;
         assert_eq!(
             (counters.matched, counters.secondary_timeouts),
             (5 * event, 0),
