@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two replicas sharing one Redis (tests/tests/replicas.rs, the tests `cargo test` leaves out as
+# Two replicas sharing one Redis (tests/tests/e2e/replicas.rs, the tests `cargo test` leaves out as
 # ignored): an operation registered through one runs by hash on the other, a caller's rate limit
 # counts across both, and with Redis gone both keep serving. Each test starts its own
 # redis-server on a free loopback port. Installs Debian's redis-server when absent (as root, or
@@ -16,4 +16,11 @@ REDIS_SERVER=$(command -v redis-server)
 export REDIS_SERVER
 echo "--- $("$REDIS_SERVER" --version)"
 cd "$root"
-cargo test -q -p banyan-tests --test replicas -- --ignored
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test -q -p banyan-tests --test e2e -- --ignored replicas:: 2>&1 | tee "$log"
+# The filter must have matched: a renamed module would otherwise pass with no test run.
+if ! grep -Eq 'test result: ok\. [1-9][0-9]* passed' "$log"; then
+  echo "redis-check: no replicas:: test ran" >&2
+  exit 1
+fi

@@ -1,5 +1,5 @@
 //! The limits at the library level: the scan, the measure, and hostile documents run through
-//! the real schema with its extensions (no sockets; `tests/tests/limits.rs` sends a few of them
+//! the real schema with its extensions (no sockets; `tests/tests/e2e/limits.rs` sends a few of them
 //! to a running gateway).
 
 use async_graphql::parser::parse_query;

@@ -16,7 +16,7 @@ const JSON: &str = "application/json";
 /// graphql-js's `getIntrospectionQuery({ descriptions: true, specifiedByUrl: true,
 /// directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true })`, as
 /// GraphiQL and codegen send it.
-const INTROSPECTION_QUERY: &str = include_str!("../fixtures/introspection-query.graphql");
+const INTROSPECTION_QUERY: &str = include_str!("../../fixtures/introspection-query.graphql");
 
 fn nest(open: &str, middle: &str, close: &str, n: usize) -> String {
     format!("{}{middle}{}", open.repeat(n), close.repeat(n))

@@ -200,7 +200,7 @@ async fn the_secondaries_of_a_page_share_one_call() {
     let compared = |engine: &Engine| {
         engine.executor.recorder().snapshot().keys.get(&key).map_or(0, |results| results.counters.compared())
     };
-    let query = include_str!("../../frontend-contract/TemplateList/TemplateList.graphql");
+    let query = include_str!("../../../frontend-contract/TemplateList/TemplateList.graphql");
     for round in 1..=3u64 {
         stack.devstack.calls().reset();
         let variables = json!({ "workspaceId": banyan_tests::workspace_id(1), "first": 50 });

@@ -205,7 +205,7 @@ async fn field_errors_keep_status_200_and_data() {
 #[tokio::test]
 async fn limits_refuse_expensive_documents() {
     let stack = TestStack::start().await;
-    // Which limit fired is in the code (tests/tests/limits.rs checks each limit).
+    // Which limit fired is in the code (tests/tests/e2e/limits.rs checks each limit).
     let of_types = 17;
     let deep = format!(
         "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",

@@ -468,7 +468,7 @@ fn process_cpu() -> Duration {
 
 /// Not a check: what one delivery costs, with 1 and with 200 subscribers of the same template
 /// (one shared stream), 300 events each, the contract's `TemplateEventsFeed` selection. Run
-/// with `cargo test -p banyan-tests --test subscription_fanout -- --ignored --nocapture measure`.
+/// with `cargo test -p banyan-tests --test e2e -- --ignored --nocapture subscription_fanout::measure`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, not a check"]
 async fn measure_cpu_per_delivered_event() {
