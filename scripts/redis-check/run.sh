@@ -18,7 +18,8 @@ echo "--- $("$REDIS_SERVER" --version)"
 cd "$root"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test -q -p banyan-tests --test e2e -- --ignored replicas:: 2>&1 | tee "$log"
+# `--workspace`, as `cargo test --workspace` built it: the same features, so no rebuild.
+cargo test -q --workspace --test e2e -- --ignored replicas:: 2>&1 | tee "$log"
 # The filter must have matched: a renamed module would otherwise pass with no test run.
 if ! grep -Eq 'test result: ok\. [1-9][0-9]* passed' "$log"; then
   echo "redis-check: no replicas:: test ran" >&2
