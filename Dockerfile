@@ -9,13 +9,14 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p banyan-gateway --bin banyan
+# The `production` profile (Cargo.toml): fat LTO, one codegen unit.
+RUN cargo build --profile production --locked -p banyan-gateway --bin banyan
 
 # glibc, libgcc, CA certificates and a `nonroot` user (65532), no shell: Debian 12, as the
 # build stage, so the binary's glibc matches.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 WORKDIR /app
-COPY --from=build /src/target/release/banyan /usr/local/bin/banyan
+COPY --from=build /src/target/production/banyan /usr/local/bin/banyan
 # The contract and its persisted-operations manifest: the admin page's report and trusted
 # documents read them (`admin.contract`, `persisted.manifest`).
 COPY --from=build /src/frontend-contract /app/frontend-contract

@@ -147,6 +147,15 @@ def consistency():
         if not users or users[-1].split(":")[0] in ("root", "0"):
             problem(DOCKERFILE, "the runtime stage must run as a non-root USER")
         copied = [shlex.split(a)[-1] for i, a in instructions if i == "COPY"]
+        # The binary copied out of the build stage is the one its cargo command builds.
+        builds = [shlex.split(a) for i, a in stages.get("build", []) if i == "RUN" and a.startswith("cargo build")]
+        profiles = [w[w.index("--profile") + 1] if "--profile" in w else "release" if "--release" in w else "debug"
+                    for w in builds]
+        binaries = [shlex.split(a)[-2] for i, a in instructions
+                    if i == "COPY" and a.startswith("--from=build") and a.endswith("/usr/local/bin/banyan")]
+        expected = [f"/src/target/{profile}/banyan" for profile in profiles]
+        if not binaries or binaries[0] not in expected:
+            problem(DOCKERFILE, f"the runtime stage copies {binaries[:1] or 'no binary'}, not what the build stage builds ({expected})")
         for key, path in (("persisted.manifest", config.get("persisted", {}).get("manifest")),
                           ("admin.contract", config.get("admin", {}).get("contract"))):
             if path and not any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied):

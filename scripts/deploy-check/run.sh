@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment files with no cluster and no container runtime:
 #   1. the Dockerfile's build stage: its RUN commands, read from the Dockerfile, run here in the
-#      checkout (the release build `cargo run --release` also makes), so the image builds with
+#      checkout (the `production` profile's build, fat LTO), so the image builds with
 #      what CI builds;
 #   2. every manifest in deploy/ against the Kubernetes OpenAPI schemas (kubernetes-validate,
 #      from PyPI, pinned in requirements.txt; strict: an unknown field is an error);
@@ -35,7 +35,7 @@ while IFS= read -r command; do
   echo "+ $command"
   bash -c "$command"
 done < <("$python" "$here/check.py" build-commands)
-banyan=$root/target/release/banyan
+banyan=$root/target/production/banyan
 [ -x "$banyan" ] || { echo "error: the build stage made no $banyan" >&2; exit 1; }
 
 echo "--- Kubernetes $kubernetes_version schemas"
