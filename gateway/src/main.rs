@@ -527,9 +527,13 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
         banyan_gateway::config::ServiceIdentitySecrets(devstack.service_identity_secrets().to_vec());
     // A routing table of its own, in a scratch directory, for the developer to edit live; every
     // response says who served each migrated field, and the override header is honoured.
-    let table_dir = std::env::temp_dir().join(format!("banyan-dev-{}", std::process::id()));
-    let routing_table = banyan_gateway::migration::write_dev_routing_table(&table_dir)
-        .with_context(|| format!("writing the dev routing table in {}", table_dir.display()))?;
+    // Removed when this returns, whether the gateway stopped or failed to start.
+    let table_dir = tempfile::Builder::new()
+        .prefix("banyan-dev-")
+        .tempdir()
+        .context("creating a scratch folder for the dev routing table")?;
+    let routing_table = banyan_gateway::migration::write_dev_routing_table(table_dir.path())
+        .with_context(|| format!("writing the dev routing table in {}", table_dir.path().display()))?;
     config.migration.routing_table = Some(routing_table.clone());
     config.migration.reload_interval = std::time::Duration::from_secs(1);
     config.migration.expose_routing = true;
@@ -570,7 +574,7 @@ async fn dev(listen: SocketAddr, event_rate: f64) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
     gateway.run_until(signals).await;
     devstack.shutdown().await;
-    let _ = std::fs::remove_dir_all(&table_dir);
+    drop(table_dir);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -225,14 +225,13 @@ mod tests {
 
     #[test]
     fn the_dev_table_parses_and_routes_every_field_to_its_default() {
-        let dir = std::env::temp_dir().join(format!("banyan-dev-table-test-{}", std::process::id()));
-        let path = write_dev_routing_table(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = write_dev_routing_table(&scratch.path().join("dev")).unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         let catalog = catalog();
         let table =
             banyan_migration::RoutingTable::parse(&text, "dev", &catalog).unwrap_or_else(|e| panic!("{e}"));
         assert!(table.same_routes(&banyan_migration::RoutingTable::defaults(&catalog)));
         assert_eq!(table.routes().count(), catalog.keys().count());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -131,13 +131,15 @@ mod tests {
     use super::*;
 
     fn check_text(text: &str) -> (i32, String, String) {
-        let dir = std::env::temp_dir().join(format!("banyan-migration-check-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.join(format!("t{}.toml", text.len()));
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        // A file of its own per call (removed when dropped): tests run in parallel.
+        let mut file = tempfile::Builder::new()
+            .prefix("banyan-migration-check-")
+            .suffix(".toml")
+            .tempfile()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = check(&path, &mut out, &mut err);
-        let _ = std::fs::remove_file(&path);
+        let code = check(file.path(), &mut out, &mut err);
         (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
     }
 

@@ -1,8 +1,11 @@
 //! The `banyan` binary's schema and contract commands, run as CI runs them, on the repository's
 //! own schema snapshot and contract.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use tempfile::{TempDir, TempPath};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -25,14 +28,21 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A file holding `text` in the system's temporary directory, removed when dropped (a failing
+/// test's too).
+fn temp_file(suffix: &str, text: &str) -> TempPath {
+    let mut file =
+        tempfile::Builder::new().prefix("banyan-cli-").suffix(suffix).tempfile().expect("a temp file");
+    file.write_all(text.as_bytes()).expect("the temp file written");
+    file.into_temp_path()
+}
+
 /// The committed snapshot with `edit` applied, written to a temporary file.
-fn edited_schema(name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+fn edited_schema(name: &str, edit: impl FnOnce(String) -> String) -> TempPath {
     let snapshot = std::fs::read_to_string(repo().join("schema/schema.graphql")).expect("the snapshot");
     let edited = edit(snapshot.clone());
     assert!(edited != snapshot, "the edit {name} changed nothing");
-    let path = std::env::temp_dir().join(format!("banyan-cli-{}-{name}.graphql", std::process::id()));
-    std::fs::write(&path, edited).expect("a temp file");
-    path
+    temp_file(".graphql", &edited)
 }
 
 #[test]
@@ -58,14 +68,14 @@ fn the_contract_validates_and_its_manifest_is_up_to_date() {
 
 #[test]
 fn removing_a_field_the_contract_selects_fails_the_check() {
-    let new = edited_schema("removed", |sdl| {
+    let edited = edited_schema("removed", |sdl| {
         let field = "\tviewerCanEdit: Boolean!\n";
         let start = sdl.find(field).expect("Template.viewerCanEdit is in the snapshot");
         // Drop the field and the description block right above it.
         let description_start = sdl[..start].rfind("\t\"\"\"\n\tWhether").expect("its description");
         format!("{}{}", &sdl[..description_start], &sdl[start + field.len()..])
     });
-    let new = new.to_string_lossy().into_owned();
+    let new = edited.to_string_lossy().into_owned();
     let output = banyan(&["schema", "check", "--base", "schema/schema.graphql", "--new", &new]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let text = stdout(&output);
@@ -85,10 +95,10 @@ fn removing_a_field_the_contract_selects_fails_the_check() {
 #[test]
 fn an_untouched_breaking_change_passes_unless_strict() {
     // No contract operation sends `WorkspaceRole.VIEWER` (it is only ever read).
-    let new = edited_schema("untouched", |sdl| {
+    let edited = edited_schema("untouched", |sdl| {
         sdl.replacen("\t\"\"\"\n\tReads only.\n\t\"\"\"\n\tVIEWER\n", "", 1)
     });
-    let new = new.to_string_lossy().into_owned();
+    let new = edited.to_string_lossy().into_owned();
     let relaxed = banyan(&["schema", "check", "--base", "schema/schema.graphql", "--new", &new]);
     assert_eq!(relaxed.status.code(), Some(0), "{}", stdout(&relaxed));
     let strict = banyan(&["schema", "check", "--base", "schema/schema.graphql", "--new", &new, "--strict"]);
@@ -97,9 +107,8 @@ fn an_untouched_breaking_change_passes_unless_strict() {
 
 #[test]
 fn a_schema_that_does_not_parse_is_exit_2_with_its_position() {
-    let path = std::env::temp_dir().join(format!("banyan-cli-{}-broken.graphql", std::process::id()));
-    std::fs::write(&path, "type Query {\n  a: Int\n").expect("a temp file");
-    let path = path.to_string_lossy().into_owned();
+    let broken = temp_file(".graphql", "type Query {\n  a: Int\n");
+    let path = broken.to_string_lossy().into_owned();
     let output = banyan(&["schema", "diff", &path, "schema/schema.graphql"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains(&format!("{path}:2:10")), "file:line:col in {}", stderr(&output));
@@ -112,13 +121,11 @@ fn nullable_subject(sdl: String) -> String {
     sdl.replacen("\tsubject: String!\n", "\tsubject: String\n", 1)
 }
 
-fn accepted_file(name: &str, base: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("banyan-cli-{}-{name}.toml", std::process::id()));
+fn accepted_file(base: &str) -> TempPath {
     let text = format!(
         "[[accepted]]\nbase = \"{base}\"\ncoordinate = \"Template.subject\"\nkind = \"FIELD_CHANGED_KIND\"\nreason = \"Templates without a subject are allowed now.\"\n"
     );
-    std::fs::write(&path, text).expect("a temp file");
-    path
+    temp_file(".toml", &text)
 }
 
 #[test]
@@ -136,7 +143,8 @@ fn schema_hash_prints_the_key_of_a_base() {
 
 #[test]
 fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
-    let new = edited_schema("accepted", nullable_subject).to_string_lossy().into_owned();
+    let edited = edited_schema("accepted", nullable_subject);
+    let new = edited.to_string_lossy().into_owned();
     let base = stdout(&banyan(&["schema", "hash", "schema/schema.graphql"])).trim().to_owned();
     let check = |accepted: &Path| {
         let accepted = accepted.to_string_lossy().into_owned();
@@ -152,7 +160,7 @@ fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
         ])
     };
 
-    let for_this_base = check(&accepted_file("this-base", &base));
+    let for_this_base = check(&accepted_file(&base));
     assert_eq!(for_this_base.status.code(), Some(0), "{}", stdout(&for_this_base));
     let text = stdout(&for_this_base);
     assert!(text.contains("accepted FIELD_CHANGED_KIND  Template.subject"), "{text}");
@@ -160,12 +168,12 @@ fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
 
     // Written against another base: it does not apply, and it is named as stale.
     let other = banyan_schema::schema_hash("type Query { a: Int }");
-    let for_another_base = check(&accepted_file("other-base", &other));
+    let for_another_base = check(&accepted_file(&other));
     assert_eq!(for_another_base.status.code(), Some(1), "{}", stdout(&for_another_base));
     let text = stdout(&for_another_base);
     assert!(text.contains(&format!("was written for base {other}, not this base")), "{text}");
 
-    let malformed = accepted_file("malformed", "sha256:nothex");
+    let malformed = accepted_file("sha256:nothex");
     assert_eq!(check(&malformed).status.code(), Some(2));
     assert!(stderr(&check(&malformed)).contains("`base` must be"), "{}", stderr(&check(&malformed)));
     assert_eq!(check(Path::new("no/such/accepted.toml")).status.code(), Some(2));
@@ -174,13 +182,15 @@ fn an_accepted_change_passes_only_against_the_base_it_was_written_for() {
 /// A throwaway git repository holding `.ci/schema-contract`, the contract and the fixture SPA it
 /// is extracted from, for running the gate as CI does.
 struct GitRepo {
+    /// Removed with the repository.
+    _dir: TempDir,
     root: PathBuf,
 }
 
 impl GitRepo {
-    fn new(name: &str) -> Self {
-        let root = std::env::temp_dir().join(format!("banyan-ci-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+    fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("banyan-ci-").tempdir().expect("a temp dir");
+        let root = dir.path().to_owned();
         std::fs::create_dir_all(root.join(".ci")).expect("a temp dir");
         std::fs::create_dir_all(root.join("schema")).expect("a temp dir");
         std::fs::copy(repo().join(".ci/schema-contract"), root.join(".ci/schema-contract"))
@@ -189,7 +199,7 @@ impl GitRepo {
         // The gate checks frontend-contract/ against the SPA source it is extracted from.
         let spa = "schema/tests/fixtures/spa";
         copy_dir(&repo().join(spa), &root.join(spa));
-        let repo = Self { root };
+        let repo = Self { _dir: dir, root };
         repo.git(&["init", "-q", "-b", "main"]);
         repo
     }
@@ -246,7 +256,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn the_ci_gate_compares_against_the_merge_base_when_ci_names_a_target() {
     let snapshot = std::fs::read_to_string(repo().join("schema/schema.graphql")).expect("the snapshot");
-    let git = GitRepo::new("merge-base");
+    let git = GitRepo::new();
     git.commit("schema/schema.graphql", &snapshot, "main's schema");
     git.git(&["checkout", "-q", "-b", "feature"]);
     git.commit("schema/schema.graphql", &nullable_subject(snapshot.clone()), "a breaking change");
@@ -269,7 +279,7 @@ fn the_ci_gate_compares_against_the_merge_base_when_ci_names_a_target() {
 
     // Accepted against main's schema, the change passes, and says so.
     let base = banyan_schema::schema_hash(&snapshot);
-    let accepted = std::fs::read_to_string(accepted_file("gate", &base)).expect("the entry");
+    let accepted = std::fs::read_to_string(accepted_file(&base)).expect("the entry");
     git.commit("schema/accepted-changes.toml", &accepted, "accept the change");
     let with_entry = git.gate(&[("BANYAN_CONTRACT_BASE", "main")]);
     assert_eq!(with_entry.status.code(), Some(0), "{}{}", stdout(&with_entry), stderr(&with_entry));
@@ -282,19 +292,15 @@ fn the_ci_gate_compares_against_the_merge_base_when_ci_names_a_target() {
     // A target with no common history is an input error, not a silent HEAD~1.
     let unknown = git.gate(&[("BANYAN_CONTRACT_BASE", "no-such-branch")]);
     assert_eq!(unknown.status.code(), Some(2), "{}{}", stdout(&unknown), stderr(&unknown));
-    let _ = std::fs::remove_dir_all(&git.root);
 }
 
 #[test]
 fn schemas_using_one_of_load_and_adding_it_is_breaking() {
-    let write = |name: &str, text: &str| {
-        let path = std::env::temp_dir().join(format!("banyan-cli-{}-{name}.graphql", std::process::id()));
-        std::fs::write(&path, text).expect("a temp file");
-        path.to_string_lossy().into_owned()
-    };
-    let plain = write("plain", "type Query { find(by: By): Int }\ninput By { id: ID slug: String }\n");
-    let one_of =
-        write("one-of", "type Query { find(by: By): Int }\ninput By @oneOf { id: ID slug: String }\n");
+    let plain_file =
+        temp_file(".graphql", "type Query { find(by: By): Int }\ninput By { id: ID slug: String }\n");
+    let one_of_file =
+        temp_file(".graphql", "type Query { find(by: By): Int }\ninput By @oneOf { id: ID slug: String }\n");
+    let (plain, one_of) = (plain_file.to_string_lossy(), one_of_file.to_string_lossy());
     let added = banyan(&["schema", "diff", &plain, &one_of]);
     assert_eq!(added.status.code(), Some(1), "{}{}", stdout(&added), stderr(&added));
     assert!(stdout(&added).contains("ONE_OF_ADDED"), "{}", stdout(&added));
@@ -309,12 +315,11 @@ mod synth;
 
 /// Writes the pair `synth_schemas` writes (two documented 5,000-type schemas with 477 changes
 /// and 500 contract operations) into a fresh directory.
-fn synth_pair(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("banyan-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn synth_pair() -> TempDir {
+    let scratch = tempfile::Builder::new().prefix("banyan-cli-synth-").tempdir().expect("a temp dir");
+    let dir = scratch.path();
     let (_, _, files) = synth::generate(5_000, 500, 486);
     let (old, new) = synth::generate_documented(5_000, 486);
-    std::fs::create_dir_all(&dir).expect("a temp dir");
     std::fs::write(dir.join("old.graphql"), old).expect("a temp file");
     std::fs::write(dir.join("new.graphql"), new).expect("a temp file");
     for file in files {
@@ -323,7 +328,7 @@ fn synth_pair(name: &str) -> PathBuf {
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("a temp dir");
         std::fs::write(path, file.text).expect("a temp file");
     }
-    dir
+    scratch
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -338,11 +343,12 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// operation and operation error) are pinned by their SHA-256.
 #[test]
 fn reports_on_the_generated_5000_type_pair_are_unchanged() {
-    let dir = synth_pair("synth");
+    let scratch = synth_pair();
+    let dir = scratch.path();
     let run = |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_banyan"))
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("NO_COLOR", "1")
             .output()
             .expect("banyan runs");
@@ -365,16 +371,13 @@ fn reports_on_the_generated_5000_type_pair_are_unchanged() {
     let json = |args: &[&str]| sha256_hex(&run(&[args, &["--format", "json"]].concat()));
     assert_eq!(json(&diff), "d89c820532f0e0429ed1fc7c8f29e01654172031d2209ededf6943fd87f507ed");
     assert_eq!(json(&check), "b7d3e3cf994d08ed9daa0f973de9a0354b02c0891e4a312ecc21daa37368a6b9");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---- banyan migration report / check ----
 
 /// A routing table written to a temporary file.
-fn table_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("banyan-cli-{}-{name}.toml", std::process::id()));
-    std::fs::write(&path, text).expect("a temp file");
-    path
+fn table_file(text: &str) -> TempPath {
+    temp_file(".toml", text)
 }
 
 fn report_json(args: &[&str]) -> serde_json::Value {
@@ -514,8 +517,7 @@ fn the_migration_report_for_the_default_table_and_the_committed_contract() {
 
 #[test]
 fn the_migration_report_follows_the_table_and_judges_readiness_per_contract_operation() {
-    let table = table_file(
-        "mixed",
+    let table_path = table_file(
         "[fields.\"Template.stats\"]\nmode = \"shadow\"\nprimary = \"legacy\"\nsample_rate = 0.1\n\
          [fields.\"Template.recentEvents\"]\nmode = \"canary\"\npercent = 20\n\
          [fields.\"Template.draft\"]\nmode = \"legacy\"\n\
@@ -523,7 +525,7 @@ fn the_migration_report_follows_the_table_and_judges_readiness_per_contract_oper
          [fields.\"Mutation.insertDraftBlock\"]\nmode = \"legacy\"\n\
          [fields.\"Mutation.deleteDraftBlock\"]\nmode = \"legacy\"\n",
     );
-    let table = table.to_string_lossy().into_owned();
+    let table = table_path.to_string_lossy().into_owned();
     let report = report_json(&["--table", &table]);
     let shares: Vec<(String, Option<f64>)> =
         components(&report).into_iter().map(|(name, _, share, _)| (name, share)).collect();
@@ -619,7 +621,6 @@ fn migration_check_exit_codes_and_error_format() {
     assert!(stdout(&example).contains("Template.stats shadow"), "{}", stdout(&example));
 
     let bad = table_file(
-        "bad",
         "[fields.\"Template.stats\"]\nmode = \"legacy\"\n\n[fields.\"Mutation.deleteDraftBlock\"]\nmode = \"canary\"\npercent = 5\n\n[fields.\"Template.nope\"]\nmode = \"legacy\"\n",
     );
     let bad_path = bad.to_string_lossy().into_owned();
@@ -652,8 +653,8 @@ fn the_contract_is_what_the_fixture_spa_holds() {
 
 #[test]
 fn extract_check_exits_1_on_a_stale_contract_and_extract_repairs_it() {
-    let out = std::env::temp_dir().join(format!("banyan-cli-{}-extracted", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let scratch = tempfile::Builder::new().prefix("banyan-cli-extracted-").tempdir().expect("a temp dir");
+    let out = scratch.path().join("contract");
     let out_arg = out.to_string_lossy().into_owned();
     let extract = |check: bool| {
         let mut args = vec!["contract", "extract", "--from", "schema/tests/fixtures/spa", "--out", &out_arg];
@@ -676,7 +677,6 @@ fn extract_check_exits_1_on_a_stale_contract_and_extract_repairs_it() {
     assert!(stderr(&stale).contains("changed  UserMenu/UserMenu.graphql"), "{}", stderr(&stale));
     assert_eq!(extract(false).status.code(), Some(0));
     assert_eq!(extract(true).status.code(), Some(0));
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

@@ -26,7 +26,7 @@ fn dev_answers_a_query_as_deep_as_the_limits_allow_and_stays_up() {
         .expect("banyan dev starts");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
-    let (mut addr, mut authorization) = (None, None);
+    let (mut addr, mut authorization, mut table) = (None, None, None);
     for line in lines.by_ref().take(40) {
         let line = line.expect("a banner line");
         if let Some(url) = line.trim().strip_prefix("GraphiQL:") {
@@ -38,13 +38,18 @@ fn dev_answers_a_query_as_deep_as_the_limits_allow_and_stays_up() {
         }
         if let Some(value) = line.trim().strip_prefix("Authorization:") {
             authorization = Some(value.trim().to_owned());
+        }
+        if let Some(rest) = line.trim().strip_prefix("Routing table:") {
+            // `<path> (edit it; ...)`
+            table = rest.trim().split(" (").next().map(std::path::PathBuf::from);
             break;
         }
     }
-    let (Some(addr), Some(authorization)) = (addr, authorization) else {
+    let (Some(addr), Some(authorization), Some(table)) = (addr, authorization, table) else {
         let _ = child.kill();
-        panic!("the banner names the address and a token");
+        panic!("the banner names the address, a token and the routing table");
     };
+    assert!(table.is_file(), "the routing table {} exists while dev runs", table.display());
 
     // template → (workspace → templates → nodes) × 3 → workspace → id: 12 fields deep.
     let mut selection = "workspace { id }".to_owned();
@@ -56,9 +61,20 @@ fn dev_answers_a_query_as_deep_as_the_limits_allow_and_stays_up() {
         json!({ "query": format!("{{ template(id: \"{template}\") {{ {selection} }} }}") }).to_string();
     let answer = post(&addr, &authorization, &body);
     let still_running = child.try_wait().map(|status| status.is_none()).unwrap_or(false);
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(still_running, "banyan dev died answering a 12-deep query");
+    if !still_running {
+        let _ = child.wait();
+        panic!("banyan dev died answering a 12-deep query");
+    }
+    // Stopped as a developer stops it (Ctrl-C is SIGINT): it exits 0 and takes its scratch
+    // routing table with it.
+    let interrupted =
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(interrupted.success(), "SIGINT sent");
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "banyan dev exits 0 on SIGINT");
+    assert!(!table.exists(), "{} is removed when dev stops", table.display());
+    let folder = table.parent().expect("the table's folder");
+    assert!(!folder.exists(), "{} is removed when dev stops", folder.display());
     let (head, json_body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let value: Value = serde_json::from_str(json_body).unwrap_or(Value::Null);
@@ -68,6 +84,21 @@ fn dev_answers_a_query_as_deep_as_the_limits_allow_and_stays_up() {
         inner = &inner["workspace"]["templates"]["nodes"][0];
     }
     assert!(inner["workspace"]["id"].is_string(), "{value}");
+}
+
+/// The child's exit status once it exits, or `None` (after killing it) when it has not within
+/// [`WAIT`].
+fn wait_bounded(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// `POST /graphql` with `body` over a plain socket; the whole answer (`Connection: close`).

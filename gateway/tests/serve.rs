@@ -3,12 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tempfile::TempPath;
 
 /// How long to wait for the next log line before calling the process stuck: a bound against
 /// hangs, not a measurement.
@@ -23,6 +23,8 @@ struct Served {
     child: Child,
     lines: mpsc::Receiver<Vec<u8>>,
     seen: Vec<Vec<u8>>,
+    /// The configuration file, removed with this (the process reads it as it starts).
+    _config: TempPath,
 }
 
 /// Writes `toml` to a scratch file and starts `banyan serve --config` on it with exactly the
@@ -52,13 +54,19 @@ fn serve(name: &str, toml: &str, vars: &[(&str, &str)]) -> Served {
             }
         }
     });
-    Served { child, lines, seen: Vec::new() }
+    Served { child, lines, seen: Vec::new(), _config: config }
 }
 
-fn scratch_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("banyan-serve-{}-{name}.toml", std::process::id()));
-    std::fs::write(&path, text).expect("a temp file");
-    path
+/// A file holding `text` in the system's temporary directory, named after `name`, removed when
+/// dropped (a failing test's too).
+fn scratch_file(name: &str, text: &str) -> TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("banyan-serve-{name}-"))
+        .suffix(".toml")
+        .tempfile()
+        .expect("a temp file");
+    file.write_all(text.as_bytes()).expect("the temp file written");
+    file.into_temp_path()
 }
 
 impl Served {
@@ -345,7 +353,7 @@ fn check(name: &str, toml: &str, vars: &[(&str, &str)]) -> (Option<i32>, String,
         .stdin(Stdio::null())
         .output()
         .expect("banyan runs");
-    let _ = std::fs::remove_file(&config);
+    drop(config);
     let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     (output.status.code(), text(&output.stdout), text(&output.stderr))
 }
@@ -368,11 +376,10 @@ fn serve_check_judges_a_configuration_as_a_start_would_without_serving() {
 
     // A routing table naming a field the catalog does not know: the start's own error, with
     // the table's file and line.
-    let table = std::env::temp_dir().join(format!("banyan-serve-{}-check-table.toml", std::process::id()));
-    std::fs::write(&table, "[fields.\"Template.nope\"]\nmode = \"service\"\n").expect("a temp file");
+    let table = scratch_file("check-table", "[fields.\"Template.nope\"]\nmode = \"service\"\n");
     let with_table = format!("{good}[migration]\nrouting_table = \"{}\"\n", table.display());
     let (code, _, stderr) = check("check-bad-table", &with_table, &[]);
-    let _ = std::fs::remove_file(&table);
+    drop(table);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("Template.nope") && stderr.contains(":1:"), "{stderr}");
 

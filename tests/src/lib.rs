@@ -341,17 +341,20 @@ pub fn contract_operations() -> Vec<(String, String)> {
 /// A routing-table file in a scratch directory of its own, removed when dropped: what a test
 /// points `migration.routing_table` at and rewrites to flip fields.
 pub struct RoutingTableFile {
-    dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
     /// The file.
     pub path: std::path::PathBuf,
 }
 
 impl RoutingTableFile {
-    /// A file holding `text`, in a directory named after `test` and this process.
+    /// A file holding `text`, in a new directory whose name starts with `test`'s (the tests of
+    /// one binary share a process, so the name alone would not keep two apart).
     pub fn new(test: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("banyan-routing-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let file = Self { path: dir.join("routing.toml"), dir };
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("banyan-routing-{test}-"))
+            .tempdir()
+            .expect("a scratch directory");
+        let file = Self { path: dir.path().join("routing.toml"), dir };
         file.write(text);
         file
     }
@@ -359,15 +362,9 @@ impl RoutingTableFile {
     /// Replaces the file whole (write, then rename), as a ConfigMap update does, so the watcher
     /// never reads half of it.
     pub fn write(&self, text: &str) {
-        let next = self.dir.join("routing.toml.next");
+        let next = self.dir.path().join("routing.toml.next");
         std::fs::write(&next, text).expect("written");
         std::fs::rename(&next, &self.path).expect("renamed");
-    }
-}
-
-impl Drop for RoutingTableFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

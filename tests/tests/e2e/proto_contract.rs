@@ -14,21 +14,16 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// A scratch folder of this test's own, removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch folder of this test's own (its path, and the folder, removed when dropped).
+struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("banyan-proto-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a scratch folder");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("banyan-proto-{name}-"))
+            .tempdir()
+            .expect("a scratch folder");
+        Scratch(dir.path().to_owned(), dir)
     }
 }
 
