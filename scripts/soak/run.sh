@@ -18,11 +18,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 profile=${SOAK_PROFILE:-release}
 case "$profile" in
-  release) flags=(--release) ;;
-  debug) flags=() ;;
+  release)
+    cargo build -q --release --manifest-path "$root/Cargo.toml" \
+      -p banyan-gateway --bin banyan -p banyan-tests --bin banyan-soak ;;
+  # The workspace's test build, which builds both binaries (their packages have integration
+  # tests) with the tests' features: a no-op after `cargo test --workspace`, where a plain
+  # `cargo build` of them would build them again with other features.
+  debug) cargo test -q --workspace --no-run --manifest-path "$root/Cargo.toml" ;;
   *) echo "SOAK_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
 esac
-cargo build -q "${flags[@]}" --manifest-path "$root/Cargo.toml" \
-  -p banyan-gateway --bin banyan -p banyan-tests --bin banyan-soak
 echo "soak: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown), $profile build"
 exec "$root/target/$profile/banyan-soak" "$root/target/$profile/banyan"
