@@ -14,16 +14,21 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// A scratch folder of this test's own (its path, and the folder, removed when dropped).
-struct Scratch(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+/// A scratch folder of this test's own, removed when dropped.
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("banyan-proto-{name}-"))
-            .tempdir()
-            .expect("a scratch folder");
-        Scratch(dir.path().to_owned(), dir)
+        Scratch(
+            tempfile::Builder::new()
+                .prefix(&format!("banyan-proto-{name}-"))
+                .tempdir()
+                .expect("a scratch folder"),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
@@ -74,7 +79,7 @@ fn check(base: &Path, new: &Path, strict: bool) -> (i32, String) {
 async fn pull_round_trips(reflection: ReflectionVersion, protocol: &str) {
     let stack = DevStack::start(DevStackConfig::default()).await.expect("the devstack starts");
     let scratch = Scratch::new(protocol);
-    let (code, _, err) = pull(&pull_args(&stack, &scratch.0, false, reflection)).await;
+    let (code, _, err) = pull(&pull_args(&stack, scratch.path(), false, reflection)).await;
     assert_eq!(code, 0, "{err}");
     // Each server answered over the protocol asked for, listing its own service only.
     assert!(
@@ -89,12 +94,12 @@ async fn pull_round_trips(reflection: ReflectionVersion, protocol: &str) {
     // Byte for byte what is committed, and nothing else (no well-known types).
     let committed = files_under(&repo("sources/proto"));
     assert_eq!(committed.len(), 2);
-    assert_eq!(files_under(&scratch.0), committed);
+    assert_eq!(files_under(scratch.path()), committed);
     // So `--check` against the committed folder passes.
     let (code, out, err) = pull(&pull_args(&stack, &repo("sources/proto"), true, reflection)).await;
     assert_eq!(code, 0, "{out}{err}");
     // And a second pull over the first writes nothing.
-    let (code, out, _) = pull(&pull_args(&stack, &scratch.0, false, reflection)).await;
+    let (code, out, _) = pull(&pull_args(&stack, scratch.path(), false, reflection)).await;
     assert_eq!(code, 0);
     assert_eq!(out.matches("unchanged").count(), 2, "{out}");
     stack.shutdown().await;
@@ -125,7 +130,7 @@ async fn a_service_serving_a_changed_descriptor_fails_the_check_naming_the_field
     // reserving its number: the one change, so the failure is exactly this one.
     let changed = Scratch::new("changed");
     for (name, bytes) in files_under(&repo("sources/proto")) {
-        let path = changed.0.join(&name);
+        let path = changed.path().join(&name);
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("a folder");
         let mut text = String::from_utf8(bytes).expect("UTF-8");
         if name.ends_with("events.proto") {
@@ -136,7 +141,8 @@ async fn a_service_serving_a_changed_descriptor_fails_the_check_naming_the_field
         }
         std::fs::write(path, text).expect("a written file");
     }
-    let config = DevStackConfig { reflected_protos: Some(changed.0.clone()), ..DevStackConfig::default() };
+    let config =
+        DevStackConfig { reflected_protos: Some(changed.path().to_owned()), ..DevStackConfig::default() };
     let stack = DevStack::start(config).await.expect("the devstack starts");
 
     // The committed protos are no longer what the service serves.
@@ -149,9 +155,9 @@ async fn a_service_serving_a_changed_descriptor_fails_the_check_naming_the_field
 
     // Pulled and checked against the committed ones: a breaking change Banyan reads.
     let pulled = Scratch::new("pulled");
-    let (code, _, err) = pull(&pull_args(&stack, &pulled.0, false, ReflectionVersion::Auto)).await;
+    let (code, _, err) = pull(&pull_args(&stack, pulled.path(), false, ReflectionVersion::Auto)).await;
     assert_eq!(code, 0, "{err}");
-    let (code, report) = check(&repo("sources/proto"), &pulled.0, false);
+    let (code, report) = check(&repo("sources/proto"), pulled.path(), false);
     assert_eq!(code, 1, "{report}");
     let line = line_of(&repo("sources/src/events.rs"), "unique_opens: s.unique_opens");
     assert!(
@@ -173,17 +179,17 @@ async fn removing_an_rpc_banyan_does_not_call_is_a_warning_unless_strict() {
     // Banyan never calls `AppendEvents` (the devstack's generator appends); its removal warns.
     let changed = Scratch::new("no-append");
     for (name, bytes) in files_under(&repo("sources/proto")) {
-        let path = changed.0.join(&name);
+        let path = changed.path().join(&name);
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("a folder");
         let text = String::from_utf8(bytes).expect("UTF-8");
         let rpc = "  rpc AppendEvents(AppendEventsRequest) returns (AppendEventsResponse);\n";
         std::fs::write(path, text.replace(rpc, "")).expect("a written file");
     }
-    let (code, report) = check(&repo("sources/proto"), &changed.0, false);
+    let (code, report) = check(&repo("sources/proto"), changed.path(), false);
     assert_eq!(code, 0, "{report}");
     assert!(report.contains("warning RPC_REMOVED  banyan.events.v1.EventService/AppendEvents"), "{report}");
     assert!(report.contains("Banyan does not use it"), "{report}");
-    let (code, report) = check(&repo("sources/proto"), &changed.0, true);
+    let (code, report) = check(&repo("sources/proto"), changed.path(), true);
     assert_eq!(code, 1, "{report}");
 }
 
@@ -195,7 +201,7 @@ async fn a_server_without_reflection_is_an_input_error() {
     let scratch = Scratch::new("silent");
     let args = PullArgs {
         services: vec![addr.to_string()],
-        out: scratch.0.clone(),
+        out: scratch.path().to_owned(),
         check: false,
         prune: false,
         reflection: ReflectionVersion::Auto,
@@ -204,6 +210,6 @@ async fn a_server_without_reflection_is_an_input_error() {
     let (code, _, err) = pull(&args).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("error: {addr}: no answer within 500ms")), "{err}");
-    assert!(files_under(&scratch.0).is_empty());
+    assert!(files_under(scratch.path()).is_empty());
     drop(silent);
 }
