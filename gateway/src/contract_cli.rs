@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use banyan_schema::{
     ACCEPTED_CHANGES_FILE, AcceptedChanges, CheckOptions, ComponentFrom, Contract, EXIT_FAILURE,
-    EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, Sdl,
-    build_manifest, check_compact, extract, load_compact_file, load_compact_file_with, load_compact_with,
-    load_sdl, load_sdl_file, operation_errors, schema_hash, validate_contract,
+    EXIT_INPUT_ERROR, EXIT_OK, ExtractOptions, Format, Level, MANIFEST_FILE, ManifestStatus, SchemaError,
+    Sdl, SplitContract, build_manifest, check_compact, extract, load_base_compact_file, load_compact_file,
+    load_compact_file_with, load_compact_with, load_sdl, load_sdl_file, schema_hash, validate_contract,
 };
 
 /// Where the code's own schema is committed; reports about it point at this file.
@@ -51,10 +51,13 @@ pub struct Output {
 /// `banyan schema diff OLD NEW`: every change, classified; exit 1 when any is breaking.
 pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        // One schema at a time, each kept only as its compact model (README, "Schema diff and
-        // check at scale"): at most one apollo-compiler schema is alive.
-        let old = loaded(load_compact_file(old))?;
+        // The new schema first, validated and kept only as its compact model; then the base,
+        // modelled a chunk at a time (README, "Schema diff and check at scale"): apollo-compiler
+        // never holds more than one whole schema, and that one beside one model. Errors come
+        // in the order of the inputs: the base's file is opened first.
+        let old_file = loaded(open_schema(old))?;
         let new = loaded(load_compact_file(new))?;
+        let old = loaded(load_base_compact_file(old_file, Some(&new)))?;
         let no_contract = loaded(Contract::from_sources([]))?;
         let report = check_compact(&old, &new, &no_contract, Vec::new(), CheckOptions { strict: true });
         write_report(out, &report.render(output.format.format(output.colour)));
@@ -80,22 +83,21 @@ pub struct CheckArgs<'a> {
 /// `banyan schema check`: the CI gate.
 pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     exit_code(err, || {
-        // One schema at a time, each kept only as its compact model (README, "Schema diff and
-        // check at scale"): at most one apollo-compiler schema is alive. The contract loads
-        // into the memory the base schema left and validates against the new schema while that
-        // is loaded. Errors come in the order of the inputs: the base, the new schema, the
-        // contract.
-        let old = loaded(load_compact_file(args.base))?;
-        let contract = Contract::load(args.contract);
-        let (new, errors) = loaded(match args.new {
-            Some(path) => load_compact_file_with(path, |schema| {
-                contract.as_ref().ok().map(|contract| operation_errors(schema, contract))
-            }),
-            None => load_compact_with(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl(), |schema| {
-                contract.as_ref().ok().map(|contract| operation_errors(schema, contract))
-            }),
+        // As `schema diff`, the new schema first and then the base (README, "Schema diff and
+        // check at scale"). The contract is kept as its texts and parsed again a group of files
+        // at a time: validated while the new schema is loaded, walked once the base is.
+        // Errors come in the order of the inputs: the base, the new schema, the contract.
+        let options = CheckOptions { strict: args.strict };
+        let old_file = loaded(open_schema(args.base))?;
+        let contract = Contract::load(args.contract).map(SplitContract::new);
+        let validate = |schema: &_| contract.as_ref().ok().map(|c| c.validate(schema));
+        let (new, validation) = loaded(match args.new {
+            Some(path) => load_compact_file_with(path, validate),
+            None => load_compact_with(SCHEMA_SNAPSHOT, &banyan_resolvers::sdl(), validate),
         })?;
+        let old = loaded(load_base_compact_file(old_file, Some(&new)))?;
         let contract = loaded(contract)?;
+        let report = contract.check(&old, &new, validation.unwrap_or_default(), options);
         let accepted = match args.accepted {
             Some(path) => loaded(AcceptedChanges::load(path))?,
             None if Path::new(ACCEPTED_CHANGES_FILE).is_file() => {
@@ -103,9 +105,7 @@ pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, er
             }
             None => AcceptedChanges::none(),
         };
-        let errors = errors.unwrap_or_default();
-        let report = check_compact(&old, &new, &contract, errors, CheckOptions { strict: args.strict })
-            .with_accepted(&accepted, old.hash());
+        let report = report.with_accepted(&accepted, old.hash());
         write_report(out, &report.render(output.format.format(output.colour)));
         Ok(report.exit_code())
     })
@@ -251,6 +251,14 @@ fn exit_code(err: &mut dyn Write, body: impl FnOnce() -> Result<i32, String>) ->
         write_report(err, &format!("error: {message}\n"));
         EXIT_INPUT_ERROR
     })
+}
+
+/// `path`, once it opens: a base that cannot be read is reported before the new schema loads.
+fn open_schema(path: &Path) -> Result<&Path, SchemaError> {
+    match std::fs::File::open(path) {
+        Ok(_) => Ok(path),
+        Err(source) => Err(SchemaError::Io { path: path.display().to_string().replace('\\', "/"), source }),
+    }
 }
 
 fn loaded<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, String> {

@@ -114,6 +114,33 @@ fn a_schema_that_does_not_parse_is_exit_2_with_its_position() {
     assert!(stderr(&output).contains(&format!("{path}:2:10")), "file:line:col in {}", stderr(&output));
 }
 
+/// The base of a diff was validated when it was new: it is parsed, not validated again. A base
+/// naming a type it does not define still diffs (and that text as the new schema is exit 2);
+/// one that does not parse, or whose definitions cannot stand alone, is still exit 2.
+#[test]
+fn the_base_is_parsed_and_the_new_schema_validated() {
+    let unknown = temp_file(".graphql", "type Query {\n  a: Int\n  b: Missing\n}\n");
+    let unknown = unknown.to_string_lossy().into_owned();
+    let valid = temp_file(".graphql", "type Query {\n  a: Int\n}\n");
+    let valid = valid.to_string_lossy().into_owned();
+    let as_base = banyan(&["schema", "diff", &unknown, &valid]);
+    assert_eq!(as_base.status.code(), Some(1), "{}{}", stdout(&as_base), stderr(&as_base));
+    assert!(stdout(&as_base).contains("Query.b"), "the removed field in {}", stdout(&as_base));
+    let as_new = banyan(&["schema", "diff", &valid, &unknown]);
+    assert_eq!(as_new.status.code(), Some(2));
+    assert!(stderr(&as_new).contains("Missing"), "{}", stderr(&as_new));
+    // An extension of a type the base does not define: loaded whole, validated, exit 2.
+    let orphan = temp_file(".graphql", "type Query {\n  a: Int\n}\nextend type Nowhere {\n  x: Int\n}\n");
+    let orphan = orphan.to_string_lossy().into_owned();
+    let output = banyan(&["schema", "diff", &orphan, &valid]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(&format!("{orphan}:4")), "{}", stderr(&output));
+    // Nothing defined at all: as before, not a schema.
+    let empty = temp_file(".graphql", "# nothing yet\n");
+    let empty = empty.to_string_lossy().into_owned();
+    assert_eq!(banyan(&["schema", "diff", &empty, &valid]).status.code(), Some(2));
+}
+
 /// The committed snapshot with `Template.subject` nullable: breaking for TemplateEditor, which
 /// selects it, while every operation stays valid.
 fn nullable_subject(sdl: String) -> String {

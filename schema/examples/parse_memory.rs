@@ -3,7 +3,9 @@
 //! definitions (a probe for issue 11's memory target; README, "Schema diff and check at scale").
 //!
 //! `cargo run --release -p banyan-schema --example parse_memory -- /tmp/synth/new.graphql 0`
-//! (whole) or `… 65536` (chunks, cut as `schema diff` and `check` cut them), after `--example synth_schemas -- /tmp/synth`.
+//! (whole) or `… 65536` (chunks, cut as `schema diff` and `check` cut them), or `… parts` (the
+//! compact model built a chunk at a time, as the base of a comparison is loaded), after
+//! `--example synth_schemas -- /tmp/synth`.
 
 use apollo_compiler::Schema;
 
@@ -23,10 +25,24 @@ fn memory() -> (u64, u64) {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: parse_memory SCHEMA.graphql CHUNK_BYTES (0: whole)")?;
-    let chunk: usize = args.next().unwrap_or_else(|| "0".to_owned()).parse()?;
+    let mode = args.next().unwrap_or_else(|| "0".to_owned());
     let text = std::fs::read_to_string(&path)?;
     let (_, before) = memory();
     let started = std::time::Instant::now();
+    if mode == "parts" {
+        let compact = banyan_schema::load_base_compact(&path, &text, None)?;
+        let (peak, now) = memory();
+        eprintln!(
+            "{} types modelled in parts in {:?}: peak {} KiB, kept {} KiB (model {} KiB; RSS before: {before} KiB)",
+            compact.type_count(),
+            started.elapsed(),
+            peak,
+            now.saturating_sub(before),
+            compact.heap_bytes() / 1024
+        );
+        return Ok(());
+    }
+    let chunk: usize = mode.parse()?;
     let schema = if chunk == 0 {
         Schema::parse(&text, &path).map_err(|e| e.errors.to_string())?
     } else {

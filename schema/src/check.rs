@@ -232,7 +232,7 @@ pub fn check(old: &Sdl, new: &Sdl, contract: &Contract, options: CheckOptions) -
         }
         (checked, finish(errors))
     });
-    report(old.compact(), new.compact(), contract, options, checked, operation_errors)
+    report(old.compact(), new.compact(), contract.operations().len(), options, checked, operation_errors)
 }
 
 /// [`check()`] on compact models, for schemas loaded with
@@ -247,13 +247,13 @@ pub fn check_compact(
     options: CheckOptions,
 ) -> CheckReport {
     let checked = classify(old, new, contract, options);
-    report(old, new, contract, options, checked, operation_errors)
+    report(old, new, contract.operations().len(), options, checked, operation_errors)
 }
 
-fn report(
+pub(crate) fn report(
     old: &CompactSchema,
     new: &CompactSchema,
-    contract: &Contract,
+    operation_count: usize,
     options: CheckOptions,
     changes: Vec<CheckedChange>,
     operation_errors: Vec<Problem>,
@@ -262,7 +262,7 @@ fn report(
         old_schema: old.path().to_owned(),
         new_schema: new.path().to_owned(),
         strict: options.strict,
-        operation_count: contract.operations().len(),
+        operation_count,
         changes,
         operation_errors,
         accepted_file: None,
@@ -271,10 +271,6 @@ fn report(
 }
 
 /// Diff, usage, touches and severities.
-///
-/// Each operation's usage is walked once, tested against the changes it may touch (those
-/// indexed under one of its keys, and those that can touch an operation without any), and
-/// dropped: one usage is alive at a time, not the contract's (several MiB for 500 operations).
 fn classify(
     old: &CompactSchema,
     new: &CompactSchema,
@@ -282,58 +278,106 @@ fn classify(
     options: CheckOptions,
 ) -> Vec<CheckedChange> {
     let changes = diff(old, new);
+    let touches = TouchIndex::new(&changes).touches(old, new, contract, 0..contract.operations().len());
+    judge(changes, touches, options)
+}
 
-    // Key → the changes that need it (one of their keys must be used for them to touch).
-    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::default();
-    let mut without_keys = Vec::new();
-    for (c, change) in changes.iter().enumerate() {
-        match change.touch.required_keys() {
-            Some(keys) => keys.into_iter().for_each(|k| by_key.entry(k).or_default().push(c)),
-            None => without_keys.push(c),
-        }
-    }
+/// Which changes an operation may touch: an index from usage key to the changes that need it.
+///
+/// Each operation's usage is walked once, tested against the changes it may touch (those
+/// indexed under one of its keys, and those that can touch an operation without any), and
+/// dropped: one usage is alive at a time, not the contract's (several MiB for 500 operations).
+pub(crate) struct TouchIndex<'c> {
+    changes: &'c [Change],
+    /// Key → the changes that need it (one of their keys must be used for them to touch).
+    by_key: HashMap<&'c str, Vec<usize>>,
+    without_keys: Vec<usize>,
+}
 
-    // Usage is resolved in the old schema, which the operations were written against. An
-    // operation that does not fully resolve there (one written for the new schema, or an
-    // invalid one) is resolved in the new schema too, and the two are merged.
-    let mut in_old = Collector::new(old, contract, false);
-    let mut in_new: Option<Collector<'_>> = None;
-    let mut touching: Vec<Vec<TouchedOperation>> = vec![Vec::new(); changes.len()];
-    let mut candidates = Vec::new();
-    for (i, op) in contract.operations().iter().enumerate() {
-        let mut u = in_old.operation(i);
-        if u.unresolved {
-            let c = in_new.get_or_insert_with(|| Collector::new(new, contract, false));
-            u.merge(&c.operation(i));
-        }
-        candidates.clear();
-        candidates.extend(u.keys().filter_map(|k| by_key.get(k)).flatten());
-        candidates.extend_from_slice(&without_keys);
-        candidates.sort_unstable();
-        candidates.dedup();
-        for &c in &candidates {
-            let touch = &changes[c].touch;
-            if !touch.matches(&u) {
-                continue;
+impl<'c> TouchIndex<'c> {
+    pub(crate) fn new(changes: &'c [Change]) -> Self {
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::default();
+        let mut without_keys = Vec::new();
+        for (c, change) in changes.iter().enumerate() {
+            match change.touch.required_keys() {
+                Some(keys) => keys.into_iter().for_each(|k| by_key.entry(k).or_default().push(c)),
+                None => without_keys.push(c),
             }
-            let site = touch.site(&u);
-            let file = contract
-                .file_index_of(site)
-                .and_then(|fi| contract.file(fi))
-                .map(|f| f.path.clone())
-                .unwrap_or_else(|| op.file.clone());
-            let (line, column) = contract.line_col(site).unwrap_or((op.line, op.column));
-            touching[c].push(TouchedOperation {
-                component: op.component.clone(),
-                operation: op.name.clone(),
-                operation_type: op.operation_type,
-                file,
-                line,
-                column,
-            });
         }
+        TouchIndex { changes, by_key, without_keys }
     }
 
+    /// Walks the operations numbered `operations` (in `contract.operations()`, in contract
+    /// order) and returns each (change, operation) it touches, in the operations' order.
+    ///
+    /// Usage is resolved in the old schema, which the operations were written against. An
+    /// operation that does not fully resolve there (one written for the new schema, or an
+    /// invalid one) is resolved in the new schema too, and the two are merged.
+    pub(crate) fn touches(
+        &self,
+        old: &CompactSchema,
+        new: &CompactSchema,
+        contract: &Contract,
+        operations: impl IntoIterator<Item = usize>,
+    ) -> Vec<(usize, TouchedOperation)> {
+        let mut in_old = Collector::new(old, contract, false);
+        let mut in_new: Option<Collector<'_>> = None;
+        let mut touching = Vec::new();
+        let mut candidates = Vec::new();
+        for i in operations {
+            let Some(op) = contract.operations().get(i) else { continue };
+            let mut u = in_old.operation(i);
+            if u.unresolved {
+                let c = in_new.get_or_insert_with(|| Collector::new(new, contract, false));
+                u.merge(&c.operation(i));
+            }
+            candidates.clear();
+            candidates.extend(u.keys().filter_map(|k| self.by_key.get(k)).flatten());
+            candidates.extend_from_slice(&self.without_keys);
+            candidates.sort_unstable();
+            candidates.dedup();
+            for &c in &candidates {
+                let touch = &self.changes[c].touch;
+                if !touch.matches(&u) {
+                    continue;
+                }
+                let site = touch.site(&u);
+                let file = contract
+                    .file_index_of(site)
+                    .and_then(|fi| contract.file(fi))
+                    .map(|f| f.path.clone())
+                    .unwrap_or_else(|| op.file.clone());
+                let (line, column) = contract.line_col(site).unwrap_or((op.line, op.column));
+                touching.push((
+                    c,
+                    TouchedOperation {
+                        component: op.component.clone(),
+                        operation: op.name.clone(),
+                        operation_type: op.operation_type,
+                        file,
+                        line,
+                        column,
+                    },
+                ));
+            }
+        }
+        touching
+    }
+}
+
+/// Each change with the operations it touches (given in contract order) and its severity,
+/// in report order.
+pub(crate) fn judge(
+    changes: Vec<Change>,
+    touches: impl IntoIterator<Item = (usize, TouchedOperation)>,
+    options: CheckOptions,
+) -> Vec<CheckedChange> {
+    let mut touching: Vec<Vec<TouchedOperation>> = vec![Vec::new(); changes.len()];
+    for (c, operation) in touches {
+        if let Some(list) = touching.get_mut(c) {
+            list.push(operation);
+        }
+    }
     let mut checked = Vec::with_capacity(changes.len());
     for (change, operations) in changes.into_iter().zip(touching) {
         let touched = !operations.is_empty();

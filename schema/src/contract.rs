@@ -106,6 +106,13 @@ pub(crate) struct ContractFile {
     pub(crate) included: Vec<bool>,
 }
 
+impl ContractFile {
+    /// The file's text, as it was parsed.
+    pub(crate) fn text(&self) -> &str {
+        self.document.sources.values().next().map_or("", |source| source.source_text())
+    }
+}
+
 /// The loaded contract.
 #[derive(Debug, Clone)]
 pub struct Contract {
@@ -222,12 +229,10 @@ impl Contract {
         sources.sort_by(|a, b| a.path.cmp(&b.path));
         let mut files = Vec::with_capacity(sources.len());
         let mut syntax = Vec::new();
-        let mut parser = Parser::new();
-        for src in sources {
-            if is_blank(&src.text) {
-                continue; // nothing but whitespace and comments
-            }
-            match parser.parse_ast(src.text, &src.path) {
+        // Nothing but whitespace and comments: no file.
+        sources.retain(|src| !is_blank(&src.text));
+        for (src, parsed) in parse_each(sources) {
+            match parsed {
                 Ok(document) => files.push(ContractFile {
                     path: src.path,
                     component: src.component,
@@ -247,22 +252,12 @@ impl Contract {
             return Err(ContractError::Syntax { problems: syntax });
         }
 
-        let mut all_sources: IndexMap<FileId, Arc<apollo_compiler::parser::SourceFile>> = IndexMap::default();
-        let mut file_ids = HashMap::new();
-        for (i, f) in files.iter().enumerate() {
-            for (id, sf) in f.document.sources.iter() {
-                all_sources.insert(*id, sf.clone());
-                file_ids.insert(*id, i);
-            }
-        }
-        let sources: SourceMap = Arc::new(all_sources);
-
-        let mut operations = Vec::new();
-        let mut fragments: HashMap<Name, (usize, usize, Node<ast::FragmentDefinition>)> = HashMap::new();
+        let (sources, file_ids) = source_map(&files);
+        let mut fragment_spans: HashMap<Name, Option<SourceSpan>> = HashMap::new();
         let mut op_names: HashMap<Name, Option<SourceSpan>> = HashMap::new();
         let mut rule_problems = Vec::new();
         let at = |span: Option<SourceSpan>| problem::line_col(&sources, span);
-        for (fi, file) in files.iter_mut().enumerate() {
+        for file in files.iter_mut() {
             let rule = |code: &str, message: String, span: Option<SourceSpan>, def: Option<String>| {
                 let pos = at(span);
                 Problem {
@@ -280,20 +275,7 @@ impl Contract {
             for (di, def) in file.document.definitions.iter().enumerate() {
                 match def {
                     Definition::OperationDefinition(op) => {
-                        let name_span = op.name.as_ref().and_then(|n| n.location());
-                        let span = name_span.or(op.location());
-                        let (line, column) = at(span).unwrap_or((1, 1));
-                        operations.push(ContractOperation {
-                            component: file.component.clone(),
-                            name: op.name.as_ref().map(|n| n.to_string()),
-                            operation_type: op.operation_type.into(),
-                            file: file.path.clone(),
-                            line,
-                            column,
-                            file_index: fi,
-                            def_index: di,
-                            node: op.clone(),
-                        });
+                        let span = op.name.as_ref().and_then(|n| n.location()).or(op.location());
                         match &op.name {
                             None => rule_problems.push(rule(
                                 "ANONYMOUS_OPERATION",
@@ -320,9 +302,9 @@ impl Contract {
                     }
                     Definition::FragmentDefinition(frag) => {
                         let span = frag.name.location().or(frag.location());
-                        match fragments.get(&frag.name) {
-                            Some((_, _, prev)) => {
-                                let prev = describe(&sources, prev.name.location().or(prev.location()));
+                        match fragment_spans.get(&frag.name) {
+                            Some(prev) => {
+                                let prev = describe(&sources, *prev);
                                 rule_problems.push(rule(
                                     "DUPLICATE_FRAGMENT_NAME",
                                     format!("fragment name `{}` is already used at {prev}; fragment names must be unique across the contract", frag.name),
@@ -331,7 +313,7 @@ impl Contract {
                                 ));
                             }
                             None => {
-                                fragments.insert(frag.name.clone(), (fi, di, frag.clone()));
+                                fragment_spans.insert(frag.name.clone(), span);
                                 included[di] = true;
                             }
                         }
@@ -349,7 +331,86 @@ impl Contract {
             }
             file.included = included;
         }
-        Ok(Contract { files, operations, fragments, rule_problems, sources, file_ids })
+        Ok(Contract::index(files, sources, file_ids, rule_problems))
+    }
+
+    /// Parses files of a contract again, each with the definitions' `included` flags the whole
+    /// contract gave them, so that a part of a contract names the same fragments and
+    /// operations as the whole (the first definition of each name) and reports no rule
+    /// problem of its own (those are the whole contract's).
+    pub(crate) fn reparse<'f>(
+        files: impl IntoIterator<Item = (&'f str, &'f str, &'f str, &'f [bool])>,
+    ) -> Result<Contract, ContractError> {
+        let mut parser = Parser::new();
+        let mut parsed = Vec::new();
+        let mut syntax = Vec::new();
+        for (path, component, text, included) in files {
+            match parser.parse_ast(text, path) {
+                Ok(document) if document.definitions.len() == included.len() => parsed.push(ContractFile {
+                    path: path.to_owned(),
+                    component: component.to_owned(),
+                    included: included.to_vec(),
+                    document,
+                }),
+                Ok(document) => syntax.push(Problem {
+                    severity: Severity::Error,
+                    code: "SYNTAX_ERROR".to_owned(),
+                    message: format!(
+                        "parsed again, the file has {} definitions instead of {}",
+                        document.definitions.len(),
+                        included.len()
+                    ),
+                    file: path.to_owned(),
+                    line: None,
+                    column: None,
+                    component: Some(component.to_owned()),
+                    definition: None,
+                }),
+                Err(e) => syntax.extend(problem::from_diagnostics(&e.errors, "SYNTAX_ERROR", path)),
+            }
+        }
+        if !syntax.is_empty() {
+            return Err(ContractError::Syntax { problems: syntax });
+        }
+        let (sources, file_ids) = source_map(&parsed);
+        Ok(Contract::index(parsed, sources, file_ids, Vec::new()))
+    }
+
+    /// Every operation (with its position) and the included fragments of `files`.
+    fn index(
+        files: Vec<ContractFile>,
+        sources: SourceMap,
+        file_ids: HashMap<FileId, usize>,
+        rule_problems: Vec<Problem>,
+    ) -> Contract {
+        let mut operations = Vec::new();
+        let mut fragments = HashMap::new();
+        for (fi, file) in files.iter().enumerate() {
+            for (di, def) in file.document.definitions.iter().enumerate() {
+                match def {
+                    Definition::OperationDefinition(op) => {
+                        let span = op.name.as_ref().and_then(|n| n.location()).or(op.location());
+                        let (line, column) = problem::line_col(&sources, span).unwrap_or((1, 1));
+                        operations.push(ContractOperation {
+                            component: file.component.clone(),
+                            name: op.name.as_ref().map(|n| n.to_string()),
+                            operation_type: op.operation_type.into(),
+                            file: file.path.clone(),
+                            line,
+                            column,
+                            file_index: fi,
+                            def_index: di,
+                            node: op.clone(),
+                        });
+                    }
+                    Definition::FragmentDefinition(frag) if file.included.get(di) == Some(&true) => {
+                        fragments.insert(frag.name.clone(), (fi, di, frag.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Contract { files, operations, fragments, rule_problems, sources, file_ids }
     }
 
     /// Every operation, in file order then source order.
@@ -436,6 +497,61 @@ impl Contract {
             }
         })
     }
+}
+
+/// Each file parsed on its own, in order; a large contract's files on up to
+/// [`default_parallelism`](crate::validate::default_parallelism) threads.
+#[allow(clippy::type_complexity)] // apollo-compiler's own result type
+fn parse_each(
+    sources: Vec<ContractSource>,
+) -> Vec<(ContractSource, Result<ast::Document, apollo_compiler::validation::WithErrors<ast::Document>>)> {
+    let parse = |sources: Vec<ContractSource>| {
+        let mut parser = Parser::new();
+        let parsed: Vec<_> = sources
+            .into_iter()
+            .map(|mut src| {
+                let text = std::mem::take(&mut src.text);
+                let document = parser.parse_ast(text, &src.path);
+                (src, document)
+            })
+            .collect();
+        parsed
+    };
+    let threads = crate::validate::default_parallelism();
+    if threads <= 1 || sources.len() < 64 {
+        return parse(sources);
+    }
+    let per = sources.len().div_ceil(threads);
+    let mut shares = Vec::with_capacity(threads);
+    let mut rest = sources;
+    while rest.len() > per {
+        let tail = rest.split_off(per);
+        shares.push(std::mem::replace(&mut rest, tail));
+    }
+    shares.push(rest);
+    std::thread::scope(|scope| {
+        let mut shares = shares.into_iter();
+        let mine = shares.next().unwrap_or_default();
+        let helpers: Vec<_> = shares.map(|share| scope.spawn(move || parse(share))).collect();
+        let mut parsed = parse(mine);
+        for h in helpers {
+            parsed.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        parsed
+    })
+}
+
+/// One source map over every file, and which file each file id belongs to.
+fn source_map(files: &[ContractFile]) -> (SourceMap, HashMap<FileId, usize>) {
+    let mut all_sources: IndexMap<FileId, Arc<apollo_compiler::parser::SourceFile>> = IndexMap::default();
+    let mut file_ids = HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        for (id, sf) in f.document.sources.iter() {
+            all_sources.insert(*id, sf.clone());
+            file_ids.insert(*id, i);
+        }
+    }
+    (Arc::new(all_sources), file_ids)
 }
 
 fn describe(sources: &SourceMap, span: Option<SourceSpan>) -> String {

@@ -11,6 +11,9 @@
 //!   operation still validates against the new schema, and the exit code CI should use
 //!   ([`CheckReport::exit_code`]); [`CheckReport::render`] prints it as text, JSON, GitHub
 //!   annotations or Markdown.
+//! * [`SplitContract::check`] is the check the CLI makes at scale: the contract kept as its
+//!   texts, parsed again, validated and walked a group of files at a time while the new
+//!   schema is loaded.
 //! * [`validate_contract`] validates the contract against one schema (unique names,
 //!   deprecated usage as warnings).
 //! * [`build_manifest`] builds the persisted-operations manifest;
@@ -47,6 +50,7 @@ pub mod model;
 pub mod problem;
 pub mod render;
 pub mod sdl;
+pub mod split;
 pub mod usage;
 pub mod validate;
 
@@ -66,9 +70,10 @@ pub use model::CompactSchema;
 pub use problem::{Problem, Severity};
 pub use render::Format;
 pub use sdl::{
-    SchemaError, Sdl, load_compact, load_compact_file, load_compact_file_with, load_compact_with, load_sdl,
-    load_sdl_file, schema_hash,
+    SchemaError, Sdl, load_base_compact, load_base_compact_file, load_compact, load_compact_file,
+    load_compact_file_with, load_compact_with, load_sdl, load_sdl_file, schema_hash,
 };
+pub use split::{ContractValidation, SplitContract};
 pub use usage::{OperationUsage, operation_usage};
 pub use validate::{ValidationReport, operation_errors, validate_contract};
 

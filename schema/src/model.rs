@@ -180,7 +180,11 @@ pub struct CompactSchema {
     value_order: Vec<u32>,
     pub(crate) refs: Vec<RefDef>,
     pub(crate) locations: Vec<DirectiveLocation>,
+    implementers: std::sync::OnceLock<Implementers>,
 }
+
+/// Interface → (objects, interfaces) implementing it.
+pub(crate) type Implementers = HashMap<Sym, (Vec<Sym>, Vec<Sym>)>;
 
 impl AsRef<CompactSchema> for CompactSchema {
     fn as_ref(&self) -> &CompactSchema {
@@ -337,8 +341,13 @@ impl CompactSchema {
     }
 
     /// The object and interface types implementing each interface, in type order (as
-    /// apollo-compiler's `implementers_map`: objects, then interfaces).
-    pub(crate) fn implementers(&self) -> HashMap<Sym, (Vec<Sym>, Vec<Sym>)> {
+    /// apollo-compiler's `implementers_map`: objects, then interfaces); computed once, for every
+    /// walk of the model (the contract's groups walk it on several threads).
+    pub(crate) fn implementers(&self) -> &Implementers {
+        self.implementers.get_or_init(|| self.find_implementers())
+    }
+
+    fn find_implementers(&self) -> Implementers {
         let mut map: HashMap<Sym, (Vec<Sym>, Vec<Sym>)> = HashMap::default();
         for ty in &self.types {
             let objects = match ty.kind {
@@ -464,7 +473,7 @@ impl Strings {
 /// Line starts of a text, computed as apollo-compiler's positions are (through ariadne): a
 /// line ends after `\n`, `\r` (a `\r\n` pair ends one line), vertical tab, form feed, U+0085,
 /// U+2028 or U+2029; the column is the byte offset in the line, plus one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LineIndex {
     starts: Vec<u32>,
     len: usize,
@@ -517,7 +526,7 @@ impl LineIndex {
 /// own (a whole file, or chunks of one file at known offsets) through a [`LineIndex`], any other
 /// (the built-in definitions) through apollo-compiler.
 pub(crate) struct Locator<'a> {
-    indexes: Vec<LineIndex>,
+    indexes: std::borrow::Cow<'a, [LineIndex]>,
     /// File → (index in `indexes`, offset of the file's text in the indexed text).
     files: HashMap<FileId, (usize, usize)>,
     sources: &'a SourceMap,
@@ -535,18 +544,18 @@ impl<'a> Locator<'a> {
             files.insert(*id, (indexes.len(), 0));
             indexes.push(LineIndex::new(file.source_text()));
         }
-        Locator { indexes, files, sources }
+        Locator { indexes: indexes.into(), files, sources }
     }
 
     /// Chunks of one text: `lines` indexes the text, `chunks` maps each chunk's file to its
     /// offset in it.
     pub(crate) fn chunked(
         sources: &'a SourceMap,
-        lines: LineIndex,
+        lines: &'a LineIndex,
         chunks: impl IntoIterator<Item = (FileId, usize)>,
     ) -> Locator<'a> {
         let files = chunks.into_iter().map(|(id, offset)| (id, (0, offset))).collect();
-        Locator { indexes: vec![lines], files, sources }
+        Locator { indexes: std::slice::from_ref(lines).into(), files, sources }
     }
 
     fn pos(&self, span: Option<SourceSpan>) -> Option<Pos> {
@@ -564,17 +573,151 @@ impl<'a> Locator<'a> {
 
 /// Builds a [`CompactSchema`] from a parsed (and validated) apollo-compiler schema.
 pub(crate) fn build(schema: &Schema, locator: &Locator<'_>, path: &str, hash: &str) -> CompactSchema {
-    let mut b = Builder {
-        locator,
-        scratch: String::new(),
-        m: CompactSchema {
+    let mut m = CompactSchema::empty(path, hash);
+    let mut b = Builder { locator, scratch: String::new(), m: &mut m };
+    b.reserve_for(schema);
+    b.add_roots(schema);
+    for (name, ty) in &schema.types {
+        b.add_type(name, ty);
+    }
+    for (name, d) in &schema.directive_definitions {
+        b.add_directive(name, d);
+    }
+    m.finish();
+    m
+}
+
+/// Builds a [`CompactSchema`] from the parts of one schema, each a schema of its own built
+/// from consecutive top-level definitions of the text (with no extension of a type of another
+/// part, and no schema definition): the model [`build`] makes of the whole schema, without the
+/// whole schema ever in memory.
+pub(crate) struct PartsBuilder {
+    m: CompactSchema,
+    scratch: String,
+    /// Names of the built-in types and directives (every part has its own copy of them: only
+    /// the first part's are added).
+    built_in: std::collections::HashSet<String>,
+    parts: usize,
+}
+
+/// Why [`PartsBuilder::add`] cannot take a part: the schema needs building whole.
+#[derive(Debug)]
+pub(crate) struct NeedsWholeSchema;
+
+impl PartsBuilder {
+    /// A builder whose tables have, up front, the room `like`'s take (with a little to spare):
+    /// grown a part at a time instead, the larger tables would be copied as they double and
+    /// land past memory the caller has just freed (a whole schema of apollo-compiler's, in small
+    /// pieces), raising the process's peak.
+    pub(crate) fn new(path: &str, hash: &str, like: Option<&CompactSchema>) -> PartsBuilder {
+        let mut m = CompactSchema::empty(path, hash);
+        if let Some(like) = like {
+            let room = |n: usize| n + n / 16;
+            m.types.reserve_exact(room(like.types.len()));
+            m.directives.reserve_exact(room(like.directives.len()));
+            m.fields.reserve_exact(room(like.fields.len()));
+            m.inputs.reserve_exact(room(like.inputs.len()));
+            m.values.reserve_exact(room(like.values.len()));
+            m.refs.reserve_exact(room(like.refs.len()));
+            m.locations.reserve_exact(room(like.locations.len()));
+            m.type_by_name.reserve(room(like.types.len()));
+            m.strings.text.reserve_exact(room(like.strings.text.len()));
+            m.strings.spans.reserve_exact(room(like.strings.spans.len()));
+            m.strings.reserve_table(room(like.strings.spans.len()));
+        }
+        PartsBuilder { m, scratch: String::new(), built_in: Default::default(), parts: 0 }
+    }
+
+    /// Adds the next part: its types and directives, in its order, after those of the parts
+    /// before it. A part that defines a name another part (or a built-in) defines needs the
+    /// whole schema (apollo-compiler reports or merges it).
+    pub(crate) fn add(&mut self, part: &Schema, locator: &Locator<'_>) -> Result<(), NeedsWholeSchema> {
+        let first = self.parts == 0;
+        self.parts += 1;
+        if first {
+            let built_in_types = part.types.iter().filter(|(_, t)| t.is_built_in()).map(|(n, _)| n);
+            let built_in_directives =
+                part.directive_definitions.iter().filter(|(_, d)| d.is_built_in()).map(|(n, _)| n);
+            self.built_in = built_in_types.chain(built_in_directives).map(|n| n.to_string()).collect();
+        }
+        let mut b = Builder { locator, scratch: std::mem::take(&mut self.scratch), m: &mut self.m };
+        let def = &part.schema_definition;
+        for (i, root) in [&def.query, &def.mutation, &def.subscription].into_iter().enumerate() {
+            if let Some(root) = root {
+                if b.m.roots[i].is_some() {
+                    return Err(NeedsWholeSchema);
+                }
+                b.m.roots[i] = Some(Root { name: b.intern(&root.name), pos: b.pos(root.name.location()) });
+            }
+        }
+        for (name, ty) in &part.types {
+            let ours = !(ty.is_built_in() && self.built_in.contains(name.as_str()));
+            if !first && !ours {
+                continue;
+            }
+            if (!first && self.built_in.contains(name.as_str()))
+                || b.m.strings.find(name).is_some_and(|s| b.m.type_by_name.contains_key(&s))
+            {
+                return Err(NeedsWholeSchema);
+            }
+            b.add_type(name, ty);
+        }
+        for (name, d) in &part.directive_definitions {
+            let ours = !(d.is_built_in() && self.built_in.contains(name.as_str()));
+            if !first && !ours {
+                continue;
+            }
+            if (!first && self.built_in.contains(name.as_str()))
+                || b.m.strings.find(name).is_some_and(|s| b.m.directive_by_name.contains_key(&s))
+            {
+                return Err(NeedsWholeSchema);
+            }
+            b.add_directive(name, d);
+        }
+        self.scratch = std::mem::take(&mut b.scratch);
+        Ok(())
+    }
+
+    /// Whether a directive of that name was added.
+    pub(crate) fn has_directive(&self, name: &str) -> bool {
+        self.m.strings.find(name).is_some_and(|s| self.m.directive_by_name.contains_key(&s))
+    }
+
+    /// Adds a directive that no part defines (as `@oneOf` is added to a schema that does not
+    /// define it), after the parts' own.
+    pub(crate) fn add_directive(
+        &mut self,
+        name: &apollo_compiler::Name,
+        d: &Node<ast::DirectiveDefinition>,
+        locator: &Locator<'_>,
+    ) {
+        let mut b = Builder { locator, scratch: String::new(), m: &mut self.m };
+        b.add_directive(name, d);
+    }
+
+    pub(crate) fn finish(mut self) -> CompactSchema {
+        // As apollo-compiler's validation leaves them: a built-in scalar no field, argument or
+        // input field refers to is not part of the schema (every part had them all).
+        let m = &mut self.m;
+        let used: std::collections::HashSet<Sym> =
+            m.fields.iter().map(|f| f.named).chain(m.inputs.iter().map(|i| i.named)).collect();
+        m.types.retain(|t| !(t.kind == Kind::Scalar && t.built_in) || used.contains(&t.name));
+        m.type_by_name = m.types.iter().enumerate().map(|(i, t)| (t.name, i as u32)).collect();
+        m.finish();
+        self.m
+    }
+}
+
+impl CompactSchema {
+    fn empty(path: &str, hash: &str) -> CompactSchema {
+        CompactSchema {
             path: path.to_owned(),
             hash: hash.to_owned(),
             strings: Strings::default(),
             roots: [None, None, None],
-            types: Vec::with_capacity(schema.types.len()),
+            types: Vec::new(),
             type_by_name: HashMap::default(),
-            directives: Vec::with_capacity(schema.directive_definitions.len()),
+            directives: Vec::new(),
             directive_by_name: HashMap::default(),
             fields: Vec::new(),
             field_order: Vec::new(),
@@ -584,44 +727,24 @@ pub(crate) fn build(schema: &Schema, locator: &Locator<'_>, path: &str, hash: &s
             value_order: Vec::new(),
             refs: Vec::new(),
             locations: Vec::new(),
-        },
-    };
-    b.reserve_for(schema);
-    let def = &schema.schema_definition;
-    for (i, root) in [&def.query, &def.mutation, &def.subscription].into_iter().enumerate() {
-        b.m.roots[i] = root.as_ref().map(|r| Root { name: b.intern(&r.name), pos: b.pos(r.name.location()) });
+            implementers: std::sync::OnceLock::new(),
+        }
     }
-    for (name, ty) in &schema.types {
-        b.add_type(name, ty);
+
+    /// Tables to their size, and each type's members indexed by name.
+    fn finish(&mut self) {
+        let m = self;
+        m.strings.shrink_to_fit();
+        m.types.shrink_to_fit();
+        m.directives.shrink_to_fit();
+        m.fields.shrink_to_fit();
+        m.inputs.shrink_to_fit();
+        m.values.shrink_to_fit();
+        m.refs.shrink_to_fit();
+        m.field_order = sorted_runs(&m.types, m.fields.len(), Kind::Object, |i| m.fields[i].name);
+        m.input_order = sorted_runs(&m.types, m.inputs.len(), Kind::InputObject, |i| m.inputs[i].name);
+        m.value_order = sorted_runs(&m.types, m.values.len(), Kind::Enum, |i| m.values[i].name);
     }
-    for (name, d) in &schema.directive_definitions {
-        let args = b.add_inputs(d.arguments.iter().map(|a| &**a));
-        let start = b.m.locations.len() as u32;
-        b.m.locations.extend(d.locations.iter().copied());
-        let locations = Slice { start, end: b.m.locations.len() as u32 };
-        let def = DirectiveDef {
-            name: b.intern(name),
-            pos: b.pos(d.name.location()),
-            built_in: d.is_built_in(),
-            description: b.description(d.description.as_ref()),
-            repeatable: d.repeatable,
-            locations,
-            args,
-        };
-        let index = b.m.directives.len() as u32;
-        b.m.directive_by_name.entry(def.name).or_insert(index);
-        b.m.directives.push(def);
-    }
-    let mut m = b.m;
-    m.strings.shrink_to_fit();
-    m.fields.shrink_to_fit();
-    m.inputs.shrink_to_fit();
-    m.values.shrink_to_fit();
-    m.refs.shrink_to_fit();
-    m.field_order = sorted_runs(&m.types, m.fields.len(), Kind::Object, |i| m.fields[i].name);
-    m.input_order = sorted_runs(&m.types, m.inputs.len(), Kind::InputObject, |i| m.inputs[i].name);
-    m.value_order = sorted_runs(&m.types, m.values.len(), Kind::Enum, |i| m.values[i].name);
-    m
 }
 
 /// `0..len`, with each member run of the types of `kind` (objects also mean interfaces) sorted
@@ -637,13 +760,13 @@ fn sorted_runs(types: &[TypeDef], len: usize, kind: Kind, name_of: impl Fn(usize
     order
 }
 
-struct Builder<'l, 'a> {
+struct Builder<'l, 'a, 'm> {
     locator: &'l Locator<'a>,
     scratch: String,
-    m: CompactSchema,
+    m: &'m mut CompactSchema,
 }
 
-impl Builder<'_, '_> {
+impl Builder<'_, '_, '_> {
     /// Room for what `schema` will add, counted first, so the tables are not grown (their
     /// contents copied, or rehashed) as they fill: fields, enum values and input values (input
     /// fields and arguments) exactly, and the string table for one name per type and member (it
@@ -666,10 +789,39 @@ impl Builder<'_, '_> {
             }
         }
         inputs += schema.directive_definitions.values().map(|d| d.arguments.len()).sum::<usize>();
+        self.m.types.reserve_exact(schema.types.len());
+        self.m.directives.reserve_exact(schema.directive_definitions.len());
         self.m.fields.reserve_exact(fields);
         self.m.values.reserve_exact(values);
         self.m.inputs.reserve_exact(inputs);
         self.m.strings.reserve_table(schema.types.len() + fields + values + inputs);
+    }
+
+    fn add_roots(&mut self, schema: &Schema) {
+        let def = &schema.schema_definition;
+        for (i, root) in [&def.query, &def.mutation, &def.subscription].into_iter().enumerate() {
+            self.m.roots[i] =
+                root.as_ref().map(|r| Root { name: self.intern(&r.name), pos: self.pos(r.name.location()) });
+        }
+    }
+
+    fn add_directive(&mut self, name: &apollo_compiler::Name, d: &Node<ast::DirectiveDefinition>) {
+        let args = self.add_inputs(d.arguments.iter().map(|a| &**a));
+        let start = self.m.locations.len() as u32;
+        self.m.locations.extend(d.locations.iter().copied());
+        let locations = Slice { start, end: self.m.locations.len() as u32 };
+        let def = DirectiveDef {
+            name: self.intern(name),
+            pos: self.pos(d.name.location()),
+            built_in: d.is_built_in(),
+            description: self.description(d.description.as_ref()),
+            repeatable: d.repeatable,
+            locations,
+            args,
+        };
+        let index = self.m.directives.len() as u32;
+        self.m.directive_by_name.entry(def.name).or_insert(index);
+        self.m.directives.push(def);
     }
 
     fn intern(&mut self, text: &str) -> Sym {

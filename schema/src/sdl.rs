@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use apollo_compiler::ast::{self, DirectiveDefinition, DirectiveLocation};
-use apollo_compiler::parser::FileId;
+use apollo_compiler::parser::{FileId, SourceMap};
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{Node, Schema, name};
@@ -146,12 +146,105 @@ fn load_in_chunks<T>(
     };
     let lines = LineIndex::new(&text);
     drop(text);
-    let out = with_schema(&schema);
-    let locator = Locator::chunked(&schema.sources, lines, files);
+    let locator = Locator::chunked(&schema.sources, &lines, files);
     let compact = model::build(&schema, &locator, path_label, &hash);
     drop(locator);
+    let out = with_schema(&schema);
     drop(schema);
     Ok((compact, out))
+}
+
+/// Reads `path` and calls [`load_base_compact`] with the path as its label.
+pub fn load_base_compact_file(
+    path: impl AsRef<Path>,
+    like: Option<&CompactSchema>,
+) -> Result<CompactSchema, SchemaError> {
+    let (label, text) = read_schema(path.as_ref())?;
+    load_base_compact(&label, &text, like)
+}
+
+/// The compact model of the base of a comparison (the old schema of `schema diff` and
+/// `schema check`), which was validated as the new schema of the change that made it the base:
+/// parsed and modelled a chunk at a time, each chunk a schema of its own that is dropped once
+/// modelled, so apollo-compiler never holds the whole schema; not validated again.
+///
+/// Syntax errors are reported as [`load_sdl`] reports them. A text whose parts cannot stand
+/// alone (a `schema` definition, an extension, a name defined twice, anything that does not
+/// build) is loaded and validated whole, as [`load_compact`] loads it, so its errors are
+/// [`load_sdl`]'s. The model is the one [`load_compact`] builds.
+///
+/// `like` is a model of about the same size, if there is one (the new schema's, loaded
+/// first): the model is given its room up front.
+pub fn load_base_compact(
+    path_label: &str,
+    text: &str,
+    like: Option<&CompactSchema>,
+) -> Result<CompactSchema, SchemaError> {
+    match model_in_parts(path_label, text, CHUNK_BYTES, like) {
+        Some(compact) => Ok(compact),
+        None => load_compact(path_label, text),
+    }
+}
+
+/// The model of `text` built a chunk at a time (this thread and a helper parse alternate
+/// chunks, the helper one chunk ahead); `None` when a part does not stand alone, or the text
+/// defines nothing.
+fn model_in_parts(
+    path_label: &str,
+    text: &str,
+    chunk_bytes: usize,
+    like: Option<&CompactSchema>,
+) -> Option<CompactSchema> {
+    let chunks = definition_chunks(text, chunk_bytes);
+    if chunks.is_empty() {
+        return None;
+    }
+    let lines = LineIndex::new(text);
+    let mut builder = model::PartsBuilder::new(path_label, &schema_hash(text), like);
+    std::thread::scope(|scope| {
+        let (ahead, parsed) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(|| {
+            for &(_, chunk) in chunks.iter().skip(1).step_by(2) {
+                let part = schema_part(chunk, path_label);
+                let failed = part.is_none();
+                // The receiver is gone when this thread's caller gave up.
+                if ahead.send(part).is_err() || failed {
+                    break;
+                }
+            }
+            drop(ahead);
+        });
+        for (i, &(offset, chunk)) in chunks.iter().enumerate() {
+            let (part, file) =
+                if i % 2 == 0 { schema_part(chunk, path_label)? } else { parsed.recv().ok()?? };
+            builder.add(&part, &Locator::chunked(&part.sources, &lines, [(file, offset)])).ok()?;
+        }
+        Some(())
+    })?;
+    if !builder.has_directive("oneOf") {
+        // As `validate` adds it to a schema that does not define it.
+        let none = SourceMap::default();
+        builder.add_directive(&name!("oneOf"), &one_of_definition(), &Locator::chunked(&none, &lines, []));
+    }
+    Some(builder.finish())
+}
+
+/// One chunk as a schema of its own, with the chunk's file; `None` when it does not parse,
+/// does not build, defines nothing (a chunk is cut after a definition, so only a text with none
+/// at all) or holds what only the whole schema can place (a `schema` definition or an
+/// extension).
+fn schema_part(chunk: &str, path_label: &str) -> Option<(Schema, FileId)> {
+    let document = ast::Document::parse(chunk, path_label).ok()?;
+    let stands_alone = document
+        .definitions
+        .iter()
+        .all(|d| !d.is_extension_definition() && !matches!(d, ast::Definition::SchemaDefinition(_)));
+    if !stands_alone || document.definitions.is_empty() {
+        return None;
+    }
+    let file = *document.sources.keys().next()?;
+    let part = Schema::builder().add_ast(&document).build().ok()?;
+    Some((part, file))
 }
 
 /// Each chunk's file and its byte offset in the whole text.
@@ -495,6 +588,70 @@ mod tests {
         assert!(whole.len() >= 4, "{whole:#?}");
         assert!(whole.iter().all(|c| c.location.is_some()), "{whole:#?}");
         assert_eq!(old_c.hash(), old.hash());
+    }
+
+    /// The base of a comparison, modelled a part at a time, diffs as the same schema loaded
+    /// whole, on either side of the diff (the old side's positions are those of removed members).
+    #[test]
+    fn a_base_modelled_in_parts_diffs_as_one_loaded_whole() {
+        let edited = TRICKY
+            .replace("b: E", "b: E!")
+            .replace("enum E { A B", "enum E { A C")
+            .replace("\n  e: E\n}", "\n}");
+        let (old, new) =
+            (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
+        let whole = crate::diff(&old, &new);
+        assert!(whole.len() >= 4 && whole.iter().all(|c| c.location.is_some()), "{whole:#?}");
+        let parts_old = model_in_parts("old.graphql", TRICKY, 1, None).expect("every part stands alone");
+        let parts_new = model_in_parts("new.graphql", &edited, 1, Some(old.compact())).expect("stands alone");
+        assert_eq!(crate::diff(&parts_old, new.compact()), whole);
+        assert_eq!(crate::diff(old.compact(), &parts_new), whole);
+        assert_eq!(crate::diff(&parts_old, &parts_new), whole);
+        assert_eq!(crate::diff(&parts_old, old.compact()), Vec::new());
+        let names = |m: &CompactSchema| {
+            m.types
+                .iter()
+                .map(|t| format!("{}{}", m.str(t.name), if t.built_in { "*" } else { "" }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&parts_old), names(old.compact()));
+        assert_eq!(parts_old.type_count(), old.compact().type_count());
+        assert_eq!(parts_old.hash(), old.hash());
+        // `@oneOf`, which the text uses and does not define, is known as it is to the whole.
+        assert!(parts_old.directive_named("oneOf").is_some());
+        assert!(old.compact().directive_named("oneOf").is_some());
+    }
+
+    /// Parts that cannot stand alone send the base the whole way, validated: the same model, or
+    /// the same errors, as loading it whole.
+    #[test]
+    fn a_base_whose_parts_cannot_stand_alone_is_loaded_whole() {
+        let cases = [
+            format!("{TRICKY}extend type T {{ more: Int }}\n"),
+            format!("schema {{ query: T }}\n{TRICKY}"),
+            format!("{TRICKY}type T {{ again: Int }}\n"),
+            format!("{TRICKY}type Broken {{ a: }}\n"),
+            format!("{TRICKY}query NotSdl {{ a }}\n"),
+        ];
+        for text in &cases {
+            assert!(model_in_parts("b.graphql", text, 1, None).is_none(), "{text}");
+            match (load_base_compact("b.graphql", text, None), load_compact("b.graphql", text)) {
+                (Ok(base), Ok(whole)) => {
+                    assert_eq!(crate::diff(&base, &whole), Vec::new());
+                    assert_eq!(base.type_count(), whole.type_count());
+                }
+                (Err(base), Err(whole)) => {
+                    assert_eq!(base.problems(), whole.problems());
+                    assert!(!base.problems().is_empty());
+                }
+                (base, whole) => panic!("{text}: the base gave {base:?}, the whole {whole:?}"),
+            }
+        }
+        // What it does not do: validate the base again. An unknown type is modelled as written.
+        let unknown = format!("{TRICKY}type Late {{ x: Missing }}\n");
+        assert!(load_sdl("b.graphql", &unknown).is_err());
+        let base = model_in_parts("b.graphql", &unknown, 1, None).expect("parses");
+        assert_eq!(base.type_count(), load_sdl("b.graphql", TRICKY).unwrap().compact().type_count() + 1);
     }
 
     #[test]

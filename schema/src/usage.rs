@@ -16,7 +16,7 @@ use apollo_compiler::{Name, Node};
 use serde::Serialize;
 
 use crate::contract::{Contract, OperationType};
-use crate::model::{CompactSchema, InputDef, Kind, Sym, item_type};
+use crate::model::{CompactSchema, Implementers, InputDef, Kind, item_type};
 use crate::problem::{Problem, Severity};
 
 /// Bit flags saying how a coordinate is used.
@@ -273,7 +273,7 @@ pub(crate) struct Collector<'a> {
     schema: &'a CompactSchema,
     contract: &'a Contract,
     /// Interface → (objects, interfaces) implementing it.
-    implementers: HashMap<Sym, (Vec<Sym>, Vec<Sym>)>,
+    implementers: &'a Implementers,
     fragments: HashMap<Name, Rc<Usage>>,
     in_progress: HashSet<Name>,
     input_closures: HashMap<&'a str, Rc<Vec<String>>>,

@@ -40,9 +40,10 @@ fn the_diff_of_the_generated_pair_counts_what_the_generator_changed() {
     assert_eq!(expected.values().sum::<usize>(), 477);
 }
 
-/// The lean path the CLI takes (each schema parsed in chunks, validated, kept only as its
-/// compact model, the contract validated against the new schema while it is loaded) reports
-/// exactly what the whole path does (each schema parsed whole and kept, the model built from
+/// The lean paths (each schema parsed in chunks, validated, kept only as its compact model, the
+/// contract validated against the new schema while it is loaded; and the CLI's, with the
+/// contract in groups and the base modelled a chunk at a time) report exactly what the whole
+/// path does (each schema parsed whole and kept, the model built from
 /// it), positions included, on the 5,000-type pair; and the model is a small part of what
 /// apollo-compiler keeps for the same schema (about 27 MiB).
 #[test]
@@ -62,6 +63,17 @@ fn schemas_loaded_lean_in_chunks_check_as_schemas_loaded_whole() {
     .unwrap();
     let lean = banyan_schema::check_compact(&lean_old, &lean_new, &contract, errors, CheckOptions::default());
     assert_eq!(lean, whole);
+    // The CLI's path: the contract split into groups of files, each parsed again and validated
+    // while the new schema is loaded, the base modelled a chunk at a time, then each group
+    // parsed again and walked.
+    let split = banyan_schema::SplitContract::new(contract.clone());
+    assert!(split.group_count() >= 7, "{} groups", split.group_count());
+    let (_, validation) =
+        banyan_schema::load_compact_with("new.graphql", &new_text, |schema| split.validate(schema)).unwrap();
+    let parts_old = banyan_schema::load_base_compact("old.graphql", &old_text, Some(&lean_new)).unwrap();
+    assert_eq!(parts_old.hash(), lean_old.hash());
+    let grouped = split.check(&parts_old, &lean_new, validation, CheckOptions::default());
+    assert_eq!(grouped, whole);
     assert_eq!(whole.changes.len(), 477);
     assert!(!whole.operation_errors.is_empty());
     assert!(whole.changes.iter().all(|c| c.change.location.is_some()));
