@@ -650,29 +650,26 @@ impl PartsBuilder {
                 b.m.roots[i] = Some(Root { name: b.intern(&root.name), pos: b.pos(root.name.location()) });
             }
         }
+        let built_in = &self.built_in;
+        // Whether to add a definition: every part has the built-in ones (the first part's are
+        // added); a name already added, or a built-in one redefined, needs the whole schema.
+        let admit = |name: &str, is_built_in: bool, added: &HashMap<Sym, u32>, strings: &Strings| {
+            let a_built_in_name = built_in.contains(name);
+            if !first && is_built_in && a_built_in_name {
+                return Ok(false);
+            }
+            let again = strings.find(name).is_some_and(|s| added.contains_key(&s));
+            if again || (!first && a_built_in_name) { Err(NeedsWholeSchema) } else { Ok(true) }
+        };
         for (name, ty) in &part.types {
-            let ours = !(ty.is_built_in() && self.built_in.contains(name.as_str()));
-            if !first && !ours {
-                continue;
+            if admit(name, ty.is_built_in(), &b.m.type_by_name, &b.m.strings)? {
+                b.add_type(name, ty);
             }
-            if (!first && self.built_in.contains(name.as_str()))
-                || b.m.strings.find(name).is_some_and(|s| b.m.type_by_name.contains_key(&s))
-            {
-                return Err(NeedsWholeSchema);
-            }
-            b.add_type(name, ty);
         }
         for (name, d) in &part.directive_definitions {
-            let ours = !(d.is_built_in() && self.built_in.contains(name.as_str()));
-            if !first && !ours {
-                continue;
+            if admit(name, d.is_built_in(), &b.m.directive_by_name, &b.m.strings)? {
+                b.add_directive(name, d);
             }
-            if (!first && self.built_in.contains(name.as_str()))
-                || b.m.strings.find(name).is_some_and(|s| b.m.directive_by_name.contains_key(&s))
-            {
-                return Err(NeedsWholeSchema);
-            }
-            b.add_directive(name, d);
         }
         self.scratch = std::mem::take(&mut b.scratch);
         Ok(())

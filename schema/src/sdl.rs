@@ -571,14 +571,20 @@ mod tests {
         assert!(chunks.len() >= 4, "{texts:#?}");
     }
 
-    #[test]
-    fn a_schema_loaded_in_chunks_diffs_as_one_loaded_whole() {
+    /// `TRICKY` with four changes, and the two loaded whole.
+    fn tricky_pair() -> (String, Sdl, Sdl) {
         let edited = TRICKY
             .replace("b: E", "b: E!")
             .replace("enum E { A B", "enum E { A C")
             .replace("\n  e: E\n}", "\n}");
         let (old, new) =
             (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
+        (edited, old, new)
+    }
+
+    #[test]
+    fn a_schema_loaded_in_chunks_diffs_as_one_loaded_whole() {
+        let (edited, old, new) = tricky_pair();
         let whole = crate::diff(&old, &new);
         let (old_c, ()) = load_in_chunks("old.graphql", Cow::Borrowed(TRICKY), 1, |_| ()).unwrap();
         let (new_c, ()) = load_in_chunks("new.graphql", Cow::Borrowed(&edited), 1, |_| ()).unwrap();
@@ -594,12 +600,7 @@ mod tests {
     /// whole, on either side of the diff (the old side's positions are those of removed members).
     #[test]
     fn a_base_modelled_in_parts_diffs_as_one_loaded_whole() {
-        let edited = TRICKY
-            .replace("b: E", "b: E!")
-            .replace("enum E { A B", "enum E { A C")
-            .replace("\n  e: E\n}", "\n}");
-        let (old, new) =
-            (load_sdl("old.graphql", TRICKY).unwrap(), load_sdl("new.graphql", &edited).unwrap());
+        let (edited, old, new) = tricky_pair();
         let whole = crate::diff(&old, &new);
         assert!(whole.len() >= 4 && whole.iter().all(|c| c.location.is_some()), "{whole:#?}");
         let parts_old = model_in_parts("old.graphql", TRICKY, 1, None).expect("every part stands alone");

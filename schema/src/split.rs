@@ -168,14 +168,11 @@ impl SplitContract {
         let group_flags: usize = groups.iter().flat_map(|g| &g.parsed).map(|(_, m)| m.len()).sum();
         let mut strings = String::with_capacity(text_bytes);
         let mut flags = Vec::with_capacity(file_flags + group_flags);
-        let mut push_str = |text: &str| {
-            let start = strings.len();
-            strings.push_str(text);
-            start..strings.len()
-        };
         let mut split_files = Vec::with_capacity(files.len());
         for f in files {
-            let (path, component, text) = (push_str(&f.path), push_str(&f.component), push_str(f.text()));
+            let path = append(&mut strings, &f.path);
+            let component = append(&mut strings, &f.component);
+            let text = append(&mut strings, f.text());
             let start = flags.len();
             flags.extend_from_slice(&f.included);
             split_files.push(SplitFile { path, component, text, included: start..flags.len() });
@@ -308,6 +305,13 @@ impl SplitContract {
     }
 }
 
+/// Appends `text` to `buffer` and says where it is.
+fn append(buffer: &mut String, text: &str) -> Range<usize> {
+    let start = buffer.len();
+    buffer.push_str(text);
+    start..buffer.len()
+}
+
 /// What [`SplitContract::validate`] found, kept in one string and one vector until
 /// [`SplitContract::check`] reports it.
 ///
@@ -347,11 +351,7 @@ impl ContractValidation {
             })
             .sum();
         let mut text = String::with_capacity(bytes);
-        let mut push = |s: &str| {
-            let start = text.len();
-            text.push_str(s);
-            start..text.len()
-        };
+        let mut push = |s: &str| append(&mut text, s);
         let mut packed = Vec::with_capacity(problems.len());
         for p in &problems {
             packed.push(PackedProblem {
