@@ -51,6 +51,15 @@ def build_commands():
             print(arguments)
 
 
+def cargo_words(command):
+    """The words of a `cargo build` command, after any leading `NAME=value` environment; None for
+    any other command."""
+    words = shlex.split(command)
+    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+        words.pop(0)
+    return words if words[:2] == ["cargo", "build"] else None
+
+
 def configmap():
     document = yaml.safe_load((DEPLOY / "configmap.yaml").read_text())
     return document["data"]
@@ -148,7 +157,7 @@ def consistency():
             problem(DOCKERFILE, "the runtime stage must run as a non-root USER")
         copied = [shlex.split(a)[-1] for i, a in instructions if i == "COPY"]
         # The binary copied out of the build stage is the one its cargo command builds.
-        builds = [shlex.split(a) for i, a in stages.get("build", []) if i == "RUN" and a.startswith("cargo build")]
+        builds = [w for w in (cargo_words(a) for i, a in stages.get("build", []) if i == "RUN") if w]
         profiles = [w[w.index("--profile") + 1] if "--profile" in w else "release" if "--release" in w else "debug"
                     for w in builds]
         binaries = [shlex.split(a)[-2] for i, a in instructions
