@@ -53,8 +53,8 @@ pub fn schema_diff(old: &Path, new: &Path, output: Output, out: &mut dyn Write, 
     exit_code(err, || {
         // The new schema first, validated and kept only as its compact model; then the base,
         // modelled a chunk at a time (README, "Schema diff and check at scale"): apollo-compiler
-        // never holds more than one whole schema, and that one beside one model. Errors come
-        // in the order of the inputs: the base's file is opened first.
+        // never holds more than one whole schema, and that one beside one model. A base that
+        // cannot be read is reported first; what is wrong in its text, after the new schema's.
         let old_file = loaded(open_schema(old))?;
         let new = loaded(load_compact_file(new))?;
         let old = loaded(load_base_compact_file(old_file, Some(&new)))?;
@@ -86,7 +86,8 @@ pub fn schema_check(args: CheckArgs<'_>, output: Output, out: &mut dyn Write, er
         // As `schema diff`, the new schema first and then the base (README, "Schema diff and
         // check at scale"). The contract is kept as its texts and parsed again a group of files
         // at a time: validated while the new schema is loaded, walked once the base is.
-        // Errors come in the order of the inputs: the base, the new schema, the contract.
+        // Errors: a base that cannot be read, then the new schema's, the base's text's, the
+        // contract's.
         let options = CheckOptions { strict: args.strict };
         let old_file = loaded(open_schema(args.base))?;
         let contract = Contract::load(args.contract).map(SplitContract::new);
