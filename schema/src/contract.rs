@@ -275,7 +275,7 @@ impl Contract {
             for (di, def) in file.document.definitions.iter().enumerate() {
                 match def {
                     Definition::OperationDefinition(op) => {
-                        let span = op.name.as_ref().and_then(|n| n.location()).or(op.location());
+                        let span = operation_span(op);
                         match &op.name {
                             None => rule_problems.push(rule(
                                 "ANONYMOUS_OPERATION",
@@ -389,7 +389,7 @@ impl Contract {
             for (di, def) in file.document.definitions.iter().enumerate() {
                 match def {
                     Definition::OperationDefinition(op) => {
-                        let span = op.name.as_ref().and_then(|n| n.location()).or(op.location());
+                        let span = operation_span(op);
                         let (line, column) = problem::line_col(&sources, span).unwrap_or((1, 1));
                         operations.push(ContractOperation {
                             component: file.component.clone(),
@@ -539,6 +539,11 @@ fn parse_each(
         }
         parsed
     })
+}
+
+/// Where an operation is pointed at: its name, or its start when anonymous.
+fn operation_span(op: &Node<ast::OperationDefinition>) -> Option<SourceSpan> {
+    op.name.as_ref().and_then(|n| n.location()).or(op.location())
 }
 
 /// One source map over every file, and which file each file id belongs to.

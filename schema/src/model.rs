@@ -675,26 +675,17 @@ impl PartsBuilder {
         Ok(())
     }
 
-    /// Whether a directive of that name was added.
-    pub(crate) fn has_directive(&self, name: &str) -> bool {
-        self.m.strings.find(name).is_some_and(|s| self.m.directive_by_name.contains_key(&s))
-    }
-
-    /// Adds a directive that no part defines (as `@oneOf` is added to a schema that does not
-    /// define it), after the parts' own.
-    pub(crate) fn add_directive(
-        &mut self,
-        name: &apollo_compiler::Name,
-        d: &Node<ast::DirectiveDefinition>,
-        locator: &Locator<'_>,
-    ) {
-        let mut b = Builder { locator, scratch: String::new(), m: &mut self.m };
-        b.add_directive(name, d);
-    }
-
+    /// The model, as [`load_sdl`](crate::load_sdl)'s validation leaves a schema: `@oneOf`
+    /// added after the parts' directives when no part defines it, and a built-in scalar no
+    /// field, argument or input field refers to left out (every part had them all).
     pub(crate) fn finish(mut self) -> CompactSchema {
-        // As apollo-compiler's validation leaves them: a built-in scalar no field, argument or
-        // input field refers to is not part of the schema (every part had them all).
+        let one_of = apollo_compiler::name!("oneOf");
+        if !self.m.strings.find(&one_of).is_some_and(|s| self.m.directive_by_name.contains_key(&s)) {
+            let no_files = SourceMap::default();
+            let locator = Locator::per_file(&no_files);
+            let mut b = Builder { locator: &locator, scratch: String::new(), m: &mut self.m };
+            b.add_directive(&one_of, &crate::sdl::one_of_definition());
+        }
         let m = &mut self.m;
         let used: std::collections::HashSet<Sym> =
             m.fields.iter().map(|f| f.named).chain(m.inputs.iter().map(|i| i.named)).collect();

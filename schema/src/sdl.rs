@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use apollo_compiler::ast::{self, DirectiveDefinition, DirectiveLocation};
-use apollo_compiler::parser::{FileId, SourceMap};
+use apollo_compiler::parser::FileId;
 use apollo_compiler::schema::ExtendedType;
 use apollo_compiler::validation::{DiagnosticList, Valid};
 use apollo_compiler::{Node, Schema, name};
@@ -221,11 +221,6 @@ fn model_in_parts(
         }
         Some(())
     })?;
-    if !builder.has_directive("oneOf") {
-        // As `validate` adds it to a schema that does not define it.
-        let none = SourceMap::default();
-        builder.add_directive(&name!("oneOf"), &one_of_definition(), &Locator::chunked(&none, &lines, []));
-    }
     Some(builder.finish())
 }
 
@@ -375,7 +370,7 @@ pub fn definition_chunks(text: &str, target: usize) -> Vec<(usize, &str)> {
 }
 
 /// `directive @oneOf on INPUT_OBJECT`, as the specification defines it.
-fn one_of_definition() -> Node<DirectiveDefinition> {
+pub(crate) fn one_of_definition() -> Node<DirectiveDefinition> {
     Node::new(DirectiveDefinition {
         description: Some(
             "Indicates exactly one field must be supplied and this field must not be `null`.".into(),
