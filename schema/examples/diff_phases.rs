@@ -1,11 +1,11 @@
 //! Times each phase of `banyan schema check` in process, with the peak memory after each, for
 //! profiling: `cargo run --release -p banyan-schema --example diff_phases -- OLD NEW [CONTRACT]`
 //! (after `--example synth_schemas -- /tmp/synth`). The phases are the CLI's: the contract
-//! loaded and kept as its texts, the new schema loaded into its compact model (parsed in chunks
-//! on two threads, validated, compacted) with the contract validated a group of files at a
-//! time before apollo-compiler's schema is dropped, the old schema modelled a chunk at a time,
-//! then the diff (timed on its own here; the check makes it again), the usage walks and
-//! touches, and the rendering.
+//! loaded and kept as its texts, the new schema loaded (parsed in chunks on two threads and
+//! validated, the contract validated a group of files at a time, apollo-compiler's schema
+//! dropped, then the compact model read from the text with cynic-parser), the old schema read
+//! into its model the same way, then the diff (timed on its own here; the check makes it
+//! again), the usage walks and touches, and the rendering.
 #![allow(clippy::print_stdout)] // a command-line tool
 
 use std::time::Instant;
@@ -64,16 +64,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     phase(&format!("split it ({} groups)", contract.group_count()), t);
     let t = Instant::now();
     let (new, validation) = load_compact_file_with(&new_path, |schema| {
-        phase("load new", t);
+        phase("load new (parsed, validated)", t);
         let t = Instant::now();
         let validation = contract.validate(schema);
         phase("validate the contract (groups parsed again)", t);
         validation
     })?;
-    phase(&format!("load new + validate (compact: {} KiB)", new.heap_bytes() / 1024), t);
+    phase(&format!("load new + validate + read (compact: {} KiB)", new.heap_bytes() / 1024), t);
     let t = Instant::now();
     let old = load_base_compact_file(&old_path, Some(&new))?;
-    phase(&format!("load old in parts (compact: {} KiB)", old.heap_bytes() / 1024), t);
+    phase(&format!("read old (compact: {} KiB)", old.heap_bytes() / 1024), t);
     let t = Instant::now();
     let changes = diff(&old, &new);
     phase(&format!("diff ({} changes)", changes.len()), t);

@@ -6,6 +6,8 @@
 //! definition, each with its spans, names and maps); this model keeps a few MiB, so the
 //! contract commands build it from apollo-compiler's schema and drop that schema at once, and
 //! at most one apollo-compiler schema is ever alive (README, "Schema diff and check at scale").
+//! The base of a comparison, validated before, is read into it from cynic-parser's trees
+//! instead, a chunk at a time ([`parts`]).
 
 use std::num::NonZeroU32;
 
@@ -14,6 +16,10 @@ use apollo_compiler::collections::HashMap;
 use apollo_compiler::parser::{FileId, SourceMap, SourceSpan};
 use apollo_compiler::schema::{ComponentName, ExtendedType};
 use apollo_compiler::{Node, Schema};
+
+mod parts;
+
+pub(crate) use parts::PartsBuilder;
 
 /// A string of one model's table: names, type references as printed (`[Foo!]!`),
 /// descriptions (trimmed), deprecation reasons, canonical default values.
@@ -347,6 +353,121 @@ impl CompactSchema {
         self.implementers.get_or_init(|| self.find_implementers())
     }
 
+    /// Everything the model holds, one definition a line, with names resolved and positions:
+    /// for comparing two models of one text built different ways (symbols and the tables'
+    /// layout may differ; what the diff and the walks read may not).
+    #[doc(hidden)]
+    pub fn listing(&self) -> String {
+        use std::fmt::Write as _;
+        let s = |sym: Option<Sym>| sym.map_or("-", |sym| self.str(sym));
+        let at = |pos: Option<Pos>| pos.map_or("-".to_owned(), |p| format!("{}:{}", p.line, p.column));
+        let mut out = String::new();
+        let inputs = |out: &mut String, indent: &str, args: &[InputDef]| {
+            for a in args {
+                let _ = writeln!(
+                    out,
+                    "{indent}{}: {} ({}) at {} default {} required {} description {:?} deprecated {:?}",
+                    s(Some(a.name)),
+                    s(Some(a.ty)),
+                    s(Some(a.named)),
+                    at(a.pos),
+                    s(a.default),
+                    a.required,
+                    s(a.description),
+                    s(a.deprecation)
+                );
+            }
+        };
+        for (kind, root) in ["query", "mutation", "subscription"].iter().zip(&self.roots) {
+            let _ = writeln!(
+                out,
+                "root {kind}: {}",
+                root.as_ref().map_or("-".into(), |r| format!("{} at {}", s(Some(r.name)), at(r.pos)))
+            );
+        }
+        for ty in &self.types {
+            let _ = writeln!(
+                out,
+                "{:?} {} at {} built-in {} one-of {} description {:?}",
+                ty.kind,
+                s(Some(ty.name)),
+                at(ty.pos),
+                ty.built_in,
+                ty.one_of,
+                s(ty.description)
+            );
+            for r in self.refs_of(ty) {
+                let _ = writeln!(out, "  ref {} at {}", s(Some(r.name)), at(r.pos));
+            }
+            match ty.kind {
+                Kind::Object | Kind::Interface => {
+                    for f in &self.fields[ty.members.range()] {
+                        let _ = writeln!(
+                            out,
+                            "  field {}: {} ({}) at {} description {:?} deprecated {:?}",
+                            s(Some(f.name)),
+                            s(Some(f.ty)),
+                            s(Some(f.named)),
+                            at(f.pos),
+                            s(f.description),
+                            s(f.deprecation)
+                        );
+                        inputs(&mut out, "    arg ", self.args(f.args));
+                    }
+                }
+                Kind::InputObject => inputs(&mut out, "  input ", self.args(ty.members)),
+                Kind::Enum => {
+                    for v in self.values_of(ty) {
+                        let _ = writeln!(
+                            out,
+                            "  value {} at {} description {:?} deprecated {:?}",
+                            s(Some(v.name)),
+                            at(v.pos),
+                            s(v.description),
+                            s(v.deprecation)
+                        );
+                    }
+                }
+                Kind::Scalar | Kind::Union => {}
+            }
+        }
+        for d in &self.directives {
+            let _ = writeln!(
+                out,
+                "directive @{} at {} built-in {} repeatable {} on {:?} description {:?}",
+                s(Some(d.name)),
+                at(d.pos),
+                d.built_in,
+                d.repeatable,
+                self.locations_of(d),
+                s(d.description)
+            );
+            inputs(&mut out, "  arg ", self.args(d.args));
+        }
+        // Lookups by name, through the tables the diff uses.
+        for ty in &self.types {
+            let found = self.type_named(self.str(ty.name)).map(|t| t.name);
+            let members_found = match ty.kind {
+                Kind::Object | Kind::Interface => self.fields[ty.members.range()]
+                    .iter()
+                    .all(|f| self.field(ty, self.str(f.name)).is_some_and(|g| g.name == f.name)),
+                Kind::InputObject => self
+                    .args(ty.members)
+                    .iter()
+                    .all(|f| self.input_field(ty, self.str(f.name)).is_some_and(|g| g.name == f.name)),
+                Kind::Enum => self
+                    .values_of(ty)
+                    .iter()
+                    .all(|v| self.value(ty, self.str(v.name)).is_some_and(|w| w.name == v.name)),
+                Kind::Scalar | Kind::Union => true,
+            };
+            if found != Some(ty.name) || !members_found {
+                let _ = writeln!(out, "lookup of {} or its members fails", s(Some(ty.name)));
+            }
+        }
+        out
+    }
+
     fn find_implementers(&self) -> Implementers {
         let mut map: HashMap<Sym, (Vec<Sym>, Vec<Sym>)> = HashMap::default();
         for ty in &self.types {
@@ -523,12 +644,12 @@ impl LineIndex {
 }
 
 /// Maps apollo-compiler spans to positions in the files a schema was loaded from: files of our
-/// own (a whole file, or chunks of one file at known offsets) through a [`LineIndex`], any other
-/// (the built-in definitions) through apollo-compiler.
+/// own through a [`LineIndex`] each, any other (the built-in definitions) through
+/// apollo-compiler.
 pub(crate) struct Locator<'a> {
-    indexes: std::borrow::Cow<'a, [LineIndex]>,
-    /// File → (index in `indexes`, offset of the file's text in the indexed text).
-    files: HashMap<FileId, (usize, usize)>,
+    indexes: Vec<LineIndex>,
+    /// File → index in `indexes`.
+    files: HashMap<FileId, usize>,
     sources: &'a SourceMap,
 }
 
@@ -541,27 +662,16 @@ impl<'a> Locator<'a> {
             if *id == FileId::BUILT_IN {
                 continue;
             }
-            files.insert(*id, (indexes.len(), 0));
+            files.insert(*id, indexes.len());
             indexes.push(LineIndex::new(file.source_text()));
         }
-        Locator { indexes: indexes.into(), files, sources }
-    }
-
-    /// Chunks of one text: `lines` indexes the text, `chunks` maps each chunk's file to its
-    /// offset in it.
-    pub(crate) fn chunked(
-        sources: &'a SourceMap,
-        lines: &'a LineIndex,
-        chunks: impl IntoIterator<Item = (FileId, usize)>,
-    ) -> Locator<'a> {
-        let files = chunks.into_iter().map(|(id, offset)| (id, (0, offset))).collect();
-        Locator { indexes: std::slice::from_ref(lines).into(), files, sources }
+        Locator { indexes, files, sources }
     }
 
     fn pos(&self, span: Option<SourceSpan>) -> Option<Pos> {
         let span = span?;
         match self.files.get(&span.file_id()) {
-            Some(&(index, base)) => self.indexes[index].pos(base + span.offset()),
+            Some(&index) => self.indexes[index].pos(span.offset()),
             None => {
                 let lc = span.line_column(self.sources)?;
                 let line = NonZeroU32::new(u32::try_from(lc.line).ok()?)?;
@@ -585,115 +695,6 @@ pub(crate) fn build(schema: &Schema, locator: &Locator<'_>, path: &str, hash: &s
     }
     m.finish();
     m
-}
-
-/// Builds a [`CompactSchema`] from the parts of one schema, each a schema of its own built
-/// from consecutive top-level definitions of the text (with no extension of a type of another
-/// part, and no schema definition): the model [`build`] makes of the whole schema, without the
-/// whole schema ever in memory.
-pub(crate) struct PartsBuilder {
-    m: CompactSchema,
-    scratch: String,
-    /// Names of the built-in types and directives (every part has its own copy of them: only
-    /// the first part's are added).
-    built_in: std::collections::HashSet<String>,
-    parts: usize,
-}
-
-/// Why [`PartsBuilder::add`] cannot take a part: the schema needs building whole.
-#[derive(Debug)]
-pub(crate) struct NeedsWholeSchema;
-
-impl PartsBuilder {
-    /// A builder whose tables have, up front, the room `like`'s take (with a little to spare):
-    /// grown a part at a time instead, the larger tables would be copied as they double and
-    /// land past memory the caller has just freed (a whole schema of apollo-compiler's, in small
-    /// pieces), raising the process's peak.
-    pub(crate) fn new(path: &str, hash: &str, like: Option<&CompactSchema>) -> PartsBuilder {
-        let mut m = CompactSchema::empty(path, hash);
-        if let Some(like) = like {
-            let room = |n: usize| n + n / 16;
-            m.types.reserve_exact(room(like.types.len()));
-            m.directives.reserve_exact(room(like.directives.len()));
-            m.fields.reserve_exact(room(like.fields.len()));
-            m.inputs.reserve_exact(room(like.inputs.len()));
-            m.values.reserve_exact(room(like.values.len()));
-            m.refs.reserve_exact(room(like.refs.len()));
-            m.locations.reserve_exact(room(like.locations.len()));
-            m.type_by_name.reserve(room(like.types.len()));
-            m.strings.text.reserve_exact(room(like.strings.text.len()));
-            m.strings.spans.reserve_exact(room(like.strings.spans.len()));
-            m.strings.reserve_table(room(like.strings.spans.len()));
-        }
-        PartsBuilder { m, scratch: String::new(), built_in: Default::default(), parts: 0 }
-    }
-
-    /// Adds the next part: its types and directives, in its order, after those of the parts
-    /// before it. A part that defines a name another part (or a built-in) defines needs the
-    /// whole schema (apollo-compiler reports or merges it).
-    pub(crate) fn add(&mut self, part: &Schema, locator: &Locator<'_>) -> Result<(), NeedsWholeSchema> {
-        let first = self.parts == 0;
-        self.parts += 1;
-        if first {
-            let built_in_types = part.types.iter().filter(|(_, t)| t.is_built_in()).map(|(n, _)| n);
-            let built_in_directives =
-                part.directive_definitions.iter().filter(|(_, d)| d.is_built_in()).map(|(n, _)| n);
-            self.built_in = built_in_types.chain(built_in_directives).map(|n| n.to_string()).collect();
-        }
-        let mut b = Builder { locator, scratch: std::mem::take(&mut self.scratch), m: &mut self.m };
-        let def = &part.schema_definition;
-        for (i, root) in [&def.query, &def.mutation, &def.subscription].into_iter().enumerate() {
-            if let Some(root) = root {
-                if b.m.roots[i].is_some() {
-                    return Err(NeedsWholeSchema);
-                }
-                b.m.roots[i] = Some(Root { name: b.intern(&root.name), pos: b.pos(root.name.location()) });
-            }
-        }
-        let built_in = &self.built_in;
-        // Whether to add a definition: every part has the built-in ones (the first part's are
-        // added); a name already added, or a built-in one redefined, needs the whole schema.
-        let admit = |name: &str, is_built_in: bool, added: &HashMap<Sym, u32>, strings: &Strings| {
-            let a_built_in_name = built_in.contains(name);
-            if !first && is_built_in && a_built_in_name {
-                return Ok(false);
-            }
-            let again = strings.find(name).is_some_and(|s| added.contains_key(&s));
-            if again || (!first && a_built_in_name) { Err(NeedsWholeSchema) } else { Ok(true) }
-        };
-        for (name, ty) in &part.types {
-            if admit(name, ty.is_built_in(), &b.m.type_by_name, &b.m.strings)? {
-                b.add_type(name, ty);
-            }
-        }
-        for (name, d) in &part.directive_definitions {
-            if admit(name, d.is_built_in(), &b.m.directive_by_name, &b.m.strings)? {
-                b.add_directive(name, d);
-            }
-        }
-        self.scratch = std::mem::take(&mut b.scratch);
-        Ok(())
-    }
-
-    /// The model, as [`load_sdl`](crate::load_sdl)'s validation leaves a schema: `@oneOf`
-    /// added after the parts' directives when no part defines it, and a built-in scalar no
-    /// field, argument or input field refers to left out (every part had them all).
-    pub(crate) fn finish(mut self) -> CompactSchema {
-        let one_of = apollo_compiler::name!("oneOf");
-        if !self.m.strings.find(&one_of).is_some_and(|s| self.m.directive_by_name.contains_key(&s)) {
-            let no_files = SourceMap::default();
-            let locator = Locator::per_file(&no_files);
-            let mut b = Builder { locator: &locator, scratch: String::new(), m: &mut self.m };
-            b.add_directive(&one_of, &crate::sdl::one_of_definition());
-        }
-        let m = &mut self.m;
-        let used: std::collections::HashSet<Sym> =
-            m.fields.iter().map(|f| f.named).chain(m.inputs.iter().map(|i| i.named)).collect();
-        m.types.retain(|t| !(t.kind == Kind::Scalar && t.built_in) || used.contains(&t.name));
-        m.type_by_name = m.types.iter().enumerate().map(|(i, t)| (t.name, i as u32)).collect();
-        m.finish();
-        self.m
-    }
 }
 
 impl CompactSchema {

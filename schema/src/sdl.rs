@@ -5,9 +5,9 @@
 //! diff reads when first asked); [`load_compact`] and [`load_compact_with`] keep only the
 //! compact model, dropping apollo-compiler's schema as soon as it is built, and parse the text
 //! in chunks of whole definitions on two threads, so a large schema costs about what it keeps
-//! (README, "Schema diff and check at scale").
+//! (README, "Schema diff and check at scale"); [`load_base_compact`] reads the base of a
+//! comparison, validated before, into that model with cynic-parser, a chunk at a time.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -116,41 +116,43 @@ pub fn load_compact(path_label: &str, text: &str) -> Result<CompactSchema, Schem
 /// threads), which keeps the parser's peak memory near what the schema keeps. The schema
 /// `with_schema` sees has its spans relative to each chunk and no source text but the
 /// built-in definitions' (diagnostics about operations, located in their own files, are as
-/// usual); the model's positions are relative to the whole text, as [`load_sdl`]'s are. When a
-/// chunk, the schema or its validation fails, the text is loaded whole by [`load_sdl`], so
-/// errors are exactly its own.
+/// usual). When a chunk, the schema or its validation fails, the text is loaded whole by
+/// [`load_sdl`], so errors are exactly its own.
+///
+/// Once the schema is valid and `with_schema` has run, apollo-compiler's schema is dropped and
+/// the model read from the text as the base of a comparison is ([`load_base_compact`]): the
+/// same model, which then never sits beside the 27 MiB apollo-compiler keeps for a 1.7 MB
+/// schema (4 MiB less at `schema check`'s peak, for about 15 ms). A text that reading cannot
+/// take (an extension, say) has its model built from apollo-compiler's schema of it, loaded
+/// again.
 pub fn load_compact_with<T>(
     path_label: &str,
     text: &str,
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
-    load_in_chunks(path_label, Cow::Borrowed(text), CHUNK_BYTES, with_schema)
+    load_in_chunks(path_label, text, CHUNK_BYTES, with_schema)
 }
 
-/// [`load_compact_with`] with chunks of at least `chunk_bytes`; an owned `text` is dropped as
-/// soon as the schema has validated.
+/// [`load_compact_with`] with chunks of at least `chunk_bytes`.
 fn load_in_chunks<T>(
     path_label: &str,
-    text: Cow<'_, str>,
+    text: &str,
     chunk_bytes: usize,
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
-    let hash = schema_hash(&text);
-    let Some((schema, files)) = parse_in_chunks(path_label, &text, chunk_bytes) else {
+    let Some(schema) = parse_in_chunks(path_label, text, chunk_bytes) else {
         // Whole, as `load_sdl` loads it: the same errors (or, should chunking have been wrong
         // about a valid text, the same schema).
-        let sdl = load_sdl(path_label, &text)?;
-        drop(text);
+        let sdl = load_sdl(path_label, text)?;
         let out = with_schema(sdl.schema());
         return Ok((sdl.into_compact(), out));
     };
-    let lines = LineIndex::new(&text);
-    drop(text);
-    let locator = Locator::chunked(&schema.sources, &lines, files);
-    let compact = model::build(&schema, &locator, path_label, &hash);
-    drop(locator);
     let out = with_schema(&schema);
     drop(schema);
+    let compact = match model_in_parts(path_label, text, chunk_bytes, None) {
+        Some(compact) => compact,
+        None => load_sdl(path_label, text)?.into_compact(),
+    };
     Ok((compact, out))
 }
 
@@ -165,13 +167,14 @@ pub fn load_base_compact_file(
 
 /// The compact model of the base of a comparison (the old schema of `schema diff` and
 /// `schema check`), which was validated as the new schema of the change that made it the base:
-/// parsed and modelled a chunk at a time, each chunk a schema of its own that is dropped once
-/// modelled, so apollo-compiler never holds the whole schema; not validated again.
+/// read a chunk at a time with cynic-parser straight into the model apollo-compiler's schema of
+/// the same text would give (`model::PartsBuilder`), so apollo-compiler never parses it; not
+/// validated again.
 ///
-/// Syntax errors are reported as [`load_sdl`] reports them. A text whose parts cannot stand
-/// alone (a `schema` definition, an extension, a name defined twice, anything that does not
-/// build) is loaded and validated whole, as [`load_compact`] loads it, so its errors are
-/// [`load_sdl`]'s. The model is the one [`load_compact`] builds.
+/// A text cynic-parser does not take (a syntax error, or an escape it does not decode, such as
+/// a surrogate pair), or whose meaning needs the whole schema (an extension, a second `schema`
+/// definition, a name defined twice, a built-in type redefined), is loaded and validated whole,
+/// as [`load_compact`] loads it, so its errors are [`load_sdl`]'s.
 ///
 /// `like` is a model of about the same size, if there is one (the new schema's, loaded
 /// first): the model is given its room up front.
@@ -187,9 +190,9 @@ pub fn load_base_compact(
 }
 
 /// The model of `text` built a chunk at a time (this thread and a helper parse alternate
-/// chunks, the helper one chunk ahead); `None` when a part does not stand alone, or the text
-/// defines nothing.
-fn model_in_parts(
+/// chunks with cynic-parser, the helper one chunk ahead); `None` when a chunk does not parse, a
+/// definition needs the whole schema, or the text defines nothing.
+pub(crate) fn model_in_parts(
     path_label: &str,
     text: &str,
     chunk_bytes: usize,
@@ -205,53 +208,35 @@ fn model_in_parts(
         let (ahead, parsed) = std::sync::mpsc::sync_channel(1);
         scope.spawn(|| {
             for &(_, chunk) in chunks.iter().skip(1).step_by(2) {
-                let part = schema_part(chunk, path_label);
-                let failed = part.is_none();
+                let document = cynic_parser::parse_type_system_document(chunk).ok();
+                let failed = document.is_none();
                 // The receiver is gone when this thread's caller gave up.
-                if ahead.send(part).is_err() || failed {
+                if ahead.send(document).is_err() || failed {
                     break;
                 }
             }
             drop(ahead);
         });
         for (i, &(offset, chunk)) in chunks.iter().enumerate() {
-            let (part, file) =
-                if i % 2 == 0 { schema_part(chunk, path_label)? } else { parsed.recv().ok()?? };
-            builder.add(&part, &Locator::chunked(&part.sources, &lines, [(file, offset)])).ok()?;
+            let document = if i % 2 == 0 {
+                cynic_parser::parse_type_system_document(chunk).ok()?
+            } else {
+                parsed.recv().ok()??
+            };
+            builder.add(&document, chunk, offset, &lines).ok()?;
         }
         Some(())
     })?;
-    Some(builder.finish())
+    builder.finish().ok()
 }
-
-/// One chunk as a schema of its own, with the chunk's file; `None` when it does not parse,
-/// does not build, defines nothing (a chunk is cut after a definition, so only a text with none
-/// at all) or holds what only the whole schema can place (a `schema` definition or an
-/// extension).
-fn schema_part(chunk: &str, path_label: &str) -> Option<(Schema, FileId)> {
-    let document = ast::Document::parse(chunk, path_label).ok()?;
-    let stands_alone = document
-        .definitions
-        .iter()
-        .all(|d| !d.is_extension_definition() && !matches!(d, ast::Definition::SchemaDefinition(_)));
-    if !stands_alone || document.definitions.is_empty() {
-        return None;
-    }
-    let file = *document.sources.keys().next()?;
-    let part = Schema::builder().add_ast(&document).build().ok()?;
-    Some((part, file))
-}
-
-/// Each chunk's file and its byte offset in the whole text.
-type ChunkFiles = Vec<(FileId, usize)>;
 
 /// Bytes of text per chunk: small enough that the parser's transient trees stay small, large
 /// enough that per-chunk costs do not count.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// The schema parsed from chunks of `text` and validated, with each chunk's file and offset;
-/// `None` when anything fails (the caller then loads the text whole) or the text is one chunk.
-fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(Valid<Schema>, ChunkFiles)> {
+/// The schema parsed from chunks of `text` and validated; `None` when anything fails (the caller
+/// then loads the text whole) or the text is one chunk.
+fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<Valid<Schema>> {
     let chunks = definition_chunks(text, chunk_bytes);
     if chunks.len() < 2 {
         return None;
@@ -272,19 +257,15 @@ fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(
     });
     documents.sort_unstable_by_key(|(i, _)| *i);
     let mut builder = Schema::builder();
-    let mut files = Vec::with_capacity(documents.len());
-    for ((_, document), (offset, _)) in documents.into_iter().zip(&chunks) {
-        let document = document.ok()?;
-        files.push((*document.sources.keys().next()?, *offset));
-        builder = builder.add_ast(&document);
+    for (_, document) in documents {
+        builder = builder.add_ast(&document.ok()?);
     }
     let schema = validate(builder.build().ok()?).ok()?;
     if !one_of_rules(&schema, path_label).is_empty() {
         return None;
     }
     // Valid: the chunks' texts were kept for diagnostics and are not needed any more (the
-    // model's positions come from the line index of the whole text). The built-in
-    // definitions' file stays, for positions in it.
+    // model is read from the whole text). The built-in definitions' file stays.
     let mut schema = schema.into_inner();
     schema.sources = Arc::new(
         schema
@@ -294,7 +275,7 @@ fn parse_in_chunks(path_label: &str, text: &str, chunk_bytes: usize) -> Option<(
             .map(|(id, f)| (*id, f.clone()))
             .collect(),
     );
-    Some((Valid::assume_valid(schema), files))
+    Some(Valid::assume_valid(schema))
 }
 
 /// `text` cut into chunks of at least `target` bytes, each ending after a line whose last
@@ -489,7 +470,7 @@ pub fn load_compact_file_with<T>(
     with_schema: impl FnOnce(&Valid<Schema>) -> T,
 ) -> Result<(CompactSchema, T), SchemaError> {
     let (label, text) = read_schema(path.as_ref())?;
-    load_in_chunks(&label, Cow::Owned(text), CHUNK_BYTES, with_schema)
+    load_in_chunks(&label, &text, CHUNK_BYTES, with_schema)
 }
 
 /// The path label (`/` separators) and the text of a schema file.
@@ -581,14 +562,38 @@ mod tests {
     fn a_schema_loaded_in_chunks_diffs_as_one_loaded_whole() {
         let (edited, old, new) = tricky_pair();
         let whole = crate::diff(&old, &new);
-        let (old_c, ()) = load_in_chunks("old.graphql", Cow::Borrowed(TRICKY), 1, |_| ()).unwrap();
-        let (new_c, ()) = load_in_chunks("new.graphql", Cow::Borrowed(&edited), 1, |_| ()).unwrap();
+        let (old_c, ()) = load_in_chunks("old.graphql", TRICKY, 1, |_| ()).unwrap();
+        let (new_c, ()) = load_in_chunks("new.graphql", &edited, 1, |_| ()).unwrap();
         assert!(definition_chunks(TRICKY, 1).len() > 1 && definition_chunks(&edited, 1).len() > 1);
         let chunked = crate::diff(&old_c, &new_c);
         assert_eq!(chunked, whole);
         assert!(whole.len() >= 4, "{whole:#?}");
         assert!(whole.iter().all(|c| c.location.is_some()), "{whole:#?}");
         assert_eq!(old_c.hash(), old.hash());
+        assert_eq!(old_c.listing(), old.compact().listing());
+        assert_eq!(new_c.listing(), new.compact().listing());
+    }
+
+    /// A valid text the reading of the model cannot take (an extension, a surrogate pair, which
+    /// cynic-parser rejects) is modelled from apollo-compiler's schema of it: the same model,
+    /// and `with_schema` still sees the schema once.
+    #[test]
+    fn a_new_schema_reading_cannot_take_is_modelled_by_apollo_compiler() {
+        for text in [
+            format!("{TRICKY}extend type T {{ more: Int }}\n"),
+            format!("{TRICKY}\"\\uD83D\\uDE00 in a description\"\nscalar Smile\n"),
+        ] {
+            assert!(model_in_parts("n.graphql", &text, 1, None).is_none(), "{text}");
+            let mut calls = 0;
+            let (compact, types) = load_in_chunks("n.graphql", &text, 1, |schema| {
+                calls += 1;
+                schema.types.len()
+            })
+            .unwrap();
+            let whole = load_sdl("n.graphql", &text).unwrap();
+            assert_eq!(compact.listing(), whole.compact().listing());
+            assert_eq!((calls, types), (1, whole.schema().types.len()));
+        }
     }
 
     /// The base of a comparison, modelled a part at a time, diffs as the same schema loaded
@@ -604,6 +609,8 @@ mod tests {
         assert_eq!(crate::diff(old.compact(), &parts_new), whole);
         assert_eq!(crate::diff(&parts_old, &parts_new), whole);
         assert_eq!(crate::diff(&parts_old, old.compact()), Vec::new());
+        assert_eq!(parts_old.listing(), old.compact().listing());
+        assert_eq!(parts_new.listing(), new.compact().listing());
         let names = |m: &CompactSchema| {
             m.types
                 .iter()
@@ -618,14 +625,18 @@ mod tests {
         assert!(old.compact().directive_named("oneOf").is_some());
     }
 
-    /// Parts that cannot stand alone send the base the whole way, validated: the same model, or
-    /// the same errors, as loading it whole.
+    /// Parts that cannot stand alone, or that apollo-compiler would not build, send the base the
+    /// whole way, validated: the same model, or the same errors, as loading it whole.
     #[test]
     fn a_base_whose_parts_cannot_stand_alone_is_loaded_whole() {
         let cases = [
             format!("{TRICKY}extend type T {{ more: Int }}\n"),
-            format!("schema {{ query: T }}\n{TRICKY}"),
+            format!("{TRICKY}extend schema @oneOf\n"),
+            format!("schema {{ query: T }}\n{TRICKY}schema {{ query: T }}\n"),
             format!("{TRICKY}type T {{ again: Int }}\n"),
+            format!("{TRICKY}scalar String\n"),
+            format!("{TRICKY}type Dup {{ a: Int a: Int }}\n"),
+            format!("{TRICKY}directive @d on FIELD\ndirective @d on FIELD\n"),
             format!("{TRICKY}type Broken {{ a: }}\n"),
             format!("{TRICKY}query NotSdl {{ a }}\n"),
         ];
@@ -655,7 +666,7 @@ mod tests {
         let broken =
             format!("{TRICKY}type Late {{ x: Missing }}\ntype Dup {{ a: Int }}\ntype Dup {{ b: Int }}\n");
         let whole = load_sdl("s.graphql", &broken).unwrap_err();
-        let chunked = load_in_chunks("s.graphql", Cow::Borrowed(&broken), 1, |_| ()).unwrap_err();
+        let chunked = load_in_chunks("s.graphql", &broken, 1, |_| ()).unwrap_err();
         assert_eq!(chunked.to_string(), whole.to_string());
         assert_eq!(chunked.problems(), whole.problems());
         assert!(!whole.problems().is_empty() && whole.problems().iter().all(|p| p.line.is_some()));

@@ -42,10 +42,10 @@ fn the_diff_of_the_generated_pair_counts_what_the_generator_changed() {
 
 /// The lean paths (each schema parsed in chunks, validated, kept only as its compact model, the
 /// contract validated against the new schema while it is loaded; and the CLI's, with the
-/// contract in groups and the base modelled a chunk at a time) report exactly what the whole
-/// path does (each schema parsed whole and kept, the model built from
-/// it), positions included, on the 5,000-type pair; and the model is a small part of what
-/// apollo-compiler keeps for the same schema (about 27 MiB).
+/// contract in groups and the base read a chunk at a time into the same model, listed line by
+/// line) report exactly what the whole path does (each schema parsed whole and kept, the model
+/// built from it), positions included, on the 5,000-type pair; and the model is a small part of
+/// what apollo-compiler keeps for the same schema (about 27 MiB).
 #[test]
 fn schemas_loaded_lean_in_chunks_check_as_schemas_loaded_whole() {
     let (old_text, new_text) = synth::generate_documented(5_000, 486);
@@ -72,6 +72,9 @@ fn schemas_loaded_lean_in_chunks_check_as_schemas_loaded_whole() {
         banyan_schema::load_compact_with("new.graphql", &new_text, |schema| split.validate(schema)).unwrap();
     let parts_old = banyan_schema::load_base_compact("old.graphql", &old_text, Some(&lean_new)).unwrap();
     assert_eq!(parts_old.hash(), lean_old.hash());
+    assert_eq!(parts_old.listing(), lean_old.listing());
+    let parts_new = banyan_schema::load_base_compact("new.graphql", &new_text, None).unwrap();
+    assert_eq!(parts_new.listing(), lean_new.listing());
     let grouped = split.check(&parts_old, &lean_new, validation, CheckOptions::default());
     assert_eq!(grouped, whole);
     assert_eq!(whole.changes.len(), 477);
