@@ -11,6 +11,12 @@ use banyan_gateway::config::LogFormat;
 use banyan_gateway::contract_cli::{self, Output, OutputFormat};
 use banyan_gateway::migration_cli::{self, ReportFormat};
 use banyan_gateway::{Config, RunningGateway};
+
+/// jemalloc, with one arena, unused pages given back after 200 ms and thread caches for blocks up
+/// to 4 KiB (`.cargo/config.toml`): about a fifth less CPU per request than glibc's malloc at
+/// no more memory (BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::{Parser, Subcommand};
 
 /// Banyan: a GraphQL gateway for retiring a monolith one field at a time.

@@ -10,6 +10,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use banyan_bench::driver::{self, Outcome, Pace, Target};
 use banyan_bench::floor::{self, FloorConfig};
+
+/// The gateway's allocator, so that the floor (`serve-floor`, this binary) is measured on the
+/// same one (BENCHMARKS.md, "Allocator"); the devstack and the driver run on it too.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use banyan_bench::operations::{self, BENCH_USER, OPERATIONS, Operation, TEMPLATE_LIST};
 use banyan_bench::procstat;
 use banyan_bench::stack::{
