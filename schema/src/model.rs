@@ -561,6 +561,14 @@ impl Strings {
         Sym(sym)
     }
 
+    /// The symbol of `value` as printed (printed into `scratch`, kept for its capacity).
+    fn intern_printed(&mut self, scratch: &mut String, value: impl std::fmt::Display) -> Sym {
+        use std::fmt::Write as _;
+        scratch.clear();
+        let _ = write!(scratch, "{value}");
+        self.intern(scratch)
+    }
+
     /// A table with room for `more` strings without growing.
     fn reserve_table(&mut self, more: usize) {
         let wanted = ((self.spans.len() + more) * 2).next_power_of_two();
@@ -831,13 +839,8 @@ impl Builder<'_, '_, '_> {
 
     /// The printed type and the named type inside it.
     fn ty(&mut self, ty: &ast::Type) -> (Sym, Sym) {
-        use std::fmt::Write as _;
-        let mut printed = std::mem::take(&mut self.scratch);
-        printed.clear();
-        let _ = write!(printed, "{ty}");
-        let sym = self.intern(&printed);
-        self.scratch = printed;
-        (sym, self.intern(ty.inner_named_type()))
+        let printed = self.m.strings.intern_printed(&mut self.scratch, ty);
+        (printed, self.intern(ty.inner_named_type()))
     }
 
     fn add_refs<'n>(&mut self, names: impl Iterator<Item = &'n ComponentName>) -> Slice {

@@ -15,8 +15,6 @@
 //! Anything whose meaning needs the whole schema, or that apollo-compiler would reject, is
 //! [`NeedsWholeSchema`]: the caller loads the text whole and validated instead.
 
-use std::fmt::Write as _;
-
 use apollo_compiler::ast::{DirectiveLocation, FloatValue, IntValue, Value};
 use apollo_compiler::{Name, Node, Schema};
 use cynic_parser::type_system::{
@@ -216,12 +214,8 @@ impl Reader<'_> {
 
     /// The printed type and the named type inside it.
     fn ty(&mut self, ty: Type<'_>) -> (Sym, Sym) {
-        let mut printed = std::mem::take(&mut self.scratch);
-        printed.clear();
-        let _ = write!(printed, "{ty}");
-        let sym = self.intern(&printed);
-        self.scratch = printed;
-        (sym, self.intern(ty.name()))
+        let printed = self.m.strings.intern_printed(&mut self.scratch, ty);
+        (printed, self.intern(ty.name()))
     }
 
     fn add_type(&mut self, ty: TypeDefinition<'_>) -> Result<(), NeedsWholeSchema> {
