@@ -401,7 +401,7 @@ impl CompactSchema {
             }
             match ty.kind {
                 Kind::Object | Kind::Interface => {
-                    for f in &self.fields[ty.members.range()] {
+                    for f in self.fields_of(ty) {
                         let _ = writeln!(
                             out,
                             "  field {}: {} ({}) at {} description {:?} deprecated {:?}",
@@ -415,7 +415,7 @@ impl CompactSchema {
                         inputs(&mut out, "    arg ", self.args(f.args));
                     }
                 }
-                Kind::InputObject => inputs(&mut out, "  input ", self.args(ty.members)),
+                Kind::InputObject => inputs(&mut out, "  input ", self.input_fields_of(ty)),
                 Kind::Enum => {
                     for v in self.values_of(ty) {
                         let _ = writeln!(
@@ -448,11 +448,12 @@ impl CompactSchema {
         for ty in &self.types {
             let found = self.type_named(self.str(ty.name)).map(|t| t.name);
             let members_found = match ty.kind {
-                Kind::Object | Kind::Interface => self.fields[ty.members.range()]
+                Kind::Object | Kind::Interface => self
+                    .fields_of(ty)
                     .iter()
                     .all(|f| self.field(ty, self.str(f.name)).is_some_and(|g| g.name == f.name)),
                 Kind::InputObject => self
-                    .args(ty.members)
+                    .input_fields_of(ty)
                     .iter()
                     .all(|f| self.input_field(ty, self.str(f.name)).is_some_and(|g| g.name == f.name)),
                 Kind::Enum => self

@@ -17,6 +17,7 @@
 
 use apollo_compiler::ast::{DirectiveLocation, FloatValue, IntValue, Value};
 use apollo_compiler::{Name, Node, Schema};
+use cynic_parser::common::OperationType;
 use cynic_parser::type_system::{
     Definition, Description, Directive, FieldDefinition, InputValueDefinition, Type, TypeDefinition,
 };
@@ -97,9 +98,9 @@ impl PartsBuilder {
                     }
                     for root in schema.root_operations() {
                         let i = match root.operation_type() {
-                            cynic_parser::common::OperationType::Query => 0,
-                            cynic_parser::common::OperationType::Mutation => 1,
-                            cynic_parser::common::OperationType::Subscription => 2,
+                            OperationType::Query => 0,
+                            OperationType::Mutation => 1,
+                            OperationType::Subscription => 2,
                         };
                         let named = Root {
                             name: reader.m.strings.intern(root.named_type()),
@@ -286,11 +287,10 @@ impl Reader<'_> {
         &mut self,
         d: cynic_parser::type_system::DirectiveDefinition<'_>,
     ) -> Result<(), NeedsWholeSchema> {
-        let replaces = match self.m.directive_named(d.name()) {
-            Some(existing) if !existing.built_in => return Err(NeedsWholeSchema),
-            Some(_) => self.m.sym(d.name()).and_then(|sym| self.m.directive_by_name.get(&sym).copied()),
-            None => None,
-        };
+        let replaces = self.m.sym(d.name()).and_then(|sym| self.m.directive_by_name.get(&sym).copied());
+        if replaces.is_some_and(|i| !self.m.directives[i as usize].built_in) {
+            return Err(NeedsWholeSchema);
+        }
         let args = self.add_inputs(d.arguments())?;
         let start = self.m.locations.len() as u32;
         for location in d.locations() {
