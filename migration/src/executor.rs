@@ -84,6 +84,19 @@ impl ShadowExecutor {
         self.run(decision, context, primary, call).await
     }
 
+    /// The primary alone, for a decision without a shadow: timed and recorded as [`run`](Self::run)
+    /// records it, with no second call to prepare for.
+    pub async fn serve<T, E>(
+        &self,
+        decision: &Decision,
+        primary: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = primary.await;
+        self.recorder.record_served(decision.key, decision.serve, started.elapsed());
+        result
+    }
+
     /// [`execute`](Self::execute) with the primary's future given directly, so it may borrow
     /// from the request (a per-request loader); only the second call, which outlives the
     /// response, must own what it uses. `secondary` is called at most once, with the backend to

@@ -10,6 +10,7 @@ mod context;
 pub mod error;
 mod event_memo;
 mod ids;
+mod lean;
 pub mod migrated;
 mod mutation;
 mod query;
@@ -94,6 +95,7 @@ pub fn build_schema_without_extensions(
         .data(sources)
         .data(engine)
         .data(policy)
+        .data(lean::ExtensionFree)
         .limit_recursive_depth(limits.max_recursive_depth);
     if suggestions { builder.finish() } else { builder.disable_suggestions().finish() }
 }

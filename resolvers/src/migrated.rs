@@ -188,18 +188,34 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     let field = field_key(engine, F::DECLARATION)?;
     let decision = scope.routing.decide(field);
     let path = || ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
-    // Only a shadowed call pays for its context (path rendered, variables copied, names owned),
-    // and only a request that asked pays for the note of who served.
-    let context = match decision.shadow {
-        Some(_) => call_context(ctx, scope, path()),
-        None => CallContext::default(),
-    };
+    // Only a request that asked pays for the note of who served.
     scope.routing.note(path, &decision);
+    if decision.shadow.is_some() {
+        // Behind a box: the shadow's futures are several times the size of a plain read's, and
+        // every field of the object holding this one would otherwise be sized for them.
+        return Box::pin(read_in_shadow::<F>(ctx, scope, engine, &decision, key)).await;
+    }
+    let loaders = scope.loaders();
+    let primary = F::load(Reach { loaders: &loaders }, decision.serve, key);
+    engine.executor.serve(&decision, primary).await.graphql()
+}
+
+/// [`read`] for a decision with a shadow: the primary, and the secondary beside it.
+async fn read_in_shadow<F: MigratedRead>(
+    ctx: &Context<'_>,
+    scope: &RequestScope,
+    engine: &Engine,
+    decision: &Decision,
+    key: F::Key,
+) -> Result<F::Value> {
+    // Only a shadowed call pays for its context (path rendered, variables copied, names owned).
+    let path = ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
+    let context = call_context(ctx, scope, path);
     let loaders = scope.loaders();
     let primary = F::load(Reach { loaders: &loaders }, decision.serve, key.clone());
     // An item of a page that prefetched in shadow: its comparison joins the page's.
     if decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Compare)
-        && let Some(batch) = scope.shadow_batch::<F>(engine, &decision, false)
+        && let Some(batch) = scope.shadow_batch::<F>(engine, decision, false)
     {
         return batch.run(context, primary, key).await.graphql();
     }
@@ -210,7 +226,7 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
         let loaders = scope.second_call_loaders(fresh);
         async move { F::load(Reach { loaders: &loaders }, backend, key).await }
     };
-    engine.executor.run(&decision, context, primary, secondary).await.graphql()
+    engine.executor.run(decision, context, primary, secondary).await.graphql()
 }
 
 /// Loads `keys` of `F` into the cache of the side the request's fields of `F` will read: the

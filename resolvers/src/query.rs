@@ -6,6 +6,7 @@ use banyan_sources::domain::{TemplateId, WorkspaceId};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{self, GlobalId, NodeType};
+use crate::lean::Lean;
 use crate::migrated::{self, TemplateDraftField};
 use crate::types::{
     BlockObject, DraftObject, MemberObject, Node, TemplateConnection, TemplateObject, UserObject,
@@ -19,17 +20,17 @@ pub struct Query;
 #[Object]
 impl Query {
     /// The signed-in user; null (with an error) when the monolith cannot say.
-    async fn me(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<Lean<UserObject>>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders().me.load_one(()).await.graphql()?.map(UserObject))
+        Ok(scope.loaders().me.load_one(()).await.graphql()?.map(|user| Lean(UserObject(user))))
     }
 
     /// The workspaces the signed-in user belongs to; null (with an error) when the monolith
     /// cannot say.
-    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<WorkspaceObject>>> {
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<Lean<WorkspaceObject>>>> {
         let scope = scope(ctx)?;
         let workspaces = scope.loaders().my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
-        Ok(Some(workspaces.into_iter().map(WorkspaceObject).collect()))
+        Ok(Some(workspaces.into_iter().map(|workspace| Lean(WorkspaceObject(workspace))).collect()))
     }
 
     /// One workspace; null when it does not exist or the signed-in user is not a member.
@@ -37,9 +38,9 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The workspace's global id.")] id: ID,
-    ) -> Result<Option<WorkspaceObject>> {
+    ) -> Result<Option<Lean<WorkspaceObject>>> {
         let key = ids::decode(&id, NodeType::Workspace)?;
-        workspace(ctx, WorkspaceId(key)).await
+        Ok(workspace(ctx, WorkspaceId(key)).await?.map(Lean))
     }
 
     /// One template; null when it does not exist or is not visible to the signed-in user.
@@ -47,9 +48,9 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "The template's global id.")] id: ID,
-    ) -> Result<Option<TemplateObject>> {
+    ) -> Result<Option<Lean<TemplateObject>>> {
         let key = ids::decode(&id, NodeType::Template)?;
-        template(ctx, TemplateId(key)).await
+        Ok(template(ctx, TemplateId(key)).await?.map(Lean))
     }
 
     /// A workspace's templates, most recently updated first; null (with an error) when the

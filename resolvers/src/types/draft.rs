@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{self, GlobalId, NodeType};
+use crate::lean::Lean;
 use crate::types::{TemplateObject, UserObject, int, load_user};
 
 /// The working copy of a template's content.
@@ -21,9 +22,10 @@ impl DraftObject {
     }
 
     /// The template the draft belongs to; null when it is no longer visible.
-    async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
+    async fn template(&self, ctx: &Context<'_>) -> Result<Option<Lean<TemplateObject>>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders().templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+        let template = scope.loaders().templates.load_one(self.0.template_id).await.graphql()?;
+        Ok(template.map(|template| Lean(TemplateObject(template))))
     }
 
     /// Increases with every edit; an edit names the version it was made against.
@@ -32,9 +34,9 @@ impl DraftObject {
     }
 
     /// The content blocks, in display order.
-    async fn blocks(&self) -> Vec<BlockObject> {
+    async fn blocks(&self) -> Vec<Lean<BlockObject>> {
         let template = self.0.template_id;
-        self.0.blocks.iter().cloned().map(|block| BlockObject { template, block }).collect()
+        self.0.blocks.iter().cloned().map(|block| Lean(BlockObject { template, block })).collect()
     }
 
     /// When the draft last changed.
@@ -43,8 +45,8 @@ impl DraftObject {
     }
 
     /// Who changed it last; null with an error when the user directory is unavailable.
-    async fn updated_by(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
-        load_user(ctx, self.0.updated_by).await
+    async fn updated_by(&self, ctx: &Context<'_>) -> Result<Option<Lean<UserObject>>> {
+        Ok(load_user(ctx, self.0.updated_by).await?.map(Lean))
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{self, NodeType};
+use crate::lean::Lean;
 use crate::types::TemplateObject;
 
 /// What happened to an email.
@@ -83,9 +84,10 @@ impl EmailEventObject {
     }
 
     /// The template the email was rendered from.
-    async fn template(&self, ctx: &Context<'_>) -> Result<Option<TemplateObject>> {
+    async fn template(&self, ctx: &Context<'_>) -> Result<Option<Lean<TemplateObject>>> {
         let scope = scope(ctx)?;
-        Ok(scope.loaders().templates.load_one(self.0.template_id).await.graphql()?.map(TemplateObject))
+        let template = scope.loaders().templates.load_one(self.0.template_id).await.graphql()?;
+        Ok(template.map(|template| Lean(TemplateObject(template))))
     }
 }
 
@@ -103,7 +105,7 @@ pub(crate) struct EventPageInfo {
 #[derive(SimpleObject)]
 pub(crate) struct EmailEventConnection {
     /// The events of this page.
-    nodes: Vec<EmailEventObject>,
+    nodes: Vec<Lean<EmailEventObject>>,
     /// Where the page ends.
     page_info: EventPageInfo,
 }
@@ -115,7 +117,7 @@ impl From<EventPage> for EmailEventConnection {
                 has_next_page: page.next_page_token.is_some(),
                 end_cursor: page.next_page_token,
             },
-            nodes: page.events.into_iter().map(|event| EmailEventObject(Arc::new(event))).collect(),
+            nodes: page.events.into_iter().map(|event| Lean(EmailEventObject(Arc::new(event)))).collect(),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! `Template`, its statuses, and the paginated list of a workspace's templates.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::connection::PageInfo;
 use std::collections::HashSet;
 
-use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField};
 use banyan_sources::domain::{Page, Template, TemplateStatus, UserId, WorkspaceId};
 use banyan_sources::loaders::{EventsPageKey, StatsKey, TemplatePageKey};
 use base64::Engine;
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
 use crate::ids::{self, NodeType};
+use crate::lean::Lean;
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
@@ -49,8 +50,8 @@ impl TemplateObject {
     }
 
     /// Who created it; null with an error when the user directory is unavailable.
-    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
-        load_user(ctx, self.0.created_by).await
+    async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<Lean<UserObject>>> {
+        Ok(load_user(ctx, self.0.created_by).await?.map(Lean))
     }
 
     /// When it was created.
@@ -69,8 +70,8 @@ impl TemplateObject {
     }
 
     /// The workspace that owns it.
-    async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<WorkspaceObject>> {
-        load_workspace(ctx, self.0.workspace_id).await
+    async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<Lean<WorkspaceObject>>> {
+        Ok(load_workspace(ctx, self.0.workspace_id).await?.map(Lean))
     }
 
     /// How its emails fared over a window. Null with an error when the stats backend fails.
@@ -80,16 +81,16 @@ impl TemplateObject {
         ctx: &Context<'_>,
         #[graphql(desc = "The window to count over.", default_with = "StatsWindowEnum::Last7Days")]
         window: StatsWindowEnum,
-    ) -> Result<Option<TemplateStatsObject>> {
+    ) -> Result<Option<Lean<TemplateStatsObject>>> {
         let key = StatsKey { template: self.0.id, window: window.into() };
         let stats = migrated::read::<TemplateStatsField>(ctx, key).await?;
-        Ok(stats.map(|stats| TemplateStatsObject { stats, window }))
+        Ok(stats.map(|stats| Lean(TemplateStatsObject { stats, window })))
     }
 
     /// The working copy of its content; null when it has none, or with an error when the
     /// draft backend fails. (Migrated field `Template.draft`.)
-    async fn draft(&self, ctx: &Context<'_>) -> Result<Option<DraftObject>> {
-        Ok(migrated::read::<TemplateDraftField>(ctx, self.0.id).await?.map(DraftObject))
+    async fn draft(&self, ctx: &Context<'_>) -> Result<Option<Lean<DraftObject>>> {
+        Ok(migrated::read::<TemplateDraftField>(ctx, self.0.id).await?.map(|draft| Lean(DraftObject(draft))))
     }
 
     /// Its email events, newest first. Null with an error when the event store fails.
@@ -100,10 +101,10 @@ impl TemplateObject {
         #[graphql(desc = "How many events to return, 1 to 100.", default = 20)] first: i32,
         #[graphql(desc = "Return the events after this cursor (a previous `pageInfo.endCursor`).")]
         after: Option<String>,
-    ) -> Result<Option<EmailEventConnection>> {
+    ) -> Result<Option<Lean<EmailEventConnection>>> {
         let key =
             EventsPageKey { template: self.0.id, page_size: page_size(first)? as u32, page_token: after };
-        Ok(migrated::read::<TemplateRecentEventsField>(ctx, key).await?.map(EmailEventConnection::from))
+        Ok(migrated::read::<TemplateRecentEventsField>(ctx, key).await?.map(|page| Lean(page.into())))
     }
 }
 
@@ -138,16 +139,64 @@ impl From<TemplateStatus> for TemplateStatusEnum {
     }
 }
 
-/// Extra fields on a page of templates.
-#[derive(SimpleObject)]
-pub(crate) struct TemplateConnectionFields {
-    /// How many templates match, across all pages.
+/// A page of templates (Relay connection). Banyan's own rather than async-graphql's generic
+/// `Connection`, so that its edges resolve as [`Lean`] objects; the schema's types and
+/// descriptions are the ones the generic type gave (no description on the connection itself).
+pub(crate) struct TemplateConnection {
+    edges: Vec<Lean<TemplateEdge>>,
+    has_previous_page: bool,
+    has_next_page: bool,
     total_count: i32,
 }
 
-/// A page of templates (Relay connection).
-pub(crate) type TemplateConnection =
-    Connection<String, TemplateObject, TemplateConnectionFields, EmptyFields>;
+// No doc comment: it would become the type's description, which the schema has never had.
+#[Object]
+impl TemplateConnection {
+    /// Information to aid in pagination.
+    async fn page_info(&self) -> PageInfo {
+        PageInfo {
+            has_previous_page: self.has_previous_page,
+            has_next_page: self.has_next_page,
+            start_cursor: self.edges.first().map(|edge| edge.0.cursor.clone()),
+            end_cursor: self.edges.last().map(|edge| edge.0.cursor.clone()),
+        }
+    }
+
+    /// A list of edges.
+    async fn edges(&self) -> &[Lean<TemplateEdge>] {
+        &self.edges
+    }
+
+    /// A list of nodes.
+    async fn nodes(&self) -> Vec<&Lean<TemplateObject>> {
+        self.edges.iter().map(|edge| &edge.0.node).collect()
+    }
+
+    /// How many templates match, across all pages.
+    async fn total_count(&self) -> i32 {
+        self.total_count
+    }
+}
+
+/// One template of a page and its cursor.
+pub(crate) struct TemplateEdge {
+    cursor: String,
+    node: Lean<TemplateObject>,
+}
+
+/// An edge in a connection.
+#[Object]
+impl TemplateEdge {
+    /// The item at the end of the edge
+    async fn node(&self) -> &Lean<TemplateObject> {
+        &self.node
+    }
+
+    /// A cursor for use in pagination
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+}
 
 /// One page of a workspace's templates. The monolith pages by number, so the cursor is an opaque
 /// offset and a page is read from the one or two monolith pages that cover it.
@@ -181,19 +230,23 @@ pub(crate) async fn template_connection(
     }
     items.truncate(usize::try_from(first).unwrap_or(usize::MAX));
     prefetch_page(ctx, &items).await;
-    let has_next = start + (items.len() as u64) < total;
-    let mut connection = Connection::with_additional_fields(
-        start > 0,
-        has_next,
-        TemplateConnectionFields { total_count: super::int(total) },
-    );
-    connection.edges.extend(
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, template)| Edge::new(encode_offset(start + i as u64), TemplateObject(template))),
-    );
-    Ok(connection)
+    let has_next_page = start + (items.len() as u64) < total;
+    let edges = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, template)| {
+            Lean(TemplateEdge {
+                cursor: encode_offset(start + i as u64),
+                node: Lean(TemplateObject(template)),
+            })
+        })
+        .collect();
+    Ok(TemplateConnection {
+        edges,
+        has_previous_page: start > 0,
+        has_next_page,
+        total_count: super::int(total),
+    })
 }
 
 /// Loads what the page's templates will ask for (authors, stats per window) before their

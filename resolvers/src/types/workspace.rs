@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{self, GlobalId, NodeType};
+use crate::lean::Lean;
 use crate::types::{TemplateConnection, UserObject, template_connection};
 
 /// A team's space; it owns templates and has members.
@@ -36,12 +37,12 @@ impl WorkspaceObject {
     }
 
     /// Everyone who belongs to the workspace, with their role.
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<MemberObject>> {
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Lean<MemberObject>>> {
         let workspace = self.0.id;
         Ok(load_members(ctx, workspace)
             .await?
             .into_iter()
-            .map(|membership| MemberObject { workspace, membership })
+            .map(|membership| Lean(MemberObject { workspace, membership }))
             .collect())
     }
 
@@ -101,8 +102,8 @@ impl MemberObject {
     }
 
     /// The member; null with an error when the user directory is unavailable.
-    async fn user(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
-        load_user(ctx, self.membership.user_id).await
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<Lean<UserObject>>> {
+        Ok(load_user(ctx, self.membership.user_id).await?.map(Lean))
     }
 
     /// What the member may do.

@@ -21,6 +21,7 @@ mod graphiql;
 mod graphql_over_http;
 mod grpc_streams;
 mod identity;
+mod lean_objects;
 mod limit_bombs;
 mod limits;
 mod metrics;

@@ -1,0 +1,95 @@
+//! Objects resolved on the lean path (the default gateway, with no per-field extension) answer
+//! exactly as async-graphql's own containers do (a replica with `server.field_spans`, whose
+//! extension every field must pass through): the same data and the same errors, for every
+//! query of the contract, a wide query, fragments, merged selections, and a failing backend.
+
+use std::net::SocketAddr;
+
+use banyan_devstack::{Backend, Fault};
+use banyan_tests::{OWNER, TestStack, contract_operations, template_id, workspace_id};
+use serde_json::{Value, json};
+
+fn operation(name: &str) -> String {
+    contract_operations()
+        .into_iter()
+        .find(|(op, _)| op == name)
+        .map(|(_, body)| body)
+        .expect("in the contract")
+}
+
+/// The answer of the gateway at `addr`, as the owner, with its errors sorted (each path
+/// reports its errors in the order its fields finish) and without their request ids.
+async fn answer(stack: &TestStack, addr: SocketAddr, query: &str, variables: &Value) -> Value {
+    let response = stack
+        .http()
+        .post(format!("http://{addr}/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = response.status();
+    assert_eq!(status, 200, "{query}: {}", response.text().await.unwrap_or_default());
+    let mut body: Value = response.json().await.expect("a JSON body");
+    if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
+        // Each request has its own id; the rest of an error must be the same.
+        for error in errors.iter_mut() {
+            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
+                extensions.remove("requestId");
+            }
+        }
+        errors.sort_by_key(Value::to_string);
+    }
+    body
+}
+
+#[tokio::test]
+async fn lean_objects_answer_as_async_graphqls_containers() {
+    let stack = TestStack::start().await;
+    let replica = stack.replica(|config| config.server.field_spans = true).await;
+    let (lean, containers) = (stack.gateway.addr(), replica.addr());
+
+    // The harness's wide query, with a page's cursors and each template's workspace added.
+    let wide = "{ workspaces { id name members { id role user { id fullName } } \
+                templates(first: 10) { totalCount pageInfo { startCursor endCursor hasNextPage } \
+                edges { cursor node { id createdBy { fullName } workspace { name } stats { sent openRate } \
+                draft { version blocks { id kind } } } } } } }";
+    // Fragments on the type and on the interface it implements, inline fragments, aliases, a
+    // field asked twice with different sub-selections, `__typename` at every level.
+    let tricky = "query Tricky($ws: ID!) { templates(workspaceId: $ws, first: 7) { __typename \
+                  edges { __typename node { ...Row ... on Node { id __typename } ... { n: name } \
+                  createdBy { id } createdBy { fullName __typename } s7: stats { sent } } } \
+                  nodes { id name } pageInfo { startCursor endCursor hasPreviousPage } } } \
+                  fragment Row on Template { id name status stats(window: LAST_30_DAYS) { window sent openRate } \
+                  workspace { ...W } } fragment W on Workspace { id name slug }";
+    let documents = [
+        (operation("TemplateList"), json!({ "workspaceId": workspace_id(1) })),
+        (operation("TemplateList"), json!({ "workspaceId": workspace_id(2), "first": 100 })),
+        (operation("TemplateEditor"), json!({ "id": template_id(1) })),
+        (operation("AnalyticsDashboard"), json!({ "id": template_id(1), "window": "LAST_30_DAYS" })),
+        (operation("WorkspaceMembers"), json!({ "id": workspace_id(1) })),
+        (operation("UserMenu"), json!({})),
+        (operation("WorkspaceSwitcher"), json!({})),
+        (wide.to_owned(), json!({})),
+        (tricky.to_owned(), json!({ "ws": workspace_id(1) })),
+    ];
+    let mut objects = 0;
+    for (query, variables) in &documents {
+        let expected = answer(&stack, containers, query, variables).await;
+        assert_eq!(answer(&stack, lean, query, variables).await, expected, "{query}");
+        assert!(expected.get("errors").is_none(), "{query}: {expected}");
+        objects += expected.to_string().matches('{').count();
+    }
+    assert!(objects > 800, "the documents resolved {objects} objects");
+
+    // A failing backend: each stats field null with its error, the rest of every object kept.
+    stack.devstack.faults().set(Backend::Events, Fault { error_rate: 1.0, ..Fault::default() });
+    for (query, variables) in &documents[..1] {
+        let expected = answer(&stack, containers, query, variables).await;
+        assert_eq!(answer(&stack, lean, query, variables).await, expected, "{query}");
+        let errors = expected["errors"].as_array().map_or(0, Vec::len);
+        assert_eq!(errors, 50, "{expected}");
+    }
+    stack.stop().await;
+}
