@@ -338,6 +338,16 @@ pub fn contract_operations() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The body of the contract operation `name` (with its fragments); panics when the contract has
+/// no such operation.
+pub fn contract_operation(name: &str) -> String {
+    contract_operations()
+        .into_iter()
+        .find(|(op, _)| op == name)
+        .map(|(_, body)| body)
+        .unwrap_or_else(|| panic!("{name} is not in the contract"))
+}
+
 /// A routing-table file in a scratch directory of its own, removed when dropped: what a test
 /// points `migration.routing_table` at and rewrites to flip fields.
 pub struct RoutingTableFile {

@@ -4,16 +4,8 @@
 use std::time::Duration;
 
 use banyan_devstack::{Backend, DevStackConfig, Fault};
-use banyan_tests::{TestStack, contract_operations, template_id, workspace_id};
+use banyan_tests::{TestStack, contract_operation, template_id, workspace_id};
 use serde_json::{Value, json};
-
-fn operation(name: &str) -> String {
-    contract_operations()
-        .into_iter()
-        .find(|(op, _)| op == name)
-        .map(|(_, body)| body)
-        .expect("in the contract")
-}
 
 fn errors_on(body: &Value, field: &str) -> Vec<Value> {
     body["errors"]
@@ -35,7 +27,7 @@ async fn a_failing_event_store_nulls_only_the_stats() {
     let stack = TestStack::start().await;
     stack.devstack.faults().set(Backend::Events, Fault { error_rate: 1.0, ..Fault::default() });
     let response = stack
-        .graphql(&operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
+        .graphql(&contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
         .await;
     assert_eq!(response.status, 200);
     let edges = response.data()["templates"]["edges"].as_array().expect("templates still load");
@@ -67,7 +59,8 @@ async fn a_hanging_draft_store_times_out_on_the_draft_field() {
     .await;
     stack.devstack.faults().set(Backend::Drafts, Fault { hang: true, ..Fault::default() });
     let started = std::time::Instant::now();
-    let response = stack.graphql(&operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
+    let response =
+        stack.graphql(&contract_operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
     assert!(started.elapsed() < Duration::from_secs(10), "the request does not hang with the backend");
     assert!(response.data()["template"]["name"].is_string());
     assert_eq!(response.data()["template"]["draft"], Value::Null);
@@ -79,13 +72,15 @@ async fn a_hanging_draft_store_times_out_on_the_draft_field() {
 async fn a_refused_connection_is_an_unavailable_backend() {
     let stack = TestStack::start().await;
     stack.devstack.faults().set(Backend::Drafts, Fault { refuse_connections: true, ..Fault::default() });
-    let response = stack.graphql(&operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
+    let response =
+        stack.graphql(&contract_operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
     assert_eq!(response.data()["template"]["draft"], Value::Null);
     assert_eq!(response.error_codes(), ["BACKEND_UNAVAILABLE"]);
 
     // When the backend is back, so is the field.
     stack.devstack.faults().clear(Backend::Drafts);
-    let response = stack.graphql(&operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
+    let response =
+        stack.graphql(&contract_operation("TemplateEditor"), json!({ "id": template_id(1) })).await;
     assert!(response.data()["template"]["draft"]["version"].is_number(), "{:?}", response.body);
     stack.stop().await;
 }
@@ -96,7 +91,7 @@ async fn a_failing_monolith_fails_its_fields_with_a_code() {
     // Sign in first, so the identity check is cached and the failure hits the fields.
     stack.graphql("{ __typename }", json!({})).await;
     stack.devstack.faults().set(Backend::Monolith, Fault { error_rate: 1.0, ..Fault::default() });
-    let response = stack.graphql(&operation("WorkspaceSwitcher"), json!({})).await;
+    let response = stack.graphql(&contract_operation("WorkspaceSwitcher"), json!({})).await;
     assert_eq!(response.status, 200);
     // Both roots are nullable: each is null beside the other, never missing.
     assert_eq!(response.body["data"], json!({ "me": null, "workspaces": null }), "{:?}", response.body);

@@ -6,16 +6,8 @@
 use std::net::SocketAddr;
 
 use banyan_devstack::{Backend, Fault};
-use banyan_tests::{OWNER, TestStack, contract_operations, template_id, workspace_id};
+use banyan_tests::{OWNER, TestStack, contract_operation, template_id, workspace_id};
 use serde_json::{Value, json};
-
-fn operation(name: &str) -> String {
-    contract_operations()
-        .into_iter()
-        .find(|(op, _)| op == name)
-        .map(|(_, body)| body)
-        .expect("in the contract")
-}
 
 /// The answer of the gateway at `addr`, as the owner, with its errors sorted (each path
 /// reports its errors in the order its fields finish) and without their request ids.
@@ -64,13 +56,13 @@ async fn lean_objects_answer_as_async_graphqls_containers() {
                   fragment Row on Template { id name status stats(window: LAST_30_DAYS) { window sent openRate } \
                   workspace { ...W } } fragment W on Workspace { id name slug }";
     let documents = [
-        (operation("TemplateList"), json!({ "workspaceId": workspace_id(1) })),
-        (operation("TemplateList"), json!({ "workspaceId": workspace_id(2), "first": 100 })),
-        (operation("TemplateEditor"), json!({ "id": template_id(1) })),
-        (operation("AnalyticsDashboard"), json!({ "id": template_id(1), "window": "LAST_30_DAYS" })),
-        (operation("WorkspaceMembers"), json!({ "id": workspace_id(1) })),
-        (operation("UserMenu"), json!({})),
-        (operation("WorkspaceSwitcher"), json!({})),
+        (contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(1) })),
+        (contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(2), "first": 100 })),
+        (contract_operation("TemplateEditor"), json!({ "id": template_id(1) })),
+        (contract_operation("AnalyticsDashboard"), json!({ "id": template_id(1), "window": "LAST_30_DAYS" })),
+        (contract_operation("WorkspaceMembers"), json!({ "id": workspace_id(1) })),
+        (contract_operation("UserMenu"), json!({})),
+        (contract_operation("WorkspaceSwitcher"), json!({})),
         (wide.to_owned(), json!({})),
         (tricky.to_owned(), json!({ "ws": workspace_id(1) })),
     ];

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use banyan_devstack::{Backend, DevStackConfig, Fault};
 use banyan_tests::ws::WsClient;
-use banyan_tests::{TestStack, contract_operations, template_id, workspace_id};
+use banyan_tests::{TestStack, contract_operation, template_id, workspace_id};
 use serde_json::json;
 
 /// One sample: its name and labels.
@@ -86,14 +86,6 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
-fn operation(name: &str) -> String {
-    contract_operations()
-        .into_iter()
-        .find(|(op, _)| op == name)
-        .map(|(_, body)| body)
-        .expect("in the contract")
-}
-
 async fn scrape(stack: &TestStack) -> (String, Scrape) {
     let response = stack
         .http()
@@ -119,7 +111,7 @@ async fn metrics_count_the_traffic_sent_by_operation_route_backend_and_batch() {
     let stack =
         TestStack::start_with(DevStackConfig::default(), |config| config.admin.contract = contract).await;
     for _ in 0..3 {
-        let response = stack.graphql(&operation("UserMenu"), json!({})).await;
+        let response = stack.graphql(&contract_operation("UserMenu"), json!({})).await;
         assert!(response.body.get("errors").is_none(), "{:?}", response.body);
     }
     let unknown = stack.graphql("query NotInTheContract { me { id } }", json!({})).await;
@@ -127,7 +119,7 @@ async fn metrics_count_the_traffic_sent_by_operation_route_backend_and_batch() {
     // The event store fails every call: the page's stats fail together, in one batch.
     stack.devstack.faults().set(Backend::Events, Fault { error_rate: 1.0, ..Fault::default() });
     let page = stack
-        .graphql(&operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
+        .graphql(&contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
         .await;
     let templates = page.data()["templates"]["edges"].as_array().map(Vec::len).expect("templates load");
     let failed_stats = page.error_codes().iter().filter(|code| *code == "BACKEND_UNAVAILABLE").count();
@@ -250,7 +242,9 @@ async fn metrics_count_the_traffic_sent_by_operation_route_backend_and_batch() {
 async fn open_subscriptions_and_websockets_are_gauges_that_fall_when_they_end() {
     let stack = TestStack::start().await;
     let mut socket = WsClient::signed_in(&stack, banyan_tests::OWNER).await;
-    socket.subscribe("1", &operation("TemplateEventsFeed"), json!({ "templateIds": [template_id(1)] })).await;
+    socket
+        .subscribe("1", &contract_operation("TemplateEventsFeed"), json!({ "templateIds": [template_id(1)] }))
+        .await;
     // Bounded wait for the stream to reach the event store, which it does once running.
     for _ in 0..200 {
         if stack.devstack.active_event_streams() == 1 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use banyan_devstack::{Answer, Backend, DevStackConfig, EventKind, Fault};
 use banyan_gateway::Config;
 use banyan_tests::{
-    GraphqlResponse, OWNER, TestStack, contract_operations, metric_sample, template_id, workspace_id,
+    GraphqlResponse, OWNER, TestStack, contract_operation, metric_sample, template_id, workspace_id,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -20,20 +20,12 @@ const GET_TEMPLATE_STATS: &str = "EventService/GetTemplateStats";
 const BATCH_GET_DRAFTS: &str = "DraftService/BatchGetDrafts";
 const GET_WORKSPACES: &str = "GET /api/v1/workspaces/";
 
-fn operation(name: &str) -> String {
-    contract_operations()
-        .into_iter()
-        .find(|(op, _)| op == name)
-        .map(|(_, body)| body)
-        .expect("in the contract")
-}
-
 fn template_list() -> (String, Value) {
-    (operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
+    (contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(1), "first": 10 }))
 }
 
 fn template_editor() -> (String, Value) {
-    (operation("TemplateEditor"), json!({ "id": template_id(1) }))
+    (contract_operation("TemplateEditor"), json!({ "id": template_id(1) }))
 }
 
 /// `n` requests by `user`, `concurrency` at a time; every response, in any order.
@@ -216,8 +208,9 @@ async fn reads_are_retried_and_writes_never() {
     let read = stack.graphql("{ workspaces { id } }", json!({})).await;
     assert_eq!(codes_on(&read, "workspaces"), ["BACKEND_UNAVAILABLE"]);
     assert_eq!(stack.devstack.calls().count(GET_WORKSPACES), 3, "a read is retried twice");
-    let rename =
-        stack.graphql(&operation("RenameTemplate"), json!({ "id": template_id(1), "name": "Renamed" })).await;
+    let rename = stack
+        .graphql(&contract_operation("RenameTemplate"), json!({ "id": template_id(1), "name": "Renamed" }))
+        .await;
     assert_eq!(codes_on(&rename, "renameTemplate"), ["BACKEND_UNAVAILABLE"]);
     let patches: u64 = stack
         .devstack
@@ -443,7 +436,7 @@ async fn wrong_monolith_answers_are_coded_errors_that_leak_nothing() {
 /// Opens `templateEvents` on template 1, lets one event through, then breaks the stream with
 /// `answer`; returns the socket after the first event.
 async fn subscription_broken_by(stack: &TestStack, answer: Answer) -> banyan_tests::ws::WsClient {
-    let feed = operation("TemplateEventsFeed");
+    let feed = contract_operation("TemplateEventsFeed");
     stack.devstack.faults().set(Backend::Events, Fault { answer: Some(answer), ..Fault::none() });
     let mut socket = banyan_tests::ws::WsClient::signed_in(stack, OWNER).await;
     socket.subscribe("1", &feed, json!({ "templateIds": [template_id(1)] })).await;
@@ -501,7 +494,7 @@ async fn a_subscription_stalled_mid_stream_is_released_when_the_client_completes
     assert!(released, "the stalled stream was cancelled");
     // The connection still serves: a new subscription on it gets its events.
     stack.devstack.faults().clear(Backend::Events);
-    let feed = operation("TemplateEventsFeed");
+    let feed = contract_operation("TemplateEventsFeed");
     socket.subscribe("2", &feed, json!({ "templateIds": [template_id(2)] })).await;
     for _ in 0..100 {
         if stack.devstack.active_event_streams() == 1 {
