@@ -104,7 +104,11 @@ impl TemplateObject {
     ) -> Result<Option<Lean<EmailEventConnection>>> {
         let key =
             EventsPageKey { template: self.0.id, page_size: page_size(first)? as u32, page_token: after };
-        Ok(migrated::read::<TemplateRecentEventsField>(ctx, key).await?.map(|page| Lean(page.into())))
+        // Boxed: the largest of a template's fields, and the rarest on a page. Every field of a
+        // template is a future sized for the largest (1,112 bytes with this one inline, 872
+        // without), written into its box as it starts.
+        let page = Box::pin(migrated::read::<TemplateRecentEventsField>(ctx, key)).await?;
+        Ok(page.map(|page| Lean(page.into())))
     }
 }
 
