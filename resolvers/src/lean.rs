@@ -194,7 +194,7 @@ async fn resolve_fields<'a, T: ContainerType>(
 }
 
 /// One selected field of `root`, by its response key. One function for every field, so the
-/// object's fields are futures of one type, polled side by side without boxing.
+/// object's fields are futures of one type, and a box one has finished with can take the next.
 async fn resolve_field<'a, T: ContainerType>(
     ctx: ContextSelectionSet<'a>,
     field: &'a Positioned<Field>,
