@@ -9,6 +9,13 @@
 //! and no task, only the waiting ones are kept and polled again, and the response map is sized
 //! once and filled in the selection's order: the same values, errors and paths.
 //!
+//! A type may also list its plain fields ([`PlainFields`], with [`plain_fields!`]): those that
+//! read the object's own data, take no argument and never wait. [`Lean`] calls their resolver
+//! methods directly, with no future of the generated `resolve_field`: that future is sized for
+//! the type's largest field (872 bytes for a template) and was written into a box for every
+//! field, so a page of templates moved hundreds of kilobytes per request just to start fields
+//! that were ready at once.
+//!
 //! It applies only on the schema without extensions ([`ExtensionFree`]): with an extension,
 //! each field must pass through its `resolve` hook, which only async-graphql's own container
 //! calls, so there it resolves as any object does.
@@ -24,7 +31,9 @@ use async_graphql::indexmap::map::Entry;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::resolve_container;
-use async_graphql::{ContainerType, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{
+    ContainerType, Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
+};
 
 /// Marks the schema that has no extension at all, where [`Lean`] objects take their lean path.
 pub(crate) struct ExtensionFree;
@@ -32,7 +41,71 @@ pub(crate) struct ExtensionFree;
 /// An object type `T`, the same type in the schema, resolved leanly (see the module's doc).
 pub(crate) struct Lean<T>(pub(crate) T);
 
-impl<T: ContainerType> OutputType for Lean<T> {
+/// Fields of an object type that are plain data: read from the object itself, taking no argument
+/// and never waiting. [`Lean`] answers them with the type's own resolver methods, called
+/// directly, rather than through the generated `resolve_field`, whose future is sized for the
+/// type's largest field (hundreds of bytes, written into a box for every field). Implemented
+/// with [`plain_fields!`].
+///
+/// A field listed must have no effect but its value: should its resolver wait after all, its
+/// future is dropped and the generated resolver runs it again.
+pub(crate) trait PlainFields {
+    /// The value of the plain field `field` of this object, or `None` when it is not one
+    /// (its name is not in the type's list, or its resolver did not answer on the first poll).
+    fn plain_field(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> Option<ServerResult<Value>>;
+}
+
+/// Implements [`PlainFields`] for an object type: each field's name in the schema and the
+/// resolver method that answers it, the one `#[Object]` was given (which its expansion has made
+/// take a `&Context` and return a `Result`), so both paths run the same code. A type with no
+/// plain field lists none.
+macro_rules! plain_fields {
+    ($object:ty { $($name:literal => $method:ident),* $(,)? }) => {
+        impl $crate::lean::PlainFields for $object {
+            fn plain_field(
+                &self,
+                ctx: &async_graphql::ContextSelectionSet<'_>,
+                field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+            ) -> Option<async_graphql::ServerResult<async_graphql::Value>> {
+                match field.node.name.node.as_str() {
+                    $($name => {
+                        let ctx_field = ctx.with_field(field);
+                        $crate::lean::plain(&ctx_field, self.$method(&ctx_field))
+                    })*
+                    _ => {
+                        let _ = ctx;
+                        None
+                    }
+                }
+            }
+        }
+    };
+}
+pub(crate) use plain_fields;
+
+/// A plain field's value: its resolver's future (`method`) polled once, and the value it gives
+/// completed as async-graphql's generated resolver completes it. `None` if either waits or the
+/// resolver fails: the generated resolver then answers the field, error and all.
+pub(crate) fn plain<V: OutputType>(
+    ctx: &Context<'_>,
+    method: impl Future<Output = async_graphql::Result<V>>,
+) -> Option<ServerResult<Value>> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let Poll::Ready(Ok(value)) = std::pin::pin!(method).poll(&mut cx) else {
+        return None;
+    };
+    let ctx_object = ctx.with_selection_set(&ctx.item.node.selection_set);
+    match std::pin::pin!(value.resolve(&ctx_object, ctx.item)).poll(&mut cx) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
     }
@@ -75,7 +148,7 @@ impl<T: ContainerType> OutputType for Lean<T> {
 }
 
 /// The object `root`: its `fields`, resolved side by side, under their response keys.
-async fn resolve_object<'a, T: ContainerType>(
+async fn resolve_object<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: Vec<&'a Positioned<Field>>,
     root: &'a T,
@@ -139,11 +212,11 @@ fn collect_fields<'a, T: ContainerType>(
 
 /// Resolves `fields` of `root` side by side; their outcomes in the order of `fields`.
 ///
-/// Each field's future lives in a box only while it waits: a field that is ready on its first
-/// poll (most are: they read the object's own data) hands its box to the next field, and a
-/// waiting field's box is freed as soon as it is done. So an object of seven fields, two of
-/// them loading, holds three boxes at most, and two once the others are resolved.
-async fn resolve_fields<'a, T: ContainerType>(
+/// A plain field ([`PlainFields`]) is answered on the spot. Each other field's future lives in
+/// a box only while it waits: a field that is ready on its first poll hands its box to the next
+/// field, and a waiting field's box is freed as soon as it is done. So an object of seven
+/// fields, two of them loading, holds three boxes at most, and two once the others are resolved.
+async fn resolve_fields<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: &[&'a Positioned<Field>],
     root: &'a T,
@@ -152,6 +225,12 @@ async fn resolve_fields<'a, T: ContainerType>(
     let mut spare = None;
     let mut waiting = Vec::new();
     for (index, field) in fields.iter().enumerate() {
+        if field.node.arguments.is_empty()
+            && let Some(outcome) = root.plain_field(ctx, field)
+        {
+            outcomes.push(Some(outcome.map(|value| (field.node.response_key().node.clone(), value))));
+            continue;
+        }
         let future = resolve_field(ctx.clone(), field, root);
         let mut slot = match spare.take() {
             Some(mut slot) => {
@@ -240,9 +319,12 @@ fn merge_field(object: &mut IndexMap<Name, Value>, key: Name, value: Value) {
 
 #[cfg(test)]
 mod tests {
-    use async_graphql::{EmptyMutation, EmptySubscription, Interface, Object, Result, Schema};
+    use std::sync::{Arc, Mutex};
 
-    use super::{ExtensionFree, Lean};
+    use async_graphql::parser::types::Selection;
+    use async_graphql::{Context, EmptyMutation, EmptySubscription, Interface, Object, Result, Schema};
+
+    use super::{ExtensionFree, Lean, PlainFields};
 
     /// An object with a field of every kind the lean path meets.
     struct Item(u32);
@@ -276,6 +358,14 @@ mod tests {
         }
     }
 
+    // `waits` and the failing fields are listed to exercise the fallbacks: the first waits, the
+    // others fail, and the generated resolver answers each.
+    super::plain_fields!(Item { "id" => id, "waits" => waits, "fails" => fails, "failsNonNull" => fails_non_null });
+
+    /// What [`PlainFields`] gave for each field selected under `Root.probe`, in order.
+    #[derive(Default)]
+    struct Probed(Mutex<Vec<String>>);
+
     #[derive(Interface)]
     #[graphql(field(name = "id", ty = "u32"))]
     enum Thing {
@@ -296,6 +386,26 @@ mod tests {
 
         async fn thing(&self) -> Thing {
             Thing::Item(Item(7))
+        }
+
+        /// An item, and what its plain fields answer to each field selected under this one
+        /// (kept in the schema's [`Probed`]).
+        async fn probe(&self, ctx: &Context<'_>) -> Lean<Item> {
+            let item = Item(5);
+            let ctx_object = ctx.with_selection_set(&ctx.item.node.selection_set);
+            let answers =
+                ctx.item.node.selection_set.node.items.iter().filter_map(|selection| match &selection.node {
+                    Selection::Field(field) => Some(match item.plain_field(&ctx_object, field) {
+                        None => "generated".to_owned(),
+                        Some(Ok(value)) => value.to_string(),
+                        Some(Err(error)) => error.message,
+                    }),
+                    _ => None,
+                });
+            if let Some(probed) = ctx.data_opt::<Arc<Probed>>() {
+                probed.0.lock().expect("not poisoned").extend(answers);
+            }
+            Lean(item)
         }
     }
 
@@ -348,6 +458,20 @@ mod tests {
         let container: Vec<String> = keys(schema(false).execute(query).await);
         assert_eq!(lean, ["waits", "id"]);
         assert_eq!(container, ["id", "waits"]);
+    }
+
+    #[tokio::test]
+    async fn plain_fields_answer_from_their_resolvers_and_leave_the_rest_to_the_generated_ones() {
+        let probed = Arc::new(Probed::default());
+        let schema = Schema::build(Root, EmptyMutation, EmptySubscription).data(probed.clone()).finish();
+        let response = schema.execute("{ probe { id waits fails failsNonNull child { id } } }").await;
+        assert_eq!(
+            probed.0.lock().expect("not poisoned").as_slice(),
+            ["5", "generated", "generated", "generated", "generated"]
+        );
+        // The fields the plain path left are answered by the generated resolvers, errors included.
+        let messages: Vec<&str> = response.errors.iter().map(|error| error.message.as_str()).collect();
+        assert_eq!(messages, ["item 5 has no such value", "never"], "{response:?}");
     }
 
     #[tokio::test]

@@ -123,6 +123,10 @@ impl BlockObject {
     }
 }
 
+crate::lean::plain_fields!(DraftObject { "id" => id, "version" => version, "updatedAt" => updated_at });
+
+crate::lean::plain_fields!(BlockObject { "id" => id, "key" => key, "kind" => kind, "content" => content });
+
 /// The outcome of a draft edit: the new draft, or a conflict the editor can resolve.
 #[derive(Union)]
 pub(crate) enum DraftEditResult {

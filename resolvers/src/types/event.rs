@@ -91,6 +91,17 @@ impl EmailEventObject {
     }
 }
 
+crate::lean::plain_fields!(EmailEventObject {
+    "sequence" => sequence,
+    "kind" => kind,
+    "recipient" => recipient,
+    "occurredAt" => occurred_at,
+    "templateId" => template_id,
+});
+
+// Its fields are resolved by `SimpleObject`'s generated code only.
+crate::lean::plain_fields!(EmailEventConnection {});
+
 /// Where a page of events ends.
 #[derive(SimpleObject)]
 pub(crate) struct EventPageInfo {

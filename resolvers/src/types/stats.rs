@@ -85,6 +85,18 @@ impl TemplateStatsObject {
     }
 }
 
+crate::lean::plain_fields!(TemplateStatsObject {
+    "window" => window,
+    "sent" => sent,
+    "delivered" => delivered,
+    "opened" => opened,
+    "clicked" => clicked,
+    "bounced" => bounced,
+    "uniqueOpens" => unique_opens,
+    "openRate" => open_rate,
+    "clickRate" => click_rate,
+});
+
 #[allow(clippy::cast_precision_loss)] // counts far below 2^52
 fn ratio(part: u64, whole: u64) -> f64 {
     if whole == 0 { 0.0 } else { part as f64 / whole as f64 }

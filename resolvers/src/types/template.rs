@@ -112,6 +112,16 @@ impl TemplateObject {
     }
 }
 
+crate::lean::plain_fields!(TemplateObject {
+    "id" => id,
+    "name" => name,
+    "subject" => subject,
+    "status" => status,
+    "createdAt" => created_at,
+    "updatedAt" => updated_at,
+    "viewerCanEdit" => viewer_can_edit,
+});
+
 /// `first` checked against the page limits.
 pub(crate) fn page_size(first: i32) -> Result<i32> {
     if (1..=MAX_PAGE).contains(&first) {
@@ -201,6 +211,8 @@ impl TemplateEdge {
         &self.cursor
     }
 }
+
+crate::lean::plain_fields!(TemplateEdge { "cursor" => cursor });
 
 /// One page of a workspace's templates. The monolith pages by number, so the cursor is an opaque
 /// offset and a page is read from the one or two monolith pages that cover it.

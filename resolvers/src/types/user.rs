@@ -37,3 +37,11 @@ impl UserObject {
         self.0.date_joined
     }
 }
+
+crate::lean::plain_fields!(UserObject {
+    "id" => id,
+    "username" => username,
+    "email" => email,
+    "fullName" => full_name,
+    "dateJoined" => date_joined,
+});

@@ -86,6 +86,13 @@ impl From<Role> for RoleEnum {
     }
 }
 
+crate::lean::plain_fields!(WorkspaceObject {
+    "id" => id,
+    "name" => name,
+    "slug" => slug,
+    "createdAt" => created_at,
+});
+
 /// A user's membership of a workspace.
 pub(crate) struct MemberObject {
     /// The workspace the membership is of.
@@ -136,3 +143,5 @@ pub(crate) async fn load_user(ctx: &Context<'_>, id: UserId) -> Result<Option<Us
     let scope = scope(ctx)?;
     Ok(scope.loaders().users.load_one(id).await.graphql()?.map(UserObject))
 }
+
+crate::lean::plain_fields!(MemberObject { "id" => id, "role" => role, "joinedAt" => joined_at });

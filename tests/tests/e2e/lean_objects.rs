@@ -36,6 +36,79 @@ async fn answer(stack: &TestStack, addr: SocketAddr, query: &str, variables: &Va
     body
 }
 
+/// The fields of `type_name` that are leaves (scalars and enums, in lists or not) and take no
+/// required argument, as the gateway at `addr` introspects them: every plain field the type may
+/// answer leanly, whatever its list of them says.
+async fn leaves(stack: &TestStack, addr: SocketAddr, type_name: &str) -> String {
+    let query = "query Leaves($name: String!) { __type(name: $name) { fields { name \
+                 args { defaultValue type { kind } } \
+                 type { kind ofType { kind ofType { kind ofType { kind } } } } } } }";
+    let body = answer(stack, addr, query, &json!({ "name": type_name })).await;
+    let fields = body["data"]["__type"]["fields"].as_array().cloned().unwrap_or_default();
+    let mut leaves = Vec::new();
+    for field in &fields {
+        let mut ty = &field["type"];
+        while ty["kind"] == "NON_NULL" || ty["kind"] == "LIST" {
+            ty = &ty["ofType"];
+        }
+        let required = field["args"].as_array().is_some_and(|args| {
+            args.iter().any(|arg| arg["type"]["kind"] == "NON_NULL" && arg["defaultValue"].is_null())
+        });
+        if (ty["kind"] == "SCALAR" || ty["kind"] == "ENUM") && !required {
+            leaves.push(field["name"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert!(!leaves.is_empty(), "{type_name}: {body}");
+    leaves.join(" ")
+}
+
+#[tokio::test]
+async fn every_leaf_of_every_lean_type_answers_as_its_generated_resolver() {
+    let stack = TestStack::start().await;
+    let replica = stack.replica(|config| config.server.field_spans = true).await;
+    let (lean, containers) = (stack.gateway.addr(), replica.addr());
+    let mut leaf = std::collections::HashMap::new();
+    for type_name in
+        ["Template", "User", "Workspace", "WorkspaceMember", "TemplateStats", "Draft", "Block", "EmailEvent"]
+    {
+        leaf.insert(type_name, leaves(&stack, containers, type_name).await);
+    }
+    let user = &leaf["User"];
+    let query = format!(
+        "query Every($ws: ID!, $t: ID!) {{ me {{ {user} }} \
+         workspace(id: $ws) {{ {workspace} members {{ {member} user {{ {user} }} }} }} \
+         template(id: $t) {{ {template} createdBy {{ {user} }} workspace {{ {workspace} }} \
+         stats {{ {stats} }} s90: stats(window: LAST_90_DAYS) {{ {stats} }} \
+         draft {{ {draft} blocks {{ {block} }} updatedBy {{ {user} }} template {{ {template} }} }} \
+         recentEvents(first: 5) {{ nodes {{ {event} template {{ id }} }} }} }} }}",
+        workspace = leaf["Workspace"],
+        member = leaf["WorkspaceMember"],
+        template = leaf["Template"],
+        stats = leaf["TemplateStats"],
+        draft = leaf["Draft"],
+        block = leaf["Block"],
+        event = leaf["EmailEvent"],
+    );
+    let variables = json!({ "ws": workspace_id(1), "t": template_id(1) });
+    let expected = answer(&stack, containers, &query, &variables).await;
+    assert_eq!(answer(&stack, lean, &query, &variables).await, expected, "{query}");
+    assert!(expected.get("errors").is_none(), "{expected}");
+    // Every object the query reaches is there, so each type's leaves were all answered.
+    let template = &expected["data"]["template"];
+    for present in [
+        &expected["data"]["me"]["id"],
+        &expected["data"]["workspace"]["members"][0]["user"]["id"],
+        &template["createdBy"]["id"],
+        &template["stats"]["window"],
+        &template["draft"]["blocks"][0]["id"],
+        &template["draft"]["template"]["id"],
+        &template["recentEvents"]["nodes"][0]["templateId"],
+    ] {
+        assert!(present.is_string(), "{expected}");
+    }
+    stack.stop().await;
+}
+
 #[tokio::test]
 async fn lean_objects_answer_as_async_graphqls_containers() {
     let stack = TestStack::start().await;
