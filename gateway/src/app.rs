@@ -32,7 +32,7 @@ use crate::metrics::{Metrics, OperationMetrics};
 use crate::migration::RoutingPolicy;
 use crate::migration_contract::ContractView;
 use crate::persisted::{PersistedExtension, PersistedOperations};
-use crate::pipeline::{Graphql, GraphqlParts};
+use crate::pipeline::{FastSchemas, Graphql, GraphqlParts};
 use crate::rate_limit::RateLimiter;
 use crate::response_order::SelectionOrder;
 
@@ -163,13 +163,20 @@ impl AppState {
         let query_limits = QueryLimits { max_recursive_depth: limits.max_nesting };
         // Without extensions unless one needs async-graphql's per-field hook (`pipeline`).
         let fast = (!config.server.field_spans && telemetry.extension().is_none()).then(|| {
-            banyan_resolvers::build_schema_without_extensions(
-                sources.clone(),
-                engine.clone(),
-                query_limits,
-                config.server.suggestions,
-                subscription_policy,
-            )
+            let build = |validation| {
+                banyan_resolvers::build_schema_without_extensions(
+                    sources.clone(),
+                    engine.clone(),
+                    query_limits,
+                    config.server.suggestions,
+                    subscription_policy,
+                    validation,
+                )
+            };
+            FastSchemas {
+                strict: build(async_graphql::ValidationMode::Strict),
+                validated_once: build(async_graphql::ValidationMode::Fast),
+            }
         });
         let operation_metrics = OperationMetrics(metrics.clone());
         let persisted = Arc::new(PersistedOperations::new(&config.persisted).sharing(shared.clone()));

@@ -9,13 +9,16 @@
 //! and texts above [`MAX_CACHED_TEXT`] are not kept.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use std::sync::{Arc, OnceLock};
 
+use async_graphql::Variables;
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::registry::Registry;
 
 use crate::response_order::ResponseOrder;
+use crate::validated::VariableSites;
 
 /// Longest text kept (16 KiB): the contract's operations are a few KiB at most, and a parsed
 /// document takes several times its text in memory.
@@ -29,6 +32,30 @@ pub(crate) struct CachedDocument {
     /// The order of the objects of the operation that last ran, by its name (a document is
     /// nearly always sent for one operation).
     pub(crate) order: OnceLock<(Option<String>, Arc<ResponseOrder>)>,
+    /// Whether the document has passed async-graphql's full validation.
+    validated: AtomicBool,
+    /// The arguments its variables go into (`crate::validated`), or `None` when they cannot all
+    /// be typed; worked out on the first request after the validation, so a document that is
+    /// not kept never needs them.
+    variable_sites: OnceLock<Option<VariableSites>>,
+}
+
+impl CachedDocument {
+    /// Records that the document has passed async-graphql's full validation.
+    pub(crate) fn mark_validated(&self) {
+        self.validated.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a request for the document with `variables` may be validated in async-graphql's
+    /// fast mode (`crate::validated`).
+    pub(crate) fn validated_for(&self, variables: &Variables, registry: &Registry) -> bool {
+        self.validated.load(Ordering::Relaxed)
+            && self
+                .variable_sites
+                .get_or_init(|| VariableSites::of(&self.document, registry))
+                .as_ref()
+                .is_some_and(|sites| sites.accept(variables, registry))
+    }
 }
 
 /// The cache (see the module's documentation). Cheap to clone.
@@ -72,7 +99,13 @@ impl<S: BuildHasher> DocumentCache<S> {
     /// Keeps `document`, parsed from `text` within every limit, and returns it shared. A text
     /// whose hash another text holds replaces it (the next ask for either compares the text).
     pub(crate) fn insert(&self, text: &str, document: ExecutableDocument) -> Arc<CachedDocument> {
-        let cached = Arc::new(CachedDocument { text: Box::from(text), document, order: OnceLock::new() });
+        let cached = Arc::new(CachedDocument {
+            text: Box::from(text),
+            document,
+            order: OnceLock::new(),
+            validated: AtomicBool::new(false),
+            variable_sites: OnceLock::new(),
+        });
         if let Some(entries) = &self.entries
             && text.len() <= MAX_CACHED_TEXT
         {

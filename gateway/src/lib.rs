@@ -35,6 +35,7 @@ pub mod server;
 pub mod shared_store;
 mod telemetry;
 mod trace_context;
+mod validated;
 mod ws;
 
 pub use config::Config;

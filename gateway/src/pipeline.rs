@@ -17,7 +17,9 @@
 //!    operation, its cost and a bound of its complexity ([`limits::precheck`]); the request's
 //!    budget of backend calls;
 //! 3. the introspection policy;
-//! 4. async-graphql validates and executes the document it is handed (`set_parsed_query`);
+//! 4. async-graphql validates and executes the document it is handed (`set_parsed_query`): in
+//!    full, or over HTTP, once a cached document has passed that and the request's variables
+//!    pass `crate::validated`'s check, in its fast mode;
 //! 5. each response: validation errors coded, failed fields completed, objects ordered as the
 //!    selection set, the operation timed, the budget's excess logged, the APQ registration
 //!    stored, every error masked with the request id.
@@ -32,6 +34,7 @@
 
 use std::any::TypeId;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
@@ -54,10 +57,19 @@ use crate::response_order::ResponseOrder;
 #[derive(Clone)]
 pub(crate) struct Graphql(Arc<Inner>);
 
+/// The schemas with no extension.
+pub(crate) struct FastSchemas {
+    /// Validates every document with all of async-graphql's rules.
+    pub(crate) strict: BanyanSchema,
+    /// Validates in async-graphql's fast mode: for a document that has passed the strict schema
+    /// once, and a request whose variables `crate::validated` accepts there.
+    pub(crate) validated_once: BanyanSchema,
+}
+
 /// What [`Graphql`] is built from.
 pub(crate) struct GraphqlParts {
-    /// The schema with no extension; `None` when a per-field extension is configured.
-    pub(crate) fast: Option<BanyanSchema>,
+    /// The schemas with no extension; `None` when a per-field extension is configured.
+    pub(crate) fast: Option<FastSchemas>,
     /// The schema with the gateway's extensions.
     pub(crate) full: BanyanSchema,
     pub(crate) limits: LimitsConfig,
@@ -75,6 +87,8 @@ struct Inner {
     parts: GraphqlParts,
     /// The schema's types: field types for completion, argument defaults for the cost.
     registry: Registry,
+    /// Requests run on [`FastSchemas::validated_once`].
+    validated_once_runs: AtomicU64,
 }
 
 /// Where a request goes once prepared.
@@ -103,7 +117,17 @@ struct Finish {
 
 impl Graphql {
     pub(crate) fn new(parts: GraphqlParts) -> Self {
-        Self(Arc::new(Inner { parts, registry: banyan_resolvers::type_registry() }))
+        Self(Arc::new(Inner {
+            parts,
+            registry: banyan_resolvers::type_registry(),
+            validated_once_runs: AtomicU64::new(0),
+        }))
+    }
+
+    /// Requests run on the schema that validates a document once (a test's count).
+    #[cfg(test)]
+    pub(crate) fn validated_once_runs(&self) -> u64 {
+        self.0.validated_once_runs.load(Ordering::Relaxed)
     }
 
     /// Whether requests run on the schema without extensions (the default configuration).
@@ -126,7 +150,13 @@ impl Graphql {
             Route::Full(request) => parts.full.execute(request).await,
             Route::Fast(request, finish) => {
                 let started = Instant::now();
-                let response = fast.execute(request).await;
+                let schema = if finish.document.validated_for(&request.variables, &self.0.registry) {
+                    self.0.validated_once_runs.fetch_add(1, Ordering::Relaxed);
+                    &fast.validated_once
+                } else {
+                    &fast.strict
+                };
+                let response = schema.execute(request).await;
                 self.finish(response, &finish, started.elapsed()).await
             }
         }
@@ -141,7 +171,9 @@ impl Graphql {
     ) -> BoxStream<'static, Response> {
         let session = session.unwrap_or_default();
         let parts = &self.0.parts;
-        let Some(fast) = parts.fast.clone() else {
+        // Over WebSocket every document is validated in full: a subscription runs on one schema
+        // from start to end, and an operation there is not on the hot path HTTP is.
+        let Some(fast) = parts.fast.as_ref().map(|fast| fast.strict.clone()) else {
             return parts.full.execute_stream_with_session_data(request, session);
         };
         let this = self.clone();
@@ -281,6 +313,8 @@ impl Graphql {
             response.errors = limits::code_validation_errors(std::mem::take(&mut response.errors));
         } else {
             let document = &finish.document.document;
+            // A response that is not a request error has passed validation.
+            finish.document.mark_validated();
             if let Ok(operation) = limits::select_operation(document, finish.operation_name.as_deref()) {
                 banyan_resolvers::complete_response(&mut response, &self.0.registry, document, operation);
             }
@@ -427,5 +461,35 @@ mod tests {
             assert_eq!(codes, [async_graphql::Value::from("FRAGMENT_CYCLE")]);
         }
         assert_eq!((documents.misses(), documents.hits()), (4, 2), "the refusal is worked out each time");
+    }
+
+    #[tokio::test]
+    async fn a_document_validated_once_runs_on_the_fast_validating_schema_while_its_variables_pass() {
+        let state = state(|_| {});
+        let query =
+            "query Q($id: ID!, $w: StatsWindow!) { template(id: $id) { id stats(window: $w) { sent } } }";
+        let good = serde_json::json!({ "id": "VGVtcGxhdGU6MQ==", "w": "LAST_7_DAYS" });
+        let text = |response: &async_graphql::Response| serde_json::to_string(response).expect("serializes");
+        // No caller: the field fails (UNAUTHENTICATED), but the document passes validation.
+        let first = state.graphql.execute(request(query, None, good.clone())).await;
+        assert_eq!(state.graphql.validated_once_runs(), 0, "the first run validates in full");
+        let second = state.graphql.execute(request(query, None, good.clone())).await;
+        assert_eq!(state.graphql.validated_once_runs(), 1);
+        assert_eq!(text(&second), text(&first));
+        assert!(!super::is_request_error(&first), "{}", text(&first));
+        // Variables it does not accept go to the strict schema, and get its errors.
+        for bad in [
+            serde_json::json!({ "id": null, "w": "LAST_7_DAYS" }),
+            serde_json::json!({ "id": "VGVtcGxhdGU6MQ==", "w": "NEVER" }),
+            serde_json::json!({ "id": true, "w": "LAST_7_DAYS" }),
+        ] {
+            let piped = state.graphql.execute(request(query, None, bad.clone())).await;
+            let extended = state.graphql.full_schema().execute(request(query, None, bad.clone())).await;
+            assert!(super::is_request_error(&piped), "{bad}: {}", text(&piped));
+            assert_eq!(text(&piped), text(&extended), "{bad}");
+        }
+        assert_eq!(state.graphql.validated_once_runs(), 1);
+        state.graphql.execute(request(query, None, good)).await;
+        assert_eq!(state.graphql.validated_once_runs(), 2, "a refusal does not undo the validation");
     }
 }

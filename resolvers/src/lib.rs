@@ -80,13 +80,15 @@ pub fn build_schema_with(
 /// async-graphql resolves a field on its fast path (no `ResolveInfo`, no registry lookups, no
 /// chain of boxed hooks per field and list item) only when no extension is registered. The
 /// caller applies [`complete_response`] to every response instead. Nothing can add an
-/// extension here: there is no builder to customise.
+/// extension here: there is no builder to customise. `validation` is async-graphql's mode: the
+/// gateway runs a document that has passed the strict one once on a schema in the fast one.
 pub fn build_schema_without_extensions(
     sources: Sources,
     engine: Engine,
     limits: QueryLimits,
     suggestions: bool,
     policy: SubscriptionPolicy,
+    validation: async_graphql::ValidationMode,
 ) -> BanyanSchema {
     let builder = schema_builder()
         // Each schema resolves a subscription event once per selection in its own memo: a
@@ -96,6 +98,7 @@ pub fn build_schema_without_extensions(
         .data(engine)
         .data(policy)
         .data(lean::ExtensionFree)
+        .validation_mode(validation)
         .limit_recursive_depth(limits.max_recursive_depth);
     if suggestions { builder.finish() } else { builder.disable_suggestions().finish() }
 }

@@ -1,9 +1,11 @@
 //! The document cache (`server.document_cache_size`), over real sockets: a repeated query is
 //! served from it (its hit counter in `/metrics` goes up), a text that differs by one character
 //! is parsed anew and answered for what it says, a refused document is refused the same way
-//! every time and never kept, and the cache holds at most its size.
+//! every time and never kept, and the cache holds at most its size. A cached document that has
+//! passed validation is not validated in full again, but a request whose variables are wrong
+//! still gets the full validation's refusal.
 
-use banyan_tests::{OWNER, TestStack, metric_sample};
+use banyan_tests::{OWNER, TestStack, contract_operation, metric_sample, workspace_id};
 use serde_json::{Value, json};
 
 /// The value of the un-labelled series `name` in the gateway's `/metrics`.
@@ -75,5 +77,53 @@ async fn the_cache_holds_at_most_its_size() {
     }
     let entries = metric(&stack, "banyan_document_cache_entries").await;
     assert!((1.0..=2.0).contains(&entries), "{entries} entries");
+    stack.stop().await;
+}
+
+/// The status and body of `query` with `variables`, POSTed to `addr` as the owner, asking for
+/// the GraphQL-over-HTTP response type, with the error's request id left out.
+async fn post(stack: &TestStack, addr: std::net::SocketAddr, query: &str, variables: &Value) -> (u16, Value) {
+    let response = stack
+        .http()
+        .post(format!("http://{addr}/graphql"))
+        .header("accept", "application/graphql-response+json")
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = response.status().as_u16();
+    let mut body: Value = response.json().await.expect("a JSON body");
+    for error in body.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
+        error
+            .get_mut("extensions")
+            .and_then(Value::as_object_mut)
+            .map(|extensions| extensions.remove("requestId"));
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_document_validated_once_still_refuses_wrong_variables_as_a_full_validation_does() {
+    let stack = TestStack::start().await;
+    // Keeps no document, so validates every request in full.
+    let uncached = stack.replica(|config| config.server.document_cache_size = 0).await;
+    let query = contract_operation("TemplateList");
+    let good = json!({ "workspaceId": workspace_id(1), "first": 5 });
+    let (cached, full) = (stack.gateway.addr(), uncached.addr());
+    let first = post(&stack, cached, &query, &good).await;
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(post(&stack, cached, &query, &good).await, first);
+    assert_eq!(post(&stack, full, &query, &good).await, first);
+    for bad in [
+        json!({ "workspaceId": null }),
+        json!({ "workspaceId": workspace_id(1), "first": "five" }),
+        json!({ "workspaceId": workspace_id(1), "search": 12 }),
+        json!({ "workspaceId": [workspace_id(1)] }),
+    ] {
+        let refused = post(&stack, cached, &query, &bad).await;
+        assert_eq!(refused.0, 400, "{bad}: {}", refused.1);
+        assert_eq!(refused, post(&stack, full, &query, &bad).await, "{bad}");
+    }
     stack.stop().await;
 }
