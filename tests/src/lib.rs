@@ -6,6 +6,7 @@
 pub mod subscriptions;
 pub mod ws;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use banyan_devstack::{DevStack, DevStackConfig};
@@ -41,6 +42,17 @@ impl GraphqlResponse {
     /// `body.data`.
     pub fn data(&self) -> &Value {
         &self.body["data"]
+    }
+
+    /// The body with each error's request id left out (every request has its own), to compare
+    /// two answers.
+    pub fn without_request_ids(mut self) -> Value {
+        for error in self.body.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
+                extensions.remove("requestId");
+            }
+        }
+        self.body
     }
 
     /// The `extensions.code` of every error, in order.
@@ -121,9 +133,20 @@ impl TestStack {
 
     /// POSTs a GraphQL request as `user` (anonymous when `None`).
     pub async fn graphql_as(&self, user: Option<u64>, query: &str, variables: Value) -> GraphqlResponse {
+        self.graphql_to(self.gateway.addr(), user, query, variables).await
+    }
+
+    /// [`graphql_as`](Self::graphql_as), to the gateway listening on `addr` (a replica's).
+    pub async fn graphql_to(
+        &self,
+        addr: SocketAddr,
+        user: Option<u64>,
+        query: &str,
+        variables: Value,
+    ) -> GraphqlResponse {
         let mut request = self
             .http
-            .post(self.graphql_url())
+            .post(format!("http://{addr}/graphql"))
             .header("accept", "application/graphql-response+json")
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(user) = user {

@@ -80,27 +80,11 @@ async fn the_cache_holds_at_most_its_size() {
     stack.stop().await;
 }
 
-/// The status and body of `query` with `variables`, POSTed to `addr` as the owner, asking for
-/// the GraphQL-over-HTTP response type, with the error's request id left out.
+/// The status and body of `query` with `variables`, POSTed to `addr` as the owner, without the
+/// errors' request ids.
 async fn post(stack: &TestStack, addr: std::net::SocketAddr, query: &str, variables: &Value) -> (u16, Value) {
-    let response = stack
-        .http()
-        .post(format!("http://{addr}/graphql"))
-        .header("accept", "application/graphql-response+json")
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("the gateway answers");
-    let status = response.status().as_u16();
-    let mut body: Value = response.json().await.expect("a JSON body");
-    for error in body.get_mut("errors").and_then(Value::as_array_mut).into_iter().flatten() {
-        error
-            .get_mut("extensions")
-            .and_then(Value::as_object_mut)
-            .map(|extensions| extensions.remove("requestId"));
-    }
-    (status, body)
+    let response = stack.graphql_to(addr, Some(OWNER), query, variables.clone()).await;
+    (response.status.as_u16(), response.without_request_ids())
 }
 
 #[tokio::test]

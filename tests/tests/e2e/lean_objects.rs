@@ -12,25 +12,10 @@ use serde_json::{Value, json};
 /// The answer of the gateway at `addr`, as the owner, with its errors sorted (each path
 /// reports its errors in the order its fields finish) and without their request ids.
 async fn answer(stack: &TestStack, addr: SocketAddr, query: &str, variables: &Value) -> Value {
-    let response = stack
-        .http()
-        .post(format!("http://{addr}/graphql"))
-        .header("accept", "application/graphql-response+json")
-        .header("authorization", format!("Token {}", stack.token(OWNER)))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("the gateway answers");
-    let status = response.status();
-    assert_eq!(status, 200, "{query}: {}", response.text().await.unwrap_or_default());
-    let mut body: Value = response.json().await.expect("a JSON body");
+    let response = stack.graphql_to(addr, Some(OWNER), query, variables.clone()).await;
+    assert_eq!(response.status, 200, "{query}: {}", response.body);
+    let mut body = response.without_request_ids();
     if let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) {
-        // Each request has its own id; the rest of an error must be the same.
-        for error in errors.iter_mut() {
-            if let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut) {
-                extensions.remove("requestId");
-            }
-        }
         errors.sort_by_key(Value::to_string);
     }
     body
