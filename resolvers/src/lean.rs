@@ -50,6 +50,10 @@ pub(crate) struct Lean<T>(pub(crate) T);
 /// A field listed must have no effect but its value: should its resolver wait after all, its
 /// future is dropped and the generated resolver runs it again.
 pub(crate) trait PlainFields {
+    /// The plain fields' names in the schema, for a test to check them against it.
+    #[cfg(test)]
+    const NAMES: &'static [&'static str];
+
     /// The value of the plain field `field` of this object, or `None` when it is not one
     /// (its name is not in the type's list, or its resolver did not answer on the first poll).
     fn plain_field(
@@ -66,6 +70,9 @@ pub(crate) trait PlainFields {
 macro_rules! plain_fields {
     ($object:ty { $($name:literal => $method:ident),* $(,)? }) => {
         impl $crate::lean::PlainFields for $object {
+            #[cfg(test)]
+            const NAMES: &'static [&'static str] = &[$($name),*];
+
             fn plain_field(
                 &self,
                 ctx: &async_graphql::ContextSelectionSet<'_>,
@@ -498,6 +505,45 @@ mod tests {
             assert_eq!(answer(&lean, query).await, expected, "{query}");
             assert!(expected["data"].is_object(), "{query}: {expected}");
         }
+    }
+
+    #[test]
+    fn every_plain_field_listed_is_a_leaf_without_arguments_of_its_type() {
+        use crate::types::{
+            BlockObject, DraftObject, EmailEventConnection, EmailEventObject, MemberObject, TemplateEdge,
+            TemplateObject, TemplateStatsObject, UserObject, WorkspaceObject,
+        };
+        use async_graphql::OutputType;
+        use async_graphql::registry::{MetaType, MetaTypeName};
+
+        let registry = crate::type_registry();
+        let lists: [(std::borrow::Cow<'static, str>, &[&str]); 10] = [
+            (TemplateObject::type_name(), TemplateObject::NAMES),
+            (UserObject::type_name(), UserObject::NAMES),
+            (WorkspaceObject::type_name(), WorkspaceObject::NAMES),
+            (MemberObject::type_name(), MemberObject::NAMES),
+            (TemplateStatsObject::type_name(), TemplateStatsObject::NAMES),
+            (DraftObject::type_name(), DraftObject::NAMES),
+            (BlockObject::type_name(), BlockObject::NAMES),
+            (EmailEventObject::type_name(), EmailEventObject::NAMES),
+            (TemplateEdge::type_name(), TemplateEdge::NAMES),
+            (EmailEventConnection::type_name(), EmailEventConnection::NAMES),
+        ];
+        let mut checked = 0;
+        for (type_name, names) in lists {
+            let ty = registry.types.get(type_name.as_ref()).unwrap_or_else(|| panic!("{type_name}"));
+            for name in names {
+                let field = ty.field_by_name(name).unwrap_or_else(|| panic!("{type_name} has no {name}"));
+                assert!(field.args.is_empty(), "{type_name}.{name} takes arguments");
+                let leaf = registry.types.get(MetaTypeName::concrete_typename(&field.ty));
+                assert!(
+                    matches!(leaf, Some(MetaType::Scalar { .. } | MetaType::Enum { .. })),
+                    "{type_name}.{name} is not a leaf"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 30, "{checked} plain fields checked");
     }
 
     #[test]
