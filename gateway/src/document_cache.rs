@@ -43,7 +43,11 @@ pub(crate) struct CachedDocument {
 impl CachedDocument {
     /// Records that the document has passed async-graphql's full validation.
     pub(crate) fn mark_validated(&self) {
-        self.validated.store(true, Ordering::Relaxed);
+        // Read first: a popular document is marked by every response, from every core, and a
+        // store each time would bounce its cache line between them.
+        if !self.validated.load(Ordering::Relaxed) {
+            self.validated.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether a request for the document with `variables` may be validated in async-graphql's

@@ -435,7 +435,11 @@ fn render(media: Media, response: async_graphql::Response) -> Response {
     // buffer from serde_json's 128 bytes, eight times over.
     let mut bytes = Vec::with_capacity(LAST_BODY_SIZE.load(Ordering::Relaxed).clamp(128, MAX_BODY_SIZE_HINT));
     let written = serde_json::to_writer(&mut bytes, &body);
-    LAST_BODY_SIZE.store(bytes.len(), Ordering::Relaxed);
+    // Stored only when it changes: a page sent again and again keeps its size, and a store on
+    // every response would bounce the counter's cache line between the cores.
+    if LAST_BODY_SIZE.load(Ordering::Relaxed) != bytes.len() {
+        LAST_BODY_SIZE.store(bytes.len(), Ordering::Relaxed);
+    }
     let mut http_response = match written {
         Ok(()) => bytes_response(status, media, bytes),
         Err(e) => {
