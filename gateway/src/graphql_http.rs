@@ -350,8 +350,8 @@ async fn run(
     batches: Option<banyan_sources::loaders::BatchScheduler>,
 ) -> async_graphql::Response {
     match batches {
-        Some(scheduler) => scheduler.drive(app.graphql.execute(request)).await,
-        None => app.graphql.execute(request).await,
+        Some(scheduler) => scheduler.drive(app.graphql.execute_to_render(request)).await,
+        None => app.graphql.execute_to_render(request).await,
     }
 }
 
@@ -424,23 +424,18 @@ fn render(media: Media, response: async_graphql::Response) -> Response {
         (true, Media::GraphqlResponse) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
-    let body = ResponseBody {
-        errors: &response.errors,
-        data: (!request_error).then_some(&response.data),
-        extensions: &response.extensions,
-    };
     // Straight to bytes: async-graphql's objects keep the order of the selection set, which a
     // detour through `serde_json::Value` (a sorted map) would lose. The buffer starts at the
     // size of the last body: a page's body (about 15 KiB) is then written without growing its
     // buffer from serde_json's 128 bytes, eight times over.
     let mut bytes = Vec::with_capacity(LAST_BODY_SIZE.load(Ordering::Relaxed).clamp(128, MAX_BODY_SIZE_HINT));
-    let written = serde_json::to_writer(&mut bytes, &body);
+    let outcome = write_body(&mut bytes, &response, !request_error);
     // Stored only when it changes: a page sent again and again keeps its size, and a store on
     // every response would bounce the counter's cache line between the cores.
     if LAST_BODY_SIZE.load(Ordering::Relaxed) != bytes.len() {
         LAST_BODY_SIZE.store(bytes.len(), Ordering::Relaxed);
     }
-    let mut http_response = match written {
+    let mut http_response = match outcome {
         Ok(()) => bytes_response(status, media, bytes),
         Err(e) => {
             tracing::error!(error = %e, "serializing a response");
@@ -452,16 +447,37 @@ fn render(media: Media, response: async_graphql::Response) -> Response {
     http_response
 }
 
-/// A GraphQL response body: `errors` first when there are any, as the specification suggests,
-/// then `data` (absent for a request error), then `extensions`.
-#[derive(serde::Serialize)]
-struct ResponseBody<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [async_graphql::ServerError],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+/// Writes `response` as a GraphQL response body: `errors` first when there are any, as the
+/// specification suggests, then `data` (when `with_data`: a request error has none), then
+/// `extensions` when there are any. The data may hold objects written as they resolved
+/// ([`banyan_resolvers::write_data`]), which only this transport marks its requests for.
+fn write_body(
+    out: &mut Vec<u8>,
+    response: &async_graphql::Response,
+    with_data: bool,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, name: &[u8]| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.extend_from_slice(name);
+    };
+    if !response.errors.is_empty() {
+        member(out, b"\"errors\":");
+        serde_json::to_writer(&mut *out, &response.errors)?;
+    }
+    if with_data {
+        member(out, b"\"data\":");
+        banyan_resolvers::write_data(out, &response.data)?;
+    }
+    if !response.extensions.is_empty() {
+        member(out, b"\"extensions\":");
+        serde_json::to_writer(&mut *out, &response.extensions)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 fn json_response(status: StatusCode, media: Media, body: &Value) -> Response {

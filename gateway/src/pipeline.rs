@@ -145,14 +145,31 @@ impl Graphql {
         &self.0.parts.full
     }
 
-    /// Executes a query or mutation sent over HTTP (`Schema::execute`).
+    /// Executes a query or mutation sent over HTTP (`Schema::execute`), or over the legacy
+    /// WebSocket protocol, which runs queries as HTTP does.
     pub(crate) async fn execute(&self, request: Request) -> Response {
+        self.execute_over_http(request, false).await
+    }
+
+    /// [`Self::execute`] for a caller that renders the response's data with
+    /// `banyan_resolvers::write_data` (the HTTP transport): on the fast path its lean objects
+    /// are written as JSON as they resolve (`banyan_resolvers::WrittenObjects`), unless the
+    /// operation merges objects under a key selected twice, which async-graphql's containers do
+    /// on maps only.
+    pub(crate) async fn execute_to_render(&self, request: Request) -> Response {
+        self.execute_over_http(request, true).await
+    }
+
+    async fn execute_over_http(&self, request: Request, written: bool) -> Response {
         let parts = &self.0.parts;
         let Some(fast) = &parts.fast else { return parts.full.execute(request).await };
         match self.prepare(request, None, true).await {
             Route::Answer(response, request_id) => self.mask(response, request_id.as_deref()),
             Route::Full(request) => parts.full.execute(request).await,
-            Route::Fast(request, finish) => {
+            Route::Fast(mut request, finish) => {
+                if written && !finish.order.merges_objects() {
+                    request.data.insert(banyan_resolvers::WrittenObjects);
+                }
                 let started = Instant::now();
                 let schema = if finish.document.validated_for(&request.variables, &self.0.registry) {
                     #[cfg(test)]

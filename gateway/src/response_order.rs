@@ -27,6 +27,9 @@ const MAX_PLAN_DEPTH: usize = 256;
 #[derive(Debug, Default)]
 struct Plan {
     keys: Vec<(Name, Plan)>,
+    /// Whether a key here or below carries more than one selection set, whose objects are
+    /// merged under it.
+    merges: bool,
 }
 
 impl Plan {
@@ -39,6 +42,7 @@ impl Plan {
         for set in sets {
             collect(document, set, &mut collected, depth);
         }
+        let mut merges = false;
         let keys = collected
             .keys
             .into_iter()
@@ -48,10 +52,11 @@ impl Plan {
                 } else {
                     Self::build(document, &subsets, depth + 1)
                 };
+                merges |= subsets.len() > 1 || plan.merges;
                 (key, plan)
             })
             .collect();
-        Self { keys }
+        Self { keys, merges }
     }
 
     /// Puts the keys of `value`'s objects in the planned order, through lists. An object is
@@ -154,6 +159,12 @@ impl ResponseOrder {
     pub(crate) fn apply(&self, data: &mut Value) {
         self.0.apply(data);
     }
+
+    /// Whether the operation selects a response key more than once with a selection set (`{ a
+    /// { x } a { y } }`, or through fragments): the objects under it are merged.
+    pub(crate) fn merges_objects(&self) -> bool {
+        self.0.merges
+    }
 }
 
 /// The plan of the operation `request` runs, when its document is parsed and names one.
@@ -246,6 +257,24 @@ mod tests {
         match value {
             Value::Object(object) => object.keys().map(Name::as_str).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_key_selected_twice_with_selection_sets_merges_objects_and_no_other_does() {
+        let merges = |query: &str| plan_for(&mut Request::new(query)).expect("a plan").merges;
+        for query in [
+            "{ a { x } a { y } }",
+            "{ a { x } ...F } fragment F on Query { a { y } }",
+            "{ l { items { x } ... on L { items { y } } } }",
+            "{ b: a { x } b: c { x } }",
+        ] {
+            assert!(merges(query), "{query}");
+        }
+        for query in
+            ["{ a { x } b: a { y } }", "{ a b a }", "{ a { x x y: x } ... { c } }", "{ l { items { x } } }"]
+        {
+            assert!(!merges(query), "{query}");
         }
     }
 

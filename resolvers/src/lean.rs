@@ -35,6 +35,8 @@ use async_graphql::{
     ContainerType, Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
 };
 
+use crate::written::{WrittenObjects, unwrite, write_object};
+
 /// Marks the schema that has no extension at all, where [`Lean`] objects take their lean path.
 pub(crate) struct ExtensionFree;
 
@@ -148,19 +150,25 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         // Boxed as one type for every object type: a field's future holds its object's only
         // through this box, so an object may hold objects of its own type, and the fields of an
         // object are sized for their own work, not for every object below them.
+        let write = ctx.data_opt::<WrittenObjects>().is_some();
         let object: Pin<Box<dyn Future<Output = Value> + Send + '_>> =
-            Box::pin(resolve_object(ctx, fields, &self.0));
+            Box::pin(resolve_object(ctx, fields, &self.0, write));
         Ok(object.await)
     }
 }
 
-/// The object `root`: its `fields`, resolved side by side, under their response keys.
+/// The object `root`: its `fields`, resolved side by side, under their response keys; written
+/// as JSON when `write` and it can be (`crate::written`).
 async fn resolve_object<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: Vec<&'a Positioned<Field>>,
     root: &'a T,
+    write: bool,
 ) -> Value {
     let resolved = resolve_fields(ctx, &fields, root).await;
+    if write && let Some(json) = write_object(&resolved) {
+        return Value::Binary(json);
+    }
     let mut object = IndexMap::with_capacity(resolved.len());
     for field in resolved.into_iter().flatten() {
         match field {
@@ -295,8 +303,8 @@ async fn resolve_field<'a, T: ContainerType>(
 }
 
 /// Puts a field's value under its response key; a key selected twice (through two fragments)
-/// has its sub-selections merged, as async-graphql does.
-fn merge_field(object: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+/// has its sub-selections merged, as async-graphql does, written objects read back as maps.
+fn merge_field(object: &mut IndexMap<Name, Value>, key: Name, mut value: Value) {
     // One hash of the key: an insert that finds the key occupied merges instead.
     let earlier = match object.entry(key) {
         Entry::Vacant(entry) => {
@@ -305,6 +313,8 @@ fn merge_field(object: &mut IndexMap<Name, Value>, key: Name, value: Value) {
         }
         Entry::Occupied(entry) => entry.into_mut(),
     };
+    unwrite(earlier);
+    unwrite(&mut value);
     match (earlier, value) {
         (Value::Object(earlier), Value::Object(later)) => {
             for (key, value) in later {
@@ -481,30 +491,83 @@ mod tests {
         assert_eq!(messages, ["item 5 has no such value", "never"], "{response:?}");
     }
 
+    /// Documents over every kind of field and selection the lean path meets.
+    const DOCUMENTS: [&str; 10] = [
+        "{ item { id waits child { id waits } } }",
+        "{ items { id waits children { id waits children { id } } } }",
+        // Aliases, a field asked twice, and an object asked twice with different selections.
+        "{ item { a: id b: waits id id child { id } child { waits child { id } } } }",
+        "{ items { children { id } children { waits } } }",
+        // Fragments: named, inline with and without a condition, on the interface it implements.
+        "{ item { ...F ... { waits } ... on Item { child { id } } ... on Thing { thingId: id } } } \
+         fragment F on Item { id child { ...G } } fragment G on Item { waits __typename }",
+        "{ thing { id ... on Item { waits child { id __typename } } } }",
+        "{ item { __typename t: __typename } }",
+        // Errors, nullable and not, at several depths and list indexes.
+        "{ item { id fails child { fails waits } } }",
+        "{ item { id child { failsNonNull id } } items { id fails } }",
+        "{ items { children { id failsNonNull } } }",
+    ];
+
     #[tokio::test]
     async fn lean_objects_answer_as_async_graphqls_containers() {
-        let documents = [
-            "{ item { id waits child { id waits } } }",
-            "{ items { id waits children { id waits children { id } } } }",
-            // Aliases, a field asked twice, and an object asked twice with different selections.
-            "{ item { a: id b: waits id id child { id } child { waits child { id } } } }",
-            "{ items { children { id } children { waits } } }",
-            // Fragments: named, inline with and without a condition, on the interface it implements.
-            "{ item { ...F ... { waits } ... on Item { child { id } } ... on Thing { thingId: id } } } \
-             fragment F on Item { id child { ...G } } fragment G on Item { waits __typename }",
-            "{ thing { id ... on Item { waits child { id __typename } } } }",
-            "{ item { __typename t: __typename } }",
-            // Errors, nullable and not, at several depths and list indexes.
-            "{ item { id fails child { fails waits } } }",
-            "{ item { id child { failsNonNull id } } items { id fails } }",
-            "{ items { children { id failsNonNull } } }",
-        ];
         let (lean, container) = (schema(true), schema(false));
-        for query in documents {
+        for query in DOCUMENTS {
             let expected = answer(&container, query).await;
             assert_eq!(answer(&lean, query).await, expected, "{query}");
             assert!(expected["data"].is_object(), "{query}: {expected}");
         }
+    }
+
+    #[tokio::test]
+    async fn objects_written_as_they_resolve_render_as_their_maps_and_hold_no_failure() {
+        use async_graphql::{PathSegment, Request, Value};
+
+        use crate::written::{WrittenObjects, write_data};
+
+        /// How many objects of `value` were written.
+        fn written(value: &Value) -> usize {
+            match value {
+                Value::Binary(_) => 1,
+                Value::List(items) => items.iter().map(written).sum(),
+                Value::Object(object) => object.values().map(written).sum(),
+                _ => 0,
+            }
+        }
+        let lean = schema(true);
+        let mut written_in_all = 0;
+        for query in DOCUMENTS {
+            let maps = lean.execute(query).await;
+            let response = lean.execute(Request::new(query).data(WrittenObjects)).await;
+            let mut bytes = Vec::new();
+            write_data(&mut bytes, &response.data).expect("writes");
+            let expected = serde_json::to_vec(&maps.data).expect("serializes");
+            assert_eq!(String::from_utf8_lossy(&bytes), String::from_utf8_lossy(&expected), "{query}");
+            assert_eq!(response.errors, maps.errors, "{query}");
+            // Completion and ordering walk errors' paths and objects' keys after execution:
+            // none may lead into a written object.
+            for error in &response.errors {
+                let mut at = &response.data;
+                for segment in &error.path {
+                    assert!(
+                        !matches!(at, Value::Binary(_)),
+                        "{query}: {:?} passes a written object",
+                        error.path
+                    );
+                    at = match (segment, at) {
+                        (PathSegment::Field(key), Value::Object(object)) => match object.get(key.as_str()) {
+                            Some(value) => value,
+                            None => break,
+                        },
+                        (PathSegment::Index(index), Value::List(items)) => &items[*index],
+                        _ => break,
+                    };
+                }
+            }
+            written_in_all += written(&response.data);
+            assert_eq!(written(&maps.data), 0, "{query}: written unasked");
+        }
+        assert!(written_in_all >= 20, "{written_in_all} objects written");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod query;
 pub mod shared_execution;
 mod subscription;
 mod types;
+mod written;
 
 use async_graphql::Schema;
 use banyan_migration::Engine;
@@ -29,6 +30,7 @@ pub use migrated::{RequestRouting, Served, ServedLog};
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::{Subscription, SubscriptionPolicy};
+pub use written::{WrittenObjects, write_data};
 
 /// Banyan's executable schema.
 pub type BanyanSchema = Schema<Query, Mutation, Subscription>;

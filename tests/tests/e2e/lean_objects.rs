@@ -113,6 +113,10 @@ async fn lean_objects_answer_as_async_graphqls_containers() {
                   nodes { id name } pageInfo { startCursor endCursor hasPreviousPage } } } \
                   fragment Row on Template { id name status stats(window: LAST_30_DAYS) { window sent openRate } \
                   workspace { ...W } } fragment W on Workspace { id name slug }";
+    // Objects merged under a key selected twice, by async-graphql's containers (the root, a
+    // connection) and by lean objects.
+    let merged = "query Merged($ws: ID!) { me { id } me { fullName } templates(workspaceId: $ws, first: 5) \
+                  { edges { node { id createdBy { id } } } edges { cursor node { name createdBy { fullName } } } } }";
     let documents = [
         (contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(1) })),
         (contract_operation("TemplateList"), json!({ "workspaceId": workspace_id(2), "first": 100 })),
@@ -123,6 +127,7 @@ async fn lean_objects_answer_as_async_graphqls_containers() {
         (contract_operation("WorkspaceSwitcher"), json!({})),
         (wide.to_owned(), json!({})),
         (tricky.to_owned(), json!({ "ws": workspace_id(1) })),
+        (merged.to_owned(), json!({ "ws": workspace_id(1) })),
     ];
     let mut objects = 0;
     for (query, variables) in &documents {
