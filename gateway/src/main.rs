@@ -12,9 +12,9 @@ use banyan_gateway::contract_cli::{self, Output, OutputFormat};
 use banyan_gateway::migration_cli::{self, ReportFormat};
 use banyan_gateway::{Config, RunningGateway};
 
-/// jemalloc, with one arena, unused pages given back after 200 ms and thread caches for blocks up
-/// to 4 KiB (`.cargo/config.toml`): about a fifth less CPU per request than glibc's malloc at
-/// no more memory (BENCHMARKS.md, "Allocator").
+/// jemalloc, with one arena, unused pages given back after a second and thread caches for blocks
+/// up to 32 KiB (`.cargo/config.toml`): about a fifth less CPU per request than glibc's malloc
+/// at no more memory (BENCHMARKS.md, "Allocator").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::{Parser, Subcommand};
