@@ -476,8 +476,17 @@ enum Slot<V> {
     Failed { error: SourceError, remembered: bool },
 }
 
+/// The hasher of a loader's own maps. Their keys are a request's (at most a few hundred, within
+/// the limits on a document); SipHash's resistance to chosen keys buys nothing there and cost
+/// a few percent of a page's CPU, hashed at every ask, settle, gather and wake. foldhash is still
+/// seeded per process.
+type FastHash = foldhash::fast::RandomState;
+
+/// A loader's keys, each with what is known of it.
+type Slots<K, V> = HashMap<K, Slot<V>, FastHash>;
+
 struct LoaderState<K, V> {
-    slots: HashMap<K, Slot<V>>,
+    slots: Slots<K, V>,
     /// Keys waiting for a dispatch.
     queue: Vec<K>,
     /// Queued with the scheduler for the next level.
@@ -485,12 +494,12 @@ struct LoaderState<K, V> {
     /// A detached dispatch is scheduled.
     detached: bool,
     /// Who waits for a key of this loader, by waiter.
-    waiters: HashMap<u64, Waker>,
+    waiters: HashMap<u64, Waker, FastHash>,
     next_waiter: u64,
     /// Keys a page asked for on behalf of its items ([`BatchLoader::prefetch_many`]): a later
     /// load of only such keys is one of those items' own, a level after the page, and is not
     /// deferred (see [`LoaderInner::ask`]).
-    prefetched: HashSet<K>,
+    prefetched: HashSet<K, FastHash>,
 }
 
 /// What a load asks its keys for.
@@ -685,13 +694,13 @@ impl<T: BatchLoad> BatchLoader<T> {
                 loader,
                 scheduler: scheduler.clone(),
                 state: Mutex::new(LoaderState {
-                    slots: HashMap::new(),
+                    slots: HashMap::default(),
                     queue: Vec::new(),
                     in_level: false,
                     detached: false,
-                    waiters: HashMap::new(),
+                    waiters: HashMap::default(),
                     next_waiter: 0,
-                    prefetched: HashSet::new(),
+                    prefetched: HashSet::default(),
                 }),
             }),
         }
@@ -747,7 +756,7 @@ impl<T: BatchLoad> BatchLoader<T> {
 /// How a wait reads its keys' slots: its answer, or `None` while it must go on waiting.
 trait Gather<K, V> {
     type Output;
-    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output>;
+    fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output>;
 }
 
 /// [`BatchLoader::load_many`]: the values found, or the first failure met before a key still
@@ -757,7 +766,7 @@ struct AllOrFirstError;
 impl<K: Clone + Eq + Hash, V: Clone> Gather<K, V> for AllOrFirstError {
     type Output = Result<HashMap<K, V>, SourceError>;
 
-    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output> {
+    fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output> {
         let mut values = HashMap::with_capacity(keys.len());
         for key in keys {
             match slots.get(key) {
@@ -779,7 +788,7 @@ struct EachKey;
 impl<K: Eq + Hash, V: Clone> Gather<K, V> for EachKey {
     type Output = Vec<Result<Option<V>, SourceError>>;
 
-    fn gather(slots: &HashMap<K, Slot<V>>, keys: &[K]) -> Option<Self::Output> {
+    fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output> {
         keys.iter()
             .map(|key| match slots.get(key) {
                 Some(Slot::Queued | Slot::Loading) => None,
