@@ -58,7 +58,8 @@ pub(crate) fn write_object(fields: &[Option<ServerResult<(Name, Value)>>]) -> Op
         json.push(b'"');
         json.extend_from_slice(key.as_bytes());
         json.extend_from_slice(b"\":");
-        if !write_leaves(&mut json, value) {
+        // Into a `Vec`, serializing cannot fail; a map keeps the object a map.
+        if !matches!(write_value(&mut json, value, false), Ok(true)) {
             return None;
         }
     }
@@ -79,32 +80,6 @@ pub(crate) fn unwrite(value: &mut Value) {
     }
 }
 
-/// Writes `value` if it holds no object map; `false` (having written part of it) if it does.
-fn write_leaves(json: &mut Vec<u8>, value: &Value) -> bool {
-    match value {
-        Value::Binary(written) => {
-            json.extend_from_slice(written);
-            true
-        }
-        Value::List(items) => {
-            json.push(b'[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    json.push(b',');
-                }
-                if !write_leaves(json, item) {
-                    return false;
-                }
-            }
-            json.push(b']');
-            true
-        }
-        Value::Object(_) => false,
-        // Into a `Vec`, serializing a leaf cannot fail.
-        leaf => serde_json::to_writer(&mut *json, leaf).is_ok(),
-    }
-}
-
 /// About how many bytes `value` takes as JSON, to size an object's buffer once.
 fn estimated_size(value: &Value) -> usize {
     match value {
@@ -122,7 +97,14 @@ fn estimated_size(value: &Value) -> usize {
 /// Writes `data`, a response's data, as JSON into `out`: a written object as it was written,
 /// everything else as `serde_json` serializes async-graphql's values.
 pub fn write_data(out: &mut Vec<u8>, data: &Value) -> serde_json::Result<()> {
-    match data {
+    write_value(out, data, true).map(|_| ())
+}
+
+/// Writes `value` as JSON into `out`: a written object as it was written, a leaf as `serde_json`
+/// serializes async-graphql's values, and an object map likewise when `maps`. Without `maps`,
+/// `Ok(false)` at the first map, `out` then holding part of `value`.
+fn write_value(out: &mut Vec<u8>, value: &Value, maps: bool) -> serde_json::Result<bool> {
+    match value {
         Value::Binary(written) => out.extend_from_slice(written),
         Value::List(items) => {
             out.push(b'[');
@@ -130,10 +112,13 @@ pub fn write_data(out: &mut Vec<u8>, data: &Value) -> serde_json::Result<()> {
                 if index > 0 {
                     out.push(b',');
                 }
-                write_data(out, item)?;
+                if !write_value(out, item, maps)? {
+                    return Ok(false);
+                }
             }
             out.push(b']');
         }
+        Value::Object(_) if !maps => return Ok(false),
         Value::Object(object) => {
             out.push(b'{');
             for (index, (key, value)) in object.iter().enumerate() {
@@ -142,11 +127,11 @@ pub fn write_data(out: &mut Vec<u8>, data: &Value) -> serde_json::Result<()> {
                 }
                 serde_json::to_writer(&mut *out, key.as_str())?;
                 out.push(b':');
-                write_data(out, value)?;
+                write_value(out, value, maps)?;
             }
             out.push(b'}');
         }
         leaf => serde_json::to_writer(&mut *out, leaf)?,
     }
-    Ok(())
+    Ok(true)
 }
