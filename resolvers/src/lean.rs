@@ -35,7 +35,7 @@ use async_graphql::{
     ContainerType, Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
 };
 
-use crate::written::{WrittenObjects, unwrite, write_object};
+use crate::written::{Leaf, ObjectText, WrittenObjects, unwrite};
 
 /// Marks the schema that has no extension at all, where [`Lean`] objects take their lean path.
 pub(crate) struct ExtensionFree;
@@ -63,6 +63,15 @@ pub(crate) trait PlainFields {
         ctx: &ContextSelectionSet<'_>,
         field: &Positioned<Field>,
     ) -> Option<ServerResult<Value>>;
+
+    /// Writes the value of the plain field `field` of this object as JSON at the end of `out`
+    /// (`crate::written`); `false`, with nothing written, when it is not one.
+    fn write_plain_field(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+        out: &mut Vec<u8>,
+    ) -> bool;
 }
 
 /// Implements [`PlainFields`] for an object type: each field's name in the schema and the
@@ -91,6 +100,21 @@ macro_rules! plain_fields {
                     }
                 }
             }
+
+            fn write_plain_field(
+                &self,
+                ctx: &async_graphql::ContextSelectionSet<'_>,
+                field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+                out: &mut Vec<u8>,
+            ) -> bool {
+                match field.node.name.node.as_str() {
+                    $($name => $crate::lean::write_plain(self.$method(&ctx.with_field(field)), out),)*
+                    _ => {
+                        let _ = (ctx, out);
+                        false
+                    }
+                }
+            }
         }
     };
 }
@@ -112,6 +136,20 @@ pub(crate) fn plain<V: OutputType>(
         Poll::Ready(value) => Some(value),
         Poll::Pending => None,
     }
+}
+
+/// A plain field written: its resolver's future (`method`) polled once, and the leaf it gives
+/// written at the end of `out`. `false`, with nothing written, if it waits or fails.
+pub(crate) fn write_plain<V: Leaf>(
+    method: impl Future<Output = async_graphql::Result<V>>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let Poll::Ready(Ok(value)) = std::pin::pin!(method).poll(&mut cx) else {
+        return false;
+    };
+    value.write_leaf(out);
+    true
 }
 
 impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
@@ -165,13 +203,32 @@ async fn resolve_object<'a, T: ContainerType + PlainFields>(
     root: &'a T,
     write: bool,
 ) -> Value {
-    let resolved = resolve_fields(ctx, &fields, root).await;
-    if write && let Some(json) = write_object(&resolved) {
-        return Value::Binary(json);
+    // A key selected twice merges its selections, as maps; an object without fields is null.
+    let mut text =
+        (write && !fields.is_empty() && !repeats_a_key(&fields)).then(|| ObjectText::new(fields.len()));
+    let outcomes = resolve_fields(ctx, &fields, root, text.as_mut()).await;
+    if let Some(text) = text {
+        let values = outcomes.iter().filter_map(|outcome| match outcome {
+            Outcome::Resolved { at, outcome: Ok((_, value)) } => Some(Some((*at, value))),
+            Outcome::Resolved { outcome: Err(_), .. } | Outcome::Waiting { .. } => Some(None),
+            Outcome::Written => None,
+        });
+        if let Some(json) = text.finish(values) {
+            return Value::Binary(json);
+        }
     }
-    let mut object = IndexMap::with_capacity(resolved.len());
-    for field in resolved.into_iter().flatten() {
-        match field {
+    let mut object = IndexMap::with_capacity(outcomes.len());
+    for (field, outcome) in fields.iter().zip(outcomes) {
+        let outcome = match outcome {
+            Outcome::Resolved { outcome, .. } => outcome,
+            // The object stays a map after all (a field beside it failed): a leaf written as
+            // text is asked of the generated resolver as a value. Rare, so boxed: this object's
+            // future is not sized for a field's. (Parsing the text back would not do: serde_json
+            // does not read every float back as it wrote it.)
+            Outcome::Written => Box::pin(resolve_field(ctx.clone(), field, root)).await,
+            Outcome::Waiting { .. } => continue,
+        };
+        match outcome {
             Ok((name, value)) => merge_field(&mut object, name, value),
             // As async-graphql's container does: the error is recorded and the field left out;
             // completion (`complete_response`) nulls it and propagates the null.
@@ -179,6 +236,25 @@ async fn resolve_object<'a, T: ContainerType + PlainFields>(
         }
     }
     if object.is_empty() { Value::Null } else { Value::Object(object) }
+}
+
+/// Whether two of `fields` have the same response key.
+fn repeats_a_key(fields: &[&Positioned<Field>]) -> bool {
+    fields.iter().enumerate().any(|(index, field)| {
+        let key = &field.node.response_key().node;
+        fields[..index].iter().any(|earlier| earlier.node.response_key().node == *key)
+    })
+}
+
+/// What became of one selected field of an object.
+enum Outcome {
+    /// Not answered yet; its value goes at `at` of the object's text, if it is written.
+    Waiting { at: usize },
+    /// Answered under its response key, or failed; its value goes at `at` of the object's text,
+    /// if it is written.
+    Resolved { at: usize, outcome: ServerResult<(Name, Value)> },
+    /// A plain field written in place in the object's text.
+    Written,
 }
 
 /// Gathers the fields `selection` asks of an object of type `T`, through its fragments, in
@@ -225,7 +301,9 @@ fn collect_fields<'a, T: ContainerType>(
     true
 }
 
-/// Resolves `fields` of `root` side by side; their outcomes in the order of `fields`.
+/// Resolves `fields` of `root` side by side; their outcomes in the order of `fields`. With
+/// `text`, each field's key is written there as the field starts, and a plain field's value
+/// with it.
 ///
 /// A plain field ([`PlainFields`]) is answered on the spot. Each other field's future lives in
 /// a box only while it waits: a field that is ready on its first poll hands its box to the next
@@ -235,17 +313,31 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: &[&'a Positioned<Field>],
     root: &'a T,
-) -> Vec<Option<ServerResult<(Name, Value)>>> {
-    let mut outcomes: Vec<Option<ServerResult<(Name, Value)>>> = Vec::with_capacity(fields.len());
+    mut text: Option<&mut ObjectText>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(fields.len());
     let mut spare = None;
     let mut waiting = Vec::new();
     for (index, field) in fields.iter().enumerate() {
-        if field.node.arguments.is_empty()
-            && let Some(outcome) = root.plain_field(ctx, field)
-        {
-            outcomes.push(Some(outcome.map(|value| (field.node.response_key().node.clone(), value))));
-            continue;
-        }
+        let plain = field.node.arguments.is_empty();
+        let at = match text.as_deref_mut() {
+            Some(text) => {
+                let at = text.key(field.node.response_key().node.as_str());
+                if plain && root.write_plain_field(ctx, field, text.text()) {
+                    outcomes.push(Outcome::Written);
+                    continue;
+                }
+                at
+            }
+            None => {
+                if plain && let Some(outcome) = root.plain_field(ctx, field) {
+                    let outcome = outcome.map(|value| (field.node.response_key().node.clone(), value));
+                    outcomes.push(Outcome::Resolved { at: 0, outcome });
+                    continue;
+                }
+                0
+            }
+        };
         let future = resolve_field(ctx.clone(), field, root);
         let mut slot = match spare.take() {
             Some(mut slot) => {
@@ -257,11 +349,11 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
         // Polled once here, with the waker of whoever awaits this object's resolution.
         match poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
             Poll::Ready(outcome) => {
-                outcomes.push(Some(outcome));
+                outcomes.push(Outcome::Resolved { at, outcome });
                 spare = Some(slot);
             }
             Poll::Pending => {
-                outcomes.push(None);
+                outcomes.push(Outcome::Waiting { at });
                 waiting.push((index, slot));
             }
         }
@@ -276,7 +368,9 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
         }
         waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
             Poll::Ready(outcome) => {
-                outcomes[*index] = Some(outcome);
+                if let Outcome::Waiting { at } = outcomes[*index] {
+                    outcomes[*index] = Outcome::Resolved { at, outcome };
+                }
                 false
             }
             Poll::Pending => true,
@@ -373,11 +467,74 @@ mod tests {
         async fn children(&self) -> Vec<Lean<Item>> {
             (1..=3).map(|i| Lean(Item(self.0 * 100 + i))).collect()
         }
+
+        /// Text that JSON must escape: quotes, a backslash, control characters, and beyond ASCII.
+        async fn text(&self) -> String {
+            format!("\"{}\" \\ \t\n\u{1} é ✓ 😀 \u{7f}", self.0)
+        }
+
+        async fn maybe(&self) -> Option<&str> {
+            self.0.is_multiple_of(2).then_some("even")
+        }
+
+        async fn ident(&self) -> async_graphql::ID {
+            async_graphql::ID(format!("Item:{}", self.0))
+        }
+
+        async fn count(&self) -> i32 {
+            i32::MIN + self.0 as i32
+        }
+
+        async fn flag(&self) -> bool {
+            self.0.is_multiple_of(3)
+        }
+
+        /// Not finite for some items (async-graphql makes those null), and fractions that
+        /// print long.
+        async fn ratio(&self) -> f64 {
+            match self.0 % 4 {
+                0 => f64::NAN,
+                1 => f64::INFINITY,
+                2 => -0.0,
+                _ => 1.0 / f64::from(self.0),
+            }
+        }
+
+        async fn kind(&self) -> Kind {
+            if self.0.is_multiple_of(2) { Kind::Even } else { Kind::OddOne }
+        }
+
+        /// With and without fractions of a second.
+        async fn at(&self) -> chrono::DateTime<chrono::Utc> {
+            chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(self.0), (self.0 % 3) * 123_456_789)
+                .unwrap_or_default()
+        }
     }
+
+    #[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+    enum Kind {
+        Even,
+        OddOne,
+    }
+
+    crate::written::enum_leaves!(Kind);
 
     // `waits` and the failing fields are listed to exercise the fallbacks: the first waits, the
     // others fail, and the generated resolver answers each.
-    super::plain_fields!(Item { "id" => id, "waits" => waits, "fails" => fails, "failsNonNull" => fails_non_null });
+    super::plain_fields!(Item {
+        "id" => id,
+        "waits" => waits,
+        "fails" => fails,
+        "failsNonNull" => fails_non_null,
+        "text" => text,
+        "maybe" => maybe,
+        "ident" => ident,
+        "count" => count,
+        "flag" => flag,
+        "ratio" => ratio,
+        "kind" => kind,
+        "at" => at,
+    });
 
     /// What [`PlainFields`] gave for each field selected under `Root.probe`, in order.
     #[derive(Default)]
@@ -492,7 +649,7 @@ mod tests {
     }
 
     /// Documents over every kind of field and selection the lean path meets.
-    const DOCUMENTS: [&str; 10] = [
+    const DOCUMENTS: [&str; 12] = [
         "{ item { id waits child { id waits } } }",
         "{ items { id waits children { id waits children { id } } } }",
         // Aliases, a field asked twice, and an object asked twice with different selections.
@@ -507,6 +664,9 @@ mod tests {
         "{ item { id fails child { fails waits } } }",
         "{ item { id child { failsNonNull id } } items { id fails } }",
         "{ items { children { id failsNonNull } } }",
+        // Every kind of leaf, written in place, and read back where a failure keeps a map.
+        "{ items { text maybe ident count flag ratio kind at children { at kind ratio text } } }",
+        "{ items { text maybe ident count fails flag ratio kind at child { ratio fails text } } }",
     ];
 
     #[tokio::test]

@@ -15,6 +15,10 @@
 //! a written object. Its fields' values are serialized as the whole response would be
 //! (`serde_json` on async-graphql's values), so the bytes sent are the same either way.
 //!
+//! A plain field's value (`crate::lean::PlainFields`) is a [`Leaf`]: it is written into its
+//! object's text as it is read, with no value made of it; should the object stay a map, the
+//! field's generated resolver is asked for its value.
+//!
 //! A key selected twice has its objects merged: a lean object reads written ones back as maps
 //! for that (rare), but async-graphql's containers merge maps only, so the gateway does not mark
 //! a request whose operation selects a key twice with a selection set.
@@ -23,49 +27,182 @@
 //! type of the schema yields one (async-graphql makes them for uploads, an input), and only the
 //! gateway's HTTP transport, which renders the data with [`write_data`], marks its requests.
 
-use async_graphql::{Name, ServerResult, Value};
+use async_graphql::resolver_utils::EnumType;
+use async_graphql::{ID, Value};
+use chrono::{DateTime, Utc};
 
 /// Marks a request (its data) whose response [`write_data`] renders: its lean objects are
 /// written as they resolve.
 pub struct WrittenObjects;
 
-/// The object of `fields` (response key and value, in order) as JSON, or `None` when it must
-/// stay a map: a field failed or is missing, a key is there twice (its selections merge), or a
-/// value is an object map (it may hold a failure) or a list holding one.
-pub(crate) fn write_object(fields: &[Option<ServerResult<(Name, Value)>>]) -> Option<bytes::Bytes> {
-    let mut size = 2;
-    for (index, field) in fields.iter().enumerate() {
-        let Some(Ok((key, value))) = field else { return None };
-        // Keys asked twice are rare, and few fields have keys of the same length.
-        let repeated =
-            fields[..index].iter().any(|earlier| matches!(earlier, Some(Ok((earlier, _))) if earlier == key));
-        if repeated {
-            return None;
-        }
-        size += key.len() + 4 + estimated_size(value);
-    }
-    if fields.is_empty() {
-        // async-graphql makes an object without fields `null`; the map path does as it does.
-        return None;
-    }
-    let mut json = Vec::with_capacity(size);
-    json.push(b'{');
-    for (index, (key, value)) in fields.iter().flatten().flatten().enumerate() {
-        if index > 0 {
-            json.push(b',');
-        }
-        // A response key is a GraphQL name (`[_A-Za-z][_0-9A-Za-z]*`): nothing to escape.
-        json.push(b'"');
-        json.extend_from_slice(key.as_bytes());
-        json.extend_from_slice(b"\":");
-        // Into a `Vec`, serializing cannot fail; a map keeps the object a map.
-        if !matches!(write_value(&mut json, value, false), Ok(true)) {
-            return None;
-        }
-    }
-    json.push(b'}');
-    Some(bytes::Bytes::from(json))
+/// An object's JSON text as its fields resolve: its keys, and its plain fields' leaves
+/// ([`Leaf`]), written in place in the selection's order; the other fields' values go in where
+/// they belong once every field has resolved ([`ObjectText::finish`]).
+pub(crate) struct ObjectText {
+    json: Vec<u8>,
 }
+
+impl ObjectText {
+    /// The text of an object of `fields` fields, before its first.
+    pub(crate) fn new(fields: usize) -> Self {
+        let mut json = Vec::with_capacity(2 + fields * 32);
+        json.push(b'{');
+        Self { json }
+    }
+
+    /// Writes the next field's key (a GraphQL name, `[_A-Za-z][_0-9A-Za-z]*`: nothing to
+    /// escape); where its value goes.
+    pub(crate) fn key(&mut self, key: &str) -> usize {
+        if self.json.len() > 1 {
+            self.json.push(b',');
+        }
+        self.json.push(b'"');
+        self.json.extend_from_slice(key.as_bytes());
+        self.json.extend_from_slice(b"\":");
+        self.json.len()
+    }
+
+    /// The text, for a leaf to be written at its end.
+    pub(crate) fn text(&mut self) -> &mut Vec<u8> {
+        &mut self.json
+    }
+
+    /// The object's JSON: its text with `values` (each where its key's value goes, in order)
+    /// written in. `None` when it must stay a map: a value is missing (a field failed), or is an
+    /// object map (it may hold a failure) or a list holding one.
+    pub(crate) fn finish<'v>(
+        mut self,
+        values: impl Iterator<Item = Option<(usize, &'v Value)>> + Clone,
+    ) -> Option<bytes::Bytes> {
+        let mut size = self.json.len() + 1;
+        let mut any = false;
+        for value in values.clone() {
+            let (_, value) = value?;
+            size += estimated_size(value);
+            any = true;
+        }
+        if !any {
+            // Every field a leaf written in place: the text is the object.
+            self.json.push(b'}');
+            return Some(bytes::Bytes::from(self.json));
+        }
+        let mut json = Vec::with_capacity(size);
+        let mut from = 0;
+        for (at, value) in values.flatten() {
+            json.extend_from_slice(&self.json[from..at]);
+            // Into a `Vec`, serializing cannot fail; a map keeps the object a map.
+            if !matches!(write_value(&mut json, value, false), Ok(true)) {
+                return None;
+            }
+            from = at;
+        }
+        json.extend_from_slice(&self.json[from..]);
+        json.push(b'}');
+        Some(bytes::Bytes::from(json))
+    }
+}
+
+/// A value a plain field gives, written as JSON exactly as `serde_json` writes the value
+/// async-graphql's `OutputType::resolve` makes of it, without making that value (for a string,
+/// an allocation and a copy, then a walk of the value to serialize it and a free).
+pub(crate) trait Leaf {
+    /// Appends the value's JSON to `out`.
+    fn write_leaf(&self, out: &mut Vec<u8>);
+}
+
+/// Appends `value`'s JSON to `out`.
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    // Into a `Vec`, a string or a number cannot fail to serialize.
+    if let Err(error) = serde_json::to_writer(out, value) {
+        tracing::error!(%error, "a leaf does not serialize");
+    }
+}
+
+impl<T: Leaf + ?Sized> Leaf for &T {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        (**self).write_leaf(out);
+    }
+}
+
+impl<T: Leaf> Leaf for Option<T> {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(value) => value.write_leaf(out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+impl Leaf for str {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self);
+    }
+}
+
+impl Leaf for String {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self.as_str());
+    }
+}
+
+impl Leaf for ID {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self.as_str());
+    }
+}
+
+impl Leaf for bool {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+}
+
+impl Leaf for i32 {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self);
+    }
+}
+
+impl Leaf for u32 {
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self);
+    }
+}
+
+impl Leaf for f64 {
+    /// async-graphql makes a float that is not finite `null`; serde_json writes it so.
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, self);
+    }
+}
+
+impl Leaf for DateTime<Utc> {
+    /// As async-graphql's scalar: RFC 3339, seconds' fractions as they are.
+    fn write_leaf(&self, out: &mut Vec<u8>) {
+        write_json(out, &self.to_rfc3339());
+    }
+}
+
+/// Writes an enum's value as its name in the schema, as async-graphql's `enum_value` makes it.
+pub(crate) fn write_enum<T: EnumType>(value: T, out: &mut Vec<u8>) {
+    match T::items().iter().find(|item| item.value == value) {
+        Some(item) => write_json(out, item.name),
+        // Every value of a derived enum has an item (async-graphql panics without one).
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Implements [`Leaf`] for enum types of the schema (`#[derive(Enum)]`).
+macro_rules! enum_leaves {
+    ($($enum:ty),* $(,)?) => {
+        $(impl $crate::written::Leaf for $enum {
+            fn write_leaf(&self, out: &mut Vec<u8>) {
+                $crate::written::write_enum(*self, out);
+            }
+        })*
+    };
+}
+pub(crate) use enum_leaves;
 
 /// Turns the written objects of `value` (itself, or the items of a list) back into maps: for a
 /// key asked twice, whose selections are merged as maps. Rare: only then is JSON parsed again.

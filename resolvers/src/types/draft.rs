@@ -66,6 +66,8 @@ pub(crate) enum BlockKindEnum {
     Divider,
 }
 
+crate::written::enum_leaves!(BlockKindEnum);
+
 impl From<BlockKind> for BlockKindEnum {
     fn from(kind: BlockKind) -> Self {
         match kind {

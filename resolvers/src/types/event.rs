@@ -28,6 +28,8 @@ pub(crate) enum EventKindEnum {
     Bounced,
 }
 
+crate::written::enum_leaves!(EventKindEnum);
+
 impl From<EventKind> for EventKindEnum {
     fn from(kind: EventKind) -> Self {
         match kind {

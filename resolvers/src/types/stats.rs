@@ -19,6 +19,8 @@ pub(crate) enum StatsWindowEnum {
     Last90Days,
 }
 
+crate::written::enum_leaves!(StatsWindowEnum);
+
 impl From<StatsWindowEnum> for StatsWindow {
     fn from(window: StatsWindowEnum) -> Self {
         match window {

@@ -143,6 +143,8 @@ pub(crate) enum TemplateStatusEnum {
     Archived,
 }
 
+crate::written::enum_leaves!(TemplateStatusEnum);
+
 impl From<TemplateStatus> for TemplateStatusEnum {
     fn from(status: TemplateStatus) -> Self {
         match status {

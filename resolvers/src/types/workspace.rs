@@ -75,6 +75,8 @@ pub(crate) enum RoleEnum {
     Viewer,
 }
 
+crate::written::enum_leaves!(RoleEnum);
+
 impl From<Role> for RoleEnum {
     fn from(role: Role) -> Self {
         match role {
