@@ -32,7 +32,9 @@ pub const LEGACY_CONCURRENCY: usize = 8;
 /// The most ids one `GetTemplateStats` (per window) or `BatchGetDrafts` call takes.
 pub const MAX_SERVICE_BATCH: usize = 1000;
 
-/// Users by id, from the monolith's `?id__in=` filter.
+/// Users by id, from the monolith's `?id__in=` filter. Shared (`Arc`): a page's items load
+/// their authors one by one, and a few authors write most templates, so each load hands out the
+/// user the request already has rather than a copy of its strings.
 pub struct UserLoader {
     sources: Sources,
     caller: Caller,
@@ -40,14 +42,14 @@ pub struct UserLoader {
 
 impl BatchLoad for UserLoader {
     type Key = UserId;
-    type Value = User;
+    type Value = Arc<User>;
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, SourceError> {
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Arc<User>>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "users", keys.len());
         let users = batch.done(self.sources.monolith.users_by_ids(batch.caller(), keys).await)?;
-        Ok(users.into_iter().map(|user| (user.id, user)).collect())
+        Ok(users.into_iter().map(|user| (user.id, Arc::new(user))).collect())
     }
 }
 
@@ -78,11 +80,11 @@ pub struct MeLoader {
 
 impl BatchLoad for MeLoader {
     type Key = ();
-    type Value = User;
+    type Value = Arc<User>;
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = 1;
 
-    async fn load(&self, _: &[()]) -> Result<HashMap<(), User>, SourceError> {
+    async fn load(&self, _: &[()]) -> Result<HashMap<(), Arc<User>>, SourceError> {
         // Within the request's deadline (a slow monolith costs the field, not the request).
         let me = self
             .sources
@@ -94,7 +96,7 @@ impl BatchLoad for MeLoader {
                 &self.caller.trace,
             )
             .await?;
-        Ok(HashMap::from([((), me)]))
+        Ok(HashMap::from([((), Arc::new(me))]))
     }
 }
 

@@ -1,5 +1,7 @@
 //! `User`.
 
+use std::sync::Arc;
+
 use async_graphql::{ID, Object};
 use banyan_sources::domain::User;
 use chrono::{DateTime, Utc};
@@ -7,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{self, NodeType};
 
 /// A person who can sign in.
-pub(crate) struct UserObject(pub(crate) User);
+pub(crate) struct UserObject(pub(crate) Arc<User>);
 
 /// A person who can sign in.
 #[Object(name = "User")]
