@@ -206,12 +206,12 @@ async fn resolve_object<'a, T: ContainerType + PlainFields>(
     // A key selected twice merges its selections, as maps; an object without fields is null.
     let mut text =
         (write && !fields.is_empty() && !repeats_a_key(&fields)).then(|| ObjectText::new(fields.len()));
-    let outcomes = resolve_fields(ctx, &fields, root, text.as_mut()).await;
+    let outcomes = resolve_fields(ctx, &fields, root, &mut text).await;
     if let Some(text) = text {
         let values = outcomes.iter().filter_map(|outcome| match outcome {
-            Outcome::Resolved { at, outcome: Ok((_, value)) } => Some(Some((*at, value))),
+            Outcome::Resolved { at, outcome: Ok((_, value)), written: false } => Some(Some((*at, value))),
             Outcome::Resolved { outcome: Err(_), .. } | Outcome::Waiting { .. } => Some(None),
-            Outcome::Written => None,
+            Outcome::Resolved { written: true, .. } | Outcome::Written => None,
         });
         if let Some(json) = text.finish(values) {
             return Value::Binary(json);
@@ -251,8 +251,9 @@ enum Outcome {
     /// Not answered yet; its value goes at `at` of the object's text, if it is written.
     Waiting { at: usize },
     /// Answered under its response key, or failed; its value goes at `at` of the object's text,
-    /// if it is written.
-    Resolved { at: usize, outcome: ServerResult<(Name, Value)> },
+    /// if it is written, and is there already when `written` (it was ready as the field
+    /// started; kept for the map should the object stay one).
+    Resolved { at: usize, outcome: ServerResult<(Name, Value)>, written: bool },
     /// A plain field written in place in the object's text.
     Written,
 }
@@ -302,8 +303,9 @@ fn collect_fields<'a, T: ContainerType>(
 }
 
 /// Resolves `fields` of `root` side by side; their outcomes in the order of `fields`. With
-/// `text`, each field's key is written there as the field starts, and a plain field's value
-/// with it.
+/// `text`, each field's key is written there as the field starts, and its value with it when it
+/// is plain or ready; `text` is dropped as soon as the object cannot be written (a field failed,
+/// or a value is a map).
 ///
 /// A plain field ([`PlainFields`]) is answered on the spot. Each other field's future lives in
 /// a box only while it waits: a field that is ready on its first poll hands its box to the next
@@ -313,14 +315,14 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: &[&'a Positioned<Field>],
     root: &'a T,
-    mut text: Option<&mut ObjectText>,
+    text: &mut Option<ObjectText>,
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(fields.len());
     let mut spare = None;
     let mut waiting = Vec::new();
     for (index, field) in fields.iter().enumerate() {
         let plain = field.node.arguments.is_empty();
-        let at = match text.as_deref_mut() {
+        let at = match text.as_mut() {
             Some(text) => {
                 let at = text.key(field.node.response_key().node.as_str());
                 if plain && root.write_plain_field(ctx, field, text.text()) {
@@ -332,7 +334,7 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
             None => {
                 if plain && let Some(outcome) = root.plain_field(ctx, field) {
                     let outcome = outcome.map(|value| (field.node.response_key().node.clone(), value));
-                    outcomes.push(Outcome::Resolved { at: 0, outcome });
+                    outcomes.push(Outcome::Resolved { at: 0, outcome, written: false });
                     continue;
                 }
                 0
@@ -349,7 +351,18 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
         // Polled once here, with the waker of whoever awaits this object's resolution.
         match poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
             Poll::Ready(outcome) => {
-                outcomes.push(Outcome::Resolved { at, outcome });
+                // Ready as it started: written in place, so that an object whose fields are
+                // all ready needs no second buffer.
+                let written = match (text.as_mut(), &outcome) {
+                    (Some(text), Ok((_, value))) => text.value(value),
+                    _ => false,
+                };
+                if !written {
+                    // A failure, or a map among the values: the object stays a map, so its
+                    // other fields are answered as values.
+                    *text = None;
+                }
+                outcomes.push(Outcome::Resolved { at, outcome, written });
                 spare = Some(slot);
             }
             Poll::Pending => {
@@ -369,7 +382,7 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
         waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
             Poll::Ready(outcome) => {
                 if let Outcome::Waiting { at } = outcomes[*index] {
-                    outcomes[*index] = Outcome::Resolved { at, outcome };
+                    outcomes[*index] = Outcome::Resolved { at, outcome, written: false };
                 }
                 false
             }

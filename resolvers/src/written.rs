@@ -35,9 +35,10 @@ use chrono::{DateTime, Utc};
 /// written as they resolve.
 pub struct WrittenObjects;
 
-/// An object's JSON text as its fields resolve: its keys, and its plain fields' leaves
-/// ([`Leaf`]), written in place in the selection's order; the other fields' values go in where
-/// they belong once every field has resolved ([`ObjectText::finish`]).
+/// An object's JSON text as its fields resolve: its keys, its plain fields' leaves ([`Leaf`])
+/// and the values of the fields ready as they start, written in place in the selection's order;
+/// the other fields' values go in where they belong once every field has resolved
+/// ([`ObjectText::finish`]).
 pub(crate) struct ObjectText {
     json: Vec<u8>,
 }
@@ -65,6 +66,13 @@ impl ObjectText {
     /// The text, for a leaf to be written at its end.
     pub(crate) fn text(&mut self) -> &mut Vec<u8> {
         &mut self.json
+    }
+
+    /// Writes `value` at the end of the text, as the value of the key just written. `false`
+    /// when it cannot be (an object map, or a list holding one), the text then left partly
+    /// written: the object stays a map, as [`Self::finish`] would find.
+    pub(crate) fn value(&mut self, value: &Value) -> bool {
+        matches!(write_value(&mut self.json, value, false), Ok(true))
     }
 
     /// The object's JSON: its text with `values` (each where its key's value goes, in order)
