@@ -141,46 +141,24 @@ impl<T: Leaf> Leaf for Option<T> {
     }
 }
 
-impl Leaf for str {
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, self);
-    }
+/// Implements [`Leaf`] for types whose async-graphql value serde_json writes as it writes the
+/// type itself: a string as a string, an integer as a number, a float as a number or, not
+/// finite, `null` (async-graphql makes such a float `null`).
+macro_rules! serialized_leaves {
+    ($($leaf:ty),*) => {
+        $(impl Leaf for $leaf {
+            fn write_leaf(&self, out: &mut Vec<u8>) {
+                write_json(out, self);
+            }
+        })*
+    };
 }
 
-impl Leaf for String {
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, self.as_str());
-    }
-}
+serialized_leaves!(str, String, bool, i32, u32, f64);
 
 impl Leaf for ID {
     fn write_leaf(&self, out: &mut Vec<u8>) {
         write_json(out, self.as_str());
-    }
-}
-
-impl Leaf for bool {
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(if *self { b"true" } else { b"false" });
-    }
-}
-
-impl Leaf for i32 {
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, self);
-    }
-}
-
-impl Leaf for u32 {
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, self);
-    }
-}
-
-impl Leaf for f64 {
-    /// async-graphql makes a float that is not finite `null`; serde_json writes it so.
-    fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, self);
     }
 }
 
@@ -214,6 +192,8 @@ pub(crate) use enum_leaves;
 
 /// Turns the written objects of `value` (itself, or the items of a list) back into maps: for a
 /// key asked twice, whose selections are merged as maps. Rare: only then is JSON parsed again.
+/// A float may come back a last digit off (serde_json without `float_roundtrip`), so the
+/// gateway never needs this: it does not mark a request that merges objects.
 pub(crate) fn unwrite(value: &mut Value) {
     match value {
         Value::Binary(written) => match serde_json::from_slice::<Value>(written) {
