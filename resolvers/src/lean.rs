@@ -179,7 +179,9 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         if !ctx.schema_env.data.contains_key(&TypeId::of::<ExtensionFree>()) {
             return Box::pin(resolve_container(ctx, &self.0)).await;
         }
-        let mut fields = Vec::with_capacity(ctx.item.node.items.len());
+        // A fragment spread is one item for several fields: room for a few at once, rather than
+        // growing twice for an object selected through one fragment.
+        let mut fields = Vec::with_capacity(ctx.item.node.items.len().max(FEW_FIELDS));
         if !collect_fields::<T>(ctx, &ctx.item.node.items, &mut fields) {
             // A custom directive on a field, or a fragment that is not there (validation
             // refuses it first): async-graphql's own container applies or reports them.
@@ -194,6 +196,9 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         Ok(object.await)
     }
 }
+
+/// Room for this many fields before an object's list of selected fields grows.
+const FEW_FIELDS: usize = 8;
 
 /// The object `root`: its `fields`, resolved side by side, under their response keys; written
 /// as JSON when `write` and it can be (`crate::written`).
@@ -517,10 +522,15 @@ mod tests {
             if self.0.is_multiple_of(2) { Kind::Even } else { Kind::OddOne }
         }
 
-        /// With and without fractions of a second.
+        /// Without fractions of a second, with fractions of 3, 6 and 9 digits, and one leap
+        /// second (item 39's second is the 59th of its minute).
         async fn at(&self) -> chrono::DateTime<chrono::Utc> {
-            chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(self.0), (self.0 % 3) * 123_456_789)
-                .unwrap_or_default()
+            let nanos = if self.0 == 39 {
+                1_250_000_000
+            } else {
+                [0, 120_000_000, 123_450_000, 123_456_789][self.0 as usize % 4]
+            };
+            chrono::DateTime::from_timestamp(1_700_000_000 + i64::from(self.0), nanos).unwrap_or_default()
         }
     }
 

@@ -29,7 +29,7 @@
 
 use async_graphql::resolver_utils::EnumType;
 use async_graphql::{ID, Value};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Marks a request (its data) whose response [`write_data`] renders: its lean objects are
 /// written as they resolve.
@@ -163,9 +163,54 @@ impl Leaf for ID {
 }
 
 impl Leaf for DateTime<Utc> {
-    /// As async-graphql's scalar: RFC 3339, seconds' fractions as they are.
+    /// As async-graphql's scalar, which is chrono's `to_rfc3339`: RFC 3339 in UTC (`+00:00`), a
+    /// fraction of a second in 3, 6 or 9 digits, the fewest that hold it, and none when it is
+    /// zero. Written here digit by digit: chrono makes a string for it (its formatter, a string
+    /// for the offset's name). Digits, `-`, `:`, `.`, `T` and `+`: nothing to escape.
     fn write_leaf(&self, out: &mut Vec<u8>) {
-        write_json(out, &self.to_rfc3339());
+        let year = self.year();
+        if !(0..=9999).contains(&year) {
+            // A signed year of five digits or more: never met, chrono's own text.
+            write_json(out, &self.to_rfc3339());
+            return;
+        }
+        // A leap second is the 60th second, its nanoseconds past a billion.
+        let (second, nanos) = match self.nanosecond().checked_sub(1_000_000_000) {
+            Some(nanos) => (self.second() + 1, nanos),
+            None => (self.second(), self.nanosecond()),
+        };
+        out.push(b'"');
+        push_digits(out, year as u32, 4);
+        out.push(b'-');
+        push_digits(out, self.month(), 2);
+        out.push(b'-');
+        push_digits(out, self.day(), 2);
+        out.push(b'T');
+        push_digits(out, self.hour(), 2);
+        out.push(b':');
+        push_digits(out, self.minute(), 2);
+        out.push(b':');
+        push_digits(out, second, 2);
+        if nanos != 0 {
+            out.push(b'.');
+            if nanos.is_multiple_of(1_000_000) {
+                push_digits(out, nanos / 1_000_000, 3);
+            } else if nanos.is_multiple_of(1_000) {
+                push_digits(out, nanos / 1_000, 6);
+            } else {
+                push_digits(out, nanos, 9);
+            }
+        }
+        out.extend_from_slice(b"+00:00\"");
+    }
+}
+
+/// Appends the last `width` decimal digits of `value`, zeros first.
+fn push_digits(out: &mut Vec<u8>, value: u32, width: u32) {
+    let mut place = 10u32.pow(width - 1);
+    while place > 0 {
+        out.push(b'0' + (value / place % 10) as u8);
+        place /= 10;
     }
 }
 

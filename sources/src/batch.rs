@@ -713,8 +713,11 @@ impl<T: BatchLoad> BatchLoader<T> {
 
     /// The value of `key`: `None` when the backend has none.
     pub async fn load_one(&self, key: T::Key) -> Result<Option<T::Value>, SourceError> {
-        let mut values = self.load_many(std::iter::once(key.clone())).await?;
-        Ok(values.remove(&key))
+        // Its one key inline and its value as found: a page's fields load one key each, and a
+        // vector and a map per load were a tenth of a page's allocations.
+        let keys = [key];
+        let deferred = self.inner.ask(&keys, Asking::Load);
+        Waiting::<T, OneKey, _> { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }.await
     }
 
     /// The values of `keys` that the backend has. Fails with the error of the first key whose
@@ -789,21 +792,37 @@ impl<K: Eq + Hash, V: Clone> Gather<K, V> for EachKey {
     type Output = Vec<Result<Option<V>, SourceError>>;
 
     fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output> {
-        keys.iter()
-            .map(|key| match slots.get(key) {
-                Some(Slot::Queued | Slot::Loading) => None,
-                Some(Slot::Found(value)) => Some(Ok(Some(value.clone()))),
-                Some(Slot::Failed { error, .. }) => Some(Err(error.clone())),
-                Some(Slot::Missing) | None => Some(Ok(None)),
-            })
-            .collect()
+        keys.iter().map(|key| outcome(slots, key)).collect()
+    }
+}
+
+/// [`BatchLoader::load_one`]: its one key's outcome, once settled.
+struct OneKey;
+
+impl<K: Eq + Hash, V: Clone> Gather<K, V> for OneKey {
+    type Output = Result<Option<V>, SourceError>;
+
+    fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output> {
+        // A load of no key has nothing to wait for (`load_one` always has one).
+        keys.first().map_or(Some(Ok(None)), |key| outcome(slots, key))
+    }
+}
+
+/// What a settled key gives: its value, `None` when the backend has none, or its call's
+/// error; `None` (go on waiting) while it is queued or loading.
+fn outcome<K: Eq + Hash, V: Clone>(slots: &Slots<K, V>, key: &K) -> Option<Result<Option<V>, SourceError>> {
+    match slots.get(key) {
+        Some(Slot::Queued | Slot::Loading) => None,
+        Some(Slot::Found(value)) => Some(Ok(Some(value.clone()))),
+        Some(Slot::Failed { error, .. }) => Some(Err(error.clone())),
+        Some(Slot::Missing) | None => Some(Ok(None)),
     }
 }
 
 /// Waits until the keys of one load are settled (or, for [`AllOrFirstError`], one has failed).
-struct Waiting<'a, T: BatchLoad, G> {
+struct Waiting<'a, T: BatchLoad, G, Keys = Vec<<T as BatchLoad>::Key>> {
     inner: &'a LoaderInner<T>,
-    keys: Vec<T::Key>,
+    keys: Keys,
     id: Option<u64>,
     /// The level this load waits to see dispatched first, if deferred.
     deferred: Option<u64>,
@@ -811,9 +830,9 @@ struct Waiting<'a, T: BatchLoad, G> {
 }
 
 // Nothing in it is pinned: it only reads its keys.
-impl<T: BatchLoad, G> Unpin for Waiting<'_, T, G> {}
+impl<T: BatchLoad, G, Keys> Unpin for Waiting<'_, T, G, Keys> {}
 
-impl<T: BatchLoad, G: Gather<T::Key, T::Value>> Future for Waiting<'_, T, G> {
+impl<T: BatchLoad, G: Gather<T::Key, T::Value>, Keys: AsRef<[T::Key]>> Future for Waiting<'_, T, G, Keys> {
     type Output = G::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -826,7 +845,7 @@ impl<T: BatchLoad, G: Gather<T::Key, T::Value>> Future for Waiting<'_, T, G> {
         }
         let mut state = this.inner.lock();
         let state = &mut *state;
-        if let Some(answer) = G::gather(&state.slots, &this.keys) {
+        if let Some(answer) = G::gather(&state.slots, this.keys.as_ref()) {
             if let Some(id) = this.id.take() {
                 state.waiters.remove(&id);
             }
@@ -847,7 +866,7 @@ impl<T: BatchLoad, G: Gather<T::Key, T::Value>> Future for Waiting<'_, T, G> {
     }
 }
 
-impl<T: BatchLoad, G> Drop for Waiting<'_, T, G> {
+impl<T: BatchLoad, G, Keys> Drop for Waiting<'_, T, G, Keys> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             self.inner.lock().waiters.remove(&id);

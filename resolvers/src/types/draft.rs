@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::SourceResultExt;
-use crate::ids::{self, GlobalId, NodeType};
+use crate::ids::{GlobalId, NodeType, NumberedId};
 use crate::lean::Lean;
 use crate::types::{TemplateObject, UserObject, int, load_user};
 
@@ -17,8 +17,8 @@ pub(crate) struct DraftObject(pub(crate) Draft);
 #[Object(name = "Draft")]
 impl DraftObject {
     /// The draft's global id, stable for its template's life (a template has one draft).
-    pub(crate) async fn id(&self) -> ID {
-        ids::encode(NodeType::Draft, self.0.template_id.0)
+    pub(crate) async fn id(&self) -> NumberedId {
+        NumberedId::node(NodeType::Draft, self.0.template_id.0)
     }
 
     /// The template the draft belongs to; null when it is no longer visible.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::SourceResultExt;
-use crate::ids::{self, NodeType};
+use crate::ids::{NodeType, NumberedId};
 use crate::lean::Lean;
 use crate::types::TemplateObject;
 
@@ -81,8 +81,8 @@ impl EmailEventObject {
     }
 
     /// The global id of the template the email was rendered from.
-    async fn template_id(&self) -> ID {
-        ids::encode(NodeType::Template, self.0.template_id.0)
+    async fn template_id(&self) -> NumberedId {
+        NumberedId::node(NodeType::Template, self.0.template_id.0)
     }
 
     /// The template the email was rendered from.

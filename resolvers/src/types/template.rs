@@ -3,7 +3,7 @@
 use async_graphql::connection::PageInfo;
 use std::collections::HashSet;
 
-use async_graphql::{Context, Enum, ID, InputType, Object, Result, SelectionField};
+use async_graphql::{Context, Enum, InputType, Object, Result, SelectionField};
 use banyan_sources::domain::{Page, Template, TemplateStatus, UserId, WorkspaceId};
 use banyan_sources::loaders::{EventsPageKey, StatsKey, TemplatePageKey};
 use base64::Engine;
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
-use crate::ids::{self, NodeType};
+use crate::ids::{NodeType, NumberedId, OffsetCursor};
 use crate::lean::Lean;
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
@@ -30,8 +30,8 @@ pub(crate) struct TemplateObject(pub(crate) Template);
 #[Object(name = "Template")]
 impl TemplateObject {
     /// The template's global id.
-    pub(crate) async fn id(&self) -> ID {
-        ids::encode(NodeType::Template, self.0.id.0)
+    pub(crate) async fn id(&self) -> NumberedId {
+        NumberedId::node(NodeType::Template, self.0.id.0)
     }
 
     /// Name to display.
@@ -173,8 +173,8 @@ impl TemplateConnection {
         PageInfo {
             has_previous_page: self.has_previous_page,
             has_next_page: self.has_next_page,
-            start_cursor: self.edges.first().map(|edge| edge.0.cursor.clone()),
-            end_cursor: self.edges.last().map(|edge| edge.0.cursor.clone()),
+            start_cursor: self.edges.first().map(|edge| edge.0.cursor.encode().0),
+            end_cursor: self.edges.last().map(|edge| edge.0.cursor.encode().0),
         }
     }
 
@@ -196,7 +196,7 @@ impl TemplateConnection {
 
 /// One template of a page and its cursor.
 pub(crate) struct TemplateEdge {
-    cursor: String,
+    cursor: OffsetCursor,
     node: Lean<TemplateObject>,
 }
 
@@ -209,8 +209,8 @@ impl TemplateEdge {
     }
 
     /// A cursor for use in pagination
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> OffsetCursor {
+        self.cursor
     }
 }
 
@@ -254,7 +254,7 @@ pub(crate) async fn template_connection(
         .enumerate()
         .map(|(i, template)| {
             Lean(TemplateEdge {
-                cursor: encode_offset(start + i as u64),
+                cursor: OffsetCursor::offset(start + i as u64),
                 node: Lean(TemplateObject(template)),
             })
         })
@@ -308,10 +308,6 @@ fn stats_window(field: &SelectionField<'_>) -> StatsWindowEnum {
         .unwrap_or(StatsWindowEnum::Last7Days)
 }
 
-fn encode_offset(offset: u64) -> String {
-    STANDARD.encode(format!("offset:{offset}"))
-}
-
 /// Far past any real list; bounds the page arithmetic for cursors a client made up.
 const MAX_OFFSET: u64 = 10_000_000;
 
@@ -331,7 +327,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_made_up_ones_are_refused() {
-        assert_eq!(decode_offset(&encode_offset(42)).ok(), Some(42));
+        assert_eq!(decode_offset(&OffsetCursor::offset(42).encode()).ok(), Some(42));
         for bad in
             ["", "bm9wZQ==", &STANDARD.encode("offset:-1"), &STANDARD.encode(format!("offset:{}", u64::MAX))]
         {

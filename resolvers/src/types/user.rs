@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ID, Object};
+use async_graphql::Object;
 use banyan_sources::domain::User;
 use chrono::{DateTime, Utc};
 
-use crate::ids::{self, NodeType};
+use crate::ids::{NodeType, NumberedId};
 
 /// A person who can sign in.
 pub(crate) struct UserObject(pub(crate) Arc<User>);
@@ -15,8 +15,8 @@ pub(crate) struct UserObject(pub(crate) Arc<User>);
 #[Object(name = "User")]
 impl UserObject {
     /// The user's global id.
-    pub(crate) async fn id(&self) -> ID {
-        ids::encode(NodeType::User, self.0.id.0)
+    pub(crate) async fn id(&self) -> NumberedId {
+        NumberedId::node(NodeType::User, self.0.id.0)
     }
 
     /// Login name.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::SourceResultExt;
-use crate::ids::{self, GlobalId, NodeType};
+use crate::ids::{GlobalId, NodeType, NumberedId};
 use crate::lean::Lean;
 use crate::types::{TemplateConnection, UserObject, template_connection};
 
@@ -17,8 +17,8 @@ pub(crate) struct WorkspaceObject(pub(crate) Workspace);
 #[Object(name = "Workspace")]
 impl WorkspaceObject {
     /// The workspace's global id.
-    pub(crate) async fn id(&self) -> ID {
-        ids::encode(NodeType::Workspace, self.0.id.0)
+    pub(crate) async fn id(&self) -> NumberedId {
+        NumberedId::node(NodeType::Workspace, self.0.id.0)
     }
 
     /// Name to display.
