@@ -222,15 +222,26 @@ async fn resolve_object<'a, T: ContainerType + PlainFields>(
             return Value::Binary(json);
         }
     }
+    // Boxed: rare, and with its own awaits it would be the largest state of this future, which
+    // is copied whole into its box for every object.
+    Box::pin(into_map(ctx, &fields, outcomes, root)).await
+}
+
+/// The object `root` as a map of its `fields`' `outcomes`, errors recorded in `ctx`.
+async fn into_map<'a, T: ContainerType>(
+    ctx: &ContextSelectionSet<'a>,
+    fields: &[&'a Positioned<Field>],
+    outcomes: Vec<Outcome>,
+    root: &'a T,
+) -> Value {
     let mut object = IndexMap::with_capacity(outcomes.len());
     for (field, outcome) in fields.iter().zip(outcomes) {
         let outcome = match outcome {
             Outcome::Resolved { outcome, .. } => outcome,
             // The object stays a map after all (a field beside it failed): a leaf written as
-            // text is asked of the generated resolver as a value. Rare, so boxed: this object's
-            // future is not sized for a field's. (Parsing the text back would not do: serde_json
-            // does not read every float back as it wrote it.)
-            Outcome::Written => Box::pin(resolve_field(ctx.clone(), field, root)).await,
+            // text is asked of the generated resolver as a value. (Parsing the text back would
+            // not do: serde_json does not read every float back as it wrote it.)
+            Outcome::Written => resolve_field(ctx, field, root).await,
             Outcome::Waiting { .. } => continue,
         };
         match outcome {
@@ -345,7 +356,7 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
                 0
             }
         };
-        let future = resolve_field(ctx.clone(), field, root);
+        let future = resolve_field(ctx, field, root);
         let mut slot = match spare.take() {
             Some(mut slot) => {
                 Pin::set(&mut slot, future);
@@ -401,17 +412,19 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
 
 /// One selected field of `root`, by its response key. One function for every field, so the
 /// object's fields are futures of one type, and a box one has finished with can take the next.
+/// It borrows the object's context, and names its key once answered: it is copied whole into
+/// its box as it starts, and a copy of the context held across the wait made it a fifth larger.
 async fn resolve_field<'a, T: ContainerType>(
-    ctx: ContextSelectionSet<'a>,
+    ctx: &ContextSelectionSet<'a>,
     field: &'a Positioned<Field>,
     root: &'a T,
 ) -> ServerResult<(Name, Value)> {
-    let ctx_field = ctx.with_field(field);
-    let key = field.node.response_key().node.clone();
+    let key = || field.node.response_key().node.clone();
     if field.node.name.node == "__typename" {
-        return Ok((key, Value::String(root.introspection_type_name().into_owned())));
+        return Ok((key(), Value::String(root.introspection_type_name().into_owned())));
     }
-    Ok((key, root.resolve_field(&ctx_field).await?.unwrap_or_default()))
+    let value = root.resolve_field(&ctx.with_field(field)).await?;
+    Ok((key(), value.unwrap_or_default()))
 }
 
 /// Puts a field's value under its response key; a key selected twice (through two fragments)
