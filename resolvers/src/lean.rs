@@ -30,7 +30,7 @@ use async_graphql::indexmap::IndexMap;
 use async_graphql::indexmap::map::Entry;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
-use async_graphql::resolver_utils::resolve_container;
+use async_graphql::resolver_utils::{resolve_container, resolve_list};
 use async_graphql::{
     ContainerType, Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
 };
@@ -195,6 +195,123 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
             Box::pin(resolve_object(ctx, fields, &self.0, write));
         Ok(object.await)
     }
+}
+
+/// A list resolved without async-graphql's per-item machinery: its items start one after
+/// another and those ready on their first poll need no box of their own and no task, as an
+/// object's fields in [`resolve_fields`]; only the waiting ones are kept and polled again.
+/// async-graphql's `resolve_list` gives every item a task in a `FuturesOrdered` (an `Arc`ed
+/// allocation and a waker each) and moves a future of about 200 bytes into it. Same values,
+/// errors and paths: the first failure fails the list, with the item's index in its path. On a
+/// schema with extensions it is async-graphql's list, as [`Lean`] objects are its containers.
+pub(crate) struct LeanList<L>(pub(crate) L);
+
+/// What a [`LeanList`] holds: its items, in order.
+pub(crate) trait ListItems {
+    type Item: OutputType;
+    fn items(&self) -> &[Self::Item];
+}
+
+impl<T: OutputType> ListItems for Vec<T> {
+    type Item = T;
+    fn items(&self) -> &[T] {
+        self
+    }
+}
+
+impl<T: OutputType> ListItems for &[T] {
+    type Item = T;
+    fn items(&self) -> &[T] {
+        self
+    }
+}
+
+impl<L: ListItems + Send + Sync> OutputType for LeanList<L> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<L::Item> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<L::Item> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<L::Item> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        let items = self.0.items();
+        if !ctx.schema_env.data.contains_key(&TypeId::of::<ExtensionFree>()) {
+            return Box::pin(resolve_list(ctx, field, items, Some(items.len()))).await;
+        }
+        resolve_items(ctx, field, items).await
+    }
+}
+
+/// The items of a list, resolved side by side; see [`LeanList`].
+async fn resolve_items<'a, T: OutputType>(
+    ctx: &'a ContextSelectionSet<'a>,
+    field: &'a Positioned<Field>,
+    items: &'a [T],
+) -> ServerResult<Value> {
+    let mut values = Vec::with_capacity(items.len());
+    let mut waiting = Vec::new();
+    let mut spare = None;
+    for (index, item) in items.iter().enumerate() {
+        let future = resolve_item(ctx.with_index(index), field, item);
+        let mut slot = match spare.take() {
+            Some(mut slot) => {
+                Pin::set(&mut slot, future);
+                slot
+            }
+            None => Box::pin(future),
+        };
+        match poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
+            Poll::Ready(value) => {
+                values.push(value?);
+                spare = Some(slot);
+            }
+            Poll::Pending => {
+                values.push(Value::Null);
+                waiting.push((index, slot));
+            }
+        }
+    }
+    drop(spare);
+    // As in `resolve_fields`: each waiting item has just been polled within this same poll.
+    let mut just_polled = true;
+    let mut failed = None;
+    poll_fn(|cx| {
+        if std::mem::take(&mut just_polled) && !waiting.is_empty() {
+            return Poll::Pending;
+        }
+        waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
+            Poll::Ready(Ok(value)) => {
+                values[*index] = value;
+                false
+            }
+            Poll::Ready(Err(error)) => {
+                failed.get_or_insert(error);
+                false
+            }
+            Poll::Pending => true,
+        });
+        if failed.is_some() || waiting.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(Value::List(values)),
+    }
+}
+
+/// One item of a list, at its index (`ctx`); its error carries its path, as async-graphql's.
+async fn resolve_item<'a, T: OutputType>(
+    ctx: ContextSelectionSet<'a>,
+    field: &'a Positioned<Field>,
+    item: &'a T,
+) -> ServerResult<Value> {
+    item.resolve(&ctx, field).await.map_err(|error| ctx.set_error_path(error))
 }
 
 /// Room for this many fields before an object's list of selected fields grows.
@@ -466,7 +583,7 @@ mod tests {
     use async_graphql::parser::types::Selection;
     use async_graphql::{Context, EmptyMutation, EmptySubscription, Interface, Object, Result, Schema};
 
-    use super::{ExtensionFree, Lean, PlainFields};
+    use super::{ExtensionFree, Lean, LeanList, PlainFields};
 
     /// An object with a field of every kind the lean path meets.
     struct Item(u32);
@@ -495,8 +612,8 @@ mod tests {
             Lean(Item(self.0 + 1))
         }
 
-        async fn children(&self) -> Vec<Lean<Item>> {
-            (1..=3).map(|i| Lean(Item(self.0 * 100 + i))).collect()
+        async fn children(&self) -> LeanList<Vec<Lean<Item>>> {
+            LeanList((1..=3).map(|i| Lean(Item(self.0 * 100 + i))).collect())
         }
 
         /// Text that JSON must escape: quotes, a backslash, control characters, and beyond ASCII.
@@ -590,8 +707,8 @@ mod tests {
             Lean(Item(1))
         }
 
-        async fn items(&self) -> Vec<Lean<Item>> {
-            (1..=40).map(|i| Lean(Item(i))).collect()
+        async fn items(&self) -> LeanList<Vec<Lean<Item>>> {
+            LeanList((1..=40).map(|i| Lean(Item(i))).collect())
         }
 
         async fn thing(&self) -> Thing {

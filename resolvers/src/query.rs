@@ -6,7 +6,7 @@ use banyan_sources::domain::{TemplateId, WorkspaceId};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{self, GlobalId, NodeType};
-use crate::lean::Lean;
+use crate::lean::{Lean, LeanList};
 use crate::migrated::{self, TemplateDraftField};
 use crate::types::{
     BlockObject, DraftObject, MemberObject, Node, TemplateConnection, TemplateObject, UserObject,
@@ -27,10 +27,10 @@ impl Query {
 
     /// The workspaces the signed-in user belongs to; null (with an error) when the monolith
     /// cannot say.
-    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<Lean<WorkspaceObject>>>> {
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<LeanList<Vec<Lean<WorkspaceObject>>>>> {
         let scope = scope(ctx)?;
         let workspaces = scope.loaders().my_workspaces.load_one(()).await.graphql()?.unwrap_or_default();
-        Ok(Some(workspaces.into_iter().map(|workspace| Lean(WorkspaceObject(workspace))).collect()))
+        Ok(Some(LeanList(workspaces.into_iter().map(|workspace| Lean(WorkspaceObject(workspace))).collect())))
     }
 
     /// One workspace; null when it does not exist or the signed-in user is not a member.

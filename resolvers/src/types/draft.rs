@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{GlobalId, NodeType, NumberedId};
-use crate::lean::Lean;
+use crate::lean::{Lean, LeanList};
 use crate::types::{TemplateObject, UserObject, int, load_user};
 
 /// The working copy of a template's content.
@@ -34,9 +34,9 @@ impl DraftObject {
     }
 
     /// The content blocks, in display order.
-    async fn blocks(&self) -> Vec<Lean<BlockObject>> {
+    async fn blocks(&self) -> LeanList<Vec<Lean<BlockObject>>> {
         let template = self.0.template_id;
-        self.0.blocks.iter().cloned().map(|block| Lean(BlockObject { template, block })).collect()
+        LeanList(self.0.blocks.iter().cloned().map(|block| Lean(BlockObject { template, block })).collect())
     }
 
     /// When the draft last changed.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{NodeType, NumberedId};
-use crate::lean::Lean;
+use crate::lean::{Lean, LeanList};
 use crate::types::TemplateObject;
 
 /// What happened to an email.
@@ -118,7 +118,7 @@ pub(crate) struct EventPageInfo {
 #[derive(SimpleObject)]
 pub(crate) struct EmailEventConnection {
     /// The events of this page.
-    nodes: Vec<Lean<EmailEventObject>>,
+    nodes: LeanList<Vec<Lean<EmailEventObject>>>,
     /// Where the page ends.
     page_info: EventPageInfo,
 }
@@ -130,7 +130,9 @@ impl From<EventPage> for EmailEventConnection {
                 has_next_page: page.next_page_token.is_some(),
                 end_cursor: page.next_page_token,
             },
-            nodes: page.events.into_iter().map(|event| Lean(EmailEventObject(Arc::new(event)))).collect(),
+            nodes: LeanList(
+                page.events.into_iter().map(|event| Lean(EmailEventObject(Arc::new(event)))).collect(),
+            ),
         }
     }
 }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
 use crate::ids::{NodeType, NumberedId, OffsetCursor};
-use crate::lean::Lean;
+use crate::lean::{Lean, LeanList};
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
@@ -179,13 +179,13 @@ impl TemplateConnection {
     }
 
     /// A list of edges.
-    async fn edges(&self) -> &[Lean<TemplateEdge>] {
-        &self.edges
+    async fn edges(&self) -> LeanList<&[Lean<TemplateEdge>]> {
+        LeanList(&self.edges)
     }
 
     /// A list of nodes.
-    async fn nodes(&self) -> Vec<&Lean<TemplateObject>> {
-        self.edges.iter().map(|edge| &edge.0.node).collect()
+    async fn nodes(&self) -> LeanList<Vec<&Lean<TemplateObject>>> {
+        LeanList(self.edges.iter().map(|edge| &edge.0.node).collect())
     }
 
     /// How many templates match, across all pages.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::SourceResultExt;
 use crate::ids::{GlobalId, NodeType, NumberedId};
-use crate::lean::Lean;
+use crate::lean::{Lean, LeanList};
 use crate::types::{TemplateConnection, UserObject, template_connection};
 
 /// A team's space; it owns templates and has members.
@@ -37,13 +37,15 @@ impl WorkspaceObject {
     }
 
     /// Everyone who belongs to the workspace, with their role.
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Lean<MemberObject>>> {
+    async fn members(&self, ctx: &Context<'_>) -> Result<LeanList<Vec<Lean<MemberObject>>>> {
         let workspace = self.0.id;
-        Ok(load_members(ctx, workspace)
-            .await?
-            .into_iter()
-            .map(|membership| Lean(MemberObject { workspace, membership }))
-            .collect())
+        Ok(LeanList(
+            load_members(ctx, workspace)
+                .await?
+                .into_iter()
+                .map(|membership| Lean(MemberObject { workspace, membership }))
+                .collect(),
+        ))
     }
 
     /// The workspace's templates, most recently updated first.
