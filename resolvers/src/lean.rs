@@ -258,14 +258,7 @@ async fn resolve_items<'a, T: OutputType>(
     let mut waiting = Vec::new();
     let mut spare = None;
     for (index, item) in items.iter().enumerate() {
-        let future = resolve_item(ctx.with_index(index), field, item);
-        let mut slot = match spare.take() {
-            Some(mut slot) => {
-                Pin::set(&mut slot, future);
-                slot
-            }
-            None => Box::pin(future),
-        };
+        let mut slot = boxed(&mut spare, resolve_item(ctx.with_index(index), field, item));
         match poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
             Poll::Ready(value) => {
                 values.push(value?);
@@ -302,6 +295,17 @@ async fn resolve_items<'a, T: OutputType>(
     match failed {
         Some(error) => Err(error),
         None => Ok(Value::List(values)),
+    }
+}
+
+/// `future` in a box: `spare`, the box of a future that was ready as it started, or a new one.
+fn boxed<F: Future>(spare: &mut Option<Pin<Box<F>>>, future: F) -> Pin<Box<F>> {
+    match spare.take() {
+        Some(mut slot) => {
+            Pin::set(&mut slot, future);
+            slot
+        }
+        None => Box::pin(future),
     }
 }
 
@@ -473,14 +477,7 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
                 0
             }
         };
-        let future = resolve_field(ctx, field, root);
-        let mut slot = match spare.take() {
-            Some(mut slot) => {
-                Pin::set(&mut slot, future);
-                slot
-            }
-            None => Box::pin(future),
-        };
+        let mut slot = boxed(&mut spare, resolve_field(ctx, field, root));
         // Polled once here, with the waker of whoever awaits this object's resolution.
         match poll_fn(|cx| Poll::Ready(slot.as_mut().poll(cx))).await {
             Poll::Ready(outcome) => {
