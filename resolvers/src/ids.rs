@@ -42,15 +42,10 @@ impl NodeType {
         }
     }
 
+    /// Its name in the schema: its prefix without the colon.
     fn name(self) -> &'static str {
-        match self {
-            Self::User => "User",
-            Self::Workspace => "Workspace",
-            Self::Template => "Template",
-            Self::Draft => "Draft",
-            Self::Block => "Block",
-            Self::WorkspaceMember => "WorkspaceMember",
-        }
+        let prefix = self.prefix();
+        &prefix[..prefix.len() - 1]
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -101,7 +96,7 @@ impl GlobalId {
             Self::Block(template, block) => format!("{}:{block}", template.0),
             Self::WorkspaceMember(workspace, user) => format!("{}:{}", workspace.0, user.0),
         };
-        ID(STANDARD.encode(format!("{}:{key}", self.node_type().name())))
+        ID(STANDARD.encode(format!("{}{key}", self.node_type().prefix())))
     }
 }
 
@@ -134,6 +129,9 @@ impl<Scalar> Copy for NumberedId<Scalar> {}
 /// A page's cursor that is an offset into its list.
 pub(crate) type OffsetCursor = NumberedId<String>;
 
+/// The start of an offset cursor's plain text.
+pub(crate) const OFFSET_PREFIX: &str = "offset:";
+
 /// The longest plain text: the longest prefix (`WorkspaceMember:`, 16) and `u64::MAX` (20 digits).
 const LONGEST_PLAIN: usize = 36;
 
@@ -147,7 +145,7 @@ impl NumberedId {
 impl OffsetCursor {
     /// The cursor of the item at `offset` in its list.
     pub(crate) fn offset(offset: u64) -> Self {
-        Self { prefix: "offset:", key: offset, scalar: PhantomData }
+        Self { prefix: OFFSET_PREFIX, key: offset, scalar: PhantomData }
     }
 }
 

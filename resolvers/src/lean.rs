@@ -40,6 +40,12 @@ use crate::written::{Leaf, ObjectText, WrittenObjects, unwrite};
 /// Marks the schema that has no extension at all, where [`Lean`] objects take their lean path.
 pub(crate) struct ExtensionFree;
 
+/// Whether `ctx`'s schema is the one without extensions, where lean objects and lists take
+/// their lean path.
+fn extension_free(ctx: &ContextSelectionSet<'_>) -> bool {
+    ctx.schema_env.data.contains_key(&TypeId::of::<ExtensionFree>())
+}
+
 /// An object type `T`, the same type in the schema, resolved leanly (see the module's doc).
 pub(crate) struct Lean<T>(pub(crate) T);
 
@@ -152,6 +158,9 @@ pub(crate) fn write_plain<V: Leaf>(
     true
 }
 
+/// Room for this many fields before an object's list of selected fields grows.
+const FEW_FIELDS: usize = 8;
+
 impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
@@ -176,7 +185,7 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
     ) -> ServerResult<Value> {
         // The fallbacks are boxed: a field holding this object's future would otherwise be sized
         // for async-graphql's container as well as for the lean path.
-        if !ctx.schema_env.data.contains_key(&TypeId::of::<ExtensionFree>()) {
+        if !extension_free(ctx) {
             return Box::pin(resolve_container(ctx, &self.0)).await;
         }
         // A fragment spread is one item for several fields: room for a few at once, rather than
@@ -241,7 +250,7 @@ impl<L: ListItems + Send + Sync> OutputType for LeanList<L> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         let items = self.0.items();
-        if !ctx.schema_env.data.contains_key(&TypeId::of::<ExtensionFree>()) {
+        if !extension_free(ctx) {
             return Box::pin(resolve_list(ctx, field, items, Some(items.len()))).await;
         }
         resolve_items(ctx, field, items).await
@@ -271,31 +280,48 @@ async fn resolve_items<'a, T: OutputType>(
         }
     }
     drop(spare);
-    // As in `resolve_fields`: each waiting item has just been polled within this same poll.
-    let mut just_polled = true;
     let mut failed = None;
-    poll_fn(|cx| {
-        if std::mem::take(&mut just_polled) && !waiting.is_empty() {
-            return Poll::Pending;
+    wait_all(waiting, |index, value| match value {
+        Ok(value) => {
+            values[index] = value;
+            true
         }
-        waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
-            Poll::Ready(Ok(value)) => {
-                values[*index] = value;
-                false
-            }
-            Poll::Ready(Err(error)) => {
-                failed.get_or_insert(error);
-                false
-            }
-            Poll::Pending => true,
-        });
-        if failed.is_some() || waiting.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+        Err(error) => {
+            failed.get_or_insert(error);
+            false
+        }
     })
     .await;
     match failed {
         Some(error) => Err(error),
         None => Ok(Value::List(values)),
     }
+}
+
+/// Polls `waiting` (each at its index) until every one is done, handing each output to `done`;
+/// `done` answering `false` ends the wait once the pass that met it is over, the rest dropped.
+/// Each has just been polled and arranged its wake-up, within this same poll of the task, so the
+/// first pass need not poll it again.
+async fn wait_all<F: Future>(
+    mut waiting: Vec<(usize, Pin<Box<F>>)>,
+    mut done: impl FnMut(usize, F::Output) -> bool,
+) {
+    let mut just_polled = true;
+    let mut stop = false;
+    poll_fn(|cx| {
+        if std::mem::take(&mut just_polled) && !waiting.is_empty() {
+            return Poll::Pending;
+        }
+        waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
+            Poll::Ready(output) => {
+                stop |= !done(*index, output);
+                false
+            }
+            Poll::Pending => true,
+        });
+        if stop || waiting.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
 }
 
 /// `future` in a box: `spare`, the box of a future that was ready as it started, or a new one.
@@ -317,9 +343,6 @@ async fn resolve_item<'a, T: OutputType>(
 ) -> ServerResult<Value> {
     item.resolve(&ctx, field).await.map_err(|error| ctx.set_error_path(error))
 }
-
-/// Room for this many fields before an object's list of selected fields grows.
-const FEW_FIELDS: usize = 8;
 
 /// The object `root`: its `fields`, resolved side by side, under their response keys; written
 /// as JSON when `write` and it can be (`crate::written`).
@@ -502,23 +525,11 @@ async fn resolve_fields<'a, T: ContainerType + PlainFields>(
         }
     }
     drop(spare);
-    // Each waiting field has just been polled and arranged its wake-up, within this same poll
-    // of the task: the first pass need not poll it again.
-    let mut just_polled = true;
-    poll_fn(|cx| {
-        if std::mem::take(&mut just_polled) && !waiting.is_empty() {
-            return Poll::Pending;
+    wait_all(waiting, |index, outcome| {
+        if let Outcome::Waiting { at } = outcomes[index] {
+            outcomes[index] = Outcome::Resolved { at, outcome, written: false };
         }
-        waiting.retain_mut(|(index, slot)| match slot.as_mut().poll(cx) {
-            Poll::Ready(outcome) => {
-                if let Outcome::Waiting { at } = outcomes[*index] {
-                    outcomes[*index] = Outcome::Resolved { at, outcome, written: false };
-                }
-                false
-            }
-            Poll::Pending => true,
-        });
-        if waiting.is_empty() { Poll::Ready(()) } else { Poll::Pending }
+        true
     })
     .await;
     outcomes

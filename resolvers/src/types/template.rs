@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
-use crate::ids::{NodeType, NumberedId, OffsetCursor};
+use crate::ids::{NodeType, NumberedId, OFFSET_PREFIX, OffsetCursor};
 use crate::lean::{Lean, LeanList};
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
@@ -316,7 +316,7 @@ fn decode_offset(cursor: &str) -> Result<u64> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+        .and_then(|text| text.strip_prefix(OFFSET_PREFIX).and_then(|n| n.parse().ok()))
         .filter(|offset| *offset <= MAX_OFFSET)
         .ok_or_else(|| coded(codes::BAD_USER_INPUT, format!("{cursor:?} is not a valid cursor")))
 }
