@@ -16,6 +16,7 @@ pub mod loaders;
 pub mod metrics;
 pub mod monolith;
 pub mod resilience;
+mod rfc3339;
 pub mod service_identity;
 pub mod stream_pool;
 pub mod trace;

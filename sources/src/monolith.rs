@@ -769,6 +769,7 @@ mod wire {
         username: String,
         email: String,
         full_name: String,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         date_joined: DateTime<Utc>,
     }
 
@@ -790,6 +791,7 @@ mod wire {
         id: u64,
         name: String,
         slug: String,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         created_at: DateTime<Utc>,
     }
 
@@ -812,6 +814,7 @@ mod wire {
     pub(super) struct Membership {
         user: u64,
         role: String,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         joined_at: DateTime<Utc>,
     }
 
@@ -837,7 +840,9 @@ mod wire {
         subject: String,
         status: String,
         created_by: u64,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         created_at: DateTime<Utc>,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         updated_at: DateTime<Utc>,
         can_edit: bool,
     }
@@ -887,6 +892,7 @@ mod wire {
         template: u64,
         kind: String,
         recipient: String,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         occurred_at: DateTime<Utc>,
     }
 
@@ -947,7 +953,7 @@ mod wire {
         pub(super) clicked: u64,
         pub(super) bounced: u64,
         pub(super) unique_opens: u64,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::rfc3339::utc_or_null")]
         pub(super) computed_at: Option<DateTime<Utc>>,
     }
 
@@ -956,6 +962,7 @@ mod wire {
         template: u64,
         version: u64,
         blocks: Vec<DraftBlock>,
+        #[serde(deserialize_with = "crate::rfc3339::utc")]
         updated_at: DateTime<Utc>,
         updated_by: u64,
     }
