@@ -105,8 +105,12 @@ pub trait BatchLoad: Send + Sync + 'static {
     fn load(
         &self,
         keys: &[Self::Key],
-    ) -> impl Future<Output = Result<HashMap<Self::Key, Self::Value>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<Loaded<Self::Key, Self::Value>, SourceError>> + Send;
 }
+
+/// What a batch loaded, by key: on the loaders' own hasher, as the map is read once per key
+/// as the batch settles.
+pub type Loaded<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The batch scheduler of one request: collects the loaders that have keys queued and dispatches
 /// them when a level of the request's execution is complete (see the module docs). Cheap to
@@ -593,19 +597,25 @@ impl<T: BatchLoad> LoaderInner<T> {
     }
 
     /// Records a batch's outcome for its keys and wakes everyone waiting on this loader.
-    fn settle(&self, keys: &[T::Key], outcome: Result<HashMap<T::Key, T::Value>, (SourceError, bool)>) {
+    fn settle(&self, keys: &[T::Key], outcome: Result<Loaded<T::Key, T::Value>, (SourceError, bool)>) {
         let waiters = {
             let mut state = self.lock();
+            // Each key has its slot already (it was queued): set in place, not inserted again.
+            let mut settle = |key: &T::Key, settled| match state.slots.get_mut(key) {
+                Some(slot) => *slot = settled,
+                None => {
+                    state.slots.insert(key.clone(), settled);
+                }
+            };
             match outcome {
                 Ok(mut values) => {
                     for key in keys {
-                        let slot = values.remove(key).map_or(Slot::Missing, Slot::Found);
-                        state.slots.insert(key.clone(), slot);
+                        settle(key, values.remove(key).map_or(Slot::Missing, Slot::Found));
                     }
                 }
                 Err((error, remembered)) => {
                     for key in keys {
-                        state.slots.insert(key.clone(), Slot::Failed { error: error.clone(), remembered });
+                        settle(key, Slot::Failed { error: error.clone(), remembered });
                     }
                 }
             }
@@ -895,7 +905,7 @@ mod tests {
         const BACKEND: Backend = Backend::Drafts;
         const MAX_BATCH: usize = 100;
 
-        async fn load(&self, keys: &[u64]) -> Result<HashMap<u64, u64>, SourceError> {
+        async fn load(&self, keys: &[u64]) -> Result<Loaded<u64, u64>, SourceError> {
             self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(keys.len());
             self.keys_asked.fetch_add(keys.len(), Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {

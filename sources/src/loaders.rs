@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::Sources;
-pub use crate::batch::{BatchLoad, BatchLoader, BatchScheduler};
+pub use crate::batch::{BatchLoad, BatchLoader, BatchScheduler, Loaded};
 use crate::domain::{
     Draft, EventPage, Membership, Page, StatsWindow, Template, TemplateId, TemplateStats, User, UserId,
     Workspace, WorkspaceId,
@@ -46,7 +46,7 @@ impl BatchLoad for UserLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Arc<User>>, SourceError> {
+    async fn load(&self, keys: &[UserId]) -> Result<Loaded<UserId, Arc<User>>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "users", keys.len());
         let users = batch.done(self.sources.monolith.users_by_ids(batch.caller(), keys).await)?;
         Ok(users.into_iter().map(|user| (user.id, Arc::new(user))).collect())
@@ -65,7 +65,7 @@ impl BatchLoad for TemplateLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
-    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Template>, SourceError> {
+    async fn load(&self, keys: &[TemplateId]) -> Result<Loaded<TemplateId, Template>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "templates", keys.len());
         let templates = batch.done(self.sources.monolith.templates_by_ids(batch.caller(), keys).await)?;
         Ok(templates.into_iter().map(|t| (t.id, t)).collect())
@@ -84,7 +84,7 @@ impl BatchLoad for MeLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = 1;
 
-    async fn load(&self, _: &[()]) -> Result<HashMap<(), Arc<User>>, SourceError> {
+    async fn load(&self, _: &[()]) -> Result<Loaded<(), Arc<User>>, SourceError> {
         // Within the request's deadline (a slow monolith costs the field, not the request).
         let me = self
             .sources
@@ -96,7 +96,7 @@ impl BatchLoad for MeLoader {
                 &self.caller.trace,
             )
             .await?;
-        Ok(HashMap::from([((), Arc::new(me))]))
+        Ok(Loaded::from_iter([((), Arc::new(me))]))
     }
 }
 
@@ -115,9 +115,9 @@ impl BatchLoad for MyWorkspacesLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = 1;
 
-    async fn load(&self, _: &[()]) -> Result<HashMap<(), Vec<Workspace>>, SourceError> {
+    async fn load(&self, _: &[()]) -> Result<Loaded<(), Vec<Workspace>>, SourceError> {
         let workspaces = self.sources.monolith.workspaces(&self.caller).await?;
-        Ok(HashMap::from([((), workspaces)]))
+        Ok(Loaded::from_iter([((), workspaces)]))
     }
 }
 
@@ -150,7 +150,7 @@ impl BatchLoad for TemplatePageLoader {
     async fn load(
         &self,
         keys: &[TemplatePageKey],
-    ) -> Result<HashMap<TemplatePageKey, Page<Template>>, SourceError> {
+    ) -> Result<Loaded<TemplatePageKey, Page<Template>>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "template_pages", keys.len());
         one_call_per_key(keys, |key| async move {
             self.sources
@@ -176,10 +176,11 @@ impl BatchLoad for MembersLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = crate::monolith::MAX_PAGE_SIZE;
 
-    async fn load(&self, keys: &[WorkspaceId]) -> Result<HashMap<WorkspaceId, Vec<Membership>>, SourceError> {
+    async fn load(&self, keys: &[WorkspaceId]) -> Result<Loaded<WorkspaceId, Vec<Membership>>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "members", keys.len());
         let members = self.sources.monolith.members_of_workspaces(&self.caller, keys).await?;
-        let mut by_workspace: HashMap<WorkspaceId, Vec<Membership>> = HashMap::with_capacity(keys.len());
+        let mut by_workspace: Loaded<WorkspaceId, Vec<Membership>> =
+            Loaded::with_capacity_and_hasher(keys.len(), Default::default());
         for (workspace, membership) in members {
             by_workspace.entry(workspace).or_default().push(membership);
         }
@@ -209,13 +210,13 @@ impl BatchLoad for StatsLoader {
     const BACKEND: Backend = Backend::Events;
     const MAX_BATCH: usize = MAX_SERVICE_BATCH;
 
-    async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+    async fn load(&self, keys: &[StatsKey]) -> Result<Loaded<StatsKey, TemplateStats>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Events, "stats", keys.len());
         let mut by_window: HashMap<StatsWindow, Vec<TemplateId>> = HashMap::new();
         for key in keys {
             by_window.entry(key.window).or_default().push(key.template);
         }
-        let mut loaded = HashMap::with_capacity(keys.len());
+        let mut loaded = Loaded::with_capacity_and_hasher(keys.len(), Default::default());
         for (window, ids) in by_window {
             let stats = batch
                 .done(self.sources.events.template_stats(batch.caller(), &ids, window, self.now).await)?;
@@ -238,7 +239,7 @@ impl BatchLoad for LegacyStatsLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = usize::MAX;
 
-    async fn load(&self, keys: &[StatsKey]) -> Result<HashMap<StatsKey, TemplateStats>, SourceError> {
+    async fn load(&self, keys: &[StatsKey]) -> Result<Loaded<StatsKey, TemplateStats>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_stats", keys.len());
         let caller = batch.caller();
         let loaded = one_call_per_key(keys, |key| async move {
@@ -261,7 +262,7 @@ impl BatchLoad for DraftLoader {
     const BACKEND: Backend = Backend::Drafts;
     const MAX_BATCH: usize = MAX_SERVICE_BATCH;
 
-    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+    async fn load(&self, keys: &[TemplateId]) -> Result<Loaded<TemplateId, Draft>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Drafts, "drafts", keys.len());
         let drafts = batch.done(self.sources.drafts.batch_get(batch.caller(), keys).await)?;
         Ok(drafts.into_iter().map(|d| (d.template_id, d)).collect())
@@ -280,7 +281,7 @@ impl BatchLoad for LegacyDraftLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = usize::MAX;
 
-    async fn load(&self, keys: &[TemplateId]) -> Result<HashMap<TemplateId, Draft>, SourceError> {
+    async fn load(&self, keys: &[TemplateId]) -> Result<Loaded<TemplateId, Draft>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_drafts", keys.len());
         let caller = batch.caller();
         batch.done(one_call_per_key(keys, |id| self.sources.monolith.legacy_draft(caller, id)).await)
@@ -312,7 +313,7 @@ impl BatchLoad for EventsPageLoader {
     const BACKEND: Backend = Backend::Events;
     const MAX_BATCH: usize = usize::MAX;
 
-    async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+    async fn load(&self, keys: &[EventsPageKey]) -> Result<Loaded<EventsPageKey, EventPage>, SourceError> {
         let batch = Batch::start(&self.sources, &self.caller, Backend::Events, "event_pages", keys.len());
         let caller = batch.caller();
         let loaded = one_call_per_key(keys, |key| async move {
@@ -338,7 +339,7 @@ impl BatchLoad for LegacyEventsPageLoader {
     const BACKEND: Backend = Backend::Monolith;
     const MAX_BATCH: usize = usize::MAX;
 
-    async fn load(&self, keys: &[EventsPageKey]) -> Result<HashMap<EventsPageKey, EventPage>, SourceError> {
+    async fn load(&self, keys: &[EventsPageKey]) -> Result<Loaded<EventsPageKey, EventPage>, SourceError> {
         let batch =
             Batch::start(&self.sources, &self.caller, Backend::Monolith, "legacy_event_pages", keys.len());
         let caller = batch.caller();
@@ -414,7 +415,7 @@ type KeyOutcome<K, V> = Result<(K, Option<V>), Option<SourceError>>;
 /// The first failure fails the batch: no call starts after it, and the calls already under way
 /// finish rather than being dropped mid-flight (so a budget of backend calls counts exactly the
 /// calls the backends received).
-async fn one_call_per_key<K, V, Call, Fut>(keys: &[K], call: Call) -> Result<HashMap<K, V>, SourceError>
+async fn one_call_per_key<K, V, Call, Fut>(keys: &[K], call: Call) -> Result<Loaded<K, V>, SourceError>
 where
     K: Clone + Eq + std::hash::Hash,
     Call: Fn(K) -> Fut,
@@ -438,7 +439,7 @@ where
         .buffer_unordered(LEGACY_CONCURRENCY)
         .collect()
         .await;
-    let mut loaded = HashMap::with_capacity(outcomes.len());
+    let mut loaded = Loaded::with_capacity_and_hasher(outcomes.len(), Default::default());
     let mut first_error = None;
     for outcome in outcomes {
         match outcome {
