@@ -168,7 +168,11 @@ impl Graphql {
             Route::Full(request) => parts.full.execute(request).await,
             Route::Fast(mut request, finish) => {
                 if written && !finish.order.merges_objects() {
-                    request.data.insert(banyan_resolvers::WrittenObjects);
+                    request.data.insert(if finish.order.repeats_keys() {
+                        banyan_resolvers::WrittenObjects::checking_keys()
+                    } else {
+                        banyan_resolvers::WrittenObjects::with_unique_keys()
+                    });
                 }
                 let started = Instant::now();
                 let schema = if finish.document.validated_for(&request.variables, &self.0.registry) {

@@ -30,6 +30,10 @@ struct Plan {
     /// Whether a key here or below carries more than one selection set, whose objects are
     /// merged under it.
     merges: bool,
+    /// Whether a key here or below is selected more than once (`{ id ... on User { id } }`),
+    /// fragments taken whatever their type condition: when not, no object of the operation has
+    /// a key twice.
+    repeats: bool,
 }
 
 impl Plan {
@@ -43,6 +47,7 @@ impl Plan {
             collect(document, set, &mut collected, depth);
         }
         let mut merges = false;
+        let mut repeats = collected.repeated;
         let keys = collected
             .keys
             .into_iter()
@@ -53,10 +58,11 @@ impl Plan {
                     Self::build(document, &subsets, depth + 1)
                 };
                 merges |= subsets.len() > 1 || plan.merges;
+                repeats |= plan.repeats;
                 (key, plan)
             })
             .collect();
-        Self { keys, merges }
+        Self { keys, merges, repeats }
     }
 
     /// Puts the keys of `value`'s objects in the planned order, through lists. An object is
@@ -106,6 +112,8 @@ impl Plan {
 struct Collected<'a> {
     keys: Vec<(Name, Vec<&'a SelectionSet>)>,
     index: HashMap<Name, usize>,
+    /// Whether a key was met more than once.
+    repeated: bool,
 }
 
 /// CollectFields: the response keys of `set` in order of first appearance, fragments flattened.
@@ -127,6 +135,8 @@ fn collect<'a>(
                 let index = *collected.index.entry(key.clone()).or_insert(next);
                 if index == next {
                     collected.keys.push((key, Vec::new()));
+                } else {
+                    collected.repeated = true;
                 }
                 if !field.selection_set.node.items.is_empty() {
                     collected.keys[index].1.push(&field.selection_set.node);
@@ -164,6 +174,12 @@ impl ResponseOrder {
     /// { x } a { y } }`, or through fragments): the objects under it are merged.
     pub(crate) fn merges_objects(&self) -> bool {
         self.0.merges
+    }
+
+    /// Whether an object of the operation may have a response key selected more than once
+    /// (`{ id ... on User { id } }`; fragments are counted whatever their type condition).
+    pub(crate) fn repeats_keys(&self) -> bool {
+        self.0.repeats
     }
 }
 
@@ -275,6 +291,25 @@ mod tests {
             ["{ a { x } b: a { y } }", "{ a b a }", "{ a { x x y: x } ... { c } }", "{ l { items { x } } }"]
         {
             assert!(!merges(query), "{query}");
+        }
+    }
+
+    #[test]
+    fn a_key_selected_twice_anywhere_is_a_repeat_and_an_alias_is_not() {
+        let repeats = |query: &str| plan_for(&mut Request::new(query)).expect("a plan").repeats;
+        for query in [
+            "{ a a }",
+            "{ a { x x } }",
+            "{ a { x ... on A { x } } }",
+            "{ a { ...F } } fragment F on A { x y: z y: z }",
+            "{ l { items { x } ... on L { items { y } } } }",
+            // A condition no object meets still counts: the check is by the document alone.
+            "{ n { x ... on Other { x } } }",
+        ] {
+            assert!(repeats(query), "{query}");
+        }
+        for query in ["{ a { x } b: a { y } }", "{ a { x y: x } ... { c } }", "{ a { x } b { x } }"] {
+            assert!(!repeats(query), "{query}");
         }
     }
 

@@ -199,9 +199,9 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         // Boxed as one type for every object type: a field's future holds its object's only
         // through this box, so an object may hold objects of its own type, and the fields of an
         // object are sized for their own work, not for every object below them.
-        let write = ctx.data_opt::<WrittenObjects>().is_some();
+        let written = ctx.data_opt::<WrittenObjects>();
         let object: Pin<Box<dyn Future<Output = Value> + Send + '_>> =
-            Box::pin(resolve_object(ctx, fields, &self.0, write));
+            Box::pin(resolve_object(ctx, fields, &self.0, written));
         Ok(object.await)
     }
 }
@@ -345,16 +345,16 @@ async fn resolve_item<'a, T: OutputType>(
 }
 
 /// The object `root`: its `fields`, resolved side by side, under their response keys; written
-/// as JSON when `write` and it can be (`crate::written`).
+/// as JSON when the request is marked `written` and it can be (`crate::written`).
 async fn resolve_object<'a, T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'a>,
     fields: Vec<&'a Positioned<Field>>,
     root: &'a T,
-    write: bool,
+    written: Option<&WrittenObjects>,
 ) -> Value {
     // A key selected twice merges its selections, as maps; an object without fields is null.
-    let mut text =
-        (write && !fields.is_empty() && !repeats_a_key(&fields)).then(|| ObjectText::new(fields.len()));
+    let write = written.is_some_and(|written| written.keys_unique() || !repeats_a_key(&fields));
+    let mut text = (write && !fields.is_empty()).then(|| ObjectText::new(fields.len()));
     let outcomes = resolve_fields(ctx, &fields, root, &mut text).await;
     if let Some(text) = text {
         let values = outcomes.iter().filter_map(|outcome| match outcome {
@@ -859,7 +859,7 @@ mod tests {
         let mut written_in_all = 0;
         for query in DOCUMENTS {
             let maps = lean.execute(query).await;
-            let response = lean.execute(Request::new(query).data(WrittenObjects)).await;
+            let response = lean.execute(Request::new(query).data(WrittenObjects::checking_keys())).await;
             let mut bytes = Vec::new();
             write_data(&mut bytes, &response.data).expect("writes");
             let expected = serde_json::to_vec(&maps.data).expect("serializes");

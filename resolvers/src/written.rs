@@ -33,7 +33,28 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// Marks a request (its data) whose response [`write_data`] renders: its lean objects are
 /// written as they resolve.
-pub struct WrittenObjects;
+pub struct WrittenObjects {
+    keys_unique: bool,
+}
+
+impl WrittenObjects {
+    /// For an operation that may select a response key twice in one object: each object looks
+    /// for one as it resolves, and one that has it stays a map.
+    pub fn checking_keys() -> Self {
+        Self { keys_unique: false }
+    }
+
+    /// For an operation known to select each response key once per object (the gateway reads
+    /// that from the document once, with its fragments): no object looks again.
+    pub fn with_unique_keys() -> Self {
+        Self { keys_unique: true }
+    }
+
+    /// Whether no object of the operation selects a key twice.
+    pub(crate) fn keys_unique(&self) -> bool {
+        self.keys_unique
+    }
+}
 
 /// An object's JSON text as its fields resolve: its keys, its plain fields' leaves ([`Leaf`])
 /// and the values of the fields ready as they start, written in place in the selection's order;

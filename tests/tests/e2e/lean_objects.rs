@@ -148,3 +148,35 @@ async fn lean_objects_answer_as_async_graphqls_containers() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_selected_twice_is_answered_once_in_the_bytes_sent() {
+    let stack = TestStack::start().await;
+    let replica = stack.replica(|config| config.server.field_spans = true).await;
+    // Leaves selected twice (through an interface's fragment, a fragment spread, an alias used
+    // twice) and no object merged: the written path, where each object must see the repeat.
+    let query = "query Repeats($ws: ID!) { templates(workspaceId: $ws, first: 3) { edges { node { \
+                 id name ... on Node { id } ...Row createdBy { fullName fullName } } } } } \
+                 fragment Row on Template { n: status n: status name }";
+    let variables = json!({ "ws": workspace_id(1) });
+    let expected = answer(&stack, replica.addr(), query, &variables).await;
+    assert_eq!(answer(&stack, stack.gateway.addr(), query, &variables).await, expected);
+    assert!(expected.get("errors").is_none(), "{expected}");
+    let sent = stack
+        .http()
+        .post(format!("http://{}/graphql", stack.gateway.addr()))
+        .header("authorization", format!("Token {}", stack.token(OWNER)))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("the gateway answers")
+        .text()
+        .await
+        .expect("a body");
+    // serde_json keeps the last of two equal keys, so the comparison above cannot see a repeat;
+    // the bytes can. Three templates: each key once per object.
+    for (key, times) in [("\"id\":", 3), ("\"name\":", 3), ("\"n\":", 3), ("\"fullName\":", 3)] {
+        assert_eq!(sent.matches(key).count(), times, "{key} in {sent}");
+    }
+    stack.stop().await;
+}
