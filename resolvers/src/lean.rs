@@ -840,6 +840,81 @@ mod tests {
         }
     }
 
+    /// An `Int` whose resolution fails for even numbers, after yielding once when `late`. Lean
+    /// objects never fail (they record their fields' errors and answer), so a list item that
+    /// fails is one of another output type: this one.
+    struct Failing {
+        number: u32,
+        late: bool,
+    }
+
+    impl async_graphql::OutputType for Failing {
+        fn type_name() -> std::borrow::Cow<'static, str> {
+            <i32 as async_graphql::OutputType>::type_name()
+        }
+
+        fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+            <i32 as async_graphql::OutputType>::create_type_info(registry)
+        }
+
+        async fn resolve(
+            &self,
+            _: &async_graphql::ContextSelectionSet<'_>,
+            _: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+        ) -> async_graphql::ServerResult<async_graphql::Value> {
+            if self.late {
+                tokio::task::yield_now().await;
+            }
+            if self.number.is_multiple_of(2) {
+                return Err(async_graphql::ServerError::new(format!("{} is even", self.number), None));
+            }
+            Ok(async_graphql::Value::from(self.number))
+        }
+    }
+
+    struct FailingRoot;
+
+    #[Object]
+    impl FailingRoot {
+        /// Items 2 and 4 fail as they start.
+        async fn at_once(&self) -> LeanList<Vec<Failing>> {
+            LeanList((1..=5).map(|number| Failing { number, late: false }).collect())
+        }
+
+        /// Every item waits; items 2 and 4 then fail.
+        async fn late(&self) -> Option<LeanList<Vec<Failing>>> {
+            Some(LeanList((1..=5).map(|number| Failing { number, late: true }).collect()))
+        }
+
+        /// Every item waits and none fails.
+        async fn fine(&self) -> LeanList<Vec<Failing>> {
+            LeanList([1, 3, 5].map(|number| Failing { number, late: true }).into())
+        }
+    }
+
+    /// A lean list whose item fails fails as async-graphql's `resolve_list` does: with the first
+    /// failure, the item's index in its path.
+    #[tokio::test]
+    async fn a_lean_lists_failing_item_fails_it_with_the_items_index_in_its_path() {
+        let lean = Schema::build(FailingRoot, EmptyMutation, EmptySubscription).data(ExtensionFree).finish();
+        let container = Schema::build(FailingRoot, EmptyMutation, EmptySubscription).finish();
+        for (query, failed) in [("{ atOnce fine }", "atOnce"), ("{ late fine }", "late")] {
+            let (expected, answered) = (container.execute(query).await, lean.execute(query).await);
+            assert_eq!(answered.data, expected.data, "{query}");
+            assert_eq!(answered.errors, expected.errors, "{query}");
+            let [error] = expected.errors.as_slice() else { panic!("{query}: {expected:?}") };
+            assert_eq!(error.message, "2 is even", "{query}");
+            assert_eq!(
+                error.path,
+                [async_graphql::PathSegment::Field(failed.to_owned()), async_graphql::PathSegment::Index(1)],
+                "{query}"
+            );
+            let fine = async_graphql::Value::List([1, 3, 5].map(async_graphql::Value::from).into());
+            let async_graphql::Value::Object(data) = &answered.data else { panic!("{query}: {answered:?}") };
+            assert_eq!(data.get("fine"), Some(&fine), "{query}");
+        }
+    }
+
     #[tokio::test]
     async fn objects_written_as_they_resolve_render_as_their_maps_and_hold_no_failure() {
         use async_graphql::{PathSegment, Request, Value};
