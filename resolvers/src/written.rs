@@ -189,27 +189,31 @@ impl Leaf for DateTime<Utc> {
     /// zero. Written here digit by digit: chrono makes a string for it (its formatter, a string
     /// for the offset's name). Digits, `-`, `:`, `.`, `T` and `+`: nothing to escape.
     fn write_leaf(&self, out: &mut Vec<u8>) {
-        let year = self.year();
+        // Read once as UTC's own date and time: each of `DateTime`'s readers converts to the
+        // local time first (no change in UTC, but a call each).
+        let at = self.naive_utc();
+        let year = at.year();
         if !(0..=9999).contains(&year) {
             // A signed year of five digits or more: never met, chrono's own text.
             write_json(out, &self.to_rfc3339());
             return;
         }
         // A leap second is the 60th second, its nanoseconds past a billion.
-        let (second, nanos) = match self.nanosecond().checked_sub(1_000_000_000) {
-            Some(nanos) => (self.second() + 1, nanos),
-            None => (self.second(), self.nanosecond()),
+        let (second, nanos) = match at.nanosecond().checked_sub(1_000_000_000) {
+            Some(nanos) => (at.second() + 1, nanos),
+            None => (at.second(), at.nanosecond()),
         };
+        out.reserve(b"\"2026-12-01T00:00:00.123456789+00:00\"".len());
         out.push(b'"');
         push_digits(out, year as u32, 4);
         out.push(b'-');
-        push_digits(out, self.month(), 2);
+        push_digits(out, at.month(), 2);
         out.push(b'-');
-        push_digits(out, self.day(), 2);
+        push_digits(out, at.day(), 2);
         out.push(b'T');
-        push_digits(out, self.hour(), 2);
+        push_digits(out, at.hour(), 2);
         out.push(b':');
-        push_digits(out, self.minute(), 2);
+        push_digits(out, at.minute(), 2);
         out.push(b':');
         push_digits(out, second, 2);
         if nanos != 0 {
