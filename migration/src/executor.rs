@@ -6,6 +6,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -86,14 +87,26 @@ impl ShadowExecutor {
 
     /// The primary alone, for a decision without a shadow: timed and recorded as [`run`](Self::run)
     /// records it, with no second call to prepare for.
+    ///
+    /// A primary ready on its first poll (answered from the request's loaders, as a page's items
+    /// are after its prefetch) waited for no backend: its latency is recorded as zero, without
+    /// reading the clock. Two reads per item were most of the 1% of a page's CPU that went to
+    /// the clock. The histogram counts whole microseconds, so such a wait was zero already.
     pub async fn serve<T, E>(
         &self,
         decision: &Decision,
         primary: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        let started = Instant::now();
-        let result = primary.await;
-        self.recorder.record_served(decision.key, decision.serve, started.elapsed());
+        let mut primary = std::pin::pin!(primary);
+        let (result, latency) = match std::future::poll_fn(|cx| Poll::Ready(primary.as_mut().poll(cx))).await
+        {
+            Poll::Ready(result) => (result, Duration::ZERO),
+            Poll::Pending => {
+                let started = Instant::now();
+                (primary.await, started.elapsed())
+            }
+        };
+        self.recorder.record_served(decision.key, decision.serve, latency);
         result
     }
 

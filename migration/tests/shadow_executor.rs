@@ -584,3 +584,30 @@ async fn ending_a_round_compares_the_items_that_came_and_frees_the_slot() {
     assert_eq!((counters.matched, counters.secondary_timeouts, counters.skipped), (4, 0, 0), "{counters:?}");
     assert_eq!(calls_made(&calls), [2, 2]);
 }
+
+/// A primary served alone records its backend's latency: what it waited for, and zero when it
+/// was answered on its first poll (from the request's loaders) and waited for nothing.
+#[tokio::test]
+async fn a_served_primary_records_what_it_waited_for_and_zero_when_it_did_not_wait() {
+    let fixture = fixture("[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
+    let decision = fixture.table.decide(fixture.key, &subject(1));
+    assert!(decision.shadow.is_none());
+    let ready = fixture.executor.serve(&decision, async { Ok::<_, String>(1) }).await;
+    let waited = fixture
+        .executor
+        .serve(&decision, async {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            Ok::<_, String>(2)
+        })
+        .await;
+    assert_eq!((ready, waited), (Ok(1), Ok(2)));
+    let snapshot = fixture.executor.recorder().snapshot();
+    let results = snapshot.keys.get(&fixture.key).unwrap_or_else(|| panic!("recorded"));
+    assert_eq!(results.served.get(&Backend::Legacy), Some(&2));
+    let legacy = &results.latency.legacy;
+    assert_eq!(legacy.count, 2);
+    // At least the 3 ms slept, and nothing for the ready one: a sleep lasts at least its
+    // duration, so this holds however slow the machine.
+    assert!(legacy.sum_micros >= 3_000, "{legacy:?}");
+    assert_eq!(legacy.counts[0], 1, "the ready one in the first bucket, the other above 1 ms: {legacy:?}");
+}
