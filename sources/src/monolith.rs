@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -41,7 +42,8 @@ pub struct MonolithOptions {
 #[derive(Debug, Clone)]
 pub struct MonolithClient {
     http: reqwest::Client,
-    base_url: String,
+    /// Parsed once: a URL made from text is parsed again for every call, its host through IDNA.
+    base_url: reqwest::Url,
     timeout: Duration,
     /// Where each call's duration and outcome go.
     metrics: crate::metrics::BackendMetrics,
@@ -62,9 +64,13 @@ impl MonolithClient {
                 backend: Backend::Monolith,
                 detail: format!("building the HTTP client: {e}"),
             })?;
+        let base_url = reqwest::Url::parse(&options.base_url).map_err(|e| SourceError::Unavailable {
+            backend: Backend::Monolith,
+            detail: format!("the monolith's URL {:?}: {e}", options.base_url),
+        })?;
         Ok(Self {
             http,
-            base_url: options.base_url.trim_end_matches('/').to_owned(),
+            base_url,
             timeout: options.timeout,
             metrics: crate::metrics::BackendMetrics::default(),
             resilience: Resilience::new(Backend::Monolith, options.resilience.clone()),
@@ -498,7 +504,7 @@ impl MonolithClient {
         request_id: Option<&str>,
         forwarded: &[(String, String)],
         trace: &TraceContext,
-    ) -> Result<(StatusCode, Vec<u8>), SourceError> {
+    ) -> Result<(StatusCode, Bytes), SourceError> {
         let idempotent = method == Method::GET;
         let span = trace.is_on().then(|| {
             let route = crate::metrics::monolith_route(&method, path);
@@ -567,13 +573,13 @@ impl MonolithClient {
         body: Option<&[u8]>,
         credential: &Credential,
         sent: Sent<'_>,
-    ) -> Result<(StatusCode, Vec<u8>), SourceError> {
+    ) -> Result<(StatusCode, Bytes), SourceError> {
         let Sent { request_id, forwarded, traceparent } = sent;
         let span = tracing::debug_span!("monolith", http.method = %method, path);
         let call = async {
             let request = self
                 .http
-                .request(method.clone(), format!("{}{path}", self.base_url))
+                .request(method.clone(), call_url(&self.base_url, path))
                 .header(reqwest::header::ACCEPT, "application/json")
                 .query(query);
             // Forwarded headers first; `forwardable` never yields an identity header, so the
@@ -597,7 +603,7 @@ impl MonolithClient {
             let response = request.send().await.map_err(|e| transport_error(&e, timeout))?;
             let status = response.status();
             let bytes = response.bytes().await.map_err(|e| transport_error(&e, timeout))?;
-            Ok((status, bytes.to_vec()))
+            Ok((status, bytes))
         };
         let timer = self.metrics.start_call(Backend::Monolith, crate::metrics::monolith_route(&method, path));
         let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
@@ -723,6 +729,13 @@ fn body_excerpt(body: &[u8]) -> String {
         excerpt.push_str(&format!("… ({} bytes)", body.len()));
     }
     excerpt
+}
+
+/// The URL of `path` (`/api/v1/…`) on the monolith at `base`, under its path if it has one.
+fn call_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
+    url
 }
 
 fn decode_response<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, SourceError> {
@@ -1029,6 +1042,24 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calls_url_is_the_base_with_the_path_appended_as_text_would_give_it() {
+        for base in [
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/",
+            "http://legacy.internal/django",
+            "https://legacy.internal/django/",
+        ] {
+            let parsed = reqwest::Url::parse(base).unwrap_or_else(|e| panic!("{base}: {e}"));
+            for path in ["/api/v1/me/", "/api/v1/templates/42/draft/blocks/"] {
+                // The way each call made its URL before: the text, parsed.
+                let expected = reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+                    .unwrap_or_else(|e| panic!("{base}{path}: {e}"));
+                assert_eq!(call_url(&parsed, path), expected, "{base} {path}");
+            }
+        }
+    }
 
     #[test]
     fn a_5xx_page_reaches_the_log_as_a_one_line_excerpt() {
