@@ -110,7 +110,7 @@ pub trait BatchLoad: Send + Sync + 'static {
 
 /// What a batch loaded, by key: on the loaders' own hasher, as the map is read once per key
 /// as the batch settles.
-pub type Loaded<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub type Loaded<K, V> = HashMap<K, V, FastHash>;
 
 /// The batch scheduler of one request: collects the loaders that have keys queued and dispatches
 /// them when a level of the request's execution is complete (see the module docs). Cheap to
