@@ -100,6 +100,17 @@ pub const ME: Operation = Operation {
     expected_calls: &[("GET /api/v1/me/", 1)],
 };
 
+/// The smallest operation there is: no field that reaches a backend. What the gateway spends on
+/// every request before and after its fields (HTTP, the middleware, the document cache, the
+/// executor's setup, the answer's writing), to set against what the floor spends on a whole page.
+pub const TYPENAME: Operation = Operation {
+    name: "Typename",
+    query: "{ __typename }",
+    operation_name: None,
+    variables: "{}",
+    expected_calls: &[],
+};
+
 /// A wide query nesting lists three levels deep (workspaces, their templates, each draft's
 /// blocks), with per-item fields at every level: what batching across list items must hold.
 pub const WIDE: Operation = Operation {
@@ -122,7 +133,8 @@ pub const WIDE: Operation = Operation {
 };
 
 /// Every operation, in report order.
-pub const OPERATIONS: &[Operation] = &[TEMPLATE_LIST, TEMPLATE_EDITOR, ANALYTICS_DASHBOARD, ME, WIDE];
+pub const OPERATIONS: &[Operation] =
+    &[TEMPLATE_LIST, TEMPLATE_EDITOR, ANALYTICS_DASHBOARD, ME, WIDE, TYPENAME];
 
 /// The operation called `name` (case-insensitive).
 pub fn by_name(name: &str) -> Option<&'static Operation> {

@@ -54,7 +54,7 @@ enum Child {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Operations to run (comma-separated): TemplateList, TemplateEditor, AnalyticsDashboard, Me, Wide.
+    /// Operations to run (comma-separated): TemplateList, TemplateEditor, AnalyticsDashboard, Me, Wide, Typename.
     #[arg(long, value_delimiter = ',')]
     ops: Vec<String>,
     /// Concurrent connections, one run each.
@@ -177,8 +177,9 @@ struct Row {
     devstack_cpu_ms_per_request: f64,
     /// The gateway's CPU over the devstack's in the same run: the devstack's work per request is
     /// fixed by the operation and variant, so this ratio carries less of the machine's drift
-    /// than either figure alone (compare it between runs of the same variant only).
-    cpu_per_devstack_cpu: f64,
+    /// than either figure alone (compare it between runs of the same variant only). None when the
+    /// devstack did no work (an operation that reaches no backend).
+    cpu_per_devstack_cpu: Option<f64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -487,7 +488,8 @@ async fn measure(
         peak_rss_mib: mib(memory.peak),
         rss_mib: mib(memory.rss),
         devstack_cpu_ms_per_request: ms(devstack_cpu) / requests as f64,
-        cpu_per_devstack_cpu: cpu.as_secs_f64() / devstack_cpu.as_secs_f64().max(f64::EPSILON),
+        cpu_per_devstack_cpu: (!devstack_cpu.is_zero())
+            .then(|| cpu.as_secs_f64() / devstack_cpu.as_secs_f64()),
     })
 }
 
@@ -499,7 +501,7 @@ fn print_row(row: &Row, binaries: usize) {
         variant
     };
     println!(
-        "{:<9} {:<9} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>7.2} {:>6}",
+        "{:<9} {:<9} {:<18} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>9.2} {:>10.3} {:>9.1} {:>10.3} {:>7} {:>6}",
         format!("{:?}", row.latency).to_lowercase(),
         variant,
         row.operation,
@@ -511,7 +513,7 @@ fn print_row(row: &Row, binaries: usize) {
         row.cpu_ms_per_request,
         row.peak_rss_mib,
         row.devstack_cpu_ms_per_request,
-        row.cpu_per_devstack_cpu,
+        row.cpu_per_devstack_cpu.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}")),
         row.failures,
     );
 }
@@ -589,6 +591,16 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
 }
 
+/// `row`'s gateway CPU over `first`'s: by `cpu/dev` when the devstack worked in both runs (its
+/// work is fixed per request, so the ratio carries less of the machine's drift), by CPU per request
+/// when it did not (an operation that reaches no backend).
+fn paired_cpu_ratio(first: &Row, row: &Row) -> f64 {
+    match (first.cpu_per_devstack_cpu, row.cpu_per_devstack_cpu) {
+        (Some(first), Some(row)) => row / first,
+        _ => row.cpu_ms_per_request / first.cpu_ms_per_request,
+    }
+}
+
 /// With several `--gateway-bin`s: per run shape, each binary's medians over the rounds, and each
 /// binary's `cpu/dev` against the first's, paired round by round (the same devstack, moments
 /// apart, so the machine's drift mostly cancels).
@@ -615,15 +627,17 @@ fn print_binaries(rows: &[Row], binaries: usize) {
         };
         let first: Vec<&Row> = of(0).collect();
         for binary in 0..binaries {
-            let Some(cpu_dev) = median(of(binary).map(|r| r.cpu_per_devstack_cpu).collect()) else {
+            if of(binary).next().is_none() {
                 continue;
-            };
+            }
+            let cpu_dev = median(of(binary).filter_map(|r| r.cpu_per_devstack_cpu).collect())
+                .map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}"));
             let cpu = median(of(binary).map(|r| r.cpu_ms_per_request).collect()).unwrap_or(0.0);
             let p50 = median(of(binary).map(|r| r.p50_ms).collect()).unwrap_or(0.0);
             let rps = median(of(binary).map(|r| r.requests_per_second).collect()).unwrap_or(0.0);
             let paired: Vec<f64> = paired_within_rounds(&first, &of(binary).collect::<Vec<_>>())
                 .into_iter()
-                .map(|(first, row)| row.cpu_per_devstack_cpu / first.cpu_per_devstack_cpu)
+                .map(|(first, row)| paired_cpu_ratio(first, row))
                 .collect();
             let (lower, rounds) = (paired.iter().filter(|ratio| **ratio < 1.0).count(), paired.len());
             let versus = match (binary, median(paired)) {
@@ -633,7 +647,7 @@ fn print_binaries(rows: &[Row], binaries: usize) {
                 }
             };
             println!(
-                "{:<9} {:<9} {:<18} {:>5}  #{}: cpu/dev {cpu_dev:.2}, cpu {cpu:.3} ms/req, p50 {p50:.2} ms, {rps:.0} req/s{versus}",
+                "{:<9} {:<9} {:<18} {:>5}  #{}: cpu/dev {cpu_dev}, cpu {cpu:.3} ms/req, p50 {p50:.2} ms, {rps:.0} req/s{versus}",
                 format!("{latency:?}").to_lowercase(),
                 format!("{variant:?}").to_lowercase(),
                 operation,
@@ -799,7 +813,7 @@ mod tests {
             peak_rss_mib: 1.0,
             rss_mib: 1.0,
             devstack_cpu_ms_per_request: 1.0,
-            cpu_per_devstack_cpu: 1.0,
+            cpu_per_devstack_cpu: Some(1.0),
         }
     }
 
