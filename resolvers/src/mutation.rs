@@ -1,5 +1,7 @@
 //! `Mutation`: renaming templates and editing drafts.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use banyan_migration::Backend;
 use banyan_sources::domain::{DraftEdit, TemplateId, TemplatePatch};
@@ -80,7 +82,7 @@ impl Mutation {
         let patch = TemplatePatch { name: Some(name), status: None };
         let template =
             sources.monolith.update_template(&scope.caller, TemplateId(key), &patch).await.graphql()?;
-        Ok(Some(TemplateObject(template)))
+        Ok(Some(TemplateObject(Arc::new(template))))
     }
 
     /// Replaces the content of one block. A stale `expectedVersion` is not an error: the result is

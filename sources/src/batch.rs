@@ -549,6 +549,8 @@ impl<T: BatchLoad> LoaderInner<T> {
             if failed {
                 return None;
             }
+            // A page asks for its items' keys at once: room for them all, not grown in steps.
+            state.slots.reserve(keys.len());
             for key in keys {
                 let fresh = match state.slots.get(key) {
                     None | Some(Slot::Failed { remembered: false, .. }) => true,
@@ -736,7 +738,7 @@ impl<T: BatchLoad> BatchLoader<T> {
         &self,
         keys: impl IntoIterator<Item = T::Key>,
     ) -> Result<HashMap<T::Key, T::Value>, SourceError> {
-        self.wait_for(keys, Asking::Load).await
+        self.wait_for::<AllOrFirstError>(keys, Asking::Load).await
     }
 
     /// Each key's own outcome, in the order of `keys`: its value, `None` when the backend has
@@ -751,15 +753,11 @@ impl<T: BatchLoad> BatchLoader<T> {
     /// later loads of these keys are answered at once, not deferred as a load answered from a
     /// call of an earlier level is (see the module docs). Failures are left for those loads.
     pub async fn prefetch_many(&self, keys: impl IntoIterator<Item = T::Key>) {
-        let _ = self.wait_for(keys, Asking::Prefetch).await;
+        self.wait_for::<Settled>(keys, Asking::Prefetch).await;
     }
 
-    /// Asks for `keys` (a load or a prefetch) and waits for them.
-    fn wait_for(
-        &self,
-        keys: impl IntoIterator<Item = T::Key>,
-        asking: Asking,
-    ) -> Waiting<'_, T, AllOrFirstError> {
+    /// Asks for `keys` (a load or a prefetch) and waits for them, read by `G`.
+    fn wait_for<G>(&self, keys: impl IntoIterator<Item = T::Key>, asking: Asking) -> Waiting<'_, T, G> {
         let keys: Vec<T::Key> = keys.into_iter().collect();
         let deferred = self.inner.ask(&keys, asking);
         Waiting { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }
@@ -792,6 +790,20 @@ impl<K: Clone + Eq + Hash, V: Clone> Gather<K, V> for AllOrFirstError {
             }
         }
         Some(Ok(values))
+    }
+}
+
+/// [`BatchLoader::prefetch_many`]: nothing, once every key is settled. The values stay in the
+/// slots for the loads that read them (a map of copies, made only to be dropped, cost a page's
+/// prefetch a clone of every value).
+struct Settled;
+
+impl<K: Eq + Hash, V> Gather<K, V> for Settled {
+    type Output = ();
+
+    fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<()> {
+        let loading = keys.iter().any(|key| matches!(slots.get(key), Some(Slot::Queued | Slot::Loading)));
+        (!loading).then_some(())
     }
 }
 

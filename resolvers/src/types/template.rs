@@ -2,6 +2,7 @@
 
 use async_graphql::connection::PageInfo;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_graphql::{Context, Enum, InputType, Object, Result, SelectionField};
 use banyan_sources::domain::{Page, Template, TemplateStatus, UserId, WorkspaceId};
@@ -24,7 +25,7 @@ use crate::types::{
 pub(crate) const MAX_PAGE: i32 = 100;
 
 /// An email template.
-pub(crate) struct TemplateObject(pub(crate) Template);
+pub(crate) struct TemplateObject(pub(crate) Arc<Template>);
 
 /// An email template.
 #[Object(name = "Template")]
@@ -274,7 +275,7 @@ pub(crate) async fn template_connection(
 /// loaders' per-request cache answers them. Migrated fields prefetch from the backend the
 /// request's routing decides for them, the same decision their fields make. Failures are left
 /// for the fields themselves to report.
-async fn prefetch_page(ctx: &Context<'_>, templates: &[Template]) {
+async fn prefetch_page(ctx: &Context<'_>, templates: &[Arc<Template>]) {
     let Ok(scope) = scope(ctx) else { return };
     let look_ahead = ctx.look_ahead();
     let nodes = [look_ahead.field("edges").field("node"), look_ahead.field("nodes")];
