@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::decision::{Decision, ShadowPlan, ShadowPurpose};
 use crate::declaration::Backend;
-use crate::executor::{PrimaryDone, ShadowExecutor, Slot, settle};
+use crate::executor::{PrimaryDone, ShadowExecutor, Slot, primary_latency, settle};
 use crate::recorder::{CallContext, Outcome};
 
 /// Why an item has no answer when the secondary answered fewer keys than it was asked.
@@ -185,8 +185,16 @@ where
 
     /// Serves one item: awaits `primary` and returns its result; its comparison is left to the
     /// batch. An item the batch does not expect runs as
-    /// [`ShadowExecutor::run`] runs it, with a second call of its own.
-    pub async fn run<E0, P>(&self, context: CallContext, primary: P, key: K) -> Result<T, E0>
+    /// [`ShadowExecutor::run`] runs it, with a second call of its own. `prefetched`: how long the
+    /// request's prefetch of this field waited for the primary's backend (see
+    /// [`ShadowExecutor::serve`]).
+    pub async fn run<E0, P>(
+        &self,
+        context: CallContext,
+        primary: P,
+        key: K,
+        prefetched: Option<Duration>,
+    ) -> Result<T, E0>
     where
         P: Future<Output = Result<T, E0>>,
     {
@@ -201,9 +209,7 @@ where
             return self.executor.run(&self.decision, context, primary, one).await;
         };
         let recorder = self.executor.recorder();
-        let started = Instant::now();
-        let result = primary.await;
-        let elapsed = started.elapsed();
+        let (result, elapsed) = primary_latency(primary, prefetched).await;
         recorder.record_served(self.decision.key, self.decision.serve, elapsed);
         let primary = match &result {
             Ok(value) => PrimaryDone::Value(value.clone(), elapsed),

@@ -86,26 +86,17 @@ impl ShadowExecutor {
     }
 
     /// The primary alone, for a decision without a shadow: timed and recorded as [`run`](Self::run)
-    /// records it, with no second call to prepare for.
-    ///
-    /// A primary ready on its first poll (answered from the request's loaders, as a page's items
-    /// are after its prefetch) waited for no backend: its latency is recorded as zero, without
-    /// reading the clock. Two reads per item were most of the 1% of a page's CPU that went to
-    /// the clock. The histogram counts whole microseconds, so such a wait was zero already.
+    /// records it, with no second call to prepare for. `prefetched` is how long the request's
+    /// prefetch of this field waited for its backend, if it prefetched: a primary ready on its
+    /// first poll was answered by that call, and is recorded with its latency (with none, it
+    /// waited for nothing: zero).
     pub async fn serve<T, E>(
         &self,
         decision: &Decision,
         primary: impl Future<Output = Result<T, E>>,
+        prefetched: Option<Duration>,
     ) -> Result<T, E> {
-        let mut primary = std::pin::pin!(primary);
-        let (result, latency) = match std::future::poll_fn(|cx| Poll::Ready(primary.as_mut().poll(cx))).await
-        {
-            Poll::Ready(result) => (result, Duration::ZERO),
-            Poll::Pending => {
-                let started = Instant::now();
-                (primary.await, started.elapsed())
-            }
-        };
+        let (result, latency) = primary_latency(primary, prefetched).await;
         self.recorder.record_served(decision.key, decision.serve, latency);
         result
     }
@@ -189,6 +180,28 @@ impl ShadowExecutor {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < max_in_flight).then_some(now + 1))
             .ok()?;
         Some(Slot { in_flight: self.in_flight.clone(), key })
+    }
+}
+
+/// Awaits `primary`, with the latency of the backend call that answered it.
+///
+/// A primary ready on its first poll was answered from the request's loaders, as a page's items
+/// are after the page prefetched for them: it waited for the call that loaded it, the prefetch's
+/// (`prefetched`, the same for every item of the page, as a shadowed page's secondary reports
+/// its one call for every item), or, with no prefetch, for no backend at all. Recording such an
+/// item as zero made a page's primary look free beside its secondary. The clock is read only for
+/// a primary that waits: two reads per item were most of the 1% of a page's CPU that went to it.
+pub(crate) async fn primary_latency<T>(
+    primary: impl Future<Output = T>,
+    prefetched: Option<Duration>,
+) -> (T, Duration) {
+    let mut primary = std::pin::pin!(primary);
+    match std::future::poll_fn(|cx| Poll::Ready(primary.as_mut().poll(cx))).await {
+        Poll::Ready(result) => (result, prefetched.unwrap_or(Duration::ZERO)),
+        Poll::Pending => {
+            let started = Instant::now();
+            (primary.await, started.elapsed())
+        }
     }
 }
 

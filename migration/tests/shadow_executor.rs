@@ -425,7 +425,7 @@ fn page_batch(
 async fn run_items(batch: &ShadowBatch<u64, Stats, String>, ns: impl IntoIterator<Item = u64>) {
     for n in ns {
         let answer =
-            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n).await;
+            batch.run(context(), async move { Ok::<_, String>(Stats { sent: n, opened: n }) }, n, None).await;
         assert_eq!(answer.map(|s| s.sent), Ok(n));
     }
 }
@@ -446,12 +446,12 @@ async fn a_page_is_compared_once_its_last_item_answers_with_one_secondary_call()
     let primary =
         |n: u64| async move { Ok::<_, String>(Stats { sent: n, opened: if n == 7 { n + 1 } else { n } }) };
     for n in 0..9 {
-        assert_eq!(batch.run(context(), primary(n), n).await.map(|s| s.sent), Ok(n));
+        assert_eq!(batch.run(context(), primary(n), n, None).await.map(|s| s.sent), Ok(n));
     }
     tokio::task::yield_now().await;
     assert_eq!(counters(&fixture).compared(), 0, "nothing is compared before the page's last item");
     assert!(calls_made(&calls).is_empty(), "the secondary is asked once, for the whole page");
-    assert_eq!(batch.run(context(), primary(9), 9).await.map(|s| s.sent), Ok(9));
+    assert_eq!(batch.run(context(), primary(9), 9, None).await.map(|s| s.sent), Ok(9));
     wait_for(|| counters(&fixture).compared() == 10).await;
     assert_eq!(calls_made(&calls), [10]);
     let counters = counters(&fixture);
@@ -489,7 +489,7 @@ async fn a_request_that_ends_early_compares_the_items_it_has() {
     // An item whose primary never answers, abandoned (as a cancelled request abandons it).
     let abandoned = tokio::time::timeout(
         Duration::from_millis(20),
-        batch.run(context(), std::future::pending::<Result<Stats, String>>(), 3),
+        batch.run(context(), std::future::pending::<Result<Stats, String>>(), 3, None),
     )
     .await;
     assert!(abandoned.is_err());
@@ -585,29 +585,41 @@ async fn ending_a_round_compares_the_items_that_came_and_frees_the_slot() {
     assert_eq!(calls_made(&calls), [2, 2]);
 }
 
-/// A primary served alone records its backend's latency: what it waited for, and zero when it
-/// was answered on its first poll (from the request's loaders) and waited for nothing.
+/// A primary served alone records the latency of the backend call that answered it: what it
+/// waited for; when it was answered on its first poll (from the request's loaders), the
+/// prefetch's wait that loaded it, or zero when nothing was prefetched.
 #[tokio::test]
-async fn a_served_primary_records_what_it_waited_for_and_zero_when_it_did_not_wait() {
+async fn a_served_primary_records_what_it_waited_for_or_what_its_prefetch_did() {
     let fixture = fixture("[fields.\"Template.stats\"]\nmode = \"legacy\"\n");
     let decision = fixture.table.decide(fixture.key, &subject(1));
     assert!(decision.shadow.is_none());
-    let ready = fixture.executor.serve(&decision, async { Ok::<_, String>(1) }).await;
+    let ready = fixture.executor.serve(&decision, async { Ok::<_, String>(1) }, None).await;
     let waited = fixture
         .executor
-        .serve(&decision, async {
-            tokio::time::sleep(Duration::from_millis(3)).await;
-            Ok::<_, String>(2)
-        })
+        .serve(
+            &decision,
+            async {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                Ok::<_, String>(2)
+            },
+            None,
+        )
         .await;
-    assert_eq!((ready, waited), (Ok(1), Ok(2)));
+    let prefetched =
+        fixture.executor.serve(&decision, async { Ok::<_, String>(3) }, Some(Duration::from_secs(3))).await;
+    assert_eq!((ready, waited, prefetched), (Ok(1), Ok(2), Ok(3)));
     let snapshot = fixture.executor.recorder().snapshot();
     let results = snapshot.keys.get(&fixture.key).unwrap_or_else(|| panic!("recorded"));
-    assert_eq!(results.served.get(&Backend::Legacy), Some(&2));
+    assert_eq!(results.served.get(&Backend::Legacy), Some(&3));
     let legacy = &results.latency.legacy;
-    assert_eq!(legacy.count, 2);
-    // At least the 3 ms slept, and nothing for the ready one: a sleep lasts at least its
-    // duration, so this holds however slow the machine.
-    assert!(legacy.sum_micros >= 3_000, "{legacy:?}");
-    assert_eq!(legacy.counts[0], 1, "the ready one in the first bucket, the other above 1 ms: {legacy:?}");
+    assert_eq!(legacy.count, 3);
+    // Buckets (upper bounds 1, 2, 5, … 2500, 5000 ms): the ready one with nothing prefetched in
+    // the first; the one that slept at least its 3 ms above 2 ms; the prefetched one at its
+    // prefetch's 3 s, in (2.5, 5] s, though its own future was ready at once. A sleep lasts at
+    // least its duration, so this holds however slow the machine (short of a 2.5 s stall).
+    assert_eq!(legacy.bounds_ms[11], 5000);
+    assert_eq!(legacy.counts[0], 1, "the ready one, nothing prefetched: {legacy:?}");
+    assert_eq!(legacy.counts[..2].iter().sum::<u64>(), 1, "only it at 2 ms or less: {legacy:?}");
+    assert_eq!(legacy.counts[11], 1, "the prefetched one at its prefetch's wait: {legacy:?}");
+    assert!(legacy.sum_micros >= 3_003_000, "{legacy:?}");
 }

@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::{Context, Result};
 use banyan_migration::banyan::{
@@ -40,7 +40,15 @@ pub struct RequestRouting {
     served: Option<ServedLog>,
     /// Each field's decision, made once: it depends only on the above, and a page of 50 items
     /// would otherwise hash the request id twice per item in shadow.
-    decided: Mutex<Vec<Decision>>,
+    decided: Mutex<Vec<Decided>>,
+}
+
+/// One field's decision for the request, and how long the request's last prefetch of the field
+/// waited for its backend: the latency its page's items record, answered by that call.
+#[derive(Debug)]
+struct Decided {
+    decision: Decision,
+    prefetched: Option<Duration>,
 }
 
 impl RequestRouting {
@@ -58,13 +66,27 @@ impl RequestRouting {
 
     /// What this request does for `key`.
     pub fn decide(&self, key: FieldKey) -> Decision {
+        self.decide_read(key).0
+    }
+
+    /// What this request does for `key`, and how long its prefetch of the field waited for the
+    /// backend, if it prefetched ([`Self::note_prefetched`]).
+    fn decide_read(&self, key: FieldKey) -> (Decision, Option<Duration>) {
         let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(decision) = decided.iter().find(|decision| decision.key == key) {
-            return *decision;
+        if let Some(known) = decided.iter().find(|known| known.decision.key == key) {
+            return (known.decision, known.prefetched);
         }
         let decision = self.table.decide_with(key, &self.subject, &self.overrides);
-        decided.push(decision);
-        decision
+        decided.push(Decided { decision, prefetched: None });
+        (decision, None)
+    }
+
+    /// Notes that a prefetch of `key` waited `waited` for its backend.
+    fn note_prefetched(&self, key: FieldKey, waited: Duration) {
+        let mut decided = self.decided.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = decided.iter_mut().find(|known| known.decision.key == key) {
+            known.prefetched = Some(waited);
+        }
     }
 
     /// The table snapshot this request decides from.
@@ -200,18 +222,18 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     let scope = scope(ctx)?;
     let engine = engine(ctx)?;
     let field = field_key(engine, F::DECLARATION)?;
-    let decision = scope.routing.decide(field);
+    let (decision, prefetched) = scope.routing.decide_read(field);
     let path = || ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
     // Only a request that asked pays for the note of who served.
     scope.routing.note(path, &decision);
     if decision.shadow.is_some() {
         // Behind a box: the shadow's futures are several times the size of a plain read's, and
         // every field of the object holding this one would otherwise be sized for them.
-        return Box::pin(read_in_shadow::<F>(ctx, scope, engine, &decision, key)).await;
+        return Box::pin(read_in_shadow::<F>(ctx, scope, engine, &decision, key, prefetched)).await;
     }
     let loaders = scope.loaders();
     let primary = F::load(Reach { loaders: &loaders }, decision.serve, key);
-    engine.executor.serve(&decision, primary).await.graphql()
+    engine.executor.serve(&decision, primary, prefetched).await.graphql()
 }
 
 /// [`read`] for a decision with a shadow: the primary, and the secondary beside it.
@@ -221,6 +243,7 @@ async fn read_in_shadow<F: MigratedRead>(
     engine: &Engine,
     decision: &Decision,
     key: F::Key,
+    prefetched: Option<Duration>,
 ) -> Result<F::Value> {
     // Only a shadowed call pays for its context (path rendered, variables copied, names owned).
     let path = ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
@@ -231,7 +254,7 @@ async fn read_in_shadow<F: MigratedRead>(
     if decision.shadow.is_some_and(|plan| plan.purpose == ShadowPurpose::Compare)
         && let Some(batch) = scope.shadow_batch::<F>(engine, decision, false)
     {
-        return batch.run(context, primary, key).await.graphql();
+        return batch.run(context, primary, key, prefetched).await.graphql();
     }
     // A calibration asks the primary again, so it must not be answered from the request's loader
     // cache (or joined to the primary's batch): it gets loaders of its own.
@@ -271,7 +294,11 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
             latency.record(started.elapsed());
         });
     }
+    // Timed for the items it answers (`RequestRouting::decide_read`), as a field that loads its
+    // own key is timed by the executor.
+    let started = Instant::now();
     let _ = F::prefetch(Reach { loaders: &loaders }, decision.serve, keys).await;
+    scope.routing.note_prefetched(field, started.elapsed());
 }
 
 /// A migrated write: its store of record is decided per request like a read's backend, but it is

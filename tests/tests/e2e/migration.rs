@@ -1013,3 +1013,44 @@ async fn calibration_learns_a_nondeterministic_path_as_noise() {
     assert_eq!(compared.noise.get("$.computed_at").map(|n| n.comparisons_differing), Some(1));
     stack.stop().await;
 }
+
+/// A page's items are answered from the page's prefetch, each ready on its first poll: each
+/// records the latency of the call that answered it, the prefetch's, not zero (which made a
+/// page's primary look free beside its shadowed secondary, recorded at its page call's). The
+/// devstack holds every call for its fault's latency, so no item can have been answered faster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_s_items_record_the_latency_of_the_call_that_answered_them() {
+    let service = "[fields.\"Template.stats\"]\nmode = \"service\"\n";
+    for (name, table, primary) in [
+        ("shadow-latency", STATS_IN_SHADOW_BEHIND_LEGACY, Backend::Legacy),
+        ("service-latency", service, Backend::Service),
+    ] {
+        let table = RoutingTableFile::new(name, table);
+        let stack = stack_with_table(&table, DevStackConfig::default()).await;
+        for backend in [DevBackend::Monolith, DevBackend::Events] {
+            stack.devstack.faults().set(backend, Fault::latency(Duration::from_millis(10)));
+        }
+        let query = include_str!("../../../frontend-contract/TemplateList/TemplateList.graphql");
+        let variables = json!({ "workspaceId": banyan_tests::workspace_id(1), "first": 50 });
+        let response = stack.graphql(query, variables).await;
+        assert!(response.body.get("errors").is_none(), "{:?}", response.body);
+        assert_eq!(response.data()["templates"]["edges"].as_array().map_or(0, Vec::len), 50);
+        let engine = stack.gateway.engine().clone();
+        let results =
+            engine.executor.recorder().snapshot().keys.remove(&stats_key(&engine)).unwrap_or_default();
+        assert_eq!(results.served.get(&primary), Some(&50), "{name}: every item served by {primary:?}");
+        let latency = match primary {
+            Backend::Legacy => &results.latency.legacy,
+            Backend::Service => &results.latency.service,
+        };
+        assert_eq!(latency.count, 50, "{name}: {latency:?}");
+        // Buckets of 1, 2 and 5 ms first: a call held 10 ms is in none of them.
+        assert_eq!(latency.bounds_ms[2], 5);
+        assert_eq!(
+            latency.counts[..3].iter().sum::<u64>(),
+            0,
+            "{name}: an item recorded under 5 ms: {latency:?}"
+        );
+        stack.stop().await;
+    }
+}
