@@ -206,7 +206,7 @@ where
                     None => Err(SHORT.to_owned()),
                 }
             };
-            return self.executor.run(&self.decision, context, primary, one).await;
+            return self.executor.run(&self.decision, context, primary, one, prefetched).await;
         };
         let recorder = self.executor.recorder();
         let (result, elapsed) = primary_latency(primary, prefetched).await;

@@ -82,7 +82,7 @@ impl ShadowExecutor {
         E: Display + Send + 'static,
     {
         let primary = call(decision.serve);
-        self.run(decision, context, primary, call).await
+        self.run(decision, context, primary, call, None).await
     }
 
     /// The primary alone, for a decision without a shadow: timed and recorded as [`run`](Self::run)
@@ -104,13 +104,15 @@ impl ShadowExecutor {
     /// [`execute`](Self::execute) with the primary's future given directly, so it may borrow
     /// from the request (a per-request loader); only the second call, which outlives the
     /// response, must own what it uses. `secondary` is called at most once, with the backend to
-    /// call, and only when a second call is made.
+    /// call, and only when a second call is made. `prefetched`: how long the request's prefetch
+    /// of this field waited for the primary's backend, if it prefetched (see [`Self::serve`]).
     pub async fn run<T, E, E2, P, S, SFut>(
         &self,
         decision: &Decision,
         context: CallContext,
         primary: P,
         secondary: S,
+        prefetched: Option<Duration>,
     ) -> Result<T, E>
     where
         P: Future<Output = Result<T, E>>,
@@ -122,9 +124,7 @@ impl ShadowExecutor {
         let key = decision.key;
         let to_secondary =
             decision.shadow.and_then(|plan| self.start_secondary(key, plan, context, secondary));
-        let started = Instant::now();
-        let result = primary.await;
-        let elapsed = started.elapsed();
+        let (result, elapsed) = primary_latency(primary, prefetched).await;
         self.recorder.record_served(key, decision.serve, elapsed);
         if let Some(sender) = to_secondary {
             // A copy of the answer is the only shadow work on the primary's path, and only on

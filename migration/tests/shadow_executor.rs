@@ -342,6 +342,7 @@ async fn run_accepts_a_borrowing_primary() {
                 assert_eq!(backend, Backend::Service);
                 Err::<Stats, _>(std::io::Error::other("refused"))
             },
+            None,
         )
         .await;
     assert_eq!(answer, Ok(Stats { sent: 3, opened: 1 }));

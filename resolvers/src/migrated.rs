@@ -263,7 +263,7 @@ async fn read_in_shadow<F: MigratedRead>(
         let loaders = scope.second_call_loaders(fresh);
         async move { F::load(Reach { loaders: &loaders }, backend, key).await }
     };
-    engine.executor.run(decision, context, primary, secondary).await.graphql()
+    engine.executor.run(decision, context, primary, secondary, prefetched).await.graphql()
 }
 
 /// Loads `keys` of `F` into the cache of the side the request's fields of `F` will read: the
