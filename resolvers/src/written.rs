@@ -93,6 +93,9 @@ impl ObjectText {
     /// when it cannot be (an object map, or a list holding one), the text then left partly
     /// written: the object stays a map, as [`Self::finish`] would find.
     pub(crate) fn value(&mut self, value: &Value) -> bool {
+        // Room for it and what follows it (a comma or the closing brace) at once: a template
+        // written into its edge's text, sized for two short fields, grew it twice otherwise.
+        self.json.reserve(estimated_size(value) + 1);
         matches!(write_value(&mut self.json, value, false), Ok(true))
     }
 
