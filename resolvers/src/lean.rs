@@ -14,7 +14,10 @@
 //! methods directly, with no future of the generated `resolve_field`: that future is sized for
 //! the type's largest field (872 bytes for a template) and was written into a box for every
 //! field, so a page of templates moved hundreds of kilobytes per request just to start fields
-//! that were ready at once.
+//! that were ready at once. In a request whose objects are written as JSON (`crate::written`),
+//! an object whose every selected field is plain (an author's id and name, a template's stats)
+//! is written whole as it starts, with no list of its fields, no outcomes and no future of its
+//! own (`write_plain_object`).
 //!
 //! It applies only on the schema without extensions ([`ExtensionFree`]): with an extension,
 //! each field must pass through its `resolve` hook, which only async-graphql's own container
@@ -62,6 +65,9 @@ pub(crate) trait PlainFields {
     #[cfg(test)]
     const NAMES: &'static [&'static str];
 
+    /// Whether the field named `name` is one of the type's plain fields.
+    fn is_plain(name: &str) -> bool;
+
     /// The value of the plain field `field` of this object, or `None` when it is not one
     /// (its name is not in the type's list, or its resolver did not answer on the first poll).
     fn plain_field(
@@ -89,6 +95,13 @@ macro_rules! plain_fields {
         impl $crate::lean::PlainFields for $object {
             #[cfg(test)]
             const NAMES: &'static [&'static str] = &[$($name),*];
+
+            fn is_plain(name: &str) -> bool {
+                match name {
+                    $($name => true,)*
+                    _ => false,
+                }
+            }
 
             fn plain_field(
                 &self,
@@ -188,6 +201,12 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         if !extension_free(ctx) {
             return Box::pin(resolve_container(ctx, &self.0)).await;
         }
+        let written = ctx.data_opt::<WrittenObjects>();
+        if let Some(json) =
+            written.filter(|written| written.keys_unique()).and_then(|_| write_plain_object(ctx, &self.0))
+        {
+            return Ok(Value::Binary(json));
+        }
         // A fragment spread is one item for several fields: room for a few at once, rather than
         // growing twice for an object selected through one fragment.
         let mut fields = Vec::with_capacity(ctx.item.node.items.len().max(FEW_FIELDS));
@@ -199,7 +218,6 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
         // Boxed as one type for every object type: a field's future holds its object's only
         // through this box, so an object may hold objects of its own type, and the fields of an
         // object are sized for their own work, not for every object below them.
-        let written = ctx.data_opt::<WrittenObjects>();
         let object: Pin<Box<dyn Future<Output = Value> + Send + '_>> =
             Box::pin(resolve_object(ctx, fields, &self.0, written));
         Ok(object.await)
@@ -418,6 +436,36 @@ enum Outcome {
     Written,
 }
 
+/// The object `root` written whole as its fields are read, when every field selected is plain
+/// ([`PlainFields`]) and answers on its first poll (an author's id and name, a template's
+/// stats): no list of its fields, no outcomes, no future of its own to box. `None` when a field
+/// is not plain, fails or waits (a template, with its author and stats to load, is not tried:
+/// its fields' names say so first), or the object has no field; what was written is dropped
+/// and the object resolves as any other.
+fn write_plain_object<T: ContainerType + PlainFields>(
+    ctx: &ContextSelectionSet<'_>,
+    root: &T,
+) -> Option<bytes::Bytes> {
+    let selection = &ctx.item.node.items;
+    let mut fields = 0;
+    let plain = each_field::<T>(ctx, selection, &mut |field| {
+        fields += 1;
+        field.node.arguments.is_empty() && T::is_plain(field.node.name.node.as_str())
+    });
+    if !plain || fields == 0 {
+        return None;
+    }
+    let mut text = ObjectText::new(fields);
+    let written = each_field::<T>(ctx, selection, &mut |field| {
+        text.key(field.node.response_key().node.as_str());
+        root.write_plain_field(ctx, field, text.text())
+    });
+    if !written {
+        return None;
+    }
+    text.finish(std::iter::empty())
+}
+
 /// Gathers the fields `selection` asks of an object of type `T`, through its fragments, in
 /// order. `false` when one needs async-graphql's container (see [`Lean`]'s `resolve`).
 fn collect_fields<'a, T: ContainerType>(
@@ -425,13 +473,26 @@ fn collect_fields<'a, T: ContainerType>(
     selection: &'a [Positioned<Selection>],
     fields: &mut Vec<&'a Positioned<Field>>,
 ) -> bool {
+    each_field::<T>(ctx, selection, &mut |field| {
+        fields.push(field);
+        true
+    })
+}
+
+/// Hands `visit` each field `selection` asks of an object of type `T`, through its fragments,
+/// in order, until it answers `false`. `false` then, or when a field needs async-graphql's
+/// container (see [`Lean`]'s `resolve`).
+fn each_field<'a, T: ContainerType>(
+    ctx: &ContextSelectionSet<'a>,
+    selection: &'a [Positioned<Selection>],
+    visit: &mut impl FnMut(&'a Positioned<Field>) -> bool,
+) -> bool {
     for item in selection {
         let (condition, selection_set) = match &item.node {
             Selection::Field(field) => {
-                if !field.node.directives.is_empty() {
+                if !field.node.directives.is_empty() || !visit(field) {
                     return false;
                 }
-                fields.push(field);
                 continue;
             }
             Selection::FragmentSpread(spread) => {
@@ -455,7 +516,7 @@ fn collect_fields<'a, T: ContainerType>(
                     .get(name.as_ref())
                     .is_some_and(|interfaces| interfaces.contains(condition.as_str()))
         });
-        if applies && !collect_fields::<T>(ctx, &selection_set.node.items, fields) {
+        if applies && !each_field::<T>(ctx, &selection_set.node.items, visit) {
             return false;
         }
     }
@@ -932,9 +993,20 @@ mod tests {
         }
         let lean = schema(true);
         let mut written_in_all = 0;
-        for query in DOCUMENTS {
+        // As the gateway marks them: a document that asks no key twice in one object with
+        // unique keys, where an object whose fields are all plain is written at once; every
+        // document also checking its keys, where none is. The third, fourth and fifth ask a key
+        // twice (`id`, `children`, and `child` through two fragments).
+        let marks = DOCUMENTS.iter().enumerate().flat_map(|(index, query)| {
+            let unique = (!matches!(index, 2..=4)).then(WrittenObjects::with_unique_keys);
+            [Some(WrittenObjects::checking_keys()), unique]
+                .into_iter()
+                .flatten()
+                .map(move |mark| (*query, mark))
+        });
+        for (query, mark) in marks {
             let maps = lean.execute(query).await;
-            let response = lean.execute(Request::new(query).data(WrittenObjects::checking_keys())).await;
+            let response = lean.execute(Request::new(query).data(mark)).await;
             let mut bytes = Vec::new();
             write_data(&mut bytes, &response.data).expect("writes");
             let expected = serde_json::to_vec(&maps.data).expect("serializes");
@@ -963,7 +1035,7 @@ mod tests {
             written_in_all += written(&response.data);
             assert_eq!(written(&maps.data), 0, "{query}: written unasked");
         }
-        assert!(written_in_all >= 20, "{written_in_all} objects written");
+        assert!(written_in_all >= 40, "{written_in_all} objects written");
     }
 
     #[test]
