@@ -455,7 +455,7 @@ fn write_plain_object<T: ContainerType + PlainFields>(
     if !plain || fields == 0 {
         return None;
     }
-    let mut text = ObjectText::new(fields);
+    let mut text = ObjectText::in_buffer(PLAIN_TEXT.take(), fields);
     let written = each_field::<T>(ctx, selection, &mut |field| {
         text.key(field.node.response_key().node.as_str());
         root.write_plain_field(ctx, field, text.text())
@@ -463,7 +463,21 @@ fn write_plain_object<T: ContainerType + PlainFields>(
     if !written {
         return None;
     }
-    text.finish(std::iter::empty())
+    let (json, buffer) = text.copy_out();
+    if buffer.capacity() <= PLAIN_TEXT_KEPT {
+        PLAIN_TEXT.set(buffer);
+    }
+    Some(json)
+}
+
+/// The largest buffer [`PLAIN_TEXT`] keeps: a plain object's text is a few dozen bytes; a
+/// block's content may be far more, and is not kept.
+const PLAIN_TEXT_KEPT: usize = 4096;
+
+thread_local! {
+    /// The buffer the last plain object written on this thread was written in
+    /// ([`write_plain_object`]): each object's text is written there whole, then copied out.
+    static PLAIN_TEXT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Gathers the fields `selection` asks of an object of type `T`, through its fragments, in
