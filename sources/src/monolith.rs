@@ -1090,4 +1090,24 @@ mod tests {
             matches!(short, Err(SourceError::Unavailable { detail, .. }) if detail == "503 Service Unavailable: {\"detail\": \"down\"}")
         );
     }
+
+    #[test]
+    fn a_2xx_body_is_read_as_utf_8_json_and_anything_else_is_a_bad_response() {
+        let user = "{\"id\": 7, \"username\": \"ada\", \"email\": \"ada@example.com\", \
+                    \"full_name\": \"Ada \\u00e9 \u{e9}\", \"date_joined\": \"2026-01-02T03:04:05Z\"}";
+        let decoded: Result<wire::User, _> = decode_response(StatusCode::OK, user.as_bytes());
+        let decoded = decoded.and_then(User::try_from).map(|user| user.full_name);
+        assert_eq!(decoded.ok().as_deref(), Some("Ada \u{e9} \u{e9}"));
+        // A string that is not UTF-8 (a lone continuation byte), then bytes that are not JSON.
+        let bodies: [&[u8]; 3] = [b"{\"id\": 7, \"username\": \"\x80\"}", b"\xff\xfe{}", b"{\"id\": "];
+        for body in bodies {
+            let Err(SourceError::BadResponse { backend, detail }) =
+                decode_response::<wire::User>(StatusCode::OK, body)
+            else {
+                panic!("{body:?} decoded")
+            };
+            assert_eq!(backend, Backend::Monolith);
+            assert!(detail.starts_with("decoding a 200 OK answer: "), "{detail}");
+        }
+    }
 }
