@@ -605,12 +605,13 @@ impl<T: BatchLoad> LoaderInner<T> {
     /// per TemplateList page.
     fn answered_at_once(&self, key: &T::Key) -> Option<Result<Option<T::Value>, SourceError>> {
         let state = self.lock();
-        match state.slots.get(key)? {
-            Slot::Failed { error, remembered: true } => Some(Err(error.clone())),
-            Slot::Found(value) if state.prefetched.contains(key) => Some(Ok(Some(value.clone()))),
-            Slot::Missing if state.prefetched.contains(key) => Some(Ok(None)),
-            _ => None,
-        }
+        let slot = state.slots.get(key)?;
+        let at_once = match slot {
+            Slot::Failed { remembered, .. } => *remembered,
+            Slot::Found(_) | Slot::Missing => state.prefetched.contains(key),
+            Slot::Queued | Slot::Loading => false,
+        };
+        if at_once { settled(Some(slot)) } else { None }
     }
 
     /// Records a batch's outcome for its keys and wakes everyone waiting on this loader.
@@ -851,7 +852,12 @@ impl<K: Eq + Hash, V: Clone> Gather<K, V> for OneKey {
 /// What a settled key gives: its value, `None` when the backend has none, or its call's
 /// error; `None` (go on waiting) while it is queued or loading.
 fn outcome<K: Eq + Hash, V: Clone>(slots: &Slots<K, V>, key: &K) -> Option<Result<Option<V>, SourceError>> {
-    match slots.get(key) {
+    settled(slots.get(key))
+}
+
+/// [`outcome`] of a key whose slot is `slot` (`None`: the key is unknown).
+fn settled<V: Clone>(slot: Option<&Slot<V>>) -> Option<Result<Option<V>, SourceError>> {
+    match slot {
         Some(Slot::Queued | Slot::Loading) => None,
         Some(Slot::Found(value)) => Some(Ok(Some(value.clone()))),
         Some(Slot::Failed { error, .. }) => Some(Err(error.clone())),
