@@ -101,6 +101,13 @@ impl ShadowExecutor {
         result
     }
 
+    /// Records what [`serve`](Self::serve) records for a primary whose answer was at hand
+    /// without a call of its own (the request's prefetch loaded it), for a caller that read it
+    /// synchronously: it waited as long as the prefetch did (`prefetched`), or for nothing.
+    pub fn served_at_once(&self, decision: &Decision, prefetched: Option<Duration>) {
+        self.recorder.record_served(decision.key, decision.serve, prefetched.unwrap_or(Duration::ZERO));
+    }
+
     /// [`execute`](Self::execute) with the primary's future given directly, so it may borrow
     /// from the request (a per-request loader); only the second call, which outlives the
     /// response, must own what it uses. `secondary` is called at most once, with the backend to

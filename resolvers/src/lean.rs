@@ -15,9 +15,10 @@
 //! the type's largest field (872 bytes for a template) and was written into a box for every
 //! field, so a page of templates moved hundreds of kilobytes per request just to start fields
 //! that were ready at once. In a request whose objects are written as JSON (`crate::written`),
-//! an object whose every selected field is plain (an author's id and name, a template's stats)
-//! is written whole as it starts, with no list of its fields, no outcomes and no future of its
-//! own (`write_plain_object`).
+//! an object whose every selected field is plain (an author's id and name) or has its value at
+//! hand (a template's author and stats once its page prefetched them, an edge's template) is
+//! written whole as it starts, with the objects in it: no list of its fields, no outcomes, no
+//! future of its own, one buffer (`write_whole`).
 //!
 //! It applies only on the schema without extensions ([`ExtensionFree`]): with an extension,
 //! each field must pass through its `resolve` hook, which only async-graphql's own container
@@ -84,17 +85,71 @@ pub(crate) trait PlainFields {
         field: &Positioned<Field>,
         out: &mut Vec<u8>,
     ) -> bool;
+
+    /// The names of the fields written whole when what they read is at hand, for a test to
+    /// check them against the schema.
+    #[cfg(test)]
+    const AT_HAND: &'static [&'static str];
+
+    /// Whether the field named `name` is one that an object written whole may write when what it
+    /// reads is at hand ([`Self::write_at_hand`]): its object, found on the object itself, or a
+    /// value a page's prefetch has loaded. It may take arguments.
+    fn is_at_hand(name: &str) -> bool;
+
+    /// Writes the field `field` of this object into `whole` if its value is at hand: its
+    /// resolver's answer, with nothing to wait for, the objects in it written whole too.
+    /// `false` when it is not (not loaded yet, a failure, an object that cannot be written
+    /// whole): the object is then resolved field by field, and what was written is dropped, so
+    /// nothing may have an effect before the object is complete but what `whole` defers.
+    fn write_at_hand(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+        whole: &mut Whole,
+    ) -> bool;
 }
 
 /// Implements [`PlainFields`] for an object type: each field's name in the schema and the
 /// resolver method that answers it, the one `#[Object]` was given (which its expansion has made
 /// take a `&Context` and return a `Result`), so both paths run the same code. A type with no
 /// plain field lists none.
+///
+/// Fields written whole when what they read is at hand follow, with `at hand`, each with its
+/// writer: a method taking the field's context and the [`Whole`] it writes into
+/// (`PlainFields::write_at_hand`).
 macro_rules! plain_fields {
-    ($object:ty { $($name:literal => $method:ident),* $(,)? }) => {
+    (
+        $object:ty { $($name:literal => $method:ident),* $(,)? }
+        $(at hand { $($at_hand:literal => $writer:ident),* $(,)? })?
+    ) => {
         impl $crate::lean::PlainFields for $object {
             #[cfg(test)]
             const NAMES: &'static [&'static str] = &[$($name),*];
+
+            #[cfg(test)]
+            const AT_HAND: &'static [&'static str] = &[$($($at_hand),*)?];
+
+            fn is_at_hand(name: &str) -> bool {
+                match name {
+                    $($($at_hand => true,)*)?
+                    _ => false,
+                }
+            }
+
+            fn write_at_hand(
+                &self,
+                ctx: &async_graphql::ContextSelectionSet<'_>,
+                field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+                whole: &mut $crate::lean::Whole,
+            ) -> bool {
+                match field.node.name.node.as_str() {
+                    $($($at_hand => self.$writer(&ctx.with_field(field), whole),)*)?
+                    _ => {
+                        let _ = (ctx, whole);
+                        false
+                    }
+                }
+            }
 
             fn is_plain(name: &str) -> bool {
                 match name {
@@ -202,8 +257,8 @@ impl<T: ContainerType + PlainFields> OutputType for Lean<T> {
             return Box::pin(resolve_container(ctx, &self.0)).await;
         }
         let written = ctx.data_opt::<WrittenObjects>();
-        if let Some(json) =
-            written.filter(|written| written.keys_unique()).and_then(|_| write_plain_object(ctx, &self.0))
+        if written.is_some_and(WrittenObjects::keys_unique)
+            && let Some(json) = write_whole(ctx, &self.0)
         {
             return Ok(Value::Binary(json));
         }
@@ -437,47 +492,108 @@ enum Outcome {
 }
 
 /// The object `root` written whole as its fields are read, when every field selected is plain
-/// ([`PlainFields`]) and answers on its first poll (an author's id and name, a template's
-/// stats): no list of its fields, no outcomes, no future of its own to box. `None` when a field
-/// is not plain, fails or waits (a template, with its author and stats to load, is not tried:
-/// its fields' names say so first), or the object has no field; what was written is dropped
-/// and the object resolves as any other.
-fn write_plain_object<T: ContainerType + PlainFields>(
+/// ([`PlainFields`]) and answers on its first poll (an author's id and name), or has its value at
+/// hand (`PlainFields::write_at_hand`: a template's author and stats once its page prefetched
+/// them, an edge's template), the objects in those written whole too: no list of fields, no
+/// outcomes, no future of its own to box, and one buffer for the object and every object in
+/// it. `None` when a field is neither (a template's draft, whose name says so before anything is
+/// written), or fails, waits or is not at hand after all, or the object has no field: what was
+/// written is dropped, nothing it deferred takes effect, and the object resolves as any other.
+fn write_whole<T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'_>,
     root: &T,
 ) -> Option<bytes::Bytes> {
-    let selection = &ctx.item.node.items;
     let mut fields = 0;
-    let plain = each_field::<T>(ctx, selection, &mut |field| {
+    let writable = each_field::<T>(ctx, &ctx.item.node.items, &mut |field| {
         fields += 1;
-        field.node.arguments.is_empty() && T::is_plain(field.node.name.node.as_str())
+        let name = field.node.name.node.as_str();
+        name == "__typename" || (field.node.arguments.is_empty() && T::is_plain(name)) || T::is_at_hand(name)
     });
-    if !plain || fields == 0 {
+    if !writable || fields == 0 {
         return None;
     }
-    let mut text = ObjectText::in_buffer(PLAIN_TEXT.take(), fields);
-    let written = each_field::<T>(ctx, selection, &mut |field| {
-        text.key(field.node.response_key().node.as_str());
-        root.write_plain_field(ctx, field, text.text())
+    let mut whole = WHOLE.take();
+    whole.text.reserve(2 + fields * 32);
+    let json = whole.fields(ctx, root).then(|| {
+        crate::migrated::commit_served(ctx, &mut whole.served);
+        bytes::Bytes::copy_from_slice(&whole.text)
     });
-    if !written {
-        return None;
+    whole.text.clear();
+    whole.served.clear();
+    if whole.text.capacity() <= WHOLE_TEXT_KEPT {
+        WHOLE.set(whole);
     }
-    let (json, buffer) = text.copy_out();
-    if buffer.capacity() <= PLAIN_TEXT_KEPT {
-        PLAIN_TEXT.set(buffer);
-    }
-    Some(json)
+    json
 }
 
-/// The largest buffer [`PLAIN_TEXT`] keeps: a plain object's text is a few dozen bytes; a
+/// An object being written whole ([`write_whole`]): its JSON so far, and what the migrated
+/// fields answered at hand in it would record (`crate::migrated::read_at_hand`), recorded once
+/// the object is complete.
+#[derive(Default)]
+pub(crate) struct Whole {
+    text: Vec<u8>,
+    served: Vec<crate::migrated::ServedAtOnce>,
+}
+
+impl Whole {
+    /// Writes `null`, the value of a nullable field at hand with nothing in it; `true`.
+    pub(crate) fn null(&mut self) -> bool {
+        self.text.extend_from_slice(b"null");
+        true
+    }
+
+    /// Where a migrated field answered at hand defers what it records.
+    pub(crate) fn served(&mut self) -> &mut Vec<crate::migrated::ServedAtOnce> {
+        &mut self.served
+    }
+
+    /// Writes `root`, the value of the field of `ctx`, with that field's selection, whole;
+    /// `false` when it cannot be (see [`write_whole`]).
+    pub(crate) fn object<T: ContainerType + PlainFields>(&mut self, ctx: &Context<'_>, root: &T) -> bool {
+        self.fields(&ctx.with_selection_set(&ctx.item.node.selection_set), root)
+    }
+
+    /// Writes `root`'s fields that `ctx` selects as a JSON object; `false`, the text left partly
+    /// written, when one cannot be written or there is none.
+    fn fields<T: ContainerType + PlainFields>(&mut self, ctx: &ContextSelectionSet<'_>, root: &T) -> bool {
+        self.text.push(b'{');
+        let first = self.text.len();
+        let written = each_field::<T>(ctx, &ctx.item.node.items, &mut |field| {
+            if self.text.len() > first {
+                self.text.push(b',');
+            }
+            // A GraphQL name: nothing to escape.
+            self.text.push(b'"');
+            self.text.extend_from_slice(field.node.response_key().node.as_bytes());
+            self.text.extend_from_slice(b"\":");
+            let name = field.node.name.node.as_str();
+            if name == "__typename" {
+                root.introspection_type_name().as_ref().write_leaf(&mut self.text);
+                return true;
+            }
+            (field.node.arguments.is_empty() && root.write_plain_field(ctx, field, &mut self.text))
+                || root.write_at_hand(ctx, field, self)
+        });
+        if !written || self.text.len() == first {
+            return false;
+        }
+        self.text.push(b'}');
+        true
+    }
+}
+
+/// The largest buffer [`WHOLE`] keeps: an edge with its template is a few hundred bytes; a
 /// block's content may be far more, and is not kept.
-const PLAIN_TEXT_KEPT: usize = 4096;
+const WHOLE_TEXT_KEPT: usize = 4096;
 
 thread_local! {
-    /// The buffer the last plain object written on this thread was written in
-    /// ([`write_plain_object`]): each object's text is written there whole, then copied out.
-    static PLAIN_TEXT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// The buffers the last object written whole on this thread was written in
+    /// ([`write_whole`]): each object is written there, then its text copied out at its size. A
+    /// `Bytes` made of a buffer with room to spare allocates a second block to count its
+    /// references; one of its own size does not.
+    static WHOLE: std::cell::Cell<Whole> = const {
+        std::cell::Cell::new(Whole { text: Vec::new(), served: Vec::new() })
+    };
 }
 
 /// Gathers the fields `selection` asks of an object of type `T`, through its fragments, in
@@ -695,6 +811,12 @@ mod tests {
             Lean(Item(self.0 + 1))
         }
 
+        /// Ready on its second poll; at hand (`Item::write_later`) for even items only.
+        async fn later(&self) -> Lean<Item> {
+            tokio::task::yield_now().await;
+            Lean(Item(self.0 * 2))
+        }
+
         async fn children(&self) -> LeanList<Vec<Lean<Item>>> {
             LeanList((1..=3).map(|i| Lean(Item(self.0 * 100 + i))).collect())
         }
@@ -770,7 +892,21 @@ mod tests {
         "ratio" => ratio,
         "kind" => kind,
         "at" => at,
+    } at hand {
+        "child" => write_child,
+        "later" => write_later,
     });
+
+    /// The item's fields written whole when at hand: its child always, `later` for even items.
+    impl Item {
+        fn write_child(&self, ctx: &Context<'_>, whole: &mut super::Whole) -> bool {
+            whole.object(ctx, &Item(self.0 + 1))
+        }
+
+        fn write_later(&self, ctx: &Context<'_>, whole: &mut super::Whole) -> bool {
+            self.0.is_multiple_of(2) && whole.object(ctx, &Item(self.0 * 2))
+        }
+    }
 
     /// What [`PlainFields`] gave for each field selected under `Root.probe`, in order.
     #[derive(Default)]
@@ -885,7 +1021,7 @@ mod tests {
     }
 
     /// Documents over every kind of field and selection the lean path meets.
-    const DOCUMENTS: [&str; 12] = [
+    const DOCUMENTS: [&str; 15] = [
         "{ item { id waits child { id waits } } }",
         "{ items { id waits children { id waits children { id } } } }",
         // Aliases, a field asked twice, and an object asked twice with different selections.
@@ -896,6 +1032,9 @@ mod tests {
          fragment F on Item { id child { ...G } } fragment G on Item { waits __typename }",
         "{ thing { id ... on Item { waits child { id __typename } } } }",
         "{ item { __typename t: __typename } }",
+        // Fragments skipped and included by their directives.
+        "{ item { id ...F @skip(if: true) ... @include(if: false) { waits } ... @include(if: true) { child { id } } } } \
+         fragment F on Item { fails }",
         // Errors, nullable and not, at several depths and list indexes.
         "{ item { id fails child { fails waits } } }",
         "{ item { id child { failsNonNull id } } items { id fails } }",
@@ -903,6 +1042,9 @@ mod tests {
         // Every kind of leaf, written in place, and read back where a failure keeps a map.
         "{ items { text maybe ident count flag ratio kind at children { at kind ratio text } } }",
         "{ items { text maybe ident count fails flag ratio kind at child { ratio fails text } } }",
+        // Fields at hand for some items and not others, at several depths.
+        "{ items { id later { id text later { id kind } } child { later { at } child { id } } } }",
+        "{ items { child { id later { id } waits } later { child { child { ratio } } } } }",
     ];
 
     #[tokio::test]
@@ -1089,6 +1231,16 @@ mod tests {
             }
         }
         assert!(checked > 30, "{checked} plain fields checked");
+        let at_hand = [
+            (TemplateObject::type_name(), TemplateObject::AT_HAND),
+            (TemplateEdge::type_name(), TemplateEdge::AT_HAND),
+        ];
+        for (type_name, names) in at_hand {
+            let ty = registry.types.get(type_name.as_ref()).unwrap_or_else(|| panic!("{type_name}"));
+            for name in names {
+                assert!(ty.field_by_name(name).is_some(), "{type_name} has no {name}");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use async_graphql::{Context, Result};
+use async_graphql::{Context, ContextBase, Result};
 use banyan_migration::banyan::{
     DELETE_DRAFT_BLOCK, INSERT_DRAFT_BLOCK, TEMPLATE_DRAFT, TEMPLATE_RECENT_EVENTS, TEMPLATE_STATS,
     UPDATE_DRAFT_BLOCK,
@@ -183,6 +183,17 @@ pub(crate) trait MigratedRead {
         futures::future::join_all(keys.into_iter().map(move |key| Self::load(reach, backend, key)))
     }
 
+    /// What [`Self::load`] of `key` from `backend` answers without a call or a wait, if the
+    /// request's loader holds it already (`BatchLoader::at_hand`). Sides that cannot say answer
+    /// `None`, and their field is read as any other.
+    fn at_hand(
+        _reach: Reach<'_>,
+        _backend: Backend,
+        _key: &Self::Key,
+    ) -> Option<Result<Self::Value, SourceError>> {
+        None
+    }
+
     /// Loads `keys` from `backend` into the request's loader cache, for a page about to resolve
     /// the field on each of its items. Sides without a cache do nothing.
     fn prefetch(
@@ -198,7 +209,7 @@ pub(crate) trait MigratedRead {
 /// The migration engine, which the schema holds (`crate::build_schema`): read from the
 /// schema's data directly, one lookup, where `ctx.data` would look in the request's and the
 /// session's data first, a hash of its type each, for every migrated field of a page's items.
-fn engine<'a>(ctx: &Context<'a>) -> Result<&'a Engine> {
+fn engine<'a, T>(ctx: &ContextBase<'a, T>) -> Result<&'a Engine> {
     ctx.schema_env
         .data
         .get(&std::any::TypeId::of::<Engine>())
@@ -234,6 +245,58 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     let loaders = scope.loaders();
     let primary = F::load(Reach { loaders: &loaders }, decision.serve, key);
     engine.executor.serve(&decision, primary, prefetched).await.graphql()
+}
+
+/// What [`read`] records and notes for a migrated field answered at once ([`read_at_hand`]),
+/// kept until the object it is written in is complete ([`commit_served`]); dropped, with no
+/// effect, when that object is resolved field by field after all and reads the field again.
+pub(crate) struct ServedAtOnce {
+    decision: Decision,
+    prefetched: Option<Duration>,
+    /// The field's path, for a request that asked who served (`RequestRouting::note`).
+    path: Option<String>,
+}
+
+/// [`read`] of `key`, when its answer is at hand: the request serves `F` from one side (no
+/// shadow) and that side's loader holds a value for `key` (`MigratedRead::at_hand`). `None`
+/// otherwise (the answer is not loaded yet, or is a failure), with nothing recorded or asked:
+/// the field is then read as any other, and reports its own error. What [`read`] would record
+/// is pushed on `served` instead, for [`commit_served`].
+pub(crate) fn read_at_hand<F: MigratedRead>(
+    ctx: &Context<'_>,
+    key: &F::Key,
+    served: &mut Vec<ServedAtOnce>,
+) -> Option<F::Value> {
+    let scope = scope(ctx).ok()?;
+    let field = field_key(engine(ctx).ok()?, F::DECLARATION).ok()?;
+    let (decision, prefetched) = scope.routing.decide_read(field);
+    if decision.shadow.is_some() {
+        return None;
+    }
+    let value = F::at_hand(Reach { loaders: &scope.loaders() }, decision.serve, key)?.ok()?;
+    let path = scope
+        .routing
+        .served
+        .is_some()
+        .then(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default());
+    served.push(ServedAtOnce { decision, prefetched, path });
+    Some(value)
+}
+
+/// Records and notes what [`read_at_hand`] answered into `served` (emptied), as [`read`] would
+/// have: the object they were written in is complete.
+pub(crate) fn commit_served<T>(ctx: &ContextBase<'_, T>, served: &mut Vec<ServedAtOnce>) {
+    if served.is_empty() {
+        return;
+    }
+    let (Some(scope), Ok(engine)) = (ctx.data_opt::<RequestScope>(), engine(ctx)) else {
+        served.clear();
+        return;
+    };
+    for ServedAtOnce { decision, prefetched, path } in served.drain(..) {
+        scope.routing.note(|| path.unwrap_or_default(), &decision);
+        engine.executor.served_at_once(&decision, prefetched);
+    }
 }
 
 /// [`read`] for a decision with a shadow: the primary, and the secondary beside it.
@@ -443,6 +506,17 @@ impl MigratedRead for TemplateStatsField {
         match backend {
             Backend::Legacy => reach.loaders.legacy_stats.load_each(keys).await,
             Backend::Service => reach.loaders.stats.load_each(keys).await,
+        }
+    }
+
+    fn at_hand(
+        reach: Reach<'_>,
+        backend: Backend,
+        key: &StatsKey,
+    ) -> Option<Result<Self::Value, SourceError>> {
+        match backend {
+            Backend::Legacy => reach.loaders.legacy_stats.at_hand(key),
+            Backend::Service => reach.loaders.stats.at_hand(key),
         }
     }
 

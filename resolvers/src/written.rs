@@ -72,24 +72,6 @@ impl ObjectText {
         Self { json }
     }
 
-    /// The text of an object of `fields` fields, before its first, in `buffer` (emptied first):
-    /// for a text written whole at once and copied out ([`Self::copy_out`]), whose buffer
-    /// serves the next one.
-    pub(crate) fn in_buffer(mut buffer: Vec<u8>, fields: usize) -> Self {
-        buffer.clear();
-        buffer.reserve(2 + fields * 32);
-        buffer.push(b'{');
-        Self { json: buffer }
-    }
-
-    /// The object's JSON, every field a leaf written in place, copied into a buffer of its own
-    /// size; and the buffer it was written in. A `Bytes` made of a buffer with room to spare
-    /// allocates a second block to count its references; one of its own size does not.
-    pub(crate) fn copy_out(mut self) -> (bytes::Bytes, Vec<u8>) {
-        self.json.push(b'}');
-        (bytes::Bytes::copy_from_slice(&self.json), self.json)
-    }
-
     /// Writes the next field's key (a GraphQL name, `[_A-Za-z][_0-9A-Za-z]*`: nothing to
     /// escape); where its value goes.
     pub(crate) fn key(&mut self, key: &str) -> usize {

@@ -751,6 +751,13 @@ impl<T: BatchLoad> BatchLoader<T> {
         Waiting::<T, OneKey, _> { inner: &self.inner, keys, id: None, deferred, gather: PhantomData }.await
     }
 
+    /// What [`Self::load_one`] of `key` answers without asking or waiting, if it would: a key a
+    /// page prefetched, or a remembered failure. `None` otherwise, and nothing is asked: for a
+    /// caller that writes an object whole only when everything it reads is at hand.
+    pub fn at_hand(&self, key: &T::Key) -> Option<Result<Option<T::Value>, SourceError>> {
+        self.inner.answered_at_once(key)
+    }
+
     /// The values of `keys` that the backend has. Fails with the error of the first key whose
     /// call failed.
     pub async fn load_many(

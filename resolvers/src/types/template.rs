@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::context::scope;
 use crate::error::{SourceResultExt, coded, codes};
 use crate::ids::{NodeType, NumberedId, OFFSET_PREFIX, OffsetCursor};
-use crate::lean::{Lean, LeanList};
+use crate::lean::{Lean, LeanList, Whole};
 use crate::migrated::{self, TemplateDraftField, TemplateRecentEventsField, TemplateStatsField};
 use crate::types::{
     DraftObject, EmailEventConnection, StatsWindowEnum, TemplateStatsObject, UserObject, WorkspaceObject,
@@ -121,7 +121,36 @@ crate::lean::plain_fields!(TemplateObject {
     "createdAt" => created_at,
     "updatedAt" => updated_at,
     "viewerCanEdit" => viewer_can_edit,
+} at hand {
+    "createdBy" => write_created_by,
+    "stats" => write_stats,
 });
+
+/// A template's fields written whole when their values are at hand (`crate::lean::Whole`):
+/// what its page prefetched. Each answers as its resolver above would, or not at all.
+impl TemplateObject {
+    fn write_created_by(&self, ctx: &Context<'_>, whole: &mut Whole) -> bool {
+        let Ok(scope) = scope(ctx) else { return false };
+        let author = scope.loaders().users.at_hand(&self.0.created_by);
+        match author {
+            Some(Ok(Some(user))) => whole.object(ctx, &UserObject(user)),
+            Some(Ok(None)) => whole.null(),
+            Some(Err(_)) | None => false,
+        }
+    }
+
+    fn write_stats(&self, ctx: &Context<'_>, whole: &mut Whole) -> bool {
+        let Ok((_, window)) = ctx.param_value("window", Some(|| StatsWindowEnum::Last7Days)) else {
+            return false;
+        };
+        let key = StatsKey { template: self.0.id, window: window.into() };
+        match migrated::read_at_hand::<TemplateStatsField>(ctx, &key, whole.served()) {
+            Some(Some(stats)) => whole.object(ctx, &TemplateStatsObject { stats, window }),
+            Some(None) => whole.null(),
+            None => false,
+        }
+    }
+}
 
 /// `first` checked against the page limits.
 pub(crate) fn page_size(first: i32) -> Result<i32> {
@@ -215,7 +244,13 @@ impl TemplateEdge {
     }
 }
 
-crate::lean::plain_fields!(TemplateEdge { "cursor" => cursor });
+crate::lean::plain_fields!(TemplateEdge { "cursor" => cursor } at hand { "node" => write_node });
+
+impl TemplateEdge {
+    fn write_node(&self, ctx: &Context<'_>, whole: &mut Whole) -> bool {
+        whole.object(ctx, &self.node.0)
+    }
+}
 
 /// One page of a workspace's templates. The monolith pages by number, so the cursor is an opaque
 /// offset and a page is read from the one or two monolith pages that cover it.

@@ -1058,3 +1058,71 @@ async fn a_page_s_items_record_the_latency_of_the_call_that_answered_them() {
         stack.stop().await;
     }
 }
+
+/// A page's templates are written whole when their authors and stats are at hand (the page
+/// prefetched them), and each item's stats then records and notes who served it once, as a
+/// field read on its own does. When an edge cannot be written whole after its template's stats
+/// were read at hand (here: the template's draft, not loaded yet, found only as the template is
+/// written), it resolves field by field and reads the stats again: what the first read deferred
+/// must not be recorded too. Either way, 50 items are served, 50 noted, each at its own path.
+#[tokio::test]
+async fn a_page_s_items_record_and_note_who_served_them_once_whether_written_whole_or_not() {
+    let table = RoutingTableFile::new("written-whole", "[fields.\"Template.stats\"]\nmode = \"service\"\n");
+    let stack = stack_with_table(&table, DevStackConfig::default()).await;
+    let engine = stack.gateway.engine().clone();
+    let served = || {
+        let keys = engine.executor.recorder().snapshot().keys;
+        keys.get(&stats_key(&engine))
+            .and_then(|results| results.served.get(&Backend::Service).copied())
+            .unwrap_or(0)
+    };
+    let page = |beside: &str| {
+        format!(
+            "query Page($workspaceId: ID!) {{ templates(workspaceId: $workspaceId, first: 50) {{ edges {{ \
+             node {{ id stats {{ sent }} {beside} }} }} }} }}"
+        )
+    };
+    let mut stats = Vec::new();
+    for query in [page("createdBy { id fullName }"), page("draft { version }")] {
+        let before = (served(), service_calls(&stack));
+        let response = banyan_tests::read(
+            stack
+                .http()
+                .post(stack.graphql_url())
+                .header("accept", "application/graphql-response+json")
+                .header("authorization", format!("Token {}", stack.token(OWNER)))
+                .header("x-banyan-show-routing", "1")
+                .json(
+                    &json!({ "query": query, "variables": { "workspaceId": banyan_tests::workspace_id(1) } }),
+                )
+                .send()
+                .await
+                .expect("answers"),
+        )
+        .await;
+        assert!(response.body.get("errors").is_none(), "{query}: {:?}", response.body);
+        assert_eq!(service_calls(&stack) - before.1, 1, "{query}: one call for the page's stats");
+        assert_eq!(served() - before.0, 50, "{query}: each item's stats recorded once");
+        let routing = response.body["extensions"]["routing"].as_array().cloned().unwrap_or_default();
+        let mut paths: Vec<String> = routing
+            .iter()
+            .filter(|note| note["field"] == "Template.stats")
+            .map(|note| note["path"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        paths.sort();
+        let mut expected: Vec<String> = (0..50).map(|i| format!("templates.edges.{i}.node.stats")).collect();
+        expected.sort();
+        assert_eq!(paths, expected, "{query}: each item noted once, at its own path");
+        assert!(routing.iter().all(|note| note["backend"] == "service"), "{query}: {routing:?}");
+        let edges = response.data()["templates"]["edges"].as_array().cloned().unwrap_or_default();
+        stats.push(
+            edges
+                .iter()
+                .map(|edge| (edge["node"]["id"].clone(), edge["node"]["stats"].clone()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(stats[0].len(), 50);
+    assert_eq!(stats[0], stats[1], "the same templates and stats either way");
+    stack.stop().await;
+}
