@@ -290,21 +290,56 @@ pub(crate) struct LeanList<L>(pub(crate) L);
 
 /// What a [`LeanList`] holds: its items, in order.
 pub(crate) trait ListItems {
-    type Item: OutputType;
+    type Item: WholeItem;
     fn items(&self) -> &[Self::Item];
 }
 
-impl<T: OutputType> ListItems for Vec<T> {
+impl<T: WholeItem> ListItems for Vec<T> {
     type Item = T;
     fn items(&self) -> &[T] {
         self
     }
 }
 
-impl<T: OutputType> ListItems for &[T] {
+impl<T: WholeItem> ListItems for &[T] {
     type Item = T;
     fn items(&self) -> &[T] {
         self
+    }
+}
+
+/// An item of a [`LeanList`], which the list may write whole with the others: a page of edges
+/// in one buffer, where each written on its own was a buffer, a copy and a value of its own.
+pub(crate) trait WholeItem: OutputType {
+    /// How many fields `ctx` selects of each item, when every one may be written whole
+    /// ([`writable_fields`]); `None` when not, or for items that are never written whole.
+    fn whole_fields(_ctx: &ContextSelectionSet<'_>) -> Option<usize> {
+        None
+    }
+
+    /// Writes this item whole into `whole` (see [`write_whole`]); `false` when it cannot be.
+    fn write_item(&self, _ctx: &ContextSelectionSet<'_>, _whole: &mut Whole) -> bool {
+        false
+    }
+}
+
+impl<T: ContainerType + PlainFields> WholeItem for Lean<T> {
+    fn whole_fields(ctx: &ContextSelectionSet<'_>) -> Option<usize> {
+        writable_fields::<T>(ctx)
+    }
+
+    fn write_item(&self, ctx: &ContextSelectionSet<'_>, whole: &mut Whole) -> bool {
+        whole.fields(ctx, &self.0)
+    }
+}
+
+impl<T: WholeItem + Sync> WholeItem for &T {
+    fn whole_fields(ctx: &ContextSelectionSet<'_>) -> Option<usize> {
+        T::whole_fields(ctx)
+    }
+
+    fn write_item(&self, ctx: &ContextSelectionSet<'_>, whole: &mut Whole) -> bool {
+        (**self).write_item(ctx, whole)
     }
 }
 
@@ -325,6 +360,13 @@ impl<L: ListItems + Send + Sync> OutputType for LeanList<L> {
         let items = self.0.items();
         if !extension_free(ctx) {
             return Box::pin(resolve_list(ctx, field, items, Some(items.len()))).await;
+        }
+        if !items.is_empty()
+            && ctx.data_opt::<WrittenObjects>().is_some_and(WrittenObjects::keys_unique)
+            && let Some(fields) = L::Item::whole_fields(ctx)
+            && let Some(json) = write_whole_list(ctx, items, fields)
+        {
+            return Ok(Value::Binary(json));
         }
         resolve_items(ctx, field, items).await
     }
@@ -503,18 +545,58 @@ fn write_whole<T: ContainerType + PlainFields>(
     ctx: &ContextSelectionSet<'_>,
     root: &T,
 ) -> Option<bytes::Bytes> {
+    let fields = writable_fields::<T>(ctx)?;
+    written_whole(ctx, 2 + fields * 32, |whole| whole.fields(ctx, root))
+}
+
+/// The items of a list, each selected by `ctx` with `fields` fields that may be written whole,
+/// written whole as one JSON array ([`write_whole`]); `None` when one cannot be, the list then
+/// resolved item by item.
+fn write_whole_list<T: WholeItem>(
+    ctx: &ContextSelectionSet<'_>,
+    items: &[T],
+    fields: usize,
+) -> Option<bytes::Bytes> {
+    written_whole(ctx, 2 + items.len() * (3 + fields * 32), |whole| {
+        whole.text.push(b'[');
+        for (index, item) in items.iter().enumerate() {
+            if index > 0 {
+                whole.text.push(b',');
+            }
+            if !item.write_item(&ctx.with_index(index), whole) {
+                return false;
+            }
+        }
+        whole.text.push(b']');
+        true
+    })
+}
+
+/// How many fields `ctx` selects of an object of type `T` when each may be written whole: plain
+/// ([`PlainFields`], without arguments), at hand (`PlainFields::is_at_hand`) or `__typename`.
+/// Read from the names alone, before anything is written. `None` when one may not be, or there
+/// is none.
+fn writable_fields<T: ContainerType + PlainFields>(ctx: &ContextSelectionSet<'_>) -> Option<usize> {
     let mut fields = 0;
     let writable = each_field::<T>(ctx, &ctx.item.node.items, &mut |field| {
         fields += 1;
         let name = field.node.name.node.as_str();
         name == "__typename" || (field.node.arguments.is_empty() && T::is_plain(name)) || T::is_at_hand(name)
     });
-    if !writable || fields == 0 {
-        return None;
-    }
+    (writable && fields > 0).then_some(fields)
+}
+
+/// What `write` writes into this thread's [`Whole`] (with room for about `size` bytes), copied
+/// out at its size, and what it deferred then done; `None`, and nothing done, when it answers
+/// `false`.
+fn written_whole(
+    ctx: &ContextSelectionSet<'_>,
+    size: usize,
+    write: impl FnOnce(&mut Whole) -> bool,
+) -> Option<bytes::Bytes> {
     let mut whole = WHOLE.take();
-    whole.text.reserve(2 + fields * 32);
-    let json = whole.fields(ctx, root).then(|| {
+    whole.text.reserve(size);
+    let json = write(&mut whole).then(|| {
         crate::migrated::commit_served(ctx, &mut whole.served);
         bytes::Bytes::copy_from_slice(&whole.text)
     });
@@ -582,9 +664,9 @@ impl Whole {
     }
 }
 
-/// The largest buffer [`WHOLE`] keeps: an edge with its template is a few hundred bytes; a
-/// block's content may be far more, and is not kept.
-const WHOLE_TEXT_KEPT: usize = 4096;
+/// The largest buffer [`WHOLE`] keeps: a page of 100 edges with their templates is about 25
+/// KiB; a draft's blocks may be far more, and are not kept.
+const WHOLE_TEXT_KEPT: usize = 64 * 1024;
 
 thread_local! {
     /// The buffers the last object written whole on this thread was written in
@@ -811,7 +893,7 @@ mod tests {
             Lean(Item(self.0 + 1))
         }
 
-        /// Ready on its second poll; at hand (`Item::write_later`) for even items only.
+        /// Ready on its second poll; at hand (`Item::write_later`) for items not a multiple of 3.
         async fn later(&self) -> Lean<Item> {
             tokio::task::yield_now().await;
             Lean(Item(self.0 * 2))
@@ -897,14 +979,15 @@ mod tests {
         "later" => write_later,
     });
 
-    /// The item's fields written whole when at hand: its child always, `later` for even items.
+    /// The item's fields written whole when at hand: its child always, `later` for items not a
+    /// multiple of 3 (so a list of items from 1 is written whole up to its third item, then not).
     impl Item {
         fn write_child(&self, ctx: &Context<'_>, whole: &mut super::Whole) -> bool {
             whole.object(ctx, &Item(self.0 + 1))
         }
 
         fn write_later(&self, ctx: &Context<'_>, whole: &mut super::Whole) -> bool {
-            self.0.is_multiple_of(2) && whole.object(ctx, &Item(self.0 * 2))
+            !self.0.is_multiple_of(3) && whole.object(ctx, &Item(self.0 * 2))
         }
     }
 
@@ -1021,7 +1104,7 @@ mod tests {
     }
 
     /// Documents over every kind of field and selection the lean path meets.
-    const DOCUMENTS: [&str; 15] = [
+    const DOCUMENTS: [&str; 16] = [
         "{ item { id waits child { id waits } } }",
         "{ items { id waits children { id waits children { id } } } }",
         // Aliases, a field asked twice, and an object asked twice with different selections.
@@ -1042,7 +1125,9 @@ mod tests {
         // Every kind of leaf, written in place, and read back where a failure keeps a map.
         "{ items { text maybe ident count flag ratio kind at children { at kind ratio text } } }",
         "{ items { text maybe ident count fails flag ratio kind at child { ratio fails text } } }",
-        // Fields at hand for some items and not others, at several depths.
+        // Lists written whole, and fields at hand for some items and not others, at several
+        // depths.
+        "{ items { id text kind child { at ratio child { id __typename } } } }",
         "{ items { id later { id text later { id kind } } child { later { at } child { id } } } }",
         "{ items { child { id later { id } waits } later { child { child { ratio } } } } }",
     ];
@@ -1088,6 +1173,8 @@ mod tests {
             Ok(async_graphql::Value::from(self.number))
         }
     }
+
+    impl super::WholeItem for Failing {}
 
     struct FailingRoot;
 
