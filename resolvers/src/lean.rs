@@ -597,24 +597,24 @@ fn written_whole(
     let mut whole = WHOLE.take();
     whole.text.reserve(size);
     let json = write(&mut whole).then(|| {
-        crate::migrated::commit_served(ctx, &mut whole.served);
+        whole.at_hand.commit(ctx);
         bytes::Bytes::copy_from_slice(&whole.text)
     });
     whole.text.clear();
-    whole.served.clear();
+    whole.at_hand.clear();
     if whole.text.capacity() <= WHOLE_TEXT_KEPT {
         WHOLE.set(whole);
     }
     json
 }
 
-/// An object being written whole ([`write_whole`]): its JSON so far, and what the migrated
-/// fields answered at hand in it would record (`crate::migrated::read_at_hand`), recorded once
-/// the object is complete.
+/// An object being written whole ([`write_whole`]): its JSON so far, and what its fields at
+/// hand read of the request and would record (`crate::migrated::AtHand`), recorded once the
+/// object is complete.
 #[derive(Default)]
 pub(crate) struct Whole {
     text: Vec<u8>,
-    served: Vec<crate::migrated::ServedAtOnce>,
+    at_hand: crate::migrated::AtHand,
 }
 
 impl Whole {
@@ -624,9 +624,9 @@ impl Whole {
         true
     }
 
-    /// Where a migrated field answered at hand defers what it records.
-    pub(crate) fn served(&mut self) -> &mut Vec<crate::migrated::ServedAtOnce> {
-        &mut self.served
+    /// What the fields at hand read of the request, and where they defer what they record.
+    pub(crate) fn at_hand(&mut self) -> &mut crate::migrated::AtHand {
+        &mut self.at_hand
     }
 
     /// Writes `root`, the value of the field of `ctx`, with that field's selection, whole;
@@ -674,7 +674,7 @@ thread_local! {
     /// `Bytes` made of a buffer with room to spare allocates a second block to count its
     /// references; one of its own size does not.
     static WHOLE: std::cell::Cell<Whole> = const {
-        std::cell::Cell::new(Whole { text: Vec::new(), served: Vec::new() })
+        std::cell::Cell::new(Whole { text: Vec::new(), at_hand: crate::migrated::AtHand::new() })
     };
 }
 

@@ -205,7 +205,6 @@ pub(crate) trait MigratedRead {
     }
 }
 
-/// The key of `declaration` in the engine's catalog.
 /// The migration engine, which the schema holds (`crate::build_schema`): read from the
 /// schema's data directly, one lookup, where `ctx.data` would look in the request's and the
 /// session's data first, a hash of its type each, for every migrated field of a page's items.
@@ -220,6 +219,7 @@ fn engine<'a, T>(ctx: &ContextBase<'a, T>) -> Result<&'a Engine> {
         })
 }
 
+/// The key of `declaration` in the engine's catalog.
 fn field_key(engine: &Engine, declaration: &FieldDeclaration) -> Result<FieldKey> {
     engine.catalog().key(declaration.key).ok_or_else(|| {
         tracing::error!(key = declaration.key, "a bound migrated field is missing from the engine's catalog");
@@ -247,56 +247,109 @@ pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Res
     engine.executor.serve(&decision, primary, prefetched).await.graphql()
 }
 
-/// What [`read`] records and notes for a migrated field answered at once ([`read_at_hand`]),
-/// kept until the object it is written in is complete ([`commit_served`]); dropped, with no
-/// effect, when that object is resolved field by field after all and reads the field again.
-pub(crate) struct ServedAtOnce {
+/// What the fields at hand of one object (or list) written whole (`crate::lean::Whole`) read of
+/// their request, each looked up by the first field that needs it rather than by every item of
+/// a page: the request's loaders and each migrated field's decision. And what those fields'
+/// reads would record ([`read`]), deferred until the object is complete ([`Self::commit`]) and
+/// dropped, with no effect, when it is resolved field by field after all and reads them again.
+#[derive(Default)]
+pub(crate) struct AtHand {
+    loaders: Option<Arc<Loaders>>,
+    decided: Vec<DecidedAtHand>,
+    served: Vec<ServedAtOnce>,
+}
+
+/// A migrated field's decision for the request, kept in [`AtHand`].
+struct DecidedAtHand {
+    /// The field's key in the catalog (`FieldDeclaration::key`).
+    field: &'static str,
     decision: Decision,
     prefetched: Option<Duration>,
-    /// The field's path, for a request that asked who served (`RequestRouting::note`).
+    /// Whether the request asked who served its fields (`RequestRouting::note`).
+    noting: bool,
+}
+
+/// What [`read`] records and notes for one field answered at hand, kept in [`AtHand`].
+struct ServedAtOnce {
+    decision: Decision,
+    prefetched: Option<Duration>,
+    /// The field's path, for a request that asked who served.
     path: Option<String>,
+}
+
+impl AtHand {
+    /// Nothing looked up or deferred yet.
+    pub(crate) const fn new() -> Self {
+        Self { loaders: None, decided: Vec::new(), served: Vec::new() }
+    }
+
+    /// The request's loaders (those of its current answer).
+    pub(crate) fn loaders(&mut self, ctx: &Context<'_>) -> Option<&Loaders> {
+        if self.loaders.is_none() {
+            self.loaders = Some(scope(ctx).ok()?.loaders());
+        }
+        self.loaders.as_deref()
+    }
+
+    /// The request's decision for `F`, as [`read`] makes it.
+    fn decided<F: MigratedRead>(&mut self, ctx: &Context<'_>) -> Option<&DecidedAtHand> {
+        let known = self.decided.iter().position(|known| known.field == F::DECLARATION.key);
+        let at = match known {
+            Some(at) => at,
+            None => {
+                let scope = scope(ctx).ok()?;
+                let field = field_key(engine(ctx).ok()?, F::DECLARATION).ok()?;
+                let (decision, prefetched) = scope.routing.decide_read(field);
+                let noting = scope.routing.served.is_some();
+                self.decided.push(DecidedAtHand { field: F::DECLARATION.key, decision, prefetched, noting });
+                self.decided.len() - 1
+            }
+        };
+        self.decided.get(at)
+    }
+
+    /// Records and notes what the reads at hand answered, as [`read`] would have: the object
+    /// they were written in is complete.
+    pub(crate) fn commit<T>(&mut self, ctx: &ContextBase<'_, T>) {
+        if self.served.is_empty() {
+            return;
+        }
+        let (Some(scope), Ok(engine)) = (ctx.data_opt::<RequestScope>(), engine(ctx)) else {
+            return;
+        };
+        for ServedAtOnce { decision, prefetched, path } in self.served.drain(..) {
+            scope.routing.note(|| path.unwrap_or_default(), &decision);
+            engine.executor.served_at_once(&decision, prefetched);
+        }
+    }
+
+    /// Forgets the request: what it looked up, and what it deferred (the object was not
+    /// written, or has been committed).
+    pub(crate) fn clear(&mut self) {
+        self.loaders = None;
+        self.decided.clear();
+        self.served.clear();
+    }
 }
 
 /// [`read`] of `key`, when its answer is at hand: the request serves `F` from one side (no
 /// shadow) and that side's loader holds a value for `key` (`MigratedRead::at_hand`). `None`
 /// otherwise (the answer is not loaded yet, or is a failure), with nothing recorded or asked:
 /// the field is then read as any other, and reports its own error. What [`read`] would record
-/// is pushed on `served` instead, for [`commit_served`].
+/// is deferred in `at_hand`, for [`AtHand::commit`].
 pub(crate) fn read_at_hand<F: MigratedRead>(
     ctx: &Context<'_>,
     key: &F::Key,
-    served: &mut Vec<ServedAtOnce>,
+    at_hand: &mut AtHand,
 ) -> Option<F::Value> {
-    let scope = scope(ctx).ok()?;
-    let field = field_key(engine(ctx).ok()?, F::DECLARATION).ok()?;
-    let (decision, prefetched) = scope.routing.decide_read(field);
+    let &DecidedAtHand { decision, prefetched, noting, .. } = at_hand.decided::<F>(ctx)?;
     if decision.shadow.is_some() {
         return None;
     }
-    let value = F::at_hand(Reach { loaders: &scope.loaders() }, decision.serve, key)?.ok()?;
-    let path = scope
-        .routing
-        .served
-        .is_some()
-        .then(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default());
-    served.push(ServedAtOnce { decision, prefetched, path });
+    let value = F::at_hand(Reach { loaders: at_hand.loaders(ctx)? }, decision.serve, key)?.ok()?;
+    let path = noting.then(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default());
+    at_hand.served.push(ServedAtOnce { decision, prefetched, path });
     Some(value)
-}
-
-/// Records and notes what [`read_at_hand`] answered into `served` (emptied), as [`read`] would
-/// have: the object they were written in is complete.
-pub(crate) fn commit_served<T>(ctx: &ContextBase<'_, T>, served: &mut Vec<ServedAtOnce>) {
-    if served.is_empty() {
-        return;
-    }
-    let (Some(scope), Ok(engine)) = (ctx.data_opt::<RequestScope>(), engine(ctx)) else {
-        served.clear();
-        return;
-    };
-    for ServedAtOnce { decision, prefetched, path } in served.drain(..) {
-        scope.routing.note(|| path.unwrap_or_default(), &decision);
-        engine.executor.served_at_once(&decision, prefetched);
-    }
 }
 
 /// [`read`] for a decision with a shadow: the primary, and the secondary beside it.

@@ -130,9 +130,8 @@ crate::lean::plain_fields!(TemplateObject {
 /// what its page prefetched. Each answers as its resolver above would, or not at all.
 impl TemplateObject {
     fn write_created_by(&self, ctx: &Context<'_>, whole: &mut Whole) -> bool {
-        let Ok(scope) = scope(ctx) else { return false };
-        let author = scope.loaders().users.at_hand(&self.0.created_by);
-        match author {
+        let Some(loaders) = whole.at_hand().loaders(ctx) else { return false };
+        match loaders.users.at_hand(&self.0.created_by) {
             Some(Ok(Some(user))) => whole.object(ctx, &UserObject(user)),
             Some(Ok(None)) => whole.null(),
             Some(Err(_)) | None => false,
@@ -144,7 +143,7 @@ impl TemplateObject {
             return false;
         };
         let key = StatsKey { template: self.0.id, window: window.into() };
-        match migrated::read_at_hand::<TemplateStatsField>(ctx, &key, whole.served()) {
+        match migrated::read_at_hand::<TemplateStatsField>(ctx, &key, whole.at_hand()) {
             Some(Some(stats)) => whole.object(ctx, &TemplateStatsObject { stats, window }),
             Some(None) => whole.null(),
             None => false,
