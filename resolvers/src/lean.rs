@@ -39,7 +39,7 @@ use async_graphql::{
     ContainerType, Context, ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
 };
 
-use crate::written::{Leaf, ObjectText, WrittenObjects, unwrite};
+use crate::written::{Leaf, ObjectText, WrittenObjects, push_key, unwrite};
 
 /// Marks the schema that has no extension at all, where [`Lean`] objects take their lean path.
 pub(crate) struct ExtensionFree;
@@ -641,13 +641,8 @@ impl Whole {
         self.text.push(b'{');
         let first = self.text.len();
         let written = each_field::<T>(ctx, &ctx.item.node.items, &mut |field| {
-            if self.text.len() > first {
-                self.text.push(b',');
-            }
-            // A GraphQL name: nothing to escape.
-            self.text.push(b'"');
-            self.text.extend_from_slice(field.node.response_key().node.as_bytes());
-            self.text.extend_from_slice(b"\":");
+            let after_another = self.text.len() > first;
+            push_key(&mut self.text, field.node.response_key().node.as_str(), after_another);
             let name = field.node.name.node.as_str();
             if name == "__typename" {
                 root.introspection_type_name().as_ref().write_leaf(&mut self.text);

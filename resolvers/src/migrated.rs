@@ -227,13 +227,23 @@ fn field_key(engine: &Engine, declaration: &FieldDeclaration) -> Result<FieldKey
     })
 }
 
+/// The request's scope, the engine, and the request's decision for the migrated field
+/// `declaration`, with how long the request's prefetch of it waited, if it prefetched
+/// (`RequestRouting::decide_read`).
+fn decision_of<'a>(
+    ctx: &Context<'a>,
+    declaration: &FieldDeclaration,
+) -> Result<(&'a RequestScope, &'a Engine, Decision, Option<Duration>)> {
+    let scope = scope(ctx)?;
+    let engine = engine(ctx)?;
+    let (decision, prefetched) = scope.routing.decide_read(field_key(engine, declaration)?);
+    Ok((scope, engine, decision, prefetched))
+}
+
 /// Serves the migrated field `F` for `key`: decides from the request's routing, runs the chosen
 /// side (and its shadow), notes who served, and maps a backend failure to a field error.
 pub(crate) async fn read<F: MigratedRead>(ctx: &Context<'_>, key: F::Key) -> Result<F::Value> {
-    let scope = scope(ctx)?;
-    let engine = engine(ctx)?;
-    let field = field_key(engine, F::DECLARATION)?;
-    let (decision, prefetched) = scope.routing.decide_read(field);
+    let (scope, engine, decision, prefetched) = decision_of(ctx, F::DECLARATION)?;
     let path = || ctx.path_node.map(|node| node.to_string()).unwrap_or_default();
     // Only a request that asked pays for the note of who served.
     scope.routing.note(path, &decision);
@@ -297,9 +307,7 @@ impl AtHand {
         let at = match known {
             Some(at) => at,
             None => {
-                let scope = scope(ctx).ok()?;
-                let field = field_key(engine(ctx).ok()?, F::DECLARATION).ok()?;
-                let (decision, prefetched) = scope.routing.decide_read(field);
+                let (scope, _, decision, prefetched) = decision_of(ctx, F::DECLARATION).ok()?;
                 let noting = scope.routing.served.is_some();
                 self.decided.push(DecidedAtHand { field: F::DECLARATION.key, decision, prefetched, noting });
                 self.decided.len() - 1
@@ -393,9 +401,7 @@ async fn read_in_shadow<F: MigratedRead>(
 /// calibration, whose second calls must not share the request's loaders, nor when the field's
 /// second calls are at their bound.
 pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Key>) {
-    let (Ok(scope), Ok(engine)) = (scope(ctx), engine(ctx)) else { return };
-    let Ok(field) = field_key(engine, F::DECLARATION) else { return };
-    let decision = scope.routing.decide(field);
+    let Ok((scope, engine, decision, _)) = decision_of(ctx, F::DECLARATION) else { return };
     let loaders = scope.loaders();
     if let Some(plan) = decision.shadow
         && plan.purpose == ShadowPurpose::Compare
@@ -414,7 +420,7 @@ pub(crate) async fn prefetch<F: MigratedRead>(ctx: &Context<'_>, keys: Vec<F::Ke
     // own key is timed by the executor.
     let started = Instant::now();
     let _ = F::prefetch(Reach { loaders: &loaders }, decision.serve, keys).await;
-    scope.routing.note_prefetched(field, started.elapsed());
+    scope.routing.note_prefetched(decision.key, started.elapsed());
 }
 
 /// A migrated write: its store of record is decided per request like a read's backend, but it is
@@ -428,9 +434,7 @@ pub(crate) trait MigratedWrite {
 /// Which store the write `F` goes to for this request (table snapshot, then the override), noted
 /// for `extensions.routing`.
 pub(crate) fn write_backend<F: MigratedWrite>(ctx: &Context<'_>) -> Result<Backend> {
-    let scope = scope(ctx)?;
-    let engine = engine(ctx)?;
-    let decision = scope.routing.decide(field_key(engine, F::DECLARATION)?);
+    let (scope, _, decision, _) = decision_of(ctx, F::DECLARATION)?;
     scope.routing.note(|| ctx.path_node.map(|node| node.to_string()).unwrap_or_default(), &decision);
     Ok(decision.serve)
 }

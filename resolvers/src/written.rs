@@ -75,12 +75,8 @@ impl ObjectText {
     /// Writes the next field's key (a GraphQL name, `[_A-Za-z][_0-9A-Za-z]*`: nothing to
     /// escape); where its value goes.
     pub(crate) fn key(&mut self, key: &str) -> usize {
-        if self.json.len() > 1 {
-            self.json.push(b',');
-        }
-        self.json.push(b'"');
-        self.json.extend_from_slice(key.as_bytes());
-        self.json.extend_from_slice(b"\":");
+        let after_another = self.json.len() > 1;
+        push_key(&mut self.json, key, after_another);
         self.json.len()
     }
 
@@ -132,6 +128,18 @@ impl ObjectText {
         json.push(b'}');
         Some(bytes::Bytes::from(json))
     }
+}
+
+/// Writes an object's next key at the end of `out`: a GraphQL name (`[_A-Za-z][_0-9A-Za-z]*`:
+/// nothing to escape), after a comma when it follows another field (`after_another`), then the
+/// colon its value follows.
+pub(crate) fn push_key(out: &mut Vec<u8>, key: &str, after_another: bool) {
+    if after_another {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// A value a plain field gives, written as JSON exactly as `serde_json` writes the value
