@@ -74,7 +74,7 @@
 //! loads the others.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -108,9 +108,10 @@ pub trait BatchLoad: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Loaded<Self::Key, Self::Value>, SourceError>> + Send;
 }
 
-/// What a batch loaded, by key: on the loaders' own hasher, as the map is read once per key
-/// as the batch settles.
-pub type Loaded<K, V> = HashMap<K, V, FastHash>;
+/// What a batch loaded: each key the backend answered, with its value. A list, not a map: the
+/// batch settles it into the loader's slots in one pass, where a map was built (a hash and an
+/// insert per key) only to be emptied key by key.
+pub type Loaded<K, V> = Vec<(K, V)>;
 
 /// The batch scheduler of one request: collects the loaders that have keys queued and dispatches
 /// them when a level of the request's execution is complete (see the module docs). Cheap to
@@ -487,7 +488,33 @@ enum Slot<V> {
 type FastHash = foldhash::fast::RandomState;
 
 /// A loader's keys, each with what is known of it.
-type Slots<K, V> = HashMap<K, Slot<V>, FastHash>;
+type Slots<K, V> = HashMap<K, Known<V>, FastHash>;
+
+/// What a request knows of one key, and whether a page asked for it on behalf of its items
+/// ([`BatchLoader::prefetch_many`]): a later load of only such keys is one of those items' own,
+/// a level after the page, and is not deferred (see [`LoaderInner::ask`]). The mark is kept with
+/// the slot, not in a set beside the slots: one lookup where an item reads its key, one insert
+/// where a page asks.
+struct Known<V> {
+    slot: Slot<V>,
+    prefetched: bool,
+}
+
+/// Sets `key`'s slot to `slot`: in place, as each key of a batch has its slot already (it was
+/// queued).
+fn set_slot<K: Clone + Eq + Hash, V>(slots: &mut Slots<K, V>, key: &K, slot: Slot<V>) {
+    match slots.get_mut(key) {
+        Some(known) => known.slot = slot,
+        None => {
+            slots.insert(key.clone(), Known { slot, prefetched: false });
+        }
+    }
+}
+
+/// The slot of `key`, if the request knows it.
+fn slot_of<'a, K: Eq + Hash, V>(slots: &'a Slots<K, V>, key: &K) -> Option<&'a Slot<V>> {
+    slots.get(key).map(|known| &known.slot)
+}
 
 struct LoaderState<K, V> {
     slots: Slots<K, V>,
@@ -500,10 +527,6 @@ struct LoaderState<K, V> {
     /// Who waits for a key of this loader, by waiter.
     waiters: HashMap<u64, Waker, FastHash>,
     next_waiter: u64,
-    /// Keys a page asked for on behalf of its items ([`BatchLoader::prefetch_many`]): a later
-    /// load of only such keys is one of those items' own, a level after the page, and is not
-    /// deferred (see [`LoaderInner::ask`]).
-    prefetched: HashSet<K, FastHash>,
 }
 
 /// What a load asks its keys for.
@@ -543,34 +566,37 @@ impl<T: BatchLoad> LoaderInner<T> {
             // A load holding a key whose failure is remembered fails with it: call nothing. Not
             // so a load of each key's own outcome, whose other keys are still wanted.
             let failed = asking != Asking::EachKey
-                && keys
-                    .iter()
-                    .any(|key| matches!(state.slots.get(key), Some(Slot::Failed { remembered: true, .. })));
+                && keys.iter().any(|key| {
+                    matches!(slot_of(&state.slots, key), Some(Slot::Failed { remembered: true, .. }))
+                });
             if failed {
                 return None;
             }
             // A page asks for its items' keys at once: room for them all, not grown in steps.
             state.slots.reserve(keys.len());
             for key in keys {
-                let fresh = match state.slots.get(key) {
-                    None | Some(Slot::Failed { remembered: false, .. }) => true,
-                    Some(_) => false,
-                };
-                if fresh {
-                    state.slots.insert(key.clone(), Slot::Queued);
-                    state.queue.push(key.clone());
-                    if prefetch {
-                        state.prefetched.insert(key.clone());
+                match state.slots.get_mut(key) {
+                    None => {
+                        state.slots.insert(key.clone(), Known { slot: Slot::Queued, prefetched: prefetch });
                     }
+                    Some(known) if matches!(known.slot, Slot::Failed { remembered: false, .. }) => {
+                        known.slot = Slot::Queued;
+                        known.prefetched |= prefetch;
+                    }
+                    Some(_) => continue,
                 }
+                state.queue.push(key.clone());
             }
             // A page's items read what the page prefetched for them a level earlier: that is
             // their level, not a branch running ahead (and deferring every item's field would
             // cost a poll of the whole page per level).
             let defer = level.filter(|_| {
-                let queued_now = keys.iter().any(|key| matches!(state.slots.get(key), Some(Slot::Queued)));
-                let all_prefetched =
-                    !state.prefetched.is_empty() && keys.iter().all(|key| state.prefetched.contains(key));
+                // A load of no key is not one of a page's items.
+                let (mut queued_now, mut all_prefetched) = (false, !keys.is_empty());
+                for known in keys.iter().filter_map(|key| state.slots.get(key)) {
+                    queued_now |= matches!(known.slot, Slot::Queued);
+                    all_prefetched &= known.prefetched;
+                }
                 !queued_now && !all_prefetched
             });
             if state.queue.is_empty() {
@@ -600,40 +626,44 @@ impl<T: BatchLoad> LoaderInner<T> {
 
     /// What a load of `key` alone answers without asking or waiting, if it would: the key's
     /// remembered failure, or what a page prefetched for its items (see [`Self::ask`]). One
-    /// lock and two lookups, where asking and then waiting take the scheduler's lock, this
-    /// loader's twice and five lookups: a page's items load one key each, about a hundred loads
+    /// lock and one lookup, where asking and then waiting take the scheduler's lock, this
+    /// loader's twice and four lookups: a page's items load one key each, about a hundred loads
     /// per TemplateList page.
     fn answered_at_once(&self, key: &T::Key) -> Option<Result<Option<T::Value>, SourceError>> {
         let state = self.lock();
-        let slot = state.slots.get(key)?;
-        let at_once = match slot {
+        let known = state.slots.get(key)?;
+        let at_once = match &known.slot {
             Slot::Failed { remembered, .. } => *remembered,
-            Slot::Found(_) | Slot::Missing => state.prefetched.contains(key),
+            Slot::Found(_) | Slot::Missing => known.prefetched,
             Slot::Queued | Slot::Loading => false,
         };
-        if at_once { settled(Some(slot)) } else { None }
+        if at_once { settled(Some(&known.slot)) } else { None }
     }
 
     /// Records a batch's outcome for its keys and wakes everyone waiting on this loader.
     fn settle(&self, keys: &[T::Key], outcome: Result<Loaded<T::Key, T::Value>, (SourceError, bool)>) {
         let waiters = {
             let mut state = self.lock();
-            // Each key has its slot already (it was queued): set in place, not inserted again.
-            let mut settle = |key: &T::Key, settled| match state.slots.get_mut(key) {
-                Some(slot) => *slot = settled,
-                None => {
-                    state.slots.insert(key.clone(), settled);
-                }
-            };
+            let slots = &mut state.slots;
             match outcome {
-                Ok(mut values) => {
+                Ok(values) => {
+                    // A key is this batch's while it is loading. (A key the backend answered
+                    // unasked is set only if it is loading in another call of this loader, which
+                    // sets it again when it answers.)
+                    for (key, value) in values {
+                        if let Some(known @ Known { slot: Slot::Loading, .. }) = slots.get_mut(&key) {
+                            known.slot = Slot::Found(value);
+                        }
+                    }
                     for key in keys {
-                        settle(key, values.remove(key).map_or(Slot::Missing, Slot::Found));
+                        if slots.get(key).is_none_or(|known| matches!(known.slot, Slot::Loading)) {
+                            set_slot(slots, key, Slot::Missing);
+                        }
                     }
                 }
                 Err((error, remembered)) => {
                     for key in keys {
-                        settle(key, Slot::Failed { error: error.clone(), remembered });
+                        set_slot(slots, key, Slot::Failed { error: error.clone(), remembered });
                     }
                 }
             }
@@ -655,8 +685,8 @@ impl<T: BatchLoad> Dispatch for LoaderInner<T> {
             }
             let keys = std::mem::take(&mut state.queue);
             for key in &keys {
-                if let Some(slot @ Slot::Queued) = state.slots.get_mut(key) {
-                    *slot = Slot::Loading;
+                if let Some(known @ Known { slot: Slot::Queued, .. }) = state.slots.get_mut(key) {
+                    known.slot = Slot::Loading;
                 }
             }
             keys
@@ -728,7 +758,6 @@ impl<T: BatchLoad> BatchLoader<T> {
                     detached: false,
                     waiters: HashMap::default(),
                     next_waiter: 0,
-                    prefetched: HashSet::default(),
                 }),
             }),
         }
@@ -806,7 +835,7 @@ impl<K: Clone + Eq + Hash, V: Clone> Gather<K, V> for AllOrFirstError {
     fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<Self::Output> {
         let mut values = HashMap::with_capacity(keys.len());
         for key in keys {
-            match slots.get(key) {
+            match slot_of(slots, key) {
                 Some(Slot::Queued | Slot::Loading) => return None,
                 Some(Slot::Found(value)) => {
                     values.insert(key.clone(), value.clone());
@@ -828,7 +857,8 @@ impl<K: Eq + Hash, V> Gather<K, V> for Settled {
     type Output = ();
 
     fn gather(slots: &Slots<K, V>, keys: &[K]) -> Option<()> {
-        let loading = keys.iter().any(|key| matches!(slots.get(key), Some(Slot::Queued | Slot::Loading)));
+        let loading =
+            keys.iter().any(|key| matches!(slot_of(slots, key), Some(Slot::Queued | Slot::Loading)));
         (!loading).then_some(())
     }
 }
@@ -859,7 +889,7 @@ impl<K: Eq + Hash, V: Clone> Gather<K, V> for OneKey {
 /// What a settled key gives: its value, `None` when the backend has none, or its call's
 /// error; `None` (go on waiting) while it is queued or loading.
 fn outcome<K: Eq + Hash, V: Clone>(slots: &Slots<K, V>, key: &K) -> Option<Result<Option<V>, SourceError>> {
-    settled(slots.get(key))
+    settled(slot_of(slots, key))
 }
 
 /// [`outcome`] of a key whose slot is `slot` (`None`: the key is unknown).

@@ -37,7 +37,7 @@ pub const MAX_SERVICE_BATCH: usize = 1000;
 /// user the request already has rather than a copy of its strings.
 pub struct UserLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for UserLoader {
@@ -56,7 +56,7 @@ impl BatchLoad for UserLoader {
 /// Templates by id, from the monolith's `?id__in=` filter; invisible ones are absent.
 pub struct TemplateLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for TemplateLoader {
@@ -76,7 +76,7 @@ impl BatchLoad for TemplateLoader {
 /// The caller (`/api/v1/me/`), once per request however many fields ask (one key: `()`).
 pub struct MeLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for MeLoader {
@@ -107,7 +107,7 @@ impl BatchLoad for MeLoader {
 /// of the request.
 pub struct MyWorkspacesLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for MyWorkspacesLoader {
@@ -139,7 +139,7 @@ pub struct TemplatePageKey {
 /// call); the same page asked twice in a request is one call.
 pub struct TemplatePageLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for TemplatePageLoader {
@@ -172,7 +172,7 @@ impl BatchLoad for TemplatePageLoader {
 /// page). A workspace the caller does not belong to is absent; one of theirs has at least them.
 pub struct MembersLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for MembersLoader {
@@ -184,12 +184,11 @@ impl BatchLoad for MembersLoader {
     async fn load(&self, keys: &[WorkspaceId]) -> Result<Loaded<WorkspaceId, Vec<Membership>>, SourceError> {
         self.sources.metrics.observe_batch(Backend::Monolith, "members", keys.len());
         let members = self.sources.monolith.members_of_workspaces(&self.caller, keys).await?;
-        let mut by_workspace: Loaded<WorkspaceId, Vec<Membership>> =
-            Loaded::with_capacity_and_hasher(keys.len(), Default::default());
+        let mut by_workspace: HashMap<WorkspaceId, Vec<Membership>> = HashMap::with_capacity(keys.len());
         for (workspace, membership) in members {
             by_workspace.entry(workspace).or_default().push(membership);
         }
-        Ok(by_workspace)
+        Ok(by_workspace.into_iter().collect())
     }
 }
 
@@ -205,7 +204,7 @@ pub struct StatsKey {
 /// Template stats from the event store: one `GetTemplateStats` call per window asked for.
 pub struct StatsLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
     now: DateTime<Utc>,
 }
 
@@ -221,7 +220,7 @@ impl BatchLoad for StatsLoader {
         for key in keys {
             by_window.entry(key.window).or_default().push(key.template);
         }
-        let mut loaded = Loaded::with_capacity_and_hasher(keys.len(), Default::default());
+        let mut loaded = Loaded::with_capacity(keys.len());
         for (window, ids) in by_window {
             let stats = batch
                 .done(self.sources.events.template_stats(batch.caller(), &ids, window, self.now).await)?;
@@ -235,7 +234,7 @@ impl BatchLoad for StatsLoader {
 /// cannot batch it.
 pub struct LegacyStatsLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for LegacyStatsLoader {
@@ -258,7 +257,7 @@ impl BatchLoad for LegacyStatsLoader {
 /// Drafts from the draft store: one `BatchGetDrafts` call; templates with no draft are absent.
 pub struct DraftLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for DraftLoader {
@@ -277,7 +276,7 @@ impl BatchLoad for DraftLoader {
 /// Drafts from the monolith's legacy draft view: one call per key, the monolith cannot batch it.
 pub struct LegacyDraftLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for LegacyDraftLoader {
@@ -309,7 +308,7 @@ pub struct EventsPageKey {
 /// template and one cursor).
 pub struct EventsPageLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for EventsPageLoader {
@@ -335,7 +334,7 @@ impl BatchLoad for EventsPageLoader {
 /// per key, the monolith cannot batch it.
 pub struct LegacyEventsPageLoader {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
 }
 
 impl BatchLoad for LegacyEventsPageLoader {
@@ -415,7 +414,7 @@ type KeyOutcome<K, V> = Result<(K, Option<V>), Option<SourceError>>;
 
 /// Loads each of `keys` with a call of its own, [`LEGACY_CONCURRENCY`] at a time, for backend
 /// methods that take one key: the legacy views, and `ListEvents` (one template, one cursor). A
-/// key whose call finds nothing is absent from the map.
+/// key whose call finds nothing is absent from the answer.
 ///
 /// The first failure fails the batch: no call starts after it, and the calls already under way
 /// finish rather than being dropped mid-flight (so a budget of backend calls counts exactly the
@@ -444,13 +443,11 @@ where
         .buffer_unordered(LEGACY_CONCURRENCY)
         .collect()
         .await;
-    let mut loaded = Loaded::with_capacity_and_hasher(outcomes.len(), Default::default());
+    let mut loaded = Loaded::with_capacity(outcomes.len());
     let mut first_error = None;
     for outcome in outcomes {
         match outcome {
-            Ok((key, Some(value))) => {
-                loaded.insert(key, value);
-            }
+            Ok((key, Some(value))) => loaded.push((key, value)),
             Ok((_, None)) => {}
             Err(error) => first_error = first_error.or(error),
         }
@@ -519,7 +516,7 @@ impl Loaders {
     ) -> Self {
         let context = Arc::new(LoaderContext {
             sources: sources.clone(),
-            caller: caller.clone(),
+            caller: Arc::new(caller.clone()),
             now,
             scheduler: scheduler.clone(),
         });
@@ -583,10 +580,12 @@ impl Loaders {
     }
 }
 
-/// What every loader of one request is built from.
+/// What every loader of one request is built from. Each loader keeps a handle on the same
+/// clients and the same caller: the caller's strings are copied once per request, not once per
+/// loader.
 struct LoaderContext {
     sources: Sources,
-    caller: Caller,
+    caller: Arc<Caller>,
     now: DateTime<Utc>,
     scheduler: BatchScheduler,
 }

@@ -6,7 +6,7 @@ mod support;
 use banyan_devstack::dataset::OWNER_USER;
 use banyan_sources::domain::{TemplateId, UserId};
 use banyan_sources::loaders::Loaders;
-use banyan_sources::{BackendMetrics, Caller, Credential, Sources};
+use banyan_sources::{BackendMetrics, Backends, Caller, Credential, Sources};
 use support::start;
 
 #[tokio::test]
@@ -21,12 +21,12 @@ async fn only_the_loaders_a_request_uses_are_built() {
         forwarded_headers: Vec::new(),
         trace: banyan_sources::trace::TraceContext::off(),
     };
-    let sources = Sources {
+    let sources = Sources::from(Backends {
         monolith: clients.monolith.clone(),
         events: clients.events.clone(),
         drafts: clients.drafts.clone(),
         metrics: BackendMetrics::new(),
-    };
+    });
     let loaders = Loaders::new(&sources, &caller, chrono::Utc::now());
     let built = |loaders: &Loaders| {
         [
