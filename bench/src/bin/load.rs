@@ -532,51 +532,107 @@ fn print_ratios(rows: &[Row], binaries: usize) {
     }
 }
 
+/// One line of the Banyan/floor table: the means' ratios over every run, and with several
+/// rounds each round's own ratio (its Banyan runs over its floor run, moments apart).
+struct FloorRatios {
+    throughput: f64,
+    p50: f64,
+    cpu: f64,
+    /// `cpu/dev` over `cpu/dev`: the devstack does the same calls for both, so this ratio
+    /// carries less of the machine's drift between runs than CPU per request does.
+    cpu_dev: Option<f64>,
+    /// Per round: CPU per request, and `cpu/dev`.
+    rounds: Vec<(f64, Option<f64>)>,
+}
+
+impl FloorRatios {
+    fn of(banyan: &[&Row], floor: &[&Row]) -> Option<Self> {
+        let ratio =
+            |f: fn(&Row) -> f64| Some(mean(banyan.iter().map(|r| f(r)))? / mean(floor.iter().map(|r| f(r)))?);
+        let cpu_dev = |banyan: &[&Row], floor: &[&Row]| {
+            let devstack = |rows: &[&Row]| -> Option<f64> {
+                let ratios: Vec<f64> = rows.iter().map(|r| r.cpu_per_devstack_cpu).collect::<Option<_>>()?;
+                mean(ratios.into_iter())
+            };
+            Some(devstack(banyan)? / devstack(floor)?)
+        };
+        let rounds = distinct(floor.iter().map(|r| r.round))
+            .into_iter()
+            .filter_map(|round| {
+                let banyan: Vec<&Row> = banyan.iter().copied().filter(|r| r.round == round).collect();
+                let floor: Vec<&Row> = floor.iter().copied().filter(|r| r.round == round).collect();
+                let cpu = mean(banyan.iter().map(|r| r.cpu_ms_per_request))?
+                    / mean(floor.iter().map(|r| r.cpu_ms_per_request))?;
+                Some((cpu, cpu_dev(&banyan, &floor)))
+            })
+            .collect();
+        Some(Self {
+            throughput: ratio(|r| r.requests_per_second)?,
+            p50: ratio(|r| r.p50_ms)?,
+            cpu: ratio(|r| r.cpu_ms_per_request)?,
+            cpu_dev: cpu_dev(banyan, floor),
+            rounds,
+        })
+    }
+}
+
+/// `values`' median and range, as `1.52x (1.41–1.60x)`.
+fn spread(values: Vec<f64>) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    median(values).map_or_else(|| "-".to_owned(), |mid| format!("{mid:.2}x ({low:.2}–{high:.2}x)"))
+}
+
 fn print_ratios_of(rows: &[Row], binary: usize, name: &str) {
     let mut printed_header = false;
     for latency in [Latency::Realistic, Latency::Zero] {
         let concurrencies: std::collections::BTreeSet<usize> = rows.iter().map(|r| r.concurrency).collect();
         for concurrency in concurrencies {
-            let of = |floor: bool| {
-                rows.iter().filter(move |r| {
-                    r.latency == latency
-                        && r.concurrency == concurrency
-                        && r.operation == TEMPLATE_LIST.name
-                        && (r.variant == Variant::Floor) == floor
-                        && (floor || r.binary == binary)
-                        && matches!(r.variant, Variant::Banyan | Variant::Floor)
-                })
+            let of = |floor: bool| -> Vec<&Row> {
+                rows.iter()
+                    .filter(move |r| {
+                        r.latency == latency
+                            && r.concurrency == concurrency
+                            && r.operation == TEMPLATE_LIST.name
+                            && (r.variant == Variant::Floor) == floor
+                            && (floor || r.binary == binary)
+                            && matches!(r.variant, Variant::Banyan | Variant::Floor)
+                    })
+                    .collect()
             };
-            let pick = |floor: bool, f: fn(&Row) -> f64| mean(of(floor).map(f));
-            let (Some(rps), Some(floor_rps)) =
-                (pick(false, |r| r.requests_per_second), pick(true, |r| r.requests_per_second))
-            else {
+            let Some(ratios) = FloorRatios::of(&of(false), &of(true)) else {
                 continue;
             };
-            let (Some(p50), Some(floor_p50)) = (pick(false, |r| r.p50_ms), pick(true, |r| r.p50_ms)) else {
-                continue;
-            };
-            let (Some(cpu), Some(floor_cpu)) =
-                (pick(false, |r| r.cpu_ms_per_request), pick(true, |r| r.cpu_ms_per_request))
-            else {
-                continue;
-            };
+            let several_rounds = ratios.rounds.len() > 1;
             if !printed_header {
-                println!("\n{name} / floor, TemplateList:");
                 println!(
-                    "{:<9} {:>5} {:>11} {:>9} {:>14}",
-                    "latency", "conc", "throughput", "p50", "CPU/request"
+                    "\n{name} / floor, TemplateList (means over the runs; cpu/dev: each side's gateway CPU over its devstack's):"
                 );
+                print!(
+                    "{:<9} {:>5} {:>11} {:>9} {:>12} {:>8}",
+                    "latency", "conc", "throughput", "p50", "CPU/request", "cpu/dev"
+                );
+                if several_rounds {
+                    print!("   {:<20} cpu/dev by round (median, range)", "CPU/request by round");
+                }
+                println!();
                 printed_header = true;
             }
-            println!(
-                "{:<9} {:>5} {:>10.2}x {:>8.2}x {:>13.2}x",
+            print!(
+                "{:<9} {:>5} {:>10.2}x {:>8.2}x {:>11.2}x {:>8}",
                 format!("{latency:?}").to_lowercase(),
                 concurrency,
-                rps / floor_rps,
-                p50 / floor_p50,
-                cpu / floor_cpu
+                ratios.throughput,
+                ratios.p50,
+                ratios.cpu,
+                ratios.cpu_dev.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x")),
             );
+            if several_rounds {
+                let cpu = spread(ratios.rounds.iter().map(|(cpu, _)| *cpu).collect());
+                let cpu_dev = spread(ratios.rounds.iter().filter_map(|(_, cpu_dev)| *cpu_dev).collect());
+                print!("   {cpu:<20} {cpu_dev}");
+            }
+            println!();
         }
     }
 }
