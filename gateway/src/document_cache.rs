@@ -38,6 +38,9 @@ pub(crate) struct CachedDocument {
     /// be typed; worked out on the first request after the validation, so a document that is
     /// not kept never needs them.
     variable_sites: OnceLock<Option<VariableSites>>,
+    /// `limits::complexity_bound` of the document, which depends on its text alone: walked
+    /// once, not on every request that sends it.
+    complexity_bound: OnceLock<usize>,
 }
 
 impl CachedDocument {
@@ -48,6 +51,12 @@ impl CachedDocument {
         if !self.validated.load(Ordering::Relaxed) {
             self.validated.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// At least async-graphql's flat complexity of any operation of the document
+    /// (`limits::complexity_bound`).
+    pub(crate) fn complexity_bound(&self) -> usize {
+        *self.complexity_bound.get_or_init(|| crate::limits::complexity_bound(&self.document))
     }
 
     /// Whether a request for the document with `variables` may be validated in async-graphql's
@@ -109,6 +118,7 @@ impl<S: BuildHasher> DocumentCache<S> {
             order: OnceLock::new(),
             validated: AtomicBool::new(false),
             variable_sites: OnceLock::new(),
+            complexity_bound: OnceLock::new(),
         });
         if let Some(entries) = &self.entries
             && text.len() <= MAX_CACHED_TEXT

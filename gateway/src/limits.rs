@@ -899,7 +899,7 @@ pub(crate) fn precheck(
     }
     let cost =
         cost::operation_cost(registry, &document.document, operation, variables, limits.default_list_size);
-    if cost > limits.max_cost || complexity_bound(&document.document) > limits.max_complexity {
+    if cost > limits.max_cost || document.complexity_bound() > limits.max_complexity {
         return Precheck::Checked;
     }
     let operation_type = operation.ty;
@@ -909,7 +909,7 @@ pub(crate) fn precheck(
 /// At least async-graphql's flat complexity of any operation of `document` (each field counts
 /// 1, fragment spreads expanded): every field of every operation. Bounded, as step 3 bounds the
 /// expansion of spreads.
-fn complexity_bound(document: &ExecutableDocument) -> usize {
+pub(crate) fn complexity_bound(document: &ExecutableDocument) -> usize {
     fn in_set(document: &ExecutableDocument, set: &SelectionSet, level: usize) -> usize {
         if level > MAX_ROOT_FRAGMENT_NESTING {
             return usize::MAX;

@@ -157,7 +157,7 @@ impl DraftsClient {
                         }));
                     };
                     let span = tracing::debug_span!("grpc", backend = BACKEND.name(), rpc);
-                    let timer = metrics.start_call(BACKEND, rpc.to_owned());
+                    let timer = metrics.start_call(BACKEND, rpc);
                     let (result, code) = match tokio::time::timeout(timeout, call.instrument(span)).await {
                         Ok(Ok(response)) => (Ok(response.into_inner()), Some(tonic::Code::Ok)),
                         Ok(Err(status)) if status.code() == tonic::Code::FailedPrecondition => {

@@ -151,7 +151,7 @@ where
         .call(&caller.budget, timeout, kind, span, |timeout| {
             let attempt = call(timeout);
             // Each attempt is one backend call, for the metrics too.
-            let timer = metrics.start_call(backend, rpc.to_owned());
+            let timer = metrics.start_call(backend, rpc);
             async move {
                 let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
                 let attempt = match tokio::time::timeout(timeout, attempt.instrument(span)).await {
@@ -218,7 +218,7 @@ pub(crate) async fn call_once<T>(
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, SourceError> {
     let span = tracing::debug_span!("grpc", backend = backend.name(), rpc);
-    let timer = metrics.start_call(backend, rpc.to_owned());
+    let timer = metrics.start_call(backend, rpc);
     let result = match tokio::time::timeout(timeout, call.instrument(span)).await {
         Ok(Ok(response)) => Ok(response.into_inner()),
         Ok(Err(status)) => Err(from_status(backend, timeout, &status)),

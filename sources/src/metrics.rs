@@ -10,6 +10,7 @@
 //! record at their choke points (the gRPC `call`, the monolith's `exchange`, the loaders' batch
 //! functions). Every label value comes from a fixed set, so the series stay bounded.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,7 +44,7 @@ fn batch_size_histogram() -> Histogram {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CallLabels {
     backend: &'static str,
-    operation: String,
+    operation: Cow<'static, str>,
 }
 
 /// A failed call's backend and code.
@@ -240,12 +241,12 @@ impl BackendMetrics {
 
     /// Starts timing one call; the call counts as in flight until the guard is dropped (so a
     /// call its caller abandoned is not counted forever).
-    pub(crate) fn start_call(&self, backend: Backend, operation: String) -> CallGuard {
+    pub(crate) fn start_call(&self, backend: Backend, operation: impl Into<Cow<'static, str>>) -> CallGuard {
         let labels = BackendLabels { backend: backend.name() };
         self.0.in_flight.get_or_create(&labels).inc();
         CallGuard {
             metrics: self.clone(),
-            labels: CallLabels { backend: backend.name(), operation },
+            labels: CallLabels { backend: backend.name(), operation: operation.into() },
             started: Instant::now(),
         }
     }
@@ -324,6 +325,7 @@ const MONOLITH_SEGMENTS: &[&str] = &[
     "users",
     "workspaces",
     "members",
+    "memberships",
     "templates",
     "analytics",
     "draft",
@@ -331,8 +333,24 @@ const MONOLITH_SEGMENTS: &[&str] = &[
     "blocks",
 ];
 
+/// The routes a request's reads take with no id in their path, as their labels: a page's list
+/// calls are labelled without building a string (the route, the list of its segments and the
+/// joined path were three allocations per call).
+const LITERAL_GET_ROUTES: &[&str] = &[
+    "GET /api/v1/me/",
+    "GET /api/v1/users/",
+    "GET /api/v1/workspaces/",
+    "GET /api/v1/memberships/",
+    "GET /api/v1/templates/",
+];
+
 /// `GET /api/v1/templates/{id}/analytics/` for `GET` and `/api/v1/templates/7/analytics/`.
-pub(crate) fn monolith_route(method: &reqwest::Method, path: &str) -> String {
+pub(crate) fn monolith_route(method: &reqwest::Method, path: &str) -> Cow<'static, str> {
+    if *method == reqwest::Method::GET
+        && let Some(route) = LITERAL_GET_ROUTES.iter().find(|route| route.strip_prefix("GET ") == Some(path))
+    {
+        return Cow::Borrowed(route);
+    }
     let route: Vec<&str> = path
         .split('/')
         .map(
@@ -341,7 +359,7 @@ pub(crate) fn monolith_route(method: &reqwest::Method, path: &str) -> String {
             },
         )
         .collect();
-    format!("{method} {}", route.join("/"))
+    Cow::Owned(format!("{method} {}", route.join("/")))
 }
 
 #[cfg(test)]
@@ -359,5 +377,21 @@ mod tests {
             "PATCH /api/v1/templates/{id}/draft/blocks/{id}/"
         );
         assert_eq!(monolith_route(&reqwest::Method::GET, "/api/v1/me/"), "GET /api/v1/me/");
+        assert_eq!(monolith_route(&reqwest::Method::GET, "/api/v1/memberships/"), "GET /api/v1/memberships/");
+    }
+
+    /// The labels answered from [`LITERAL_GET_ROUTES`] are the ones the segments would build.
+    #[test]
+    fn literal_routes_are_labelled_as_their_segments_would_label_them() {
+        for route in LITERAL_GET_ROUTES {
+            let path = route.strip_prefix("GET ").unwrap_or_default();
+            let segments: Vec<&str> = path.split('/').collect();
+            for segment in &segments {
+                assert!(segment.is_empty() || MONOLITH_SEGMENTS.contains(segment), "{route}: {segment}");
+            }
+            let built = segments.join("/");
+            assert_eq!(format!("GET {built}"), *route);
+            assert!(matches!(monolith_route(&reqwest::Method::GET, path), Cow::Borrowed(_)), "{route}");
+        }
     }
 }

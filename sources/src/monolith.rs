@@ -508,10 +508,10 @@ impl MonolithClient {
         let idempotent = method == Method::GET;
         let span = trace.is_on().then(|| {
             let route = crate::metrics::monolith_route(&method, path);
-            let template = route.split_once(' ').map_or(route.as_str(), |(_, template)| template).to_owned();
+            let template = route.split_once(' ').map_or(&*route, |(_, template)| template).to_owned();
             CallSpan {
                 parent: trace.clone(),
-                name: route,
+                name: route.into_owned(),
                 attributes: vec![
                     KeyValue::new("http.request.method", method.to_string()),
                     KeyValue::new("url.template", template),
