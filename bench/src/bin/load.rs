@@ -538,8 +538,10 @@ struct FloorRatios {
     throughput: f64,
     p50: f64,
     cpu: f64,
-    /// `cpu/dev` over `cpu/dev`: the devstack does the same calls for both, so this ratio
-    /// carries less of the machine's drift between runs than CPU per request does.
+    /// `cpu/dev` over `cpu/dev`: it carries less of the machine's drift between runs than CPU
+    /// per request does, but it is not neutral between the two sides: the devstack's own CPU
+    /// per request depends on how its client spreads the calls (BENCHMARKS.md, "Measuring the
+    /// floor's ratio").
     cpu_dev: Option<f64>,
     /// Per round: CPU per request, and `cpu/dev`.
     rounds: Vec<(f64, Option<f64>)>,
