@@ -11,12 +11,13 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_graphql::Variables;
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
 use async_graphql::registry::Registry;
 
+use crate::limits::cost::CostMemo;
 use crate::response_order::ResponseOrder;
 use crate::validated::VariableSites;
 
@@ -41,6 +42,8 @@ pub(crate) struct CachedDocument {
     /// `limits::complexity_bound` of the document, which depends on its text alone: walked
     /// once, not on every request that sends it.
     complexity_bound: OnceLock<usize>,
+    /// The last cost worked out for the document (`limits::cost`), kept with what it read.
+    cost: Mutex<Option<CostMemo>>,
 }
 
 impl CachedDocument {
@@ -57,6 +60,25 @@ impl CachedDocument {
     /// (`limits::complexity_bound`).
     pub(crate) fn complexity_bound(&self) -> usize {
         *self.complexity_bound.get_or_init(|| crate::limits::complexity_bound(&self.document))
+    }
+
+    /// The cost of `operation` of the document, asked for as `operation_name`, with
+    /// `variables` (`limits::cost`): remembered from the last request when it read the same.
+    pub(crate) fn cost(
+        &self,
+        registry: &Registry,
+        operation: (&OperationDefinition, Option<&str>),
+        variables: &Variables,
+        default_list_size: u64,
+    ) -> u64 {
+        crate::limits::cost::remembered_cost(
+            &self.cost,
+            registry,
+            &self.document,
+            operation,
+            variables,
+            default_list_size,
+        )
     }
 
     /// Whether a request for the document with `variables` may be validated in async-graphql's
@@ -119,6 +141,7 @@ impl<S: BuildHasher> DocumentCache<S> {
             validated: AtomicBool::new(false),
             variable_sites: OnceLock::new(),
             complexity_bound: OnceLock::new(),
+            cost: Mutex::new(None),
         });
         if let Some(entries) = &self.entries
             && text.len() <= MAX_CACHED_TEXT

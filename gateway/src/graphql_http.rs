@@ -15,7 +15,7 @@ use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Name, Variables};
 use async_graphql_axum::GraphQLProtocol;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use banyan_resolvers::{RequestScope, ServedLog};
 use banyan_sources::{Caller, Credential};
@@ -120,12 +120,12 @@ pub(crate) struct GraphqlParams {
 }
 
 /// `POST /graphql`.
-pub(crate) async fn post(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    extensions: http::Extensions,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+pub(crate) async fn post(State(app): State<AppState>, mut request: Request) -> Response {
+    // The headers and the peer are taken out of the request, not copied by extractors; the
+    // extensions stay, for the body's limit.
+    let headers = std::mem::take(request.headers_mut());
+    let peer = peer(request.extensions());
+    let body = Bytes::from_request(request, &app).await;
     let media = match negotiate(&headers) {
         Ok(media) => media,
         Err(refusal) => return refusal.render(Media::Json),
@@ -133,7 +133,7 @@ pub(crate) async fn post(
     if let Err(refusal) = check_csrf(&app, &headers) {
         return refusal.render(media);
     }
-    let client_ip = app.rate_limit.client_ip(peer(&extensions), &headers);
+    let client_ip = app.rate_limit.client_ip(peer, &headers);
     if let Err(refusal) = limit_before_identity(&app, &headers, client_ip).await {
         return refusal.render(media);
     }
@@ -498,35 +498,41 @@ fn bytes_response(status: StatusCode, media: Media, bytes: Vec<u8>) -> Response 
 /// Picks the response type from `Accept`: the spec's type when the client takes it at least as
 /// gladly as JSON, JSON for wildcards or no header, 406 when neither is acceptable.
 pub(crate) fn negotiate(headers: &HeaderMap) -> Result<Media, Refusal> {
-    let accept: Vec<&str> = headers
+    // Read in place, with no copy of the header or of a range: every request passes here.
+    let ranges = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if accept.is_empty() {
-        return Ok(Media::Json);
-    }
+        .filter(|v| !v.is_empty());
+    let mut any = false;
     let mut best: Option<(f32, u8, Media)> = None; // (q, explicitness, media)
-    for item in accept {
+    for item in ranges {
+        any = true;
         let mut pieces = item.split(';').map(str::trim);
-        let range = pieces.next().unwrap_or_default().to_ascii_lowercase();
+        let range = pieces.next().unwrap_or_default();
         let q =
             pieces.filter_map(|p| p.strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
         if q <= 0.0 {
             continue;
         }
-        let candidate = match range.as_str() {
-            "application/graphql-response+json" => (q, 2, Media::GraphqlResponse),
-            "application/json" => (q, 1, Media::Json),
-            "application/*" | "*/*" => (q, 0, Media::Json),
-            _ => continue,
+        let is = |media: &str| range.eq_ignore_ascii_case(media);
+        let candidate = if is("application/graphql-response+json") {
+            (q, 2, Media::GraphqlResponse)
+        } else if is("application/json") {
+            (q, 1, Media::Json)
+        } else if is("application/*") || range == "*/*" {
+            (q, 0, Media::Json)
+        } else {
+            continue;
         };
         if best.is_none_or(|(bq, bx, _)| (candidate.0, candidate.1) > (bq, bx)) {
             best = Some(candidate);
         }
+    }
+    if !any {
+        return Ok(Media::Json);
     }
     best.map(|(_, _, media)| media).ok_or_else(|| {
         Refusal::status(
@@ -757,19 +763,67 @@ mod tests {
         );
         assert!(negotiate(&accept("text/plain")).is_err());
         assert!(negotiate(&accept("application/json;q=0")).is_err());
+        // Media types are case-insensitive (RFC 9110, 8.3.1); an empty list accepts anything.
+        assert_eq!(
+            negotiate(&accept("Application/GraphQL-Response+JSON, application/json;q=0.9")).ok(),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(negotiate(&accept("APPLICATION/*")).ok(), Some(Media::Json));
+        assert_eq!(negotiate(&accept(" , ")).ok(), Some(Media::Json));
+        assert!(negotiate(&accept("application/json;q=0, */*;q=0")).is_err());
     }
 
     #[test]
     fn body_parameters_are_checked() {
-        assert!(params_from_body(br#"{"query":"{a}","variables":null,"extensions":{}}"#).is_ok());
-        for bad in [
-            &br#"[]"#[..],
-            br#"{"query":1}"#,
-            br#"{"query":"{a}","variables":"x"}"#,
-            br#"{"query":"{a}","operationName":0}"#,
-            b"{",
+        let params = params_from_body(
+            br#" {"query":"{a}","operationName":"A","variables":{"n":3,"s":[true,null,"x"],"o":{"f":1.5}},"other":[1]}"#,
+        )
+        .expect("a good body");
+        assert_eq!((params.query.as_str(), params.operation_name.as_deref()), ("{a}", Some("A")));
+        assert_eq!(
+            Value::Object(params.variables),
+            json!({ "n": 3, "s": [true, null, "x"], "o": { "f": 1.5 } })
+        );
+        for empty in [&br#"{"query":"{a}","variables":null,"extensions":{}}"#[..], br#"{"query":"{a}"}"#] {
+            let params = params_from_body(empty).expect("a good body");
+            assert!(params.variables.is_empty() && params.extensions.is_empty());
+        }
+        for (bad, code, message) in [
+            (&br#"[]"#[..], "BATCH_NOT_SUPPORTED", "batched requests"),
+            (br#" [{"query":"{a}"}]"#, "BATCH_NOT_SUPPORTED", "batched requests"),
+            (br#""{a}""#, "BAD_REQUEST", "the body must be a JSON object"),
+            (br#"{"query":1}"#, "BAD_REQUEST", "the `query` parameter must be a string"),
+            (
+                br#"{"query":"{a}","variables":"x"}"#,
+                "BAD_REQUEST",
+                "the `variables` parameter must be an object",
+            ),
+            (
+                br#"{"query":"{a}","variables":[{}]}"#,
+                "BAD_REQUEST",
+                "the `variables` parameter must be an object",
+            ),
+            (
+                br#"{"query":"{a}","extensions":1}"#,
+                "BAD_REQUEST",
+                "the `extensions` parameter must be an object",
+            ),
+            (br#"{"query":"{a}","operationName":0}"#, "BAD_REQUEST", "the `operationName` parameter"),
+            (br#"{"query":"{a}","documentId":0}"#, "BAD_REQUEST", "the `documentId` parameter"),
+            (br#"{"variables":{}}"#, "BAD_REQUEST", "the `query` parameter is missing"),
+            (b"{", "BAD_REQUEST", "the body is not valid JSON"),
+            (b"[", "BAD_REQUEST", "the body is not valid JSON"),
+            (br#"{"query":"{a}","variables":{"n":}}"#, "BAD_REQUEST", "the body is not valid JSON"),
         ] {
-            assert!(params_from_body(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            let refusal = params_from_body(bad).expect_err(&String::from_utf8_lossy(bad));
+            assert_eq!(refusal.status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(refusal.code, code, "{}", String::from_utf8_lossy(bad));
+            assert!(
+                refusal.message.contains(message),
+                "{}: {}",
+                String::from_utf8_lossy(bad),
+                refusal.message
+            );
         }
     }
 }

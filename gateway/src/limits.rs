@@ -33,7 +33,7 @@
 //! bound, plus graphql-js's rule against nesting `fields`/`interfaces`/`possibleTypes`/
 //! `inputFields` three deep.
 
-mod cost;
+pub(crate) mod cost;
 
 use std::any::TypeId;
 use std::cell::Cell;
@@ -897,8 +897,7 @@ pub(crate) fn precheck(
     if operation.ty == OperationType::Subscription && over_http {
         return Precheck::Checked;
     }
-    let cost =
-        cost::operation_cost(registry, &document.document, operation, variables, limits.default_list_size);
+    let cost = document.cost(registry, (operation, operation_name), variables, limits.default_list_size);
     if cost > limits.max_cost || document.complexity_bound() > limits.max_complexity {
         return Precheck::Checked;
     }

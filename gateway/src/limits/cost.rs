@@ -19,7 +19,11 @@
 //!
 //! The walk expands fragment spreads without memoising, which is linear in the expanded
 //! document: [`super::check_document`] has already bounded that by `limits.max_selections` and
-//! refused cycles.
+//! refused cycles. A cached document remembers its last cost ([`CostMemo`]) with the variables
+//! the walk read, so a page that sends the same document with the same page size is not walked
+//! again.
+
+use std::cell::RefCell;
 
 use async_graphql::Variables;
 use async_graphql::parser::types::{
@@ -50,6 +54,18 @@ pub(crate) fn operation_cost(
     variables: &Variables,
     default_list_size: u64,
 ) -> u64 {
+    walk(registry, document, operation, variables, default_list_size).0
+}
+
+/// The cost of `operation` ([`operation_cost`]) and the variables the walk read, with the values
+/// it read (`None`: neither sent nor defaulted), each once.
+fn walk(
+    registry: &Registry,
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+    variables: &Variables,
+    default_list_size: u64,
+) -> (u64, Vec<(Name, Option<ConstValue>)>) {
     let root = match operation.ty {
         async_graphql::parser::types::OperationType::Query => registry.query_type.as_str(),
         async_graphql::parser::types::OperationType::Mutation => {
@@ -65,8 +81,61 @@ pub(crate) fn operation_cost(
         variables,
         definitions: &operation.variable_definitions,
         default_list_size,
+        read: RefCell::default(),
     };
-    walker.selection_set(&operation.selection_set.node, root, None)
+    let cost = walker.selection_set(&operation.selection_set.node, root, None);
+    (cost, walker.read.into_inner())
+}
+
+/// The last cost worked out for an operation of one document, with everything besides the
+/// document it depended on: the operation's name as asked, the default list size, and each
+/// variable the walk read with the value it read. The schema is fixed for the process.
+pub(crate) struct CostMemo {
+    operation_name: Option<Box<str>>,
+    default_list_size: u64,
+    read: Vec<(Name, Option<ConstValue>)>,
+    cost: u64,
+}
+
+/// The cost of `operation` ([`operation_cost`]), asked for as `operation_name`: `memo`'s when
+/// it was worked out for the same operation, default size and values of the variables it read;
+/// else walked, and remembered in `memo` in place of what was there.
+pub(crate) fn remembered_cost(
+    memo: &std::sync::Mutex<Option<CostMemo>>,
+    registry: &Registry,
+    document: &ExecutableDocument,
+    (operation, operation_name): (&OperationDefinition, Option<&str>),
+    variables: &Variables,
+    default_list_size: u64,
+) -> u64 {
+    let lock = || memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(memo) = lock().as_ref()
+        && memo.operation_name.as_deref() == operation_name
+        && memo.default_list_size == default_list_size
+        && memo
+            .read
+            .iter()
+            .all(|(name, value)| variable(variables, &operation.variable_definitions, name) == value.as_ref())
+    {
+        return memo.cost;
+    }
+    let (cost, read) = walk(registry, document, operation, variables, default_list_size);
+    *lock() = Some(CostMemo { operation_name: operation_name.map(Box::from), default_list_size, read, cost });
+    cost
+}
+
+/// A variable's value: as sent, else its default in the operation.
+fn variable<'a>(
+    variables: &'a Variables,
+    definitions: &'a [Positioned<VariableDefinition>],
+    name: &Name,
+) -> Option<&'a ConstValue> {
+    variables.get(name).or_else(|| {
+        definitions
+            .iter()
+            .find(|definition| &definition.node.name.node == name)
+            .and_then(|definition| definition.node.default_value())
+    })
 }
 
 struct CostWalker<'a> {
@@ -75,6 +144,8 @@ struct CostWalker<'a> {
     variables: &'a Variables,
     definitions: &'a [Positioned<VariableDefinition>],
     default_list_size: u64,
+    /// The variables read so far, each once, with the value read.
+    read: RefCell<Vec<(Name, Option<ConstValue>)>>,
 }
 
 impl CostWalker<'_> {
@@ -151,16 +222,14 @@ impl CostWalker<'_> {
         )
     }
 
-    /// A variable's value: as sent, else its default in the operation.
+    /// A variable's value ([`variable`]), recorded as read.
     fn variable(&self, name: &Name) -> Option<ConstValue> {
-        if let Some(value) = self.variables.get(name) {
-            return Some(value.clone());
+        let value = variable(self.variables, self.definitions, name).cloned();
+        let mut read = self.read.borrow_mut();
+        if !read.iter().any(|(known, _)| known == name) {
+            read.push((name.clone(), value.clone()));
         }
-        self.definitions
-            .iter()
-            .find(|definition| &definition.node.name.node == name)
-            .and_then(|definition| definition.node.default_value())
-            .cloned()
+        value
     }
 
     /// Whether `@skip`/`@include` keep a selection (unknown or unresolved conditions keep it).

@@ -472,6 +472,52 @@ async fn cost_multiplies_by_page_sizes_and_list_sizes() {
 }
 
 #[tokio::test]
+async fn a_cached_documents_remembered_cost_is_never_another_requests() {
+    // One document, cached after its first request. Its cost is 1 + 1 + $n when the list is not
+    // skipped, and 0 when it is: the walk reads `$s`, and `$n` only when `$s` is false.
+    let state = schema_with(|config| config.limits.max_cost = 10);
+    let query = "query ($n: Int = 2, $s: Boolean = false) \
+                 { templates(workspaceId: \"x\", first: $n) @skip(if: $s) { nodes { id } } }";
+    let cases = [
+        (serde_json::json!({ "n": 3 }), 5),
+        (serde_json::json!({ "n": 50 }), 52),
+        (serde_json::json!({ "n": 3 }), 5),
+        (serde_json::json!({}), 4),
+        (serde_json::json!({ "n": 50, "s": true }), 0),
+        (serde_json::json!({ "n": 9, "s": true }), 0),
+        (serde_json::json!({ "n": 9, "s": false }), 11),
+        (serde_json::json!({ "n": 8 }), 10),
+        (serde_json::json!({ "n": 50 }), 52),
+    ];
+    for (variables, cost) in cases {
+        let response = run(&state, query, variables.clone()).await;
+        let refused = codes(&response).iter().any(|code| code == "QUERY_TOO_COSTLY");
+        assert_eq!(refused, cost > 10, "{variables}: {response}");
+        if refused {
+            let message = response["errors"][0]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(&format!("is {cost};")), "{variables}: {message}");
+        }
+    }
+}
+
+#[test]
+fn a_remembered_cost_is_the_walks_for_each_operation_and_its_variables() {
+    let registry = &banyan_resolvers::type_registry();
+    let text = "query A($n: Int!) { templates(workspaceId: \"x\", first: $n) { nodes { id } } } \
+                query B($n: Int!) { templates(workspaceId: \"x\", first: $n) { edges { node { id name } } } }";
+    let document =
+        crate::document_cache::DocumentCache::new(0).insert(text, parse_query(text).expect("parses"));
+    let order = [("A", 3), ("A", 3), ("B", 3), ("A", 3), ("B", 7), ("B", 7), ("A", 7), ("A", 100)];
+    for (name, n) in order {
+        let variables = async_graphql::Variables::from_json(serde_json::json!({ "n": n }));
+        let operation = select_operation(&document.document, Some(name)).expect("an operation");
+        // Counted by hand: A = 1 + (1 + n × 1); B = 1 + (1 + n × (1 + 2)).
+        let by_hand = if name == "A" { 2 + n } else { 2 + n * 3 };
+        assert_eq!(document.cost(registry, (operation, Some(name)), &variables, 20), by_hand, "{name} {n}");
+    }
+}
+
+#[tokio::test]
 async fn every_contract_operation_fits_the_default_cost() {
     let state = schema_with(|_| {});
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../frontend-contract");
